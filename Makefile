@@ -1,0 +1,48 @@
+# `make run` sets everything up on a fresh Debian/Ubuntu machine and starts the GUI.
+# `make test` sets up the same plus test-only packages and runs the whole suite.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+DEPS   := packaging/deps
+
+.PHONY: run test bench lint typecheck setup setup-test install-desktop clean
+
+$(VENV)/.apt-run: $(DEPS)/apt-run.txt
+	$(DEPS)/install-debian-deps $(DEPS)/apt-run.txt
+	@mkdir -p $(VENV) && touch $@
+
+$(VENV)/.apt-test: $(DEPS)/apt-run.txt $(DEPS)/apt-test.txt
+	$(DEPS)/install-debian-deps $(DEPS)/apt-run.txt $(DEPS)/apt-test.txt
+	@mkdir -p $(VENV) && touch $@
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.pip-run: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	@touch $@
+
+$(VENV)/.pip-test: pyproject.toml $(VENV)/.apt-test | $(PY)
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+setup: $(VENV)/.apt-run $(VENV)/.pip-run
+
+setup-test: setup $(VENV)/.apt-test $(VENV)/.pip-test
+
+run: setup
+	$(VENV)/bin/livesmith
+
+test: setup-test
+	$(PY) -m pytest
+
+bench: setup-test
+	$(PY) -m pytest tests/benchmarks -m benchmark -s -p no:cacheprovider
+
+lint: setup-test
+	$(VENV)/bin/ruff check app ui tests
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""One module per `livesmith` subcommand; see `app.cli` for the contract."""

@@ -1,0 +1,65 @@
+"""Finding external programs, with the Debian package to install when one is missing."""
+
+from __future__ import annotations
+
+import shutil
+
+from app.errors import MissingToolError
+
+# program -> Debian package that ships it
+DEBIAN_PACKAGES: dict[str, str] = {
+    "xorriso": "xorriso",
+    "isoinfo": "genisoimage",
+    "mksquashfs": "squashfs-tools",
+    "unsquashfs": "squashfs-tools",
+    "mkfs.erofs": "erofs-utils",
+    "dump.erofs": "erofs-utils",
+    "mformat": "mtools",
+    "mcopy": "mtools",
+    "mmd": "mtools",
+    "mkfs.vfat": "dosfstools",
+    "grub-mkimage": "grub-common",
+    "grub-mkstandalone": "grub-common",
+    "qemu-system-x86_64": "qemu-system-x86",
+    "qemu-img": "qemu-utils",
+    "sgdisk": "gdisk",
+    "fdisk": "fdisk",
+    "sfdisk": "fdisk",
+    "losetup": "mount",
+    "fakeroot": "fakeroot",
+    "apt-get": "apt",
+    "dpkg-deb": "dpkg",
+    "gpgv": "gpgv",
+    "zstd": "zstd",
+    "xz": "xz-utils",
+    "cpio": "cpio",
+    "busybox": "busybox-static",
+    "umockdev-wrapper": "umockdev",
+    "xvfb-run": "xvfb",
+    "udisksctl": "udisks2",
+}
+
+# Data files shipped by Debian packages that we read (not programs on PATH).
+DEBIAN_FILES: dict[str, str] = {
+    "/usr/lib/ISOLINUX/isolinux.bin": "isolinux",
+    "/usr/lib/ISOLINUX/isohdpfx.bin": "isolinux",
+    "/usr/lib/syslinux/modules/bios/ldlinux.c32": "syslinux-common",
+    "/usr/lib/grub/x86_64-efi": "grub-efi-amd64-bin",
+    "/usr/share/OVMF/OVMF_CODE_4M.fd": "ovmf",
+}
+
+
+def find_tool(name: str) -> str:
+    """Absolute path of program `name`, or MissingToolError naming its Debian package."""
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin:/bin")
+    if path is None:
+        raise MissingToolError(name, DEBIAN_PACKAGES.get(name))
+    return path
+
+
+def have_tool(name: str) -> bool:
+    try:
+        find_tool(name)
+    except MissingToolError:
+        return False
+    return True

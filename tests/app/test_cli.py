@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from app import __version__
+from app.cli import EXIT_FAILURE, EXIT_INPUT, build_parser, main, report_error
+from app.errors import Cancelled, InputError, MissingToolError, Problem, ValidationError
+from tests.conftest import ROOT
+
+
+def test_version_via_python_m_app() -> None:
+    out = subprocess.run([sys.executable, "-m", "app", "--version"], cwd=ROOT,
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"livesmith {__version__}"
+
+
+def test_help_lists_subcommands(capsys) -> None:
+    parser = build_parser()
+    text = parser.format_help()
+    assert "usage: livesmith" in text
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    out = subprocess.run([sys.executable, "-m", "app", "no-such-command"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "invalid choice" in out.stderr
+
+
+def test_errors_are_reported_with_what_where_and_hint(capsys) -> None:
+    assert report_error(InputError("not an ISO image", where="/tmp/x.iso")) == EXIT_INPUT
+    assert "livesmith: error: /tmp/x.iso: not an ISO image" in capsys.readouterr().err
+    assert report_error(MissingToolError("xorriso", "xorriso")) == EXIT_FAILURE
+    assert "sudo apt-get install xorriso" in capsys.readouterr().err
+    problems = [Problem("label", "must be 1-32 characters"), Problem("/x", "missing")]
+    assert report_error(ValidationError(problems)) == EXIT_INPUT
+    err = capsys.readouterr().err
+    assert "2 problems found" in err and "label: must be 1-32" in err and "/x: missing" in err
+    assert report_error(Cancelled()) == 130
+
+
+def test_main_returns_gui_failure_without_display(monkeypatch) -> None:
+    # No arguments hands over to the GUI module; a missing GUI gives a clear message, not a trace.
+    import app.cli as cli
+
+    monkeypatch.setattr(cli, "GUI_MODULE", "ui.does_not_exist")
+    assert main([]) == EXIT_FAILURE

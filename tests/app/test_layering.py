@@ -1,0 +1,56 @@
+"""`app/` is the Qt-free core: nothing in it may import PySide6 or the `ui` package."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+APP = ROOT / "app"
+
+
+def test_importing_every_app_module_loads_no_qt_and_no_ui() -> None:
+    # A fresh interpreter, so modules loaded by other tests cannot hide an indirect import.
+    script = (
+        "import importlib, json, pkgutil, sys, app\n"
+        "names = [m.name for m in pkgutil.walk_packages(app.__path__, 'app.')]\n"
+        "names = [n for n in names if n != 'app.__main__']\n"
+        "for n in names: importlib.import_module(n)\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6', 'ui'))\n"
+        "print(json.dumps({'modules': names, 'bad': bad}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                         text=True, check=True)
+    result = json.loads(out.stdout)
+    assert "app.cli" in result["modules"]  # the walk really found the package
+    assert result["bad"] == []
+
+
+def test_no_app_source_file_imports_qt_or_ui() -> None:
+    offenders = []
+    for path in APP.rglob("*.py"):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                if name.split(".")[0] in ("PySide6", "shiboken6", "PyQt5", "PyQt6", "ui"):
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {name}")
+    assert offenders == []
+
+
+def test_the_guard_detects_a_qt_import(tmp_path: Path) -> None:
+    # The AST check must be able to fail: feed it a file that imports PySide6.
+    bad = tmp_path / "bad.py"
+    bad.write_text("from PySide6.QtCore import QObject\n")
+    tree = ast.parse(bad.read_text())
+    modules = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    assert modules == ["PySide6.QtCore"]
