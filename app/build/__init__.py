@@ -1,0 +1,1 @@
+"""The live ISO build pipeline: profiles, stages, initramfs, root image, bootloaders."""

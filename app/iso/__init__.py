@@ -1,0 +1,1 @@
+"""ISO 9660 mastering (pycdlib) and inspection of any ISO image."""

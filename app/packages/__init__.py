@@ -1,0 +1,1 @@
+"""Package sources (glaucus, Arch-style, tarball folders, Debian), resolution, extraction."""

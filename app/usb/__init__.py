@@ -1,0 +1,1 @@
+"""USB writer: drive discovery, safe target checks, write and cache-proof verification."""
