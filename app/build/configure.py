@@ -1,0 +1,289 @@
+"""Stage 4, configure: host name, accounts, /etc/issue, os-release, fstab, init, overlay.
+
+Every file written here is recorded in the RootManifest as owned by root, so the image
+carries the right owners even though the build runs as an ordinary user.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.build.crypt import SALT_CHARS, sha512_crypt
+from app.build.manifest import FileMeta, Kind, RootManifest
+from app.build.profile import SystemOptions
+from app.build.rootpath import resolve_in_root, root_relative
+from app.errors import InputError, Problem, StageError
+from app.reporter import Level, Reporter, check_cancelled
+
+STAGE = "configure"
+USER_UID = 1000
+
+# Directories every live root needs: (path, mode)
+SKELETON = (("dev", 0o755), ("proc", 0o555), ("sys", 0o555), ("run", 0o755), ("tmp", 0o1777),
+            ("root", 0o700), ("etc", 0o755), ("mnt", 0o755), ("var", 0o755),
+            ("var/tmp", 0o1777), ("var/log", 0o755), ("home", 0o755))
+
+INITTAB = """\
+# Written by Livesmith: BusyBox init, a login on the screen and on the first serial port.
+::sysinit:/etc/init.d/rcS
+tty1::respawn:/sbin/getty 38400 tty1
+ttyS0::respawn:/sbin/getty -L 115200 ttyS0 vt100
+::ctrlaltdel:/sbin/reboot
+::shutdown:/bin/umount -a -r
+"""
+
+RCS = """\
+#!/bin/sh
+# Written by Livesmith. The initramfs already moved /dev, /proc, /sys and /run here.
+mountpoint -q /proc || mount -t proc proc /proc
+mountpoint -q /sys || mount -t sysfs sysfs /sys
+mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -a
+hostname -F /etc/hostname
+"""
+
+FSTAB = """\
+# Written by Livesmith. / is an overlay set up by the initramfs.
+proc    /proc     proc    defaults  0 0
+sysfs   /sys      sysfs   defaults  0 0
+devpts  /dev/pts  devpts  gid=5,mode=620  0 0
+tmpfs   /dev/shm  tmpfs   defaults  0 0
+tmpfs   /tmp      tmpfs   mode=1777 0 0
+"""
+
+
+@dataclass(frozen=True)
+class BuildFacts:
+    """What configure needs to know about the build besides the system options."""
+    name: str
+    label: str
+    build_id: str
+    date: str  # YYYY-MM-DD, from SOURCE_DATE_EPOCH when set
+
+
+ISSUE_FIELDS = ("name", "label", "date", "hostname", "user", "user_password", "root_password",
+                "user_line", "build_id")
+
+
+def render_issue(options: SystemOptions, facts: BuildFacts) -> str:
+    user_line = (f"or as {options.user} with password: {options.user_password}\n"
+                 if options.user else "")
+    values = {"name": facts.name, "label": facts.label, "date": facts.date,
+              "hostname": options.hostname, "user": options.user,
+              "user_password": options.user_password, "root_password": options.root_password,
+              "user_line": user_line, "build_id": facts.build_id}
+    text = options.issue.format(**values)
+    # getty treats backslashes as escapes (\n = host name); keep the user's text literal.
+    return text.replace("\\", "\\\\").rstrip("\n") + "\n\n"
+
+
+def validate_issue(template: str) -> list[Problem]:
+    try:
+        template.format(**{k: "" for k in ISSUE_FIELDS})
+    except (KeyError, IndexError, ValueError) as exc:
+        fields = ", ".join("{" + f + "}" for f in ISSUE_FIELDS)
+        return [Problem("/etc/issue text", f"bad placeholder {exc}; you can use {fields}")]
+    return []
+
+
+class RootWriter:
+    """Writes files into the staged root (chroot-style paths) and records them as root's."""
+
+    def __init__(self, root: Path, manifest: RootManifest):
+        self.root = root
+        self.manifest = manifest
+
+    def host_path(self, path: str) -> Path:
+        return resolve_in_root(self.root, path)
+
+    def ensure_dir(self, path: str, mode: int = 0o755) -> Path:
+        host = self.host_path(path)
+        if host.is_symlink() or (host.exists() and not host.is_dir()):
+            raise InputError(f"/{path} exists in the packages and is not a folder",
+                             where=STAGE)
+        rel_parts = Path(root_relative(self.root, host)).parts
+        current = self.root
+        for depth, part in enumerate(rel_parts, 1):
+            current = current / part
+            rel = root_relative(self.root, current)
+            if not current.exists():
+                current.mkdir()
+            if rel not in self.manifest:  # a folder of our own, not a package's
+                self.manifest.add(FileMeta(rel, Kind.DIR,
+                                           mode if depth == len(rel_parts) else 0o755))
+        return host
+
+    def write(self, path: str, data: str | bytes, mode: int = 0o644, *,
+              keep_meta: bool = True) -> Path:
+        host = self.host_path(path)
+        if host.parent != self.root:
+            self.ensure_dir(root_relative(self.root, host.parent))
+        if host.is_symlink() or host.is_dir():
+            raise InputError(f"/{path} exists in the packages as a link or folder; "
+                             "cannot write it", where=STAGE)
+        blob = data.encode() if isinstance(data, str) else data
+        tmp = host.with_name(f".{host.name}.livesmith-tmp")
+        tmp.write_bytes(blob)
+        os.chmod(tmp, 0o644 if mode & 0o111 == 0 else 0o755)
+        tmp.replace(host)
+        rel = root_relative(self.root, host)
+        existing = self.manifest.get(rel)
+        if keep_meta and existing is not None and existing.kind is Kind.FILE:
+            return host  # a package's file we edited keeps its owner and mode
+        self.manifest.add(FileMeta(rel, Kind.FILE, mode))
+        return host
+
+    def symlink(self, path: str, target: str) -> None:
+        parent = self.ensure_dir(str(Path(path).parent)) if "/" in path else self.root
+        link = parent / Path(path).name
+        if link.exists() or link.is_symlink():
+            return
+        link.symlink_to(target)
+        self.manifest.add(FileMeta(root_relative(self.root, link), Kind.SYMLINK, 0o777,
+                                   target=target))
+
+    def read(self, path: str) -> str | None:
+        host = self.host_path(path)
+        return host.read_text(errors="replace") if host.is_file() else None
+
+
+def deterministic_salt(*parts: str) -> str:
+    digest = hashlib.sha256("\0".join(parts).encode()).digest()
+    return "".join(SALT_CHARS[b % 64] for b in digest[:16])
+
+
+def _set_account(lines: list[str], name: str, entry: str) -> list[str]:
+    kept = [line for line in lines if line.split(":", 1)[0] != name]
+    return [*kept, entry]
+
+
+def configure_accounts(writer: RootWriter, options: SystemOptions, facts: BuildFacts,
+                       days: int) -> None:
+    passwd = (writer.read("etc/passwd") or "").splitlines()
+    group = (writer.read("etc/group") or "").splitlines()
+    shadow = (writer.read("etc/shadow") or "").splitlines()
+    if not any(line.startswith("root:") for line in passwd):
+        passwd = _set_account(passwd, "root", "root:x:0:0:root:/root:/bin/sh")
+    if not any(line.startswith("root:") for line in group):
+        group = _set_account(group, "root", "root:x:0:")
+    if not any(line.startswith("tty:") for line in group):
+        group.append("tty:x:5:")
+    root_hash = sha512_crypt(options.root_password, deterministic_salt(facts.build_id, "root"))
+    shadow = _set_account(shadow, "root", f"root:{root_hash}:{days}:0:99999:7:::")
+    if options.user:
+        user = options.user
+        passwd = _set_account(passwd, user,
+                              f"{user}:x:{USER_UID}:{USER_UID}:{user}:/home/{user}:/bin/sh")
+        group = _set_account(group, user, f"{user}:x:{USER_UID}:")
+        user_hash = sha512_crypt(options.user_password, deterministic_salt(facts.build_id, user))
+        shadow = _set_account(shadow, user, f"{user}:{user_hash}:{days}:0:99999:7:::")
+        home = writer.ensure_dir(f"home/{user}", 0o700)
+        writer.manifest.add(FileMeta(root_relative(writer.root, home), Kind.DIR, 0o700,
+                                     USER_UID, USER_UID))
+    writer.write("etc/passwd", "\n".join(passwd) + "\n", 0o644)
+    writer.write("etc/group", "\n".join(group) + "\n", 0o644)
+    writer.write("etc/shadow", "\n".join(shadow) + "\n", 0o600, keep_meta=False)
+
+
+def find_busybox(root: Path) -> Path | None:
+    for rel in ("bin/busybox", "usr/bin/busybox", "sbin/busybox", "usr/sbin/busybox"):
+        host = resolve_in_root(root, rel)
+        if host.is_file():
+            return host
+    return None
+
+
+def busybox_applets(busybox: Path) -> list[str]:
+    """Applet paths (e.g. 'bin/sh', 'sbin/init') of this busybox build."""
+    try:
+        out = subprocess.run([str(busybox), "--list-full"], capture_output=True, text=True,
+                             timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise StageError(f"cannot ask {busybox.name} for its applets: {exc}", stage=STAGE) \
+            from exc
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+
+
+def install_busybox_init(writer: RootWriter, reporter: Reporter) -> bool:
+    """Give a root without an init of its own BusyBox's init, getty and applet links."""
+    if writer.host_path("sbin/init").exists():
+        reporter.log(Level.INFO, "the packages bring their own /sbin/init; leaving it alone")
+        return False
+    busybox = find_busybox(writer.root)
+    if busybox is None:
+        raise StageError("the system has no /sbin/init and no BusyBox to provide one; "
+                         "add busybox (or a package with an init) to the packages", stage=STAGE)
+    target = "/" + root_relative(writer.root, busybox)
+    applets = busybox_applets(busybox)
+    for applet in applets:
+        if applet.lstrip("/") != target.lstrip("/"):
+            writer.symlink(applet.lstrip("/"), target)
+    reporter.log(Level.INFO, f"linked {len(applets)} BusyBox applets to {target}")
+    writer.write("etc/inittab", INITTAB)
+    writer.write("etc/init.d/rcS", RCS, 0o755)
+    return True
+
+
+def copy_overlay(writer: RootWriter, overlay: Path, reporter: Reporter) -> int:
+    count = 0
+    for dirpath, dirnames, filenames in os.walk(overlay):
+        dirnames.sort()
+        rel_dir = Path(dirpath).relative_to(overlay).as_posix()
+        for name in dirnames:
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            if Path(dirpath, name).is_symlink():
+                writer.symlink(rel, os.readlink(Path(dirpath, name)))
+            else:
+                writer.ensure_dir(rel, stat.S_IMODE(Path(dirpath, name).stat().st_mode))
+        for name in sorted(filenames):
+            check_cancelled(reporter)
+            src = Path(dirpath, name)
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            if src.is_symlink():
+                writer.symlink(rel, os.readlink(src))
+            elif src.is_file():
+                writer.write(rel, src.read_bytes(), stat.S_IMODE(src.stat().st_mode),
+                             keep_meta=False)
+            else:
+                reporter.log(Level.WARNING, f"overlay: skipping {src} (not a file or link)")
+                continue
+            count += 1
+    return count
+
+
+def configure_root(root: Path, manifest: RootManifest, options: SystemOptions,
+                   facts: BuildFacts, reporter: Reporter, *, epoch: int) -> None:
+    writer = RootWriter(root, manifest)
+    for path, mode in SKELETON:
+        writer.ensure_dir(path, mode)
+    writer.write("etc/hostname", options.hostname + "\n")
+    writer.write("etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{options.hostname}\n"
+                              "::1\tlocalhost ip6-localhost ip6-loopback\n")
+    configure_accounts(writer, options, facts, days=epoch // 86400)
+    writer.write("etc/issue", render_issue(options, facts), keep_meta=False)
+    if writer.read("etc/os-release") is None and writer.read("usr/lib/os-release") is None:
+        writer.write("etc/os-release",
+                     f'NAME="Livesmith live"\nID=livesmith\nPRETTY_NAME="{facts.name} '
+                     f'(Livesmith live)"\nBUILD_ID={facts.build_id}\nIMAGE_ID={facts.label}\n'
+                     f"IMAGE_VERSION={facts.date}\n")
+    else:
+        reporter.log(Level.INFO, "the packages bring their own os-release; leaving it alone")
+    if writer.read("etc/fstab") is None:
+        writer.write("etc/fstab", FSTAB)
+    check_cancelled(reporter)
+    install_busybox_init(writer, reporter)
+    if options.overlay:
+        overlay = Path(options.overlay).expanduser()
+        count = copy_overlay(writer, overlay, reporter)
+        reporter.log(Level.INFO, f"copied {count} files from the overlay folder {overlay}")
+
+
+def clean_scratch(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,322 @@
+"""Build profiles: everything a build needs to know, as frozen dataclasses saved as TOML.
+
+A profile is pure data. `validate_profile` checks what can be checked without touching the
+package source; the pipeline's validate stage adds the checks that need the source and the disk.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import tomllib
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import tomli_w
+
+from app.errors import InputError, Problem, ValidationError
+from app.packages.model import SourceKind, SourceSpec
+
+PROFILE_VERSION = 1
+
+
+class RootImageFormat(enum.Enum):
+    SQUASHFS = "squashfs"
+    EROFS = "erofs"
+    RAM = "ram"  # no image: the whole root lives in the initramfs
+
+
+class Compressor(enum.Enum):
+    ZSTD = "zstd"
+    XZ = "xz"
+    GZIP = "gzip"
+    LZ4 = "lz4"
+    LZ4HC = "lz4hc"
+    NONE = "none"
+
+
+# What each root image format can compress with, and the default level for each compressor.
+FORMAT_COMPRESSORS: dict[RootImageFormat, tuple[Compressor, ...]] = {
+    RootImageFormat.SQUASHFS: (Compressor.ZSTD, Compressor.XZ, Compressor.GZIP, Compressor.LZ4),
+    RootImageFormat.EROFS: (Compressor.LZ4HC, Compressor.LZ4, Compressor.NONE),
+    RootImageFormat.RAM: (Compressor.ZSTD, Compressor.XZ, Compressor.GZIP, Compressor.NONE),
+}
+LEVEL_RANGES: dict[Compressor, tuple[int, int, int]] = {  # (min, max, default)
+    Compressor.ZSTD: (1, 22, 15),
+    Compressor.XZ: (0, 9, 6),
+    Compressor.GZIP: (1, 9, 9),
+    Compressor.LZ4HC: (1, 12, 9),
+}
+
+
+@dataclass(frozen=True)
+class PackageOptions:
+    source: SourceSpec = SourceSpec(SourceKind.APT)
+    packages: tuple[str, ...] = ()
+    follow_dependencies: bool = True
+    carry: bool = False  # copy the package files and their index onto the ISO under /packages
+
+
+@dataclass(frozen=True)
+class KernelOptions:
+    package: str = ""  # package that ships the kernel; "" = find it among the selected packages
+    extra_modules: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BootOptions:
+    bios: bool = True
+    uefi: bool = True
+    timeout: int = 5  # seconds, at most 5
+    cmdline: str = ""  # extra kernel parameters
+    copytoram_entry: bool = True
+    safe_entry: bool = True
+
+
+DEFAULT_ISSUE = (
+    "{name} live system ({label}), built {date}\n"
+    "Log in as root with password: {root_password}\n"
+    "{user_line}"
+)
+
+
+@dataclass(frozen=True)
+class SystemOptions:
+    hostname: str = "livesmith"
+    root_password: str = "live"
+    user: str = ""
+    user_password: str = ""
+    issue: str = DEFAULT_ISSUE
+    overlay: str = ""  # folder copied on top of the root
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    format: RootImageFormat = RootImageFormat.SQUASHFS
+    compressor: Compressor = Compressor.ZSTD
+    level: int | None = None  # None: the compressor's default
+
+
+@dataclass(frozen=True)
+class IsoOptions:
+    label: str = "LIVESMITH"
+    publisher: str = ""
+    application: str = "LIVESMITH LIVE"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str = ""
+    packages: PackageOptions = field(default_factory=PackageOptions)
+    kernel: KernelOptions = field(default_factory=KernelOptions)
+    boot: BootOptions = field(default_factory=BootOptions)
+    system: SystemOptions = field(default_factory=SystemOptions)
+    image: ImageOptions = field(default_factory=ImageOptions)
+    iso: IsoOptions = field(default_factory=IsoOptions)
+
+    def with_changes(self, **changes: Any) -> Profile:
+        return replace(self, **changes)
+
+
+# --- TOML --------------------------------------------------------------------------------
+
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _to_plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, tuple | list):
+        return [_to_plain(v) for v in value]
+    return value
+
+
+def profile_to_dict(profile: Profile) -> dict[str, Any]:
+    data = _to_plain(profile)
+    # TOML has no null: drop unset optional values.
+    if data["image"]["level"] is None:
+        del data["image"]["level"]
+    return {"version": PROFILE_VERSION, **data}
+
+
+T = TypeVar("T")
+
+
+def _from_plain(cls: type[T], data: Any, where: str, problems: list[Problem]) -> T:
+    if not isinstance(data, dict):
+        problems.append(Problem(where, "must be a table"))
+        return cls()
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    for key in data:
+        if key not in known:
+            problems.append(Problem(f"{where}.{key}", "unknown setting"))
+    kwargs: dict[str, Any] = {}
+    defaults = cls()
+    for name in known:
+        if name in data:
+            kwargs[name] = _convert(name, data[name], getattr(defaults, name),
+                                    f"{where}.{name}", problems)
+    return cls(**kwargs)
+
+
+_NESTED: dict[str, type] = {
+    "packages": PackageOptions, "kernel": KernelOptions, "boot": BootOptions,
+    "system": SystemOptions, "image": ImageOptions, "iso": IsoOptions,
+}
+_ENUMS: dict[str, type[enum.Enum]] = {"format": RootImageFormat, "compressor": Compressor}
+
+
+def _convert(name: str, value: Any, default: Any, where: str, problems: list[Problem]) -> Any:
+    if name in _NESTED and isinstance(value, dict):
+        return _from_plain(_NESTED[name], value, where, problems)
+    if name == "source":
+        if not isinstance(value, dict) or "kind" not in value:
+            problems.append(Problem(where, "needs a table with `kind` (and `location`)"))
+            return default
+        try:
+            kind = SourceKind(value["kind"])
+        except ValueError:
+            choices = ", ".join(k.value for k in SourceKind)
+            problems.append(Problem(f"{where}.kind", f"unknown source kind {value['kind']!r}; "
+                                    f"choose one of {choices}"))
+            return default
+        return SourceSpec(kind, str(value.get("location", "")))
+    if name in _ENUMS:
+        try:
+            return _ENUMS[name](value)
+        except ValueError:
+            choices = ", ".join(e.value for e in _ENUMS[name])
+            problems.append(Problem(where, f"unknown value {value!r}; choose one of {choices}"))
+            return default
+    if isinstance(default, tuple):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            problems.append(Problem(where, "must be a list of strings"))
+            return default
+        return tuple(value)
+    expected = type(default) if default is not None else (int if name == "level" else str)
+    if (expected is int and isinstance(value, bool)) or not isinstance(value, expected):
+        problems.append(Problem(where, f"must be {expected.__name__}, not {type(value).__name__}"))
+        return default
+    return value
+
+
+def profile_from_dict(data: dict[str, Any], *, where: str = "profile") -> Profile:
+    problems: list[Problem] = []
+    data = dict(data)
+    version = data.pop("version", PROFILE_VERSION)
+    if version != PROFILE_VERSION:
+        problems.append(Problem(f"{where}: version", f"unsupported profile version {version}"))
+    if not isinstance(data.get("name"), str) or not data["name"]:
+        problems.append(Problem(f"{where}: name", "every profile needs a name"))
+        data["name"] = "unnamed"
+    kwargs: dict[str, Any] = {"name": data.pop("name")}
+    if "description" in data:
+        kwargs["description"] = str(data.pop("description"))
+    for key, value in data.items():
+        if key not in _NESTED:
+            problems.append(Problem(f"{where}: {key}", "unknown section"))
+            continue
+        kwargs[key] = _from_plain(_NESTED[key], value, f"{where}: {key}", problems)
+    if problems:
+        raise ValidationError(problems)
+    return Profile(**kwargs)
+
+
+def save_profile(profile: Profile, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(tomli_w.dumps(profile_to_dict(profile)))
+    tmp.replace(path)
+
+
+def load_profile(path: Path) -> Profile:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InputError(f"cannot read the profile: {exc.strerror}", where=str(path)) from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"not a valid TOML file: {exc}", where=str(path)) from exc
+    return profile_from_dict(data, where=str(path))
+
+
+def builtin_profiles() -> dict[str, Profile]:
+    """Profiles shipped with the app (resources/profiles/*.toml), by name."""
+    found: dict[str, Profile] = {}
+    for entry in sorted(resources.files("resources.profiles").iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".toml"):
+            profile = profile_from_dict(tomllib.loads(entry.read_text()),
+                                        where=f"built-in profile {entry.name}")
+            found[profile.name] = profile
+    return found
+
+
+def builtin_profile(name: str) -> Profile:
+    profiles = builtin_profiles()
+    if name not in profiles:
+        raise InputError(f"no built-in profile named {name!r}; "
+                         f"available: {', '.join(sorted(profiles))}")
+    return profiles[name]
+
+
+
+# --- checks that need nothing but the profile -------------------------------------------
+
+_HOSTNAME_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+_USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+
+
+def validate_profile(profile: Profile) -> list[Problem]:
+    """Every problem in the profile's own values, all at once (label checks included)."""
+    problems: list[Problem] = []
+    from app.iso.labels import validate_label
+
+    problems += validate_label(profile.iso.label)
+    if not profile.packages.packages:
+        problems.append(Problem("packages", "no packages selected"))
+    host = profile.system.hostname
+    if not host or len(host) > 253 or not all(_HOSTNAME_LABEL.match(p) for p in host.split(".")):
+        problems.append(Problem("hostname", f"{host!r} is not a valid host name",
+                                "letters, digits and '-', at most 63 per dot-separated part"))
+    user = profile.system.user
+    if user:
+        if not _USER_NAME.match(user) or user == "root":
+            problems.append(Problem("user", f"{user!r} is not a valid user name",
+                                    "lower-case letters, digits, '_' and '-', starting with a "
+                                    "letter, at most 32 characters, not 'root'"))
+        if not profile.system.user_password:
+            problems.append(Problem("user password", f"the user {user!r} needs a password"))
+    if not profile.system.root_password:
+        problems.append(Problem("root password", "empty; a live system needs a root password"))
+    if not profile.boot.bios and not profile.boot.uefi:
+        problems.append(Problem("boot", "choose BIOS, UEFI or both"))
+    if not 0 <= profile.boot.timeout <= 5:
+        problems.append(Problem("boot timeout", f"{profile.boot.timeout} s; use 0 to 5 seconds"))
+    image = profile.image
+    allowed = FORMAT_COMPRESSORS[image.format]
+    if image.compressor not in allowed:
+        problems.append(Problem("compressor", f"{image.format.value} cannot use "
+                                f"{image.compressor.value}; choose "
+                                f"{', '.join(c.value for c in allowed)}"))
+    if image.level is not None:
+        low, high, _ = LEVEL_RANGES.get(image.compressor, (0, 0, 0))
+        if image.compressor not in LEVEL_RANGES:
+            problems.append(Problem("compression level",
+                                    f"{image.compressor.value} has no levels; leave it unset"))
+        elif not low <= image.level <= high:
+            problems.append(Problem("compression level", f"{image.level} is out of range for "
+                                    f"{image.compressor.value} ({low}-{high})"))
+    overlay = profile.system.overlay
+    if overlay and not Path(overlay).expanduser().is_dir():
+        problems.append(Problem("overlay folder", f"{overlay} is not a folder"))
+    if profile.packages.source.kind is not SourceKind.APT and not profile.packages.source.location:
+        problems.append(Problem("package source", "no folder chosen"))
+    return problems
+
+
+def compression_level(image: ImageOptions) -> int | None:
+    if image.level is not None:
+        return image.level
+    return LEVEL_RANGES[image.compressor][2] if image.compressor in LEVEL_RANGES else None

@@ -1,0 +1,107 @@
+"""Stage 6, root image: SquashFS or EROFS from the staged root, owners from the manifest.
+
+The build user cannot chown or mknod, so the on-disk tree has the contents and the
+RootManifest has the truth. mksquashfs takes the truth as pseudo-file definitions; mkfs.erofs
+has no such input, so it runs under fakeroot after the manifest was applied under fakeroot.
+RAM mode makes no image: the initramfs stage packs the whole root.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from app.build.manifest import Kind, RootManifest
+from app.build.profile import Compressor, ImageOptions, RootImageFormat, compression_level
+from app.procs import run_tool
+from app.reporter import Reporter
+
+STAGE = "root image"
+IMAGE_NAMES = {RootImageFormat.SQUASHFS: "rootfs.sfs", RootImageFormat.EROFS: "rootfs.erofs"}
+
+
+def _pseudo_name(path: str) -> str:
+    # One definition per line; spaces and quotes in names are backslash-escaped.
+    out = []
+    for ch in path:
+        if ch in ' "\\\t':
+            out.append("\\")
+        out.append(ch)
+    return "/" + "".join(out)
+
+
+def squashfs_pseudo_definitions(manifest: RootManifest) -> str:
+    lines = []
+    for meta in manifest.sorted():
+        name = _pseudo_name(meta.path)
+        mode = f"{meta.mode & 0o7777:04o}"
+        if meta.kind in (Kind.CHAR, Kind.BLOCK):
+            code = "c" if meta.kind is Kind.CHAR else "b"
+            lines.append(f"{name} {code} {mode} {meta.uid} {meta.gid} "
+                         f"{meta.rdev_major} {meta.rdev_minor}")
+        elif meta.kind in (Kind.FIFO, Kind.SOCKET):
+            kind = "f" if meta.kind is Kind.FIFO else "s"
+            lines.append(f"{name} i {mode} {meta.uid} {meta.gid} {kind}")
+        else:
+            lines.append(f"{name} m {mode} {meta.uid} {meta.gid}")
+    return "\n".join(lines) + "\n"
+
+
+def make_squashfs(root: Path, manifest: RootManifest, options: ImageOptions, out: Path,
+                  reporter: Reporter, *, epoch: int, work: Path) -> Path:
+    pseudo = work / "squashfs.pseudo"
+    pseudo.write_text(squashfs_pseudo_definitions(manifest))
+    level = compression_level(options)
+    args = ["mksquashfs", str(root), str(out), "-noappend", "-no-xattrs",
+            "-pf", str(pseudo), "-comp", options.compressor.value, "-b", "1M",
+            "-mkfs-time", str(epoch), "-all-time", str(epoch), "-no-progress",
+            "-processors", str(os.cpu_count() or 1)]
+    if level is not None and options.compressor in (Compressor.ZSTD, Compressor.XZ,
+                                                     Compressor.GZIP):
+        flag = {"zstd": "-Xcompression-level", "gzip": "-Xcompression-level"}.get(
+            options.compressor.value)
+        if flag:
+            args += [flag, str(level)]
+        elif options.compressor is Compressor.XZ:
+            args += ["-Xbcj", "x86"]
+    if out.exists():
+        out.unlink()
+    run_tool(args, reporter, stage=STAGE)
+    return out
+
+
+def manifest_lines(manifest: RootManifest) -> str:
+    """Tab-separated entries for the fakeroot helper (`python -m app.build.fakeroot_apply`)."""
+    return "".join(f"{m.kind.value}\t{m.mode:o}\t{m.uid}\t{m.gid}\t{m.rdev_major}\t"
+                   f"{m.rdev_minor}\t{m.path}\n" for m in manifest.sorted())
+
+
+def make_erofs(root: Path, manifest: RootManifest, options: ImageOptions, out: Path,
+               reporter: Reporter, *, epoch: int, work: Path, uuid: str) -> Path:
+    listing = work / "manifest.tsv"
+    listing.write_text(manifest_lines(manifest))
+    state = work / "fakeroot.state"
+    run_tool(["fakeroot", "-s", str(state), "--", sys.executable, "-m",
+              "app.build.fakeroot_apply", str(root), str(listing)], reporter, stage=STAGE,
+             env={"PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    args = ["fakeroot", "-i", str(state), "--", "mkfs.erofs", f"-T{epoch}", f"-U{uuid}",
+            "-x-1"]
+    if options.compressor is not Compressor.NONE:
+        level = compression_level(options)
+        comp = options.compressor.value + (f",{level}" if level is not None else "")
+        args.append(f"-z{comp}")
+    if out.exists():
+        out.unlink()
+    run_tool([*args, str(out), str(root)], reporter, stage=STAGE)
+    return out
+
+
+def make_root_image(root: Path, manifest: RootManifest, options: ImageOptions, live_dir: Path,
+                    reporter: Reporter, *, epoch: int, work: Path, uuid: str) -> Path | None:
+    if options.format is RootImageFormat.RAM:
+        return None
+    out = live_dir / IMAGE_NAMES[options.format]
+    if options.format is RootImageFormat.SQUASHFS:
+        return make_squashfs(root, manifest, options, out, reporter, epoch=epoch, work=work)
+    return make_erofs(root, manifest, options, out, reporter, epoch=epoch, work=work, uuid=uuid)
