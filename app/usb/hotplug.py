@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -40,7 +41,19 @@ def event_source() -> str:
     Without udevd (a container, a minimal VM) nothing arrives on the udev group; the kernel's
     own events still say when disks come and go, and the listing reads sysfs.
     """
-    return "udev" if UDEV_CONTROL.exists() else "kernel"
+    return "udev" if udevd_running() else "kernel"
+
+
+def udevd_running(control: Path = UDEV_CONTROL) -> bool:
+    """True if systemd-udevd answers on its control socket (a stale socket file refuses)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    try:
+        sock.connect(str(control))
+    except OSError:
+        return False
+    finally:
+        sock.close()
+    return True
 
 
 class DriveMonitor:
