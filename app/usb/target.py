@@ -86,6 +86,7 @@ class DiskUse:
     swaps: tuple[tuple[str, str], ...]
     holds_image: bool
     other_mounts: tuple[tuple[str, str], ...]
+    holders: tuple[str, ...] = ()  # devices stacked on the disk (open LUKS, LVM, md)
 
     def refusal(self) -> str | None:
         """Why this disk may never be written, or None."""
@@ -291,8 +292,10 @@ def disk_use(disk_sys_path: str | Path, *, mounts: Sequence[Mount] | None = None
     if image is not None:
         holds_image = filesystem_devno(image, mounts) in family or _loop_backs_onto(
             disk_sys_path, image)
+    own = {Path(disk_sys_path).name, *(p.name for p in partitions_of(disk_sys_path))}
+    holders = tuple(node for node in family.values() if node.removeprefix("/dev/") not in own)
     return DiskUse(tuple(critical), tuple(swap_entries), holds_image,
-                   tuple(dict.fromkeys(other)))
+                   tuple(dict.fromkeys(other)), holders)
 
 
 def _loop_backs_onto(disk_sys_path: str | Path, image: str | Path) -> bool:
@@ -506,6 +509,10 @@ def _block_target(given: Path, st: os.stat_result, *, image: Path | None, allow_
         raise DeviceBusy(f"has mounted partitions: {_format_mounts(use.other_mounts)}",
                          where=where, hint="unmount them (or eject the drive's filesystems) "
                          "and try again")
+    if use.holders and not allow_mounted:
+        raise DeviceBusy(f"is in use by {', '.join(use.holders)} (an open LUKS container, "
+                         "LVM or RAID)", where=where,
+                         hint="lock or deactivate it (e.g. eject the drive) and try again")
     return Target(devnode, TargetKind.BLOCK, size, logical_sector_size(sys_path), False,
                   describe_disk(sys_path, size), devno)
 

@@ -36,7 +36,7 @@ from gi.repository import UMockdev  # noqa: E402
 
 from app.usb.drives import Drive, list_drives  # noqa: E402
 from app.usb.hotplug import DriveMonitor  # noqa: E402
-from app.usb.target import Mount, Swap  # noqa: E402
+from app.usb.target import Mount, Swap, disk_use  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -153,6 +153,10 @@ def test_root_on_luks_on_a_usb_disk_is_found_through_holders(tb: Any) -> None:
     assert every["/dev/sdb"].excluded_reason == \
         "holds the running system: /dev/dm-0 is mounted at /"
     assert every["/dev/dm-0"].excluded_reason == "device-mapper device (LVM, LUKS)"
+    # Not mounted at all, the open container still marks the stick as in use.
+    use = disk_use(stick.sys_path, mounts=[], swaps=[])
+    assert use.holders == ("/dev/dm-0",) and use.refusal() is None
+    assert disk_use(crypt.sys_path, mounts=[], swaps=[]).holders == ()
 
 
 def test_a_partition_is_not_listed_as_a_drive(tb: Any) -> None:
