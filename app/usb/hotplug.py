@@ -207,8 +207,7 @@ class DriveMonitor:
             every_disk = list_drives(self._context, include_excluded=True, mounts=self._mounts,
                                      swaps=self._swaps, image=self._image)
         except Exception as exc:  # a vanished sysfs entry mid-listing: try at the next event
-            if self._on_error is not None:
-                self._on_error(exc)
+            self._report_error(exc)
             return
         drives = [d for d in every_disk if self._include_excluded or d.offered]
         with self._lock:
@@ -220,7 +219,12 @@ class DriveMonitor:
         try:
             callback(*args)
         except Exception as exc:  # keep watching even if the receiver fails
-            if self._on_error is not None:
+            self._report_error(exc)
+
+    def _report_error(self, exc: BaseException) -> None:
+        if self._on_error is not None:
+            # The receiver may be gone already (a closed window); the thread must go on.
+            with contextlib.suppress(Exception):
                 self._on_error(exc)
 
 
