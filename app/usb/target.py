@@ -86,6 +86,7 @@ class DiskUse:
     swaps: tuple[tuple[str, str], ...]
     holds_image: bool
     other_mounts: tuple[tuple[str, str], ...]
+    holders: tuple[str, ...] = ()  # devices stacked on the disk (open LUKS, LVM, md)
 
     def refusal(self) -> str | None:
         """Why this disk may never be written, or None."""
@@ -291,8 +292,10 @@ def disk_use(disk_sys_path: str | Path, *, mounts: Sequence[Mount] | None = None
     if image is not None:
         holds_image = filesystem_devno(image, mounts) in family or _loop_backs_onto(
             disk_sys_path, image)
+    own = {Path(disk_sys_path).name, *(p.name for p in partitions_of(disk_sys_path))}
+    holders = tuple(node for node in family.values() if node.removeprefix("/dev/") not in own)
     return DiskUse(tuple(critical), tuple(swap_entries), holds_image,
-                   tuple(dict.fromkeys(other)))
+                   tuple(dict.fromkeys(other)), holders)
 
 
 def _loop_backs_onto(disk_sys_path: str | Path, image: str | Path) -> bool:
@@ -366,32 +369,34 @@ def _udev_text(props: Mapping[str, str], name: str) -> str:
     return props.get(name, "").replace("_", " ").strip()
 
 
-def disk_identity(disk_sys_path: str | Path, props: Mapping[str, str] | None = None
-                  ) -> DiskIdentity:
-    """Vendor, model and serial from udev properties, falling back to sysfs attributes.
+def disk_identity(device: pyudev.Device) -> DiskIdentity:
+    """Vendor, model and serial from udev properties, falling back to the parent's sysfs
+    attributes (SCSI vendor/model, MMC name/serial) when udev has not described the disk."""
+    props: Mapping[str, str] = device.properties
+    parent = device.parent
 
-    `props` are the disk's udev properties; by default they are read through pyudev (empty
-    when udev has no database, e.g. in a container).
-    """
-    if props is None:
-        props = _udev_properties(disk_sys_path)
-    vendor = _udev_text(props, "ID_VENDOR") or read_attr(disk_sys_path, "device/vendor") or ""
-    model = (_udev_text(props, "ID_MODEL") or read_attr(disk_sys_path, "device/model")
-             or read_attr(disk_sys_path, "device/name") or "")
-    serial = (props.get("ID_SERIAL_SHORT") or read_attr(disk_sys_path, "device/serial") or "")
-    return DiskIdentity(" ".join(vendor.split()), " ".join(model.split()), serial.strip())
+    def parent_attr(name: str) -> str:
+        return (read_attr(parent.sys_path, name) if parent is not None else None) or ""
+
+    vendor = _udev_text(props, "ID_VENDOR") or parent_attr("vendor")
+    model = _udev_text(props, "ID_MODEL") or parent_attr("model") or parent_attr("name")
+    serial = props.get("ID_SERIAL_SHORT") or parent_attr("serial")
+    return DiskIdentity(_name_or_empty(vendor), _name_or_empty(model), serial.strip())
 
 
-def _udev_properties(disk_sys_path: str | Path) -> Mapping[str, str]:
-    try:
-        device = pyudev.Devices.from_sys_path(pyudev.Context(), str(disk_sys_path))
-        return dict(device.properties)
-    except (pyudev.DeviceNotFoundError, OSError):
-        return {}
+def _name_or_empty(text: str) -> str:
+    # virtio and some bridges report a numeric id ("0x1af4") where a name belongs.
+    text = " ".join(text.split())
+    return "" if re.fullmatch(r"0x[0-9a-fA-F]+", text) else text
 
 
 def describe_disk(disk_sys_path: str | Path, size: int) -> str:
-    ident = disk_identity(disk_sys_path)
+    """"Vendor Model Serial Size" of a whole disk (only the size if nothing else is known)."""
+    try:
+        device = pyudev.Devices.from_sys_path(pyudev.Context(), str(disk_sys_path))
+        ident = disk_identity(device)
+    except (pyudev.DeviceNotFoundError, OSError):
+        ident = DiskIdentity("", "", "")
     parts = [ident.vendor, ident.model, ident.serial, human_size(size)]
     return " ".join(p for p in parts if p)
 
@@ -504,6 +509,10 @@ def _block_target(given: Path, st: os.stat_result, *, image: Path | None, allow_
         raise DeviceBusy(f"has mounted partitions: {_format_mounts(use.other_mounts)}",
                          where=where, hint="unmount them (or eject the drive's filesystems) "
                          "and try again")
+    if use.holders and not allow_mounted:
+        raise DeviceBusy(f"is in use by {', '.join(use.holders)} (an open LUKS container, "
+                         "LVM or RAID)", where=where,
+                         hint="lock or deactivate it (e.g. eject the drive) and try again")
     return Target(devnode, TargetKind.BLOCK, size, logical_sector_size(sys_path), False,
                   describe_disk(sys_path, size), devno)
 
