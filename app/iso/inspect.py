@@ -285,7 +285,8 @@ class IsoImage:
 
     def close(self) -> None:
         if self._iso is not None:
-            self._iso = None  # do not call iso.close(): it would close our file object twice
+            iso, self._iso = self._iso, None
+            iso.close()  # opened with open_fp: pycdlib leaves our file object to us
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -310,10 +311,6 @@ class IsoImage:
         assert self._file is not None
         return os.pread(self._file.fileno(), length, offset)
 
-    def fileno(self) -> int:
-        assert self._file is not None
-        return self._file.fileno()
-
     # -- the tree ------------------------------------------------------------------
 
     def walk(self, reporter: Reporter | None = None) -> Iterator[TreeItem]:
@@ -329,6 +326,7 @@ class IsoImage:
             yield item
             count += 1
             if count % CANCEL_CHECK_EVERY == 0:
+                reporter.progress(count, 0)  # the number of entries is unknown up front
                 check_cancelled(reporter)
             if dir_record is not None:
                 children = self._children(source, item.names, dir_record)
@@ -404,7 +402,11 @@ class IsoImage:
             elif meta.is_symlink():
                 kind = "symlink"
             if kind == "symlink":
-                target = _fs_text(meta.symlink_path())
+                try:
+                    target = _fs_text(meta.symlink_path())
+                except pycdlibexception.PyCdlibException as exc:
+                    raise InputError(f"damaged Rock Ridge symlink entry for {path}: {exc}",
+                                     where=str(self.path)) from exc
         extents: tuple[tuple[int, int], ...] = ()
         size = 0
         if kind == "file":

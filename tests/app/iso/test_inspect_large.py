@@ -12,7 +12,7 @@ import pytest
 from app.errors import Cancelled
 from app.iso.extract import extract
 from app.iso.inspect import inspect_iso
-from app.reporter import NullReporter
+from app.reporter import NullReporter, RecordingReporter
 from tests.app.iso.test_inspect import assert_tree_matches_xorriso, mkisofs, write
 
 FILES_PER_DIR = 100
@@ -45,10 +45,13 @@ def many_files_iso(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_thousands_of_files_match_xorriso(many_files_iso: Path) -> None:
+    reporter = RecordingReporter()
     started = time.monotonic()
-    report = inspect_iso(many_files_iso)
+    report = inspect_iso(many_files_iso, reporter)
     elapsed = time.monotonic() - started
-    assert len(report.files) == 1 + DIRS * 2 + DIRS * FILES_PER_DIR
+    assert len(report.files) == 1 + DIRS * 2 + DIRS * FILES_PER_DIR  # 3061 entries
+    assert reporter.steps == ["Inspecting many.iso"]
+    assert reporter.last_progress == (2560, 0)  # every 512 entries; the total is unknown
     assert_tree_matches_xorriso(report, many_files_iso, rock_ridge=True)
     # Not a benchmark (see tests/benchmarks); a guard against accidental quadratic walks,
     # generous enough for a loaded CI machine (typically ~0.3 s).
