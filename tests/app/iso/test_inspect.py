@@ -26,6 +26,7 @@ from app.errors import Cancelled, InputError
 from app.iso.inspect import IsoReport, hybrid_verdict, inspect_iso
 from app.iso.partitions import SystemArea, read_system_area
 from app.reporter import NullReporter
+from tests.app.iso.test_partitions import mbr_disk
 from tests.conftest import is_root, needs_root
 
 ISOHDPFX = Path("/usr/lib/ISOLINUX/isohdpfx.bin")
@@ -492,6 +493,21 @@ def test_gpt_with_appended_esp(work: Path) -> None:
                                     "(GPT partition 2): boots from USB on BIOS and UEFI")
 
 
+def test_uefi_only_gpt_iso(work: Path, sample_tree: Path) -> None:
+    # No isohybrid MBR: xorriso writes a protective MBR without boot code.
+    efi = make_efi_image(work / "uefi-only" / "efi.img")
+    iso = mkisofs(sample_tree, work / "uefi-only.iso", "-R", "-J", "-e",
+                  "--interval:appended_partition_2:all::", "-no-emul-boot",
+                  "-append_partition", "2", ESP_GUID, str(efi), "-appended_part_as_gpt")
+    report = inspect_iso(iso)
+    assert_boot_matches_xorriso(report, iso)
+    assert [e.platform_name for e in report.eltorito] == ["UEFI"]
+    assert report.partition_problems == []
+    assert report.hybrid is True
+    assert report.hybrid_reason == ("GPT with an EFI System partition (GPT partition 2) but no "
+                                    "MBR boot code: boots from USB on UEFI only")
+
+
 def test_pycdlib_hybrid_gpt_problems_are_reported(work: Path) -> None:
     iso = make_pycdlib_hybrid(work)
     report = inspect_iso(iso)
@@ -546,6 +562,13 @@ def test_verdict_for_a_damaged_gpt_without_mbr_entries(work: Path) -> None:
     verdict = hybrid_verdict(read_system_area(iso))
     assert verdict == (False, "a GPT that is damaged and no MBR partition entries: CD only, "
                               "will not boot from a USB stick")
+
+
+def test_verdict_for_a_data_disk_without_boot_code(tmp_path: Path) -> None:
+    disk = mbr_disk(tmp_path / "data.img")  # sfdisk leaves the boot code area empty
+    assert hybrid_verdict(read_system_area(disk)) == (
+        False, "MBR partition table without MBR boot code or an EFI System partition: will "
+               "not boot from a USB stick")
 
 
 def test_verdict_mbr_signature_without_entries() -> None:
