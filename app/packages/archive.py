@@ -1,0 +1,168 @@
+"""Streaming decompression of package archives that notices truncation.
+
+Python's readers for zstd streams end quietly when a stream is cut short, and a tar stream
+cut at a block boundary looks like a shorter, valid archive. Every decompressor here
+therefore checks that its stream really ended (`eof`) and raises `DamagedArchive` otherwise.
+Input is fed in small chunks so a "compression bomb" cannot make one call return gigabytes.
+"""
+
+from __future__ import annotations
+
+import bz2
+import io
+import lzma
+import zlib
+from collections.abc import Callable
+from typing import Any, BinaryIO, Protocol, cast
+
+import zstandard
+
+CHUNK = 16 * 1024
+
+MAGICS: list[tuple[bytes, str]] = [
+    (b"\x28\xb5\x2f\xfd", "zst"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x1f\x8b", "gz"),
+    (b"BZh", "bz2"),
+]
+
+
+class DamagedArchive(Exception):
+    """The compressed or archive data ends early or is corrupt."""
+
+
+class _Decompressor(Protocol):
+    @property
+    def eof(self) -> bool: ...
+
+    @property
+    def unused_data(self) -> bytes: ...
+
+    def decompress(self, data: bytes) -> bytes: ...
+
+
+def _zstd() -> _Decompressor:
+    return zstandard.ZstdDecompressor().decompressobj()
+
+
+def _xz() -> _Decompressor:
+    return lzma.LZMADecompressor()
+
+
+def _gz() -> _Decompressor:
+    return zlib.decompressobj(wbits=31)
+
+
+def _bz2() -> _Decompressor:
+    return bz2.BZ2Decompressor()
+
+
+FACTORIES: dict[str, Callable[[], _Decompressor]] = {
+    "zst": _zstd, "xz": _xz, "gz": _gz, "bz2": _bz2,
+}
+
+
+def detect_compression(head: bytes) -> str:
+    """'zst', 'xz', 'gz', 'bz2' or '' (uncompressed) from the first bytes of a stream."""
+    for magic, name in MAGICS:
+        if head.startswith(magic):
+            return name
+    return ""
+
+
+class CountingReader(io.RawIOBase):
+    """Reads at most `limit` bytes of `raw` (None: all) and counts what it delivered."""
+
+    def __init__(self, raw: BinaryIO, limit: int | None = None,
+                 on_read: Callable[[int], None] | None = None) -> None:
+        self.raw = raw
+        self.remaining = limit
+        self.count = 0
+        self.on_read = on_read
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer)
+        size = len(view)
+        if self.remaining is not None:
+            size = min(size, self.remaining)
+        if size <= 0:
+            return 0
+        data = self.raw.read(size)
+        n = len(data)
+        view[:n] = data
+        self.count += n
+        if self.remaining is not None:
+            self.remaining -= n
+        if self.on_read and n:
+            self.on_read(n)
+        return n
+
+
+class DecompressingReader(io.RawIOBase):
+    """A readable stream of the decompressed bytes of `raw` in format `fmt`.
+
+    Concatenated streams/frames are followed; end of input inside a stream raises
+    DamagedArchive("truncated ...")."""
+
+    def __init__(self, raw: BinaryIO, fmt: str, what: str = "data") -> None:
+        self.raw = raw
+        self.fmt = fmt
+        self.what = what
+        self._factory = FACTORIES[fmt]
+        self._dec: _Decompressor | None = self._factory()
+        self._pending = b""      # compressed input not yet given to the decompressor
+        self._out = b""          # decompressed bytes not yet returned
+        self._started = False    # the current stream has consumed input
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self) -> bool:
+        """Decompress more; False at a clean end of input."""
+        while not self._out:
+            if not self._pending:
+                self._pending = self.raw.read(CHUNK)
+                if not self._pending:
+                    if self._dec is not None and self._started and not self._dec.eof:
+                        raise DamagedArchive(f"truncated {self.fmt} {self.what}: the "
+                                             "compressed stream ends before its end marker")
+                    return False
+            if self._dec is None or self._dec.eof:
+                # A new stream follows (or only padding is left, which xz allows).
+                if self.fmt == "xz" and not self._pending.strip(b"\0"):
+                    self._pending = b""
+                    continue
+                self._dec = self._factory()
+                self._started = False
+            data, self._pending = self._pending[:CHUNK], self._pending[CHUNK:]
+            try:
+                self._out = self._dec.decompress(data)
+            except (lzma.LZMAError, zlib.error, OSError, EOFError, ValueError,
+                    zstandard.ZstdError) as exc:
+                raise DamagedArchive(f"corrupt {self.fmt} {self.what}: {exc}") from exc
+            self._started = True
+            if self._dec.eof:
+                self._pending = self._dec.unused_data + self._pending
+        return True
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer)
+        if not self._out and not self._fill():
+            return 0
+        n = min(len(view), len(self._out))
+        view[:n] = self._out[:n]
+        self._out = self._out[n:]
+        return n
+
+
+def open_stream(raw: io.RawIOBase | BinaryIO, what: str = "data") -> BinaryIO:
+    """A buffered stream of the (decompressed, if compressed) contents of `raw`."""
+    peekable: Any = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)
+    fmt = detect_compression(peekable.peek(8)[:8])
+    if not fmt:
+        return cast(BinaryIO, peekable)
+    stream = io.BufferedReader(DecompressingReader(peekable, fmt, what), buffer_size=1 << 20)
+    return cast(BinaryIO, stream)
