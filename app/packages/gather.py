@@ -76,13 +76,10 @@ def _store(path: Path, entry: Path, *, move: bool) -> Path:
         target = staging / path.name
         if move:
             os.replace(path, target)
-            os.chmod(target, 0o644)
         else:
-            try:
-                os.link(path, target)  # a hard link shares the user's file: no chmod
-            except OSError:
-                shutil.copyfile(path, target)
-                os.chmod(target, 0o644)
+            # A copy, not a hard link: the cache must not change when the user's file does.
+            shutil.copyfile(path, target)
+        os.chmod(target, 0o644)
         if entry.exists():
             shutil.rmtree(entry)
         os.replace(staging, entry)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 from app.cli import EXIT_INPUT, EXIT_OK
 from app.packages.model import PackageInfo, SourceKind
@@ -71,7 +71,8 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def print_packages(packages: list[PackageInfo], out=sys.stdout) -> None:  # type: ignore[no-untyped-def]
+def print_packages(packages: list[PackageInfo], out: TextIO | None = None) -> None:
+    out = out or sys.stdout
     rows = [["NAME", "VERSION", "SIZE", "DEPENDS", "DESCRIPTION"]]
     for p in packages:
         rows.append([p.name, p.version, human_size(p.size), ", ".join(p.depends) or "-",
@@ -79,7 +80,8 @@ def print_packages(packages: list[PackageInfo], out=sys.stdout) -> None:  # type
     print(_table(rows), file=out)
 
 
-def print_resolution(res: Resolution, out=sys.stdout) -> None:  # type: ignore[no-untyped-def]
+def print_resolution(res: Resolution, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
     rows = [["NAME", "VERSION", "SIZE", "WHY"]]
     for p in res.packages:
         rows.append([p.name, p.version, human_size(p.size), res.reasons.get(p.name, "")])
