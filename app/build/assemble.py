@@ -30,7 +30,7 @@ import shutil
 import stat
 import tarfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import zstandard
@@ -78,15 +78,17 @@ def member_path(package: str, name: str, what: str = "member") -> str:
 
 
 @contextlib.contextmanager
-def open_package_tar(pkg: PackageInfo, path: Path, on_read=None) -> Iterator[tarfile.TarFile]:
-    """The file tree of a package as a streaming tar reader (data.tar for Debian)."""
+def open_package_tar(pkg: PackageInfo, path: Path,
+                     on_read: Callable[[int], None] | None = None) -> Iterator[tarfile.TarFile]:
+    """The file tree of a package as a streaming tar reader (data.tar for Debian),
+    decompressed ahead in a background thread."""
     if pkg.kind in (SourceKind.DEB, SourceKind.APT):
-        with open_member_tar(path, "data.tar", on_read) as tar:
+        with open_member_tar(path, "data.tar", on_read, threaded=True) as tar:
             yield tar
         return
     with open(path, "rb") as raw:
         counted = CountingReader(raw, None, on_read)
-        with open_stream(counted, path.name) as stream:
+        with open_stream(counted, path.name, threaded=True) as stream:
             with tarfile.open(fileobj=stream, mode="r|") as tar:
                 yield tar
 
@@ -118,7 +120,10 @@ class _Extractor:
         self.dir_fds.clear()
 
     def _on_read(self, n: int) -> None:
+        # Called from the decompression thread: only count; the main thread reports.
         self.read += n
+
+    def _report(self) -> None:
         self.reporter.progress(min(self.read, self.total), self.total)
 
     @property
@@ -208,8 +213,9 @@ class _Extractor:
             with open_package_tar(pkg, path, self._on_read) as tar:
                 for member in tar:
                     count += 1
-                    if count % 200 == 0:
+                    if count % 100 == 0:
                         check_cancelled(self.reporter)
+                        self._report()
                     try:
                         self._member(tar, member)
                     except _Conflict as conflict:
@@ -218,7 +224,8 @@ class _Extractor:
             raise InputError(f"package {pkg.name} is damaged ({exc})", where=str(path)) from exc
         finally:
             self._close_dirs()
-        self._on_read(done_before + path.stat().st_size - self.read)  # ar headers, padding
+        self.read = done_before + path.stat().st_size  # also counts ar headers and padding
+        self._report()
         self.reporter.log(Level.INFO, f"installed {pkg.label} ({count} entries)")
 
     def _member(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:

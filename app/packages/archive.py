@@ -11,6 +11,8 @@ from __future__ import annotations
 import bz2
 import io
 import lzma
+import queue
+import threading
 import zlib
 from collections.abc import Callable
 from typing import Any, BinaryIO, Protocol, cast
@@ -158,11 +160,78 @@ class DecompressingReader(io.RawIOBase):
         return n
 
 
-def open_stream(raw: io.RawIOBase | BinaryIO, what: str = "data") -> BinaryIO:
-    """A buffered stream of the (decompressed, if compressed) contents of `raw`."""
+class PrefetchingReader(io.RawIOBase):
+    """Reads `source` in a background thread, a few blocks ahead of the consumer.
+
+    Decompression releases the GIL, so it overlaps with whatever the consumer does with
+    the data (creating and writing files). Errors in the thread are raised to the reader.
+    """
+
+    def __init__(self, source: BinaryIO, block: int = 1 << 20, depth: int = 4) -> None:
+        self._source = source
+        self._block = block
+        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._buffer = b""
+        self._eof = False
+        self._thread = threading.Thread(target=self._run, name="decompress", daemon=True)
+        self._thread.start()
+
+    def readable(self) -> bool:
+        return True
+
+    def _put(self, item: bytes | BaseException) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                data = self._source.read(self._block)
+                self._put(data)
+                if not data:
+                    return
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._put(exc)
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer)
+        if not self._buffer:
+            if self._eof:
+                return 0
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                self._eof = True
+                raise item
+            if not item:
+                self._eof = True
+                return 0
+            self._buffer = item
+        n = min(len(view), len(self._buffer))
+        view[:n] = self._buffer[:n]
+        self._buffer = self._buffer[n:]
+        return n
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        super().close()
+
+
+def open_stream(raw: io.RawIOBase | BinaryIO, what: str = "data", *,
+                threaded: bool = False) -> BinaryIO:
+    """A buffered stream of the (decompressed, if compressed) contents of `raw`;
+    `threaded` decompresses ahead in a background thread (for big extractions)."""
     peekable: Any = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)
     fmt = detect_compression(peekable.peek(8)[:8])
     if not fmt:
         return cast(BinaryIO, peekable)
-    stream = io.BufferedReader(DecompressingReader(peekable, fmt, what), buffer_size=1 << 20)
+    stream: Any = io.BufferedReader(DecompressingReader(peekable, fmt, what),
+                                    buffer_size=1 << 20)
+    if threaded:
+        stream = io.BufferedReader(PrefetchingReader(stream), buffer_size=1 << 20)
     return cast(BinaryIO, stream)

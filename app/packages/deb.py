@@ -12,7 +12,7 @@ import gzip
 import io
 import lzma
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -77,19 +77,22 @@ def _member(members: list[ArMember], prefix: str, what: str) -> ArMember:
 
 
 @contextlib.contextmanager
-def open_member_tar(path: Path, prefix: str, on_read=None) -> Iterator[tarfile.TarFile]:
+def open_member_tar(path: Path, prefix: str, on_read: Callable[[int], None] | None = None,
+                    *, threaded: bool = False) -> Iterator[tarfile.TarFile]:
     """Stream the tarball `prefix` (control.tar / data.tar, any compression) of a .deb."""
     what = path.name
     with open(path, "rb") as f:
         total = f.seek(0, io.SEEK_END)
         member = _member(ar_members(f, total, what), prefix, what)
         f.seek(member.offset)
-        stream = open_stream(CountingReader(f, member.size, on_read), f"{member.name} of {what}")
-        try:
-            with tarfile.open(fileobj=stream, mode="r|") as tar:
-                yield tar
-        except tarfile.ReadError as exc:
-            raise DamagedArchive(f"corrupt or truncated {member.name} in {what}: {exc}") from exc
+        counted = CountingReader(f, member.size, on_read)
+        with open_stream(counted, f"{member.name} of {what}", threaded=threaded) as stream:
+            try:
+                with tarfile.open(fileobj=stream, mode="r|") as tar:
+                    yield tar
+            except tarfile.ReadError as exc:
+                raise DamagedArchive(f"corrupt or truncated {member.name} in {what}: "
+                                     f"{exc}") from exc
 
 
 def parse_control(text: str) -> dict[str, str]:
