@@ -1,17 +1,28 @@
 """The hybrid system area: protective MBR + isohybrid boot code + a valid GPT.
 
-Checked by decoding the bytes independently of app.iso.sysarea, and with sgdisk -v.
+Checked by decoding the bytes independently of app.iso.sysarea, and with sgdisk -v,
+fdisk -l and xorriso's system area report on real mastered images.
 """
 
 from __future__ import annotations
 
+import re
 import struct
 import uuid
 import zlib
 from pathlib import Path
 
+import pytest
+
 from app.iso import sysarea
-from tests.app.iso.mastering_helpers import run
+from app.iso.master import BootSpec, MasterSpec, master_iso
+from tests.app.iso.mastering_helpers import (
+    BIOS_BOOT,
+    EFI_IMAGE,
+    make_boot_tree,
+    run,
+    xorriso_report,
+)
 
 ISOHDPFX = Path("/usr/lib/ISOLINUX/isohdpfx.bin")
 ESP_TYPE = uuid.UUID("c12a7328-f81f-11d2-ba4b-00a0c93ec93b")
@@ -127,3 +138,73 @@ def test_sgdisk_finds_no_problem_in_the_synthetic_layout(tmp_path: Path) -> None
     report = run("sgdisk", "-v", path)
     assert "No problems found" in report
     assert "Warning" not in report and "Caution" not in report
+
+
+@pytest.fixture(scope="module")
+def hybrid(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("hybrid")
+    tree = make_boot_tree(base / "tree")
+    (tree / "filler.bin").write_bytes(bytes(range(256)) * 4096)
+    iso = base / "hybrid.iso"
+    master_iso(MasterSpec(tree=tree, output=iso, label="HYBRID",
+                          boot=BootSpec(bios_boot=BIOS_BOOT, efi_image=EFI_IMAGE)))
+    return iso
+
+
+def _eltorito_lba(report: str, entry: int) -> int:
+    match = re.search(rf"El Torito boot img :\s+{entry}\s+\S+\s+y\s+none\s+\S+\s+\S+\s+\d+\s+"
+                      r"(\d+)", report)
+    assert match, report
+    return int(match.group(1))
+
+
+def test_sgdisk_verifies_a_mastered_hybrid_image(hybrid: Path) -> None:
+    report = run("sgdisk", "-v", hybrid)
+    assert "No problems found" in report
+    assert "Warning" not in report and "Caution" not in report
+    scan = run("gdisk", "-l", hybrid)
+    assert "MBR: protective" in scan and "Found valid GPT with protective MBR" in scan
+
+
+def test_fdisk_shows_the_efi_partition_at_the_efi_image(hybrid: Path) -> None:
+    efi_lba = _eltorito_lba(xorriso_report(hybrid), 2)
+    listing = run("fdisk", "-l", hybrid)
+    assert "Disklabel type: gpt" in listing
+    rows = re.findall(r"^\S+\s+(\d+)\s+(\d+)\s+(\d+)\s+\S+\s+(.+?)\s*$", listing, re.M)
+    assert (str(efi_lba * 4), str(efi_lba * 4 + 4095), "4096", "EFI System") in rows
+    assert sum(row[3] == "Microsoft basic data" for row in rows) == 2
+
+
+def test_xorriso_reports_the_expected_system_area(hybrid: Path) -> None:
+    report = xorriso_report(hybrid)
+    boot_lba = _eltorito_lba(report, 1)
+    size = hybrid.stat().st_size // 512
+    assert "System area summary: MBR isohybrid cyl-align-off GPT" in report
+    assert re.search(rf"MBR partition      :   1   0x00  0xee\s+1\s+{size - 1}\s", report)
+    assert re.search(r"MBR partition      :   2   0x80  0x00\s+0\s+1\s", report)
+    assert "GPT partname local :   2  EFI System" in report
+    assert "GPT partition path :   2  /boot/grub/efi.img" in report
+    assert "GPT type GUID      :   2  28732ac11ff8d211ba4b00a0c93ec93b" in report
+    assert f"GPT lba range      :      34  {size - 34}  {size - 1}" in report
+    assert struct.unpack_from("<I", hybrid.read_bytes(), 432)[0] == boot_lba * 4
+
+
+def test_pycdlib_opens_the_hybrid_image(hybrid: Path) -> None:
+    import pycdlib
+
+    reader = pycdlib.PyCdlib()
+    reader.open(str(hybrid))
+    try:
+        assert reader.get_record(rr_path="/boot/grub/efi.img").data_length == 2 * 1024 * 1024
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize("boot", [BootSpec(bios_boot=BIOS_BOOT), BootSpec(efi_image=EFI_IMAGE)],
+                         ids=["bios-only", "uefi-only"])
+def test_sgdisk_verifies_single_boot_hybrids(tmp_path: Path, boot: BootSpec) -> None:
+    tree = make_boot_tree(tmp_path / "tree")
+    iso = tmp_path / "x.iso"
+    master_iso(MasterSpec(tree=tree, output=iso, label="ONE", boot=boot))
+    report = run("sgdisk", "-v", iso)
+    assert "No problems found" in report and "Warning" not in report
