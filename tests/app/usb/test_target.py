@@ -1,0 +1,286 @@
+"""The target safety gate, on real files, real loop devices and the host's own system disk."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.usb.errors import DeviceBusy, DeviceNotAllowed, DeviceNotFound, DeviceReadOnly
+from app.usb.target import (
+    Mount,
+    Swap,
+    TargetKind,
+    disk_family,
+    filesystem_devno,
+    human_size,
+    mounted_partitions,
+    parse_mountinfo,
+    parse_swaps,
+    resolve_target,
+    sys_path_of_devno,
+)
+from tests.conftest import needs_root
+
+MiB = 1024 * 1024
+
+
+def run(*args: str) -> str:
+    out = subprocess.run(list(args), capture_output=True, text=True)
+    assert out.returncode == 0, f"{args}: {out.stderr}"
+    return out.stdout
+
+
+@contextlib.contextmanager
+def loop_device(backing: Path, *, read_only: bool = False) -> Iterator[str]:
+    args = ["losetup", "--find", "--show", "--direct-io=on"]
+    if read_only:
+        args.append("--read-only")
+    node = run(*args, str(backing)).strip()
+    try:
+        yield node
+    finally:
+        subprocess.run(["losetup", "-d", node], capture_output=True)
+
+
+def devno_of(node: str) -> tuple[int, int]:
+    rdev = os.stat(node).st_rdev
+    return (os.major(rdev), os.minor(rdev))
+
+
+@contextlib.contextmanager
+def partitioned_loop(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
+    """A loop device with two partitions (p1 ext4), whatever the kernel's partition parsers.
+
+    The test kernel may have no partition-table parsers, so `losetup -P` alone finds
+    nothing; `partx -a` reads the table in user space and adds the partitions by ioctl.
+    """
+    backing = tmp_path / "disk.img"
+    with open(backing, "wb") as f:
+        f.truncate(64 * MiB)
+    subprocess.run(["sfdisk", "-q", str(backing)], input="label: dos\n,32M,L\n,,L\n",
+                   text=True, check=True, capture_output=True)
+    with loop_device(backing) as node:
+        if not Path(f"{node}p1").exists():
+            run("partx", "-a", node)
+        p1, p2 = f"{node}p1", f"{node}p2"
+        assert Path(p1).exists() and Path(p2).exists()
+        run("mkfs.ext4", "-q", p1)
+        try:
+            yield node, p1, p2
+        finally:
+            subprocess.run(["partx", "-d", node], capture_output=True)
+
+
+@contextlib.contextmanager
+def mounted(node: str, where: Path) -> Iterator[Path]:
+    where.mkdir(exist_ok=True)
+    run("mount", node, str(where))
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], capture_output=True)
+
+
+# ---------------------------------------------------------------- files
+
+
+def test_existing_file_is_a_file_target(tmp_path: Path) -> None:
+    target_file = tmp_path / "vm.img"
+    target_file.write_bytes(b"x" * 4096)
+    target = resolve_target(target_file)
+    assert target.kind is TargetKind.FILE
+    assert target.path == target_file and target.size == 4096
+    assert target.logical_sector == 512 and target.devno is None
+    assert target.description == "file" and not target.read_only
+
+
+def test_new_file_in_existing_directory_is_a_file_target(tmp_path: Path) -> None:
+    target = resolve_target(str(tmp_path / "new.img"))
+    assert target.kind is TargetKind.FILE and target.size == 0
+    assert not (tmp_path / "new.img").exists()  # resolving creates nothing
+
+
+def test_new_file_in_missing_directory_is_not_found(tmp_path: Path) -> None:
+    with pytest.raises(DeviceNotFound, match="does not exist"):
+        resolve_target(tmp_path / "nope" / "new.img")
+
+
+def test_a_mistyped_device_name_does_not_become_a_file_in_dev() -> None:
+    with pytest.raises(DeviceNotFound, match="no such device") as exc:
+        resolve_target("/dev/sdzz")
+    assert exc.value.where == "/dev/sdzz"
+    assert not Path("/dev/sdzz").exists()
+
+
+def test_directory_and_character_device_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(DeviceNotAllowed, match="is a directory"):
+        resolve_target(tmp_path)
+    with pytest.raises(DeviceNotAllowed, match="neither a block device nor a regular file"):
+        resolve_target("/dev/null")
+
+
+def test_the_image_itself_is_not_a_target(tmp_path: Path) -> None:
+    image = tmp_path / "live.iso"
+    image.write_bytes(b"\0" * 2048)
+    link = tmp_path / "same.iso"
+    link.symlink_to(image)
+    with pytest.raises(DeviceNotAllowed, match="source image itself"):
+        resolve_target(link, image=image)
+
+
+# ---------------------------------------------------------------- host system disk
+
+
+def _host_root_disk() -> str:
+    devno = filesystem_devno("/")
+    sys_path = sys_path_of_devno(devno) if devno else None
+    if sys_path is None:
+        pytest.skip("/ is not on a block device here (container overlay), no system disk to try")
+    if (sys_path / "partition").exists():
+        sys_path = sys_path.parent
+    return f"/dev/{sys_path.name}"
+
+
+def test_the_host_system_disk_is_refused() -> None:
+    disk = _host_root_disk()
+    with pytest.raises(DeviceNotAllowed, match=r"holds the running system: .* mounted at /$"):
+        resolve_target(disk)
+
+
+def test_zram_is_refused() -> None:
+    if not Path("/sys/class/block/zram0").exists():
+        pytest.skip("this kernel has no zram0 device")
+    with pytest.raises(DeviceNotAllowed, match="zram"):
+        resolve_target("/dev/zram0")
+
+
+# ---------------------------------------------------------------- loop devices
+
+
+@needs_root
+def test_a_loop_device_is_a_block_target(tmp_path: Path) -> None:
+    backing = tmp_path / "stick.img"
+    with open(backing, "wb") as f:
+        f.truncate(48 * MiB)
+    with loop_device(backing) as node:
+        target = resolve_target(node, image=tmp_path / "elsewhere.iso")
+        assert target.kind is TargetKind.BLOCK
+        assert target.path == Path(node)
+        assert target.size == 48 * MiB
+        assert target.logical_sector == 512
+        assert target.devno == devno_of(node)
+        assert not target.read_only
+        assert target.description.endswith(human_size(48 * MiB))
+        with pytest.raises(DeviceNotAllowed, match="loop device"):
+            resolve_target(node, allow_loop=False)
+
+
+@needs_root
+def test_a_read_only_loop_device_is_refused(tmp_path: Path) -> None:
+    backing = tmp_path / "locked.img"
+    with open(backing, "wb") as f:
+        f.truncate(8 * MiB)
+    with loop_device(backing, read_only=True) as node, pytest.raises(DeviceReadOnly) as exc:
+        resolve_target(node)
+    assert exc.value.where == node
+
+
+@needs_root
+def test_a_loop_device_backed_by_the_image_is_refused(tmp_path: Path) -> None:
+    image = tmp_path / "live.iso"
+    with open(image, "wb") as f:
+        f.truncate(8 * MiB)
+    with loop_device(image) as node, pytest.raises(DeviceNotAllowed, match="source image"):
+        resolve_target(node, image=image)
+
+
+@needs_root
+def test_a_partition_is_refused_and_the_disk_named(tmp_path: Path) -> None:
+    with partitioned_loop(tmp_path) as (disk, p1, _p2):
+        with pytest.raises(DeviceNotAllowed, match=f"is a partition of {disk}; name the whole"):
+            resolve_target(p1)
+        family = disk_family(sys_path_of_devno(devno_of(disk)))  # type: ignore[arg-type]
+        assert set(family.values()) == {disk, p1, f"{disk}p2"}
+        assert resolve_target(disk).size == 64 * MiB
+
+
+@needs_root
+def test_a_disk_with_a_mounted_partition_is_busy(tmp_path: Path) -> None:
+    with partitioned_loop(tmp_path) as (disk, p1, _p2), mounted(p1, tmp_path / "mnt") as mnt:
+        with pytest.raises(DeviceBusy, match=f"{p1} on {mnt}"):
+            resolve_target(disk)
+        assert mounted_partitions(devno_of(disk)) == [(p1, str(mnt))]
+        # A caller that unmounts by itself may go on; the system-disk rules still apply.
+        assert resolve_target(disk, allow_mounted=True).kind is TargetKind.BLOCK
+
+
+@needs_root
+def test_a_disk_holding_the_source_image_is_refused(tmp_path: Path) -> None:
+    with partitioned_loop(tmp_path) as (disk, p1, _p2), mounted(p1, tmp_path / "mnt") as mnt:
+        image = mnt / "live.iso"
+        image.write_bytes(b"\0" * 4096)
+        with pytest.raises(DeviceNotAllowed, match="holds the source image"):
+            resolve_target(disk, image=image)
+
+
+@needs_root
+@pytest.mark.parametrize("point", ["/", "/boot", "/boot/efi", "/usr", "/home", "/var"])
+def test_a_disk_with_a_system_mount_is_refused(tmp_path: Path, point: str) -> None:
+    with partitioned_loop(tmp_path) as (disk, _p1, p2):
+        mounts = [Mount(devno_of(p2), point, p2)]
+        with pytest.raises(DeviceNotAllowed, match=f"{p2} is mounted at {point}$"):
+            resolve_target(disk, mounts=mounts, swaps=[])
+        # not a system mount point: only busy
+        with pytest.raises(DeviceBusy):
+            resolve_target(disk, mounts=[Mount(devno_of(p2), "/media/stick", p2)], swaps=[])
+
+
+@needs_root
+def test_a_disk_with_active_swap_is_refused(tmp_path: Path) -> None:
+    with partitioned_loop(tmp_path) as (disk, _p1, p2):
+        swaps = parse_swaps(f"Filename Type Size Used Priority\n{p2} partition 1024 0 -2\n")
+        assert swaps == [Swap(p2, devno_of(p2))]
+        with pytest.raises(DeviceNotAllowed, match=f"active swap \\({p2} on {p2}\\)"):
+            resolve_target(disk, mounts=[], swaps=swaps)
+
+
+# ---------------------------------------------------------------- parsers
+
+
+def test_mountinfo_is_parsed_with_escapes() -> None:
+    text = (
+        "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n"
+        "42 27 8:17 / /media/my\\040stick rw - vfat /dev/sdb1 rw\n"
+        "22 27 0:21 / /proc rw - proc proc rw\n"
+        "50 27 8:18 / /mnt/x rw shared:5 master:1 - ext4 /dev/sdb2 rw\n"
+    )
+    mounts = parse_mountinfo(text)
+    assert mounts == [
+        Mount((254, 0), "/", "/dev/vda"),
+        Mount((8, 17), "/media/my stick", "/dev/sdb1"),
+        Mount((0, 21), "/proc", "proc"),
+        Mount((8, 18), "/mnt/x", "/dev/sdb2"),
+    ]
+
+
+def test_swaps_are_parsed_and_mapped_to_block_devices(tmp_path: Path) -> None:
+    swapfile = tmp_path / "swapfile"
+    swapfile.write_bytes(b"")
+    text = ("Filename\tType\tSize\tUsed\tPriority\n"
+            "/dev/zram0-not-there  partition 1 0 -2\n"
+            f"{swapfile}  file 1 0 -3\n")
+    swaps = parse_swaps(text)
+    # A swap file counts against the disk holding its filesystem; a vanished one is dropped.
+    holder = filesystem_devno(swapfile)
+    assert swaps == ([Swap(str(swapfile), holder)] if holder else [])
+
+
+def test_human_size_uses_decimal_units() -> None:
+    assert human_size(16_000_000_000) == "16.0 GB"
+    assert human_size(512) == "512 B"
+    assert human_size(64 * MiB) == "67.1 MB"
