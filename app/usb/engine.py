@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import os
 import queue
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -54,7 +55,15 @@ from app.usb.errors import (
     DeviceUnplugged,
 )
 from app.usb.source import ImageSource
-from app.usb.target import Target, TargetKind, human_size
+from app.usb.target import (
+    Target,
+    TargetKind,
+    describe_disk,
+    disk_size,
+    human_size,
+    sys_path_of_devno,
+)
+from app.usb.target import logical_sector_size as target_sector_size
 from app.usb.wipe import WIPED_MESSAGE, wipe_signatures
 
 BLOCK = 4 << 20
@@ -79,6 +88,32 @@ PHASE_TITLES = {
 
 class NotHybridImage(InputError):
     """The image has no partition table, so a PC will not boot it from a USB stick."""
+
+
+def target_for_reading(path: str | os.PathLike[str]) -> Target:
+    """Describe an existing target to read back (`livesmith verify`).
+
+    Unlike `resolve_target` (the gate for writing), reading is harmless: a read-only stick,
+    one whose partitions the desktop has mounted again, or a partition may be verified.
+    """
+    given = Path(path)
+    try:
+        st = os.stat(given)
+    except FileNotFoundError as exc:
+        raise DeviceNotFound("no such device or file", where=str(given)) from exc
+    if stat.S_ISREG(st.st_mode):
+        return Target(Path(os.path.abspath(given)), TargetKind.FILE, st.st_size, 512, True,
+                      "file", None)
+    if not stat.S_ISBLK(st.st_mode):
+        raise DeviceNotFound("is neither a block device nor a regular file", where=str(given))
+    devno = (os.major(st.st_rdev), os.minor(st.st_rdev))
+    sys_path = sys_path_of_devno(devno)
+    if sys_path is None:
+        raise DeviceNotFound("the kernel does not know this block device (unplugged?)",
+                             where=str(given))
+    size = disk_size(sys_path)
+    return Target(Path(os.path.realpath(given)), TargetKind.BLOCK, size,
+                  target_sector_size(sys_path), True, describe_disk(sys_path, size), devno)
 
 
 def is_block_target(target: Target) -> bool:

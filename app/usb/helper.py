@@ -151,7 +151,7 @@ def helper_main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, reporter: Reporter) -> dict[str, Any]:
-    from app.usb.engine import verify_written, write_image
+    from app.usb.engine import target_for_reading, verify_written, write_image
     from app.usb.source import open_image
     from app.usb.target import resolve_target
 
@@ -160,8 +160,8 @@ def _run(args: argparse.Namespace, reporter: Reporter) -> dict[str, Any]:
         target = resolve_target(args.target, image=source.path)
         return write_image(source, target, reporter=reporter, verify=not args.no_verify,
                            force=args.force).to_json()
-    target = resolve_target(args.target, image=source.path)
-    return verify_written(source, target, reporter=reporter).to_json()
+    return verify_written(source, target_for_reading(args.target),
+                          reporter=reporter).to_json()
 
 
 # --- the parent side -------------------------------------------------------------------------
