@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -221,19 +221,41 @@ def run_helper(command: str, image: str | os.PathLike[str], target: str | os.Pat
 
     threading.Thread(target=watch, daemon=True).start()
     stderr_lines: list[str] = []
-    threading.Thread(target=lambda: stderr_lines.extend(proc.stderr or []),
-                     daemon=True).start()
+    stderr_reader = threading.Thread(target=lambda: stderr_lines.extend(proc.stderr or []),
+                                     daemon=True)
+    stderr_reader.start()
+    # Ctrl-C asks the helper to stop (it gets the SIGINT of the terminal too) instead of
+    # abandoning it: we must wait for it to wipe the stick and report.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, lambda *_: cancel())
+    try:
+        done, error = _relay(proc.stdout, reporter, cancel)
+        status = proc.wait()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    try:
+        stdin.close()
+    except OSError:
+        pass
+    if error is not None:
+        raise error
+    if done is None:
+        stderr_reader.join(timeout=2)
+        tail = "".join(stderr_lines[-5:]).strip()
+        raise core_errors.DeviceError(
+            f"the writer helper stopped without a result (exit status {status})"
+            + (f": {tail}" if tail else ""))
+    return done
+
+
+def _relay(lines: IO[str], reporter: Reporter, cancel: Callable[[], None]
+           ) -> tuple[dict[str, Any] | None, LivesmithError | None]:
+    """Turn the helper's lines into reporter calls; returns (DONE object, ERROR)."""
     done: dict[str, Any] | None = None
     error: LivesmithError | None = None
-    lines = iter(proc.stdout)
-    while True:
-        try:
-            line = next(lines, None)
-        except KeyboardInterrupt:
-            cancel()
-            continue
-        if line is None:
-            break
+    for line in lines:
         kind, _, rest = line.rstrip("\n").partition(" ")
         if kind == "PHASE":
             reporter.step(rest)
@@ -250,24 +272,7 @@ def run_helper(command: str, image: str | os.PathLike[str], target: str | os.Pat
             done = json.loads(rest)
         if reporter.cancelled():
             cancel()
-    while True:
-        try:
-            status = proc.wait()
-            break
-        except KeyboardInterrupt:
-            cancel()
-    try:
-        stdin.close()
-    except OSError:
-        pass
-    if error is not None:
-        raise error
-    if done is None:
-        tail = "".join(stderr_lines[-5:]).strip()
-        raise core_errors.DeviceError(
-            f"the writer helper stopped without a result (exit status {status})"
-            + (f": {tail}" if tail else ""))
-    return done
+    return done, error
 
 
 if __name__ == "__main__":

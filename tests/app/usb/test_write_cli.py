@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import pty
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -164,3 +166,33 @@ def test_write_to_a_file_and_a_missing_image(tmp_path: Path, image: Path) -> Non
     assert (tmp_path / "vm.raw").read_bytes() == image.read_bytes()
     missing = livesmith("write", str(tmp_path / "nope.iso"), str(tmp_path / "x"), "--yes")
     assert missing.returncode == EXIT_INPUT and "does not exist" in missing.stderr
+
+
+def test_ctrl_c_cancels_within_two_seconds_and_wipes(tmp_path: Path) -> None:
+    # A sparse 512 MiB image (an MBR, then zeros): quick to read, slow enough to write.
+    image = sparse_file(tmp_path / "big.iso", 512 * MiB)
+    with open(image, "r+b") as fh:
+        fh.seek(510)
+        fh.write(b"\x55\xaa")
+    with loop_device(sparse_file(tmp_path / "stick.img", 600 * MiB)) as node:
+        # Its own session, so the "Ctrl-C" below reaches the CLI and its helper, as a
+        # terminal's would, and nothing else.
+        proc = subprocess.Popen([sys.executable, "-m", "app", "write", str(image), node, "--yes"],
+                                cwd=ROOT, text=True, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        assert proc.stderr is not None
+        seen = []
+        for line in proc.stderr:
+            seen.append(line)
+            if "%" in line:  # the first progress line: writing is under way
+                break
+        os.killpg(proc.pid, signal.SIGINT)
+        interrupted = time.monotonic()
+        status = proc.wait(timeout=30)
+        elapsed = time.monotonic() - interrupted
+        rest = proc.stderr.read()
+        assert status == EXIT_CANCELLED, "".join(seen) + rest
+        assert elapsed < 2.0
+        assert "the stick was wiped so it does not look half-bootable" in rest
+        assert device_bytes(node, 512)[510:512] == b"\0\0"
