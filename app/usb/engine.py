@@ -424,6 +424,9 @@ def _copy(source: ImageSource, fd: int, *, capacity: int | None, sector: int,
     with source.open() as reader:
         known = source.size is not None
         total = source.size if source.size is not None else source.file_size
+        if not known:
+            reporter.log(Level.INFO, f"the {source.compression.value} file does not record "
+                         "the image's size: progress counts compressed bytes read")
         consumed = 0
 
         def produce(view: memoryview) -> int:

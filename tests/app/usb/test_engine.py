@@ -12,7 +12,7 @@ import pytest
 
 from app.errors import Cancelled, VerificationError
 from app.reporter import RecordingReporter
-from app.usb.blockio import io_error
+from app.usb.blockio import has_direct_io, io_error, pwrite_all
 from app.usb.engine import (
     NotHybridImage,
     Target,
@@ -82,6 +82,10 @@ def test_compressed_image_is_written_decompressed(tmp_path: Path, kind: str) -> 
         cmp_prefix(image, node, result.image_size)
         done, total = reporter.last_progress or (0, 0)
         assert done == total > 0
+        # .gz does not record the size: progress is in compressed bytes, and says so.
+        counts_compressed = any("counts compressed bytes" in m for _, m in reporter.logs)
+        assert counts_compressed == (kind == "gz")
+        assert total == (packed.stat().st_size if kind == "gz" else result.image_size)
 
 
 def test_read_only_device_is_refused_before_writing(tmp_path: Path, image: Path) -> None:
@@ -311,3 +315,31 @@ def test_vanished_device_is_reported_as_unplugged() -> None:
                       where="/dev/sdz", is_block=True, devno=None)
     assert isinstance(broken, DeviceIOError) and broken.offset == 123456789
     assert "I/O error at byte 123456789 while writing" in str(broken)
+
+
+def test_file_system_without_direct_io_falls_back(tmp_path: Path, image: Path) -> None:
+    # ramfs refuses O_DIRECT (EINVAL at open): the writer goes on with buffered I/O.
+    where = tmp_path / "ramfs"
+    where.mkdir()
+    run("mount", "-t", "ramfs", "ramfs", str(where))
+    try:
+        with pytest.raises(OSError) as refused:
+            os.close(os.open(where / "probe", os.O_WRONLY | os.O_CREAT | os.O_DIRECT))
+        assert refused.value.errno == errno.EINVAL  # the premise of this test
+        out = where / "vm.raw"
+        result = write_image(open_image(image), resolve_target(out, image=image))
+        assert result.verified and out.read_bytes() == image.read_bytes()
+    finally:
+        run("umount", str(where))
+
+
+def test_unaligned_direct_write_falls_back_to_buffered(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_DIRECT)
+    try:
+        data = memoryview(bytearray(b"x" * 1000))[1:]  # neither aligned nor a sector long
+        pwrite_all(fd, data, 3)
+        assert not has_direct_io(fd)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"\0" * 3 + b"x" * 999
