@@ -31,6 +31,7 @@ from app.usb.target import TargetKind, resolve_target
 from tests.app.usb.writer_support import (
     CancelAt,
     MiB,
+    ProgressByStep,
     cmp_prefix,
     compress,
     device_bytes,
@@ -76,16 +77,16 @@ def test_compressed_image_is_written_decompressed(tmp_path: Path, kind: str) -> 
     packed = compress(image, kind)
     backing = sparse_file(tmp_path / "stick.img", 32 * MiB)
     with loop_device(backing) as node:
-        reporter = RecordingReporter()
+        reporter = ProgressByStep()
         result = write_image(open_image(packed), resolve_target(node), reporter=reporter)
         assert result.verified and result.image_size == image.stat().st_size
         cmp_prefix(image, node, result.image_size)
-        done, total = reporter.last_progress or (0, 0)
-        assert done == total > 0
         # .gz does not record the size: progress is in compressed bytes, and says so.
+        done, total = reporter.by_step["write"]
+        assert done == total == (packed.stat().st_size if kind == "gz" else result.image_size)
         counts_compressed = any("counts compressed bytes" in m for _, m in reporter.logs)
         assert counts_compressed == (kind == "gz")
-        assert total == (packed.stat().st_size if kind == "gz" else result.image_size)
+        assert reporter.by_step["verify"] == (result.image_size, result.image_size)
 
 
 def test_read_only_device_is_refused_before_writing(tmp_path: Path, image: Path) -> None:

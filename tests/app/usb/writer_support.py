@@ -124,3 +124,15 @@ class CancelAt(RecordingReporter):
 
             self.cancelled_at = time.monotonic()
             self.cancel()
+
+
+class ProgressByStep(RecordingReporter):
+    """Remembers the last progress of every step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_step: dict[str, tuple[int, int]] = {}
+
+    def progress(self, done: int, total: int) -> None:
+        super().progress(done, total)
+        self.by_step[self.steps[-1] if self.steps else ""] = (done, total)
