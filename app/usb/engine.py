@@ -343,7 +343,7 @@ def write_image(source: ImageSource, target: Target, *, reporter: Reporter | Non
     warnings = layout_warnings(source, force=force)
     existed = target.path.exists()
     fd = opener(target, True)
-    wiped = False
+    written_ok = False
     try:
         capacity: int | None = None
         if block:
@@ -372,14 +372,14 @@ def write_image(source: ImageSource, target: Target, *, reporter: Reporter | Non
             reporter.log(Level.DEBUG, f"wrote {written} bytes, direct I/O "
                          f"{'on' if has_direct_io(fd) else 'off'}")
         except (LivesmithError, OSError, KeyboardInterrupt) as exc:
-            wiped = True
             raise _clean_up_after(exc, fd, target, existed=existed, reporter=reporter) from exc
         write_seconds = time.monotonic() - started
         reread_partitions(fd)
+        written_ok = True
     finally:
         os.close(fd)
-        if wiped and not existed and not block:
-            _remove_quietly(target.path)
+        if not written_ok and not existed and not block:
+            _remove_quietly(target.path)  # a file we created and did not finish
     result = WriteResult(image=str(source.path), target=where, image_size=written,
                          verified=False, digest=digest, write_seconds=write_seconds,
                          warnings=tuple(warnings))
