@@ -1,0 +1,230 @@
+"""Copy a file or a whole directory out of an ISO image.
+
+Safety first: the image decides the names, so every name below the requested path
+is checked before anything is written ("..", ".", empty, or containing "/" or NUL
+is refused), and everything is created relative to directory file descriptors with
+O_NOFOLLOW/O_EXCL, so nothing in the image (a symlink, a duplicate name) can make
+us write outside the destination or over an existing file.
+
+Symlinks are recreated as symlinks, never followed. Permission bits from Rock Ridge
+are kept, except set-user-ID and set-group-ID: the extracted files belong to the
+user running the extraction, not to the image's owners. Devices and FIFOs are
+skipped with a warning. Runs of zero bytes become holes (like `cp --sparse`).
+On any error or a cancel, everything created so far is removed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from pathlib import Path
+
+from app.errors import InputError
+from app.iso.inspect import IsoImage, TreeItem
+from app.reporter import Level, NullReporter, Reporter, check_cancelled
+
+CHUNK = 4 * 1024 * 1024
+ZERO_CHUNK = bytes(CHUNK)
+DEFAULT_FILE_MODE = 0o644  # images without Rock Ridge carry no permissions
+DEFAULT_DIR_MODE = 0o755
+KEPT_MODE_BITS = 0o1777  # drop set-user-ID / set-group-ID
+
+
+def _inner_parts(inner_path: str) -> tuple[str, ...]:
+    parts = tuple(p for p in inner_path.split("/") if p)
+    if any(p in (".", "..") for p in parts):
+        raise InputError("a path inside the ISO must not contain '.' or '..' components",
+                         where=inner_path)
+    return parts
+
+
+def _unsafe_reason(name: str) -> str | None:
+    if name in ("", ".", ".."):
+        return f"the name {name!r} is not a valid file name"
+    if "/" in name:
+        return f"the name {name!r} contains '/'"
+    if "\0" in name:
+        return f"the name {name!r} contains a NUL byte"
+    return None
+
+
+def _select(image: IsoImage, parts: tuple[str, ...], reporter: Reporter) -> list[TreeItem]:
+    """The entry at `parts` and everything below it (contiguous in the pre-order walk)."""
+    selected: list[TreeItem] = []
+    depth = len(parts)
+    for item in image.walk(reporter):
+        if item.names[:depth] == parts:
+            selected.append(item)
+        elif selected:
+            break
+    return selected
+
+
+def _check_names(items: list[TreeItem], depth: int, iso: Path) -> None:
+    """The names below the requested entry come from the image: refuse unsafe ones up front."""
+    problems = []
+    for item in items:
+        for name in item.names[depth:]:
+            reason = _unsafe_reason(name)
+            if reason:
+                problems.append(f"{item.entry.path}: {reason}")
+                break
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more"
+                                           if len(problems) > 5 else "")
+        raise InputError(
+            f"unsafe names in the ISO would write outside the destination: {shown}; "
+            "nothing was extracted", where=str(iso))
+
+
+def _target(parts: tuple[str, ...], dest: Path) -> tuple[Path, bool]:
+    """(path of the extracted top entry, whether it is an existing directory we fill)."""
+    if not parts:  # the whole image: into dest, which may already exist as a directory
+        if dest.is_dir():
+            return dest, True
+        if dest.exists() or dest.is_symlink():
+            raise InputError("already exists and is not a directory", where=str(dest))
+        return dest, False
+    target = dest / parts[-1] if dest.is_dir() else dest
+    if target.exists() or target.is_symlink():
+        raise InputError("already exists; refusing to overwrite it", where=str(target))
+    if not target.parent.is_dir():
+        raise InputError("the destination folder does not exist", where=str(target.parent))
+    return target, False
+
+
+class _Writer:
+    def __init__(self, image: IsoImage, reporter: Reporter, total: int) -> None:
+        self.image = image
+        self.reporter = reporter
+        self.total = total
+        self.done = 0
+        self.created: list[Path] = []
+
+    def copy_file(self, item: TreeItem, dir_fd: int, name: str) -> None:
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600, dir_fd=dir_fd)
+        try:
+            position = 0
+            for block, length in item.extents:
+                offset = block * self.image.block_size
+                remaining = length
+                while remaining:
+                    check_cancelled(self.reporter)
+                    want = min(CHUNK, remaining)
+                    data = self.image.read_at(offset, want)
+                    if len(data) < want:
+                        raise InputError(
+                            f"the image ends inside the data of {item.entry.path} "
+                            f"(byte {offset + len(data)})", where=str(self.image.path))
+                    if data == ZERO_CHUNK[:want]:
+                        pass  # leave a hole; ftruncate below sets the size
+                    else:
+                        os.pwrite(fd, data, position)
+                    position += want
+                    offset += want
+                    remaining -= want
+                    self.done += want
+                    self.reporter.progress(self.done, self.total)
+            os.ftruncate(fd, position)
+            mode = item.entry.mode if item.entry.mode is not None else DEFAULT_FILE_MODE
+            os.fchmod(fd, mode & KEPT_MODE_BITS)
+        finally:
+            os.close(fd)
+
+
+def extract(iso: Path, inner_path: str, dest: Path,
+            reporter: Reporter | None = None) -> list[Path]:
+    """Extract `inner_path` (a file, symlink or directory) from `iso` to `dest`.
+
+    Like `cp -r`: if `dest` is an existing directory the entry is created inside it
+    under its own name, otherwise `dest` is the new entry's path. Extracting "/"
+    puts the image's top-level entries into `dest`. Returns every path created
+    (directories, files, symlinks), in tree order.
+    """
+    reporter = reporter or NullReporter()
+    iso, dest = Path(iso), Path(dest)
+    parts = _inner_parts(inner_path)
+    shown_path = "/" + "/".join(parts)
+    reporter.step(f"Extracting {shown_path} from {iso.name}")
+    with IsoImage(iso) as image:
+        items = _select(image, parts, reporter)
+        if not items:
+            raise InputError(f"no such file or directory in the ISO: {shown_path}",
+                             where=str(iso))
+        _check_names(items, len(parts), iso)
+        target, into_existing = _target(parts, dest)
+        writer = _Writer(image, reporter, sum(i.entry.size for i in items))
+        try:
+            _write_all(writer, items, len(parts), target, into_existing)
+        except BaseException as exc:
+            _remove(writer.created, target, into_existing)
+            if isinstance(exc, OSError):
+                where = exc.filename if isinstance(exc.filename, str) else str(target)
+                raise InputError(f"cannot extract: {exc.strerror or exc}", where=where) from exc
+            raise
+        return writer.created
+
+
+def _write_all(writer: _Writer, items: list[TreeItem], depth: int, target: Path,
+               into_existing: bool) -> None:
+    dir_fds: dict[tuple[str, ...], int] = {}
+    dir_modes: list[tuple[int, int]] = []
+    parent_fd = os.open(target if into_existing else target.parent,
+                        os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for item in items:
+            rel = item.names[depth:]
+            if not rel:
+                if into_existing:
+                    dir_fds[rel] = parent_fd
+                    continue
+                where_fd, name, path = parent_fd, target.name, target
+            else:
+                where_fd, name, path = dir_fds[rel[:-1]], rel[-1], target.joinpath(*rel)
+            entry = item.entry
+            if entry.type == "dir":
+                os.mkdir(name, 0o700, dir_fd=where_fd)
+                writer.created.append(path)
+                fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             dir_fd=where_fd)
+                dir_fds[rel] = fd
+                mode = entry.mode if entry.mode is not None else DEFAULT_DIR_MODE
+                dir_modes.append((fd, mode & KEPT_MODE_BITS))
+            elif entry.type == "file":
+                writer.created.append(path)
+                writer.copy_file(item, where_fd, name)
+            elif entry.type == "symlink":
+                os.symlink(entry.target or "", name, dir_fd=where_fd)
+                writer.created.append(path)
+            else:
+                writer.reporter.log(Level.WARNING,
+                                    f"skipped {entry.path}: devices, FIFOs and sockets are not "
+                                    "extracted")
+            check_cancelled(writer.reporter)
+        # Directory permissions last: a read-only directory must first receive its children.
+        for fd, mode in reversed(dir_modes):
+            os.fchmod(fd, mode)
+    finally:
+        for fd, _ in dir_modes:
+            os.close(fd)
+        os.close(parent_fd)
+
+
+def _remove(created: list[Path], target: Path, into_existing: bool) -> None:
+    """Undo a failed or cancelled extraction: remove the top-level entries we created."""
+    tops = [p for p in created if p.parent == target] if into_existing else created[:1]
+    for path in tops:
+        try:
+            if path.is_dir() and not path.is_symlink():
+                for root, dirs, _files in os.walk(path):
+                    for d in dirs:
+                        full = os.path.join(root, d)
+                        if not os.path.islink(full):
+                            os.chmod(full, stat.S_IRWXU)
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except FileNotFoundError:
+            pass

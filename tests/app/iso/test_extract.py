@@ -1,0 +1,227 @@
+"""Extraction of files and directories out of real ISOs, compared byte for byte."""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from app.cli import EXIT_INPUT
+from app.errors import Cancelled, InputError
+from app.iso.extract import extract
+from app.reporter import Level, NullReporter, RecordingReporter
+from tests.app.iso.test_inspect import debian_iso, make_sample_tree, mkisofs, write
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    work = tmp_path_factory.mktemp("extract")
+    tree = make_sample_tree(work / "tree")
+    return tree, mkisofs(tree, work / "sample.iso", "-R", "-J", "-joliet-long")
+
+
+def expected_mode(source: Path) -> int:
+    """What extraction keeps of a source mode: everything but set-user-ID / set-group-ID."""
+    return stat.S_IMODE(source.lstat().st_mode) & 0o1777
+
+
+def assert_same_tree(source: Path, extracted: Path, *, root_mode: bool = True) -> None:
+    """Same names, types, contents, symlink targets and kept modes; special files skipped."""
+    src_entries = {p.relative_to(source) for p in source.rglob("*")
+                   if p.is_symlink() or p.is_dir() or p.is_file()}
+    out_entries = {p.relative_to(extracted) for p in extracted.rglob("*")}
+    assert out_entries == src_entries
+    for rel in [Path("."), *src_entries] if root_mode else src_entries:
+        src, out = source / rel, extracted / rel
+        if src.is_symlink():
+            assert out.is_symlink() and os.readlink(out) == os.readlink(src), rel
+            continue
+        assert stat.S_IMODE(out.lstat().st_mode) == expected_mode(src), rel
+        if src.is_file():
+            assert out.is_file() and not out.is_symlink(), rel
+            assert filecmp.cmp(src, out, shallow=False), rel
+        else:
+            assert out.is_dir() and not out.is_symlink(), rel
+
+
+def test_extract_a_file(sample: tuple[Path, Path], tmp_path: Path) -> None:
+    tree, iso = sample
+    created = extract(iso, "/data/random.bin", tmp_path)
+    assert created == [tmp_path / "random.bin"]
+    assert (tmp_path / "random.bin").read_bytes() == (tree / "data/random.bin").read_bytes()
+    assert stat.S_IMODE((tmp_path / "random.bin").stat().st_mode) == 0o644
+
+
+def test_extract_a_file_to_a_new_name_keeps_mode_but_not_setuid(sample: tuple[Path, Path],
+                                                                tmp_path: Path) -> None:
+    tree, iso = sample
+    extract(iso, "bin/private", tmp_path / "copy")  # leading "/" optional
+    assert (tmp_path / "copy").read_bytes() == b"secret"
+    assert stat.S_IMODE((tmp_path / "copy").stat().st_mode) == 0o600
+    extract(iso, "/bin/setuid/", tmp_path / "setuid")
+    assert filecmp.cmp(tree / "bin/setuid", tmp_path / "setuid", shallow=False)
+    assert stat.S_IMODE((tmp_path / "setuid").stat().st_mode) == 0o755  # 4755 in the ISO
+
+
+def test_extract_a_directory(sample: tuple[Path, Path], tmp_path: Path) -> None:
+    tree, iso = sample
+    created = extract(iso, "/boot", tmp_path)
+    assert created[0] == tmp_path / "boot"
+    assert set(created) == {tmp_path / "boot", tmp_path / "boot/grub",
+                            tmp_path / "boot/grub/grub.cfg", tmp_path / "boot/link-rel"}
+    assert_same_tree(tree / "boot", tmp_path / "boot")
+
+
+def test_extract_the_whole_image(sample: tuple[Path, Path], tmp_path: Path) -> None:
+    tree, iso = sample
+    reporter = RecordingReporter()
+    extract(iso, "/", tmp_path / "all", reporter)
+    assert_same_tree(tree, tmp_path / "all")
+    assert (tmp_path / "all/locked").stat().st_mode & 0o777 == 0o555  # set after its children
+    skipped = [m for level, m in reporter.logs if level == Level.WARNING]
+    assert any(m.startswith("skipped /fifo") for m in skipped)
+    assert reporter.last_progress is not None
+    done, total = reporter.last_progress
+    assert done == total == sum(p.stat().st_size for p in tree.rglob("*")
+                                if p.is_file() and not p.is_symlink())
+
+
+def test_extract_into_an_existing_directory(sample: tuple[Path, Path], tmp_path: Path) -> None:
+    tree, iso = sample
+    tmp_path.chmod(0o700)
+    extract(iso, "/", tmp_path)
+    assert_same_tree(tree, tmp_path, root_mode=False)
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o700  # an existing folder stays as it was
+
+
+def test_extract_matches_xorriso_on_ipxe(tmp_path: Path) -> None:
+    iso = debian_iso("ipxe", "ipxe.iso")
+    extract(iso, "/", tmp_path / "ours")
+    subprocess.run(["xorriso", "-osirrox", "on", "-indev", str(iso), "-extract", "/",
+                    str(tmp_path / "theirs")], capture_output=True, check=True)
+    names = sorted(p.name for p in (tmp_path / "theirs").iterdir())
+    assert sorted(p.name for p in (tmp_path / "ours").iterdir()) == names
+    for name in names:
+        assert filecmp.cmp(tmp_path / "ours" / name, tmp_path / "theirs" / name, shallow=False)
+
+
+def test_extract_from_a_joliet_only_image_uses_default_modes(sample: tuple[Path, Path],
+                                                             tmp_path: Path) -> None:
+    tree, _ = sample
+    iso = mkisofs(tree, tmp_path / "joliet.iso", "--norock", "-J")
+    extract(iso, "/bin", tmp_path / "bin")
+    assert (tmp_path / "bin/tool").read_bytes() == (tree / "bin/tool").read_bytes()
+    assert stat.S_IMODE((tmp_path / "bin/tool").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "bin").stat().st_mode) == 0o755
+
+
+def test_refuses_to_overwrite(sample: tuple[Path, Path], tmp_path: Path) -> None:
+    _, iso = sample
+    (tmp_path / "grub.cfg").write_text("mine")
+    with pytest.raises(InputError, match="already exists; refusing to overwrite it"):
+        extract(iso, "/boot/grub/grub.cfg", tmp_path)
+    assert (tmp_path / "grub.cfg").read_text() == "mine"
+    with pytest.raises(InputError, match="the destination folder does not exist"):
+        extract(iso, "/boot/grub/grub.cfg", tmp_path / "no/such/dir/x")
+
+
+def test_missing_and_dotdot_inner_paths(sample: tuple[Path, Path], tmp_path: Path) -> None:
+    _, iso = sample
+    with pytest.raises(InputError, match="no such file or directory in the ISO: /boot/nope"):
+        extract(iso, "/boot/nope", tmp_path)
+    with pytest.raises(InputError, match=r"must not contain '\.' or '\.\.'"):
+        extract(iso, "/boot/../etc", tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def rename_in_rock_ridge(iso: Path, old: str, new: str) -> None:
+    """Rewrite a Rock Ridge NM entry in place: how a hostile image would name things."""
+    assert len(old) == len(new)
+    data = bytearray(iso.read_bytes())
+    needle = b"NM" + bytes([5 + len(old), 1, 0]) + old.encode()
+    start = data.find(needle)
+    assert start > 0 and data.find(needle, start + 1) == -1, f"NM entry {old!r} not unique"
+    data[start + 5:start + 5 + len(old)] = new.encode()
+    iso.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("qq", "..", "the name '..' is not a valid file name"),
+    ("aXb", "a/b", "the name 'a/b' contains '/'"),
+])
+def test_refuses_unsafe_names_before_writing(tmp_path: Path, old: str, new: str,
+                                             message: str) -> None:
+    tree = tmp_path / "tree"
+    write(tree / "dir" / old / "payload", "escaped?")
+    write(tree / "dir/ok", "fine")
+    iso = mkisofs(tree, tmp_path / "hostile.iso", "-R")
+    rename_in_rock_ridge(iso, old, new)
+    with pytest.raises(InputError, match="unsafe names in the ISO") as info:
+        extract(iso, "/", tmp_path / "out")
+    assert message in str(info.value) and "nothing was extracted" in str(info.value)
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "payload").exists()
+    # The safe part of the image is still reachable.
+    extract(iso, "/dir/ok", tmp_path / "ok")
+    assert (tmp_path / "ok").read_text() == "fine"
+
+
+def test_a_symlink_and_a_directory_with_one_name_cannot_escape(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "s1").symlink_to(outside)
+    write(tree / "s2" / "planted", "must not land outside")
+    iso = mkisofs(tree, tmp_path / "hostile.iso", "-R")
+    rename_in_rock_ridge(iso, "s2", "s1")  # now "s1" is both a symlink and a directory
+    with pytest.raises(InputError, match="cannot extract: File exists"):
+        extract(iso, "/", tmp_path / "out")
+    assert list(outside.iterdir()) == []
+    assert not (tmp_path / "out").exists()  # partial output removed
+
+
+class CancelAfter(NullReporter):
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.asked = 0
+        self.n = n
+
+    def cancelled(self) -> bool:
+        self.asked += 1
+        return self.asked >= self.n
+
+
+@pytest.mark.parametrize("into_existing", [False, True])
+def test_cancel_removes_partial_output(sample: tuple[Path, Path], tmp_path: Path,
+                                       into_existing: bool) -> None:
+    _, iso = sample
+    dest = tmp_path / "dest"
+    if into_existing:
+        dest.mkdir()
+        (dest / "keep-me").write_text("mine")
+    with pytest.raises(Cancelled):
+        extract(iso, "/", dest, CancelAfter(12))
+    if into_existing:
+        assert [p.name for p in dest.iterdir()] == ["keep-me"]
+    else:
+        assert not dest.exists()
+
+
+def test_cli_extract(livesmith_cmd: list[str], sample: tuple[Path, Path],
+                     tmp_path: Path) -> None:
+    tree, iso = sample
+    out = subprocess.run([*livesmith_cmd, "extract", str(iso), "/boot/grub", "-o",
+                          str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"extracted 2 entries to {tmp_path / 'grub'}"
+    assert_same_tree(tree / "boot/grub", tmp_path / "grub")
+    again = subprocess.run([*livesmith_cmd, "extract", str(iso), "/boot/grub", "-o",
+                            str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    assert again.returncode == EXIT_INPUT
+    assert f"livesmith: error: {tmp_path / 'grub'}: already exists" in again.stderr

@@ -1,0 +1,74 @@
+"""Inspection and extraction speed versus xorriso (run by `make bench`; prints figures)."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from app.iso.extract import extract
+from app.iso.inspect import inspect_iso
+
+RUNS = 5
+
+
+def median_seconds(action: Callable[[], object]) -> float:
+    times = []
+    for _ in range(RUNS):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def make_iso(tree: Path, iso: Path) -> Path:
+    subprocess.run(["xorriso", "-as", "mkisofs", "-R", "-J", "-o", str(iso), str(tree)],
+                   capture_output=True, check=True)
+    return iso
+
+
+@pytest.mark.benchmark
+@pytest.mark.parametrize("count", [5_000, 20_000])
+def test_inspect_many_files(tmp_path: Path, count: int) -> None:
+    tree = tmp_path / "tree"
+    for i in range(count):
+        path = tree / f"d{i // 500:03d}" / f"file-{i:06d}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(str(i))
+    iso = make_iso(tree, tmp_path / "many.iso")
+    ours = median_seconds(lambda: inspect_iso(iso))
+    theirs = median_seconds(lambda: subprocess.run(
+        ["xorriso", "-indev", str(iso), "-find", "/", "-exec", "lsdl"],
+        capture_output=True, check=True))
+    assert len(inspect_iso(iso).files) == count + count // 500 + 1
+    print(f"\ninspect {count} files: livesmith {ours:.3f} s, xorriso listing {theirs:.3f} s, "
+          f"ratio {ours / theirs:.2f}x ({ours / count * 1e6:.0f} us/file)")
+
+
+@pytest.mark.benchmark
+def test_extract_300_mb(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "big.bin").write_bytes(os.urandom(300 * 1024 * 1024))
+    iso = make_iso(tree, tmp_path / "big.iso")
+    counter = iter(range(10 * RUNS))
+
+    def ours() -> None:
+        out = tmp_path / f"ours{next(counter)}"
+        extract(iso, "/big.bin", out)
+        out.unlink()
+
+    def theirs() -> None:
+        out = tmp_path / f"theirs{next(counter)}"
+        subprocess.run(["xorriso", "-osirrox", "on", "-indev", str(iso), "-extract",
+                        "/big.bin", str(out)], capture_output=True, check=True)
+        out.unlink()
+
+    a, b = median_seconds(ours), median_seconds(theirs)
+    print(f"\nextract 300 MB: livesmith {a:.3f} s ({300 / a:.0f} MB/s), xorriso {b:.3f} s, "
+          f"ratio {a / b:.2f}x")
