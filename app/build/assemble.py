@@ -106,6 +106,7 @@ class _Extractor:
         self.implicit: set[str] = set()       # directories made for a member's parents
         self.problems: list[Problem] = []
         self.current: set[str] = set()        # paths written by the package being extracted
+        self.skipped: set[str] = set()        # its paths skipped because of a conflict
         self.pkg: PackageInfo | None = None
         self.path = Path()
 
@@ -201,12 +202,14 @@ class _Extractor:
         self.problems.append(Problem(
             f"/{rel}", f"file conflict: packages {existing.owner} ({existing.kind.value}) and "
             f"{self.name} ({kind.value}) both own this path"))
+        self.skipped.add(rel)
         return False
 
     # -- members ------------------------------------------------------------------------
     def extract(self, pkg: PackageInfo, path: Path) -> None:
         self.pkg, self.path = pkg, path
         self.current = set()
+        self.skipped = set()
         count = 0
         done_before = self.read
         try:
@@ -281,6 +284,9 @@ class _Extractor:
 
     def _hardlink_meta(self, member: tarfile.TarInfo, meta: FileMeta) -> FileMeta:
         target = member_path(self.name, member.linkname, "hard link target")
+        if target in self.skipped:
+            raise _Conflict(Problem(f"/{meta.path}", f"file conflict: package {self.name}'s "
+                                    f"hard link to /{target}, which is in conflict itself"))
         first = self.manifest.get(target)
         if first is not None and first.kind is Kind.HARDLINK:
             target, first = first.target, self.manifest.get(first.target)

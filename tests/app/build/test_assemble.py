@@ -365,6 +365,16 @@ def test_file_conflicts_list_every_path_and_both_packages(tmp_path: Path, arena)
     assert all("coreutils" in m and "busybox" in m for m in problems.values())
 
 
+def test_hard_links_to_a_conflicting_file_are_conflicts_too(tmp_path: Path, arena) -> None:  # type: ignore[no-untyped-def]
+    root, _ = arena
+    a = FixturePackage("gzip", entries=(file("bin/gzip", "a", 0o755),))
+    b = FixturePackage("busybox", entries=(file("bin/gzip", "b", 0o755),
+                                           hardlink("bin/gunzip", "bin/gzip")))
+    with pytest.raises(ValidationError) as info:
+        assemble_root(build(tmp_path, "tarballs-zst", [a, b]), root, NullReporter())
+    assert {p.where for p in info.value.problems} == {"/bin/gzip", "/bin/gunzip"}
+
+
 def test_directory_versus_file_is_a_conflict(tmp_path: Path, arena) -> None:  # type: ignore[no-untyped-def]
     root, _ = arena
     a = FixturePackage("a", entries=(file("opt/tool", "a file"),))
