@@ -169,8 +169,6 @@ class _Extractor:
                 raise self._through_symlink(member, rel, target, "?") from exc
             raise InputError(f"package {self.name}: /{rel} is not a directory",
                              where=str(self.path)) from exc
-        if len(self.dir_fds) >= MAX_OPEN_DIRS:
-            self._close_dirs()
         self.dir_fds[rel] = fd
         return fd
 
@@ -241,6 +239,9 @@ class _Extractor:
         if kind is None:
             raise InputError(f"package {self.name}: member {member.name!r} has an unsupported "
                              f"type {member.type!r}", where=str(self.path))
+        if len(self.dir_fds) >= MAX_OPEN_DIRS:
+            # Only between members: fds handed out for this member must stay open.
+            self._close_dirs()
         parent, _, base = rel.rpartition("/")
         parent_fd = self._dir_fd(parent, member.name)
         meta = FileMeta(rel, kind, member.mode & 0o7777, member.uid, member.gid,

@@ -197,6 +197,22 @@ def test_hardlinks_become_hardlink_entries_and_real_links(tmp_path: Path) -> Non
             assert (root / meta.path).stat().st_ino == inode
 
 
+def test_directory_handle_cache_eviction_keeps_links_right(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import app.build.assemble as assemble
+
+    monkeypatch.setattr(assemble, "MAX_OPEN_DIRS", 3)  # evict constantly
+    entries = [file(f"d{i}/sub/f", f"file {i}") for i in range(8)]
+    entries += [hardlink(f"d{7 - i}/sub/link{i}", f"d{i}/sub/f") for i in range(8)]
+    pkgs = build(tmp_path, "tarballs-zst", [FixturePackage("many", entries=tuple(entries))])
+    root = tmp_path / "root"
+    assemble_root(pkgs, root, NullReporter())
+    for i in range(8):
+        link = root / f"d{7 - i}/sub/link{i}"
+        assert link.read_text() == f"file {i}"
+        assert link.stat().st_ino == (root / f"d{i}/sub/f").stat().st_ino
+    assert sorted(p.name for p in root.iterdir()) == [f"d{i}" for i in range(8)]
+
+
 def test_absolute_symlinks_are_created_but_never_followed(tmp_path: Path) -> None:
     pkg = FixturePackage("links", entries=(
         file("bin/busybox", b"x", 0o755),
