@@ -15,7 +15,7 @@ import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 
 class Kind(enum.Enum):
@@ -57,9 +57,10 @@ class FileMeta:
 
 def normalize(path: str) -> str:
     """Root-relative POSIX form; raises ValueError for paths that escape the root."""
+    # Plain string work: this runs several times per package member (thousands per kernel).
     parts = []
-    for part in PurePosixPath(path).parts:
-        if part in ("/", "", "."):
+    for part in path.split("/"):
+        if part in ("", "."):
             continue
         if part == "..":
             raise ValueError(f"path escapes the root: {path!r}")
@@ -74,7 +75,8 @@ class RootManifest:
         self._entries: dict[str, FileMeta] = {}
 
     def add(self, meta: FileMeta) -> None:
-        self._entries[normalize(meta.path)] = replace(meta, path=normalize(meta.path))
+        path = normalize(meta.path)
+        self._entries[path] = meta if path == meta.path else replace(meta, path=path)
 
     def get(self, path: str) -> FileMeta | None:
         return self._entries.get(normalize(path))

@@ -1,0 +1,226 @@
+"""Debian packages in pure Python: the ar container, control fields and the data tarball.
+
+A .deb is an ar archive: `debian-binary`, `control.tar[.xz|.zst|.gz]`, `data.tar[.*]`.
+No dpkg is needed to read one. This module also holds the folder-of-.deb source, which
+uses a flat `Packages` index (with SHA256 sums) when the folder has one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import lzma
+import tarfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from app.errors import InputError
+from app.packages.archive import CountingReader, DamagedArchive, open_stream
+from app.packages.model import (
+    FolderSource,
+    PackageInfo,
+    SourceKind,
+    SourceSpec,
+    alternatives,
+    has_constraint,
+    member_name,
+    strip_constraint,
+)
+
+AR_MAGIC = b"!<arch>\n"
+AR_HEADER = 60
+
+
+@dataclass(frozen=True)
+class ArMember:
+    name: str
+    offset: int  # of the member's data in the file
+    size: int
+
+
+def ar_members(f: BinaryIO, total: int, what: str) -> list[ArMember]:
+    """Members of an ar archive; DamagedArchive if a header or member runs past the end."""
+    f.seek(0)
+    if f.read(len(AR_MAGIC)) != AR_MAGIC:
+        raise DamagedArchive(f"{what} is not a Debian package (no ar archive signature)")
+    members = []
+    pos = len(AR_MAGIC)
+    while pos < total:
+        f.seek(pos)
+        header = f.read(AR_HEADER)
+        if len(header) == 0:
+            break
+        if len(header) < AR_HEADER or header[58:60] != b"`\n":
+            raise DamagedArchive(f"truncated or corrupt ar header at byte {pos} of {what}")
+        name = header[:16].decode("ascii", "replace").strip().rstrip("/")
+        try:
+            size = int(header[48:58].decode("ascii").strip())
+        except ValueError as exc:
+            raise DamagedArchive(f"corrupt ar member size at byte {pos} of {what}") from exc
+        start = pos + AR_HEADER
+        if start + size > total:
+            raise DamagedArchive(f"truncated: member {name} of {what} needs {size} bytes "
+                                 f"at byte {start}, the file has {total} bytes")
+        members.append(ArMember(name, start, size))
+        pos = start + size + (size & 1)
+    return members
+
+
+def _member(members: list[ArMember], prefix: str, what: str) -> ArMember:
+    for m in members:
+        if m.name == prefix or m.name.startswith(prefix + "."):
+            return m
+    raise DamagedArchive(f"{what} has no {prefix} member")
+
+
+@contextlib.contextmanager
+def open_member_tar(path: Path, prefix: str, on_read: Callable[[int], None] | None = None,
+                    *, threaded: bool = False) -> Iterator[tarfile.TarFile]:
+    """Stream the tarball `prefix` (control.tar / data.tar, any compression) of a .deb."""
+    what = path.name
+    with open(path, "rb") as f:
+        total = f.seek(0, io.SEEK_END)
+        member = _member(ar_members(f, total, what), prefix, what)
+        f.seek(member.offset)
+        counted = CountingReader(f, member.size, on_read)
+        with open_stream(counted, f"{member.name} of {what}", threaded=threaded) as stream:
+            try:
+                with tarfile.open(fileobj=stream, mode="r|") as tar:
+                    yield tar
+            except tarfile.ReadError as exc:
+                raise DamagedArchive(f"corrupt or truncated {member.name} in {what}: "
+                                     f"{exc}") from exc
+
+
+def parse_control(text: str) -> dict[str, str]:
+    """One control stanza (RFC 822 style, continuation lines kept with newlines)."""
+    fields: dict[str, str] = {}
+    key = None
+    for line in text.splitlines():
+        if not line.strip():
+            if fields:
+                break
+            continue
+        if line[0] in " \t" and key:
+            fields[key] += "\n" + line.strip()
+        elif ":" in line:
+            key, value = line.split(":", 1)
+            key = key.strip()
+            fields[key] = value.strip()
+    return fields
+
+
+def parse_stanzas(text: str) -> list[dict[str, str]]:
+    stanzas, current = [], []
+    for line in text.splitlines():
+        if line.strip():
+            current.append(line)
+        elif current:
+            stanzas.append(parse_control("\n".join(current)))
+            current = []
+    if current:
+        stanzas.append(parse_control("\n".join(current)))
+    return stanzas
+
+
+def parse_relations(value: str, *, keep_versioned: bool = True) -> tuple[str, ...]:
+    """'a (>= 1) | b, c:any' -> ('a | b', 'c'); versioned entries dropped if not keep_versioned."""
+    result = []
+    for group in value.split(","):
+        names = []
+        for alt in alternatives(group):
+            if not keep_versioned and has_constraint(alt):
+                continue
+            name = strip_constraint(alt)
+            if name:
+                names.append(name)
+        if names:
+            result.append(" | ".join(names))
+    return tuple(result)
+
+
+def is_metapackage(fields: dict[str, str]) -> bool:
+    summary = fields.get("Description", "").split("\n", 1)[0].lower()
+    return ("meta-package" in summary or "metapackage" in summary
+            or fields.get("Section", "").rpartition("/")[2] == "metapackages")
+
+
+def info_from_control(fields: dict[str, str], *, kind: SourceKind, file: Path | None,
+                      size: int) -> PackageInfo:
+    depends = parse_relations(fields.get("Pre-Depends", "")) + parse_relations(
+        fields.get("Depends", ""))
+    installed = fields.get("Installed-Size", "")
+    sha256 = fields.get("SHA256", "").strip()
+    return PackageInfo(
+        name=fields.get("Package", "").strip(),
+        version=fields.get("Version", "").strip(),
+        size=size,
+        installed_size=int(installed) * 1024 if installed.isdigit() else None,
+        description=fields.get("Description", "").split("\n", 1)[0].strip(),
+        depends=depends,
+        provides=tuple(strip_constraint(p) for p in fields.get("Provides", "").split(",")
+                       if p.strip()),
+        # Versioned conflicts name other releases of a package, which one archive snapshot
+        # never holds together with this one; without a version they are real conflicts.
+        conflicts=parse_relations(fields.get("Conflicts", ""), keep_versioned=False),
+        file=file,
+        checksum=f"sha256:{sha256.lower()}" if sha256 else None,
+        kind=kind,
+        replaces=tuple(strip_constraint(p) for p in fields.get("Replaces", "").split(",")
+                       if p.strip()),
+        metapackage=is_metapackage(fields),
+    )
+
+
+def read_control(path: Path) -> dict[str, str]:
+    """The control fields of the .deb at `path`; InputError if it is damaged."""
+    try:
+        with open_member_tar(path, "control.tar") as tar:
+            for member in tar:
+                if member_name(member.name) == "control" and member.isfile():
+                    data = tar.extractfile(member)
+                    assert data is not None
+                    return parse_control(data.read().decode("utf-8", "replace"))
+    except DamagedArchive as exc:
+        raise InputError(f"the Debian package is damaged ({exc})", where=str(path)) from exc
+    raise InputError("the Debian package has no control file", where=str(path))
+
+
+def read_package(path: Path, kind: SourceKind = SourceKind.DEB) -> PackageInfo:
+    fields = read_control(path)
+    if not fields.get("Package"):
+        raise InputError("the Debian package has no Package field", where=str(path))
+    return info_from_control(fields, kind=kind, file=path, size=path.stat().st_size)
+
+
+def _read_index(folder: Path) -> list[dict[str, str]] | None:
+    for name, opener in (("Packages", open), ("Packages.gz", gzip.open),
+                         ("Packages.xz", lzma.open)):
+        index = folder / name
+        if index.is_file():
+            with opener(index, "rt", encoding="utf-8") as f:
+                return parse_stanzas(f.read())
+    return None
+
+
+class DebFolderSource(FolderSource):
+    """A folder of .deb files, optionally with a flat-repository `Packages` index."""
+
+    def __init__(self, spec: SourceSpec) -> None:
+        super().__init__(spec)
+
+    def _scan(self) -> list[PackageInfo]:
+        found: dict[Path, PackageInfo] = {}
+        for stanza in _read_index(self.folder) or []:
+            file = (self.folder / stanza.get("Filename", "")).resolve()
+            if (stanza.get("Package") and file.is_file()
+                    and file.is_relative_to(self.folder.resolve())):
+                found[file] = info_from_control(stanza, kind=SourceKind.DEB, file=file,
+                                                size=file.stat().st_size)
+        for path in sorted(self.folder.glob("*.deb")):
+            if path.resolve() not in found and path.is_file():
+                found[path.resolve()] = read_package(path)
+        return list(found.values())
