@@ -106,6 +106,7 @@ class _Extractor:
         self.implicit: set[str] = set()       # directories made for a member's parents
         self.problems: list[Problem] = []
         self.current: set[str] = set()        # paths written by the package being extracted
+        self.skipped: set[str] = set()        # its paths skipped because of a conflict
         self.pkg: PackageInfo | None = None
         self.path = Path()
 
@@ -168,8 +169,6 @@ class _Extractor:
                 raise self._through_symlink(member, rel, target, "?") from exc
             raise InputError(f"package {self.name}: /{rel} is not a directory",
                              where=str(self.path)) from exc
-        if len(self.dir_fds) >= MAX_OPEN_DIRS:
-            self._close_dirs()
         self.dir_fds[rel] = fd
         return fd
 
@@ -201,12 +200,14 @@ class _Extractor:
         self.problems.append(Problem(
             f"/{rel}", f"file conflict: packages {existing.owner} ({existing.kind.value}) and "
             f"{self.name} ({kind.value}) both own this path"))
+        self.skipped.add(rel)
         return False
 
     # -- members ------------------------------------------------------------------------
     def extract(self, pkg: PackageInfo, path: Path) -> None:
         self.pkg, self.path = pkg, path
         self.current = set()
+        self.skipped = set()
         count = 0
         done_before = self.read
         try:
@@ -238,6 +239,9 @@ class _Extractor:
         if kind is None:
             raise InputError(f"package {self.name}: member {member.name!r} has an unsupported "
                              f"type {member.type!r}", where=str(self.path))
+        if len(self.dir_fds) >= MAX_OPEN_DIRS:
+            # Only between members: fds handed out for this member must stay open.
+            self._close_dirs()
         parent, _, base = rel.rpartition("/")
         parent_fd = self._dir_fd(parent, member.name)
         meta = FileMeta(rel, kind, member.mode & 0o7777, member.uid, member.gid,
@@ -281,6 +285,9 @@ class _Extractor:
 
     def _hardlink_meta(self, member: tarfile.TarInfo, meta: FileMeta) -> FileMeta:
         target = member_path(self.name, member.linkname, "hard link target")
+        if target in self.skipped:
+            raise _Conflict(Problem(f"/{meta.path}", f"file conflict: package {self.name}'s "
+                                    f"hard link to /{target}, which is in conflict itself"))
         first = self.manifest.get(target)
         if first is not None and first.kind is Kind.HARDLINK:
             target, first = first.target, self.manifest.get(first.target)

@@ -47,7 +47,8 @@ class _Decompressor(Protocol):
 
 
 def _zstd() -> _Decompressor:
-    return zstandard.ZstdDecompressor().decompressobj()
+    # Large windows (zstd --long, --ultra) are allowed: memory follows the frame, not this cap.
+    return zstandard.ZstdDecompressor(max_window_size=1 << 31).decompressobj()
 
 
 def _xz() -> _Decompressor:

@@ -218,10 +218,13 @@ class BootConfig:
         return f"{self.firmware.upper()} {self.medium.upper()} boot of {name}{extra}"
 
 
+_PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here, not in the forked child
+
+
 def _die_with_parent() -> None:
     # Runs in the child before exec: qemu gets SIGKILL if the test process dies.
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
@@ -354,7 +357,10 @@ class QemuSession:
             if marker in self._stderr:
                 return f"qemu reported '{marker}'"
         if self._eof:
-            status = self.proc.poll()
+            try:  # the console closes just before qemu is gone
+                status: int | None = self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                status = None
             return f"qemu exited (status {status})" if status is not None else "the console closed"
         return None
 

@@ -122,13 +122,12 @@ def test_uefi_stick_with_a_changed_label_is_found_by_its_id_file(boot_iso: Path)
     config = BootConfig("uefi", "usb", boot_iso, blank_eltorito=True, new_label="RENAMED",
                         memory_mb=512)
     with QemuSession(config) as vm:
-        vm.expect("GNU GRUB", timeout=30)
-        cmdline = vm.expect(MARKER, timeout=60).group(1)
-        vm.wait_exit(timeout=20)
-        # Nothing was found by label (there is no such label any more) or not at all.
+        # The menu comes from boot/grub/grub.cfg on the ISO 9660 file system, so GRUB found
+        # the medium; the label cannot have led it there (there is no such label any more),
+        # and the early config says nothing (it speaks only when the ID file is not found).
+        _menu_shown(vm, "uefi")
         assert "Livesmith: " not in vm.output
-    # The kernel is still told the label it was built with; /init searches by ID first.
-    assert f"livesmith.id={BUILD_ID}" in cmdline.split()
+        print(f"{config.describe()}: {vm.elapsed:.1f} s to the menu")
 
 
 def test_uefi_falls_back_to_the_label_without_the_id_file(

@@ -197,6 +197,22 @@ def test_hardlinks_become_hardlink_entries_and_real_links(tmp_path: Path) -> Non
             assert (root / meta.path).stat().st_ino == inode
 
 
+def test_directory_handle_cache_eviction_keeps_links_right(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import app.build.assemble as assemble
+
+    monkeypatch.setattr(assemble, "MAX_OPEN_DIRS", 3)  # evict constantly
+    entries = [file(f"d{i}/sub/f", f"file {i}") for i in range(8)]
+    entries += [hardlink(f"d{7 - i}/sub/link{i}", f"d{i}/sub/f") for i in range(8)]
+    pkgs = build(tmp_path, "tarballs-zst", [FixturePackage("many", entries=tuple(entries))])
+    root = tmp_path / "root"
+    assemble_root(pkgs, root, NullReporter())
+    for i in range(8):
+        link = root / f"d{7 - i}/sub/link{i}"
+        assert link.read_text() == f"file {i}"
+        assert link.stat().st_ino == (root / f"d{i}/sub/f").stat().st_ino
+    assert sorted(p.name for p in root.iterdir()) == [f"d{i}" for i in range(8)]
+
+
 def test_absolute_symlinks_are_created_but_never_followed(tmp_path: Path) -> None:
     pkg = FixturePackage("links", entries=(
         file("bin/busybox", b"x", 0o755),
@@ -363,6 +379,16 @@ def test_file_conflicts_list_every_path_and_both_packages(tmp_path: Path, arena)
     problems = {p.where: p.message for p in info.value.problems}
     assert set(problems) == {"/bin/ls", "/bin/cat"}
     assert all("coreutils" in m and "busybox" in m for m in problems.values())
+
+
+def test_hard_links_to_a_conflicting_file_are_conflicts_too(tmp_path: Path, arena) -> None:  # type: ignore[no-untyped-def]
+    root, _ = arena
+    a = FixturePackage("gzip", entries=(file("bin/gzip", "a", 0o755),))
+    b = FixturePackage("busybox", entries=(file("bin/gzip", "b", 0o755),
+                                           hardlink("bin/gunzip", "bin/gzip")))
+    with pytest.raises(ValidationError) as info:
+        assemble_root(build(tmp_path, "tarballs-zst", [a, b]), root, NullReporter())
+    assert {p.where for p in info.value.problems} == {"/bin/gzip", "/bin/gunzip"}
 
 
 def test_directory_versus_file_is_a_conflict(tmp_path: Path, arena) -> None:  # type: ignore[no-untyped-def]

@@ -152,8 +152,8 @@ def test_grub_cfg_has_the_same_entries(grub_stage: Path) -> None:
     menu = _menu(extra_cmdline="quiet")
     cfg = (grub_stage / "boot" / "grub" / "grub.cfg").read_text()
     assert cfg == grub_config(menu)
-    assert "serial --unit=0 --speed=115200\n" in cfg
-    assert "terminal_output console serial\n" in cfg
+    assert ("if serial --unit=0 --speed=115200; then terminal_input console serial; "
+            "terminal_output console serial; fi\n") in cfg
     assert "set default=live\n" in cfg and "set timeout=5\n" in cfg
     for entry in menu.entries:
         assert f"menuentry '{entry.title}' --id {entry.key} {{\n" in cfg

@@ -1,0 +1,137 @@
+"""`livesmith write IMAGE TARGET`: write an image to a stick (or a file), then verify it.
+
+The write itself runs in the helper process (`app.usb.helper`), like in the GUI. Before
+anything is written we show the target, check the image's checksum file and its
+signature, and ask for confirmation (or take --yes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import TextIO
+
+from app.cli import EXIT_CANCELLED, EXIT_OK
+from app.errors import Cancelled, InputError
+from app.reporter import ConsoleReporter
+from app.usb.checksums import check_image
+from app.usb.engine import PHASE_TITLES, WriteResult, check_fits, layout_warnings
+from app.usb.helper import run_helper
+from app.usb.source import open_image
+from app.usb.target import TargetKind, human_size, resolve_target
+
+NAME = "write"
+HELP = "write an image (.iso, .img, or .xz/.zst/.gz) to a USB stick or a file, then verify it"
+ORDER = 41
+
+
+class WriteProgress(ConsoleReporter):
+    """Phase, bytes, speed and ETA; redrawn on a terminal, every 10 % otherwise."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        self._started = time.monotonic()
+
+    def step(self, name: str) -> None:
+        super().step(PHASE_TITLES.get(name, name))
+        self._started = time.monotonic()
+
+    def progress(self, done: int, total: int) -> None:
+        if total <= 0:
+            return
+        now = time.monotonic()
+        percent = min(100, done * 100 // total)
+        if self.tty:
+            if now - self._last_draw < 0.2 and done < total:
+                return
+            self._last_draw = now
+            self.stream.write(f"\r    {self.line(done, total, now)}\033[K")
+            self._line_open = True
+            if done >= total:
+                self._end_line()
+        elif percent // 10 != self._last_percent // 10:
+            self.stream.write(f"    {self.line(done, total, now)}\n")
+        self._last_percent = percent
+        self.stream.flush()
+
+    def line(self, done: int, total: int, now: float) -> str:
+        elapsed = max(now - self._started, 1e-6)
+        speed = done / elapsed
+        text = (f"{min(100, done * 100 // total):3d}%  {human_size(done)} of "
+                f"{human_size(total)}  {human_size(int(speed))}/s")
+        if 0 < done < total and speed > 0:
+            left = int((total - done) / speed)
+            text += f"  ETA {left // 60}:{left % 60:02d}"
+        return text
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("image", help="the image to write (.iso/.img, may be .xz/.zst/.gz)")
+    parser.add_argument("target", help="a whole disk (/dev/sdX, /dev/mmcblkN) or a file")
+    parser.add_argument("--yes", action="store_true",
+                        help="do not ask for confirmation (everything on TARGET is destroyed)")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="skip reading the device back (the result is 'not verified')")
+    parser.add_argument("--force", action="store_true",
+                        help="write an image that will not boot from USB (no partition table)")
+
+
+def refuse_without_terminal() -> None:
+    if not sys.stdin.isatty():
+        raise InputError("refusing to write without confirmation: standard input is not a "
+                         "terminal", hint="pass --yes to confirm on the command line")
+
+
+def confirm(question: str, stream: TextIO) -> bool:
+    refuse_without_terminal()
+    stream.write(question)
+    stream.flush()
+    try:
+        answer = sys.stdin.readline()
+    except KeyboardInterrupt:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def run(args: argparse.Namespace) -> int:
+    out = sys.stderr
+    if not args.yes:
+        refuse_without_terminal()  # before hashing a large image for nothing
+    source = open_image(args.image)
+    target = resolve_target(args.target, image=source.path)
+    warnings = layout_warnings(source, force=args.force)
+    if target.kind is TargetKind.BLOCK:
+        check_fits(source, target.size, str(target.path))
+        what = f"{target.path}: {target.description}"
+    else:
+        what = f"the file {target.path}"
+    print(f"Image:  {source.describe()}", file=out)
+    print(f"Target: {what}", file=out)
+    for warning in warnings:
+        print(f"warning: {warning}", file=out)
+    reporter = WriteProgress(out)
+    checksum = check_image(source.path, reporter=reporter)
+    for line in checksum.lines():
+        print(f"checksum: {line}", file=out)
+    error = checksum.error()
+    if error is not None:
+        raise error
+    if not args.yes:
+        erase = ("everything on it will be destroyed" if target.kind is TargetKind.BLOCK
+                 else "the file will be overwritten")
+        if not confirm(f"Write to {what}? {erase}. Type 'yes' to go on: ", out):
+            print("livesmith: not confirmed; nothing was written", file=out)
+            return EXIT_CANCELLED
+    try:
+        done = run_helper("write", source.path, target.path, reporter=reporter,
+                          verify=not args.no_verify, force=args.force)
+    except Cancelled as exc:
+        print(f"livesmith: {exc}", file=out)
+        return EXIT_CANCELLED
+    result = WriteResult.from_json(done)
+    print(result.summary(), file=sys.stdout)
+    if result.verified:
+        print(f"took {result.write_seconds:.1f} s to write, {result.verify_seconds:.1f} s to "
+              "verify", file=out)
+    return EXIT_OK

@@ -1,0 +1,159 @@
+"""The helper process: its line protocol, and typed errors crossing the process boundary."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from app.errors import Cancelled, DeviceError, MissingToolError, Problem, ValidationError
+from app.reporter import RecordingReporter
+from app.usb.engine import VerifyResult, WriteResult
+from app.usb.errors import DeviceIOError, DeviceReadOnly, DeviceTooSmall
+from app.usb.helper import (
+    error_from_json,
+    error_to_json,
+    helper_command,
+    helper_env,
+    run_helper,
+)
+from tests.app.usb.writer_support import (
+    CancelAt,
+    MiB,
+    cmp_prefix,
+    device_bytes,
+    loop_device,
+    make_image,
+    sparse_file,
+    tmpfs,
+)
+from tests.conftest import needs_root
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    path = tmp_path / "live.iso"
+    make_image(path, 16 * MiB + 512)
+    return path
+
+
+def test_typed_errors_survive_json() -> None:
+    io = error_from_json(json.loads(json.dumps(error_to_json(
+        DeviceIOError("I/O error at byte 5", where="/dev/sdz", offset=5, hint="h")))))
+    assert type(io) is DeviceIOError and io.offset == 5 and str(io) == "/dev/sdz: I/O error " \
+        "at byte 5 (h)"
+    small = error_from_json(error_to_json(DeviceTooSmall("too small", image_size=9,
+                                                         device_size=4)))
+    assert isinstance(small, DeviceTooSmall) and (small.image_size, small.device_size) == (9, 4)
+    tool = error_from_json(error_to_json(MissingToolError("gpgv", "gpgv")))
+    assert isinstance(tool, MissingToolError) and tool.package == "gpgv"
+    assert "apt-get install gpgv" in str(tool)
+    problems = error_from_json(error_to_json(ValidationError([Problem("a", "b", "c")])))
+    assert isinstance(problems, ValidationError) and problems.problems == [Problem("a", "b", "c")]
+    internal = error_from_json(error_to_json(ZeroDivisionError("x")))
+    assert "writer helper failed" in str(internal) and "ZeroDivisionError" in str(internal)
+
+
+def test_write_to_a_file_through_the_helper(tmp_path: Path, image: Path) -> None:
+    out = tmp_path / "vm.raw"
+    reporter = RecordingReporter()
+    done = run_helper("write", image, out, reporter=reporter)
+    result = WriteResult.from_json(done)
+    assert result.verified and result.image_size == image.stat().st_size
+    assert reporter.steps == ["write", "verify"]
+    assert reporter.last_progress == (result.image_size, result.image_size)
+    assert out.read_bytes() == image.read_bytes()
+
+
+def test_helper_failure_without_a_result_is_an_error(tmp_path: Path, image: Path) -> None:
+    with pytest.raises(DeviceError, match=r"without a result \(exit status 3\).*boom"):
+        run_helper("write", image, tmp_path / "x", argv=[
+            sys.executable, "-c", "import sys; print('boom', file=sys.stderr); sys.exit(3)"])
+
+
+@needs_root
+@pytest.mark.root
+def test_protocol_lines_writing_a_loop_device(tmp_path: Path, image: Path) -> None:
+    backing = sparse_file(tmp_path / "stick.img", 24 * MiB)
+    with loop_device(backing) as node:
+        # Our stdin at end of file means the parent is gone: the helper cancels and wipes.
+        out = subprocess.run(helper_command("write", image, node), env=helper_env(),
+                             stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 130, out.stdout + out.stderr
+        error = json.loads(out.stdout.splitlines()[-1].removeprefix("ERROR "))
+        assert error["type"] == "Cancelled" and "wiped" in error["message"]
+
+        # With stdin held open, it writes and verifies.
+        proc = subprocess.Popen(helper_command("write", image, node), env=helper_env(),
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stdin is not None
+        stdout = proc.stdout.read()
+        assert proc.wait(timeout=120) == 0
+        proc.stdin.close()
+        lines = stdout.splitlines()
+        kinds = [line.split(" ", 1)[0] for line in lines]
+        assert set(kinds) <= {"PHASE", "PROGRESS", "LOG", "DONE"}
+        assert [line for line in lines if line.startswith("PHASE")] == ["PHASE write",
+                                                                          "PHASE verify"]
+        progress = [tuple(map(int, line.split()[1:])) for line in lines
+                    if line.startswith("PROGRESS")]
+        assert progress[-1] == (image.stat().st_size, image.stat().st_size)
+        assert all(0 <= done <= total for done, total in progress)
+        assert kinds[-1] == "DONE"
+        result = WriteResult.from_json(json.loads(lines[-1].partition(" ")[2]))
+        assert result.verified
+        cmp_prefix(image, node, result.image_size)
+        verified = VerifyResult.from_json(run_helper("verify", image, node))
+        assert verified.image_size == image.stat().st_size
+
+
+@needs_root
+@pytest.mark.root
+def test_read_only_error_crosses_the_process_boundary(tmp_path: Path, image: Path) -> None:
+    backing = sparse_file(tmp_path / "stick.img", 24 * MiB)
+    with loop_device(backing, read_only=True) as node:
+        with pytest.raises(DeviceReadOnly) as err:
+            run_helper("write", image, node)
+        assert err.value.where == node
+
+
+@needs_root
+@pytest.mark.root
+def test_too_small_and_io_errors_keep_their_numbers(tmp_path: Path, image: Path) -> None:
+    small = sparse_file(tmp_path / "small.img", 8 * MiB)
+    with loop_device(small) as node:
+        with pytest.raises(DeviceTooSmall) as err:
+            run_helper("write", image, node)
+        assert (err.value.image_size, err.value.device_size) == (16 * MiB + 512, 8 * MiB)
+    with tmpfs(tmp_path / "fs", "4M") as fs:
+        backing = sparse_file(fs / "stick.img", 24 * MiB)
+        with loop_device(backing, direct_io=False) as node:
+            with pytest.raises(DeviceIOError) as io:
+                run_helper("write", image, node)
+            assert io.value.offset is not None and 0 < io.value.offset <= 5 * MiB
+            assert f"byte {io.value.offset}" in str(io.value)
+
+
+@needs_root
+@pytest.mark.root
+def test_cancel_through_the_helper_wipes_and_says_so(tmp_path: Path) -> None:
+    # A sparse 512 MiB image (an MBR, then zeros): quick to read, slow enough to write.
+    image = sparse_file(tmp_path / "big.iso", 512 * MiB)
+    with open(image, "r+b") as fh:
+        fh.seek(510)
+        fh.write(b"\x55\xaa")
+    backing = sparse_file(tmp_path / "stick.img", 600 * MiB)
+    with loop_device(backing) as node:
+        reporter = CancelAt(8 * MiB)
+        with pytest.raises(Cancelled) as err:
+            run_helper("write", image, node, reporter=reporter)
+        assert reporter.cancelled_at is not None
+        assert time.monotonic() - reporter.cancelled_at < 2.0
+        assert "the stick was wiped so it does not look half-bootable" in str(err.value)
+        assert "wipe" in reporter.steps
+        assert device_bytes(node, 512)[510:512] == b"\0\0"

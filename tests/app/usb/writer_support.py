@@ -1,0 +1,138 @@
+"""Real loop devices and real images for the writer tests (root only)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import subprocess
+from array import array
+from collections.abc import Iterator
+from pathlib import Path
+
+from app.reporter import RecordingReporter
+from app.usb.target import Target, TargetKind
+
+MiB = 1 << 20
+
+
+def run(*args: str, input: str | None = None) -> str:
+    out = subprocess.run(list(args), capture_output=True, text=True, input=input)
+    assert out.returncode == 0, f"{args}: {out.stderr}"
+    return out.stdout
+
+
+@contextlib.contextmanager
+def loop_device(backing: Path, *, read_only: bool = False,
+                direct_io: bool = True) -> Iterator[str]:
+    """`losetup --find --show` on `backing`; detached afterwards, whatever happened."""
+    args = ["losetup", "--find", "--show", f"--direct-io={'on' if direct_io else 'off'}"]
+    if read_only:
+        args.append("--read-only")
+    node = run(*args, str(backing)).strip()
+    try:
+        yield node
+    finally:
+        subprocess.run(["losetup", "-d", node], capture_output=True)
+
+
+@contextlib.contextmanager
+def tmpfs(where: Path, size: str) -> Iterator[Path]:
+    where.mkdir(parents=True, exist_ok=True)
+    run("mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where))
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def sparse_file(path: Path, size: int) -> Path:
+    with open(path, "wb") as fh:
+        fh.truncate(size)
+    return path
+
+
+def make_image(path: Path, size: int, *, compressible: bool = False) -> bytes:
+    """Bytes with an MBR partition table (like a hybrid ISO), an odd tail included.
+
+    Random by default; `compressible` numbers every 8-byte word (so a shifted
+    or repeated block would still be caught) plus a little randomness, which `xz` packs fast.
+    """
+    if compressible:
+        data = bytearray(array("Q", range(size // 8 + 1)).tobytes()[:size])
+        data[MiB:MiB + 256 * 1024] = os.urandom(256 * 1024)
+        path.write_bytes(bytes(data))
+    else:
+        path.write_bytes(os.urandom(size))
+    run("sfdisk", "-q", "--no-reread", "--no-tell-kernel", str(path),
+        input="label: dos\nstart=2048, type=c\n")
+    data = path.read_bytes()
+    assert data[510:512] == b"\x55\xaa"
+    return data
+
+
+def compress(image: Path, kind: str) -> Path:
+    """`xz`, `zstd` or `gzip` the image with the real tool, keeping the original."""
+    tools = {"xz": ["xz", "-0", "-T1", "-k", "-f"], "zst": ["zstd", "-q", "-1", "-f", "-k"],
+             "gz": ["gzip", "-1", "-k", "-f"]}
+    run(*tools[kind], str(image))
+    packed = image.with_name(f"{image.name}.{kind}")
+    assert packed.exists()
+    return packed
+
+
+def device_bytes(node: str, length: int, offset: int = 0) -> bytes:
+    """Read the device with O_DIRECT-free but cache-dropped reads (fresh open, no holders)."""
+    with open(node, "rb") as fh:
+        fh.seek(offset)
+        return fh.read(length)
+
+
+def sha256_of_device(node: str) -> str:
+    with open(node, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def cmp_prefix(image: Path | bytes, node: str, length: int) -> None:
+    """`cmp` the image (a path, or bytes through a temporary file) with the device's prefix."""
+    run("cmp", "-n", str(length), str(image), node)
+
+
+def devno_of(node: str) -> tuple[int, int]:
+    rdev = os.stat(node).st_rdev
+    return (os.major(rdev), os.minor(rdev))
+
+
+def raw_block_target(node: str) -> Target:
+    """A Target for `node` that skips the safety gate (to test the engine's own checks)."""
+    return Target(Path(node), TargetKind.BLOCK, 0, 512, False, "test loop device",
+                  devno_of(node))
+
+
+class CancelAt(RecordingReporter):
+    """Asks to cancel once the write has passed `at` bytes; remembers when."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at = at
+        self.cancelled_at: float | None = None
+
+    def progress(self, done: int, total: int) -> None:
+        super().progress(done, total)
+        if done >= self.at and self.cancelled_at is None and self.steps[-1:] == ["write"]:
+            import time
+
+            self.cancelled_at = time.monotonic()
+            self.cancel()
+
+
+class ProgressByStep(RecordingReporter):
+    """Remembers the last progress of every step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_step: dict[str, tuple[int, int]] = {}
+
+    def progress(self, done: int, total: int) -> None:
+        super().progress(done, total)
+        self.by_step[self.steps[-1] if self.steps else ""] = (done, total)
