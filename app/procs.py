@@ -19,12 +19,12 @@ POLL_SECONDS = 0.2
 
 def run_tool(args: Sequence[str], reporter: Reporter, *, stage: str, cwd: Path | None = None,
              env: Mapping[str, str] | None = None, log_level: Level = Level.DEBUG,
-             stdin_path: Path | None = None) -> str:
+             stdin_path: Path | None = None, unset_env: Sequence[str] = ()) -> str:
     """Run `args` (args[0] resolved with find_tool), stream its output to the reporter,
     stop it within POLL_SECONDS of a cancel, and raise StageError with the tail of its
     output if it fails. Returns the combined output."""
     program = find_tool(args[0]) if "/" not in args[0] else args[0]
-    full_env = {**os.environ, **(env or {})}
+    full_env = {k: v for k, v in {**os.environ, **(env or {})}.items() if k not in unset_env}
     tail: deque[str] = deque(maxlen=40)
     lines: list[str] = []
     stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL

@@ -50,9 +50,8 @@ hostname -F /etc/hostname
 """
 
 FSTAB = """\
-# Written by Livesmith. / is an overlay set up by the initramfs.
-proc    /proc     proc    defaults  0 0
-sysfs   /sys      sysfs   defaults  0 0
+# Written by Livesmith. / is an overlay set up by the initramfs, which also hands over
+# /proc, /sys, /dev and /run already mounted.
 devpts  /dev/pts  devpts  gid=5,mode=620  0 0
 tmpfs   /dev/shm  tmpfs   defaults  0 0
 tmpfs   /tmp      tmpfs   mode=1777 0 0

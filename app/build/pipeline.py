@@ -18,7 +18,7 @@ from pathlib import Path
 
 from app.build import bootloader, initramfs, kmod, rootimage
 from app.build.assemble import assemble_root
-from app.build.configure import BuildFacts, configure_root, validate_issue
+from app.build.configure import BuildFacts, configure_root, find_busybox, validate_issue
 from app.build.manifest import RootManifest
 from app.build.profile import (
     Profile,
@@ -86,6 +86,26 @@ class BuildContext:
         self.reporter.log(level, message)
 
 
+class StageReporter:
+    """What a stage's own code sees: steps inside a stage become log lines, so the
+    pipeline's STAGES stay the only steps the user sees."""
+
+    def __init__(self, outer: Reporter):
+        self.outer = outer
+
+    def step(self, name: str) -> None:
+        self.outer.log(Level.DEBUG, f"-- {name}")
+
+    def progress(self, done: int, total: int) -> None:
+        self.outer.progress(done, total)
+
+    def log(self, level: Level, message: str) -> None:
+        self.outer.log(level, message)
+
+    def cancelled(self) -> bool:
+        return self.outer.cancelled()
+
+
 @dataclass(frozen=True)
 class Stage:
     key: str
@@ -101,7 +121,7 @@ class BuildResult:
     size: int
     build_id: str
     seconds: float
-    warnings: tuple[str, ...] = ()
+    stage_seconds: tuple[tuple[str, float], ...] = ()
 
 
 # --- validate steps -------------------------------------------------------------------------
@@ -125,13 +145,29 @@ def validate_packages(ctx: BuildContext) -> list[Problem]:
     kernel = ctx.profile.kernel.package
     if kernel and kernel not in names and kernel not in res.reasons:
         problems.append(Problem("kernel", f"the kernel package {kernel!r} is not selected"))
-    if not kernel and not any(kmod.looks_like_kernel_package(n) for n in names):
+    if not kernel and not any(looks_like_kernel_package(n) for n in names):
         problems.append(Problem("kernel", "no kernel among the selected packages",
                                 "select a package that ships /boot/vmlinuz-*"))
     if not any("busybox" in n or "toybox" in n for n in names):
         problems.append(Problem("packages", "no static shell toolkit for the initramfs",
                                 "select busybox (busybox-static on Debian) or toybox"))
     return problems
+
+
+def looks_like_kernel_package(name: str) -> bool:
+    return name == "linux" or name.startswith(("linux-image", "linux-lts", "linux-zen",
+                                               "kernel"))
+
+
+def find_static_busybox(root: Path) -> Path:
+    busybox = find_busybox(root)
+    if busybox is None:
+        raise StageError("no busybox in the assembled root for the initramfs",
+                         stage="initramfs", hint="add busybox-static to the packages")
+    problem = initramfs.static_elf_problem(busybox)
+    if problem:
+        raise StageError(f"/{busybox.relative_to(root)} {problem}", stage="initramfs")
+    return busybox
 
 
 def validate_system(ctx: BuildContext) -> list[Problem]:
@@ -237,17 +273,19 @@ def initramfs_stage(ctx: BuildContext) -> None:
     ctx.kernel_version = version
     ctx.live.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(vmlinuz, ctx.live / "vmlinuz")
-    busybox = initramfs.find_static_busybox(ctx.root)
-    ram = ctx.profile.image.format is RootImageFormat.RAM
+    busybox = find_static_busybox(ctx.root)
     image = ctx.profile.image
+    ram = image.format is RootImageFormat.RAM
     spec = initramfs.InitramfsSpec(
         busybox=busybox, kernel_version=version,
         modules_dir=kmod.modules_dir(ctx.root, version),
         modules=tuple(dict.fromkeys((*kmod.LIVE_MODULES, *ctx.profile.kernel.extra_modules))),
         build_id=ctx.build_id, label=ctx.profile.iso.label,
+        image=ctx.image_path if not ram else "/live/none",
         ram_root=ctx.root if ram else None, ram_manifest=ctx.manifest if ram else None,
-        **({"compression": initramfs.Compression(image.compressor.value),
-            "level": compression_level(image)} if ram else {}),
+        compression=initramfs.Compression(image.compressor.value) if ram
+        else initramfs.Compression.ZSTD,
+        level=compression_level(image) if ram else None,
     )
     result = initramfs.build_initramfs(spec, ctx.live / "initramfs.img", ctx.reporter)
     ctx.log(f"initramfs: {result.size >> 10} KiB, {len(result.modules)} kernel modules")
@@ -418,7 +456,8 @@ def run_build(profile: Profile, output: Path, reporter: Reporter, *,
     """Validate, then run every stage. On failure or cancel, nothing is left at `output`
     and the scratch folder is removed."""
     started = time.monotonic()
-    ctx = make_context(profile, output, reporter, work_dir=work_dir, cache_dir=cache_dir)
+    ctx = make_context(profile, output, StageReporter(reporter), work_dir=work_dir,
+                       cache_dir=cache_dir)
     reporter.step("Validate")
     problems = validate_build(ctx)
     if problems:
@@ -427,18 +466,23 @@ def run_build(profile: Profile, output: Path, reporter: Reporter, *,
     if ctx.work.exists():
         remove_tree(ctx.work)
     ctx.work.mkdir(parents=True)
+    timings: list[tuple[str, float]] = [("validate", time.monotonic() - started)]
     try:
         for stage in STAGES:
             check_cancelled(reporter)
             reporter.step(stage.title)
+            stage_started = time.monotonic()
             try:
                 stage.run(ctx)
             except OSError as exc:
                 raise _os_error(exc, stage) from exc
+            timings.append((stage.key, time.monotonic() - stage_started))
+            reporter.log(Level.DEBUG, f"{stage.title}: {timings[-1][1]:.1f} s")
         seconds = time.monotonic() - started
         result = BuildResult(iso=ctx.output, sha256=checksum_file(ctx.output).read_text()
                              .split()[0], size=ctx.output.stat().st_size,
-                             build_id=ctx.build_id, seconds=seconds)
+                             build_id=ctx.build_id, seconds=seconds,
+                             stage_seconds=tuple(timings))
         reporter.log(Level.INFO, f"built {ctx.output} ({result.size >> 20} MiB) in "
                      f"{seconds:.1f} s")
         return result

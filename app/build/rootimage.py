@@ -67,7 +67,8 @@ def make_squashfs(root: Path, manifest: RootManifest, options: ImageOptions, out
             args += ["-Xbcj", "x86"]
     if out.exists():
         out.unlink()
-    run_tool(args, reporter, stage=STAGE)
+    # mksquashfs refuses SOURCE_DATE_EPOCH together with explicit times; ours are explicit.
+    run_tool(args, reporter, stage=STAGE, unset_env=("SOURCE_DATE_EPOCH",))
     return out
 
 

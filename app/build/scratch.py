@@ -12,7 +12,7 @@ def remove_tree(path: Path) -> None:
     if not path.exists() and not path.is_symlink():
         return
 
-    def make_writable_and_retry(func, target, _exc):  # type: ignore[no-untyped-def]
+    def make_writable_and_retry(func, target, _exc):
         parent = os.path.dirname(target)
         try:
             os.chmod(parent, stat.S_IRWXU)

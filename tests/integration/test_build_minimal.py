@@ -6,9 +6,8 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-from app.iso.inspect import inspect_iso
-
 from app.build.pipeline import checksum_file
+from app.iso.inspect import inspect_iso
 
 
 def test_minimal_build_is_a_hybrid_live_iso(minimal_iso) -> None:

@@ -36,5 +36,6 @@ def run(args: argparse.Namespace) -> int:
     result = run_build(profile, args.output, reporter, work_dir=args.work_dir,
                        cache_dir=args.cache_dir, keep_work=args.keep_work)
     print(f"{result.iso}\n  size    {result.size:,} bytes\n  sha256  {result.sha256}\n"
-          f"  build   {result.build_id}\n  time    {result.seconds:.1f} s")
+          f"  build   {result.build_id}\n  time    {result.seconds:.1f} s ("
+          + ", ".join(f"{key} {secs:.1f}" for key, secs in result.stage_seconds) + ")")
     return 0

@@ -1,0 +1,43 @@
+"""Small but real package sets that build bootable live systems in seconds.
+
+`kernel_package()` repacks the real Debian kernel with only the modules a live initramfs
+needs (the closure of LIVE_MODULES), so pipeline tests skip the 400 MB module tree.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from app.build.kmod import LIVE_MODULES, resolve_modules
+from tests.app.packages.fixtures import (
+    Entry,
+    FixturePackage,
+    busybox_package,
+    file,
+    make_glaucus_repo,
+)
+from tests.support.debian import kernel_tree
+
+MODULE_INDEX_FILES = ("modules.builtin", "modules.builtin.modinfo", "modules.order")
+
+
+@cache
+def kernel_package(name: str = "linux") -> FixturePackage:
+    vmlinuz, mod_dir, version = kernel_tree()
+    entries: list[Entry] = [file(f"boot/vmlinuz-{version}", vmlinuz.read_bytes(), 0o644)]
+    for module in resolve_modules(mod_dir, LIVE_MODULES):
+        entries.append(file(f"lib/modules/{version}/{module.relpath}", module.path.read_bytes()))
+    for index in MODULE_INDEX_FILES:
+        if (mod_dir / index).is_file():
+            entries.append(file(f"lib/modules/{version}/{index}", (mod_dir / index).read_bytes()))
+    return FixturePackage(name, version.split("-")[0], tuple(entries),
+                          description="The Linux kernel (live modules only)")
+
+
+def live_packages(*extra: FixturePackage) -> list[FixturePackage]:
+    return [busybox_package(applets=("sh",)), kernel_package(), *extra]
+
+
+def live_glaucus_repo(tmp: Path, *extra: FixturePackage, name: str = "glaucus") -> Path:
+    return make_glaucus_repo(tmp, live_packages(*extra), name=name)
