@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 DEPS   := packaging/deps
 
 .PHONY: run test bench lint typecheck setup setup-test install-desktop uninstall-desktop \
-        icons clean
+        icons man clean
 
 $(VENV)/.apt-run: $(DEPS)/apt-run.txt
 	$(DEPS)/install-debian-deps $(DEPS)/apt-run.txt
@@ -48,6 +48,9 @@ lint: setup-test
 # Desktop integration and packages. Build output goes to build/ and dist/, never committed.
 icons:
 	$(PYTHON) packaging/desktop-integration render-icons build/icons
+
+man: setup
+	$(PY) packaging/make-manpage -o build/man/livesmith.1
 
 # The menu entry, icons and AppStream file for the current user, starting this checkout's app.
 install-desktop: setup
