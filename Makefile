@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 DEPS   := packaging/deps
 
 .PHONY: run test bench lint typecheck setup setup-test install-desktop uninstall-desktop \
-        icons man clean
+        icons man deb clean
 
 $(VENV)/.apt-run: $(DEPS)/apt-run.txt
 	$(DEPS)/install-debian-deps $(DEPS)/apt-run.txt
@@ -58,6 +58,10 @@ install-desktop: setup
 
 uninstall-desktop:
 	$(PYTHON) packaging/desktop-integration uninstall
+
+# build/deb/livesmith_<version>_all.deb (build dependencies: packaging/debian/control)
+deb:
+	packaging/build-deb build/deb
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -86,6 +86,11 @@ def test_screenshots_point_into_docs_screenshots() -> None:
     assert "start.png" in names
 
 
+def test_debian_changelog_is_at_this_version() -> None:
+    first = (PACKAGING / "debian" / "changelog").read_text().splitlines()[0]
+    assert first.startswith(f"livesmith ({__version__})"), first
+
+
 def test_only_one_app_id_is_used() -> None:
     # Any other reverse-DNS spelling of the id in packaging/ would break the desktop linkage.
     texts = [p.read_text(errors="replace") for p in PACKAGING.rglob("*")
