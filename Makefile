@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 DEPS   := packaging/deps
 
 .PHONY: run test bench lint typecheck setup setup-test install-desktop uninstall-desktop \
-        icons man deb clean
+        icons man deb dist clean
 
 $(VENV)/.apt-run: $(DEPS)/apt-run.txt
 	$(DEPS)/install-debian-deps $(DEPS)/apt-run.txt
@@ -62,6 +62,10 @@ uninstall-desktop:
 # build/deb/livesmith_<version>_all.deb (build dependencies: packaging/debian/control)
 deb:
 	packaging/build-deb build/deb
+
+# dist/livesmith-<version>.tar.gz and the wheel
+dist: setup-test
+	$(PY) -m build --outdir dist
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
