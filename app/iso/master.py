@@ -474,7 +474,7 @@ class _ImageWriter:
     mode = "wb"
     _RUN_LIMIT = 4 * 1024 * 1024
     _GAP_FILL = 64 * 1024
-    _SPARSE_MIN = 64 * 1024
+    _DIRECT_MIN = 64 * 1024      # larger writes bypass the buffer; all-zero ones become holes
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
@@ -488,16 +488,19 @@ class _ImageWriter:
     def _zeros(size: int) -> bytes:
         return bytes(size)
 
-    def _flush(self) -> None:
-        view = memoryview(self._run)
-        offset = self._run_start
-        while view:
-            written = os.pwrite(self._fd, view, offset)
-            view, offset = view[written:], offset + written
-        view.release()
+    def _pwrite(self, data: bytes | bytearray, offset: int) -> int:
+        with memoryview(data) as whole:
+            view = whole
+            while view:
+                written = os.pwrite(self._fd, view, offset)
+                view, offset = view[written:], offset + written
         self._end = max(self._end, offset)
-        self._run_start = offset
-        self._run.clear()
+        return offset
+
+    def _flush(self) -> None:
+        if self._run:
+            self._run_start = self._pwrite(self._run, self._run_start)
+            self._run.clear()
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         if whence == os.SEEK_CUR:
@@ -520,16 +523,18 @@ class _ImageWriter:
             else:
                 self._flush()
                 self._run_start = self._pos
-        if (size >= self._SPARSE_MIN and self._pos >= self._end
-                and data == self._zeros(size)):
-            self._flush()
+        if size < self._DIRECT_MIN:
+            self._run += data
             self._pos += size
-            self._run_start = self._pos
+            if len(self._run) >= self._RUN_LIMIT:
+                self._flush()
             return size
-        self._run += data
+        # File data in large blocks: straight to the file (or a hole), not via the buffer.
+        self._flush()
+        if not (self._pos >= self._end and data == self._zeros(size)):
+            self._pwrite(data, self._pos)
         self._pos += size
-        if len(self._run) >= self._RUN_LIMIT:
-            self._flush()
+        self._run_start = self._pos
         return size
 
     def finish(self) -> int:
