@@ -1,0 +1,63 @@
+"""`livesmith master DIR -o OUT.iso --label LABEL`: the mkisofs role.
+
+Any bootable tree can be mastered, including non-Linux trees that bring their own
+boot image (`--no-hybrid` for a BIOS boot file that is not ISOLINUX).
+The mastering core (pycdlib) is imported when the command runs: every `livesmith`
+start imports all command modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "master"
+HELP = "master a bootable hybrid ISO image from a directory tree"
+ORDER = 20
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("tree", metavar="DIR", type=Path, help="the directory tree to master")
+    parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUT.iso",
+                        help="the ISO file to write (replaced if it exists)")
+    parser.add_argument("--label", required=True,
+                        help="volume label: 1-32 characters of A-Z, 0-9 and _")
+    parser.add_argument("--bios-boot", metavar="PATH",
+                        help="BIOS boot file inside the tree (ISOLINUX), e.g. "
+                             "boot/syslinux/isolinux.bin")
+    parser.add_argument("--efi-image", metavar="PATH",
+                        help="FAT EFI boot image inside the tree, e.g. boot/grub/efi.img")
+    parser.add_argument("--boot-catalog", metavar="PATH",
+                        help="where the El Torito boot catalog goes (default: boot/boot.cat)")
+    parser.add_argument("--no-hybrid", action="store_true",
+                        help="no MBR/GPT: an image for optical media only")
+    parser.add_argument("--publisher", default="", help="publisher identifier")
+    parser.add_argument("--application", default="LIVESMITH", help="application identifier")
+    parser.add_argument("--preparer", default="", help="data preparer identifier")
+    parser.add_argument("--check", action="store_true",
+                        help="only check the tree and the settings; write nothing")
+    parser.add_argument("-v", "--verbose", action="store_true", help="more output")
+
+
+def run(args: argparse.Namespace) -> int:
+    from app.errors import ValidationError
+    from app.iso.master import BootSpec, MasterSpec, check_master, master_iso
+    from app.reporter import ConsoleReporter
+
+    catalog = {"boot_catalog": args.boot_catalog} if args.boot_catalog else {}
+    spec = MasterSpec(
+        tree=args.tree, output=args.output, label=args.label,
+        boot=BootSpec(bios_boot=args.bios_boot, efi_image=args.efi_image,
+                      hybrid=not args.no_hybrid, **catalog),
+        publisher=args.publisher, application=args.application, preparer=args.preparer)
+    if args.check:
+        check = check_master(spec)
+        for warning in check.warnings:
+            print(f"warning: {warning}")
+        if check.problems:
+            raise ValidationError(check.problems)
+        print(f"{args.tree}: ready to master (about {check.estimated_size // 1024**2 + 1} MiB)")
+        return 0
+    result = master_iso(spec, ConsoleReporter(verbose=args.verbose))
+    print(f"{result.path}: {result.size} bytes")
+    return 0

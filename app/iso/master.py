@@ -1,0 +1,496 @@
+"""Mastering a bootable hybrid ISO from a staged directory tree (the mkisofs role).
+
+    spec = MasterSpec(tree=Path("staging"), output=Path("live.iso"), label="LIVE",
+                      boot=BootSpec(bios_boot="boot/syslinux/isolinux.bin",
+                                    efi_image="boot/grub/efi.img"))
+    problems = validate_master(spec)          # everything wrong, nothing written
+    result = master_iso(spec, reporter)        # raises ValidationError first
+
+The image: ISO 9660 level 3 + Rock Ridge 1.09 (real names, modes, owners, symlink
+targets) + Joliet, written by pycdlib; El Torito entry 1 BIOS (no emulation, load size
+4, boot info table), entry 2 UEFI (the FAT image); a protective MBR with isohybrid boot
+code and a valid GPT whose ESP is the EFI image (`app.iso.sysarea`).
+
+With SOURCE_DATE_EPOCH (or `source_date_epoch`) the same tree gives the same bytes:
+every time stamp is pinned (entries keep their mtime, clamped to the epoch; volume
+dates are the epoch) and the MBR id and GPT GUIDs are derived from epoch and label.
+
+The image is written to a hidden temporary file next to the output and renamed into
+place when complete; on any error or cancel the temporary file is removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO, cast
+
+import pycdlib
+from pycdlib.pycdlibexception import PyCdlibException
+
+from app.errors import Problem, StageError, ValidationError
+from app.iso import sysarea
+from app.iso.imageio import ImageWriter, LazySourceFile
+from app.iso.labels import validate_label
+from app.iso.names import iso9660_names, joliet_names
+from app.iso.pinning import Meta, pin_tree, pin_volume_descriptors
+from app.iso.staged import Node, NodeKind, scan_tree
+from app.reporter import Level, NullReporter, Reporter, check_cancelled
+
+ISOHDPFX = Path("/usr/lib/ISOLINUX/isohdpfx.bin")   # Debian package: isolinux
+BLOCK = 2048
+FOUR_GIB = 4 * 1024**3
+EFI_IMAGE_LIMIT = 0xFFFF * 512      # El Torito sector count is 16 bits of 512-byte sectors
+MAX_DIRECTORIES = 0xFFFF            # path table parent numbers are 16 bits
+RELOCATION_DEPTH = 8                # ECMA-119 6.8.2.1: at most 8 levels
+RELOCATED_ISO_NAME = "RR_MOVED"
+RELOCATED_RR_NAME = ".rr_moved"
+ID_FIELD_LIMIT = 128                # publisher / preparer / application identifiers
+WRITE_BLOCK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class BootSpec:
+    bios_boot: str | None = None          # path inside the tree, e.g. "boot/syslinux/isolinux.bin"
+    boot_catalog: str = "boot/boot.cat"   # created by mastering; its directory must exist
+    efi_image: str | None = None          # path inside the tree, e.g. "boot/grub/efi.img" (FAT)
+    hybrid: bool = True                   # isohybrid MBR + GPT (ESP when efi_image)
+
+
+@dataclass(frozen=True)
+class MasterSpec:
+    tree: Path
+    output: Path
+    label: str
+    boot: BootSpec = field(default_factory=BootSpec)
+    publisher: str = ""
+    application: str = "LIVESMITH"
+    preparer: str = ""
+    source_date_epoch: int | None = None   # default: env SOURCE_DATE_EPOCH if set
+
+
+@dataclass(frozen=True)
+class MasterResult:
+    path: Path
+    size: int
+    warnings: list[str]
+
+
+@dataclass(frozen=True)
+class MasterCheck:
+    """What validation found: errors block mastering, warnings are passed on."""
+
+    problems: list[Problem]
+    warnings: list[str]
+    estimated_size: int
+
+
+# --------------------------------------------------------------------------- validation
+
+def _tree_path(path: str) -> str | None:
+    """Normalized tree-relative path, or None if it leaves the tree."""
+    parts = [p for p in PurePosixPath(path).parts if p not in ("/", ".")]
+    if not parts or ".." in parts:
+        return None
+    return "/".join(parts)
+
+
+def source_date_epoch(spec: MasterSpec) -> int | None:
+    if spec.source_date_epoch is not None:
+        return spec.source_date_epoch
+    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def _human(size: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+def _check_ids(spec: MasterSpec) -> list[Problem]:
+    problems = validate_label(spec.label)
+    for what, value in (("publisher", spec.publisher), ("application", spec.application),
+                        ("preparer", spec.preparer)):
+        if len(value) > ID_FIELD_LIMIT or not all(" " <= ch <= "~" for ch in value):
+            problems.append(Problem(what, f"the {what} identifier must be at most "
+                                    f"{ID_FIELD_LIMIT} printable ASCII characters"))
+    return problems
+
+
+def _boot_file(root: Node, spec_path: str, what: str, tree: Path,
+               problems: list[Problem]) -> Node | None:
+    rel = _tree_path(spec_path)
+    if rel is None:
+        problems.append(Problem(what, f"'{spec_path}' is not a path inside the tree"))
+        return None
+    node = root.find(rel)
+    if node is None:
+        problems.append(Problem(f"{tree}/{rel}", f"the {what} is missing from the tree"))
+        return None
+    if node.kind is not NodeKind.FILE:
+        problems.append(Problem(f"{tree}/{rel}", f"the {what} must be a regular file, "
+                                f"not a {node.kind.value}"))
+        return None
+    return node
+
+
+def _read_head(path: Path, size: int) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(size)
+
+
+def _check_boot(spec: MasterSpec, root: Node, problems: list[Problem]) -> None:
+    boot, tree = spec.boot, spec.tree
+    bios = efi = None
+    if boot.bios_boot is not None:
+        bios = _boot_file(root, boot.bios_boot, "BIOS boot file", tree, problems)
+    if boot.efi_image is not None:
+        efi = _boot_file(root, boot.efi_image, "EFI boot image", tree, problems)
+    if bios is not None and efi is not None and bios is efi:
+        problems.append(Problem("boot", "the BIOS boot file and the EFI image are the same file"))
+    if bios is not None and boot.hybrid:
+        head = _read_head(tree / bios.rel, 0x44)
+        off = sysarea.ISOLINUX_SIGNATURE_OFFSET
+        if head[off:off + 4] != sysarea.ISOLINUX_HYBRID_SIGNATURE:
+            problems.append(Problem(
+                f"{tree}/{bios.rel}", "the BIOS boot file is not ISOLINUX (isolinux.bin): a "
+                "hybrid image's MBR can only start ISOLINUX",
+                hint="use isolinux.bin from the isolinux package, or master without hybrid"))
+        if not ISOHDPFX.is_file():
+            problems.append(Problem(str(ISOHDPFX), "the isohybrid MBR boot code is missing",
+                                    hint="install it with: sudo apt-get install isolinux"))
+    if efi is not None:
+        if efi.size > EFI_IMAGE_LIMIT:
+            problems.append(Problem(
+                f"{tree}/{efi.rel}", f"the EFI boot image is {_human(efi.size)}; El Torito can "
+                f"describe at most {_human(EFI_IMAGE_LIMIT)} (a 16-bit count of 512-byte "
+                "sectors)", hint="make the FAT image smaller than 32 MiB"))
+        elif efi.size < 512 or _read_head(tree / efi.rel, 512)[510:512] != b"\x55\xaa":
+            problems.append(Problem(f"{tree}/{efi.rel}", "the EFI boot image is not a FAT file "
+                                    "system image (no boot sector signature)"))
+    if boot.bios_boot is not None or boot.efi_image is not None:
+        cat = _tree_path(boot.boot_catalog)
+        if cat is None:
+            problems.append(Problem("boot catalog", f"'{boot.boot_catalog}' is not a path "
+                                    "inside the tree"))
+            return
+        parent = root.find(str(PurePosixPath(cat).parent)) if "/" in cat else root
+        if parent is None or not parent.is_dir:
+            problems.append(Problem(
+                f"{tree}/{cat}", "the directory for the El Torito boot catalog does not exist "
+                "in the tree", hint="create it, or choose another boot catalog path"))
+        elif root.find(cat) is not None:
+            problems.append(Problem(f"{tree}/{cat}", "the boot catalog path is already taken "
+                                    "by an entry of the tree",
+                                    hint="remove it, or choose another boot catalog path"))
+
+
+def _check_tree(spec: MasterSpec, root: Node, problems: list[Problem],
+                warnings: list[str]) -> None:
+    dirs = 0
+    deep = []
+    for node in root.walk():
+        if node.is_dir:
+            dirs += 1
+            if node.depth and node.depth % RELOCATION_DEPTH == 0:
+                deep.append(node.rel)
+        elif node.kind is NodeKind.FILE and node.size >= FOUR_GIB:
+            warnings.append(
+                f"{spec.tree}/{node.rel} is {_human(node.size)}: files of 4 GiB or more are "
+                "stored in several ISO 9660 extents; Linux and xorriso read them, some other "
+                "systems do not")
+    if dirs > MAX_DIRECTORIES:
+        problems.append(Problem(str(spec.tree), f"the tree has {dirs} directories; an ISO 9660 "
+                                f"path table can hold at most {MAX_DIRECTORIES}"))
+    if deep:
+        warnings.append(
+            f"{len(deep)} director{'y is' if len(deep) == 1 else 'ies are'} nested deeper than "
+            f"the {RELOCATION_DEPTH} levels ISO 9660 allows (first: {spec.tree}/{deep[0]}); "
+            f"they are relocated to /{RELOCATED_RR_NAME} in the ISO 9660 tree. Rock Ridge "
+            f"readers (Linux, xorriso) show the real tree plus a hidden /{RELOCATED_RR_NAME}")
+        if root.find(RELOCATED_RR_NAME) is not None:
+            problems.append(Problem(f"{spec.tree}/{RELOCATED_RR_NAME}", "this name is needed "
+                                    "for relocating deep directories", hint="rename it"))
+
+
+def _estimate_size(root: Node) -> int:
+    """An upper estimate of the image size: data, directories, path tables, system area."""
+    total = 16 * BLOCK + 8 * BLOCK + sysarea.TAIL_SECTORS * sysarea.SECTOR
+    for node in root.walk():
+        if node.kind is NodeKind.FILE:
+            total += -(-node.size // BLOCK) * BLOCK
+        elif node.is_dir:
+            names = [len(c.name.encode()) + len(c.target.encode()) for c in node.children]
+            iso_records = 2 * 160 + sum(180 + n for n in names)
+            joliet_records = 2 * 40 + sum(34 + 2 * n for n in names)
+            total += (-(-iso_records // BLOCK) + -(-joliet_records // BLOCK)) * BLOCK
+            total += 4 * 2 * (8 + 64)      # path table records (ISO + Joliet, LE + BE)
+    return total + total // 100 + 1024 * 1024
+
+
+def _check_output(spec: MasterSpec, estimate: int, problems: list[Problem]) -> None:
+    out = spec.output
+    parent = out.parent
+    if not parent.is_dir():
+        problems.append(Problem(str(out), f"the output directory {parent} does not exist"))
+        return
+    if out.is_dir():
+        problems.append(Problem(str(out), "the output path is a directory"))
+        return
+    if not os.access(parent, os.W_OK):
+        problems.append(Problem(str(out), f"cannot write to the output directory {parent}"))
+        return
+    try:
+        out.resolve().relative_to(spec.tree.resolve())
+    except ValueError:
+        pass
+    else:
+        problems.append(Problem(str(out), "the output file is inside the tree being mastered",
+                                hint="write the ISO somewhere outside the tree"))
+    free = shutil.disk_usage(parent).free
+    if estimate > free:
+        problems.append(Problem(
+            str(parent), f"not enough free space: the ISO needs about {_human(estimate)}, "
+            f"only {_human(free)} are free", hint="free some space or choose another output"))
+
+
+def _check(spec: MasterSpec) -> tuple[MasterCheck, Node | None]:
+    problems = _check_ids(spec)
+    warnings: list[str] = []
+    if not spec.tree.is_dir():
+        problems.append(Problem(str(spec.tree), "the tree to master is not a directory"))
+        return MasterCheck(problems, warnings, 0), None
+    root, scan_problems = scan_tree(spec.tree)
+    problems += scan_problems
+    _check_tree(spec, root, problems, warnings)
+    _check_boot(spec, root, problems)
+    estimate = _estimate_size(root)
+    _check_output(spec, estimate, problems)
+    if source_date_epoch(spec) is None and os.environ.get("SOURCE_DATE_EPOCH", "").strip():
+        problems.append(Problem("SOURCE_DATE_EPOCH", "must be a whole number of seconds since "
+                                "1970-01-01 UTC"))
+    return MasterCheck(problems, warnings, estimate), root
+
+
+def check_master(spec: MasterSpec) -> MasterCheck:
+    """Problems (errors) and warnings for `spec`; nothing is written."""
+    return _check(spec)[0]
+
+
+def validate_master(spec: MasterSpec) -> list[Problem]:
+    """Every problem that keeps `spec` from being mastered; nothing is written."""
+    return check_master(spec).problems
+
+
+# --------------------------------------------------------------------------- naming
+
+@dataclass(eq=False)
+class _Names:
+    """ISO 9660 and Joliet names of every node, and lookups from names to nodes."""
+
+    iso_path: dict[int, str] = field(default_factory=dict)           # id(node) -> path
+    joliet_path: dict[int, str] = field(default_factory=dict)
+    by_iso: dict[int, dict[bytes, Node]] = field(default_factory=dict)     # per directory
+    by_joliet: dict[int, dict[bytes, Node]] = field(default_factory=dict)
+    catalog_iso: str = ""
+    catalog_joliet: str = ""
+    catalog_name: str = ""
+
+
+def _assign_names(root: Node, catalog: str | None, relocation: bool) -> _Names:
+    names = _Names()
+    names.iso_path[id(root)] = ""
+    names.joliet_path[id(root)] = ""
+    cat_dir, _, cat_name = catalog.rpartition("/") if catalog else ("", "", "")
+    for node in root.walk():
+        if not node.is_dir:
+            continue
+        entries = [(c.name, c.is_dir) for c in node.children]
+        has_catalog = catalog is not None and node.rel == cat_dir
+        if has_catalog:
+            entries.append((cat_name, False))
+        reserved = [RELOCATED_ISO_NAME] if relocation and node is root else []
+        iso = iso9660_names(entries, reserved)
+        jol = joliet_names([name for name, _ in entries])
+        base_iso, base_jol = names.iso_path[id(node)], names.joliet_path[id(node)]
+        by_iso: dict[bytes, Node] = {}
+        by_jol: dict[bytes, Node] = {}
+        for child, iso_name, jol_name in zip(node.children, iso, jol, strict=False):
+            ident = iso_name if child.is_dir else f"{iso_name};1"
+            names.iso_path[id(child)] = f"{base_iso}/{ident}"
+            names.joliet_path[id(child)] = f"{base_jol}/{jol_name}"
+            by_iso[ident.encode()] = child
+            by_jol[jol_name.encode("utf-16-be")] = child
+        if has_catalog:
+            names.catalog_iso = f"{base_iso}/{iso[-1]};1"
+            names.catalog_joliet = f"{base_jol}/{jol[-1]}"
+            names.catalog_name = cat_name
+        names.by_iso[id(node)] = by_iso
+        names.by_joliet[id(node)] = by_jol
+    return names
+
+
+# --------------------------------------------------------------------------- writing
+
+def _derived_ids(epoch: int | None, label: str) -> tuple[int, uuid.UUID, tuple[uuid.UUID, ...]]:
+    """MBR disk id, GPT disk GUID and partition GUIDs: from epoch + label, else random."""
+    seed = f"livesmith:{epoch}:{label}".encode() if epoch is not None else secrets.token_bytes(32)
+
+    def digest(purpose: str) -> bytes:
+        return hashlib.sha256(seed + b"\0" + purpose.encode()).digest()
+
+    disk_id = int.from_bytes(digest("mbr")[:4], "little") or 1
+    disk_guid = uuid.UUID(bytes=digest("disk")[:16], version=4)
+    parts = tuple(uuid.UUID(bytes=digest(f"part{i}")[:16], version=4) for i in range(3))
+    return disk_id, disk_guid, parts
+
+
+def _build(spec: MasterSpec, root: Node, reporter: Reporter, epoch: int | None,
+           volume_seconds: int) -> tuple[pycdlib.PyCdlib, _Names]:
+    boot = spec.boot
+    has_boot = boot.bios_boot is not None or boot.efi_image is not None
+    catalog = _tree_path(boot.boot_catalog) if has_boot else None
+    relocation = any(n.is_dir and n.depth and n.depth % RELOCATION_DEPTH == 0
+                     for n in root.walk())
+    names = _assign_names(root, catalog, relocation)
+
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=3, sys_ident="LINUX", vol_ident=spec.label,
+            vol_set_ident=spec.label, pub_ident_str=spec.publisher,
+            preparer_ident_str=spec.preparer, app_ident_str=spec.application,
+            rock_ridge="1.09", joliet=3)
+    if relocation:
+        iso.set_relocated_name(RELOCATED_ISO_NAME, RELOCATED_RR_NAME)
+
+    nodes = [n for n in root.walk() if n is not root]
+    tree = str(spec.tree)
+    for count, node in enumerate(nodes, 1):
+        iso_path = names.iso_path[id(node)]
+        if node.kind is NodeKind.DIR:
+            iso.add_directory(iso_path, rr_name=node.name,
+                              joliet_path=names.joliet_path[id(node)], file_mode=node.mode)
+        elif node.kind is NodeKind.FILE:
+            source = cast(BinaryIO, LazySourceFile(os.path.join(tree, node.rel), node.size))
+            iso.add_fp(source, node.size,
+                       iso_path=iso_path, rr_name=node.name,
+                       joliet_path=names.joliet_path[id(node)], file_mode=node.mode)
+        else:
+            # Joliet has no symlinks; pycdlib would store an empty file there instead.
+            iso.add_symlink(symlink_path=iso_path, rr_symlink_name=node.name,
+                            rr_path=node.target)
+        if count % 512 == 0:
+            reporter.progress(count, len(nodes))
+            check_cancelled(reporter)
+    reporter.progress(len(nodes), len(nodes))
+
+    # El Torito entry 1: BIOS, no emulation, 4 sectors, boot info table; then UEFI.
+    if boot.bios_boot is not None:
+        bios = root.find(_tree_path(boot.bios_boot) or "")
+        iso.add_eltorito(names.iso_path[id(bios)], bootcatfile=names.catalog_iso,
+                         rr_bootcatname=names.catalog_name,
+                         joliet_bootcatfile=names.catalog_joliet, boot_load_size=4,
+                         boot_info_table=True, media_name="noemul")
+    if boot.efi_image is not None:
+        efi = root.find(_tree_path(boot.efi_image) or "")
+        iso.add_eltorito(names.iso_path[id(efi)], bootcatfile=names.catalog_iso,
+                         rr_bootcatname=names.catalog_name,
+                         joliet_bootcatfile=names.catalog_joliet, efi=True, platform_id=0xEF,
+                         media_name="noemul")
+
+    def meta(node: Node | None) -> Meta:
+        if node is None:
+            return Meta(None, 0, 0, volume_seconds)
+        seconds = min(node.mtime, epoch) if epoch is not None else node.mtime
+        return Meta(node.mode, node.uid, node.gid, seconds)
+
+    pin_tree(iso.get_record(iso_path="/"), root, names.by_iso, meta)
+    pin_tree(iso.get_record(joliet_path="/"), root, names.by_joliet, meta)
+    return iso, names
+
+
+def _extent(iso: pycdlib.PyCdlib, iso_path: str) -> int:
+    return int(iso.get_record(iso_path=iso_path).extent_location())
+
+
+def _write(spec: MasterSpec, root: Node, iso: pycdlib.PyCdlib, names: _Names, fd: int,
+           reporter: Reporter, epoch: int | None, volume_seconds: int) -> int:
+    def progress(done: int, total: int, _opaque: Any) -> None:
+        reporter.progress(done, total)
+        check_cancelled(reporter)
+
+    reporter.step("Writing the ISO image")
+    writer = ImageWriter(fd)
+    iso.write_fp(cast(BinaryIO, writer), blocksize=WRITE_BLOCK, progress_cb=progress)
+    size = writer.finish()
+    with os.fdopen(os.dup(fd), "r+b") as f:
+        pin_volume_descriptors(f, volume_seconds)
+        return _write_system_area(spec, root, iso, names, f, size, epoch)
+
+
+def _write_system_area(spec: MasterSpec, root: Node, iso: pycdlib.PyCdlib, names: _Names,
+                       f: BinaryIO, size: int, epoch: int | None) -> int:
+    """MBR + GPT for a hybrid image with boot entries; returns the final image size."""
+    boot = spec.boot
+    if not boot.hybrid or (boot.bios_boot is None and boot.efi_image is None):
+        return size
+    bios = root.find(_tree_path(boot.bios_boot) or "") if boot.bios_boot else None
+    efi = root.find(_tree_path(boot.efi_image) or "") if boot.efi_image else None
+    disk_id, disk_guid, part_guids = _derived_ids(epoch, spec.label)
+    layout = sysarea.HybridLayout(
+        iso_bytes=size,
+        boot_code=ISOHDPFX.read_bytes() if bios is not None else b"",
+        boot_file_block=_extent(iso, names.iso_path[id(bios)]) if bios is not None else None,
+        efi_block=_extent(iso, names.iso_path[id(efi)]) if efi is not None else None,
+        efi_bytes=efi.size if efi is not None else 0,
+        disk_id=disk_id, disk_guid=disk_guid,
+        partition_guids=(part_guids[0], part_guids[1], part_guids[2]))
+    return sysarea.write_hybrid_system_area(f, layout)
+
+
+def master_iso(spec: MasterSpec, reporter: Reporter | None = None) -> MasterResult:
+    """Master `spec` into `spec.output`; ValidationError (all problems) before any writing."""
+    reporter = reporter or NullReporter()
+    reporter.step("Checking the tree")
+    check, root = _check(spec)
+    if check.problems or root is None:
+        raise ValidationError(check.problems)
+    for warning in check.warnings:
+        reporter.log(Level.WARNING, warning)
+    check_cancelled(reporter)
+
+    epoch = source_date_epoch(spec)
+    volume_seconds = epoch if epoch is not None else int(time.time())
+    output = spec.output
+    tmp = output.parent / f".{output.name}.{secrets.token_hex(4)}.part"
+    iso = None
+    try:
+        reporter.step("Laying out the ISO image")
+        iso, names = _build(spec, root, reporter, epoch, volume_seconds)
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        try:
+            size = _write(spec, root, iso, names, fd, reporter, epoch, volume_seconds)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, output)
+    except PyCdlibException as exc:
+        raise StageError(f"pycdlib could not master the image: {exc}", stage="mastering",
+                         where=str(output)) from exc
+    except OSError as exc:
+        raise StageError(f"could not write the image: {exc.strerror or exc}",
+                         stage="mastering", where=str(exc.filename or output)) from exc
+    finally:
+        if iso is not None:
+            iso.close()
+        tmp.unlink(missing_ok=True)
+    reporter.log(Level.INFO, f"wrote {output} ({_human(size)})")
+    return MasterResult(path=output, size=size, warnings=list(check.warnings))

@@ -1,0 +1,78 @@
+"""`livesmith master`: the command line of the mastering core."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from app.cli import EXIT_INPUT
+from tests.app.iso.mastering_helpers import BIOS_BOOT, EFI_IMAGE, make_boot_tree, xorriso_report
+from tests.conftest import ROOT
+
+
+def livesmith(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "app", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+
+
+def test_master_writes_a_bootable_hybrid_iso(tmp_path: Path) -> None:
+    tree = make_boot_tree(tmp_path / "tree")
+    iso = tmp_path / "out.iso"
+    out = livesmith("master", tree, "-o", iso, "--label", "CLI_TEST", "--bios-boot", BIOS_BOOT,
+                    "--efi-image", EFI_IMAGE, "--publisher", "ME")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"{iso}: {iso.stat().st_size} bytes"
+    assert "==> Writing the ISO image" in out.stderr
+    report = xorriso_report(iso)
+    assert "Volume id    : 'CLI_TEST'" in report
+    assert "El Torito img path :   2  /boot/grub/efi.img" in report
+    assert "GPT partition path :   2  /boot/grub/efi.img" in report
+    assert "El Torito cat path : /boot/boot.cat" in report            # the default
+
+
+def test_invalid_input_lists_every_problem_and_exits_3(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    iso = tmp_path / "out.iso"
+    out = livesmith("master", tree, "-o", iso, "--label", "my live", "--bios-boot", "nope.bin")
+    assert out.returncode == EXIT_INPUT
+    assert "livesmith: error: 3 problems found:" in out.stderr
+    assert "use 'MY_LIVE'" in out.stderr
+    assert f"{tree}/nope.bin: the BIOS boot file is missing from the tree" in out.stderr
+    assert "the directory for the El Torito boot catalog does not exist" in out.stderr
+    assert not iso.exists()
+
+
+def test_check_only_writes_nothing(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "1/2/3/4/5/6/7/8").mkdir(parents=True)
+    iso = tmp_path / "out.iso"
+    out = livesmith("master", tree, "-o", iso, "--label", "OK", "--check")
+    assert out.returncode == 0, out.stderr
+    assert "warning: 1 directory is nested deeper" in out.stdout
+    assert f"{tree}: ready to master (about 2 MiB)" in out.stdout
+    assert not iso.exists()
+
+
+def test_no_hybrid_masters_any_no_emulation_boot_image(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "boot").mkdir(parents=True)
+    (tree / "boot" / "own-loader.bin").write_bytes(bytes(2048))
+    iso = tmp_path / "out.iso"
+    out = livesmith("master", tree, "-o", iso, "--label", "OWN", "--bios-boot",
+                    "boot/own-loader.bin", "--no-hybrid", "--boot-catalog", "boot/cat.bin")
+    assert out.returncode == 0, out.stderr
+    report = xorriso_report(iso)
+    assert "El Torito cat path : /boot/cat.bin" in report
+    assert "El Torito img path :   1  /boot/own-loader.bin" in report
+
+
+
+def test_help_names_the_core_default_boot_catalog() -> None:
+    from app.iso.master import BootSpec
+
+    out = livesmith("master", "--help")
+    assert out.returncode == 0
+    help_text = " ".join(out.stdout.split())
+    assert f"(default: {BootSpec().boot_catalog})" in help_text
