@@ -140,7 +140,9 @@ def open_compressed_writer(path: Path, compression: Compression,
     try:
         if compression is Compression.ZSTD:
             compressor = zstandard.ZstdCompressor(level=cast(int, level), threads=-1)
-            stream = cast(BinaryIO, compressor.stream_writer(raw, closefd=False))
+            # 1 MiB output blocks: the 128 KiB default costs ~15 % at fast levels
+            stream = cast(BinaryIO, compressor.stream_writer(raw, closefd=False,
+                                                             write_size=1 << 20))
         elif compression is Compression.XZ:
             stream = cast(BinaryIO, lzma.LZMAFile(raw, "wb", format=lzma.FORMAT_XZ,
                                                   check=lzma.CHECK_CRC32, preset=level))
