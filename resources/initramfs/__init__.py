@@ -1,0 +1,1 @@
+"""The initramfs /init script and its companions."""
