@@ -32,6 +32,7 @@ MAX_FIELD = 0xFFFFFFFF
 # are streamed in chunks of this size so memory stays bounded.
 CHUNK = 4 << 20
 FLUSH_AT = 1 << 20
+DIRECT_AT = 64 << 10
 
 _DATA_KINDS = (Kind.FILE, Kind.HARDLINK)
 
@@ -75,9 +76,10 @@ class NewcWriter:
 
     # -- public API -------------------------------------------------------------------
 
-    def add(self, meta: FileMeta, data: Path | bytes | None = None, *,
+    def add(self, meta: FileMeta, data: Path | str | bytes | None = None, *,
             nlink: int | None = None) -> None:
-        """Write one entry. FILE data comes from `data` (a path or bytes; None = empty);
+        """Write one entry. FILE data comes from `data` (a file path as Path or str, or the
+        bytes themselves; None = empty);
         a symlink's data is its target; devices use meta.rdev_*. Hardlinks: `add_links`."""
         if meta.kind is Kind.HARDLINK:
             raise ValueError(f"{meta.path}: hardlinks are written as a group with add_links()")
@@ -97,7 +99,8 @@ class NewcWriter:
             default_nlink = 2 if meta.kind is Kind.DIR else 1
             self._add_bytes(meta, path, b"", self._take_ino(), nlink or default_nlink)
 
-    def add_links(self, metas: Sequence[FileMeta], data: Path | bytes | None = None) -> None:
+    def add_links(self, metas: Sequence[FileMeta], data: Path | str | bytes | None = None
+                  ) -> None:
         """Write the paths of one hardlinked file: one inode, nlink = len(metas), data only
         on the last entry (newc convention, what the kernel and GNU cpio expect). The inode's
         mode/owner/mtime are those of metas[0]."""
@@ -137,6 +140,11 @@ class NewcWriter:
 
     @staticmethod
     def _name(path: str) -> str:
+        # Fast path for names that are already clean (nearly all of them).
+        wrapped = f"/{path}/"
+        if path and path[0] != "/" and path[-1] != "/" and "//" not in path \
+                and "/./" not in wrapped and "/../" not in wrapped and "\0" not in path:
+            return path
         try:
             name = normalize(path)
         except ValueError as exc:
@@ -190,15 +198,20 @@ class NewcWriter:
         self._emit_header(ino, mode, meta.uid, meta.gid, nlink, self._mtime(meta.mtime),
                           len(payload), meta.rdev_major, meta.rdev_minor, path)
         if payload:
-            self._buf += payload
+            if len(payload) >= DIRECT_AT:
+                # Large data goes out as is: copying it into the buffer costs more than a call.
+                self._flush()
+                self._out.write(payload)
+            else:
+                self._buf += payload
             self._buf += _pad(len(payload))
             self.size += len(payload) + (-len(payload) % 4)
         if len(self._buf) >= FLUSH_AT:
             self._flush()
 
-    def _add_file(self, meta: FileMeta, path: str, data: Path | bytes | None, *, ino: int,
-                  nlink: int) -> None:
-        if not isinstance(data, Path):
+    def _add_file(self, meta: FileMeta, path: str, data: Path | str | bytes | None, *,
+                  ino: int, nlink: int) -> None:
+        if not isinstance(data, (Path, str)):
             self._add_bytes(meta, path, bytes(data or b""), ino, nlink, kind_bits=stat.S_IFREG)
             return
         try:
@@ -247,7 +260,7 @@ class _Item:
     """One thing to write: a single entry, or a hardlink group (metas[0] is the FILE)."""
 
     metas: tuple[FileMeta, ...]
-    source: Path | None   # file on disk holding the data (regular files only)
+    source: str | None    # file on disk holding the data (regular files only)
     size: int
     nlink: int | None = None
 
@@ -354,7 +367,7 @@ def plan_tree(root: Path, manifest: RootManifest | None) -> list[_Item]:
     return items
 
 
-def _regular_source(root: Path, rel: str, disk: dict[str, os.stat_result]) -> Path:
+def _regular_source(root: Path, rel: str, disk: dict[str, os.stat_result]) -> str:
     st = disk.get(rel)
     if st is None:
         raise StageError(f"{rel!r} is listed in the root manifest but missing from the staging "
@@ -362,7 +375,7 @@ def _regular_source(root: Path, rel: str, disk: dict[str, os.stat_result]) -> Pa
     if not stat.S_ISREG(st.st_mode):
         raise StageError(f"{rel!r} is a regular file in the root manifest but not on disk "
                          f"in {root}", stage="cpio")
-    return root / rel
+    return os.path.join(root, rel)  # a str: pathlib costs more than the copy for small files
 
 
 def _prefixed(meta: FileMeta, prefix: str) -> FileMeta:

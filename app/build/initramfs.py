@@ -10,6 +10,7 @@ starts the system's init.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import struct
@@ -191,8 +192,8 @@ def build_initramfs(spec: InitramfsSpec, out: Path, reporter: Reporter) -> Initr
     modules: list[KernelModule] = []
     if spec.modules_dir is not None and spec.modules:
         modules = resolve_modules(spec.modules_dir, spec.modules, reporter=reporter)
-        reporter.log(Level.INFO, f"initramfs: {len(modules)} kernel modules "
-                                 f"(for {', '.join(spec.modules[:3])}, ...)")
+        reporter.log(Level.INFO, f"initramfs: {len(modules)} kernel modules to find and "
+                                 f"mount the live medium (kernel {spec.version})")
     mtime = source_date_epoch() or 0
     with open_compressed_writer(out, spec.compression, spec.level) as stream:
         writer = NewcWriter(stream)
@@ -200,7 +201,7 @@ def build_initramfs(spec: InitramfsSpec, out: Path, reporter: Reporter) -> Initr
             reporter.log(Level.INFO, f"initramfs: RAM mode, adding the system from "
                                      f"{spec.ram_root}")
             write_tree(spec.ram_root, spec.ram_manifest, writer, reporter)
-            if (spec.ram_root / "init").exists() or (
+            if os.path.lexists(spec.ram_root / "init") or (
                     spec.ram_manifest is not None and "init" in spec.ram_manifest):
                 reporter.log(Level.WARNING, "the system's own /init is replaced by the "
                                             "live boot /init")

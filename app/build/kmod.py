@@ -14,6 +14,7 @@ import fnmatch
 import gzip
 import lzma
 import mmap
+import os
 import re
 import struct
 from collections.abc import Iterable, Sequence
@@ -246,11 +247,16 @@ class ModuleIndex:
         if not mod_dir.is_dir():
             raise InputError(f"kernel modules directory {mod_dir} does not exist")
         index = cls(mod_dir)
-        for path in sorted(mod_dir.rglob("*.ko*")):
-            stem = _strip_suffix(path.name)
-            if stem is None or not path.is_file():
-                continue
-            index.files.setdefault(canonical(stem), path.relative_to(mod_dir).as_posix())
+        # os.walk with strings: pathlib costs ~0.5 s on a distribution kernel's 4000 modules
+        for dirpath, dirnames, filenames in os.walk(mod_dir):
+            dirnames.sort()
+            rel_dir = os.path.relpath(dirpath, mod_dir)
+            for filename in sorted(filenames):
+                stem = _strip_suffix(filename)
+                if stem is None:
+                    continue
+                rel = filename if rel_dir == "." else f"{rel_dir}/{filename}"
+                index.files.setdefault(canonical(stem), rel.replace(os.sep, "/"))
         dep = mod_dir / "modules.dep"
         if dep.is_file():
             index.dep_file = {}
@@ -348,6 +354,13 @@ class ModuleIndex:
             return [name], False
         if name in self.builtin:
             return [], True
+        # Soft dependencies name crypto algorithms ("crc32c"); the generic implementation
+        # usually provides them. Checking that one module's own aliases spares reading
+        # every module of the kernel for the full alias table.
+        generic = f"{name}_generic"
+        if generic in self.files and any(k == "alias" and canonical(v) == name
+                                         for k, v in self.modinfo(generic)):
+            return [generic], False
         providers = list(self.aliases.get(name, ()))
         if not providers:
             for prefix, pattern, modules in self.alias_patterns:

@@ -21,28 +21,25 @@ place when complete; on any error or cancel the temporary file is removed.
 
 from __future__ import annotations
 
-import calendar
 import hashlib
 import os
 import secrets
 import shutil
-import struct
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, cast
 
 import pycdlib
-from pycdlib import dates as pycdlib_dates
 from pycdlib.pycdlibexception import PyCdlibException
 
 from app.errors import Problem, StageError, ValidationError
 from app.iso import sysarea
+from app.iso.imageio import ImageWriter, LazySourceFile
 from app.iso.labels import validate_label
 from app.iso.names import iso9660_names, joliet_names
+from app.iso.pinning import Meta, pin_tree, pin_volume_descriptors
 from app.iso.staged import Node, NodeKind, scan_tree
 from app.reporter import Level, NullReporter, Reporter, check_cancelled
 
@@ -342,250 +339,7 @@ def _assign_names(root: Node, catalog: str | None, relocation: bool) -> _Names:
     return names
 
 
-# --------------------------------------------------------------------------- time stamps
-
-def _utc_fields(seconds: int) -> time.struct_time:
-    # Directory record years are 1900 + one byte; keep the value inside that range.
-    low, high = -2208988800, calendar.timegm((2155, 12, 31, 23, 59, 59, 0, 0, 0))
-    return time.gmtime(min(max(seconds, low), high))
-
-
-@lru_cache(maxsize=4096)
-def _record_date(seconds: int) -> Any:
-    t = _utc_fields(seconds)
-    date = pycdlib_dates.DirectoryRecordDate()
-    date.parse(struct.pack("=BBBBBBb", t.tm_year - 1900, t.tm_mon, t.tm_mday, t.tm_hour,
-                           t.tm_min, t.tm_sec, 0))
-    return date
-
-
-def _volume_date(seconds: int) -> bytes:
-    t = _utc_fields(seconds)
-    return time.strftime("%Y%m%d%H%M%S", t).encode() + b"00\x00"
-
-
-_TF_FIELDS = ("creation_time", "access_time", "modification_time", "attribute_change_time",
-              "backup_time", "expiration_time", "effective_time")
-
-
-@dataclass(frozen=True)
-class _Meta:
-    mode: int | None
-    uid: int
-    gid: int
-    seconds: int
-
-
-def _rr_record(rec: Any, name: str) -> Any:
-    rr = rec.rock_ridge
-    if rr is None:
-        return None
-    found = getattr(rr.dr_entries, name, None)
-    if found is None and rr.ce_entries is not None:
-        found = getattr(rr.ce_entries, name, None)
-    return found
-
-
-def _apply(rec: Any, meta: _Meta) -> None:
-    """Pin one directory record: its date, and Rock Ridge mode/owner/time stamps."""
-    date = _record_date(meta.seconds)
-    rec.date = date
-    px = _rr_record(rec, "px_record")
-    if px is not None:
-        if meta.mode is not None:
-            px.posix_file_mode = meta.mode
-        px.posix_user_id = meta.uid
-        px.posix_group_id = meta.gid
-    tf = _rr_record(rec, "tf_record")
-    if tf is not None:
-        for name in _TF_FIELDS:
-            if getattr(tf, name) is not None:
-                setattr(tf, name, date)
-
-
-def _pin_records(iso: pycdlib.PyCdlib, root: Node, names: _Names,
-                 when: Callable[[Node], int], volume_seconds: int) -> None:
-    """Give every record of the ISO 9660 and Joliet trees the real metadata of its node.
-
-    pycdlib stamps records with the current local time and Rock Ridge owners with 0;
-    records without a node (boot catalog, relocation directory) get the volume time.
-    """
-    def meta(node: Node | None) -> _Meta:
-        if node is None:
-            return _Meta(None, 0, 0, volume_seconds)
-        return _Meta(node.mode, node.uid, node.gid, when(node))
-
-    for top, lookup in ((iso.get_record(iso_path="/"), names.by_iso),
-                        (iso.get_record(joliet_path="/"), names.by_joliet)):
-        _apply(top, meta(root))
-        stack: list[tuple[Any, Node | None, Node | None]] = [(top, root, root)]
-        while stack:
-            rec, node, parent = stack.pop()
-            children = rec.children
-            _apply(children[0], meta(node))
-            _apply(children[1], meta(parent))
-            by_name = lookup.get(id(node), {}) if node is not None else {}
-            for child in children[2:]:
-                child_node = by_name.get(child.file_ident)
-                rr = child.rock_ridge
-                if rr is not None and rr.relocated_record():
-                    continue                 # reached through its CL placeholder
-                _apply(child, meta(child_node))
-                if rr is not None and rr.child_link_record_exists():
-                    moved = rr.cl_to_moved_dr
-                    _apply(moved, meta(child_node))
-                    stack.append((moved, child_node, node))
-                elif child.is_dir():
-                    stack.append((child, child_node, node))
-
-
-def _pin_volume_descriptors(fp: BinaryIO, seconds: int) -> None:
-    """Set the creation/modification/effective dates of every PVD and SVD (pycdlib uses
-    the current local time, and stamps the modification date while writing)."""
-    date = _volume_date(seconds)
-    empty = b"0" * 16 + b"\0"
-    sector = 16
-    while True:
-        fp.seek(sector * BLOCK)
-        head = fp.read(7)
-        if len(head) < 7 or head[1:6] != b"CD001" or head[0] == 255:
-            return
-        if head[0] in (1, 2):
-            # creation 813, modification 830, expiration 847, effective 864 (ECMA-119 8.4)
-            fp.seek(sector * BLOCK + 813)
-            fp.write(date + date + empty + date)
-        sector += 1
-
-
 # --------------------------------------------------------------------------- writing
-
-class _ImageWriter:
-    """The output file object handed to pycdlib: few system calls, sparse zeros.
-
-    pycdlib seeks before every record and every file and pads files with a seek plus
-    one byte; on a buffered file each of those is a flush and an lseek. Here contiguous
-    writes collect in one buffer that goes out with a single pwrite, and large all-zero
-    blocks are skipped, so sparse input (an empty disk image) stays sparse in the ISO.
-    Both shortcuts (zeros for a small gap, a hole for zeros) apply only beyond the end
-    of everything written so far, where the file reads as zeros anyway: pycdlib also
-    jumps back and forth between the path tables and the directories.
-    """
-
-    mode = "wb"
-    _RUN_LIMIT = 4 * 1024 * 1024
-    _GAP_FILL = 64 * 1024
-    _SPARSE_MIN = 64 * 1024
-
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-        self._run = bytearray()
-        self._run_start = 0
-        self._pos = 0
-        self._end = 0            # end of everything flushed so far
-
-    @staticmethod
-    @lru_cache(maxsize=8)
-    def _zeros(size: int) -> bytes:
-        return bytes(size)
-
-    def _flush(self) -> None:
-        view = memoryview(self._run)
-        offset = self._run_start
-        while view:
-            written = os.pwrite(self._fd, view, offset)
-            view, offset = view[written:], offset + written
-        view.release()
-        self._end = max(self._end, offset)
-        self._run_start = offset
-        self._run.clear()
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        if whence == os.SEEK_CUR:
-            offset += self._pos
-        elif whence == os.SEEK_END:
-            offset += max(self._end, self._run_start + len(self._run))
-        self._pos = offset
-        return offset
-
-    def tell(self) -> int:
-        return self._pos
-
-    def write(self, data: bytes) -> int:
-        size = len(data)
-        run_end = self._run_start + len(self._run)
-        if self._pos != run_end:
-            gap = self._pos - run_end
-            if self._run and 0 < gap <= self._GAP_FILL and run_end >= self._end:
-                self._run += self._zeros(gap)
-            else:
-                self._flush()
-                self._run_start = self._pos
-        if (size >= self._SPARSE_MIN and self._pos >= self._end
-                and data == self._zeros(size)):
-            self._flush()
-            self._pos += size
-            self._run_start = self._pos
-            return size
-        self._run += data
-        self._pos += size
-        if len(self._run) >= self._RUN_LIMIT:
-            self._flush()
-        return size
-
-    def finish(self) -> int:
-        """Write what is left; the file gets its full length even if it ends in a hole."""
-        self._flush()
-        end = max(self._end, self._pos)
-        if os.fstat(self._fd).st_size < end:
-            os.ftruncate(self._fd, end)
-        return end
-
-
-class _LazyFile:
-    """A source file for pycdlib's add_fp, opened only while pycdlib reads it.
-
-    add_file would stat every file again and open it through a buffered reader;
-    add_fp with an open file would hold one descriptor per file until the end.
-    """
-
-    mode = "rb"
-    __slots__ = ("_path", "_size", "_fd", "_left")
-
-    def __init__(self, path: str, size: int) -> None:
-        self._path = path
-        self._size = size
-        self._fd = -1
-        self._left = 0
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        if self._fd < 0:
-            self._fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
-        position = os.lseek(self._fd, offset, whence) if offset or whence else 0
-        self._left = self._size - position
-        return position
-
-    def read(self, size: int = -1) -> bytes:
-        if self._fd < 0:
-            self.seek(0)
-        want = self._left if size < 0 else min(size, self._left)
-        data = os.read(self._fd, want) if want > 0 else b""
-        self._left -= len(data)
-        if len(data) < want:
-            # pycdlib would silently leave the rest of the file as zeros.
-            self.close()
-            raise StageError("the file became shorter while it was being mastered",
-                             stage="mastering", where=self._path)
-        if self._left <= 0:
-            self.close()
-        return data
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-    __del__ = close
-
 
 def _derived_ids(epoch: int | None, label: str) -> tuple[int, uuid.UUID, tuple[uuid.UUID, ...]]:
     """MBR disk id, GPT disk GUID and partition GUIDs: from epoch + label, else random."""
@@ -625,7 +379,7 @@ def _build(spec: MasterSpec, root: Node, reporter: Reporter, epoch: int | None,
             iso.add_directory(iso_path, rr_name=node.name,
                               joliet_path=names.joliet_path[id(node)], file_mode=node.mode)
         elif node.kind is NodeKind.FILE:
-            source = cast(BinaryIO, _LazyFile(os.path.join(tree, node.rel), node.size))
+            source = cast(BinaryIO, LazySourceFile(os.path.join(tree, node.rel), node.size))
             iso.add_fp(source, node.size,
                        iso_path=iso_path, rr_name=node.name,
                        joliet_path=names.joliet_path[id(node)], file_mode=node.mode)
@@ -652,10 +406,14 @@ def _build(spec: MasterSpec, root: Node, reporter: Reporter, epoch: int | None,
                          joliet_bootcatfile=names.catalog_joliet, efi=True, platform_id=0xEF,
                          media_name="noemul")
 
-    def when(node: Node) -> int:
-        return min(node.mtime, epoch) if epoch is not None else node.mtime
+    def meta(node: Node | None) -> Meta:
+        if node is None:
+            return Meta(None, 0, 0, volume_seconds)
+        seconds = min(node.mtime, epoch) if epoch is not None else node.mtime
+        return Meta(node.mode, node.uid, node.gid, seconds)
 
-    _pin_records(iso, root, names, when, volume_seconds)
+    pin_tree(iso.get_record(iso_path="/"), root, names.by_iso, meta)
+    pin_tree(iso.get_record(joliet_path="/"), root, names.by_joliet, meta)
     return iso, names
 
 
@@ -670,11 +428,11 @@ def _write(spec: MasterSpec, root: Node, iso: pycdlib.PyCdlib, names: _Names, fd
         check_cancelled(reporter)
 
     reporter.step("Writing the ISO image")
-    writer = _ImageWriter(fd)
+    writer = ImageWriter(fd)
     iso.write_fp(cast(BinaryIO, writer), blocksize=WRITE_BLOCK, progress_cb=progress)
     size = writer.finish()
     with os.fdopen(os.dup(fd), "r+b") as f:
-        _pin_volume_descriptors(f, volume_seconds)
+        pin_volume_descriptors(f, volume_seconds)
         return _write_system_area(spec, root, iso, names, f, size, epoch)
 
 

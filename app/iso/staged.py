@@ -23,7 +23,7 @@ class NodeKind(enum.Enum):
     SYMLINK = "symlink"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Node:
     """One entry of the staged tree; `rel` is root-relative POSIX ('' for the root)."""
 

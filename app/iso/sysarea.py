@@ -11,7 +11,8 @@ Layout, in 512-byte sectors (ECMA-119 leaves the first 32 KiB to the system):
              whole image, as UEFI asks; partition 2: type 0x00, active, sector 0 only.
              The active dummy is for BIOSes that boot only a disk with an active
              partition, and for readers (pycdlib) that expect one in an isohybrid MBR;
-             an active 0xEE entry instead makes some UEFI firmware ignore the GPT.
+             an active 0xEE entry instead violates the GPT specification (gdisk warns
+             that some UEFI firmware then ignores the GPT; OVMF does not).
              xorriso writes the same pair for --mbr-force-bootable with a GPT.
     1        primary GPT header
     2-33     primary partition entry array (128 entries of 128 bytes)

@@ -2,16 +2,14 @@
 
 Any bootable tree can be mastered, including non-Linux trees that bring their own
 boot image (`--no-hybrid` for a BIOS boot file that is not ISOLINUX).
+The mastering core (pycdlib) is imported when the command runs: every `livesmith`
+start imports all command modules.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-from app.errors import ValidationError
-from app.iso.master import BootSpec, MasterSpec, check_master, master_iso
-from app.reporter import ConsoleReporter
 
 NAME = "master"
 HELP = "master a bootable hybrid ISO image from a directory tree"
@@ -29,8 +27,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "boot/syslinux/isolinux.bin")
     parser.add_argument("--efi-image", metavar="PATH",
                         help="FAT EFI boot image inside the tree, e.g. boot/grub/efi.img")
-    parser.add_argument("--boot-catalog", metavar="PATH", default=BootSpec.boot_catalog,
-                        help="where the El Torito boot catalog goes (default: %(default)s)")
+    parser.add_argument("--boot-catalog", metavar="PATH",
+                        help="where the El Torito boot catalog goes (default: boot/boot.cat)")
     parser.add_argument("--no-hybrid", action="store_true",
                         help="no MBR/GPT: an image for optical media only")
     parser.add_argument("--publisher", default="", help="publisher identifier")
@@ -42,10 +40,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from app.errors import ValidationError
+    from app.iso.master import BootSpec, MasterSpec, check_master, master_iso
+    from app.reporter import ConsoleReporter
+
+    catalog = {"boot_catalog": args.boot_catalog} if args.boot_catalog else {}
     spec = MasterSpec(
         tree=args.tree, output=args.output, label=args.label,
         boot=BootSpec(bios_boot=args.bios_boot, efi_image=args.efi_image,
-                      boot_catalog=args.boot_catalog, hybrid=not args.no_hybrid),
+                      hybrid=not args.no_hybrid, **catalog),
         publisher=args.publisher, application=args.application, preparer=args.preparer)
     if args.check:
         check = check_master(spec)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 from pathlib import Path
@@ -7,7 +8,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from app.build.compress import Compression, level_problem, open_compressed_writer
+from app.build.compress import Compression, _Feeder, level_problem, open_compressed_writer
 from app.errors import Cancelled, InputError
 from tests.conftest import ROOT
 
@@ -93,3 +94,19 @@ def test_a_failure_inside_the_block_removes_the_partial_file(tmp_path: Path) -> 
         out.write(os.urandom(1 << 20))
         raise Cancelled()
     assert not target.exists()
+
+
+def test_an_error_in_the_compression_thread_reaches_the_caller() -> None:
+    class DiskFull(io.RawIOBase):
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data) -> int:  # type: ignore[no-untyped-def]
+            raise OSError(28, "No space left on device")
+
+    feeder = _Feeder(DiskFull())  # type: ignore[arg-type]
+    feeder.write(bytearray(b"block"))
+    with pytest.raises(OSError, match="No space left"):
+        feeder.finish()
+    with pytest.raises(OSError, match="No space left"):
+        feeder.write(b"later blocks fail at once")

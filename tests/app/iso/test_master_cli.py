@@ -28,6 +28,7 @@ def test_master_writes_a_bootable_hybrid_iso(tmp_path: Path) -> None:
     assert "Volume id    : 'CLI_TEST'" in report
     assert "El Torito img path :   2  /boot/grub/efi.img" in report
     assert "GPT partition path :   2  /boot/grub/efi.img" in report
+    assert "El Torito cat path : /boot/boot.cat" in report            # the default
 
 
 def test_invalid_input_lists_every_problem_and_exits_3(tmp_path: Path) -> None:
@@ -65,3 +66,13 @@ def test_no_hybrid_masters_any_no_emulation_boot_image(tmp_path: Path) -> None:
     report = xorriso_report(iso)
     assert "El Torito cat path : /boot/cat.bin" in report
     assert "El Torito img path :   1  /boot/own-loader.bin" in report
+
+
+
+def test_help_names_the_core_default_boot_catalog() -> None:
+    from app.iso.master import BootSpec
+
+    out = livesmith("master", "--help")
+    assert out.returncode == 0
+    help_text = " ".join(out.stdout.split())
+    assert f"(default: {BootSpec().boot_catalog})" in help_text

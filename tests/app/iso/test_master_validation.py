@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,7 @@ from tests.app.iso.mastering_helpers import (
     make_boot_tree,
     make_efi_image,
 )
-from tests.conftest import needs_root
+from tests.conftest import ROOT, needs_root
 
 
 @pytest.fixture
@@ -94,11 +96,30 @@ def test_special_files_cannot_go_into_an_iso(tree: Path) -> None:
                     "directories and symlinks (remove it from the tree)")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can read every file")
-def test_an_unreadable_file_is_reported(tree: Path) -> None:
-    (tree / "file.txt").chmod(0)
-    assert only(validate_master(spec(tree))) == (
-        f"{tree}/file.txt: cannot read this file: permission denied")
+def test_an_unreadable_file_is_reported() -> None:
+    # Root reads every file, so as root the check runs as user nobody (setpriv).
+    base = Path(tempfile.mkdtemp(prefix="livesmith-unreadable-"))
+    try:
+        base.chmod(0o755)
+        tree, out = base / "tree", base / "out"
+        tree.mkdir(mode=0o755)
+        out.mkdir()
+        out.chmod(0o777)
+        (tree / "file.txt").write_text("x\n")
+        (tree / "file.txt").chmod(0)
+        script = ("import sys; from pathlib import Path; "
+                  "from app.iso.master import MasterSpec, validate_master; "
+                  "[print(p) for p in validate_master(MasterSpec(tree=Path(sys.argv[1]), "
+                  "output=Path(sys.argv[2]), label='X'))]")
+        as_user = (["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+                   if os.geteuid() == 0 else [])
+        result = subprocess.run([*as_user, sys.executable, "-c", script, str(tree),
+                                 str(out / "x.iso")], cwd=ROOT, capture_output=True,
+                                text=True, check=True)
+        assert result.stdout.splitlines() == [
+            f"{tree}/file.txt: cannot read this file: permission denied"]
+    finally:
+        shutil.rmtree(base)
 
 
 def test_too_many_directories_for_the_path_table(tree: Path, monkeypatch) -> None:
