@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import tomli_w
 
 from app.errors import InputError, Problem, ValidationError
+from app.iso.labels import validate_label
 from app.packages.model import SourceKind, SourceSpec
 
 PROFILE_VERSION = 1
@@ -270,10 +271,7 @@ _USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
 def validate_profile(profile: Profile) -> list[Problem]:
     """Every problem in the profile's own values, all at once (label checks included)."""
-    problems: list[Problem] = []
-    from app.iso.labels import validate_label
-
-    problems += validate_label(profile.iso.label)
+    problems: list[Problem] = list(validate_label(profile.iso.label))
     if not profile.packages.packages:
         problems.append(Problem("packages", "no packages selected"))
     host = profile.system.hostname
