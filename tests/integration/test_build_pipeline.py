@@ -262,4 +262,27 @@ def test_build_log_names_every_stage(tmp_path: Path) -> None:
 def test_live_packages_are_small() -> None:
     total = sum(len(e.data) for pkg in live_packages() for e in pkg.entries)
     assert total < 40 << 20  # the point of the fixture: seconds, not minutes
-    assert replace  # keep the import used for readers extending these tests
+
+
+def test_carried_packages_are_on_the_iso_with_their_index(tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    from app.iso.extract import extract
+
+    repo = live_glaucus_repo(tmp_path, text_package("docs"))
+    profile = glaucus_profile(repo, "docs", fmt=RootImageFormat.RAM)
+    profile = replace(profile, packages=replace(profile.packages, carry=True))
+    (tmp_path / "out").mkdir()
+    iso = build(profile, tmp_path / "out" / "carry.iso").iso
+    dest = tmp_path / "carried"
+    extract(iso, "/packages", dest)
+    index = json.loads((dest / "index.json").read_text())
+    assert {e["name"] for e in index} == {"busybox", "linux", "docs"}
+    for entry in index:
+        data = (dest / entry["file"]).read_bytes()
+        source = next((repo / entry["name"]).glob("*.tar.zst")).read_bytes()
+        assert data == source and hashlib.sha256(data).hexdigest() == entry["sha256"]
+    sums = (dest / "SHA256SUMS").read_text().splitlines()
+    assert len(sums) == 3 and all(line.split("  ")[1] in {e["file"] for e in index}
+                                  for line in sums)
