@@ -27,6 +27,8 @@ from PySide6.QtCore import (
     QModelIndex,
     QObject,
     QPersistentModelIndex,
+    QRect,
+    QSize,
     QSortFilterProxyModel,
     Qt,
     Signal,
@@ -37,11 +39,17 @@ from PySide6.QtGui import (
     QDragEnterEvent,
     QDragMoveEvent,
     QDropEvent,
+    QFont,
+    QFontMetrics,
     QHideEvent,
+    QIcon,
+    QPainter,
+    QPalette,
     QShowEvent,
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QCheckBox,
     QFileDialog,
     QFrame,
@@ -56,6 +64,9 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QStackedWidget,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
@@ -63,7 +74,14 @@ from PySide6.QtWidgets import (
 from app.reporter import Reporter, check_cancelled
 from app.usb.checksums import ChecksumResult, check_image
 from app.usb.drives import Drive
-from app.usb.engine import PHASE_WIPE, PHASE_WRITE, WriteResult, check_fits, layout_warnings
+from app.usb.engine import (
+    PHASE_VERIFY,
+    PHASE_WIPE,
+    PHASE_WRITE,
+    WriteResult,
+    check_fits,
+    layout_warnings,
+)
 from app.usb.errors import DeviceBusy, DeviceUnplugged
 from app.usb.helper import run_helper
 from app.usb.source import ImageSource, open_image
@@ -201,6 +219,76 @@ class DriveFilter(QSortFilterProxyModel):
         return value
 
 
+def drive_lines(drive: Drive) -> tuple[str, str]:
+    """The two lines a drive is shown with: what it is, then where and how it is attached."""
+    first = f"{drive.name} \u2014 {drive.size_text}"
+    details = [drive.devnode]
+    if drive.bus:
+        details.append({"usb": "USB", "mmc": "SD/MMC card"}.get(drive.bus, drive.bus.upper()))
+    if drive.serial:
+        details.append(f"serial {drive.serial}")
+    if drive.mounted_partitions:
+        details.append("mounted: " + ", ".join(p for _, p in drive.mounted_partitions))
+    if not drive.offered:
+        details.append(f"not offered: {drive.excluded_reason}")
+    return first, " \u00b7 ".join(details)
+
+
+class DriveDelegate(QStyledItemDelegate):
+    """Paints a drive on two lines, with a drive icon; disabled rows greyed by the style."""
+
+    def _lines(self, index: ModelIndex) -> tuple[str, str] | None:
+        drive = index.data(DriveListModel.DriveRole)
+        return drive_lines(drive) if isinstance(drive, Drive) else None
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: ModelIndex) -> QSize:
+        base = super().sizeHint(option, index)
+        height = option.fontMetrics.height()
+        return QSize(base.width(), max(base.height(), 2 * height + 14))
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: ModelIndex) -> None:
+        lines = self._lines(index)
+        if lines is None:
+            super().paint(painter, option, index)
+            return
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        opt.text = ""
+        widget = opt.widget
+        style = widget.style() if widget is not None else QApplication.style()
+        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
+        rect: QRect = opt.rect
+        icon = style.standardIcon(QStyle.StandardPixmap.SP_DriveHDIcon)
+        size = rect.height() - 12
+        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
+        enabled = bool(opt.state & QStyle.StateFlag.State_Enabled)
+        icon.paint(painter, QRect(rect.left() + 6, rect.top() + 6, size, size),
+                   Qt.AlignmentFlag.AlignCenter,
+                   QIcon.Mode.Normal if enabled else QIcon.Mode.Disabled)
+        palette = opt.palette
+        group = QPalette.ColorGroup.Normal if enabled else QPalette.ColorGroup.Disabled
+        role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
+        text_rect = rect.adjusted(size + 18, 5, -6, -5)
+        line_height = text_rect.height() // 2
+        painter.save()
+        painter.setPen(palette.color(group, role))
+        bold = QFont(opt.font)
+        bold.setBold(True)
+        painter.setFont(bold)
+        metrics = QFontMetrics(bold)
+        painter.drawText(QRect(text_rect.left(), text_rect.top(), text_rect.width(),
+                               line_height), Qt.AlignmentFlag.AlignVCenter,
+                         metrics.elidedText(lines[0], Qt.TextElideMode.ElideRight,
+                                            text_rect.width()))
+        painter.setFont(opt.font)
+        metrics = QFontMetrics(opt.font)
+        painter.drawText(QRect(text_rect.left(), text_rect.top() + line_height,
+                               text_rect.width(), line_height), Qt.AlignmentFlag.AlignVCenter,
+                         metrics.elidedText(lines[1], Qt.TextElideMode.ElideRight,
+                                            text_rect.width()))
+        painter.restore()
+
+
 # --- the page --------------------------------------------------------------------------------
 
 def _label(text: str = "", *, name: str, selectable: bool = False) -> QLabel:
@@ -248,6 +336,7 @@ class WriterPage(QWidget):
         self._writing_drive: Drive | None = None
         self._phases: list[str] = []
         self._unplugged = False
+        self._verify_planned = True
         self._rate = RateMeter()
         self._monitoring = False
         self.confirm_box: QMessageBox | None = None
@@ -334,7 +423,8 @@ class WriterPage(QWidget):
         self.drive_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.drive_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.drive_view.setUniformItemSizes(True)
-        self.drive_view.setMinimumHeight(72)
+        self.drive_view.setItemDelegate(DriveDelegate(self.drive_view))
+        self.drive_view.setMinimumHeight(96)
         drives_label.setBuddy(self.drive_view)
         drive_layout.addWidget(self.drive_view, 1)
         self.drive_hint = _label(name="Drive list note")
@@ -814,6 +904,7 @@ class WriterPage(QWidget):
         self._writing_drive = drive
         self._phases = []
         self._unplugged = False
+        self._verify_planned = self.verify_check.isChecked()
         self.outcome = None
         words = (drive_words(drive) if drive is not None and preflight.target.kind is
                  TargetKind.BLOCK else target_summary(preflight.target).removeprefix("Device: "))
@@ -827,7 +918,7 @@ class WriterPage(QWidget):
         self.cancel_button.setText("&Cancel…")
         self.stack.setCurrentIndex(PROGRESS)
         self.cancel_button.setFocus()
-        task = self._task(write_task(source, preflight, verify=self.verify_check.isChecked(),
+        task = self._task(write_task(source, preflight, verify=self._verify_planned,
                                      force=bool(self._facts.layout_warnings)
                                      and self.force_check.isChecked()), "write")
         task.stepChanged.connect(self._on_phase)
@@ -844,7 +935,11 @@ class WriterPage(QWidget):
     def _on_phase(self, phase: str) -> None:
         self._phases.append(phase)
         self._rate.reset()
-        self.phase_label.setText(f"<b>{_html(TITLES.get(phase, phase))}</b>")
+        title = TITLES.get(phase, phase)
+        steps = [PHASE_WRITE, PHASE_VERIFY] if self._verify_planned else [PHASE_WRITE]
+        if phase in steps and len(steps) > 1:
+            title = f"Step {steps.index(phase) + 1} of {len(steps)}: {title}"
+        self.phase_label.setText(f"<b>{_html(title)}</b>")
         self.bytes_label.clear()
         self.speed_label.clear()
         if phase in (PHASE_UNMOUNT, PHASE_WIPE):

@@ -140,7 +140,7 @@ def target_words(target: Target, drive: Drive | None = None) -> str:
         return f"the file {target.path}"
     if drive is not None and Path(drive.devnode) == target.path:
         return drive_words(drive)
-    return f"{target.description} ({target.path})"
+    return f"{target.path} ({target.description})"
 
 
 def target_summary(target: Target, drive: Drive | None = None) -> str:

@@ -8,6 +8,7 @@ unplugged disk).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -22,10 +23,11 @@ from PySide6.QtCore import QMimeData, QPoint, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QTextDocumentFragment
 from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QPushButton, QWidget
 
+from app.usb.drives import list_drives
 from tests.app.usb.writer_support import MiB, cmp_prefix, device_bytes, loop_device, make_image
 from tests.conftest import needs_root
 from ui.drive_model import DriveListModel
-from ui.writer_page import SETUP, WriterPage
+from ui.writer_page import SETUP, WriterPage, drive_lines
 from ui.writer_texts import OutcomeKind
 
 WRITE_TIMEOUT = 120_000  # ms; the writes here take a second or two
@@ -354,6 +356,35 @@ def test_loop_devices_are_listed_only_with_show_all(qtbot: Any, page: WriterPage
         assert page.selected_drive() is None or page.target_path() is None
     qtbot.waitUntil(lambda: page.model.row_of(node) < 0 or page.model.drive_at(
         page.model.row_of(node)).size == 0, timeout=10_000)  # type: ignore[union-attr]
+
+
+@needs_root
+@pytest.mark.root
+def test_a_drive_chosen_from_the_list_is_named_and_written(qtbot: Any, page: WriterPage,
+                                                           image: Path,
+                                                           tmp_path: Path) -> None:
+    choose_image(qtbot, page, image)
+    with loop_device(sparse_backing(tmp_path / "stick.img", 32 * MiB)) as node:
+        # Feed the list ourselves (loop devices are never offered by the monitor): the real
+        # description of the loop device, offered under a stick's name.
+        page.model.stop()
+        real = next(d for d in list_drives(include_excluded=True) if d.devnode == node)
+        page.model.set_drives([dataclasses.replace(real, vendor="Test", model="Loop Stick",
+                                                   excluded_reason=None)])
+        page.drive_view.setFocus()
+        qtbot.keyClick(page.drive_view, Qt.Key.Key_Down)
+        assert page.selected_drive() is not None and page.target_path() == node
+        assert "Selected: Test Loop Stick (33.6 MB, " + node in plain(page.target_label)
+        asked = write_confirmed(qtbot, page)
+        assert asked.startswith(f"Everything on Test Loop Stick (33.6 MB, {node}) will be "
+                                "erased.")
+        assert page.outcome is not None and page.outcome.kind is OutcomeKind.VERIFIED
+        cmp_prefix(image, node, image.stat().st_size)
+        # The list paints drives on two lines.
+        assert page.drive_view.sizeHintForRow(0) > 2 * page.fontMetrics().height()
+        assert drive_lines(page.model.drives()[0]) == ("Test Loop Stick \u2014 33.6 MB",
+                                                       f"{node} \u00b7 {real.bus.upper()}"
+                                                       if real.bus else node)
 
 
 def test_the_empty_list_says_what_to_do(qtbot: Any, page: WriterPage) -> None:

@@ -113,7 +113,7 @@ def test_the_confirmation_names_the_drive_and_warns_about_big_ones() -> None:
     assert "larger than 64.0 GB (128.0 GB)" in big.informative
     assert "will not be verified" in big.informative
     # Named explicitly (no list entry): udev's description and the node.
-    assert target_words(target) == "SanDisk Ultra 4C53 16.0 GB (/dev/sdb)"
+    assert target_words(target) == "/dev/sdb (SanDisk Ultra 4C53 16.0 GB)"
     new_file = Target(Path("/vm/disk.raw"), TargetKind.FILE, 0, 512, False, "file", None)
     assert confirmation(source(), new_file, None, [], verify=True).text == \
         "A new image file /vm/disk.raw will be created."
