@@ -18,6 +18,7 @@ helper to wipe the stick).
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.reporter import Reporter, check_cancelled
+from app.tools import find_tool
 from app.usb.checksums import ChecksumResult, check_image
 from app.usb.drives import Drive
 from app.usb.engine import (
@@ -153,19 +155,39 @@ def check_target(path: str, source: ImageSource | None) -> Preflight:
 
 
 def unmount_partitions(preflight: Preflight) -> None:
-    """Unmount the drive's filesystems through UDisks2 (the desktop's own way)."""
-    from app.usb import udisks
+    """Unmount the drive's filesystems: directly as root, else through UDisks2 (polkit asks).
 
+    Root opens the device directly as well (see `app.usb.engine.open_target`), so it needs
+    no D-Bus service; a desktop user goes the desktop's own way.
+    """
     target = preflight.target
     assert target.devno is not None
-    listed = ", ".join(f"{node} on {point}" for node, point in preflight.mounted)
-    try:
-        udisks.unmount_all(target.devno)
-    except udisks.UDisksUnavailable as exc:
-        raise DeviceBusy(f"has mounted partitions ({listed}) and they could not be "
-                         f"unmounted: {exc.message}", where=str(target.path),
-                         hint="unmount them (or eject the drive's filesystems) and try "
-                         "again") from exc
+    where = str(target.path)
+    hint = "unmount them (or eject the drive's filesystems) and try again"
+    mounted = mounted_partitions(target.devno)
+    if os.geteuid() == 0:
+        umount = find_tool("umount")
+        # Deepest first: a filesystem mounted inside another one goes before it.
+        for node, point in sorted(mounted, key=lambda m: m[1].count("/"), reverse=True):
+            out = subprocess.run([umount, point], capture_output=True, text=True,
+                                 check=False)
+            if out.returncode != 0:
+                raise DeviceBusy(f"{node} on {point} could not be unmounted: "
+                                 f"{out.stderr.strip() or f'exit status {out.returncode}'}",
+                                 where=where, hint=hint)
+    else:
+        from app.usb import udisks
+
+        try:
+            udisks.unmount_all(target.devno)
+        except udisks.UDisksUnavailable as exc:
+            listed = ", ".join(f"{node} on {point}" for node, point in mounted)
+            raise DeviceBusy(f"has mounted partitions ({listed}) and they could not be "
+                             f"unmounted: {exc.message}", where=where, hint=hint) from exc
+    left = mounted_partitions(target.devno)
+    if left:
+        listed = ", ".join(f"{node} on {point}" for node, point in left)
+        raise DeviceBusy(f"still has mounted partitions: {listed}", where=where, hint=hint)
 
 
 def write_task(source: ImageSource, preflight: Preflight, *, verify: bool,

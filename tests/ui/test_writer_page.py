@@ -24,6 +24,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QTextDocumentFragment
 from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QPushButton, QWidget
 
 from app.usb.drives import list_drives
+from tests.app.usb.test_target import mounted, partitioned_loop
 from tests.app.usb.writer_support import MiB, cmp_prefix, device_bytes, loop_device, make_image
 from tests.conftest import needs_root
 from ui.drive_model import DriveListModel
@@ -330,6 +331,23 @@ def test_an_unplugged_stick_is_reported_at_once(qtbot: Any, page: WriterPage,
         with qtbot.waitSignal(page.writeFinished, timeout=WRITE_TIMEOUT) as finished:
             pass
         assert finished.args == ["unplugged"] and page.again_button.isEnabled()
+
+
+@needs_root
+@pytest.mark.root
+def test_mounted_partitions_are_named_and_unmounted_first(qtbot: Any, page: WriterPage,
+                                                          image: Path,
+                                                          tmp_path: Path) -> None:
+    choose_image(qtbot, page, image)
+    with partitioned_loop(tmp_path) as (node, p1, _p2), mounted(p1, tmp_path / "mnt") as mnt:
+        name_target(qtbot, page, node)
+        assert page.target_path() == node
+        asked = write_confirmed(qtbot, page)
+        assert f"Its mounted partitions are unmounted first: {p1} on {mnt}." in asked
+        assert page.outcome is not None and page.outcome.kind is OutcomeKind.VERIFIED, \
+            page.outcome
+        assert not os.path.ismount(mnt)
+        cmp_prefix(image, node, image.stat().st_size)
 
 
 # --- the drive list --------------------------------------------------------------------------
