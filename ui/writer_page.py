@@ -340,6 +340,10 @@ class WriterPage(QWidget):
         self.setAcceptDrops(True)
         self.model = model if model is not None else DriveListModel(self, include_excluded=True)
         self.drives = DriveFilter(self)
+        # Before the filter and the view hear of a removal: see _before_rows_removed.
+        self.model.rowsAboutToBeRemoved.connect(self._before_rows_removed)
+        self.model.modelAboutToBeReset.connect(self._before_reset)
+        self._chosen_going: Drive | None = None
         self.drives.setSourceModel(self.model)
 
         self._image_path: Path | None = None
@@ -381,6 +385,8 @@ class WriterPage(QWidget):
                        self.drives.modelReset, self.drives.layoutChanged):
             signal.connect(self._update_drive_hint)
         self.drive_view.selectionModel().currentChanged.connect(self._on_drive_current)
+        self.model.rowsRemoved.connect(self._after_rows_removed)
+        self.model.modelReset.connect(self._after_reset)
         self._update_drive_hint()
         self._update_ready()
         if image is not None:
@@ -465,7 +471,7 @@ class WriterPage(QWidget):
         self.target_use_button = QPushButton("&Use")
         self.target_use_button.setAccessibleName("Use this device or file")
         self.target_use_button.clicked.connect(self.use_typed_target)
-        self.target_file_button = QPushButton("Image &file…")
+        self.target_file_button = QPushButton("Image fil&e…")
         self.target_file_button.setAccessibleName("Choose an image file to write to")
         self.target_file_button.clicked.connect(self._choose_target_file)
         other.addWidget(other_label)
@@ -770,6 +776,48 @@ class WriterPage(QWidget):
             self.target_label.clear()
         self._show_drive_warning()
         self._update_ready()
+
+    # Qt moves the current row to a neighbour when the current row goes away: that would
+    # quietly make another disk the target. A chosen drive that leaves stays unchosen. These
+    # run before the filter and the view react (connected to the model first).
+    @Slot(QModelIndex, int, int)
+    def _before_rows_removed(self, parent: QModelIndex, first: int, last: int) -> None:
+        current = self.drives.mapToSource(self.drive_view.currentIndex())
+        if current.isValid() and first <= current.row() <= last:
+            self._chosen_going = self.selected_drive()
+
+    @Slot()
+    def _before_reset(self) -> None:
+        self._chosen_going = self.selected_drive()
+
+    @Slot()
+    def _after_rows_removed(self) -> None:
+        gone, self._chosen_going = self._chosen_going, None
+        if gone is None:
+            return
+        self.drive_view.selectionModel().clearSelection()
+        self.drive_view.setCurrentIndex(QModelIndex())
+        self._explicit = None
+        still_there = self.model.row_of(gone.devnode) >= 0
+        note = ("is no longer offered; choose it again if you mean it" if still_there
+                else "went away")
+        self.target_label.setText(Line(Tone.WARN, f"{drive_words(gone)} {note}.").html())
+        self._update_ready()
+
+    @Slot()
+    def _after_reset(self) -> None:
+        gone, self._chosen_going = self._chosen_going, None
+        if gone is None:
+            return
+        row = self.model.row_of(gone.devnode)
+        again = self.model.drive_at(row) if row >= 0 else None
+        if again is not None and again.offered and again.sys_path == gone.sys_path:
+            index = self.drives.mapFromSource(self.model.index(row))
+            if index.isValid():
+                self.drive_view.setCurrentIndex(index)  # the same disk, re-sorted
+                return
+        self._chosen_going = gone
+        self._after_rows_removed()
 
     @Slot()
     def use_typed_target(self) -> None:

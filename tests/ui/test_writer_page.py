@@ -21,9 +21,16 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QTextDocumentFragment
-from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QPushButton, QWidget
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QApplication,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QWidget,
+)
 
-from app.usb.drives import list_drives
+from app.usb.drives import Drive, list_drives
 from tests.app.usb.test_target import mounted, partitioned_loop
 from tests.app.usb.writer_support import MiB, cmp_prefix, device_bytes, loop_device, make_image
 from tests.conftest import needs_root
@@ -405,6 +412,34 @@ def test_a_drive_chosen_from_the_list_is_named_and_written(qtbot: Any, page: Wri
                                                        if real.bus else node)
 
 
+def fake_drive(name: str, **changes: Any) -> Drive:
+    """A drive row as the monitor reports it (list behaviour only; nothing is written)."""
+    base = Drive(f"/dev/{name}", f"/sys/block/{name}", (8, 16), "Vendor", name.upper(), "S1",
+                 16 * 1000**3, "usb", True, False)
+    return dataclasses.replace(base, **changes)
+
+
+def test_a_chosen_drive_that_leaves_is_not_replaced_by_its_neighbour(
+        qtbot: Any, page: WriterPage) -> None:
+    page.model.stop()  # this test feeds the list itself
+    page.model.set_drives([fake_drive("sdb"), fake_drive("sdc"), fake_drive("sdd")])
+    page.drive_view.setCurrentIndex(page.drives.index(1, 0))
+    assert page.target_path() == "/dev/sdc"
+    page.model.set_drives([fake_drive("sdb"), fake_drive("sdd")])  # sdc unplugged
+    assert page.selected_drive() is None and page.target_path() is None
+    assert "Vendor SDC (16.0 GB, /dev/sdc) went away" in plain(page.target_label)
+
+    # A re-sorted list (a reset) keeps the same disk chosen; one that becomes excluded
+    # is dropped.
+    page.drive_view.setCurrentIndex(page.drives.index(1, 0))
+    assert page.target_path() == "/dev/sdd"
+    page.model.set_drives([fake_drive("sdd"), fake_drive("sdb")])
+    assert page.target_path() == "/dev/sdd"
+    page.model.set_drives([fake_drive("sdb"), fake_drive("sdd", excluded_reason="read-only")])
+    assert page.target_path() is None
+    assert "no longer offered" in plain(page.target_label)
+
+
 def test_the_empty_list_says_what_to_do(qtbot: Any, page: WriterPage) -> None:
     page.model.set_drives([])
     assert "No USB stick or SD card found" in page.drive_hint.text()
@@ -466,6 +501,13 @@ def test_every_control_has_an_accessible_name_and_a_keyboard_path(page: WriterPa
     # Every field has a label with a mnemonic pointing at it.
     buddies = {label.buddy() for label in page.findChildren(QLabel) if label.buddy()}
     assert {page.image_edit, page.drive_view, page.target_edit} <= buddies
+    # No two shortcuts (Alt+letter) on the form clash.
+    page.force_check.setVisible(True)
+    texts = [w.text() for w in page.stack.widget(SETUP).findChildren(QWidget)
+             if isinstance(w, QLabel | QAbstractButton) and "&" in w.text()
+             and not w.text().startswith("<")]
+    keys = [t[t.index("&") + 1].lower() for t in texts]
+    assert len(keys) >= 9 and len(keys) == len(set(keys)), texts
 
 
 # --- signatures ------------------------------------------------------------------------------
