@@ -44,6 +44,7 @@ from PySide6.QtGui import (
     QFontMetrics,
     QHideEvent,
     QIcon,
+    QKeyEvent,
     QPainter,
     QPalette,
     QShowEvent,
@@ -1185,6 +1186,14 @@ class WriterPage(QWidget):
         # A write in progress keeps watching: an unplugged stick must be reported at once.
         if not event.spontaneous() and not self.busy():
             self._stop_monitor()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        # Escape while writing asks whether to stop (nothing else on that view wants it).
+        if event.key() == Qt.Key.Key_Escape and self.stack.currentIndex() == PROGRESS:
+            self.ask_cancel()
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.shutdown()

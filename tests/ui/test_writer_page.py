@@ -284,6 +284,48 @@ def test_cancel_mid_write_wipes_the_stick(qtbot: Any, page: WriterPage,
         assert "PTTYPE" not in blkid.stdout
 
 
+def test_without_verification_the_result_says_not_verified(qtbot: Any, page: WriterPage,
+                                                           image: Path,
+                                                           tmp_path: Path) -> None:
+    choose_image(qtbot, page, image)
+    name_target(qtbot, page, tmp_path / "out.raw")
+    qtbot.mouseClick(page.verify_check, Qt.MouseButton.LeftButton)
+    assert not page.verify_check.isChecked()
+    asked = write_confirmed(qtbot, page)
+    assert "It will not be verified afterwards." in asked
+    assert page.outcome is not None and page.outcome.kind is OutcomeKind.NOT_VERIFIED
+    assert page.outcome.title == "Written, not verified: 16.8 MB"
+    assert "Verified" not in page.result_title.text()
+    assert (tmp_path / "out.raw").read_bytes() == image.read_bytes()
+
+
+@needs_root
+@pytest.mark.root
+def test_cancel_during_verification_is_never_a_success(qtbot: Any, page: WriterPage,
+                                                       tmp_path: Path) -> None:
+    image = big_sparse_image(tmp_path / "big.iso")
+    choose_image(qtbot, page, image)
+    with loop_device(sparse_backing(tmp_path / "stick.img", 600 * MiB)) as node:
+        name_target(qtbot, page, node)
+
+        def cancel_at_verify(phase: str) -> None:
+            if phase == "verify":
+                assert "Step 2 of 2" in page.phase_label.text()
+                qtbot.keyClick(page.cancel_button, Qt.Key.Key_Escape)  # Escape asks too
+                assert page.cancel_box is not None
+                assert "will not be verified" in page.cancel_box.text()
+                accept(page.cancel_box, "confirmStop")
+
+        page.phaseChanged.connect(cancel_at_verify)
+        write_confirmed(qtbot, page)
+        outcome = page.outcome
+        assert outcome is not None and outcome.kind is OutcomeKind.NOT_VERIFIED, outcome
+        assert outcome.title == "Written, not verified (verification cancelled)"
+        assert "NOT verified" in page.result_details.text()
+        # Written it was: the whole image is on the stick, nothing wiped.
+        cmp_prefix(image, node, image.stat().st_size)
+
+
 @needs_root
 @pytest.mark.root
 def test_a_read_only_loop_gives_the_read_only_error(qtbot: Any, page: WriterPage,
