@@ -1154,7 +1154,12 @@ class WriterPage(QWidget):
         return task
 
     def _forget(self, task: BackgroundTask) -> None:
+        # Runs first on `ended` (connected first): no reference to a deleted task remains.
         self._tasks.discard(task)
+        for name in ("_image_task", "_checksum_task", "_target_task", "_preflight_task",
+                     "_write_task"):
+            if getattr(self, name) is task:
+                setattr(self, name, None)
         task.deleteLater()
 
     def _report(self, exc: BaseException) -> None:
