@@ -8,6 +8,7 @@ unplugged disk).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -31,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.usb.drives import Drive, list_drives
-from tests.app.usb.test_target import mounted, partitioned_loop
+from tests.app.usb.test_target import mounted
 from tests.app.usb.writer_support import MiB, cmp_prefix, device_bytes, loop_device, make_image
 from tests.conftest import needs_root
 from ui.drive_model import DriveListModel
@@ -75,6 +76,28 @@ def sparse_backing(path: Path, size: int) -> Path:
     with open(path, "wb") as fh:
         fh.truncate(size)
     return path
+
+
+@contextlib.contextmanager
+def partitioned_loop(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A loop device with a DOS partition table and an ext4 first partition.
+
+    The test kernel has no partition-table parsers: `partx` adds the partitions. Partitions
+    another run left on the same (then detached) loop device are dropped first.
+    """
+    backing = sparse_backing(tmp_path / "disk.img", 64 * MiB)
+    subprocess.run(["sfdisk", "-q", str(backing)], input="label: dos\n,32M,L\n,,L\n",
+                   text=True, check=True, capture_output=True)
+    with loop_device(backing) as node:
+        subprocess.run(["partx", "-d", node], capture_output=True)
+        try:
+            subprocess.run(["partx", "-a", node], check=True, capture_output=True)
+            p1 = f"{node}p1"
+            assert Path(p1).exists()
+            subprocess.run(["mkfs.ext4", "-q", p1], check=True, capture_output=True)
+            yield node, p1
+        finally:
+            subprocess.run(["partx", "-d", node], capture_output=True)
 
 
 def choose_image(qtbot: Any, page: WriterPage, path: Path) -> None:
@@ -388,7 +411,7 @@ def test_mounted_partitions_are_named_and_unmounted_first(qtbot: Any, page: Writ
                                                           image: Path,
                                                           tmp_path: Path) -> None:
     choose_image(qtbot, page, image)
-    with partitioned_loop(tmp_path) as (node, p1, _p2), mounted(p1, tmp_path / "mnt") as mnt:
+    with partitioned_loop(tmp_path) as (node, p1), mounted(p1, tmp_path / "mnt") as mnt:
         name_target(qtbot, page, node)
         assert page.target_path() == node
         asked = write_confirmed(qtbot, page)
