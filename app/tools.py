@@ -26,6 +26,7 @@ DEBIAN_PACKAGES: dict[str, str] = {
     "fdisk": "fdisk",
     "sfdisk": "fdisk",
     "losetup": "mount",
+    "umount": "mount",
     "fakeroot": "fakeroot",
     "apt-get": "apt",
     "apt-cache": "apt",

@@ -1,0 +1,82 @@
+"""BackgroundTask: the function runs off the GUI thread, every signal arrives in it, in order."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from app.errors import Cancelled
+from app.reporter import Level, Reporter, check_cancelled
+from ui.writer_worker import BackgroundTask
+
+
+def test_signals_arrive_in_the_gui_thread_in_order(qtbot: Any) -> None:
+    gui = threading.get_ident()
+    ran_in: list[int] = []
+    heard: list[tuple[str, object, int]] = []
+
+    def work(reporter: Reporter) -> str:
+        ran_in.append(threading.get_ident())
+        reporter.step("write")
+        for done in range(0, 101, 10):
+            reporter.progress(done, 100)
+        reporter.log(Level.WARNING, "careful")
+        return "done"
+
+    task = BackgroundTask(work)
+    task.stepChanged.connect(lambda s: heard.append(("step", s, threading.get_ident())))
+    task.progressChanged.connect(lambda d, t: heard.append(("progress", d, threading.get_ident())))
+    task.logLine.connect(lambda lv, s: heard.append(("log", s, threading.get_ident())))
+    task.finished.connect(lambda r: heard.append(("finished", r, threading.get_ident())))
+    with qtbot.waitSignal(task.ended, timeout=10_000):
+        task.start()
+        assert task.is_running()
+    assert ran_in and ran_in[0] != gui
+    assert {who for _, _, who in heard} == {gui}
+    kinds = [kind for kind, _, _ in heard]
+    assert kinds[0] == "step" and kinds[-2:] == ["log", "finished"]
+    progress = [value for kind, value, _ in heard if kind == "progress"]
+    assert progress[0] == 0 and progress[-1] == 100  # throttled, but the end always arrives
+    assert not task.is_running()
+    with pytest.raises(RuntimeError):
+        task.start()
+
+
+def test_cancel_reaches_the_function_and_fails_with_cancelled(qtbot: Any) -> None:
+    started = threading.Event()
+
+    def work(reporter: Reporter) -> None:
+        started.set()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            check_cancelled(reporter)
+            time.sleep(0.01)
+
+    task = BackgroundTask(work)
+    failures: list[object] = []
+    task.failed.connect(failures.append)
+    with qtbot.waitSignal(task.ended, timeout=5_000):
+        task.start()
+        assert started.wait(5)
+        task.cancel()
+        assert task.cancel_requested()
+    assert len(failures) == 1 and isinstance(failures[0], Cancelled)
+
+
+def test_shutdown_waits_for_the_thread(qtbot: Any) -> None:
+    stopped = threading.Event()
+
+    def work(reporter: Reporter) -> None:
+        while not reporter.cancelled():
+            time.sleep(0.01)
+        time.sleep(0.2)  # the helper wipes the stick after a cancel
+        stopped.set()
+
+    task = BackgroundTask(work)
+    task.start()
+    task.shutdown()
+    assert stopped.is_set()
+    qtbot.waitUntil(lambda: not task.is_running(), timeout=5_000)

@@ -1,0 +1,200 @@
+"""Background work for the writer page: one function on its own QThread, heard as signals.
+
+`BackgroundTask(fn)` runs `fn(reporter)` once in a worker thread. The core calls the
+reporter (`ThreadReporter`) from that thread; its signals are queued to the GUI thread,
+where the task re-emits them. So every signal of a `BackgroundTask` is emitted in the GUI
+thread, and a receiver may be any callable (a lambda connected straight to a worker-thread
+signal would run in the worker thread instead). Workers never touch widgets.
+
+`finished` / `failed` come after every step and progress signal of the task, once its
+thread has stopped, so a receiver sees the whole story in order and may start the next task.
+
+Cancel: `cancel()` sets a thread-safe flag that `reporter.cancelled()` returns; the core
+stops at its next safe point (the writer helper: within a block, then wipes) and raises
+`Cancelled`, which arrives as `failed`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
+
+from app.reporter import Level, Reporter
+
+Task = Callable[[Reporter], Any]
+
+# Progress is re-drawn at most this often (the helper already sends it every 50 ms).
+PROGRESS_INTERVAL = 0.05
+
+
+class ThreadReporter(QObject):
+    """A Reporter to be called from a worker thread; each call becomes a (queued) signal.
+
+    Create it in the GUI thread. `cancel()` may be called from any thread.
+    """
+
+    stepped = Signal(str)
+    progressed = Signal(object, object)  # done, total: Python ints (bytes exceed 2**31)
+    logged = Signal(int, str)
+
+    def __init__(self, parent: QObject | None = None, *,
+                 interval: float = PROGRESS_INTERVAL) -> None:
+        super().__init__(parent)
+        self._cancel = threading.Event()
+        self._interval = interval
+        self._last_progress = 0.0  # touched by the worker thread only
+
+    def step(self, name: str) -> None:
+        self._last_progress = 0.0
+        self.stepped.emit(name)
+
+    def progress(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self._last_progress < self._interval and done < total:
+            return
+        self._last_progress = now
+        self.progressed.emit(int(done), int(total))
+
+    def log(self, level: Level, message: str) -> None:
+        self.logged.emit(int(level), str(message))
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+
+class _Job(QObject):
+    """Lives in the worker thread; runs the function once and says how it ended."""
+
+    succeeded = Signal(object)
+    raised = Signal(object)
+
+    def __init__(self, fn: Task, reporter: Reporter) -> None:
+        super().__init__()
+        self._fn = fn
+        self._reporter = reporter
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            result = self._fn(self._reporter)
+        except BaseException as exc:  # everything reaches the GUI, even KeyboardInterrupt
+            self.raised.emit(exc)
+        else:
+            self.succeeded.emit(result)
+        finally:
+            # Quit from inside: the outcome signal was queued first, so it arrives first.
+            thread = QThread.currentThread()
+            if thread is not None:
+                thread.quit()
+
+
+class BackgroundTask(QObject):
+    """Runs `fn(reporter)` once on a new QThread; all signals arrive in the GUI thread."""
+
+    stepChanged = Signal(str)
+    progressChanged = Signal(object, object)
+    logLine = Signal(int, str)
+    finished = Signal(object)  # the function's return value
+    failed = Signal(object)  # the exception (Cancelled after cancel())
+    ended = Signal()  # after finished or failed
+
+    def __init__(self, fn: Task, parent: QObject | None = None, *,
+                 name: str = "livesmith-writer-task") -> None:
+        super().__init__(parent)
+        self.name = name
+        self.reporter = ThreadReporter(self)
+        self.reporter.stepped.connect(self._on_step)
+        self.reporter.progressed.connect(self._on_progress)
+        self.reporter.logged.connect(self._on_log)
+        self._fn = fn
+        self._thread: QThread | None = None
+        self._job: _Job | None = None
+        self._outcome: tuple[bool, Any] | None = None
+        self._running = False
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
+
+    def start(self) -> None:
+        if self._thread is not None or self._outcome is not None:
+            raise RuntimeError("a BackgroundTask runs only once")
+        thread = QThread()
+        thread.setObjectName(self.name)
+        job = _Job(self._fn, self.reporter)
+        job.moveToThread(thread)
+        thread.started.connect(job.run)
+        job.succeeded.connect(self._on_succeeded)
+        job.raised.connect(self._on_raised)
+        thread.finished.connect(self._on_thread_finished)
+        self._thread, self._job = thread, job
+        self._running = True
+        thread.start()
+
+    def is_running(self) -> bool:
+        """True from start() until `finished`/`failed` has been emitted."""
+        return self._running
+
+    def cancel(self) -> None:
+        self.reporter.cancel()
+
+    def cancel_requested(self) -> bool:
+        return self.reporter.cancelled()
+
+    def wait(self, msecs: int = 60_000) -> bool:
+        """Block until the worker thread has stopped (shutdown and tests only)."""
+        thread = self._thread
+        return thread is None or thread.wait(msecs)
+
+    @Slot()
+    def shutdown(self) -> None:
+        """Cancel and wait for the thread: the page or the application is going away.
+
+        A cancelled write still wipes the stick; that takes a second or two.
+        """
+        if self._thread is not None:
+            self.cancel()
+            self._thread.wait()
+
+    # -- GUI thread -----------------------------------------------------------------------
+    @Slot(str)
+    def _on_step(self, name: str) -> None:
+        self.stepChanged.emit(name)
+
+    @Slot(object, object)
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progressChanged.emit(done, total)
+
+    @Slot(int, str)
+    def _on_log(self, level: int, text: str) -> None:
+        self.logLine.emit(level, text)
+
+    @Slot(object)
+    def _on_succeeded(self, result: object) -> None:
+        self._outcome = (True, result)
+
+    @Slot(object)
+    def _on_raised(self, exc: object) -> None:
+        self._outcome = (False, exc)
+
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        thread, job = self._thread, self._job
+        self._thread = self._job = None
+        if job is not None:
+            job.deleteLater()
+        if thread is not None:
+            thread.deleteLater()
+        self._running = False
+        ok, value = self._outcome or (False, RuntimeError("the worker thread stopped early"))
+        if ok:
+            self.finished.emit(value)
+        else:
+            self.failed.emit(value)
+        self.ended.emit()
