@@ -110,7 +110,7 @@ from ui.writer_texts import (
     target_summary,
     unplugged_outcome,
 )
-from ui.writer_worker import BackgroundTask
+from ui.worker import BackgroundTask
 
 ModelIndex = QModelIndex | QPersistentModelIndex
 

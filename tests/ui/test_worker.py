@@ -10,7 +10,7 @@ import pytest
 
 from app.errors import Cancelled
 from app.reporter import Level, Reporter, check_cancelled
-from ui.writer_worker import BackgroundTask
+from ui.worker import BackgroundTask
 
 
 def test_signals_arrive_in_the_gui_thread_in_order(qtbot: Any) -> None:

@@ -1,4 +1,4 @@
-"""Background work for the writer page: one function on its own QThread, heard as signals.
+"""Background work for the GUI: one function on its own QThread, heard as signals.
 
 `BackgroundTask(fn)` runs `fn(reporter)` once in a worker thread. The core calls the
 reporter (`ThreadReporter`) from that thread; its signals are queued to the GUI thread,
@@ -106,7 +106,7 @@ class BackgroundTask(QObject):
     ended = Signal()  # after finished or failed
 
     def __init__(self, fn: Task, parent: QObject | None = None, *,
-                 name: str = "livesmith-writer-task") -> None:
+                 name: str = "livesmith-task") -> None:
         super().__init__(parent)
         self.name = name
         self.reporter = ThreadReporter(self)
