@@ -43,6 +43,8 @@ from app.iso.pinning import Meta, pin_tree, pin_volume_descriptors
 from app.iso.staged import Node, NodeKind, scan_tree
 from app.reporter import Level, NullReporter, Reporter, check_cancelled
 
+JOLIET_LABEL_LENGTH = 16  # UCS-2 characters in the 32-byte volume identifier
+
 ISOHDPFX = Path("/usr/lib/ISOLINUX/isohdpfx.bin")   # Debian package: isolinux
 BLOCK = 2048
 FOUR_GIB = 4 * 1024**3
@@ -364,10 +366,13 @@ def _build(spec: MasterSpec, root: Node, reporter: Reporter, epoch: int | None,
     names = _assign_names(root, catalog, relocation)
 
     iso = pycdlib.PyCdlib()
-    iso.new(interchange_level=3, sys_ident="LINUX", vol_ident=spec.label,
+    # Joliet stores the volume id in UCS-2 in the same 32 bytes: at most 16 characters there.
+    # The primary descriptor (what blkid, udev and the live initramfs read) keeps all 32.
+    iso.new(interchange_level=3, sys_ident="LINUX", vol_ident=spec.label[:JOLIET_LABEL_LENGTH],
             vol_set_ident=spec.label, pub_ident_str=spec.publisher,
             preparer_ident_str=spec.preparer, app_ident_str=spec.application,
             rock_ridge="1.09", joliet=3)
+    iso.pvd.volume_identifier = spec.label.encode("ascii").ljust(32)
     if relocation:
         iso.set_relocated_name(RELOCATED_ISO_NAME, RELOCATED_RR_NAME)
 

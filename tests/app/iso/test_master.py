@@ -457,3 +457,23 @@ def test_a_file_that_shrinks_while_mastering_is_an_error_not_zeros(tmp_path: Pat
     assert str(info.value) == (f"{tree}/a.bin: the file became shorter while it was being "
                                "mastered")
     assert os.listdir(out_dir) == []
+
+
+def test_a_32_character_label_is_kept_whole_in_the_primary_descriptor(tmp_path: Path) -> None:
+    # Joliet has room for 16 UCS-2 characters; the primary volume id holds all 32.
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "hello.txt").write_text("hi\n")
+    label = "LIVESMITH_LONG_LABEL_OF_32_CHARS"
+    assert len(label) == 32
+    out = tmp_path / "long.iso"
+    master_iso(MasterSpec(tree=tree, output=out, label=label), NullReporter())
+    assert run("isoinfo", "-d", "-i", out).count(f"Volume id: {label}") == 1
+    read = pycdlib.PyCdlib()
+    read.open(str(out))
+    try:
+        assert read.joliet_vd.volume_identifier.decode("utf-16-be").rstrip() == label[:16]
+    finally:
+        read.close()
+    blkid = run("blkid", "-o", "value", "-s", "LABEL", out).strip()
+    assert blkid == label
