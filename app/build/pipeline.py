@@ -154,9 +154,16 @@ def validate_packages(ctx: BuildContext) -> list[Problem]:
     return problems
 
 
+# Packages named like a kernel that ship no kernel image (headers, docs, debug symbols).
+_NOT_A_KERNEL = ("-headers", "-api-headers", "-docs", "-doc", "-dbg", "-dbgsym", "-source")
+
+
 def looks_like_kernel_package(name: str) -> bool:
+    """Whether a package's name says it ships a bootable kernel (before its files are seen)."""
+    if name.endswith(_NOT_A_KERNEL) or "-headers-" in name:
+        return False
     return name == "linux" or name.startswith(("linux-image", "linux-lts", "linux-zen",
-                                               "kernel"))
+                                               "linux-hardened", "kernel"))
 
 
 def find_static_busybox(root: Path) -> Path:
