@@ -5,10 +5,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from app import __version__
+from app.resources import app_icon_path
 from ui.main_window import MainWindow
+
+DESKTOP_FILE = "io.github.livesmith.Livesmith"
 
 
 def run(argv: Sequence[str] = ()) -> int:
@@ -16,6 +20,10 @@ def run(argv: Sequence[str] = ()) -> int:
     app.setApplicationName("Livesmith")
     app.setOrganizationName("Livesmith")
     app.setApplicationVersion(__version__)
+    # The window icon, and the desktop file name Wayland compositors match it by.
+    app.setWindowIcon(QIcon(str(app_icon_path())))
+    if isinstance(app, QApplication):
+        app.setDesktopFileName(DESKTOP_FILE)
     window = MainWindow()
     window.show()
     return app.exec()
