@@ -27,10 +27,10 @@ from app.usb.errors import (
     DeviceTooSmall,
     DeviceUnplugged,
 )
+from app.usb.preflight import PHASE_UNMOUNT
 from app.usb.source import ImageSource
 from app.usb.target import Target, TargetKind, human_size
 
-PHASE_UNMOUNT = "unmount"
 TITLES = {**PHASE_TITLES, PHASE_UNMOUNT: "Unmounting the drive's partitions"}
 
 
