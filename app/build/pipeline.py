@@ -33,6 +33,7 @@ from app.iso.inspect import inspect_iso
 from app.iso.master import BootSpec, MasterSpec, master_iso
 from app.packages.gather import gather
 from app.packages.model import PackageInfo, PackageSource
+from app.packages.repository import write_repository
 from app.packages.resolve import Resolution, resolve
 from app.packages.sources import open_source
 from app.reporter import Level, Reporter, check_cancelled
@@ -332,18 +333,8 @@ def bootloaders_stage(ctx: BuildContext) -> None:
 def carry_stage(ctx: BuildContext) -> None:
     if not ctx.profile.packages.carry:
         return
-    target = ctx.stage_dir / "packages"
-    target.mkdir(parents=True, exist_ok=True)
-    index = []
-    for pkg, path in ctx.archives:
-        check_cancelled(ctx.reporter)
-        shutil.copyfile(path, target / path.name)
-        index.append({"name": pkg.name, "version": pkg.version, "file": path.name,
-                      "size": path.stat().st_size, "sha256": _sha256(path),
-                      "depends": list(pkg.depends), "description": pkg.description})
-    (target / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
-    (target / "SHA256SUMS").write_text("".join(f"{e['sha256']}  {e['file']}\n" for e in index))
-    ctx.log(f"carried {len(index)} package files under /packages")
+    write_repository(ctx.profile.packages.source.kind, ctx.archives,
+                     ctx.stage_dir / "packages", ctx.reporter, epoch=ctx.epoch)
 
 
 def master_stage(ctx: BuildContext) -> None:

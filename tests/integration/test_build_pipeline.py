@@ -286,3 +286,9 @@ def test_carried_packages_are_on_the_iso_with_their_index(tmp_path: Path) -> Non
     sums = (dest / "SHA256SUMS").read_text().splitlines()
     assert len(sums) == 3 and all(line.split("  ")[1] in {e["file"] for e in index}
                                   for line in sums)
+    # The glaucus tree itself, as rad reads it: info and XXH3-128 sum beside each tarball.
+    from app.packages.glaucus import GlaucusSource
+
+    carried = GlaucusSource(SourceSpec(SourceKind.GLAUCUS, str(dest))).packages()
+    assert {p.name for p in carried} == {"busybox", "linux", "docs"}
+    assert all(p.checksum and p.checksum.startswith("xxh128:") for p in carried)
