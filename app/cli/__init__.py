@@ -32,16 +32,23 @@ EXIT_CANCELLED = 130
 GUI_MODULE = "ui.gui"
 
 
-def command_modules() -> list[ModuleType]:
-    modules = [
-        importlib.import_module(f"{commands.__name__}.{info.name}")
-        for info in pkgutil.iter_modules(commands.__path__)
-        if not info.name.startswith("_")
-    ]
+def command_names() -> list[str]:
+    """Module names in `app.cli.commands`; each module's NAME is its module name."""
+    return [info.name for info in pkgutil.iter_modules(commands.__path__)
+            if not info.name.startswith("_")]
+
+
+def command_modules(only: str | None = None) -> list[ModuleType]:
+    """Every command module, or just `only` if that is a command (a faster start: the
+    modules import what their command needs, e.g. pycdlib or the build pipeline)."""
+    names = command_names()
+    if only in names:
+        names = [only]
+    modules = [importlib.import_module(f"{commands.__name__}.{name}") for name in names]
     return sorted(modules, key=lambda m: (getattr(m, "ORDER", 100), m.NAME))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="livesmith",
         description="Compose bootable Linux live ISO images, inspect any ISO, and write "
@@ -49,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"livesmith {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in command_modules():
+    for module in command_modules(only):
         cmd = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         module.configure(cmd)
         cmd.set_defaults(_run=module.run)
@@ -82,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list:
         return start_gui(args_list)
-    parser = build_parser()
+    first = next((arg for arg in args_list if not arg.startswith("-")), None)
+    parser = build_parser(only=first)
     args = parser.parse_args(args_list)
     if not getattr(args, "_run", None):
         parser.print_help()

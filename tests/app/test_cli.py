@@ -46,3 +46,21 @@ def test_main_returns_gui_failure_without_display(monkeypatch) -> None:
 
     monkeypatch.setattr(cli, "GUI_MODULE", "ui.does_not_exist")
     assert main([]) == EXIT_FAILURE
+
+
+def imported_modules(*args: str) -> set[str]:
+    code = ("import sys\nfrom app.cli import main\ntry:\n    main(sys.argv[1:])\n"
+            "except SystemExit:\n    pass\nprint('\\n'.join(sys.modules), file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                         cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return set(out.stderr.split())
+
+
+def test_a_command_imports_only_what_it_needs() -> None:
+    # `livesmith inspect` starts without the build pipeline or the USB writer.
+    modules = imported_modules("inspect", "--help")
+    assert "app.cli.commands.inspect" in modules
+    assert not {"app.build.pipeline", "app.usb.engine", "app.cli.commands.build"} & modules
+    # Without a command every command is there for --help.
+    assert {"app.cli.commands.build", "app.cli.commands.write"} <= imported_modules("--help")
