@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from app.usb.drives import Drive, list_drives
 from tests.app.usb.test_target import mounted
+from tests.app.usb.test_target import partitioned_loop as target_partitioned_loop
 from tests.app.usb.writer_support import MiB, cmp_prefix, device_bytes, loop_device, make_image
 from tests.conftest import needs_root
 from ui.drive_model import DriveListModel
@@ -80,24 +81,9 @@ def sparse_backing(path: Path, size: int) -> Path:
 
 @contextlib.contextmanager
 def partitioned_loop(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """A loop device with a DOS partition table and an ext4 first partition.
-
-    The test kernel has no partition-table parsers: `partx` adds the partitions. Partitions
-    another run left on the same (then detached) loop device are dropped first.
-    """
-    backing = sparse_backing(tmp_path / "disk.img", 64 * MiB)
-    subprocess.run(["sfdisk", "-q", str(backing)], input="label: dos\n,32M,L\n,,L\n",
-                   text=True, check=True, capture_output=True)
-    with loop_device(backing) as node:
-        subprocess.run(["partx", "-d", node], capture_output=True)
-        try:
-            subprocess.run(["partx", "-a", node], check=True, capture_output=True)
-            p1 = f"{node}p1"
-            assert Path(p1).exists()
-            subprocess.run(["mkfs.ext4", "-q", p1], check=True, capture_output=True)
-            yield node, p1
-        finally:
-            subprocess.run(["partx", "-d", node], capture_output=True)
+    """A loop device with a DOS partition table and an ext4 first partition."""
+    with target_partitioned_loop(tmp_path) as (node, p1, _p2):
+        yield node, p1
 
 
 def choose_image(qtbot: Any, page: WriterPage, path: Path) -> None:

@@ -65,8 +65,9 @@ def partitioned_loop(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
     subprocess.run(["sfdisk", "-q", str(backing)], input="label: dos\n,32M,L\n,,L\n",
                    text=True, check=True, capture_output=True)
     with loop_device(backing) as node:
-        if not Path(f"{node}p1").exists():
-            run("partx", "-a", node)
+        # Partitions another run left on this (then detached) loop device go first.
+        subprocess.run(["partx", "-d", node], capture_output=True)
+        run("partx", "-a", node)
         p1, p2 = f"{node}p1", f"{node}p2"
         assert Path(p1).exists() and Path(p2).exists()
         run("mkfs.ext4", "-q", p1)
