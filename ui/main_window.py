@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from app import __version__
 from app.build.profile import Profile, builtin_profiles, load_profile
+from ui.dialogs import ask_destructive
 from ui.errors import show_error
 from ui.recents import RecentFiles
 
@@ -331,18 +332,10 @@ class MainWindow(QMainWindow):
         work = self.busy_work()
         if work and not self._closing_confirmed:
             event.ignore()
-            box = QMessageBox(QMessageBox.Icon.Question, "Stop and quit?",
-                              "Quitting now stops " + " and ".join(work) + ".",
-                              QMessageBox.StandardButton.NoButton, self)
-            box.setObjectName("closeBox")
-            quit_button = box.addButton("Stop and quit", QMessageBox.ButtonRole.DestructiveRole)
-            quit_button.setObjectName("confirmQuit")
-            stay = box.addButton("Continue", QMessageBox.ButtonRole.RejectRole)
-            box.setDefaultButton(stay)
-            box.setEscapeButton(stay)
-            box.finished.connect(lambda _r: self._close_answered(box, quit_button))
-            self.close_box = box
-            box.open()
+            self.close_box = ask_destructive(
+                self, title="Stop and quit?", text="Quitting now stops " + " and ".join(work)
+                + ".", act="Stop and quit", name="closeBox", act_name="confirmQuit",
+                on_yes=self._quit_confirmed, on_closed=self._forget_close_box)
             return
         self.settings.setValue("window/geometry", self.saveGeometry())
         for page in (self.writer, self.wizard, self.inspector):
@@ -350,9 +343,9 @@ class MainWindow(QMainWindow):
                 page.shutdown()
         super().closeEvent(event)
 
-    def _close_answered(self, box: QMessageBox, quit_button: Any) -> None:
+    def _forget_close_box(self) -> None:
         self.close_box = None
-        box.deleteLater()
-        if box.clickedButton() is quit_button:
-            self._closing_confirmed = True
-            self.close()
+
+    def _quit_confirmed(self) -> None:
+        self._closing_confirmed = True
+        self.close()

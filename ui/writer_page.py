@@ -89,6 +89,7 @@ from app.usb.preflight import (
     write_task,
 )
 from app.usb.target import Target, TargetKind
+from ui.dialogs import ask_destructive
 from ui.drive_model import DriveListModel, warning_text
 from ui.errors import show_error
 from ui.worker import BackgroundTask
@@ -864,26 +865,14 @@ class WriterPage(QWidget):
         assert self._facts is not None
         words = confirmation(self._facts.source, preflight.target, drive, preflight.mounted,
                              verify=self.verify_check.isChecked())
-        box = QMessageBox(QMessageBox.Icon.Warning, words.title, words.text,
-                          QMessageBox.StandardButton.NoButton, self)
-        box.setObjectName("confirmWrite")
-        box.setAccessibleName(words.title)
-        box.setInformativeText(words.informative)
-        erase = box.addButton(words.button, QMessageBox.ButtonRole.DestructiveRole)
-        erase.setObjectName("confirmErase")
-        keep = box.addButton(QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(keep)  # Enter must not erase a disk
-        box.setEscapeButton(keep)
-        box.finished.connect(lambda _result: self._confirmed(box, erase, preflight, drive))
-        self.confirm_box = box
-        box.open()
+        self.confirm_box = ask_destructive(
+            self, title=words.title, text=words.text, informative=words.informative,
+            act=words.button, keep="Cancel", icon=QMessageBox.Icon.Warning,
+            name="confirmWrite", act_name="confirmErase", on_closed=self._forget_confirm_box,
+            on_yes=lambda: self._start_write(preflight, drive) if self._facts else None)
 
-    def _confirmed(self, box: QMessageBox, erase: Any, preflight: Preflight,
-                   drive: Drive | None) -> None:
+    def _forget_confirm_box(self) -> None:
         self.confirm_box = None
-        box.deleteLater()
-        if box.clickedButton() is erase and self._facts is not None:
-            self._start_write(preflight, drive)
 
     def _start_write(self, preflight: Preflight, drive: Drive | None) -> None:
         assert self._facts is not None
@@ -968,25 +957,17 @@ class WriterPage(QWidget):
         else:
             title, text = ("Stop writing?", "The stick is then wiped, so that it does not look "
                            "half-bootable. It will hold no usable data.")
-        box = QMessageBox(QMessageBox.Icon.Question, title, text,
-                          QMessageBox.StandardButton.NoButton, self)
-        box.setObjectName("confirmCancel")
-        box.setAccessibleName(title)
-        stop = box.addButton("Stop verifying" if verifying else "Stop writing",
-                             QMessageBox.ButtonRole.DestructiveRole)
-        stop.setObjectName("confirmStop")
-        go_on = box.addButton("Continue", QMessageBox.ButtonRole.RejectRole)
-        box.setDefaultButton(go_on)
-        box.setEscapeButton(go_on)
-        box.finished.connect(lambda _result: self._cancel_answered(box, stop))
-        self.cancel_box = box
-        box.open()
+        self.cancel_box = ask_destructive(
+            self, title=title, text=text, act="Stop verifying" if verifying else "Stop writing",
+            name="confirmCancel", act_name="confirmStop", on_yes=self._stop_write,
+            on_closed=self._forget_cancel_box)
 
-    def _cancel_answered(self, box: QMessageBox, stop: Any) -> None:
+    def _forget_cancel_box(self) -> None:
         self.cancel_box = None
-        box.deleteLater()
+
+    def _stop_write(self) -> None:
         task = self._write_task
-        if box.clickedButton() is stop and task is not None and task.is_running():
+        if task is not None and task.is_running():
             task.cancel()
             self.cancel_button.setEnabled(False)
             self.cancel_button.setText("Cancelling…")
