@@ -1,0 +1,325 @@
+"""The files of an inspected ISO as a Qt tree model, and the search that filters it.
+
+`IsoTreeModel` turns the flat, depth-first `IsoReport.files` list into a tree once
+(parallel lists indexed by node number, so an index carries a plain integer id and no
+Python object); `data()` only formats. The image's root directory is the invisible
+root: its children are the top-level rows.
+
+`IsoTreeFilter` sorts (by the raw value behind each column: bytes for Size) and
+searches names; it filters recursively, so the folders leading to a match stay
+visible, and the contents of a matching folder stay browsable.
+"""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Sequence
+from enum import IntEnum
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QRegularExpression,
+    QSortFilterProxyModel,
+    Qt,
+)
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication, QStyle
+
+from app.iso.inspect import IsoEntry
+
+ModelIndex = QModelIndex | QPersistentModelIndex
+
+
+class Column(IntEnum):
+    NAME = 0
+    SIZE = 1
+    TYPE = 2
+    MODE = 3
+    OWNER = 4
+    TARGET = 5
+
+
+HEADERS = {Column.NAME: "Name", Column.SIZE: "Size", Column.TYPE: "Type", Column.MODE: "Mode",
+           Column.OWNER: "Owner", Column.TARGET: "Link target"}
+TYPE_NAMES = {"dir": "Folder", "file": "File", "symlink": "Symbolic link",
+              "other": "Device, FIFO or socket"}
+TYPE_BITS = {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "symlink": stat.S_IFLNK}
+UNKNOWN = "—"  # images without Rock Ridge carry no modes or owners
+
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1  # the raw value a column sorts by
+PATH_ROLE = Qt.ItemDataRole.UserRole + 2  # the entry's path inside the ISO ("/boot/grub")
+ENTRY_ROLE = Qt.ItemDataRole.UserRole + 3  # the IsoEntry itself
+NAME_ROLE = Qt.ItemDataRole.UserRole + 4  # the entry's name, as searched
+
+ROOT = 0  # node number of the image's root directory
+TOP = QModelIndex()  # the parent of top-level rows (an immutable value, safe as a default)
+
+
+def human_size(size: int) -> str:
+    """Binary units, like `ls -lh` and the CLI's `inspect`: 1536 -> "1.5 KiB"."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def shown_text(name: str) -> str:
+    """Names that are not valid UTF-8 (kept as surrogate escapes) are shown as \\x escapes."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def mode_text(entry: IsoEntry) -> str:
+    """Like `ls -l`: "drwxr-xr-x", "-rwsr-xr-x", "lrwxrwxrwx"; "?" where the image has no mode."""
+    kind = "?" if entry.type == "other" else stat.filemode(TYPE_BITS[entry.type])[0]
+    if entry.mode is None:
+        return kind + "?" * 9
+    return kind + stat.filemode(entry.mode)[1:]
+
+
+def owner_text(entry: IsoEntry) -> str:
+    if entry.uid is None and entry.gid is None:
+        return UNKNOWN
+    uid = "?" if entry.uid is None else str(entry.uid)
+    gid = "?" if entry.gid is None else str(entry.gid)
+    return f"{uid}:{gid}"
+
+
+class IsoTreeModel(QAbstractItemModel):
+    """Read-only tree over a list of `IsoEntry` (as `inspect_iso` returns it)."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._icons: dict[str, QIcon] = {}
+        self._clear()
+
+    def _clear(self) -> None:
+        root = IsoEntry(path="/", type="dir", size=0, mode=None, uid=None, gid=None, target=None)
+        self._entries: list[IsoEntry] = [root]
+        self._names: list[str] = [""]
+        self._parents: list[int] = [-1]
+        self._rows: list[int] = [0]
+        self._children: list[list[int]] = [[]]
+        self._by_path: dict[str, int] = {"/": ROOT}
+
+    # -- building ---------------------------------------------------------------------------
+    def set_entries(self, entries: Sequence[IsoEntry]) -> None:
+        """Replace the tree. Parents normally come before their children (a pre-order walk);
+        a missing parent folder is added so no entry is lost."""
+        self.beginResetModel()
+        self._clear()
+        for entry in entries:
+            if entry.path == "/":
+                self._entries[ROOT] = entry
+                continue
+            self._add(entry)
+        self.endResetModel()
+
+    def _add(self, entry: IsoEntry) -> int:
+        existing = self._by_path.get(entry.path)
+        if existing is not None:  # a folder added early for its children gets its real entry
+            self._entries[existing] = entry
+            return existing
+        parent_path, _, name = entry.path.rstrip("/").rpartition("/")
+        parent = self._by_path.get(parent_path or "/")
+        if parent is None:
+            parent = self._add(IsoEntry(path=parent_path, type="dir", size=0, mode=None,
+                                        uid=None, gid=None, target=None))
+        node = len(self._entries)
+        self._entries.append(entry)
+        self._names.append(name)
+        self._parents.append(parent)
+        self._rows.append(len(self._children[parent]))
+        self._children[parent].append(node)
+        self._children.append([])
+        self._by_path[entry.path] = node
+        return node
+
+    # -- lookups ----------------------------------------------------------------------------
+    def entry_count(self) -> int:
+        """Entries below the root (the rows of the whole tree)."""
+        return len(self._entries) - 1
+
+    def entry(self, index: ModelIndex) -> IsoEntry | None:
+        if not index.isValid() or index.model() is not self:
+            return None
+        return self._entries[index.internalId()]
+
+    def index_of(self, path: str, column: int = 0) -> QModelIndex:
+        """The index of the entry at `path` ("/boot/grub"), or an invalid one."""
+        node = self._by_path.get(path)
+        if node is None or node == ROOT:
+            return QModelIndex()
+        return self.createIndex(self._rows[node], column, node)
+
+    def _node(self, index: ModelIndex) -> int:
+        return index.internalId() if index.isValid() else ROOT
+
+    # -- QAbstractItemModel -----------------------------------------------------------------
+    def index(self, row: int, column: int, parent: ModelIndex = TOP) -> QModelIndex:
+        if column < 0 or column >= len(Column) or (parent.isValid() and parent.column() != 0):
+            return QModelIndex()
+        children = self._children[self._node(parent)]
+        if row < 0 or row >= len(children):
+            return QModelIndex()
+        return self.createIndex(row, column, children[row])
+
+    def parent(self, index: ModelIndex = TOP) -> QModelIndex:  # type: ignore[override]
+        if not index.isValid():
+            return QModelIndex()
+        parent = self._parents[index.internalId()]
+        if parent <= ROOT:
+            return QModelIndex()
+        return self.createIndex(self._rows[parent], 0, parent)
+
+    def rowCount(self, parent: ModelIndex = TOP) -> int:
+        if parent.isValid() and parent.column() != 0:
+            return 0
+        return len(self._children[self._node(parent)])
+
+    def columnCount(self, parent: ModelIndex = TOP) -> int:
+        return len(Column)
+
+    def hasChildren(self, parent: ModelIndex = TOP) -> bool:
+        return self.rowCount(parent) > 0
+
+    def flags(self, index: ModelIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        if not self._children[index.internalId()]:
+            flags |= Qt.ItemFlag.ItemNeverHasChildren
+        return flags
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return HEADERS[Column(section)]
+        return None
+
+    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        node = index.internalId()
+        entry = self._entries[node]
+        column = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._display(node, entry, column)
+        if role == SORT_ROLE:
+            return self._sort_key(node, entry, column)
+        if role == NAME_ROLE:
+            return self._names[node]
+        if role == PATH_ROLE:
+            return entry.path
+        if role == ENTRY_ROLE:
+            return entry
+        if role == Qt.ItemDataRole.DecorationRole and column == Column.NAME:
+            return self._icon(entry.type)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if column == Column.SIZE and entry.type == "file":
+                return f"{entry.size:,} bytes"
+            if column in (Column.NAME, Column.TARGET):
+                text = shown_text(entry.path)
+                return f"{text} → {shown_text(entry.target)}" if entry.target else text
+        if role == Qt.ItemDataRole.AccessibleTextRole and column == Column.NAME:
+            return f"{TYPE_NAMES[entry.type]} {shown_text(self._names[node])}"
+        if role == Qt.ItemDataRole.TextAlignmentRole and column == Column.SIZE:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def _display(self, node: int, entry: IsoEntry, column: int) -> str:
+        if column == Column.NAME:
+            return shown_text(self._names[node])
+        if column == Column.SIZE:
+            return human_size(entry.size) if entry.type == "file" else ""
+        if column == Column.TYPE:
+            return TYPE_NAMES[entry.type]
+        if column == Column.MODE:
+            return mode_text(entry)
+        if column == Column.OWNER:
+            return owner_text(entry)
+        return shown_text(entry.target) if entry.target is not None else ""
+
+    def _sort_key(self, node: int, entry: IsoEntry, column: int) -> Any:
+        # Folders before files by name, as file managers do; the other columns sort by value.
+        if column == Column.NAME:
+            return ("0" if entry.type == "dir" else "1") + self._names[node].casefold()
+        if column == Column.SIZE:
+            return entry.size if entry.type == "file" else -1
+        if column == Column.MODE:
+            return -1 if entry.mode is None else entry.mode
+        if column == Column.OWNER:
+            return (f"{entry.uid if entry.uid is not None else -1:011d}:"
+                    f"{entry.gid if entry.gid is not None else -1:011d}")
+        return self._display(node, entry, column).casefold()
+
+    def _icon(self, kind: str) -> QIcon | None:
+        icon = self._icons.get(kind)
+        if icon is None:
+            if not isinstance(QApplication.instance(), QApplication):
+                return None  # no widgets application (a model used on its own): no style
+
+            pixmap = {"dir": QStyle.StandardPixmap.SP_DirIcon,
+                      "symlink": QStyle.StandardPixmap.SP_FileLinkIcon}.get(
+                          kind, QStyle.StandardPixmap.SP_FileIcon)
+            icon = QApplication.style().standardIcon(pixmap)
+            self._icons[kind] = icon
+        return icon
+
+
+class IsoTreeFilter(QSortFilterProxyModel):
+    """Sorts by raw values and keeps the matches of a name search with the folders above them.
+
+    The search is a case-insensitive substring of the name; with a "/" in it, of the path.
+    A matching folder keeps all its contents (`autoAcceptChildRows`).
+    """
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.setSortRole(SORT_ROLE)
+        self.setFilterRole(NAME_ROLE)
+        self.setFilterKeyColumn(Column.NAME)
+        self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.setRecursiveFilteringEnabled(True)
+        self.setAutoAcceptChildRows(True)
+        self._search = ""
+
+    def search(self) -> str:
+        return self._search
+
+    def set_search(self, text: str) -> None:
+        self._search = text
+        self.setFilterRole(PATH_ROLE if "/" in text else NAME_ROLE)
+        pattern = QRegularExpression(QRegularExpression.escape(text),
+                                     QRegularExpression.PatternOption.CaseInsensitiveOption)
+        self.setFilterRegularExpression(pattern)
+
+    def matches(self, index: ModelIndex) -> bool:
+        """Does this (proxy) row match the search itself, not only through a child or parent?"""
+        if not self._search:
+            return True
+        value = index.sibling(index.row(), Column.NAME).data(self.filterRole())
+        return bool(self.filterRegularExpression().match(str(value)).hasMatch())
+
+    def entry(self, index: ModelIndex) -> IsoEntry | None:
+        value = index.data(ENTRY_ROLE) if index.isValid() else None
+        return value if isinstance(value, IsoEntry) else None
+
+    def expansions(self) -> list[QModelIndex]:
+        """The folders to open so every match can be seen: those shown only because of a
+        match further down (a matching folder itself stays closed; its contents are listed)."""
+        result: list[QModelIndex] = []
+        stack = [QModelIndex()]
+        while stack:
+            parent = stack.pop()
+            for row in range(self.rowCount(parent)):
+                child = self.index(row, 0, parent)
+                if self.hasChildren(child) and not self.matches(child):
+                    result.append(child)
+                    stack.append(child)
+        return result
