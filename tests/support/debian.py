@@ -72,3 +72,22 @@ def kernel_tree() -> tuple[Path, Path, str]:
 
 def busybox_static() -> Path:
     return extracted_package("busybox-static") / "bin" / "busybox"
+
+
+def packaged_file(package: str, name: str) -> Path:
+    """A file a Debian package ships, found by its name in the unpacked package
+    (e.g. ("ipxe", "ipxe.iso"), ("grub-rescue-pc", "grub-rescue-cdrom.iso")); the package is
+    downloaded with apt-get, not installed, so no root is needed."""
+    root = extracted_package(package)
+    found = sorted(p for p in root.rglob(name) if p.is_file() and not p.is_symlink())
+    if not found:
+        raise RuntimeError(f"the package {package} ships no file named {name} (in {root})")
+    return found[0]
+
+
+def ipxe_iso() -> Path:
+    return packaged_file("ipxe", "ipxe.iso")
+
+
+def grub_rescue_iso() -> Path:
+    return packaged_file("grub-rescue-pc", "grub-rescue-cdrom.iso")

@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import QModelIndex, Qt
 
 from app.iso.inspect import IsoEntry, IsoReport, inspect_iso
-from tests.app.iso.test_inspect import debian_iso
+from tests.support.debian import packaged_file
 from tests.ui.iso_fixtures import (
     HUGE,
     LARGE,
@@ -31,8 +31,6 @@ from ui.iso_tree import (
     human_size,
     mode_text,
 )
-
-# Mastering adds no entries to a tree without boot files: the ISO holds the tree, exactly.
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +149,7 @@ def test_search_with_a_slash_matches_paths(source: tuple[Path, IsoReport]) -> No
 @pytest.mark.parametrize(("package", "name"), [("ipxe", "ipxe.iso"),
                                                ("grub-rescue-pc", "grub-rescue-cdrom.iso")])
 def test_debian_isos_show_every_entry(package: str, name: str) -> None:
-    report = inspect_iso(debian_iso(package, name))
+    report = inspect_iso(packaged_file(package, name))
     model, _ = model_for(report)
     shown = model_listing(model)
     assert set(shown) == {f.path for f in report.files} - {"/"}

@@ -21,8 +21,8 @@ from PySide6.QtWidgets import QApplication, QTableWidget, QWidget
 
 from app.iso.inspect import IsoReport
 from tests.app.iso.mastering_helpers import xorriso_listing
-from tests.app.iso.test_inspect import debian_iso
 from tests.conftest import is_root
+from tests.support.debian import packaged_file
 from tests.ui.iso_fixtures import make_source_tree, master, model_listing, source_listing
 from ui.iso_tree import Column
 from ui.preview_view import BUSY, CONTENT, EMPTY, PreviewView
@@ -240,7 +240,7 @@ def test_loading_runs_off_the_gui_thread(qtbot: Any, view: PreviewView,
                                                ("grub-rescue-pc", "grub-rescue-cdrom.iso")])
 def test_debian_isos_show_their_files_and_boot_entries(
         qtbot: Any, view: PreviewView, package: str, name: str) -> None:
-    iso = debian_iso(package, name)
+    iso = packaged_file(package, name)
     load(qtbot, view, iso)
     shown = model_listing(view.proxy)
     theirs = xorriso_listing(iso)  # an independent reader
@@ -270,7 +270,7 @@ def test_debian_isos_show_their_files_and_boot_entries(
 
 def test_the_boot_file_of_ipxe_extracts_like_xorriso(qtbot: Any, view: PreviewView,
                                                      tmp_path: Path) -> None:
-    iso = debian_iso("ipxe", "ipxe.iso")
+    iso = packaged_file("ipxe", "ipxe.iso")
     load(qtbot, view, iso)
     extract(qtbot, view, "/isolinux.cfg", tmp_path / "ours.cfg")
     subprocess.run(["xorriso", "-osirrox", "on", "-indev", str(iso), "-extract",
@@ -305,7 +305,7 @@ def test_a_file_that_is_not_an_iso_gives_a_clear_error_and_the_view_stays_usable
 
 def test_a_newer_load_replaces_a_running_one(qtbot: Any, view: PreviewView,
                                              mastered: tuple[Path, Path]) -> None:
-    ipxe = debian_iso("ipxe", "ipxe.iso")
+    ipxe = packaged_file("ipxe", "ipxe.iso")
     reports: list[IsoReport] = []
     view.loaded.connect(reports.append)
     view.load(mastered[1])
