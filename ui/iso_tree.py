@@ -22,7 +22,6 @@ from PySide6.QtCore import (
     QModelIndex,
     QObject,
     QPersistentModelIndex,
-    QRegularExpression,
     QSortFilterProxyModel,
     Qt,
 )
@@ -43,6 +42,7 @@ class Column(IntEnum):
     TARGET = 5
 
 
+COLUMNS = len(Column)
 HEADERS = {Column.NAME: "Name", Column.SIZE: "Size", Column.TYPE: "Type", Column.MODE: "Mode",
            Column.OWNER: "Owner", Column.TARGET: "Link target"}
 TYPE_NAMES = {"dir": "Folder", "file": "File", "symlink": "Symbolic link",
@@ -54,6 +54,9 @@ SORT_ROLE = Qt.ItemDataRole.UserRole + 1  # the raw value a column sorts by
 PATH_ROLE = Qt.ItemDataRole.UserRole + 2  # the entry's path inside the ISO ("/boot/grub")
 ENTRY_ROLE = Qt.ItemDataRole.UserRole + 3  # the IsoEntry itself
 NAME_ROLE = Qt.ItemDataRole.UserRole + 4  # the entry's name, as searched
+
+FOLDER_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+LEAF_FLAGS = FOLDER_FLAGS | Qt.ItemFlag.ItemNeverHasChildren
 
 ROOT = 0  # node number of the image's root directory
 TOP = QModelIndex()  # the parent of top-level rows (an immutable value, safe as a default)
@@ -106,6 +109,8 @@ class IsoTreeModel(QAbstractItemModel):
         self._rows: list[int] = [0]
         self._children: list[list[int]] = [[]]
         self._by_path: dict[str, int] = {"/": ROOT}
+        self._folded_names: list[str] | None = None  # made by the first search
+        self._folded_paths: list[str] | None = None
 
     # -- building ---------------------------------------------------------------------------
     def set_entries(self, entries: Sequence[IsoEntry]) -> None:
@@ -153,21 +158,60 @@ class IsoTreeModel(QAbstractItemModel):
     def index_of(self, path: str, column: int = 0) -> QModelIndex:
         """The index of the entry at `path` ("/boot/grub"), or an invalid one."""
         node = self._by_path.get(path)
-        if node is None or node == ROOT:
+        return QModelIndex() if node is None else self.node_index(node, column)
+
+    def node_index(self, node: int, column: int = 0) -> QModelIndex:
+        if node == ROOT:
             return QModelIndex()
         return self.createIndex(self._rows[node], column, node)
 
-    def _node(self, index: ModelIndex) -> int:
-        return index.internalId() if index.isValid() else ROOT
+    def child_node(self, row: int, parent: ModelIndex) -> int:
+        """The node number of row `row` under `parent` (for filters: no index is made)."""
+        return self._children[parent.internalId() if parent.isValid() else ROOT][row]
+
+    # -- search -------------------------------------------------------------------------------
+    def find(self, text: str) -> set[int]:
+        """Nodes whose name (with a "/" in `text`: whose path) contains `text`, ignoring case."""
+        needle = text.casefold()
+        if "/" in needle:
+            if self._folded_paths is None:
+                self._folded_paths = [e.path.casefold() for e in self._entries]
+            haystack = self._folded_paths
+        else:
+            if self._folded_names is None:
+                self._folded_names = [n.casefold() for n in self._names]
+            haystack = self._folded_names
+        found = {node for node, value in enumerate(haystack) if needle in value}
+        found.discard(ROOT)
+        return found
+
+    def folders_to_open(self, matches: set[int]) -> set[int]:
+        """Folders to expand so every match is on screen: the folders above each match,
+        except where a folder on the way matches itself (it is shown; its contents follow)."""
+        result: set[int] = set()
+        for node in matches:
+            chain = []
+            parent = self._parents[node]
+            while parent > ROOT and parent not in matches:
+                chain.append(parent)
+                parent = self._parents[parent]
+            if parent <= ROOT:  # no matching folder above: open the whole way down
+                result.update(chain)
+        return result
 
     # -- QAbstractItemModel -----------------------------------------------------------------
+    # index() and parent() run hundreds of thousands of times while a proxy maps a big
+    # tree: keep them to a few list lookups.
     def index(self, row: int, column: int, parent: ModelIndex = TOP) -> QModelIndex:
-        if column < 0 or column >= len(Column) or (parent.isValid() and parent.column() != 0):
-            return QModelIndex()
-        children = self._children[self._node(parent)]
-        if row < 0 or row >= len(children):
-            return QModelIndex()
-        return self.createIndex(row, column, children[row])
+        if parent.isValid():
+            if parent.column() != 0:
+                return QModelIndex()
+            children = self._children[parent.internalId()]
+        else:
+            children = self._children[ROOT]
+        if 0 <= row < len(children) and 0 <= column < COLUMNS:
+            return self.createIndex(row, column, children[row])
+        return QModelIndex()
 
     def parent(self, index: ModelIndex = TOP) -> QModelIndex:  # type: ignore[override]
         if not index.isValid():
@@ -178,12 +222,12 @@ class IsoTreeModel(QAbstractItemModel):
         return self.createIndex(self._rows[parent], 0, parent)
 
     def rowCount(self, parent: ModelIndex = TOP) -> int:
-        if parent.isValid() and parent.column() != 0:
-            return 0
-        return len(self._children[self._node(parent)])
+        if parent.isValid():
+            return len(self._children[parent.internalId()]) if parent.column() == 0 else 0
+        return len(self._children[ROOT])
 
     def columnCount(self, parent: ModelIndex = TOP) -> int:
-        return len(Column)
+        return COLUMNS
 
     def hasChildren(self, parent: ModelIndex = TOP) -> bool:
         return self.rowCount(parent) > 0
@@ -191,10 +235,7 @@ class IsoTreeModel(QAbstractItemModel):
     def flags(self, index: ModelIndex) -> Qt.ItemFlag:
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
-        flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-        if not self._children[index.internalId()]:
-            flags |= Qt.ItemFlag.ItemNeverHasChildren
-        return flags
+        return FOLDER_FLAGS if self._children[index.internalId()] else LEAF_FLAGS
 
     def headerData(self, section: int, orientation: Qt.Orientation,
                    role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -276,50 +317,80 @@ class IsoTreeFilter(QSortFilterProxyModel):
     """Sorts by raw values and keeps the matches of a name search with the folders above them.
 
     The search is a case-insensitive substring of the name; with a "/" in it, of the path.
-    A matching folder keeps all its contents (`autoAcceptChildRows`).
+    The matches are found once per search in the source model's name list; Qt's recursive
+    filtering then keeps the folders above them, and `autoAcceptChildRows` the contents of
+    a matching folder.
     """
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.setSortRole(SORT_ROLE)
-        self.setFilterRole(NAME_ROLE)
-        self.setFilterKeyColumn(Column.NAME)
-        self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.setRecursiveFilteringEnabled(True)
         self.setAutoAcceptChildRows(True)
         self._search = ""
+        self._matches: set[int] | None = None  # None: no search, everything is shown
+
+    def setSourceModel(self, model: QAbstractItemModel) -> None:
+        if not isinstance(model, IsoTreeModel):
+            raise TypeError("IsoTreeFilter filters an IsoTreeModel")
+        super().setSourceModel(model)
+        # New entries have new node numbers: the proxy's own reset runs first (everything
+        # shown), then the search is run again on the new tree.
+        model.modelAboutToBeReset.connect(self._forget_matches)
+        model.modelReset.connect(self.refresh)
+
+    def _forget_matches(self) -> None:
+        self._matches = None
+
+    def tree(self) -> IsoTreeModel:
+        model = self.sourceModel()
+        assert isinstance(model, IsoTreeModel)
+        return model
 
     def search(self) -> str:
         return self._search
 
     def set_search(self, text: str) -> None:
-        self._search = text
-        self.setFilterRole(PATH_ROLE if "/" in text else NAME_ROLE)
-        pattern = QRegularExpression(QRegularExpression.escape(text),
-                                     QRegularExpression.PatternOption.CaseInsensitiveOption)
-        self.setFilterRegularExpression(pattern)
+        matches = self.tree().find(text) if text else None
+        if hasattr(self, "beginFilterChange"):  # Qt 6.9+; invalidateRowsFilter is deprecated
+            self.beginFilterChange()
+            self._search, self._matches = text, matches
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            self._search, self._matches = text, matches
+            self.invalidateRowsFilter()
+
+    def refresh(self) -> None:
+        """Search again (the source model got new entries)."""
+        if self._search:
+            self.set_search(self._search)
+
+    def filterAcceptsRow(self, source_row: int, source_parent: ModelIndex) -> bool:
+        if self._matches is None:
+            return True
+        return self.tree().child_node(source_row, source_parent) in self._matches
+
+    def match_count(self) -> int:
+        """Entries whose name matches (those only shown inside a matching folder not counted)."""
+        return self.tree().entry_count() if self._matches is None else len(self._matches)
 
     def matches(self, index: ModelIndex) -> bool:
         """Does this (proxy) row match the search itself, not only through a child or parent?"""
-        if not self._search:
+        if self._matches is None:
             return True
-        value = index.sibling(index.row(), Column.NAME).data(self.filterRole())
-        return bool(self.filterRegularExpression().match(str(value)).hasMatch())
+        source = self.mapToSource(index)
+        return source.isValid() and source.internalId() in self._matches
 
     def entry(self, index: ModelIndex) -> IsoEntry | None:
         value = index.data(ENTRY_ROLE) if index.isValid() else None
         return value if isinstance(value, IsoEntry) else None
 
-    def expansions(self) -> list[QModelIndex]:
+    def expansions(self, limit: int | None = None) -> list[QModelIndex]:
         """The folders to open so every match can be seen: those shown only because of a
-        match further down (a matching folder itself stays closed; its contents are listed)."""
-        result: list[QModelIndex] = []
-        stack = [QModelIndex()]
-        while stack:
-            parent = stack.pop()
-            for row in range(self.rowCount(parent)):
-                child = self.index(row, 0, parent)
-                if self.hasChildren(child) and not self.matches(child):
-                    result.append(child)
-                    stack.append(child)
-        return result
+        match further down (a matching folder itself stays closed; its contents are listed).
+        In tree order; at most `limit` of them."""
+        if not self._matches:
+            return []
+        tree = self.tree()
+        folders = sorted(tree.folders_to_open(self._matches))  # node order is tree order
+        return [self.mapFromSource(tree.node_index(node)) for node in folders[:limit]]

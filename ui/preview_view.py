@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelection, QModelIndex, Qt, QUrl, Signal, Slot
+from PySide6.QtCore import QItemSelection, QModelIndex, Qt, QTimer, QUrl, Signal, Slot
 from PySide6.QtGui import (
     QDesktopServices,
     QDragEnterEvent,
@@ -66,6 +66,10 @@ NAME_SOURCES = {"rock_ridge": "Rock Ridge (with permissions and owners)",
                 "iso9660": "plain ISO 9660 only (short names, no permissions or owners)"}
 ELTORITO_HEADERS = ("#", "Platform", "Emulation", "Load size", "Boot file", "Bootable")
 PARTITION_HEADERS = ("Table", "#", "Type", "Start", "Size", "Flags / name")
+# Opening a folder sorts its rows; opening hundreds (a search for "e") only makes a long
+# list slow to build, so a search opens the first ones and the rest stay a click away.
+MAX_OPENED_BY_SEARCH = 100
+SEARCH_DELAY_MS = 150  # search once typing pauses, not on every key
 COLUMN_WIDTHS = {Column.NAME: 260, Column.SIZE: 90, Column.TYPE: 110, Column.MODE: 100,
                  Column.OWNER: 90}
 
@@ -308,7 +312,11 @@ class PreviewView(QWidget):
         self.search.setPlaceholderText("Search names (Ctrl+F); with a “/”, whole paths")
         self.search.setClearButtonEnabled(True)
         self.search.setAcceptDrops(False)  # a dropped file goes to the view
-        self.search.textChanged.connect(self.set_search)
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(SEARCH_DELAY_MS)
+        self._search_timer.timeout.connect(self._apply_search)
+        self.search.textChanged.connect(lambda _text: self._search_timer.start())
         self.search.returnPressed.connect(self._search_entered)
         search_label = QLabel("&Search:")
         search_label.setBuddy(self.search)
@@ -480,26 +488,33 @@ class PreviewView(QWidget):
         self.problems_label.setText("\n".join(f"⚠ {p}" for p in problems))
         self.problems_label.setVisible(bool(problems))
 
-        self.model.set_entries(report.files)
+        self.model.set_entries(report.files)  # the filter searches the new tree by itself
         self.extract_label.clear()
-        self.set_search(self.search.text())
+        self._show_matches()
 
     # -- search ---------------------------------------------------------------------------------
     def focus_search(self) -> None:
         self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
         self.search.selectAll()
 
-    @Slot(str)
     def set_search(self, text: str) -> None:
-        """Show only entries whose name contains `text` (and the folders leading to them)."""
+        """Show only entries whose name contains `text` (and the folders leading to them),
+        at once; typing in the search field does the same when the typing pauses."""
         if self.search.text() != text:
-            self.search.setText(text)  # comes back here through textChanged
-            return
-        self.proxy.set_search(text)
+            self.search.setText(text)
+        self._apply_search()
+
+    def _apply_search(self) -> None:
+        self._search_timer.stop()
+        self.proxy.set_search(self.search.text())
+        self._show_matches()
+
+    def _show_matches(self) -> None:
+        text = self.proxy.search()
         self.tree.setUpdatesEnabled(False)
         try:
             if text:
-                for index in self.proxy.expansions():
+                for index in self.proxy.expansions(MAX_OPENED_BY_SEARCH):
                     self.tree.expand(index)
             else:
                 self.tree.collapseAll()
@@ -510,6 +525,8 @@ class PreviewView(QWidget):
 
     def _search_entered(self) -> None:
         """Enter in the search field goes to the first match."""
+        if self._search_timer.isActive():
+            self._apply_search()
         index = self._first_match()
         if index.isValid():
             self.tree.setCurrentIndex(index)
@@ -532,22 +549,9 @@ class PreviewView(QWidget):
         text = self.proxy.search()
         if not text:
             self.count_label.setText(f"{total:,} entries")
-            return
-        shown = self._count_matches()
-        self.count_label.setText(f"{shown:,} of {total:,} entries match “{text}”")
-
-    def _count_matches(self) -> int:
-        count = 0
-        stack = [QModelIndex()]
-        while stack:
-            parent = stack.pop()
-            for row in range(self.proxy.rowCount(parent)):
-                index = self.proxy.index(row, 0, parent)
-                if self.proxy.matches(index):
-                    count += 1
-                else:
-                    stack.append(index)  # below a match, everything is shown, not matched
-        return count
+        else:
+            self.count_label.setText(f"{self.proxy.match_count():,} of {total:,} entries "
+                                     f"match “{shown_text(text)}”")
 
     # -- extraction -----------------------------------------------------------------------------
     @Slot(QItemSelection, QItemSelection)

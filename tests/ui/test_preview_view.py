@@ -118,6 +118,8 @@ def test_the_search_field_filters_and_keeps_parents(
         qtbot: Any, view: PreviewView, mastered: tuple[Path, Path]) -> None:
     load(qtbot, view, mastered[1])
     qtbot.keyClicks(view.search, "needle")
+    assert view.proxy.search() == ""  # the search runs when the typing pauses
+    qtbot.waitUntil(lambda: view.proxy.search() == "needle", timeout=5_000)
     assert set(model_listing(view.proxy)) == {
         "/data", "/data/nested", "/data/nested/deeper", "/data/nested/deeper/needle.txt",
         "/docs", "/docs/Needle-Guide.md"}
@@ -131,7 +133,9 @@ def test_the_search_field_filters_and_keeps_parents(
     entry = view.selected_entry()
     assert entry is not None and entry.path == "/data/nested/deeper/needle.txt"
     view.search.clear()
+    qtbot.waitUntil(lambda: view.proxy.search() == "", timeout=5_000)
     assert model_listing(view.proxy) == source_listing(mastered[0])
+    assert view.count_label.text() == f"{view.model.entry_count():,} entries"
 
 
 def test_extracting_a_file_gives_identical_bytes(
