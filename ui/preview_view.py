@@ -65,7 +65,7 @@ NAME_SOURCES = {"rock_ridge": "Rock Ridge (with permissions and owners)",
                 "joliet": "Joliet (no permissions or owners recorded)",
                 "iso9660": "plain ISO 9660 only (short names, no permissions or owners)"}
 ELTORITO_HEADERS = ("#", "Platform", "Emulation", "Load size", "Boot file", "Bootable")
-PARTITION_HEADERS = ("Table", "#", "Type", "Start", "Size", "Flags / name")
+PARTITION_HEADERS = ("Table", "#", "Type", "Start (bytes)", "Size", "Flags / name")
 # Opening a folder sorts its rows; opening hundreds (a search for "e") only makes a long
 # list slow to build, so a search opens the first ones and the rest stay a click away.
 MAX_OPENED_BY_SEARCH = 100
@@ -127,7 +127,10 @@ def _label(name: str, object_name: str, *, selectable: bool = True) -> QLabel:
     return label
 
 
-def _table(headers: tuple[str, ...], name: str, object_name: str) -> QTableWidget:
+def _table(headers: tuple[str, ...], name: str, object_name: str,
+           stretch: int) -> QTableWidget:
+    """A read-only table as tall as its rows; column `stretch` takes the room that is left
+    (and elides its text, shown whole in the tooltip) so there is never a scroll bar."""
     table = QTableWidget(0, len(headers))
     table.setObjectName(object_name)
     table.setAccessibleName(name)
@@ -135,7 +138,12 @@ def _table(headers: tuple[str, ...], name: str, object_name: str) -> QTableWidge
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     table.verticalHeader().setVisible(False)
-    table.horizontalHeader().setStretchLastSection(True)
+    table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+    header = table.horizontalHeader()
+    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
     table.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
     return table
 
@@ -147,7 +155,6 @@ def _fill(table: QTableWidget, rows: list[tuple[str, ...]]) -> None:
             item = QTableWidgetItem(shown_text(text))
             item.setToolTip(item.text())
             table.setItem(r, c, item)
-    table.resizeColumnsToContents()
     # As tall as its rows, so the facts pane scrolls as one piece rather than per table.
     height = table.horizontalHeader().height() + 2 * table.frameWidth()
     height += sum(table.rowHeight(r) for r in range(table.rowCount()))
@@ -277,8 +284,10 @@ class PreviewView(QWidget):
         font.setBold(True)
         self.usb_label.setFont(font)
         self.cd_label = _label("Bootable as a CD", "cdVerdict")
-        self.eltorito_table = _table(ELTORITO_HEADERS, "El Torito boot entries", "eltorito")
-        self.partition_table = _table(PARTITION_HEADERS, "Partitions", "partitions")
+        self.eltorito_table = _table(ELTORITO_HEADERS, "El Torito boot entries", "eltorito",
+                                     stretch=4)
+        self.partition_table = _table(PARTITION_HEADERS, "Partitions", "partitions",
+                                      stretch=2)
         self.problems_label = _label("Partition table problems", "partitionProblems")
         boot.addWidget(self.usb_label)
         boot.addWidget(self.cd_label)

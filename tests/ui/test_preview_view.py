@@ -19,6 +19,7 @@ from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QTableWidget, QWidget
 
+from app.errors import Cancelled
 from app.iso.inspect import IsoReport
 from tests.app.iso.mastering_helpers import xorriso_listing
 from tests.conftest import is_root
@@ -394,3 +395,29 @@ def test_every_control_has_an_accessible_name(qtbot: Any, view: PreviewView,
     assert not unnamed
     assert view.tree.model().index(0, Column.NAME).data(
         Qt.ItemDataRole.AccessibleTextRole) == "Folder bin"
+
+
+@pytest.fixture(scope="module")
+def thousand_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """More than 512 entries: inspection looks at the cancel flag after the first 512."""
+    base = tmp_path_factory.mktemp("thousand")
+    for i in range(1200):
+        path = base / "tree" / f"d{i // 100:02d}" / f"f{i:04d}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(str(i))
+    return master(base / "tree", base / "thousand.iso")
+
+
+def test_cancel_while_reading_goes_back_without_an_error_box(
+        qtbot: Any, view: PreviewView, mastered: tuple[Path, Path],
+        thousand_files: Path) -> None:
+    report = load(qtbot, view, mastered[1])
+    with qtbot.waitSignal(view.failed, timeout=LOAD_TIMEOUT) as blocker:
+        view.load(thousand_files)
+        assert view.busy_cancel.isVisible()
+        qtbot.mouseClick(view.busy_cancel, Qt.MouseButton.LeftButton)
+    assert isinstance(blocker.args[0], Cancelled)
+    assert view.error_box is None  # the user asked for it: nothing to report
+    assert view.report() is report and view.stack.currentIndex() == CONTENT
+    assert load(qtbot, view, thousand_files).path == thousand_files
+    assert view.model.entry_count() == 1200 + 12
