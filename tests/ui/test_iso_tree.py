@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -197,3 +198,18 @@ def test_twenty_thousand_entries_build_sort_and_filter_quickly() -> None:
     assert matches == 40 and proxy.rowCount() == 40
     # Not a benchmark; a guard against quadratic building (typically well under a second).
     assert elapsed < 20
+
+
+def test_an_image_without_rock_ridge_shows_unknown_modes_and_owners(tmp_path: Path) -> None:
+    tree = make_source_tree(tmp_path / "tree")
+    iso = tmp_path / "joliet.iso"
+    subprocess.run(["xorriso", "-as", "mkisofs", "--norock", "-J", "-joliet-long", "-o", str(iso),
+                    str(tree)], capture_output=True, check=True)
+    report = inspect_iso(iso)
+    assert report.name_source == "joliet"
+    model, _ = model_for(report)
+    needle = model.index_of("/data/nested/deeper/needle.txt")
+    assert needle.isValid()  # Joliet keeps the long, mixed-case names
+    row = {c: needle.siblingAtColumn(c).data() for c in Column}
+    assert row[Column.MODE] == "-?????????" and row[Column.OWNER] == "—"
+    assert row[Column.SIZE] == "9 B"
