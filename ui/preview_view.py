@@ -182,6 +182,8 @@ class PreviewView(QWidget):
         self._extracting: BackgroundTask | None = None
         self._tasks: set[BackgroundTask] = set()
         self.error_box: QMessageBox | None = None
+        self.file_dialog: QFileDialog | None = None
+        self._last_destination = str(Path.home())
         # Overridable so tests (and embedders) can see what would be opened.
         self.open_url: Callable[[QUrl], bool] = QDesktopServices.openUrl
 
@@ -196,7 +198,7 @@ class PreviewView(QWidget):
         font.setBold(True)
         self.title.setFont(font)
         self.open_button = self._button("&Open ISO…", "Open an ISO image", "openIso",
-                                        self.choose_and_load)
+                                        self.choose_file)
         self.folder_button = self._button("Open containing &folder",
                                           "Open the folder that holds the image",
                                           "openFolder", self.open_containing_folder)
@@ -352,7 +354,7 @@ class PreviewView(QWidget):
 
         self.count_label = _label("Number of entries", "entryCount", selectable=False)
         self.extract_button = self._button("&Extract…", "Extract the selected file or folder",
-                                           "extract", self.choose_and_extract)
+                                           "extract", self.choose_destination)
         self.extract_bar = QProgressBar()
         self.extract_bar.setObjectName("extractProgress")
         self.extract_bar.setAccessibleName("Extraction progress")
@@ -415,12 +417,18 @@ class PreviewView(QWidget):
         self._update_actions()
 
     # -- loading --------------------------------------------------------------------------------
-    def choose_and_load(self) -> None:
+    def choose_file(self) -> QFileDialog:
+        """Ask for an ISO to load, without blocking (tests find it as `file_dialog`)."""
         shown = self.path()
-        start = str(shown.parent) if shown is not None else ""
-        name, _ = QFileDialog.getOpenFileName(self, "Open an ISO image", start, ISO_FILTER)
-        if name:
-            self.load(Path(name))
+        start = str(shown.parent) if shown is not None else str(Path.home())
+        dialog = QFileDialog(self, "Open an ISO image", start, ISO_FILTER)
+        dialog.setObjectName("openIsoDialog")
+        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptOpen)
+        dialog.fileSelected.connect(lambda name: self.load(Path(name)))
+        self.file_dialog = dialog
+        dialog.open()
+        return dialog
 
     def load(self, path: Path) -> BackgroundTask:
         """Inspect `path` on a worker thread; `loaded` or `failed` follows. A load that is
@@ -567,14 +575,25 @@ class PreviewView(QWidget):
     def _on_selection(self, _selected: QItemSelection, _deselected: QItemSelection) -> None:
         self._update_actions()
 
-    def choose_and_extract(self) -> None:
+    def choose_destination(self) -> QFileDialog | None:
+        """Ask for the folder to extract the selected entry into, without blocking."""
         entry = self.selected_entry()
         if entry is None or self._report is None:
-            return
-        name = entry.path.rsplit("/", 1)[-1]
-        folder = QFileDialog.getExistingDirectory(
-            self, f"Extract “{shown_text(name)}” into the folder", str(Path.home()))
+            return None
+        name = shown_text(entry.path.rsplit("/", 1)[-1])
+        dialog = QFileDialog(self, f"Extract “{name}” into the folder", self._last_destination)
+        dialog.setObjectName("extractDialog")
+        dialog.setFileMode(QFileDialog.FileMode.Directory)
+        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptOpen)
+        dialog.fileSelected.connect(self._destination_chosen)
+        self.file_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _destination_chosen(self, folder: str) -> None:
         if folder:
+            self._last_destination = folder
             self.extract_selected_to(Path(folder))
 
     def extract_selected_to(self, dest: Path) -> BackgroundTask | None:

@@ -421,3 +421,50 @@ def test_cancel_while_reading_goes_back_without_an_error_box(
     assert view.report() is report and view.stack.currentIndex() == CONTENT
     assert load(qtbot, view, thousand_files).path == thousand_files
     assert view.model.entry_count() == 1200 + 12
+
+
+# --- dialogs and the main window -------------------------------------------------------------
+
+def test_open_iso_asks_without_blocking_and_loads_the_choice(
+        qtbot: Any, view: PreviewView, mastered: tuple[Path, Path]) -> None:
+    iso = mastered[1]
+    qtbot.mouseClick(view.open_button, Qt.MouseButton.LeftButton)
+    dialog = view.file_dialog
+    assert dialog is not None and dialog.isVisible()  # open() returned: the loop goes on
+    with qtbot.waitSignal(view.loaded, timeout=LOAD_TIMEOUT) as blocker:
+        dialog.selectFile(str(iso))
+        dialog.accept()
+    assert blocker.args[0].path == iso
+
+
+def test_extract_asks_for_a_folder_and_extracts_into_it(
+        qtbot: Any, view: PreviewView, mastered: tuple[Path, Path], tmp_path: Path) -> None:
+    tree, iso = mastered
+    load(qtbot, view, iso)
+    view.select_path("/docs")
+    qtbot.mouseClick(view.extract_button, Qt.MouseButton.LeftButton)
+    dialog = view.file_dialog
+    assert dialog is not None and dialog.isVisible()
+    with qtbot.waitSignal(view.extracted, timeout=LOAD_TIMEOUT):
+        dialog.selectFile(str(tmp_path))
+        dialog.accept()
+    assert tree_snapshot(tmp_path / "docs") == tree_snapshot(tree / "docs")
+
+
+def test_the_main_window_inspects_an_image_and_hands_it_to_the_writer(
+        qtbot: Any, settings: Any, mastered: tuple[Path, Path]) -> None:
+    from ui.main_window import MainWindow
+
+    window = MainWindow(settings)
+    qtbot.addWidget(window)
+    window.show()
+    iso = mastered[1]
+    window.open_inspect(iso)
+    view = window.inspector
+    assert isinstance(view, PreviewView)
+    qtbot.waitUntil(lambda: view.report() is not None, timeout=LOAD_TIMEOUT)
+    assert window.pages.currentWidget() is window.inspect_frame
+    qtbot.mouseClick(view.write_button, Qt.MouseButton.LeftButton)
+    assert window.pages.currentWidget() is window.writer_frame
+    assert window.writer.image() == iso
+    window.close()
