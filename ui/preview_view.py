@@ -178,7 +178,6 @@ class PreviewView(QWidget):
         self.setAcceptDrops(True)
         self._report: IsoReport | None = None
         self._loading: BackgroundTask | None = None
-        self._loading_path: Path | None = None
         self._extracting: BackgroundTask | None = None
         self._tasks: set[BackgroundTask] = set()
         self.error_box: QMessageBox | None = None
@@ -426,9 +425,18 @@ class PreviewView(QWidget):
         dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
         dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptOpen)
         dialog.fileSelected.connect(lambda name: self.load(Path(name)))
+        self._open_dialog(dialog)
+        return dialog
+
+    def _open_dialog(self, dialog: QFileDialog) -> None:
+        def closed(_result: int) -> None:
+            if self.file_dialog is dialog:
+                self.file_dialog = None
+            dialog.deleteLater()
+
+        dialog.finished.connect(closed)
         self.file_dialog = dialog
         dialog.open()
-        return dialog
 
     def load(self, path: Path) -> BackgroundTask:
         """Inspect `path` on a worker thread; `loaded` or `failed` follows. A load that is
@@ -438,7 +446,7 @@ class PreviewView(QWidget):
             self._loading.cancel()
         task = BackgroundTask(lambda reporter: inspect_iso(path, reporter), self,
                               name="livesmith-inspect")
-        self._loading, self._loading_path = task, path
+        self._loading = task
         self._tasks.add(task)
         task.progressChanged.connect(
             lambda done, _total: self.busy_label.setText(
@@ -463,7 +471,7 @@ class PreviewView(QWidget):
     def _on_loaded(self, task: BackgroundTask, report: IsoReport) -> None:
         if task is not self._loading:
             return  # superseded by a newer load
-        self._loading = self._loading_path = None
+        self._loading = None
         self._report = report
         self._show_report(report)
         self._set_page(CONTENT)
@@ -474,7 +482,7 @@ class PreviewView(QWidget):
         if task is not self._loading:
             return
         cancelled_by_user = isinstance(exc, Cancelled) and task.cancel_requested()
-        self._loading = self._loading_path = None
+        self._loading = None
         self._set_page(CONTENT if self._report is not None else EMPTY)
         self.busyChanged.emit(self.busy())
         if not cancelled_by_user:
@@ -587,8 +595,7 @@ class PreviewView(QWidget):
         dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
         dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptOpen)
         dialog.fileSelected.connect(self._destination_chosen)
-        self.file_dialog = dialog
-        dialog.open()
+        self._open_dialog(dialog)
         return dialog
 
     def _destination_chosen(self, folder: str) -> None:

@@ -435,6 +435,7 @@ def test_open_iso_asks_without_blocking_and_loads_the_choice(
         dialog.selectFile(str(iso))
         dialog.accept()
     assert blocker.args[0].path == iso
+    assert view.file_dialog is None  # answered dialogs are not kept
 
 
 def test_extract_asks_for_a_folder_and_extracts_into_it(
