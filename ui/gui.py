@@ -16,14 +16,14 @@ DESKTOP_FILE = "io.github.livesmith.Livesmith"
 
 
 def run(argv: Sequence[str] = ()) -> int:
-    app = QApplication.instance() or QApplication([sys.argv[0], *argv])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0], *argv])
     app.setApplicationName("Livesmith")
     app.setOrganizationName("Livesmith")
     app.setApplicationVersion(__version__)
     # The window icon, and the desktop file name Wayland compositors match it by.
     app.setWindowIcon(QIcon(str(app_icon_path())))
-    if isinstance(app, QApplication):
-        app.setDesktopFileName(DESKTOP_FILE)
+    app.setDesktopFileName(DESKTOP_FILE)
     window = MainWindow()
     window.show()
     return app.exec()

@@ -226,7 +226,7 @@ class MainWindow(QMainWindow):
         self.start.profileFileChosen.connect(self.open_profile_file)
         self.start.writeRequested.connect(self.open_writer)
         self.start.inspectRequested.connect(self.open_inspect)
-        QShortcut(QKeySequence("Alt+Home"), self, activated=self.go_start)
+        QShortcut(QKeySequence("Alt+Home"), self, self.go_start)
 
     # -- pages --------------------------------------------------------------------------------
     def _show(self, frame: PageFrame, title: str) -> None:
@@ -326,6 +326,8 @@ class MainWindow(QMainWindow):
             work.append("a write to a USB stick (the stick would be wiped)")
         if self.wizard is not None and self.wizard.is_building():
             work.append("a build (its partial ISO would be removed)")
+        if self.inspector is not None and self.inspector.is_extracting():
+            work.append("an extraction from an ISO")
         return work
 
     def closeEvent(self, event: QCloseEvent) -> None:

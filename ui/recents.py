@@ -22,7 +22,7 @@ class RecentFiles:
         value = self.settings.value(self.key, [])
         if isinstance(value, str):  # QSettings gives a bare string for a one-item list
             return [value] if value else []
-        return [str(v) for v in value or []]
+        return [str(v) for v in value] if isinstance(value, list) else []
 
     def add(self, path: str | os.PathLike[str]) -> None:
         text = str(Path(path).absolute())
