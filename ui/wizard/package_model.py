@@ -201,7 +201,7 @@ class PackageFilter(QSortFilterProxyModel):
 
     def set_text(self, text: str) -> None:
         self._text = text.strip().lower()
-        self.invalidateFilter()
+        self.setFilterFixedString(self._text)  # re-filters through filterAcceptsRow below
 
     def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
         if not self._text:

@@ -223,6 +223,10 @@ class ReviewPage(StatePage):
             self._pending = False
             self.start_check()
 
+    def last_check(self) -> BuildCheck | None:
+        """The checks' result for the current profile and output (None while checking)."""
+        return self._check
+
     def problems(self) -> list[str]:
         return [self.problem_list.item(i).text() for i in range(self.problem_list.count())]
 
