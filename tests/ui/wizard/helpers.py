@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPoint, Qt
-from PySide6.QtWidgets import QStyle, QStyleOptionViewItem, QTableView, QWizard
+from PySide6.QtWidgets import QAbstractButton, QStyle, QStyleOptionViewItem, QTableView, QWizard
 
 from tests.ui.wizard.conftest import WAIT_MS
 from ui.wizard.compose_wizard import ComposeWizard, PageId
@@ -65,3 +65,9 @@ def wait_checked(qtbot: Any, wizard: ComposeWizard) -> None:
     """Wait for the Review page's checks of the current profile to finish."""
     page = wizard.review_page
     qtbot.waitUntil(lambda: not page.checking() and page.last_check() is not None, timeout=WAIT_MS)
+
+
+def click_box(qtbot: Any, button: QAbstractButton) -> None:
+    """Click a check box or radio button on its indicator (its centre may lie past the text
+    when a form stretches it)."""
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton, pos=QPoint(6, button.height() // 2))
