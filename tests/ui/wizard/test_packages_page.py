@@ -76,7 +76,8 @@ def test_a_ticked_package_pulls_in_its_dependency_shown_greyed_and_required_by(
     click_package(qtbot, wizard, "docs")
     assert wizard.profile().packages.packages == ("busybox",)
     assert check_state(wizard, "libdocs") == Qt.CheckState.Unchecked
-    assert wizard.resolution() is not None and wizard.resolution().names == ["busybox"]
+    resolution = wizard.resolution()
+    assert resolution is not None and resolution.names == ["busybox"]
 
 
 def test_a_missing_dependency_is_highlighted_and_named(
