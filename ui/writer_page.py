@@ -91,6 +91,7 @@ from app.usb.source import ImageSource, open_image
 from app.usb.target import Target, TargetKind, mounted_partitions, resolve_target
 from ui.drive_model import DriveListModel, warning_text
 from ui.errors import show_error
+from ui.worker import BackgroundTask
 from ui.writer_texts import (
     PHASE_UNMOUNT,
     TITLES,
@@ -110,7 +111,6 @@ from ui.writer_texts import (
     target_summary,
     unplugged_outcome,
 )
-from ui.worker import BackgroundTask
 
 ModelIndex = QModelIndex | QPersistentModelIndex
 

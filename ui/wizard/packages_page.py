@@ -173,19 +173,15 @@ class PackagesPage(StatePage):
         folder = kind is not SourceKind.APT
         for widget in (self.folder_edit, self.browse_button):
             widget.setEnabled(folder)
-        self.add_edit.setEnabled(True)
 
     def selected(self) -> tuple[str, ...]:
         return self.state.profile.packages.packages
 
     def _set_selected(self, names: Sequence[str]) -> None:
         self.state.update("packages", packages=tuple(dict.fromkeys(names)))
-        self.model.set_selection(self.selected(), self.model_resolution())
+        self.model.set_selection(self.selected(), self.state.resolution)
         self._update_labels()
         self._request("resolve")
-
-    def model_resolution(self) -> Resolution | None:
-        return self.state.resolution
 
     # -- user actions ---------------------------------------------------------------------
     @Slot(int)
@@ -355,14 +351,15 @@ class PackagesPage(StatePage):
         self.problems_label.setText("\n".join(problem_lines(resolution)))
         self.problems_label.setVisible(bool(self.problems_label.text()))
         if resolution is None:
-            self.total_label.setText(f"{len(self.selected())} packages selected")
+            self.total_label.setText(f"{len(self.selected())} selected")
             return
         packed = sum(p.size for p in resolution.packages)
         unpacked = sum(p.installed_size or 0 for p in resolution.packages)
         dependencies = len(resolution.packages) - sum(
             1 for p in resolution.packages if p.name in self.selected())
-        text = (f"{len(resolution.packages)} packages ({dependencies} as dependencies), "
-                f"{human_size(packed)} to download")
+        count = len(resolution.packages)
+        text = (f"{count} package{'s' if count != 1 else ''} ({dependencies} as "
+                f"dependencies), {human_size(packed)} to download")
         if unpacked:
             text += f", {human_size(unpacked)} installed"
         self.total_label.setText(text)
