@@ -1,15 +1,16 @@
 """Page 5, Review: every problem with the build, a summary, the planned ISO tree, the
 estimated size, where the ISO goes, and "Save profile…".
 
-The checks are the pipeline's own (`validate_build`: the profile, the package source and
-resolution, tools, boot loaders, free space, the output path). They open the package source
-(apt-cache for apt), so they run on a BackgroundTask, again whenever the profile or the
+The checks are app's `plan_build` (the pipeline's own `validate_build`: the profile, the
+package source and resolution, tools, boot loaders, free space, the output path; plus the
+size estimate and the planned tree). They open the package source (apt-cache for apt), so
+they run on a BackgroundTask, again whenever the profile or the
 output path changes while this page is shown. Next stays disabled until no problem is left.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QTimer, Slot
@@ -27,11 +28,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.build.layout import planned_iso_tree, tree_lines
-from app.build.pipeline import estimated_bytes, make_context, validate_build
-from app.build.profile import Profile, compression_level, save_profile, validate_profile
-from app.errors import Problem
-from app.reporter import Reporter
+from app.build.layout import PlannedFile, planned_iso_tree, tree_lines
+from app.build.plan import BuildPlan, plan_build
+from app.build.profile import Profile, compression_level, save_profile
 from ui.errors import show_error
 from ui.wizard.common import StatePage, buddy_label, named
 from ui.wizard.package_model import human_size
@@ -39,31 +38,6 @@ from ui.wizard.state import WizardState
 from ui.worker import BackgroundTask
 
 RECHECK_DELAY_MS = 300  # typing in a field re-checks once the user pauses
-NO_OUTPUT = Problem("output", "choose where to write the ISO")
-
-
-@dataclass(frozen=True)
-class BuildCheck:
-    """What the checks found for one profile and output path."""
-
-    profile: Profile
-    output: Path | None
-    problems: tuple[Problem, ...]
-    scratch_bytes: int = 0
-    iso_bytes: int = 0
-    package_files: tuple[str, ...] = ()
-
-
-def check_build(profile: Profile, output: Path | None, reporter: Reporter) -> BuildCheck:
-    """Run the pipeline's validation (slow: opens the package source). Qt-free."""
-    if output is None:
-        return BuildCheck(profile, output, (*validate_profile(profile), NO_OUTPUT))
-    ctx = make_context(profile, output, reporter)
-    problems = validate_build(ctx)
-    scratch, iso = estimated_bytes(ctx)
-    files = tuple(sorted(p.file.name for p in ctx.resolution.packages if p.file is not None)) \
-        if ctx.resolution is not None else ()
-    return BuildCheck(profile, output, tuple(problems), scratch, iso, files)
 
 
 def summary_lines(profile: Profile) -> list[str]:
@@ -100,7 +74,7 @@ class ReviewPage(StatePage):
         self.setSubTitle("Check the choices; every problem must be fixed before building.")
         self._task: BackgroundTask | None = None
         self._pending = False
-        self._check: BuildCheck | None = None
+        self._check: BuildPlan | None = None
         self.check_count = 0  # finished checks (tests wait on it)
         layout = QVBoxLayout(self)
 
@@ -179,8 +153,8 @@ class ReviewPage(StatePage):
             return
         profile, output = self.state.profile, self.state.output
         self.status_label.setText("Checking the profile, the packages, tools and free space…")
-        self._show_summary(profile, ())
-        task = BackgroundTask(lambda reporter: check_build(profile, output, reporter), self,
+        self._show_summary(profile, planned_iso_tree(profile))
+        task = BackgroundTask(lambda reporter: plan_build(profile, output, reporter), self,
                               name="livesmith-review")
         task.finished.connect(self._on_checked)
         task.failed.connect(self._on_failed)
@@ -189,7 +163,7 @@ class ReviewPage(StatePage):
         task.start()
 
     @Slot(object)
-    def _on_checked(self, check: BuildCheck) -> None:
+    def _on_checked(self, check: BuildPlan) -> None:
         if check.profile != self.state.profile or check.output != self.state.output:
             self._pending = True  # stale: something changed while checking
             return
@@ -202,7 +176,7 @@ class ReviewPage(StatePage):
         self.status_label.setText(
             f"{count} problem{'s' if count != 1 else ''} to fix before building:" if count
             else "No problems found: ready to build.")
-        self._show_summary(check.profile, check.package_files)
+        self._show_summary(check.profile, check.tree)
         if check.iso_bytes:
             self.size_label.setText(f"Estimated ISO size: about {human_size(check.iso_bytes)}; "
                                     f"the build needs about {human_size(check.scratch_bytes)} "
@@ -223,7 +197,7 @@ class ReviewPage(StatePage):
             self._pending = False
             self.start_check()
 
-    def last_check(self) -> BuildCheck | None:
+    def last_check(self) -> BuildPlan | None:
         """The checks' result for the current profile and output (None while checking)."""
         return self._check
 
@@ -233,10 +207,9 @@ class ReviewPage(StatePage):
     def isComplete(self) -> bool:
         return self._check is not None and not self._check.problems
 
-    def _show_summary(self, profile: Profile, package_files: tuple[str, ...]) -> None:
+    def _show_summary(self, profile: Profile, tree: Sequence[PlannedFile]) -> None:
         self.summary.setPlainText("\n".join(summary_lines(profile)))
-        planned = planned_iso_tree(profile, package_files=package_files)
-        self.tree.setPlainText("\n".join(tree_lines(planned)))
+        self.tree.setPlainText("\n".join(tree_lines(tree)))
 
     # -- output and saving ----------------------------------------------------------------
     @Slot(str)

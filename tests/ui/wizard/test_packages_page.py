@@ -39,6 +39,7 @@ def test_typing_the_source_folder_loads_the_packages_and_remembers_it(
     assert page.model.rowCount() == 0 and page.load_count == 0
     qtbot.keyClicks(page.folder_edit, str(glaucus_repo))
     qtbot.keyClick(page.folder_edit, Qt.Key.Key_Return)
+    assert page.busy() and "Loading" in page.status_label.text()  # on a worker, not here
     qtbot.waitUntil(lambda: page.load_count == 1 and not page.busy(), timeout=WAIT_MS)
     assert page.model.names() == ["broken", "busybox", "docs", "libdocs", "linux"]
     docs = table_index(page.table, "docs")
