@@ -1,0 +1,49 @@
+"""Build plans from real fixture packages: problems all at once, sizes and the planned tree."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from app.build.plan import NO_OUTPUT, plan_build
+from app.build.profile import IsoOptions, PackageOptions, Profile
+from app.packages.model import SourceKind, SourceSpec
+from tests.app.packages.fixtures import text_package
+from tests.support.live_fixtures import live_glaucus_repo
+
+
+def fixture_profile(repo: Path, *names: str) -> Profile:
+    return Profile("plan", packages=PackageOptions(SourceSpec(SourceKind.GLAUCUS, str(repo)),
+                                                   names, carry=True),
+                   iso=IsoOptions(label="PLAN"))
+
+
+def test_a_good_profile_plans_without_problems(tmp_path: Path) -> None:
+    repo = live_glaucus_repo(tmp_path, text_package("docs"))
+    plan = plan_build(fixture_profile(repo, "busybox", "linux", "docs"), tmp_path / "a.iso")
+    assert plan.ok and plan.problems == ()
+    assert [f.split("-")[0] for f in plan.package_files] == ["busybox", "docs", "linux"]
+    assert all(f.endswith(".tar.zst") for f in plan.package_files)
+    packed = sum(f.stat().st_size for f in repo.glob("*/*.tar.zst"))
+    assert plan.iso_bytes >= packed and plan.scratch_bytes > plan.iso_bytes
+    paths = {f.path for f in plan.tree}
+    assert "/packages/docs-1.0.tar.zst" in paths and "/live/vmlinuz" in paths
+    assert not (tmp_path / "a.iso").exists()  # planning writes nothing
+
+
+def test_every_problem_is_listed_together(tmp_path: Path) -> None:
+    repo = live_glaucus_repo(tmp_path)
+    profile = fixture_profile(repo, "busybox", "missing")
+    profile = replace(profile, iso=IsoOptions(label="bad label!"))
+    plan = plan_build(profile, tmp_path)  # a folder, not an ISO file
+    where = [p.where for p in plan.problems]
+    assert {"label", "kernel", "output"} <= set(where)
+    assert any("missing" in p.message for p in plan.problems)
+    assert not plan.ok
+
+
+def test_without_an_output_the_profile_is_still_checked(tmp_path: Path) -> None:
+    plan = plan_build(Profile("p", iso=IsoOptions(label="")), None)
+    assert NO_OUTPUT in plan.problems
+    assert any(p.where == "label" for p in plan.problems)
+    assert plan.iso_bytes == 0 and plan.tree

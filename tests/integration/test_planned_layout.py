@@ -1,0 +1,26 @@
+"""The planned ISO tree the wizard shows is what a real build writes onto the ISO."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from app.build.layout import planned_iso_tree
+from app.build.profile import RootImageFormat
+from app.iso.inspect import inspect_iso
+from tests.app.packages.fixtures import text_package
+from tests.integration.test_build_pipeline import build, glaucus_profile
+from tests.support.live_fixtures import live_glaucus_repo
+
+
+def test_planned_tree_matches_the_built_iso(tmp_path: Path) -> None:
+    repo = live_glaucus_repo(tmp_path, text_package("docs"))
+    profile = glaucus_profile(repo, "docs", fmt=RootImageFormat.SQUASHFS)
+    profile = replace(profile, packages=replace(profile.packages, carry=True))
+    (tmp_path / "out").mkdir()
+    result = build(profile, tmp_path / "out" / "planned.iso")
+    files = sorted(next((repo / n).glob("*.tar.zst")).name for n in ("busybox", "linux", "docs"))
+    planned = {f.path for f in planned_iso_tree(profile, build_id=result.build_id,
+                                                package_files=files)}
+    built = {f.path for f in inspect_iso(result.iso).files if f.type != "dir"}
+    assert planned == built

@@ -1,0 +1,141 @@
+"""Kernel and boot, System and Image pages, driven by mouse and keyboard."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+
+from app.build.profile import Compressor, ImageOptions, RootImageFormat
+from tests.ui.wizard.conftest import glaucus_profile
+from tests.ui.wizard.helpers import click_box, click_package, go_to
+from ui.wizard.compose_wizard import ComposeWizard, PageId
+from ui.wizard.kernel_page import AUTO_KERNEL
+from ui.wizard.system_page import PREVIEW_BUILD_ID
+
+Maker = Callable[..., ComposeWizard]
+
+
+def combo_texts(combo: Any) -> list[str]:
+    return [combo.itemText(i) for i in range(combo.count())]
+
+
+def test_kernel_choices_come_from_the_selected_packages(
+        qtbot: Any, make_wizard: Maker, glaucus_repo: Path) -> None:
+    wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"))
+    page = wizard.kernel_page
+    assert combo_texts(page.kernel_combo) == [AUTO_KERNEL]
+    assert "No selected package ships a kernel" in page.kernel_hint.text()
+    click_package(qtbot, wizard, "linux")
+    assert combo_texts(page.kernel_combo) == [AUTO_KERNEL, "linux"]
+    go_to(qtbot, wizard, PageId.KERNEL_BOOT)
+    page.kernel_combo.setFocus()
+    qtbot.keyClick(page.kernel_combo, Qt.Key.Key_Down)
+    assert wizard.profile().kernel.package == "linux"
+    # Unselecting the kernel keeps the choice visible, marked as not selected.
+    go_to(qtbot, wizard, PageId.PACKAGES)
+    click_package(qtbot, wizard, "linux")
+    assert page.kernel_combo.currentText() == "linux (not selected)"
+    assert wizard.profile().kernel.package == "linux"
+
+
+def test_boot_options_are_written_into_the_profile(
+        qtbot: Any, make_wizard: Maker, glaucus_repo: Path) -> None:
+    wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"))
+    go_to(qtbot, wizard, PageId.KERNEL_BOOT)
+    page = wizard.kernel_page
+    click_box(qtbot, page.bios_check)
+    assert not wizard.profile().boot.bios and wizard.profile().boot.uefi
+    page.timeout_spin.selectAll()
+    qtbot.keyClicks(page.timeout_spin, "2")
+    qtbot.keyClicks(page.cmdline_edit, "quiet loglevel=3")
+    click_box(qtbot, page.copytoram_check)
+    boot = wizard.profile().boot
+    assert (boot.timeout, boot.cmdline, boot.copytoram_entry) == (2, "quiet loglevel=3", False)
+    page.timeout_spin.selectAll()
+    qtbot.keyClicks(page.timeout_spin, "9")  # beyond the 5 s limit: the box refuses it
+    assert wizard.profile().boot.timeout == 2
+
+
+def test_the_label_is_checked_as_you_type_and_the_suggestion_applies(
+        qtbot: Any, make_wizard: Maker, glaucus_repo: Path) -> None:
+    wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"))
+    go_to(qtbot, wizard, PageId.SYSTEM)
+    page = wizard.system_page
+    assert not page.label_problem.isVisible() and not page.suggest_button.isVisible()
+    page.label_edit.clear()
+    qtbot.keyClicks(page.label_edit, "bad label!")
+    assert page.label_problem.isVisible()
+    assert "may only contain upper-case" in page.label_problem.text()
+    assert page.suggest_button.isVisible() and page.suggest_button.text() == "Use BAD_LABEL"
+    assert wizard.profile().iso.label == "bad label!"
+    qtbot.mouseClick(page.suggest_button, Qt.MouseButton.LeftButton)
+    assert page.label_edit.text() == "BAD_LABEL" == wizard.profile().iso.label
+    assert not page.label_problem.isVisible() and not page.suggest_button.isVisible()
+
+
+def test_issue_preview_follows_the_text_and_the_other_fields(
+        qtbot: Any, make_wizard: Maker, glaucus_repo: Path) -> None:
+    wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"))
+    go_to(qtbot, wizard, PageId.SYSTEM)
+    page = wizard.system_page
+    preview = page.issue_preview
+    assert f"wizard-test live system (WIZARD), built {date.today().isoformat()}" in \
+        preview.toPlainText()
+    page.issue_edit.clear()
+    qtbot.keyClicks(page.issue_edit, "Welcome to {hostname}, {user}! ({build_id})")
+    page.hostname_edit.clear()
+    qtbot.keyClicks(page.hostname_edit, "box")
+    qtbot.keyClicks(page.user_edit, "ann")
+    qtbot.keyClicks(page.user_password_edit, "pw")
+    assert preview.toPlainText() == f"Welcome to box, ann! ({PREVIEW_BUILD_ID})\n\n"
+    system = wizard.profile().system
+    assert (system.hostname, system.user, system.user_password) == ("box", "ann", "pw")
+    assert system.issue == "Welcome to {hostname}, {user}! ({build_id})"
+    qtbot.keyClicks(page.issue_edit, " {nope}")
+    assert "bad placeholder 'nope'" in preview.toPlainText()
+
+
+def test_overlay_and_root_password(qtbot: Any, make_wizard: Maker, glaucus_repo: Path,
+                                   tmp_path: Path) -> None:
+    wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"))
+    go_to(qtbot, wizard, PageId.SYSTEM)
+    page = wizard.system_page
+    page.root_password_edit.clear()
+    qtbot.keyClicks(page.root_password_edit, "s3cret")
+    qtbot.keyClicks(page.overlay_edit, str(tmp_path))
+    assert wizard.profile().system.root_password == "s3cret"
+    assert wizard.profile().system.overlay == str(tmp_path)
+
+
+def test_image_format_limits_compressors_and_levels(
+        qtbot: Any, make_wizard: Maker, glaucus_repo: Path) -> None:
+    wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"))
+    go_to(qtbot, wizard, PageId.IMAGE)
+    page = wizard.image_page
+    assert combo_texts(page.compressor_combo) == ["zstd", "xz", "gzip", "lz4"]
+    assert page.default_level_check.isChecked() and not page.level_spin.isEnabled()
+    assert (page.level_spin.minimum(), page.level_spin.maximum()) == (1, 22)
+
+    click_box(qtbot, page.format_buttons[RootImageFormat.EROFS])
+    assert combo_texts(page.compressor_combo) == ["lz4hc", "lz4", "none"]
+    assert wizard.profile().image == ImageOptions(RootImageFormat.EROFS, Compressor.LZ4HC)
+    assert (page.level_spin.minimum(), page.level_spin.maximum()) == (1, 12)
+    click_box(qtbot, page.default_level_check)
+    assert page.level_spin.isEnabled()
+    page.level_spin.selectAll()
+    qtbot.keyClicks(page.level_spin, "11")
+    assert wizard.profile().image.level == 11
+
+    page.compressor_combo.setCurrentIndex(page.compressor_combo.findText("none"))
+    assert wizard.profile().image == ImageOptions(RootImageFormat.EROFS, Compressor.NONE)
+    assert not page.default_level_check.isEnabled() and not page.level_spin.isEnabled()
+
+    click_box(qtbot, page.format_buttons[RootImageFormat.RAM])
+    assert wizard.profile().image.format is RootImageFormat.RAM
+    assert wizard.profile().image.compressor is Compressor.NONE  # RAM can store uncompressed
+    click_box(qtbot, page.carry_check)
+    assert wizard.profile().packages.carry

@@ -1,0 +1,36 @@
+"""What the GUI remembers between runs, through QSettings.
+
+Every function takes the QSettings to use, so tests pass one backed by a temporary ini
+file (`QSettings(path, QSettings.Format.IniFormat)`) and never touch the user's settings.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSettings
+
+from app.packages.model import SourceKind
+
+ORGANIZATION = "Livesmith"
+APPLICATION = "Livesmith"
+
+
+def app_settings() -> QSettings:
+    """The user's settings (~/.config/Livesmith/Livesmith.conf)."""
+    return QSettings(ORGANIZATION, APPLICATION)
+
+
+def _source_key(kind: SourceKind) -> str:
+    return f"packages/last_folder/{kind.value}"
+
+
+def last_source_folder(settings: QSettings, kind: SourceKind) -> str:
+    """The folder last loaded for this kind of package source, or ""."""
+    value = settings.value(_source_key(kind), "")
+    return value if isinstance(value, str) else ""
+
+
+def remember_source_folder(settings: QSettings, kind: SourceKind, folder: str) -> None:
+    if kind is SourceKind.APT or not folder:
+        return  # apt has no folder
+    settings.setValue(_source_key(kind), folder)
+    settings.sync()

@@ -1,0 +1,114 @@
+"""The compose wizard: from a profile (built-in or loaded from TOML) to a checked build plan.
+
+Pages, in order (`PageId`): Packages, Kernel and boot, System, Image, Review. Each page
+writes its part of the profile into the shared `WizardState` through `dataclasses.replace`,
+so `profile()` is always the frozen Profile the pages describe, and `output_path()` the ISO
+to write.
+
+Adding pages after Review (Build, Preview): give them ids above `PageId.REVIEW`, e.g.
+`wizard.setPage(PageId.REVIEW + 1, build_page)`; QWizard's default order follows the ids, so
+Review's Next (enabled only when every check passes) leads there. Such pages can read
+`wizard.profile()` and `wizard.output_path()` in their `initializePage`.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Signal
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import QWidget, QWizard
+
+from app.build.profile import Profile
+from app.packages.resolve import Resolution
+from ui.settings import app_settings
+from ui.wizard.common import StatePage
+from ui.wizard.image_page import ImagePage
+from ui.wizard.kernel_page import KernelBootPage
+from ui.wizard.packages_page import PackagesPage
+from ui.wizard.review_page import ReviewPage
+from ui.wizard.state import WizardState
+from ui.wizard.system_page import SystemPage
+
+
+class PageId(enum.IntEnum):
+    PACKAGES = 0
+    KERNEL_BOOT = 1
+    SYSTEM = 2
+    IMAGE = 3
+    REVIEW = 4
+
+
+PAGE_ORDER = tuple(PageId)
+
+
+def default_output(profile: Profile) -> Path:
+    return Path.home() / f"{profile.name or 'livesmith'}.iso"
+
+
+class ComposeWizard(QWizard):
+    profileChanged = Signal(object)  # Profile, after every edit on any page
+    resolutionChanged = Signal(object)  # Resolution | None, after the packages resolve
+
+    def __init__(self, profile: Profile, *, settings: QSettings | None = None,
+                 output: Path | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("composeWizard")
+        self.setAccessibleName("Compose a live ISO")
+        self.setWindowTitle("Compose a live ISO")
+        self.setWizardStyle(QWizard.WizardStyle.ClassicStyle)
+        self.setOption(QWizard.WizardOption.NoBackButtonOnStartPage, True)
+        self.resize(900, 680)
+        self.state = WizardState(profile, settings if settings is not None else app_settings(),
+                                 output if output is not None else default_output(profile),
+                                 self)
+        self.state.profileChanged.connect(self.profileChanged)
+        self.state.resolutionChanged.connect(self.resolutionChanged)
+        self.packages_page = PackagesPage(self.state)
+        self.kernel_page = KernelBootPage(self.state)
+        self.system_page = SystemPage(self.state)
+        self.image_page = ImagePage(self.state)
+        self.review_page = ReviewPage(self.state)
+        pages: dict[PageId, StatePage] = {
+            PageId.PACKAGES: self.packages_page, PageId.KERNEL_BOOT: self.kernel_page,
+            PageId.SYSTEM: self.system_page, PageId.IMAGE: self.image_page,
+            PageId.REVIEW: self.review_page,
+        }
+        for page_id, page in pages.items():
+            page.setObjectName(f"page-{page_id.name.lower()}")
+            self.setPage(page_id, page)
+        self._pages = pages
+        for which, text in ((QWizard.WizardButton.NextButton, "Next"),
+                            (QWizard.WizardButton.BackButton, "Back"),
+                            (QWizard.WizardButton.CancelButton, "Cancel"),
+                            (QWizard.WizardButton.FinishButton, "Finish")):
+            self.button(which).setAccessibleName(text)
+        self.finished.connect(lambda _result: self.shutdown())
+
+    def profile(self) -> Profile:
+        """The profile the pages describe right now (frozen)."""
+        return self.state.profile
+
+    def output_path(self) -> Path | None:
+        return self.state.output
+
+    def set_output_path(self, path: Path | None) -> None:
+        self.state.set_output(path)
+
+    def resolution(self) -> Resolution | None:
+        """The packages the selection resolves to, once the source is loaded."""
+        return self.state.resolution
+
+    def save_profile_to(self, path: Path) -> None:
+        """Save the current profile as TOML (`load_profile` reads it back equal)."""
+        self.review_page.save_profile_to(path)
+
+    def shutdown(self) -> None:
+        """Stop every page's background work and wait for it (the wizard goes away)."""
+        for page in self._pages.values():
+            page.shutdown()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.shutdown()
+        super().closeEvent(event)
