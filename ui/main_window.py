@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from app import __version__
 from app.build.profile import Profile, builtin_profiles, load_profile
-from ui.dialogs import ask_destructive
+from ui.dialogs import PathKind, ask_destructive, choose_path
 from ui.errors import show_error
 from ui.recents import RecentFiles
 
@@ -175,12 +175,9 @@ class StartScreen(QWidget):
 
     @Slot()
     def _choose_profile(self) -> None:
-        dialog = QFileDialog(self, "Open a saved profile", str(Path.home()), PROFILE_FILTER)
-        dialog.setObjectName("profileDialog")
-        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
-        dialog.fileSelected.connect(lambda path: self.profileFileChosen.emit(Path(path)))
-        self.file_dialog = dialog
-        dialog.open()
+        self.file_dialog = choose_path(
+            self, title="Open a saved profile", start=Path.home(), kind=PathKind.OPEN_FILE,
+            filters=PROFILE_FILTER, name="profileDialog", on_chosen=self.profileFileChosen.emit)
 
 
 class PageFrame(QWidget):

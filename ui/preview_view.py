@@ -55,6 +55,7 @@ from app.iso.extract import extract
 from app.iso.inspect import ElToritoEntry, IsoEntry, IsoReport, inspect_iso
 from app.iso.partitions import Partition
 from app.reporter import Reporter
+from ui.dialogs import PathKind, choose_path
 from ui.errors import show_error
 from ui.iso_tree import Column, IsoTreeFilter, IsoTreeModel, human_size, shown_text
 from ui.worker import BackgroundTask
@@ -420,23 +421,18 @@ class PreviewView(QWidget):
         """Ask for an ISO to load, without blocking (tests find it as `file_dialog`)."""
         shown = self.path()
         start = str(shown.parent) if shown is not None else str(Path.home())
-        dialog = QFileDialog(self, "Open an ISO image", start, ISO_FILTER)
-        dialog.setObjectName("openIsoDialog")
-        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
-        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptOpen)
-        dialog.fileSelected.connect(lambda name: self.load(Path(name)))
-        self._open_dialog(dialog)
-        return dialog
+        return self._keep_dialog(choose_path(
+            self, title="Open an ISO image", start=start, kind=PathKind.OPEN_FILE,
+            filters=ISO_FILTER, name="openIsoDialog", on_chosen=self.load))
 
-    def _open_dialog(self, dialog: QFileDialog) -> None:
+    def _keep_dialog(self, dialog: QFileDialog) -> QFileDialog:
         def closed(_result: int) -> None:
             if self.file_dialog is dialog:
                 self.file_dialog = None
-            dialog.deleteLater()
 
         dialog.finished.connect(closed)
         self.file_dialog = dialog
-        dialog.open()
+        return dialog
 
     def load(self, path: Path) -> BackgroundTask:
         """Inspect `path` on a worker thread; `loaded` or `failed` follows. A load that is
@@ -589,19 +585,13 @@ class PreviewView(QWidget):
         if entry is None or self._report is None:
             return None
         name = shown_text(entry.path.rsplit("/", 1)[-1])
-        dialog = QFileDialog(self, f"Extract “{name}” into the folder", self._last_destination)
-        dialog.setObjectName("extractDialog")
-        dialog.setFileMode(QFileDialog.FileMode.Directory)
-        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
-        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptOpen)
-        dialog.fileSelected.connect(self._destination_chosen)
-        self._open_dialog(dialog)
-        return dialog
+        return self._keep_dialog(choose_path(
+            self, title=f"Extract “{name}” into the folder", start=self._last_destination,
+            kind=PathKind.FOLDER, name="extractDialog", on_chosen=self._destination_chosen))
 
-    def _destination_chosen(self, folder: str) -> None:
-        if folder:
-            self._last_destination = folder
-            self.extract_selected_to(Path(folder))
+    def _destination_chosen(self, folder: Path) -> None:
+        self._last_destination = str(folder)
+        self.extract_selected_to(folder)
 
     def extract_selected_to(self, dest: Path) -> BackgroundTask | None:
         """Extract the selected entry like `cp -r`: into `dest` under its own name if `dest` is

@@ -89,7 +89,7 @@ from app.usb.preflight import (
     write_task,
 )
 from app.usb.target import Target, TargetKind
-from ui.dialogs import ask_destructive
+from ui.dialogs import PathKind, ask_destructive, choose_path
 from ui.drive_model import DriveListModel, warning_text
 from ui.errors import show_error
 from ui.worker import BackgroundTask
@@ -570,13 +570,9 @@ class WriterPage(QWidget):
     @Slot()
     def _choose_image(self) -> None:
         start = str(self._image_path.parent) if self._image_path else str(Path.home())
-        dialog = QFileDialog(self, "Choose the image to write", start, IMAGE_FILTER)
-        dialog.setObjectName("imageDialog")
-        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
-        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptOpen)
-        dialog.fileSelected.connect(self.set_image)
-        self.file_dialog = dialog
-        dialog.open()
+        self.file_dialog = choose_path(
+            self, title="Choose the image to write", start=start, kind=PathKind.OPEN_FILE,
+            filters=IMAGE_FILTER, name="imageDialog", on_chosen=self.set_image)
 
     def _on_facts(self, task: BackgroundTask, facts: ImageFacts) -> None:
         if task is not self._image_task:
@@ -757,18 +753,13 @@ class WriterPage(QWidget):
     @Slot()
     def _choose_target_file(self) -> None:
         start = self.target_edit.text().strip() or str(Path.home() / "livesmith-disk.img")
-        dialog = QFileDialog(self, "Write to an image file", start, TARGET_FILTER)
-        dialog.setObjectName("targetDialog")
-        dialog.setFileMode(QFileDialog.FileMode.AnyFile)
-        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
-        dialog.setOption(QFileDialog.Option.DontConfirmOverwrite)  # our confirmation says so
-        dialog.fileSelected.connect(self._target_file_chosen)
-        self.file_dialog = dialog
-        dialog.open()
+        self.file_dialog = choose_path(
+            self, title="Write to an image file", start=start, kind=PathKind.SAVE_FILE,
+            filters=TARGET_FILTER, name="targetDialog", on_chosen=self._target_file_chosen,
+            confirm_overwrite=False)  # our own confirmation says so
 
-    @Slot(str)
-    def _target_file_chosen(self, path: str) -> None:
-        self.target_edit.setText(path)
+    def _target_file_chosen(self, path: Path) -> None:
+        self.target_edit.setText(str(path))
         self.use_typed_target()
 
     def _on_target(self, task: BackgroundTask, preflight: Preflight) -> None:

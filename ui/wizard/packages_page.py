@@ -34,6 +34,7 @@ from app.packages.model import PackageInfo, PackageSource, SourceKind, SourceSpe
 from app.packages.resolve import Resolution, resolve
 from app.packages.sources import open_source
 from app.reporter import Reporter
+from ui.dialogs import PathKind, choose_path
 from ui.errors import show_error
 from ui.settings import last_source_folder, remember_source_folder
 from ui.wizard.common import StatePage, buddy_label, named
@@ -66,6 +67,7 @@ def problem_lines(resolution: Resolution | None) -> list[str]:
 class PackagesPage(StatePage):
     def __init__(self, state: WizardState, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
+        self.file_dialog: QFileDialog | None = None
         self.setTitle("Packages")
         self.setSubTitle("Choose where the packages come from and which ones to include. "
                          "Their dependencies are added automatically.")
@@ -228,10 +230,13 @@ class PackagesPage(StatePage):
     @Slot()
     def _browse(self) -> None:
         start = self.folder_edit.text() or str(Path.home())
-        folder = QFileDialog.getExistingDirectory(self, "Package source folder", start)
-        if folder:
-            self.folder_edit.setText(folder)
-            self._source_changed()
+        self.file_dialog = choose_path(self, title="Package source folder", start=start,
+                                       kind=PathKind.FOLDER, name="sourceFolderDialog",
+                                       on_chosen=self._folder_chosen)
+
+    def _folder_chosen(self, folder: Path) -> None:
+        self.folder_edit.setText(str(folder))
+        self._source_changed()
 
     @Slot()
     def _add_by_name(self) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QTimer, Slot
+from PySide6.QtCore import QTimer, Signal, Slot
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from app.build.layout import PlannedFile, planned_iso_tree, tree_lines
 from app.build.plan import BuildPlan, plan_build
 from app.build.profile import Profile, compression_level, save_profile
+from ui.dialogs import PathKind, choose_path
 from ui.errors import show_error
 from ui.wizard.common import StatePage, buddy_label, named
 from ui.wizard.package_model import human_size
@@ -68,8 +69,11 @@ def summary_lines(profile: Profile) -> list[str]:
 
 
 class ReviewPage(StatePage):
+    profileSaved = Signal(object)  # the Path a profile was saved to
+
     def __init__(self, state: WizardState, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
+        self.file_dialog: QFileDialog | None = None
         self.setTitle("Review")
         self.setSubTitle("Check the choices; every problem must be fixed before building.")
         self._task: BackgroundTask | None = None
@@ -226,24 +230,28 @@ class ReviewPage(StatePage):
     @Slot()
     def _browse_output(self) -> None:
         start = self.output_edit.text() or str(Path.home() / f"{self.state.profile.name}.iso")
-        path, _ = QFileDialog.getSaveFileName(self, "Write the ISO to", start,
-                                              "ISO images (*.iso)")
-        if path:
-            self.output_edit.setText(path)
+        self.file_dialog = choose_path(
+            self, title="Write the ISO to", start=start, kind=PathKind.SAVE_FILE,
+            filters="ISO images (*.iso)", name="outputDialog",
+            on_chosen=lambda path: self.output_edit.setText(str(path)))
 
     def save_profile_to(self, path: Path) -> None:
         save_profile(self.state.profile, path)
+        self.profileSaved.emit(path)
 
     @Slot()
     def _ask_save(self) -> None:
         start = str(Path.home() / f"{self.state.profile.name or 'profile'}.toml")
-        path, _ = QFileDialog.getSaveFileName(self, "Save profile", start,
-                                              "Livesmith profiles (*.toml)")
-        if path:
-            try:
-                self.save_profile_to(Path(path))
-            except Exception as exc:  # shown, never swallowed
-                show_error(self, exc)
+        self.file_dialog = choose_path(
+            self, title="Save profile", start=start, kind=PathKind.SAVE_FILE,
+            filters="Livesmith profiles (*.toml)", name="saveProfileDialog",
+            on_chosen=self._save_chosen)
+
+    def _save_chosen(self, path: Path) -> None:
+        try:
+            self.save_profile_to(path)
+        except Exception as exc:  # shown, never swallowed
+            show_error(self, exc)
 
     def shutdown(self) -> None:
         self._recheck_timer.stop()

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 from app.build.configure import BuildFacts, render_issue, validate_issue
 from app.build.profile import Profile
 from app.iso.labels import MAX_LABEL_LENGTH, suggest_label, validate_label
+from ui.dialogs import PathKind, choose_path
 from ui.wizard.common import StatePage, buddy_label, named
 from ui.wizard.state import WizardState
 
@@ -40,6 +41,7 @@ def issue_preview(profile: Profile, today: date | None = None) -> str:
 class SystemPage(StatePage):
     def __init__(self, state: WizardState, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
+        self.file_dialog: QFileDialog | None = None
         self.setTitle("System")
         self.setSubTitle("How the live system and its medium are named, and who can log in.")
         form = QFormLayout(self)
@@ -152,6 +154,6 @@ class SystemPage(StatePage):
     @Slot()
     def _browse_overlay(self) -> None:
         start = self.overlay_edit.text() or str(Path.home())
-        folder = QFileDialog.getExistingDirectory(self, "Overlay folder", start)
-        if folder:
-            self.overlay_edit.setText(folder)
+        self.file_dialog = choose_path(
+            self, title="Overlay folder", start=start, kind=PathKind.FOLDER,
+            name="overlayDialog", on_chosen=lambda folder: self.overlay_edit.setText(str(folder)))
