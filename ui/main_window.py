@@ -306,10 +306,12 @@ class MainWindow(QMainWindow):
             self.pages.removeWidget(self.compose_frame)
             self.compose_frame.deleteLater()
         wizard = ComposeWizard(profile, settings=self.settings)
+        wizard.setWindowFlags(Qt.WindowType.Widget)  # a page of this window, not a dialog
         wizard.writeRequested.connect(self.open_writer)
         wizard.profileSaved.connect(lambda saved: self.start.recent_profiles.add(saved))
         wizard.isoBuilt.connect(self.remember_image)
         wizard.rejected.connect(self.go_start)
+        wizard.accepted.connect(self.go_start)
         self.compose_frame = PageFrame(f"Compose a live ISO — {profile.name}", wizard,
                                        self.go_start)
         self.pages.addWidget(self.compose_frame)

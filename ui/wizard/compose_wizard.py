@@ -5,10 +5,9 @@ writes its part of the profile into the shared `WizardState` through `dataclasse
 so `profile()` is always the frozen Profile the pages describe, and `output_path()` the ISO
 to write.
 
-Adding pages after Review (Build, Preview): give them ids above `PageId.REVIEW`, e.g.
-`wizard.setPage(PageId.REVIEW + 1, build_page)`; QWizard's default order follows the ids, so
-Review's Next (enabled only when every check passes) leads there. Such pages can read
-`wizard.profile()` and `wizard.output_path()` in their `initializePage`.
+Then Build (the pipeline on a worker thread, with its log) and Preview (the built ISO read
+back). Review's Next is enabled only when every check passes; Build's only once an ISO was
+built. While a build runs, the wizard's Cancel asks before stopping it.
 """
 
 from __future__ import annotations
@@ -16,17 +15,22 @@ from __future__ import annotations
 import enum
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Signal
+from typing import Any
+
+from PySide6.QtCore import QSettings, Signal, Slot
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QWidget, QWizard
 
 from app.build.profile import Profile
 from app.packages.resolve import Resolution
 from ui.settings import app_settings
+from app.build.pipeline import BuildResult
+from ui.wizard.build_page import BuildPage
 from ui.wizard.common import StatePage
 from ui.wizard.image_page import ImagePage
 from ui.wizard.kernel_page import KernelBootPage
 from ui.wizard.packages_page import PackagesPage
+from ui.wizard.preview_page import PreviewPage
 from ui.wizard.review_page import ReviewPage
 from ui.wizard.state import WizardState
 from ui.wizard.system_page import SystemPage
@@ -38,6 +42,8 @@ class PageId(enum.IntEnum):
     SYSTEM = 2
     IMAGE = 3
     REVIEW = 4
+    BUILD = 5
+    PREVIEW = 6
 
 
 PAGE_ORDER = tuple(PageId)
@@ -50,9 +56,13 @@ def default_output(profile: Profile) -> Path:
 class ComposeWizard(QWizard):
     profileChanged = Signal(object)  # Profile, after every edit on any page
     resolutionChanged = Signal(object)  # Resolution | None, after the packages resolve
+    profileSaved = Signal(object)  # Path
+    isoBuilt = Signal(object)  # Path of the new ISO
+    writeRequested = Signal(object)  # Path of the ISO to write to a USB stick
 
     def __init__(self, profile: Profile, *, settings: QSettings | None = None,
-                 output: Path | None = None, parent: QWidget | None = None) -> None:
+                 output: Path | None = None, parent: QWidget | None = None,
+                 build_options: dict[str, Any] | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("composeWizard")
         self.setAccessibleName("Compose a live ISO")
@@ -70,10 +80,13 @@ class ComposeWizard(QWizard):
         self.system_page = SystemPage(self.state)
         self.image_page = ImagePage(self.state)
         self.review_page = ReviewPage(self.state)
+        self.build_page = BuildPage(self.state, build_options=build_options)
+        self.preview_page = PreviewPage(self.state)
         pages: dict[PageId, StatePage] = {
             PageId.PACKAGES: self.packages_page, PageId.KERNEL_BOOT: self.kernel_page,
             PageId.SYSTEM: self.system_page, PageId.IMAGE: self.image_page,
-            PageId.REVIEW: self.review_page,
+            PageId.REVIEW: self.review_page, PageId.BUILD: self.build_page,
+            PageId.PREVIEW: self.preview_page,
         }
         for page_id, page in pages.items():
             page.setObjectName(f"page-{page_id.name.lower()}")
@@ -84,7 +97,28 @@ class ComposeWizard(QWizard):
                             (QWizard.WizardButton.CancelButton, "Cancel"),
                             (QWizard.WizardButton.FinishButton, "Finish")):
             self.button(which).setAccessibleName(text)
+        self.review_page.setButtonText(QWizard.WizardButton.NextButton, "&Build")
+        self.setButtonText(QWizard.WizardButton.FinishButton, "&Done")
+        self.review_page.profileSaved.connect(self.profileSaved)
+        self.build_page.built.connect(self._on_built)
+        self.preview_page.view.writeRequested.connect(self.writeRequested)
         self.finished.connect(lambda _result: self.shutdown())
+
+    @Slot(object)
+    def _on_built(self, result: BuildResult) -> None:
+        self.preview_page.show_iso(result.iso)
+        self.isoBuilt.emit(result.iso)
+
+    def is_building(self) -> bool:
+        return self.build_page.is_building()
+
+    def reject(self) -> None:
+        # Cancel while building asks first (the build view's question); it never just drops
+        # a running build.
+        if self.build_page.is_building():
+            self.build_page.view.request_cancel()
+            return
+        super().reject()
 
     def profile(self) -> Profile:
         """The profile the pages describe right now (frozen)."""
