@@ -13,6 +13,7 @@ errors also carry a "warning:"/"error:" prefix, so colour is never the only cue.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal, Slot
@@ -35,6 +36,8 @@ from ui.errors import show_error
 from ui.logbuffer import LogBuffer, LogEntry
 
 FLUSH_MS = 75
+FLUSH_LINES = 1000  # per flush: about 10 ms of GUI work
+BACKLOG_FLUSH_MS = 15
 FILTER_DELAY_MS = 150  # typing in the text filter re-renders once the user pauses
 LEVELS = (Level.DEBUG, Level.INFO, Level.WARNING, Level.ERROR)
 
@@ -177,11 +180,18 @@ class LogView(QWidget):
         self.rerender()
 
     def shows(self, entry: LogEntry) -> bool:
+        return self._matcher()(entry)
+
+    def _matcher(self) -> Callable[[LogEntry], bool]:
+        """The filters as one cheap test (read the widgets once, not once per line)."""
         needle = self.filter_edit.text().strip().casefold()
-        return entry.level >= self.min_level() and (not needle or needle in entry.text.casefold())
+        lowest = self.min_level()
+        if not needle:
+            return lambda e: e.level >= lowest
+        return lambda e: e.level >= lowest and needle in e.text.casefold()
 
     def visible_entries(self) -> list[LogEntry]:
-        return [e for e in self.buffer.entries() if self.shows(e)]
+        return list(filter(self._matcher(), self.buffer.entries()))
 
     def visible_text(self) -> str:
         return "\n".join(e.format() for e in self.visible_entries())
@@ -212,16 +222,30 @@ class LogView(QWidget):
 
     @Slot()
     def flush(self) -> None:
-        """Move the queued lines into the widget in one edit."""
+        """Move queued lines into the widget, at most FLUSH_LINES per call so that a flood
+        never blocks the event loop for long; a backlog is flushed again soon."""
         self._flush_timer.stop()
-        pending, self._pending = self._pending, []
-        self._insert(pending, follow=self._at_bottom())
+        # Lines beyond the document's capacity would be trimmed at once: skip them.
+        del self._pending[:-self.buffer.max_lines]
+        batch, self._pending = self._pending[:FLUSH_LINES], self._pending[FLUSH_LINES:]
+        self._insert(batch, follow=self._at_bottom())
+        if self._pending:
+            self._flush_timer.start(BACKLOG_FLUSH_MS)
+
+    def flush_all(self) -> None:
+        """Draw everything queued now, however long it takes (tests)."""
+        while self._pending:
+            self.flush()
+        self._flush_timer.stop()
 
     def _insert(self, entries: list[LogEntry], *, follow: bool) -> None:
-        shown = [e for e in entries if self.shows(e)][-self.buffer.max_lines:]
+        shows = self._matcher()
+        shown = [e for e in entries if shows(e)][-self.buffer.max_lines:]
         if not shown:
             return
         doc = self.text.document()
+        if len(shown) >= self.buffer.max_lines:
+            self.text.clear()  # every line is replaced: cheaper than appending and trimming
         cursor = QTextCursor(doc)
         cursor.movePosition(QTextCursor.MoveOperation.End)
         cursor.beginEditBlock()

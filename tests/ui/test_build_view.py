@@ -86,7 +86,7 @@ def test_a_real_build_ends_with_every_stage_done(qtbot: Any, view: BuildView, re
     assert any("BusyBox applets" in t for t in texts)  # a stage's own line
     assert any(t.startswith("-- ") for t in texts)  # a step inside a stage, as debug
     assert any(t.startswith("built ") for t in texts)
-    view.log_view.flush()
+    view.log_view.flush_all()
     assert "BusyBox applets" in view.log_view.text.toPlainText()
     # The GUI thread kept running while the pipeline worked (goal: 50 ms, see benchmarks).
     assert len(heartbeat.gaps) > 5

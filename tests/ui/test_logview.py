@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QApplication
 
 from app.reporter import Level
 from ui.logbuffer import LogBuffer
-from ui.logview import LogView, level_color
+from ui.logview import FLUSH_LINES, LogView, level_color
 
 
 def make_view(qtbot: Any, buffer: LogBuffer | None = None, **kwargs: Any) -> LogView:
@@ -96,7 +96,7 @@ def test_each_level_has_its_own_colour_in_light_and_dark_palettes(qtbot: Any) ->
     view.text.setPalette(dark)
     view.setPalette(dark)
     fill(view.buffer)
-    view.flush()
+    view.flush_all()
     doc = view.text.document()
     for block_number, level in enumerate(Level):
         block = doc.findBlockByNumber(block_number)
@@ -135,12 +135,12 @@ def test_the_widget_stays_bounded_like_its_buffer(qtbot: Any) -> None:
     view = make_view(qtbot, buffer, min_level=Level.DEBUG)
     for n in range(1000):
         buffer.append(Level.INFO, f"line {n}")
-    view.flush()
+    view.flush_all()
     assert view.line_count() == 100 and len(buffer) == 100
     assert shown_lines(view)[0].endswith("line 900") and shown_lines(view)[-1].endswith("line 999")
     for n in range(1000, 1150):
         buffer.append(Level.INFO, f"line {n}")
-    view.flush()
+    view.flush_all()
     assert view.line_count() == 100 and shown_lines(view)[0].endswith("line 1050")
 
 
@@ -149,15 +149,15 @@ def test_follows_new_lines_unless_the_user_scrolled_up(qtbot: Any) -> None:
     bar = view.text.verticalScrollBar()
     for n in range(300):
         view.append(Level.INFO, f"line {n}")
-    view.flush()
+    view.flush_all()
     assert bar.maximum() > 0 and bar.value() == bar.maximum()
     bar.setValue(10)  # the user scrolls up to read
     view.append(Level.INFO, "more")
-    view.flush()
+    view.flush_all()
     assert bar.value() == 10
     bar.setValue(bar.maximum())  # back at the bottom: follow again
     view.append(Level.INFO, "and more")
-    view.flush()
+    view.flush_all()
     assert bar.value() == bar.maximum()
 
 
@@ -166,7 +166,18 @@ def test_a_flood_of_lines_costs_little_gui_time(qtbot: Any) -> None:
     started = time.perf_counter()
     for n in range(20_000):
         view.append(Level.INFO if n % 10 else Level.WARNING, f"line {n}")
-    view.flush()
+    view.flush_all()
     elapsed = time.perf_counter() - started
     assert view.line_count() == 20_000
     assert elapsed < 5.0  # generous: typically well under a second
+
+
+def test_a_backlog_is_drawn_in_slices_that_keep_the_event_loop_free(qtbot: Any) -> None:
+    view = make_view(qtbot, LogBuffer(max_lines=5000), min_level=Level.DEBUG)
+    for n in range(12_000):
+        view.append(Level.INFO, f"line {n}")
+    view.flush()
+    assert view.line_count() == FLUSH_LINES  # older lines beyond capacity were skipped
+    assert shown_lines(view)[0].endswith("line 7000")
+    qtbot.waitUntil(lambda: view.line_count() == 5000, timeout=5000)
+    assert shown_lines(view)[-1].endswith("line 11999")
