@@ -99,15 +99,20 @@ def test_cancel_asks_first_then_leaves_no_iso_and_a_reusable_view(
     at_initramfs = threading.Event()
     release = threading.Event()
 
+    view.start(ram_profile(repo), out, cache_dir=tmp_path / "cache")
+    assert view.task is not None
+    reporter = view.task.reporter
+    announce = reporter.step
+
     def hold_at_initramfs(name: str) -> None:  # runs in the worker thread
+        announce(name)
         if name == "Make the initramfs":
             at_initramfs.set()
             release.wait(30)
 
-    view.start(ram_profile(repo), out, cache_dir=tmp_path / "cache")
-    assert view.task is not None
-    # Hold the worker at a known stage so the test cannot race the (fast) build.
-    view.task.reporter.stepped.connect(hold_at_initramfs, Qt.ConnectionType.DirectConnection)
+    # Hold the worker at a known stage so the test cannot race the (fast) build; the
+    # validation and the first stages take far longer than setting this.
+    reporter.step = hold_at_initramfs  # type: ignore[method-assign]
     try:
         qtbot.waitUntil(lambda: view.stage_state("Make the initramfs") is StageState.RUNNING,
                         timeout=BUILD_TIMEOUT_MS)
