@@ -1,8 +1,9 @@
 """Background work for the GUI: one function on its own QThread, heard as signals.
 
 `BackgroundTask(fn)` runs `fn(reporter)` once in a worker thread. The core calls the
-reporter (`ThreadReporter`) from that thread; its signals are queued to the GUI thread,
-where the task re-emits them. So every signal of a `BackgroundTask` is emitted in the GUI
+reporter (`ThreadReporter`) from that thread; it queues the calls and signals them in the
+GUI thread (in batches, so a log flood cannot starve the event loop), where the task
+re-emits them. So every signal of a `BackgroundTask` is emitted in the GUI
 thread, and a receiver may be any callable (a lambda connected straight to a worker-thread
 signal would run in the worker thread instead). Workers never touch widgets.
 
@@ -18,10 +19,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, QTimer, Signal, Slot
 
 from app.reporter import Level, Reporter
 
@@ -29,10 +31,20 @@ Task = Callable[[Reporter], Any]
 
 # Progress is re-drawn at most this often (the helper already sends it every 50 ms).
 PROGRESS_INTERVAL = 0.05
+# Queued reporter calls are handed out in slices of this long at most, then the event
+# loop runs (timers, painting) before the next slice.
+DRAIN_SECONDS = 0.008
+DRAIN_BATCH = 64
 
 
 class ThreadReporter(QObject):
-    """A Reporter to be called from a worker thread; each call becomes a (queued) signal.
+    """A Reporter to be called from a worker thread; its calls arrive as signals in the GUI
+    thread, in the order they were made.
+
+    Calls are queued and the GUI thread is woken once per batch, not once per call: a
+    worker that logs thousands of lines a second costs one queued event per batch, and the
+    GUI thread hands the batch out in slices of at most DRAIN_SECONDS, so timers and
+    painting keep running during a flood.
 
     Create it in the GUI thread. `cancel()` may be called from any thread.
     """
@@ -40,6 +52,7 @@ class ThreadReporter(QObject):
     stepped = Signal(str)
     progressed = Signal(object, object)  # done, total: Python ints (bytes exceed 2**31)
     logged = Signal(int, str)
+    _wake = Signal()
 
     def __init__(self, parent: QObject | None = None, *,
                  interval: float = PROGRESS_INTERVAL) -> None:
@@ -47,26 +60,66 @@ class ThreadReporter(QObject):
         self._cancel = threading.Event()
         self._interval = interval
         self._last_progress = 0.0  # touched by the worker thread only
+        self._lock = threading.Lock()
+        self._queue: deque[tuple[str, Any, Any]] = deque()
+        self._woken = False  # a wake-up is on its way to the GUI thread
+        self._wake.connect(self._drain, Qt.ConnectionType.QueuedConnection)
 
+    # -- worker thread --------------------------------------------------------------------
     def step(self, name: str) -> None:
         self._last_progress = 0.0
-        self.stepped.emit(name)
+        self._post("step", name, None)
 
     def progress(self, done: int, total: int) -> None:
         now = time.monotonic()
         if now - self._last_progress < self._interval and done < total:
             return
         self._last_progress = now
-        self.progressed.emit(int(done), int(total))
+        self._post("progress", int(done), int(total))
 
     def log(self, level: Level, message: str) -> None:
-        self.logged.emit(int(level), str(message))
+        self._post("log", int(level), str(message))
 
     def cancel(self) -> None:
         self._cancel.set()
 
     def cancelled(self) -> bool:
         return self._cancel.is_set()
+
+    def _post(self, kind: str, a: Any, b: Any) -> None:
+        with self._lock:
+            self._queue.append((kind, a, b))
+            if self._woken:
+                return
+            self._woken = True
+        self._wake.emit()
+
+    # -- GUI thread -----------------------------------------------------------------------
+    def pending(self) -> bool:
+        """True while calls wait to be signalled."""
+        with self._lock:
+            return bool(self._queue)
+
+    @Slot()
+    def _drain(self) -> None:
+        deadline = time.perf_counter() + DRAIN_SECONDS
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._woken = False
+                    return
+                batch = [self._queue.popleft() for _ in range(min(DRAIN_BATCH,
+                                                                  len(self._queue)))]
+            for kind, a, b in batch:
+                if kind == "log":
+                    self.logged.emit(a, b)
+                elif kind == "progress":
+                    self.progressed.emit(a, b)
+                else:
+                    self.stepped.emit(a)
+            if time.perf_counter() > deadline:
+                break
+        self._wake.emit()  # more to hand out: let timers and painting run first
 
 
 class _Job(QObject):
@@ -191,6 +244,15 @@ class BackgroundTask(QObject):
             job.deleteLater()
         if thread is not None:
             thread.deleteLater()
+        self._finish_when_drained()
+
+    @Slot()
+    def _finish_when_drained(self) -> None:
+        # The last slices of a log flood may still be queued: hand them out first (in
+        # slices, so the GUI stays live), then say how the task ended.
+        if self.reporter.pending():
+            QTimer.singleShot(int(DRAIN_SECONDS * 1000), self._finish_when_drained)
+            return
         self._running = False
         ok, value = self._outcome or (False, RuntimeError("the worker thread stopped early"))
         if ok:

@@ -10,6 +10,7 @@ import pytest
 
 from app.errors import Cancelled
 from app.reporter import Level, Reporter, check_cancelled
+from tests.support.gui_heartbeat import Heartbeat
 from ui.worker import BackgroundTask
 
 
@@ -80,3 +81,31 @@ def test_shutdown_waits_for_the_thread(qtbot: Any) -> None:
     task.shutdown()
     assert stopped.is_set()
     qtbot.waitUntil(lambda: not task.is_running(), timeout=5_000)
+
+
+def test_a_log_flood_arrives_whole_in_order_without_starving_the_event_loop(qtbot: Any) -> None:
+    lines = 30_000
+
+    def flood(reporter: Reporter) -> None:
+        reporter.step("flood")
+        for n in range(lines):
+            reporter.log(Level.INFO, str(n))
+            if n == lines // 2:
+                reporter.step("second half")
+        reporter.progress(1, 1)
+
+    task = BackgroundTask(flood)
+    heard: list[str] = []
+    task.stepChanged.connect(lambda s: heard.append(f"step {s}"))
+    task.logLine.connect(lambda level, text: heard.append(text))
+    task.progressChanged.connect(lambda d, t: heard.append("progress"))
+    task.finished.connect(lambda r: heard.append("finished"))
+    heartbeat = Heartbeat(10)
+    heartbeat.start()
+    with qtbot.waitSignal(task.ended, timeout=60_000):
+        task.start()
+    heartbeat.stop()
+    expected = ["step flood", *map(str, range(lines // 2 + 1)), "step second half",
+                *map(str, range(lines // 2 + 1, lines)), "progress", "finished"]
+    assert heard == expected
+    assert heartbeat.gaps and heartbeat.longest_gap() < 0.5
