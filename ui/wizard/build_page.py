@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Signal, Slot
-from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget, QWizard
+from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
 from app.build.pipeline import BuildResult
 from ui.build_view import BuildView
@@ -69,16 +69,16 @@ class BuildPage(StatePage):
     def is_building(self) -> bool:
         return self.view.is_running()
 
-    def _wizard_button(self, which: QWizard.WizardButton) -> QPushButton | None:
-        wizard = self.wizard()
-        button = wizard.button(which) if wizard is not None else None
-        return button if isinstance(button, QPushButton) else None
-
     @Slot(bool)
     def _on_running(self, running: bool) -> None:
-        back = self._wizard_button(QWizard.WizardButton.BackButton)
-        if back is not None:
-            back.setEnabled(not running)
+        # QWizard re-enables Back whenever it updates its buttons, unless the page before is
+        # a commit page: so the page before is one while the build runs.
+        wizard = self.wizard()
+        if wizard is not None:
+            mine = next(i for i in wizard.pageIds() if wizard.page(i) is self)
+            earlier = [i for i in wizard.pageIds() if i < mine]
+            if earlier:
+                wizard.page(max(earlier)).setCommitPage(running)
         self.completeChanged.emit()
 
     @Slot(object)

@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-
 from typing import Any
 
 from PySide6.QtCore import QSettings, Signal, Slot
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QWidget, QWizard
 
+from app.build.pipeline import BuildResult
 from app.build.profile import Profile
 from app.packages.resolve import Resolution
 from ui.settings import app_settings
-from app.build.pipeline import BuildResult
 from ui.wizard.build_page import BuildPage
 from ui.wizard.common import StatePage
 from ui.wizard.image_page import ImagePage

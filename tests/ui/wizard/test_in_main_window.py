@@ -1,0 +1,70 @@
+"""The wizard as a page of the main window: opened from a saved profile, embedded (not a
+separate window), remembered in the recent lists, and guarded when the window closes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QMessageBox, QPushButton, QWizard
+
+from app.build.profile import ImageOptions, RootImageFormat, save_profile
+from tests.ui.wizard.conftest import glaucus_profile
+from tests.ui.wizard.helpers import go_to, wait_checked
+from ui.main_window import MainWindow
+from ui.wizard.compose_wizard import PageId
+
+
+def window_with_profile(qtbot: Any, settings: QSettings, repo: Path,
+                        tmp_path: Path) -> tuple[MainWindow, Path]:
+    profile = glaucus_profile(repo, "busybox", "linux",
+                              image=ImageOptions(RootImageFormat.RAM))
+    saved = tmp_path / "ram.toml"
+    save_profile(profile, saved)
+    window = MainWindow(settings)
+    qtbot.addWidget(window)
+    window.show()
+    window.open_profile_file(saved)
+    return window, saved
+
+
+def test_a_saved_profile_opens_the_wizard_inside_the_window(
+        qtbot: Any, settings: QSettings, glaucus_repo: Path, tmp_path: Path) -> None:
+    window, saved = window_with_profile(qtbot, settings, glaucus_repo, tmp_path)
+    wizard = window.wizard
+    assert wizard is not None and wizard.isVisible()
+    assert wizard.window() is window and not wizard.isWindow()
+    assert window.pages.currentWidget() is window.compose_frame
+    assert wizard.profile().image.format is RootImageFormat.RAM
+    assert window.start.recent_profiles.paths() == [saved]
+    # Cancel on the first page leads back to the start screen, which lists the profile.
+    qtbot.mouseClick(wizard.button(QWizard.WizardButton.CancelButton), Qt.MouseButton.LeftButton)
+    assert window.pages.currentWidget() is window.start
+    assert window.start.profiles_list.item(0).text() == "ram.toml"
+
+
+def test_closing_the_window_during_a_build_asks_then_stops_it(
+        qtbot: Any, settings: QSettings, glaucus_repo: Path, tmp_path: Path) -> None:
+    window, _saved = window_with_profile(qtbot, settings, glaucus_repo, tmp_path)
+    wizard = window.wizard
+    assert wizard is not None
+    output = tmp_path / "out" / "closing.iso"
+    output.parent.mkdir()
+    wizard.set_output_path(output)
+    wizard.build_page.build_options = {"cache_dir": tmp_path / "cache"}
+    page = wizard.packages_page
+    qtbot.waitUntil(lambda: page.load_count > 0 and not page.busy(), timeout=20_000)
+    go_to(qtbot, wizard, PageId.REVIEW)
+    wait_checked(qtbot, wizard)
+    qtbot.mouseClick(wizard.button(QWizard.WizardButton.NextButton), Qt.MouseButton.LeftButton)
+    assert wizard.is_building()
+
+    window.close()
+    box = window.close_box
+    assert isinstance(box, QMessageBox) and box.isVisible()
+    assert "a build" in box.text()
+    box.findChild(QPushButton, "confirmQuit").click()
+    qtbot.waitUntil(lambda: not wizard.is_building(), timeout=120_000)
+    assert not window.isVisible()
+    assert not output.exists()
