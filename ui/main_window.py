@@ -34,15 +34,12 @@ from app.build.profile import Profile, builtin_profiles, load_profile
 from ui.dialogs import PathKind, ask_destructive, choose_path
 from ui.errors import show_error
 from ui.recents import RecentFiles
+from ui.settings import app_settings
 
 ISO_FILTER = "ISO images (*.iso *.img);;All files (*)"
 PROFILE_FILTER = "Livesmith profiles (*.toml);;All files (*)"
 RECENT_PROFILES = "recent/profiles"
 RECENT_IMAGES = "recent/images"
-
-
-def default_settings() -> QSettings:
-    return QSettings("Livesmith", "Livesmith")
 
 
 class StartScreen(QWidget):
@@ -203,7 +200,7 @@ class PageFrame(QWidget):
 class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None) -> None:
         super().__init__()
-        self.settings = settings if settings is not None else default_settings()
+        self.settings = settings if settings is not None else app_settings()
         self.setWindowTitle("Livesmith")
         self.resize(1000, 700)
         geometry = self.settings.value("window/geometry")

@@ -6,6 +6,8 @@ file (`QSettings(path, QSettings.Format.IniFormat)`) and never touch the user's 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import QSettings
 
 from app.packages.model import SourceKind
@@ -33,4 +35,19 @@ def remember_source_folder(settings: QSettings, kind: SourceKind, folder: str) -
     if kind is SourceKind.APT or not folder:
         return  # apt has no folder
     settings.setValue(_source_key(kind), folder)
+    settings.sync()
+
+
+OUTPUT_FOLDER_KEY = "build/last_output_folder"
+
+
+def last_output_folder(settings: QSettings) -> Path:
+    """The folder the last ISO was built into (if it still exists), else the home folder."""
+    value = settings.value(OUTPUT_FOLDER_KEY, "")
+    folder = Path(value) if isinstance(value, str) and value else None
+    return folder if folder is not None and folder.is_dir() else Path.home()
+
+
+def remember_output_folder(settings: QSettings, folder: Path) -> None:
+    settings.setValue(OUTPUT_FOLDER_KEY, str(folder))
     settings.sync()

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
 from app.build.pipeline import BuildResult
 from ui.build_view import BuildView
+from ui.settings import remember_output_folder
 from ui.wizard.common import StatePage, named
 from ui.wizard.state import WizardState
 
@@ -60,6 +61,7 @@ class BuildPage(StatePage):
         if output is None or self.view.is_running():
             return
         self.again_button.setVisible(False)
+        remember_output_folder(self.state.settings, Path(output).parent)
         self.view.start(self.state.profile, Path(output), **self.build_options)
         self.completeChanged.emit()
 

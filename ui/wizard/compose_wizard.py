@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QWidget, QWizard
 from app.build.pipeline import BuildResult
 from app.build.profile import Profile
 from app.packages.resolve import Resolution
-from ui.settings import app_settings
+from ui.settings import app_settings, last_output_folder
 from ui.wizard.build_page import BuildPage
 from ui.wizard.common import StatePage
 from ui.wizard.image_page import ImagePage
@@ -48,8 +48,9 @@ class PageId(enum.IntEnum):
 PAGE_ORDER = tuple(PageId)
 
 
-def default_output(profile: Profile) -> Path:
-    return Path.home() / f"{profile.name or 'livesmith'}.iso"
+def default_output(profile: Profile, settings: QSettings) -> Path:
+    """<profile name>.iso in the folder the last ISO went to (else the home folder)."""
+    return last_output_folder(settings) / f"{profile.name or 'livesmith'}.iso"
 
 
 class ComposeWizard(QWizard):
@@ -69,9 +70,10 @@ class ComposeWizard(QWizard):
         self.setWizardStyle(QWizard.WizardStyle.ClassicStyle)
         self.setOption(QWizard.WizardOption.NoBackButtonOnStartPage, True)
         self.resize(900, 680)
-        self.state = WizardState(profile, settings if settings is not None else app_settings(),
-                                 output if output is not None else default_output(profile),
-                                 self)
+        settings = settings if settings is not None else app_settings()
+        self.state = WizardState(profile, settings,
+                                 output if output is not None
+                                 else default_output(profile, settings), self)
         self.state.profileChanged.connect(self.profileChanged)
         self.state.resolutionChanged.connect(self.resolutionChanged)
         self.packages_page = PackagesPage(self.state)

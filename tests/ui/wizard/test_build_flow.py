@@ -121,3 +121,14 @@ def test_cancel_during_the_build_leaves_no_iso_and_the_wizard_usable(
     press_next(qtbot, wizard)
     qtbot.waitUntil(lambda: not page.is_building(), timeout=BUILD_MS)
     assert output.is_file() and page.isComplete()
+
+
+def test_the_next_wizard_suggests_the_folder_the_last_iso_went_to(
+        qtbot: Any, wizard: ComposeWizard, settings: Any, tmp_path: Path) -> None:
+    compose_ram_iso(qtbot, wizard)
+    press_next(qtbot, wizard)
+    qtbot.waitUntil(lambda: not wizard.build_page.is_building(), timeout=BUILD_MS)
+    again = ComposeWizard(wizard.profile(), settings=settings)
+    qtbot.addWidget(again)
+    assert again.output_path() == tmp_path / "out" / f"{wizard.profile().name}.iso"
+    again.shutdown()
