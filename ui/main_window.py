@@ -71,10 +71,15 @@ class StartScreen(QWidget):
         # Long descriptions must not widen the window past small screens.
         self.profile_combo.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.profile_combo.setMinimumContentsLength(16)
+        self.profile_combo.setMinimumContentsLength(12)
         for name, profile in self.builtins.items():
-            text = f"{name} — {profile.description}" if profile.description else name
-            self.profile_combo.addItem(text, name)
+            self.profile_combo.addItem(name, name)
+            self.profile_combo.setItemData(self.profile_combo.count() - 1, profile.description,
+                                           Qt.ItemDataRole.ToolTipRole)
+        self.profile_about = QLabel()
+        self.profile_about.setObjectName("start-profile-description")
+        self.profile_about.setWordWrap(True)
+        self.profile_combo.currentIndexChanged.connect(self._show_profile_description)
         self.open_profile_button = QPushButton("Open a saved &profile…")
         self.open_profile_button.setObjectName("start-open-profile")
         self.open_profile_button.setAccessibleName("Open a saved profile")
@@ -95,7 +100,6 @@ class StartScreen(QWidget):
             button.setMinimumHeight(44)
             hint = QLabel(hints[name])
             hint.setWordWrap(True)
-            hint.setEnabled(False)  # the palette's secondary text colour
             grid.addWidget(button, row, 0)
             grid.addWidget(hint, row, 1)
             row += 1
@@ -107,8 +111,12 @@ class StartScreen(QWidget):
                 from_row.addWidget(self.profile_combo, 1)
                 from_row.addWidget(self.open_profile_button)
                 grid.addLayout(from_row, row, 0, 1, 2)
-                row += 1
+                grid.addWidget(self.profile_about, row + 1, 0, 1, 2)
+                row += 2
+            grid.setRowMinimumHeight(row, 12)  # a little air between the ways in
+            row += 1
         grid.setColumnStretch(1, 1)
+        grid.setRowStretch(row, 1)  # spare height below the buttons, not between them
 
         self.profiles_list = self._recent_list("Recent profiles")
         self.images_list = self._recent_list("Recent images")
@@ -138,6 +146,7 @@ class StartScreen(QWidget):
         self.images_list.itemActivated.connect(
             lambda item: self.inspectRequested.emit(Path(item.data(Qt.ItemDataRole.UserRole))))
         self.file_dialog: QFileDialog | None = None
+        self._show_profile_description()
         self.refresh_recent()
 
     @staticmethod
@@ -163,6 +172,11 @@ class StartScreen(QWidget):
                 placeholder = QListWidgetItem(empty)
                 placeholder.setFlags(Qt.ItemFlag.NoItemFlags)
                 widget.addItem(placeholder)
+
+    @Slot()
+    def _show_profile_description(self) -> None:
+        profile = self.builtins.get(self.profile_combo.currentData())
+        self.profile_about.setText(profile.description if profile is not None else "")
 
     @Slot()
     def _compose_builtin(self) -> None:

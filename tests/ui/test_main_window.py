@@ -27,6 +27,8 @@ def test_start_screen_offers_three_ways_in(qtbot, settings) -> None:
     # Built-in profiles to start from, the shipped default first.
     assert start.profile_combo.count() >= 1
     assert "minimal" in [start.profile_combo.itemData(i) for i in range(start.profile_combo.count())]
+    start.profile_combo.setCurrentIndex(start.profile_combo.findData("minimal"))
+    assert start.profile_about.text() == start.builtins["minimal"].description != ""
 
 
 def test_write_button_opens_the_writer_and_back_returns(qtbot, settings) -> None:
