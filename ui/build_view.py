@@ -243,7 +243,7 @@ class BuildView(QWidget):
         task = BackgroundTask(build, self, name="livesmith-build")
         task.stepChanged.connect(self._on_step)
         task.progressChanged.connect(self._on_progress)
-        task.logLine.connect(self.log_buffer.append)
+        task.logLines.connect(self.log_buffer.extend)
         task.finished.connect(self._on_finished)
         task.failed.connect(self._on_failed)
         self._task = task

@@ -3,7 +3,7 @@
 The buffer keeps the newest `max_lines` entries (older ones fall off the front and are
 counted in `dropped`). Listeners hear every new entry; a view subscribes with
 `add_listener` and replays `entries()` first. Use it from one thread (the GUI thread):
-worker threads reach it through BackgroundTask's queued `logLine` signal.
+worker threads reach it through BackgroundTask's `logLines` signal.
 """
 
 from __future__ import annotations

@@ -163,7 +163,9 @@ class LogView(QWidget):
             self.text.clear()
             return
         self._pending.append(entry)
-        if not self._flush_timer.isActive():
+        # The timer runs exactly while lines are pending; no Qt call per line (each one
+        # would let a busy worker thread take the GIL for a whole switch interval).
+        if len(self._pending) == 1:
             self._flush_timer.start()
 
     # -- filtering ------------------------------------------------------------------------

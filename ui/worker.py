@@ -23,7 +23,16 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import (
+    QCoreApplication,
+    QMetaMethod,
+    QObject,
+    Qt,
+    QThread,
+    QTimer,
+    Signal,
+    Slot,
+)
 
 from app.reporter import Level, Reporter
 
@@ -34,7 +43,7 @@ PROGRESS_INTERVAL = 0.05
 # Queued reporter calls are handed out in slices of this long at most, then the event
 # loop runs (timers, painting) before the next slice.
 DRAIN_SECONDS = 0.008
-DRAIN_BATCH = 64
+DRAIN_BATCH = 256
 
 
 class ThreadReporter(QObject):
@@ -51,7 +60,8 @@ class ThreadReporter(QObject):
 
     stepped = Signal(str)
     progressed = Signal(object, object)  # done, total: Python ints (bytes exceed 2**31)
-    logged = Signal(int, str)
+    logged = Signal(int, str)  # one line (only emitted while something listens)
+    loggedMany = Signal(object)  # consecutive lines: list[tuple[int, str]]
     _wake = Signal()
 
     def __init__(self, parent: QObject | None = None, *,
@@ -64,6 +74,7 @@ class ThreadReporter(QObject):
         self._queue: deque[tuple[str, Any, Any]] = deque()
         self._woken = False  # a wake-up is on its way to the GUI thread
         self._wake.connect(self._drain, Qt.ConnectionType.QueuedConnection)
+        self._logged_method = QMetaMethod.fromSignal(self.logged)
 
     # -- worker thread --------------------------------------------------------------------
     def step(self, name: str) -> None:
@@ -110,16 +121,33 @@ class ThreadReporter(QObject):
                     return
                 batch = [self._queue.popleft() for _ in range(min(DRAIN_BATCH,
                                                                   len(self._queue)))]
+            # Lines go out as one list per run: a Qt call per line would let a busy worker
+            # take the GIL for a whole switch interval each time.
+            lines: list[tuple[int, str]] = []
             for kind, a, b in batch:
                 if kind == "log":
-                    self.logged.emit(a, b)
-                elif kind == "progress":
+                    lines.append((a, b))
+                    continue
+                self._emit_lines(lines)
+                lines = []
+                if kind == "progress":
                     self.progressed.emit(a, b)
                 else:
                     self.stepped.emit(a)
+            self._emit_lines(lines)
             if time.perf_counter() > deadline:
                 break
-        self._wake.emit()  # more to hand out: let timers and painting run first
+        # More to hand out: let timers and painting run first (a re-posted event would be
+        # handled before the timers).
+        QTimer.singleShot(0, self._drain)
+
+    def _emit_lines(self, lines: list[tuple[int, str]]) -> None:
+        if not lines:
+            return
+        self.loggedMany.emit(lines)
+        if self.isSignalConnected(self._logged_method):
+            for level, text in lines:
+                self.logged.emit(level, text)
 
 
 class _Job(QObject):
@@ -153,7 +181,8 @@ class BackgroundTask(QObject):
 
     stepChanged = Signal(str)
     progressChanged = Signal(object, object)
-    logLine = Signal(int, str)
+    logLine = Signal(int, str)  # one line (only emitted while something listens)
+    logLines = Signal(object)  # consecutive lines at once: list[tuple[int, str]]
     finished = Signal(object)  # the function's return value
     failed = Signal(object)  # the exception (Cancelled after cancel())
     ended = Signal()  # after finished or failed
@@ -165,7 +194,8 @@ class BackgroundTask(QObject):
         self.reporter = ThreadReporter(self)
         self.reporter.stepped.connect(self._on_step)
         self.reporter.progressed.connect(self._on_progress)
-        self.reporter.logged.connect(self._on_log)
+        self.reporter.loggedMany.connect(self._on_logs)
+        self._log_line_method = QMetaMethod.fromSignal(self.logLine)
         self._fn = fn
         self._thread: QThread | None = None
         self._job: _Job | None = None
@@ -224,9 +254,12 @@ class BackgroundTask(QObject):
     def _on_progress(self, done: int, total: int) -> None:
         self.progressChanged.emit(done, total)
 
-    @Slot(int, str)
-    def _on_log(self, level: int, text: str) -> None:
-        self.logLine.emit(level, text)
+    @Slot(object)
+    def _on_logs(self, lines: list[tuple[int, str]]) -> None:
+        self.logLines.emit(lines)
+        if self.isSignalConnected(self._log_line_method):
+            for level, text in lines:
+                self.logLine.emit(level, text)
 
     @Slot(object)
     def _on_succeeded(self, result: object) -> None:

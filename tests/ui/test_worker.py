@@ -100,6 +100,8 @@ def test_a_log_flood_arrives_whole_in_order_without_starving_the_event_loop(qtbo
     task.logLine.connect(lambda level, text: heard.append(text))
     task.progressChanged.connect(lambda d, t: heard.append("progress"))
     task.finished.connect(lambda r: heard.append("finished"))
+    batches: list[list[tuple[int, str]]] = []
+    task.logLines.connect(batches.append)
     heartbeat = Heartbeat(10)
     heartbeat.start()
     with qtbot.waitSignal(task.ended, timeout=60_000):
@@ -108,4 +110,7 @@ def test_a_log_flood_arrives_whole_in_order_without_starving_the_event_loop(qtbo
     expected = ["step flood", *map(str, range(lines // 2 + 1)), "step second half",
                 *map(str, range(lines // 2 + 1, lines)), "progress", "finished"]
     assert heard == expected
+    # The same lines also came in batches, far fewer signals than lines.
+    assert [text for batch in batches for _, text in batch] == list(map(str, range(lines)))
+    assert len(batches) < lines // 4
     assert heartbeat.gaps and heartbeat.longest_gap() < 0.5
