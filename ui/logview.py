@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.reporter import Level
+from ui.dialogs import PathKind, choose_path
 from ui.errors import show_error
 from ui.logbuffer import LogBuffer, LogEntry
 
@@ -71,6 +72,7 @@ class LogView(QWidget):
         super().__init__(parent)
         self.setObjectName("logView")
         self._buffer: LogBuffer | None = None
+        self.save_dialog: QFileDialog | None = None  # the open "Save the log" chooser
         self._pending: list[LogEntry] = []
         self._formats: dict[Level, QTextCharFormat] = {}
         self._flush_timer = QTimer(self)
@@ -297,11 +299,15 @@ class LogView(QWidget):
         self.saved.emit(str(path))
 
     @Slot()
-    def choose_and_save(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save the log", "livesmith-build.log",
-                                              "Log files (*.log *.txt);;All files (*)")
-        if not path:
-            return
+    def choose_and_save(self) -> QFileDialog:
+        """Ask where to save (without blocking); the chosen file gets every buffered line."""
+        self.save_dialog = choose_path(
+            self, title="Save the log", start=Path.home() / "livesmith-build.log",
+            kind=PathKind.SAVE_FILE, on_chosen=self._save_chosen, name="saveLogDialog",
+            filters="Log files (*.log *.txt);;All files (*)")
+        return self.save_dialog
+
+    def _save_chosen(self, path: Path) -> None:
         try:
             self.save_to(path)
         except OSError as exc:

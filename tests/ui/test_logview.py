@@ -181,3 +181,17 @@ def test_a_backlog_is_drawn_in_slices_that_keep_the_event_loop_free(qtbot: Any) 
     assert shown_lines(view)[0].endswith("line 7000")
     qtbot.waitUntil(lambda: view.line_count() == 5000, timeout=5000)
     assert shown_lines(view)[-1].endswith("line 11999")
+
+
+def test_save_button_asks_where_without_blocking_and_saves_there(qtbot: Any,
+                                                                 tmp_path: Path) -> None:
+    buffer = LogBuffer()
+    fill(buffer)
+    view = make_view(qtbot, buffer)
+    qtbot.mouseClick(view.save_button, Qt.MouseButton.LeftButton)
+    dialog = view.save_dialog
+    assert dialog is not None and dialog.isVisible() and dialog.objectName() == "saveLogDialog"
+    dialog.selectFile(str(tmp_path / "chosen.log"))
+    with qtbot.waitSignal(view.saved):
+        dialog.accept()
+    assert (tmp_path / "chosen.log").read_text().count("\n") == 4  # every line, debug too
