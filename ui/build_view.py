@@ -43,6 +43,7 @@ from app.build.pipeline import STAGES, BuildResult, run_build
 from app.build.profile import Profile
 from app.errors import Cancelled
 from app.reporter import Level, Reporter
+from ui.dialogs import ask_destructive
 from ui.errors import show_error
 from ui.logbuffer import LogBuffer
 from ui.logview import LogView
@@ -121,6 +122,11 @@ class BuildView(QWidget):
         header.setStretchLastSection(False)
         for title in self._titles:
             QTreeWidgetItem(self.stage_list, [title, "", ""])
+        # Every stage in view at once: the list is short, a scroll bar would hide the end.
+        frame = 2 * self.stage_list.frameWidth()
+        row = max(self.stage_list.sizeHintForRow(0), self.fontMetrics().height() + 4, 18)
+        self.stage_list.setMinimumHeight(row * len(self._titles)
+                                         + header.sizeHint().height() + frame)
 
         self.status_label = QLabel()
         self.status_label.setObjectName("buildStatus")
@@ -262,22 +268,15 @@ class BuildView(QWidget):
             return None
         if self.confirm_box is not None:
             return self.confirm_box
-        box = QMessageBox(QMessageBox.Icon.Question, "Cancel the build?",
-                          "Stop building? The unfinished ISO will be removed.",
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
-        box.setObjectName("cancelBuildBox")
-        box.setDefaultButton(QMessageBox.StandardButton.No)
-        box.buttonClicked.connect(
-            lambda button: self._on_confirm(box.standardButton(button)
-                                            == QMessageBox.StandardButton.Yes))
-        self.confirm_box = box
-        box.open()
-        return box
+        self.confirm_box = ask_destructive(
+            self, title="Cancel the build?",
+            text="Stop building? The unfinished ISO will be removed.", act="Stop building",
+            name="cancelBuildBox", act_name="confirmStopBuild", on_yes=self.cancel_now,
+            on_closed=self._forget_confirm)
+        return self.confirm_box
 
-    def _on_confirm(self, yes: bool) -> None:
-        self._close_confirm()
-        if yes:
-            self.cancel_now()
+    def _forget_confirm(self) -> None:
+        self.confirm_box = None
 
     def _close_confirm(self) -> None:
         box, self.confirm_box = self.confirm_box, None

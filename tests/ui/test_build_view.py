@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QPushButton
 
 from app.build.pipeline import STAGES
 from app.build.profile import (
@@ -118,12 +118,12 @@ def test_cancel_asks_first_then_leaves_no_iso_and_a_reusable_view(
                         timeout=BUILD_TIMEOUT_MS)
         box = view.request_cancel()
         assert box is not None and box.isVisible() and box.objectName() == "cancelBuildBox"
-        box.button(QMessageBox.StandardButton.No).click()  # changed their mind
+        box.escapeButton().click()  # changed their mind
         assert view.is_running() and view.confirm_box is None
         assert view.task is not None and not view.task.cancel_requested()
         box = view.request_cancel()
         assert box is not None
-        box.button(QMessageBox.StandardButton.Yes).click()
+        box.findChild(QPushButton, "confirmStopBuild").click()
         assert view.task is not None and view.task.cancel_requested()
         assert not view.cancel_button.isEnabled()
     finally:

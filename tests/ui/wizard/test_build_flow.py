@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox, QWizard
+from PySide6.QtWidgets import QMessageBox, QPushButton, QWizard
 
 from app.build.profile import PackageOptions, RootImageFormat
 from app.iso.inspect import inspect_iso
@@ -104,10 +104,10 @@ def test_cancel_during_the_build_leaves_no_iso_and_the_wizard_usable(
     qtbot.mouseClick(wizard.button(QWizard.WizardButton.CancelButton), Qt.MouseButton.LeftButton)
     box = page.view.confirm_box
     assert isinstance(box, QMessageBox) and box.isVisible()
-    box.button(QMessageBox.StandardButton.No).click()
+    box.escapeButton().click()
     assert page.is_building() and wizard.isVisible()
     qtbot.mouseClick(wizard.button(QWizard.WizardButton.CancelButton), Qt.MouseButton.LeftButton)
-    page.view.confirm_box.button(QMessageBox.StandardButton.Yes).click()
+    page.view.confirm_box.findChild(QPushButton, "confirmStopBuild").click()
     qtbot.waitUntil(lambda: not page.is_building(), timeout=BUILD_MS)
     assert not output.exists()
     assert not any(p.name.endswith(".iso") for p in output.parent.iterdir())
