@@ -84,6 +84,8 @@ def test_screenshots_point_into_docs_screenshots() -> None:
         assert re.search(r"/docs/screenshots/[a-z0-9-]+\.png$", parsed.path), url
     names = {urlparse(u).path.rsplit("/", 1)[1] for u in images}
     assert "start.png" in names
+    for name in names:  # each one is kept, up to date, in this repository
+        assert (ROOT / "docs" / "screenshots" / name).is_file(), name
 
 
 def test_debian_changelog_is_at_this_version() -> None:
