@@ -68,3 +68,29 @@ def test_closing_the_window_during_a_build_asks_then_stops_it(
     qtbot.waitUntil(lambda: not wizard.is_building(), timeout=120_000)
     assert not window.isVisible()
     assert not output.exists()
+
+
+def test_write_to_usb_after_a_build_opens_the_writer_with_the_new_iso(
+        qtbot: Any, settings: QSettings, glaucus_repo: Path, tmp_path: Path) -> None:
+    window, _saved = window_with_profile(qtbot, settings, glaucus_repo, tmp_path)
+    wizard = window.wizard
+    assert wizard is not None
+    output = tmp_path / "out" / "fresh.iso"
+    output.parent.mkdir()
+    wizard.set_output_path(output)
+    wizard.build_page.build_options = {"cache_dir": tmp_path / "cache"}
+    page = wizard.packages_page
+    qtbot.waitUntil(lambda: page.load_count > 0 and not page.busy(), timeout=20_000)
+    go_to(qtbot, wizard, PageId.REVIEW)
+    wait_checked(qtbot, wizard)
+    qtbot.mouseClick(wizard.button(QWizard.WizardButton.NextButton), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: wizard.build_page.isComplete(), timeout=240_000)
+    qtbot.mouseClick(wizard.button(QWizard.WizardButton.NextButton), Qt.MouseButton.LeftButton)
+    view = wizard.preview_page.view
+    qtbot.waitUntil(lambda: view.report() is not None and view.write_button.isEnabled(),
+                    timeout=60_000)
+    qtbot.mouseClick(view.write_button, Qt.MouseButton.LeftButton)
+    assert window.pages.currentWidget() is window.writer_frame
+    assert window.writer.image() == output  # prefilled with the ISO just built
+    assert output in window.start.recent_images.paths()
+    window.writer.shutdown()
