@@ -15,6 +15,8 @@ from app.build.pipeline import LIVE_DIR
 from app.build.profile import Profile, RootImageFormat
 from app.build.rootimage import IMAGE_NAMES
 from app.iso.master import BootSpec
+from app.packages.model import PackageInfo
+from app.packages.repository import repository_files
 
 PACKAGES_DIR = "packages"
 BUILD_ID_PLACEHOLDER = "<BUILD_ID>"
@@ -27,11 +29,11 @@ class PlannedFile:
 
 
 def planned_iso_tree(profile: Profile, *, build_id: str = BUILD_ID_PLACEHOLDER,
-                     package_files: Sequence[str] = ()) -> list[PlannedFile]:
+                     packages: Sequence[tuple[PackageInfo, str]] = ()) -> list[PlannedFile]:
     """Every file the build will write onto the medium, sorted by path.
 
-    `package_files` are the carried packages' file names (when the resolution is known);
-    without them a carried-packages build lists only the index files.
+    `packages` are the carried packages with their file names (when the resolution is
+    known); without them a carried-packages build lists only the index files.
     """
     boot = profile.boot
     planned = [
@@ -58,10 +60,8 @@ def planned_iso_tree(profile: Profile, *, build_id: str = BUILD_ID_PLACEHOLDER,
     if boot.bios or boot.uefi:
         planned.append(PlannedFile(f"/{BootSpec().boot_catalog}", "El Torito boot catalog"))
     if profile.packages.carry:
-        planned.append(PlannedFile(f"/{PACKAGES_DIR}/index.json", "index of carried packages"))
-        planned.append(PlannedFile(f"/{PACKAGES_DIR}/SHA256SUMS", "checksums of the packages"))
-        planned += [PlannedFile(f"/{PACKAGES_DIR}/{name}", "carried package")
-                    for name in package_files]
+        planned += [PlannedFile(f"/{PACKAGES_DIR}/{path}", what) for path, what
+                    in repository_files(profile.packages.source.kind, packages)]
     return sorted(planned, key=lambda f: f.path)
 
 

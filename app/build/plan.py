@@ -15,6 +15,7 @@ from app.build.layout import PlannedFile, planned_iso_tree
 from app.build.pipeline import estimated_bytes, make_context, validate_build
 from app.build.profile import Profile, validate_profile
 from app.errors import Problem
+from app.packages.model import PackageInfo
 from app.reporter import NullReporter, Reporter
 
 NO_OUTPUT = Problem("output", "choose where to write the ISO")
@@ -44,10 +45,12 @@ def plan_build(profile: Profile, output: Path | None,
     ctx = make_context(profile, output, reporter or NullReporter())
     problems = tuple(validate_build(ctx))
     files: tuple[str, ...] = ()
+    known: list[tuple[PackageInfo, str]] = []
     scratch = iso = 0
     if ctx.resolution is not None:
-        files = tuple(sorted(p.file.name for p in ctx.resolution.packages
-                             if p.file is not None))
+        known = sorted(((p, p.file.name) for p in ctx.resolution.packages
+                        if p.file is not None), key=lambda pair: pair[1])
+        files = tuple(name for _, name in known)
         scratch, iso = estimated_bytes(ctx)
-    tree = planned_iso_tree(profile, package_files=files)
+    tree = planned_iso_tree(profile, packages=known)
     return BuildPlan(profile, output, problems, tuple(tree), scratch, iso, files)

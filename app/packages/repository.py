@@ -68,6 +68,33 @@ def _digests(path: Path) -> dict[str, str]:
     return {**{k: h.hexdigest() for k, h in hashes.items()}, "xxh128": xxh.hexdigest()}
 
 
+def carried_path(kind: SourceKind, pkg: PackageInfo, file_name: str) -> str:
+    """Where a package file goes in the carried repository (relative to its folder)."""
+    return f"{pkg.name}/{_glaucus_archive_name(pkg)}" if kind is SourceKind.GLAUCUS else file_name
+
+
+def repository_files(kind: SourceKind,
+                     packages: Sequence[tuple[PackageInfo, str]]) -> list[tuple[str, str]]:
+    """(relative path, what) of every file `write_repository` writes for (package, file name)
+    pairs: the plan of a build lists them before anything is built."""
+    files = [("index.json", "index of carried packages"),
+             ("SHA256SUMS", "checksums of the packages")]
+    for pkg, name in packages:
+        path = carried_path(kind, pkg, name)
+        files.append((path, "carried package"))
+        if kind is SourceKind.GLAUCUS:
+            folder = path.rsplit("/", 1)[0]
+            files += [(f"{folder}/info", "package information"),
+                      (f"{folder}/sum", "XXH3-128 checksum")]
+    if kind in (SourceKind.DEB, SourceKind.APT):
+        files += [("Packages", "apt index"), ("Packages.gz", "apt index (compressed)"),
+                  ("Release", "apt repository checksums")]
+    elif kind is SourceKind.ARCH:
+        files += [(f"{ARCH_REPO}.db.tar.gz", "pacman repository database"),
+                  (f"{ARCH_REPO}.db", "pacman repository database (link)")]
+    return files
+
+
 def write_repository(kind: SourceKind, archives: Sequence[tuple[PackageInfo, Path]],
                      folder: Path, reporter: Reporter, *, epoch: int = 0) -> list[CarriedFile]:
     """Copy `archives` (package, file) into `folder` with the native index for `kind`."""
@@ -76,8 +103,7 @@ def write_repository(kind: SourceKind, archives: Sequence[tuple[PackageInfo, Pat
     digests: dict[str, dict[str, str]] = {}
     for index, (pkg, path) in enumerate(archives):
         check_cancelled(reporter)
-        relative = (f"{pkg.name}/{_glaucus_archive_name(pkg)}" if kind is SourceKind.GLAUCUS
-                    else path.name)
+        relative = carried_path(kind, pkg, path.name)
         dest = folder / relative
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, dest)

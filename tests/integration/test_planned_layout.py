@@ -8,6 +8,7 @@ from pathlib import Path
 from app.build.layout import planned_iso_tree
 from app.build.profile import RootImageFormat
 from app.iso.inspect import inspect_iso
+from app.packages.glaucus import GlaucusSource
 from tests.app.packages.fixtures import text_package
 from tests.integration.test_build_pipeline import build, glaucus_profile
 from tests.support.live_fixtures import live_glaucus_repo
@@ -19,8 +20,10 @@ def test_planned_tree_matches_the_built_iso(tmp_path: Path) -> None:
     profile = replace(profile, packages=replace(profile.packages, carry=True))
     (tmp_path / "out").mkdir()
     result = build(profile, tmp_path / "out" / "planned.iso")
-    files = sorted(next((repo / n).glob("*.tar.zst")).name for n in ("busybox", "linux", "docs"))
+    source = GlaucusSource(profile.packages.source)
+    carried = [(pkg, pkg.file.name) for pkg in source.packages()
+               if pkg.name in ("busybox", "linux", "docs") and pkg.file is not None]
     planned = {f.path for f in planned_iso_tree(profile, build_id=result.build_id,
-                                                package_files=files)}
+                                                packages=carried)}
     built = {f.path for f in inspect_iso(result.iso).files if f.type != "dir"}
     assert planned == built

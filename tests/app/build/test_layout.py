@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from app.build.layout import planned_iso_tree, tree_lines
 from app.build.profile import BootOptions, ImageOptions, PackageOptions, Profile, RootImageFormat
+from app.packages.model import PackageInfo, SourceKind, SourceSpec
 
 
 def paths(profile: Profile, **kwargs) -> list[str]:  # type: ignore[no-untyped-def]
@@ -40,13 +43,26 @@ def test_ram_mode_has_no_root_image_and_bios_only_no_efi() -> None:
     assert "/live/<BUILD_ID>.id" in found
 
 
-def test_carried_packages_are_listed_under_packages() -> None:
-    profile = Profile("p", packages=PackageOptions(carry=True))
-    found = paths(profile, package_files=["busybox-1.0.tar.zst"])
-    assert {"/packages/index.json", "/packages/SHA256SUMS",
-            "/packages/busybox-1.0.tar.zst"} <= set(found)
+def fake_package(name: str, version: str, kind: SourceKind) -> PackageInfo:
+    return PackageInfo(name, version, 1, None, "", (), (), (), None, None, kind)
+
+
+@pytest.mark.parametrize(("kind", "expected"), [
+    (SourceKind.DEB, {"/packages/busybox_1.0_amd64.deb", "/packages/Packages",
+                      "/packages/Packages.gz", "/packages/Release"}),
+    (SourceKind.ARCH, {"/packages/busybox_1.0_amd64.deb", "/packages/livesmith.db",
+                       "/packages/livesmith.db.tar.gz"}),
+    (SourceKind.GLAUCUS, {"/packages/busybox/busybox-1.0.tar.zst", "/packages/busybox/info",
+                          "/packages/busybox/sum"}),
+])
+def test_carried_packages_are_listed_in_their_repository_layout(
+        kind: SourceKind, expected: set[str]) -> None:
+    profile = Profile("p", packages=PackageOptions(SourceSpec(kind, "/srv/x"), carry=True))
+    carried = [(fake_package("busybox", "1.0", kind), "busybox_1.0_amd64.deb")]
+    found = set(paths(profile, packages=carried))
+    assert {"/packages/index.json", "/packages/SHA256SUMS"} | expected <= found
     without = paths(replace(profile, packages=replace(profile.packages, carry=False)),
-                    package_files=["busybox-1.0.tar.zst"])
+                    packages=carried)
     assert not any(p.startswith("/packages") for p in without)
 
 

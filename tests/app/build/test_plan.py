@@ -27,7 +27,8 @@ def test_a_good_profile_plans_without_problems(tmp_path: Path) -> None:
     packed = sum(f.stat().st_size for f in repo.glob("*/*.tar.zst"))
     assert plan.iso_bytes >= packed and plan.scratch_bytes > plan.iso_bytes
     paths = {f.path for f in plan.tree}
-    assert "/packages/docs-1.0.tar.zst" in paths and "/live/vmlinuz" in paths
+    assert "/packages/docs/docs-1.0.tar.zst" in paths and "/live/vmlinuz" in paths
+    assert {"/packages/docs/info", "/packages/docs/sum"} <= set(paths)  # the glaucus tree
     assert not (tmp_path / "a.iso").exists()  # planning writes nothing
 
 

@@ -93,7 +93,7 @@ def test_summary_planned_tree_and_size_follow_the_choices(
     tree = page.tree.toPlainText().splitlines()
     assert "live/" in tree and "  rootfs.erofs  — root image (erofs)" in tree
     assert "  vmlinuz  — the kernel" in tree
-    assert "packages/" in tree and "  libdocs-2.0.tar.zst  — carried package" in tree
+    assert "packages/" in tree and "    libdocs-2.0.tar.zst  — carried package" in tree
     assert not any("rootfs.sfs" in line for line in tree)
     assert page.size_label.text().startswith("Estimated ISO size: about ")
     assert "MiB" in page.size_label.text()
