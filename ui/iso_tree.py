@@ -29,6 +29,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QStyle
 
 from app.iso.inspect import IsoEntry
+from app.units import binary_size
 
 ModelIndex = QModelIndex | QPersistentModelIndex
 
@@ -64,12 +65,7 @@ TOP = QModelIndex()  # the parent of top-level rows (an immutable value, safe as
 
 def human_size(size: int) -> str:
     """Binary units, like `ls -lh` and the CLI's `inspect`: 1536 -> "1.5 KiB"."""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+    return binary_size(size)
 
 
 def shown_text(name: str) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pyudev
 
+from app.units import decimal_size
 from app.usb.errors import (
     DeviceBusy,
     DeviceNotAllowed,
@@ -345,12 +346,7 @@ def logical_sector_size(disk_sys_path: str | Path) -> int:
 
 def human_size(size: int) -> str:
     """Decimal units, as printed on the stick's packaging: 16 GB is 16 * 10**9 bytes."""
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
+    return decimal_size(size)
 
 
 @dataclass(frozen=True)

@@ -10,32 +10,18 @@ copied to a "Downloads" folder, so the shots show a path a user would see.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
-SIZE = (1280, 800)
+from xvfb import HERE, ROOT, rerun_under_xvfb, settle
+
 WINDOW = (1000, 720)
 
 
-def rerun() -> None:
-    command = ["xvfb-run", "-a", "-s", f"-screen 0 {SIZE[0]}x{SIZE[1]}x24",
-               sys.executable, str(Path(__file__).resolve()), "shoot"]
-    env = dict(os.environ, QT_QPA_PLATFORM="xcb", PYTHONPATH=str(ROOT))
-    subprocess.run(command, check=True, env=env, cwd=ROOT)
 
 
-def settle(app: object, seconds: float = 0.3) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        app.processEvents()  # type: ignore[attr-defined]
-        time.sleep(0.01)
 
 
 def shoot() -> None:
@@ -78,6 +64,6 @@ def shoot() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) == 1:
-        rerun()
+        rerun_under_xvfb(__file__, "shoot")
     else:
         shoot()

@@ -19,9 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
-SIZE = (1280, 800)
+from xvfb import HERE, ROOT, rerun_under_xvfb, settle, wait
+
 WINDOW = (980, 700)
 MiB = 1 << 20
 
@@ -42,19 +41,12 @@ def make_image(folder: Path, size: int) -> Path:
     return image
 
 
-def rerun(mode: str) -> None:
-    command = ["xvfb-run", "-a", "-s", f"-screen 0 {SIZE[0]}x{SIZE[1]}x24"]
-    if mode == "list":
-        command.append("umockdev-wrapper")
-    command += [sys.executable, str(Path(__file__).resolve()), mode]
-    env = dict(os.environ, QT_QPA_PLATFORM="xcb", PYTHONPATH=str(ROOT))
-    subprocess.run(command, check=True, env=env, cwd=ROOT)
 
 
 def main() -> None:
     if len(sys.argv) == 1:
-        rerun("list")
-        rerun("write")
+        rerun_under_xvfb(__file__, "list", wrapper=["umockdev-wrapper"])
+        rerun_under_xvfb(__file__, "write")
         return
     sys.path.insert(0, str(ROOT))
     from PySide6.QtWidgets import QApplication
@@ -82,24 +74,8 @@ def window_with(page: object) -> object:
     return window
 
 
-def wait(app: object, condition: object, timeout: float = 60.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise TimeoutError("the page did not get there")
-        app.processEvents()  # type: ignore[attr-defined]
-        time.sleep(0.01)
 
 
-def settle(app: object, seconds: float = 0.3) -> None:
-    import time
-
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        app.processEvents()  # type: ignore[attr-defined]
-        time.sleep(0.01)
 
 
 def save_window(window: object, name: str) -> None:

@@ -24,6 +24,7 @@ from PySide6.QtGui import QBrush, QColor
 
 from app.packages.model import PackageInfo
 from app.packages.resolve import Resolution
+from app.units import binary_size
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -35,14 +36,7 @@ DEPENDENCY_FOREGROUND = QColor(128, 128, 128)
 
 
 def human_size(size: int) -> str:
-    if size <= 0:
-        return "—"
-    value = float(size)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} bytes"
+    return binary_size(size, byte_word="bytes") if size > 0 else "—"
 
 
 @dataclass(frozen=True)

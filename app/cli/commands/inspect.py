@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from app.iso.inspect import IsoEntry, IsoReport, inspect_iso
+from app.units import binary_size
 
 NAME = "inspect"
 HELP = "show an ISO image's boot structure, partitions and file tree (any ISO)"
@@ -52,12 +53,7 @@ def _printable(text: str) -> str:
 
 
 def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} bytes"
+    return binary_size(size, byte_word="bytes")
 
 
 def format_summary(report: IsoReport) -> list[str]:

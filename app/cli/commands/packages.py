@@ -11,6 +11,7 @@ from app.cli import EXIT_INPUT, EXIT_OK
 from app.packages.model import PackageInfo, SourceKind
 from app.packages.resolve import Resolution, resolve
 from app.packages.sources import detect_source, open_source
+from app.units import binary_size
 
 NAME = "packages"
 HELP = "list the packages of a source (folder or 'apt'), or resolve a selection"
@@ -31,14 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def human_size(size: int | None) -> str:
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
+    return "-" if size is None else binary_size(size)
 
 
 def package_dict(pkg: PackageInfo) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from app.build.profile import ImageOptions, RootImageFormat, save_profile
 from tests.ui.wizard.conftest import glaucus_profile
 from tests.ui.wizard.helpers import go_to, wait_checked
 from ui.main_window import MainWindow
-from ui.wizard.compose_wizard import PageId
+from ui.wizard.compose_wizard import ComposeWizard, PageId
 
 
 def window_with_profile(qtbot: Any, settings: QSettings, repo: Path,
@@ -27,6 +27,21 @@ def window_with_profile(qtbot: Any, settings: QSettings, repo: Path,
     window.show()
     window.open_profile_file(saved)
     return window, saved
+
+
+def start_build(qtbot: Any, window: MainWindow, output: Path) -> tuple[ComposeWizard, Path]:
+    """From the opened profile to a running build into `output`, the way a user goes."""
+    wizard = window.wizard
+    assert wizard is not None
+    output.parent.mkdir()
+    wizard.set_output_path(output)
+    wizard.build_page.build_options = {"cache_dir": output.parent / "cache"}
+    page = wizard.packages_page
+    qtbot.waitUntil(lambda: page.load_count > 0 and not page.busy(), timeout=20_000)
+    go_to(qtbot, wizard, PageId.REVIEW)
+    wait_checked(qtbot, wizard)
+    qtbot.mouseClick(wizard.button(QWizard.WizardButton.NextButton), Qt.MouseButton.LeftButton)
+    return wizard, output
 
 
 def test_a_saved_profile_opens_the_wizard_inside_the_window(
@@ -47,17 +62,7 @@ def test_a_saved_profile_opens_the_wizard_inside_the_window(
 def test_closing_the_window_during_a_build_asks_then_stops_it(
         qtbot: Any, settings: QSettings, glaucus_repo: Path, tmp_path: Path) -> None:
     window, _saved = window_with_profile(qtbot, settings, glaucus_repo, tmp_path)
-    wizard = window.wizard
-    assert wizard is not None
-    output = tmp_path / "out" / "closing.iso"
-    output.parent.mkdir()
-    wizard.set_output_path(output)
-    wizard.build_page.build_options = {"cache_dir": tmp_path / "cache"}
-    page = wizard.packages_page
-    qtbot.waitUntil(lambda: page.load_count > 0 and not page.busy(), timeout=20_000)
-    go_to(qtbot, wizard, PageId.REVIEW)
-    wait_checked(qtbot, wizard)
-    qtbot.mouseClick(wizard.button(QWizard.WizardButton.NextButton), Qt.MouseButton.LeftButton)
+    wizard, output = start_build(qtbot, window, tmp_path / "out" / "closing.iso")
     assert wizard.is_building()
 
     window.close()
@@ -73,17 +78,7 @@ def test_closing_the_window_during_a_build_asks_then_stops_it(
 def test_write_to_usb_after_a_build_opens_the_writer_with_the_new_iso(
         qtbot: Any, settings: QSettings, glaucus_repo: Path, tmp_path: Path) -> None:
     window, _saved = window_with_profile(qtbot, settings, glaucus_repo, tmp_path)
-    wizard = window.wizard
-    assert wizard is not None
-    output = tmp_path / "out" / "fresh.iso"
-    output.parent.mkdir()
-    wizard.set_output_path(output)
-    wizard.build_page.build_options = {"cache_dir": tmp_path / "cache"}
-    page = wizard.packages_page
-    qtbot.waitUntil(lambda: page.load_count > 0 and not page.busy(), timeout=20_000)
-    go_to(qtbot, wizard, PageId.REVIEW)
-    wait_checked(qtbot, wizard)
-    qtbot.mouseClick(wizard.button(QWizard.WizardButton.NextButton), Qt.MouseButton.LeftButton)
+    wizard, output = start_build(qtbot, window, tmp_path / "out" / "fresh.iso")
     qtbot.waitUntil(lambda: wizard.build_page.isComplete(), timeout=240_000)
     qtbot.mouseClick(wizard.button(QWizard.WizardButton.NextButton), Qt.MouseButton.LeftButton)
     view = wizard.preview_page.view
