@@ -20,19 +20,13 @@ import pytest
 from PySide6.QtCore import QTimer
 
 from app.build.profile import (
-    Compressor,
-    ImageOptions,
-    IsoOptions,
-    KernelOptions,
-    PackageOptions,
     Profile,
     RootImageFormat,
 )
-from app.packages import SourceKind, SourceSpec
 from app.reporter import Level, Reporter
 from tests.app.packages.fixtures import text_package
 from tests.support.gui_heartbeat import Heartbeat
-from tests.support.live_fixtures import live_glaucus_repo
+from tests.support.live_fixtures import live_glaucus_repo, live_profile
 from ui.build_view import BuildView
 from ui.gui import GUI_SWITCH_INTERVAL
 from ui.logview import LogView
@@ -57,14 +51,7 @@ FLOOD_LINES = 100_000
 
 
 def profile(repo: Path, *extra: str, fmt: RootImageFormat = RootImageFormat.RAM) -> Profile:
-    return Profile(
-        name="latency",
-        packages=PackageOptions(SourceSpec(SourceKind.GLAUCUS, str(repo)),
-                                ("busybox", "linux", *extra)),
-        kernel=KernelOptions(package="linux"),
-        image=ImageOptions(fmt, Compressor.ZSTD, 3),
-        iso=IsoOptions(label="LATENCY"),
-    )
+    return live_profile(repo, *extra, fmt=fmt, name="latency", label="LATENCY")
 
 
 def report(case: str, runs: list[Heartbeat]) -> None:

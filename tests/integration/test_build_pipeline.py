@@ -13,10 +13,7 @@ import pytest
 
 from app.build.pipeline import run_build
 from app.build.profile import (
-    Compressor,
-    ImageOptions,
     IsoOptions,
-    KernelOptions,
     PackageOptions,
     Profile,
     RootImageFormat,
@@ -36,7 +33,7 @@ from tests.app.packages.fixtures import (
     truncate,
 )
 from tests.conftest import needs_root
-from tests.support.live_fixtures import live_glaucus_repo, live_packages
+from tests.support.live_fixtures import live_glaucus_repo, live_packages, live_profile
 from tests.support.unprivileged import run_as_nobody
 
 EPOCH = 1_767_225_600
@@ -44,17 +41,7 @@ EPOCH = 1_767_225_600
 
 def glaucus_profile(repo: Path, *names: str, fmt: RootImageFormat = RootImageFormat.SQUASHFS,
                     **system: str) -> Profile:
-    return Profile(
-        name="fixture",
-        packages=PackageOptions(SourceSpec(SourceKind.GLAUCUS, str(repo)),
-                                ("busybox", "linux", *names)),
-        kernel=KernelOptions(package="linux"),
-        system=SystemOptions(**system),
-        image=ImageOptions(fmt, Compressor.ZSTD if fmt is not RootImageFormat.EROFS
-                           else Compressor.LZ4HC, 3 if fmt is not RootImageFormat.EROFS
-                           else None),
-        iso=IsoOptions(label="FIXTURE"),
-    )
+    return live_profile(repo, *names, fmt=fmt, **system)
 
 
 def build(profile: Profile, out: Path, **kwargs) -> object:  # type: ignore[no-untyped-def]

@@ -10,6 +10,17 @@ from functools import cache
 from pathlib import Path
 
 from app.build.kmod import LIVE_MODULES, resolve_modules
+from app.build.profile import (
+    Compressor,
+    ImageOptions,
+    IsoOptions,
+    KernelOptions,
+    PackageOptions,
+    Profile,
+    RootImageFormat,
+    SystemOptions,
+)
+from app.packages.model import SourceKind, SourceSpec
 from tests.app.packages.fixtures import (
     Entry,
     FixturePackage,
@@ -41,3 +52,20 @@ def live_packages(*extra: FixturePackage) -> list[FixturePackage]:
 
 def live_glaucus_repo(tmp: Path, *extra: FixturePackage, name: str = "glaucus") -> Path:
     return make_glaucus_repo(tmp, live_packages(*extra), name=name)
+
+
+def live_profile(repo: Path, *extra: str, fmt: RootImageFormat = RootImageFormat.SQUASHFS,
+                 name: str = "fixture", label: str = "FIXTURE", **system: str) -> Profile:
+    """A profile that builds the live fixture set (busybox, the kernel, `extra`) from the
+    glaucus tree `repo`; zstd level 3 (lz4hc for EROFS) keeps builds quick."""
+    erofs = fmt is RootImageFormat.EROFS
+    return Profile(
+        name=name,
+        packages=PackageOptions(SourceSpec(SourceKind.GLAUCUS, str(repo)),
+                                ("busybox", "linux", *extra)),
+        kernel=KernelOptions(package="linux"),
+        system=SystemOptions(**system),
+        image=ImageOptions(fmt, Compressor.LZ4HC if erofs else Compressor.ZSTD,
+                           None if erofs else 3),
+        iso=IsoOptions(label=label),
+    )

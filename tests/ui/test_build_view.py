@@ -14,20 +14,13 @@ from PySide6.QtWidgets import QPushButton
 
 from app.build.pipeline import STAGES
 from app.build.profile import (
-    Compressor,
-    ImageOptions,
-    IsoOptions,
-    KernelOptions,
-    PackageOptions,
     Profile,
     RootImageFormat,
-    SystemOptions,
 )
 from app.errors import ValidationError
-from app.packages import SourceKind, SourceSpec
 from app.reporter import Level
 from tests.support.gui_heartbeat import Heartbeat
-from tests.support.live_fixtures import live_glaucus_repo
+from tests.support.live_fixtures import live_glaucus_repo, live_profile
 from ui.build_view import VALIDATE_TITLE, BuildView, StageState
 
 BUILD_TIMEOUT_MS = 120_000
@@ -39,14 +32,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def ram_profile(repo: Path, **system: str) -> Profile:
-    return Profile(
-        name="fixture",
-        packages=PackageOptions(SourceSpec(SourceKind.GLAUCUS, str(repo)), ("busybox", "linux")),
-        kernel=KernelOptions(package="linux"),
-        system=SystemOptions(**system),
-        image=ImageOptions(RootImageFormat.RAM, Compressor.ZSTD, 3),
-        iso=IsoOptions(label="FIXTURE"),
-    )
+    return live_profile(repo, fmt=RootImageFormat.RAM, **system)
 
 
 @pytest.fixture
