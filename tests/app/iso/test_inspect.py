@@ -28,6 +28,7 @@ from app.iso.partitions import SystemArea, read_system_area
 from app.reporter import NullReporter
 from tests.app.iso.test_partitions import mbr_disk
 from tests.conftest import is_root, needs_root
+from tests.support.debian import packaged_file
 
 ISOHDPFX = Path("/usr/lib/ISOLINUX/isohdpfx.bin")
 ISOLINUX_BIN = Path("/usr/lib/ISOLINUX/isolinux.bin")
@@ -159,12 +160,8 @@ def assert_boot_matches_xorriso(report: IsoReport, iso: Path) -> XBoot:
 # -- images ----------------------------------------------------------------------------------
 
 def debian_iso(package: str, name: str) -> Path:
-    """Where the Debian package installed its ISO (asked from dpkg, not assumed)."""
-    files = subprocess.run(["dpkg", "-L", package], capture_output=True, text=True,
-                           check=True).stdout.split()
-    found = [Path(f) for f in files if f.endswith("/" + name)]
-    assert found, f"{package} does not ship {name} (packaging/deps/apt-test.txt installs it)"
-    return found[0]
+    """The ISO a Debian package ships (the package is downloaded and unpacked, not installed)."""
+    return packaged_file(package, name)
 
 
 def write(path: Path, data: bytes | str, mode: int = 0o644) -> Path:
