@@ -1,6 +1,7 @@
 """The ISO preview: what an image holds and whether it boots, before writing it anywhere.
 
-`PreviewView.load(path)` inspects the image with `app.iso.inspect.inspect_iso` on a worker
+`PreviewView.load(path)` inspects the image with `app.iso.isolated.inspect_iso_isolated` (in a
+child process, so pycdlib's parsing never holds this process's interpreter lock) on a worker
 thread (`BackgroundTask`) and shows a busy page meanwhile; then the facts (volume ids,
 El Torito entries, MBR/GPT partitions, the USB verdict in words) and the file tree with a
 name search. "Extract…" copies the selected file or folder out with `app.iso.extract`
@@ -52,7 +53,8 @@ from PySide6.QtWidgets import (
 
 from app.errors import Cancelled, InputError
 from app.iso.extract import extract
-from app.iso.inspect import ElToritoEntry, IsoEntry, IsoReport, inspect_iso
+from app.iso.inspect import ElToritoEntry, IsoEntry, IsoReport
+from app.iso.isolated import inspect_iso_isolated
 from app.iso.partitions import Partition
 from app.reporter import Reporter
 from ui.dialogs import PathKind, choose_path
@@ -440,7 +442,7 @@ class PreviewView(QWidget):
         path = Path(path)
         if self._loading is not None:
             self._loading.cancel()
-        task = BackgroundTask(lambda reporter: inspect_iso(path, reporter), self,
+        task = BackgroundTask(lambda reporter: inspect_iso_isolated(path, reporter), self,
                               name="livesmith-inspect")
         self._loading = task
         self._tasks.add(task)

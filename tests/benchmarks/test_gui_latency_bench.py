@@ -11,7 +11,6 @@ the worker never waits, every Qt call the GUI thread makes can wait a GIL switch
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,20 +27,10 @@ from tests.app.packages.fixtures import text_package
 from tests.support.gui_heartbeat import Heartbeat
 from tests.support.live_fixtures import live_glaucus_repo, live_profile
 from ui.build_view import BuildView
-from ui.gui import GUI_SWITCH_INTERVAL
 from ui.logview import LogView
 from ui.worker import BackgroundTask
 
-pytestmark = pytest.mark.benchmark
-
-
-@pytest.fixture(autouse=True)
-def app_switch_interval() -> Any:
-    """The GIL switch interval the app sets when it starts (ui/gui.py)."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(GUI_SWITCH_INTERVAL)
-    yield
-    sys.setswitchinterval(before)
+pytestmark = [pytest.mark.benchmark, pytest.mark.usefixtures("gui_switch_interval")]
 
 
 GOAL_MS = 50.0

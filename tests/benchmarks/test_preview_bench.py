@@ -34,6 +34,7 @@ def make_iso(tmp_path: Path) -> Path:
 
 
 @pytest.mark.benchmark
+@pytest.mark.usefixtures("gui_switch_interval")
 def test_preview_of_twenty_thousand_entries(qtbot: Any, tmp_path: Path) -> None:
     iso = make_iso(tmp_path)
     view = PreviewView()

@@ -1,0 +1,81 @@
+"""Inspection in a child process gives the same report, errors and progress as in-process,
+and a cancel stops the child."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import time
+from pathlib import Path
+
+import pytest
+
+from app.errors import Cancelled, InputError, Problem, StageError, ValidationError
+from app.iso.inspect import inspect_iso
+from app.iso.isolated import inspect_iso_isolated
+from app.reporter import RecordingReporter
+from tests.support.debian import ipxe_iso
+
+
+def inspecting_children() -> list[str]:
+    """Command lines of this process's child processes that inspect an ISO."""
+    children = []
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{pid}/cmdline")
+            if cmdline.exists() and b"app.iso.isolated" in cmdline.read_bytes():
+                children.append(pid)
+    return children
+
+
+def test_the_child_gives_the_same_report_and_reports_progress() -> None:
+    iso = ipxe_iso()
+    reporter = RecordingReporter()
+    report = inspect_iso_isolated(iso, reporter)
+    assert report == inspect_iso(iso)
+    assert reporter.steps == ["Inspecting ipxe.iso"]
+
+
+def test_an_error_in_the_child_arrives_as_the_same_error(tmp_path: Path) -> None:
+    not_iso = tmp_path / "notes.iso"
+    not_iso.write_bytes(b"just text\n" * 100_000)
+    with pytest.raises(InputError) as here:
+        inspect_iso(not_iso)
+    with pytest.raises(InputError) as there:
+        inspect_iso_isolated(not_iso)
+    assert type(there.value) is type(here.value) and str(there.value) == str(here.value)
+
+
+def test_errors_pickle_with_all_their_attributes() -> None:
+    for error in (InputError("bad", where="/x", hint="fix it"),
+                  StageError("broke", stage="master", hint="retry"),
+                  ValidationError([Problem("label", "too long", "use LIVE")])):
+        again = pickle.loads(pickle.dumps(error))
+        assert type(again) is type(error) and str(again) == str(error)
+        assert again.__dict__ == error.__dict__
+
+
+class CancelOnFirstProgress(RecordingReporter):
+    def progress(self, done: int, total: int) -> None:
+        super().progress(done, total)
+        self.cancel()  # the child is surely at work now
+
+
+def test_cancel_terminates_the_child_mid_way(tmp_path: Path) -> None:
+    import subprocess
+
+    tree = tmp_path / "tree"
+    for i in range(3000):
+        path = tree / f"d{i // 300:02d}" / f"file-{i:05d}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(str(i))
+    iso = tmp_path / "many.iso"
+    subprocess.run(["xorriso", "-as", "mkisofs", "-R", "-J", "-o", str(iso), str(tree)],
+                   capture_output=True, check=True)
+    reporter = CancelOnFirstProgress()
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        inspect_iso_isolated(iso, reporter)
+    assert reporter.last_progress is not None  # it was cancelled while working
+    assert time.monotonic() - started < 5
+    assert not inspecting_children()  # the child was terminated and reaped
