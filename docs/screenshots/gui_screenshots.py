@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from xvfb import HERE, ROOT, rerun_under_xvfb, settle, wait
@@ -33,18 +34,9 @@ def shoot() -> None:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication, QWizard
 
-    from app.build.profile import (
-        ImageOptions,
-        IsoOptions,
-        KernelOptions,
-        PackageOptions,
-        Profile,
-        RootImageFormat,
-        save_profile,
-    )
-    from app.packages.model import SourceKind, SourceSpec
+    from app.build.profile import RootImageFormat, save_profile
     from tests.app.packages.fixtures import text_package
-    from tests.support.live_fixtures import live_glaucus_repo
+    from tests.support.live_fixtures import live_glaucus_repo, live_profile
     from ui.main_window import MainWindow
     from ui.wizard.compose_wizard import PageId
 
@@ -59,12 +51,9 @@ def shoot() -> None:
         extra={"description": "The live system's handbook pages"}),
         text_package("handbook-fonts", "2.0", extra={"description": "Fonts for the handbook"}),
         name="glaucus-packages")
-    profile = Profile(
-        name="rescue-stick", description="A small rescue system",
-        packages=PackageOptions(SourceSpec(SourceKind.GLAUCUS, str(repo)),
-                                ("busybox", "linux", "handbook")),
-        kernel=KernelOptions(package="linux"),
-        image=ImageOptions(RootImageFormat.RAM), iso=IsoOptions(label="RESCUE_STICK"))
+    profile = replace(live_profile(repo, "handbook", fmt=RootImageFormat.RAM,
+                                   name="rescue-stick", label="RESCUE_STICK"),
+                      description="A small rescue system")
     saved = home / "rescue-stick.toml"
     save_profile(profile, saved)
     settings = QSettings(str(work / "settings" / "livesmith.ini"), QSettings.Format.IniFormat)
