@@ -2,8 +2,9 @@
 file choosers; both open without blocking.
 
 Questions before something that cannot be undone: the box is window-modal and opened
-without blocking (`open()`), so the event loop and any running work go on, and tests can find it by object name and answer it. The safe button is
-the default and the Escape button: Enter never erases, stops or quits.
+without blocking (`open()`), so the event loop and any running work go on, and tests can
+find it by object name and answer it. The safe button is the default and the Escape
+button: Enter never erases, stops or quits.
 """
 
 from __future__ import annotations

@@ -11,14 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.build.bootloader import EFI_BOOT_FILE, EFI_IMAGE, GRUB_DIR, SYSLINUX_DIR, SYSLINUX_MODULES
-from app.build.pipeline import LIVE_DIR
+from app.build.pipeline import LIVE_DIR, PACKAGES_DIR
 from app.build.profile import Profile, RootImageFormat
 from app.build.rootimage import IMAGE_NAMES
 from app.iso.master import BootSpec
 from app.packages.model import PackageInfo
 from app.packages.repository import repository_files
 
-PACKAGES_DIR = "packages"
 BUILD_ID_PLACEHOLDER = "<BUILD_ID>"
 
 

@@ -40,6 +40,7 @@ from app.reporter import Level, Reporter, check_cancelled
 from app.tools import find_tool
 
 LIVE_DIR = "live"
+PACKAGES_DIR = "packages"  # carried packages on the medium
 
 
 @dataclass
@@ -334,7 +335,7 @@ def carry_stage(ctx: BuildContext) -> None:
     if not ctx.profile.packages.carry:
         return
     write_repository(ctx.profile.packages.source.kind, ctx.archives,
-                     ctx.stage_dir / "packages", ctx.reporter, epoch=ctx.epoch)
+                     ctx.stage_dir / PACKAGES_DIR, ctx.reporter, epoch=ctx.epoch)
 
 
 def master_stage(ctx: BuildContext) -> None:

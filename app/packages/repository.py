@@ -2,7 +2,7 @@
 package manager reads them, so it can install them into a custom root from the medium.
 
 - Debian (`.deb` folder or apt): a flat repository — the files, `Packages`, `Packages.gz`
-  and a `Release` with their checksums. `deb [trusted=yes] file:/run/live/medium/packages ./`
+  and a `Release` with their checksums. `deb [trusted=yes] file:/run/livesmith/medium/packages ./`
   in a sources list is all apt needs.
 - Arch-style: the files and a repo-add database `livesmith.db.tar.gz` (with `livesmith.db`
   beside it), for a `[livesmith]` section with `Server = file:///…/packages` in pacman.conf.
@@ -153,12 +153,12 @@ def _write_deb_index(folder: Path, carried: Sequence[CarriedFile],
                        "SHA1": sums["sha1"], "SHA256": sums["sha256"]})
         stanzas.append(_control_stanza(fields))
     packages = "\n".join(stanzas).encode()
-    (folder / "Packages").write_bytes(packages)
     packed = io.BytesIO()
     with gzip.GzipFile(fileobj=packed, mode="wb", mtime=epoch) as gz:  # reproducible
         gz.write(packages)
-    (folder / "Packages.gz").write_bytes(packed.getvalue())
-    indexes = {name: (folder / name).read_bytes() for name in ("Packages", "Packages.gz")}
+    indexes = {"Packages": packages, "Packages.gz": packed.getvalue()}
+    for name, data in indexes.items():
+        (folder / name).write_bytes(data)
     date = datetime.fromtimestamp(epoch, UTC).strftime("%a, %d %b %Y %H:%M:%S UTC")
     release = ["Origin: Livesmith", "Label: Livesmith carried packages", f"Date: {date}"]
     for field, algorithm in (("MD5Sum", "md5"), ("SHA1", "sha1"), ("SHA256", "sha256")):
