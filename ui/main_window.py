@@ -36,7 +36,6 @@ from ui.errors import show_error
 from ui.recents import RecentFiles
 from ui.settings import app_settings
 
-ISO_FILTER = "ISO images (*.iso *.img);;All files (*)"
 PROFILE_FILTER = "Livesmith profiles (*.toml);;All files (*)"
 RECENT_PROFILES = "recent/profiles"
 RECENT_IMAGES = "recent/images"
@@ -304,16 +303,17 @@ class MainWindow(QMainWindow):
             show_error(self, exc)
             return
         self.start.recent_profiles.add(path)
-        self.open_compose(profile, path=Path(path))
+        self.open_compose(profile)
 
     @Slot(object)
-    def open_compose(self, profile: Profile, path: Path | None = None) -> None:
+    def open_compose(self, profile: Profile) -> None:
         from ui.wizard.compose_wizard import ComposeWizard
 
         if self.compose_frame is not None:
             if self.wizard.is_building():
                 self._show(self.compose_frame, "Compose")
                 return
+            self.wizard.shutdown()  # its checks and loads run on threads: stop them first
             self.pages.removeWidget(self.compose_frame)
             self.compose_frame.deleteLater()
         wizard = ComposeWizard(profile, settings=self.settings)

@@ -92,9 +92,5 @@ class BuildPage(StatePage):
         self.again_button.setVisible(self.view.result is None)
         self._on_running(False)
 
-    def cleanupPage(self) -> None:
-        # Back to the options: a finished ISO stays where it is; nothing runs here any more.
-        self.view.cancel_now()
-
     def shutdown(self) -> None:
         self.view.shutdown()

@@ -89,3 +89,22 @@ def test_write_to_usb_after_a_build_opens_the_writer_with_the_new_iso(
     assert window.writer.image() == output  # prefilled with the ISO just built
     assert output in window.start.recent_images.paths()
     window.writer.shutdown()
+
+
+def test_composing_again_replaces_an_idle_wizard_after_stopping_its_work(
+        qtbot: Any, settings: QSettings, glaucus_repo: Path, tmp_path: Path) -> None:
+    window, saved = window_with_profile(qtbot, settings, glaucus_repo, tmp_path)
+    first = window.wizard
+    assert first is not None
+    stopped: list[bool] = []
+    real_shutdown = first.packages_page.shutdown
+
+    def spy() -> None:
+        stopped.append(True)
+        real_shutdown()
+
+    first.packages_page.shutdown = spy  # type: ignore[method-assign]
+    window.open_profile_file(saved)  # while the first one may still be loading its packages
+    assert stopped == [True]
+    assert window.wizard is not first and window.wizard.isVisible()
+    assert window.pages.currentWidget() is window.compose_frame
