@@ -6,8 +6,13 @@ process stalls meanwhile. A child process has its own interpreter lock.
 
 The child is `python -m app.iso.isolated ISO`, a fresh interpreter (not multiprocessing: its
 "spawn" re-imports the parent's `__main__`, which for `python -m app` would start the app
-again). It writes pickled messages to its stdout: progress and log lines, then the report or
-the error (LivesmithError pickles with its attributes). Cancelling terminates it.
+again). It writes pickled messages to its stdout, each after its length: progress and log
+lines, then the report or the error (LivesmithError pickles with its attributes). Cancelling
+terminates it.
+
+The parent reads the pipe with `os.read` into its own buffer and takes out every complete
+message: a buffered reader would pull several messages in at once after one `select`, and the
+later ones would wait, invisible to `select`, until the child wrote again.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import os
 import pickle
 import select
+import struct
 import subprocess
 import sys
 import time
@@ -28,6 +34,44 @@ from app.reporter import Level, NullReporter, Reporter
 
 POLL_SECONDS = 0.05
 PROGRESS_INTERVAL = 0.1  # at most ten progress messages a second cross the pipe
+READ_SIZE = 1024 * 1024
+_LENGTH = struct.Struct("<I")
+
+
+def frame(message: tuple[Any, ...]) -> bytes:
+    """One message as it crosses the pipe: its pickled length, then its pickle."""
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _LENGTH.pack(len(data)) + data
+
+
+class FrameReader:
+    """Complete messages out of a pipe, as soon as their last byte has arrived."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._buffer = bytearray()
+
+    def read(self) -> list[tuple[Any, ...]] | None:
+        """Every message complete after one read; [] if none is yet, None at the end.
+
+        Call it when the pipe is readable (it blocks otherwise). A partial message at the
+        end of the pipe is an end too: the child died while writing it.
+        """
+        chunk = os.read(self.fd, READ_SIZE)
+        if not chunk:
+            return None
+        self._buffer += chunk
+        messages = []
+        start = 0
+        while len(self._buffer) - start >= _LENGTH.size:
+            (size,) = _LENGTH.unpack_from(self._buffer, start)
+            end = start + _LENGTH.size + size
+            if end > len(self._buffer):
+                break
+            messages.append(pickle.loads(memoryview(self._buffer)[start + _LENGTH.size:end]))
+            start = end
+        del self._buffer[:start]
+        return messages
 
 
 class _PipeReporter:
@@ -38,7 +82,7 @@ class _PipeReporter:
         self._last = 0.0
 
     def send(self, message: tuple[Any, ...]) -> None:
-        pickle.dump(message, self.out, protocol=pickle.HIGHEST_PROTOCOL)
+        self.out.write(frame(message))
         self.out.flush()
 
     def step(self, name: str) -> None:
@@ -83,6 +127,7 @@ def inspect_iso_isolated(path: Path, reporter: Reporter | None = None) -> IsoRep
                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, env=_child_env())
     assert child.stdout is not None and child.stderr is not None
+    messages = FrameReader(child.stdout.fileno())
     try:
         while True:
             if reporter.cancelled():
@@ -90,26 +135,26 @@ def inspect_iso_isolated(path: Path, reporter: Reporter | None = None) -> IsoRep
             ready, _, _ = select.select([child.stdout], [], [], POLL_SECONDS)
             if not ready:
                 continue
-            try:
-                message: tuple[Any, ...] = pickle.load(child.stdout)
-            except EOFError:
+            arrived = messages.read()
+            if arrived is None:
                 child.wait()
                 detail = child.stderr.read().decode(errors="replace").strip().splitlines()
                 raise StageError(f"the inspection of {path} stopped unexpectedly (exit status "
                                  f"{child.returncode}{': ' + detail[-1] if detail else ''})",
-                                 stage="inspect") from None
-            kind = message[0]
-            if kind == "done":
-                report: IsoReport = message[1]
-                return report
-            if kind == "failed":
-                raise message[1]
-            if kind == "step":
-                reporter.step(message[1])
-            elif kind == "progress":
-                reporter.progress(message[1], message[2])
-            elif kind == "log":
-                reporter.log(Level(message[1]), message[2])
+                                 stage="inspect")
+            for message in arrived:
+                kind = message[0]
+                if kind == "done":
+                    report: IsoReport = message[1]
+                    return report
+                if kind == "failed":
+                    raise message[1]
+                if kind == "step":
+                    reporter.step(message[1])
+                elif kind == "progress":
+                    reporter.progress(message[1], message[2])
+                elif kind == "log":
+                    reporter.log(Level(message[1]), message[2])
     finally:
         if child.poll() is None:
             child.terminate()

@@ -12,7 +12,7 @@ import pytest
 
 from app.errors import Cancelled, InputError, Problem, StageError, ValidationError
 from app.iso.inspect import inspect_iso
-from app.iso.isolated import inspect_iso_isolated
+from app.iso.isolated import FrameReader, frame, inspect_iso_isolated
 from app.reporter import RecordingReporter
 from tests.support.debian import ipxe_iso
 
@@ -79,3 +79,38 @@ def test_cancel_terminates_the_child_mid_way(tmp_path: Path) -> None:
     assert reporter.last_progress is not None  # it was cancelled while working
     assert time.monotonic() - started < 5
     assert not inspecting_children()  # the child was terminated and reaped
+
+
+def test_messages_written_together_all_arrive_at_once() -> None:
+    # A buffered reader took all three into its buffer and returned one; the other two
+    # waited, invisible to select, until the child wrote again.
+    read_end, write_end = os.pipe()
+    try:
+        reader = FrameReader(read_end)
+        os.write(write_end, frame(("step", "one")) + frame(("progress", 1, 2))
+                 + frame(("log", 20, "ü")))
+        assert reader.read() == [("step", "one"), ("progress", 1, 2), ("log", 20, "ü")]
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_a_message_split_across_writes_arrives_when_complete() -> None:
+    read_end, write_end = os.pipe()
+    try:
+        reader = FrameReader(read_end)
+        whole = frame(("done", b"x" * 20_000))   # smaller than the pipe buffer: no blocking
+        os.write(write_end, frame(("step", "a")) + whole[:5000])
+        assert reader.read() == [("step", "a")]
+        os.write(write_end, whole[5000:])
+        messages = []
+        while not messages:   # a pipe may hand the rest over in pieces
+            messages = reader.read() or []
+        assert messages == [("done", b"x" * 20_000)]
+        os.close(write_end)
+        write_end = -1
+        assert reader.read() is None
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
