@@ -94,6 +94,18 @@ def _target(parts: tuple[str, ...], dest: Path) -> tuple[Path, bool]:
     return target, False
 
 
+def _check_clashes(items: list[TreeItem], depth: int, target: Path) -> None:
+    """Filling an existing folder: refuse, before writing, names that are already taken."""
+    taken = sorted({str(target / item.names[depth]) for item in items
+                    if len(item.names) > depth
+                    and os.path.lexists(target / item.names[depth])})
+    if taken:
+        shown = ", ".join(taken[:5]) + (f" and {len(taken) - 5} more" if len(taken) > 5 else "")
+        raise InputError(f"already exist{'s' if len(taken) == 1 else ''}; refusing to "
+                         f"overwrite: {shown}", where=str(target),
+                         hint="extract into an empty folder")
+
+
 class _Writer:
     def __init__(self, image: IsoImage, reporter: Reporter, total: int) -> None:
         self.image = image
@@ -102,9 +114,11 @@ class _Writer:
         self.done = 0
         self.created: list[Path] = []
 
-    def copy_file(self, item: TreeItem, dir_fd: int, name: str) -> None:
+    def copy_file(self, item: TreeItem, dir_fd: int, name: str, path: Path) -> None:
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600, dir_fd=dir_fd)
+        # Only now is it ours: a name that was taken must never be removed by the undo.
+        self.created.append(path)
         try:
             position = 0
             for block, length in item.extents:
@@ -155,6 +169,8 @@ def extract(iso: Path, inner_path: str, dest: Path,
                              where=str(iso))
         _check_names(items, len(parts), iso)
         target, into_existing = _target(parts, dest)
+        if into_existing:
+            _check_clashes(items, len(parts), target)
         writer = _Writer(image, reporter, sum(i.entry.size for i in items))
         try:
             _write_all(writer, items, len(parts), target, into_existing)
@@ -193,8 +209,7 @@ def _write_all(writer: _Writer, items: list[TreeItem], depth: int, target: Path,
                 mode = entry.mode if entry.mode is not None else DEFAULT_DIR_MODE
                 dir_modes.append((fd, mode & KEPT_MODE_BITS))
             elif entry.type == "file":
-                writer.created.append(path)
-                writer.copy_file(item, where_fd, name)
+                writer.copy_file(item, where_fd, name, path)
             elif entry.type == "symlink":
                 os.symlink(entry.target or "", name, dir_fd=where_fd)
                 writer.created.append(path)

@@ -225,3 +225,38 @@ def test_cli_extract(livesmith_cmd: list[str], sample: tuple[Path, Path],
                             str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == EXIT_INPUT
     assert f"livesmith: error: {tmp_path / 'grub'}: already exists" in again.stderr
+
+
+def test_a_name_clash_in_an_existing_folder_is_refused_and_loses_nothing(
+        sample: tuple[Path, Path], tmp_path: Path) -> None:
+    _, iso = sample
+    # The image has a directory /bin and a file /data/random.bin; here both names are taken.
+    (tmp_path / "bin").write_text("mine")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/precious").write_text("keep me")
+    with pytest.raises(InputError, match="refusing to overwrite") as error:
+        extract(iso, "/", tmp_path)
+    assert str(tmp_path / "bin") in str(error.value) and str(tmp_path / "data") in str(error.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "data"]  # nothing written
+    assert (tmp_path / "bin").read_text() == "mine"
+    assert (tmp_path / "data/precious").read_text() == "keep me"
+
+
+def test_a_file_that_appears_during_extraction_is_never_removed(
+        sample: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A name taken after the up-front check (another program racing us): the exclusive
+    # create fails, the undo removes what we made and leaves that file alone.
+    _, iso = sample
+    from app.iso import extract as extract_module
+
+    check = extract_module._check_clashes
+
+    def check_then_race(items: list, depth: int, target: Path) -> None:
+        check(items, depth, target)
+        (target / ("n" * 200)).write_text("theirs")   # a top-level file of the image
+
+    monkeypatch.setattr(extract_module, "_check_clashes", check_then_race)
+    with pytest.raises(InputError, match="File exists"):
+        extract(iso, "/", tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["n" * 200]   # ours undone, theirs kept
+    assert (tmp_path / ("n" * 200)).read_text() == "theirs"
