@@ -27,7 +27,7 @@ from app.build.profile import (
     profile_to_dict,
     validate_profile,
 )
-from app.build.scratch import remove_tree
+from app.build.scratch import remove_tree, scratch_problem, take_scratch
 from app.errors import Cancelled, LivesmithError, Problem, StageError, ValidationError
 from app.iso.inspect import inspect_iso
 from app.iso.master import BootSpec, MasterSpec, master_iso
@@ -446,6 +446,8 @@ def validate_build(ctx: BuildContext) -> list[Problem]:
         problems += stage.validate(ctx)
     if ctx.resolution is not None:
         problems += validate_space(ctx)
+    if (scratch := scratch_problem(ctx.work)) is not None:
+        problems.append(scratch)
     return problems
 
 
@@ -462,9 +464,7 @@ def run_build(profile: Profile, output: Path, reporter: Reporter, *,
     if problems:
         raise ValidationError(problems)
     existed_before = ctx.output.exists()
-    if ctx.work.exists():
-        remove_tree(ctx.work)
-    ctx.work.mkdir(parents=True)
+    own_work = take_scratch(ctx.work)
     timings: list[tuple[str, float]] = [("validate", time.monotonic() - started)]
     try:
         for stage in STAGES:
@@ -493,7 +493,12 @@ def run_build(profile: Profile, output: Path, reporter: Reporter, *,
         raise
     finally:
         if not keep_work:
-            remove_tree(ctx.work)
+            # A folder the user gave (empty) stays; only what the build put there goes.
+            left = remove_tree(ctx.work, keep_top=not own_work)
+            if left:
+                reporter.log(Level.WARNING, f"could not remove all of the build folder "
+                             f"{ctx.work}: {left[0]}" + (f" (and {len(left) - 1} more)"
+                                                         if len(left) > 1 else ""))
 
 
 def _written_by(ctx: BuildContext) -> bool:

@@ -1,25 +1,96 @@
-"""Removing scratch folders reliably, even where the build made folders read-only."""
+"""The build's scratch folder: made, marked, emptied and removed without touching other files.
+
+A build empties its scratch folder before it starts and after it ends, so that folder must
+never be one that holds the user's files (`--work-dir ~/Documents`). A folder counts as the
+build's own when it carries the marker file written when the build took it; an existing
+folder without the marker is used only if it is empty, and then only emptied, not removed.
+Removal works even where the build made folders read-only.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
 import stat
+import sys
 from pathlib import Path
+from typing import Any
+
+from app.errors import Problem
+
+MARKER = ".livesmith-scratch"
 
 
-def remove_tree(path: Path) -> None:
+def scratch_problem(work: Path) -> Problem | None:
+    """Why `work` cannot be the scratch folder, or None."""
+    if work.is_symlink() or (work.exists() and not work.is_dir()):
+        return Problem(str(work), "the build folder path is taken by something that is not a "
+                       "folder", hint="choose another build folder (--work-dir)")
+    if not work.exists() or (work / MARKER).is_file():
+        return None
+    try:
+        empty = next(os.scandir(work), None) is None
+    except OSError as exc:
+        return Problem(str(work), f"cannot read the build folder: {exc.strerror}")
+    if empty:
+        return None
+    return Problem(str(work), "this folder holds files that Livesmith did not put there; a "
+                   "build empties its build folder", hint="choose a new or empty build folder "
+                   "(--work-dir)")
+
+
+def take_scratch(work: Path) -> bool:
+    """Make `work` ready and marked, emptied of an earlier build; True if it is the build's
+    own (made here, or left marked by an earlier build) and may be removed afterwards.
+
+    Call only when `scratch_problem(work)` is None.
+    """
+    own = not work.exists() or (work / MARKER).is_file()
+    if work.exists():
+        remove_tree(work, keep_top=True)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / MARKER).write_text("Livesmith's scratch folder: emptied and removed by builds.\n")
+    return own
+
+
+def remove_tree(path: Path, *, keep_top: bool = False) -> list[str]:
+    """Remove `path` (or only what is in it); returns what could not be removed, and why.
+
+    Read-only folders inside the tree are made writable first; nothing outside it is
+    changed.
+    """
     if not path.exists() and not path.is_symlink():
-        return
+        return []
+    failures: list[str] = []
+    top = os.path.abspath(path)
 
-    def make_writable_and_retry(func, target, _exc):
-        parent = os.path.dirname(target)
+    def make_writable_and_retry(func: Any, target: str, exc: Any) -> None:
+        parent = os.path.dirname(os.path.abspath(target))
         try:
-            os.chmod(parent, stat.S_IRWXU)
+            if parent == top or parent.startswith(top + os.sep):
+                os.chmod(parent, stat.S_IRWXU)
             if os.path.isdir(target) and not os.path.islink(target):
                 os.chmod(target, stat.S_IRWXU)
             func(target)
-        except OSError:
+        except FileNotFoundError:
             pass
+        except OSError as again:
+            failures.append(f"{target}: {again.strerror or again}")
 
-    shutil.rmtree(path, onerror=make_writable_and_retry)
+    def rmtree(folder: str) -> None:
+        if sys.version_info >= (3, 12):
+            shutil.rmtree(folder, onexc=make_writable_and_retry)
+        else:
+            shutil.rmtree(folder, onerror=make_writable_and_retry)
+
+    if path.is_symlink() or not path.is_dir():
+        path.unlink()
+    elif keep_top:
+        for entry in os.scandir(path):
+            if entry.is_dir(follow_symlinks=False):
+                rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+    else:
+        rmtree(str(path))
+    return failures

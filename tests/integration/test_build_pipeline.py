@@ -19,6 +19,7 @@ from app.build.profile import (
     RootImageFormat,
     SystemOptions,
 )
+from app.build.scratch import MARKER
 from app.errors import Cancelled, InputError, LivesmithError, ValidationError
 from app.iso.inspect import inspect_iso
 from app.packages import SourceKind, SourceSpec
@@ -183,6 +184,34 @@ def test_cancel_leaves_no_iso_and_no_scratch(tmp_path: Path) -> None:
         build(glaucus_profile(repo), out_dir / "live.iso", reporter=reporter)
     assert leftovers(out_dir) == []
     assert "Master the ISO" not in reporter.steps
+
+
+def test_a_work_dir_holding_other_files_is_refused_and_left_alone(tmp_path: Path) -> None:
+    repo = live_glaucus_repo(tmp_path)
+    documents = tmp_path / "Documents"
+    (documents / "letters").mkdir(parents=True)
+    (documents / "letters/precious.txt").write_text("keep me")
+    with pytest.raises(ValidationError) as info:
+        build(glaucus_profile(repo), tmp_path / "live.iso", work_dir=documents)
+    assert f"{documents}: this folder holds files that Livesmith did not put there" in str(
+        info.value)
+    assert (documents / "letters/precious.txt").read_text() == "keep me"
+    assert sorted(p.name for p in documents.iterdir()) == ["letters"]
+
+
+def test_an_empty_work_dir_is_used_then_emptied_and_a_stale_one_removed(tmp_path: Path) -> None:
+    repo = live_glaucus_repo(tmp_path)
+    empty = tmp_path / "scratch"
+    empty.mkdir()
+    build(glaucus_profile(repo), tmp_path / "a.iso", work_dir=empty)
+    assert empty.is_dir() and not any(empty.iterdir())   # the user's folder stays, empty
+    # A scratch folder left by a killed build (it has the marker) is taken and removed.
+    out_dir = tmp_path / "out"
+    stale = out_dir / ".live.iso.build"
+    (stale / "root").mkdir(parents=True)
+    (stale / MARKER).write_text("")
+    build(glaucus_profile(repo), out_dir / "live.iso")
+    assert leftovers(out_dir) == ["live.iso", "live.iso.sha256"]
 
 
 def test_rootless_build_keeps_package_owners_and_modes(tmp_path: Path) -> None:

@@ -22,8 +22,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                        help="a built-in profile (see `livesmith profiles`)")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.iso",
                         help="where to write the ISO (and OUT.iso.sha256)")
-    parser.add_argument("--work-dir", type=Path, help="scratch folder (default: beside the "
-                        "output, removed afterwards)")
+    parser.add_argument("--work-dir", type=Path, help="scratch folder, new or empty (default: "
+                        ".OUT.iso.build beside the output); emptied afterwards")
     parser.add_argument("--cache-dir", type=Path, help="package cache (default: "
                         "~/.cache/livesmith/packages)")
     parser.add_argument("--keep-work", action="store_true", help="keep the scratch folder")
