@@ -23,6 +23,7 @@ import select
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -123,10 +124,12 @@ def _child_env() -> dict[str, str]:
 def inspect_iso_isolated(path: Path, reporter: Reporter | None = None) -> IsoReport:
     """`inspect_iso(path)`, computed in a child process."""
     reporter = reporter or NullReporter()
+    # stderr to a file: nobody reads it until the end, and a full pipe would stop the child.
+    errors_file = tempfile.TemporaryFile()
     child = subprocess.Popen([sys.executable, "-m", "app.iso.isolated", str(path)],
                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, env=_child_env())
-    assert child.stdout is not None and child.stderr is not None
+                             stderr=errors_file, env=_child_env())
+    assert child.stdout is not None
     messages = FrameReader(child.stdout.fileno())
     try:
         while True:
@@ -138,7 +141,8 @@ def inspect_iso_isolated(path: Path, reporter: Reporter | None = None) -> IsoRep
             arrived = messages.read()
             if arrived is None:
                 child.wait()
-                detail = child.stderr.read().decode(errors="replace").strip().splitlines()
+                errors_file.seek(0)
+                detail = errors_file.read().decode(errors="replace").strip().splitlines()
                 raise StageError(f"the inspection of {path} stopped unexpectedly (exit status "
                                  f"{child.returncode}{': ' + detail[-1] if detail else ''})",
                                  stage="inspect")
@@ -160,7 +164,7 @@ def inspect_iso_isolated(path: Path, reporter: Reporter | None = None) -> IsoRep
             child.terminate()
         child.wait()
         child.stdout.close()
-        child.stderr.close()
+        errors_file.close()
 
 
 if __name__ == "__main__":

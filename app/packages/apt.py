@@ -123,16 +123,20 @@ class AptSource:
         try:
             reporter.log(Level.INFO, f"downloading {pkg.name} {pkg.version} with apt-get")
             args = [apt_get, "download", "-q", f"{pkg.name}={pkg.version}"]
-            with subprocess.Popen(args, cwd=work, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True,
-                                  env={**os.environ, **APT_ENV}) as proc:
+            # stderr to a file, not a pipe nobody reads while waiting: a full pipe would
+            # stop apt-get.
+            with tempfile.TemporaryFile() as errors_file, \
+                    subprocess.Popen(args, cwd=work, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=errors_file,
+                                     env={**os.environ, **APT_ENV}) as proc:
                 while proc.poll() is None:
                     if reporter.cancelled():
                         proc.terminate()
                         proc.wait()
                         raise Cancelled()
                     time.sleep(0.1)
-                stderr = proc.stderr.read() if proc.stderr else ""
+                errors_file.seek(0)
+                stderr = errors_file.read().decode(errors="replace")
             debs = sorted(work.glob("*.deb"))
             if proc.returncode != 0 or len(debs) != 1:
                 errors = [ln for ln in stderr.splitlines() if ln.startswith("E:")] or \

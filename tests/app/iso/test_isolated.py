@@ -114,3 +114,19 @@ def test_a_message_split_across_writes_arrives_when_complete() -> None:
         os.close(read_end)
         if write_end >= 0:
             os.close(write_end)
+
+
+def test_a_child_that_writes_much_to_stderr_does_not_stall(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The interpreter's import tracing: about 170 KB on stderr, more than a pipe holds. Read
+    # only at the end, a stderr pipe would have stopped the child for good.
+    import threading
+
+    monkeypatch.setenv("PYTHONVERBOSE", "3")
+    iso = ipxe_iso()
+    results: list[object] = []
+    worker = threading.Thread(target=lambda: results.append(inspect_iso_isolated(iso)),
+                              daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    assert results == [inspect_iso(iso)]
