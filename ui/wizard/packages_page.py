@@ -5,6 +5,11 @@ a BackgroundTask, one at a time: the apt source runs apt-cache, which takes a se
 and may fail offline. Requests that arrive meanwhile are queued (a reload wins over a
 re-resolve, which reads the selection when it starts), so the table always ends up showing
 the latest selection. The package source object is only ever used inside those tasks.
+
+Choosing another source drops the loaded one at once and starts a new source generation:
+a task still running for the old source reports into a generation that is gone, so its
+result (or failure) is ignored and cannot refill the table. Adding by name and following
+dependencies need a loaded source, so they stay disabled until the new one has loaded.
 """
 
 from __future__ import annotations
@@ -72,7 +77,8 @@ class PackagesPage(StatePage):
         self.setSubTitle("Choose where the packages come from and which ones to include. "
                          "Their dependencies are added automatically.")
         self._source: PackageSource | None = None  # used only inside tasks
-        self._source_generation = 0
+        self._source_generation = 0  # bumped whenever the loaded source is dropped
+        self._task_generation = 0  # the generation the running task works for
         self._packages: list[PackageInfo] = []
         self._task: BackgroundTask | None = None
         self._pending: str | None = None  # "load" or "resolve"
@@ -153,6 +159,7 @@ class PackagesPage(StatePage):
         self.search_edit.textChanged.connect(self.proxy.set_text)
         self.model.selectionToggled.connect(self._on_toggled)
         self._update_labels()
+        self._enable_source_actions(False)
         if self._can_load(self.state.profile.packages.source):
             self.load_source()
 
@@ -214,7 +221,7 @@ class PackagesPage(StatePage):
         location = "" if kind is SourceKind.APT else self.folder_edit.text().strip()
         spec = SourceSpec(kind, location)
         self.state.update("packages", source=spec)
-        self._packages = []
+        self._drop_source()
         self.model.set_packages([], self.selected(), None)
         self.state.set_resolution(None)
         self._update_labels()
@@ -226,6 +233,18 @@ class PackagesPage(StatePage):
     @staticmethod
     def _can_load(spec: SourceSpec) -> bool:
         return spec.kind is SourceKind.APT or bool(spec.location)
+
+    def _drop_source(self) -> None:
+        """Forget the loaded source: what runs for it now reports into a past generation,
+        and what needs a source waits for the next load."""
+        self._source = None
+        self._source_generation += 1
+        self._packages = []
+        self._enable_source_actions(False)
+
+    def _enable_source_actions(self, enabled: bool) -> None:
+        for widget in (self.add_edit, self.add_button, self.follow_check):
+            widget.setEnabled(enabled)
 
     @Slot()
     def _browse(self) -> None:
@@ -281,14 +300,14 @@ class PackagesPage(StatePage):
         follow = self.state.profile.packages.follow_dependencies
         if what == "load":
             spec = self.state.profile.packages.source
-            self._source_generation += 1
-            self._source = None
+            self._drop_source()
+            generation = self._source_generation
             self.status_label.setText(f"Loading {spec.kind.title}…")
 
             def work(reporter: Reporter) -> tuple[Any, ...]:
                 source = open_source(spec)
                 resolution = resolve(source, selected, follow_dependencies=follow)
-                return spec, source, source.packages(), resolution
+                return generation, spec, source, source.packages(), resolution
 
             task = BackgroundTask(work, self, name="livesmith-packages-load")
             task.finished.connect(self._on_loaded)
@@ -306,15 +325,17 @@ class PackagesPage(StatePage):
         task.failed.connect(self._on_failed)
         task.ended.connect(self._on_ended)
         self._task = task
+        self._task_generation = self._source_generation
         task.start()
 
     @Slot(object)
     def _on_loaded(self, result: tuple[Any, ...]) -> None:
-        spec, source, packages, resolution = result
-        if spec != self.state.profile.packages.source:
-            return  # the user chose another source meanwhile; a reload is queued
+        generation, spec, source, packages, resolution = result
+        if generation != self._source_generation:
+            return  # the user chose another source meanwhile
         self._source = source
         self._packages = packages
+        self._enable_source_actions(True)
         remember_source_folder(self.state.settings, spec.kind, spec.location)
         self._show_resolution(packages, resolution, reset=True)
         self.load_count += 1
@@ -323,7 +344,7 @@ class PackagesPage(StatePage):
     def _on_resolved(self, result: tuple[Any, ...]) -> None:
         generation, _selected, packages, resolution = result
         if generation != self._source_generation:
-            return
+            return  # resolved against a source the user has left
         self._show_resolution(packages, resolution,
                               reset=len(packages) != len(self._packages))
         self._packages = packages
@@ -340,6 +361,8 @@ class PackagesPage(StatePage):
 
     @Slot(object)
     def _on_failed(self, exc: BaseException) -> None:
+        if self._task_generation != self._source_generation:
+            return  # the source the user has left failed; the current one is what counts
         self.status_label.setText("Could not load the package source.")
         self.state.set_resolution(None)
         show_error(self, exc)
