@@ -54,3 +54,51 @@ def test_the_guard_detects_a_qt_import(tmp_path: Path) -> None:
     tree = ast.parse(bad.read_text())
     modules = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     assert modules == ["PySide6.QtCore"]
+
+
+def _is_main_guard(node: ast.AST) -> bool:
+    return (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
+            and isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__"
+            and any(isinstance(c, ast.Constant) and c.value == "__main__"
+                    for c in node.test.comparators))
+
+
+def _exits(tree: ast.AST) -> list[int]:
+    """Lines that leave the interpreter: sys.exit/os._exit/exit()/quit() or raise SystemExit."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            if (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+                    and (func.value.id, func.attr) in {("sys", "exit"), ("os", "_exit")}) or (
+                    isinstance(func, ast.Name) and func.id in {"exit", "quit"}):
+                lines.append(node.lineno)
+        elif isinstance(node, ast.Raise) and node.exc is not None:
+            raised = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+            if isinstance(raised, ast.Name) and raised.id == "SystemExit":
+                lines.append(node.lineno)
+    return lines
+
+
+def test_app_leaves_the_interpreter_only_from_entry_points() -> None:
+    # The core raises LivesmithError; only `python -m ...` entry blocks turn a result into an
+    # exit status.
+    offenders = []
+    for path in APP.rglob("*.py"):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        allowed: set[int] = set()
+        if path.name == "__main__.py":
+            allowed = set(_exits(tree))
+        for node in ast.walk(tree):
+            if _is_main_guard(node):
+                allowed |= set(_exits(node))
+        offenders += [f"{path.relative_to(ROOT)}:{line}" for line in _exits(tree)
+                      if line not in allowed]
+    assert offenders == []
+    # The scan does see exits: the entry blocks have them.
+    assert _exits(ast.parse((APP / "__main__.py").read_text()))
+
+
+def test_the_exit_scan_finds_a_stray_exit() -> None:
+    stray = ast.parse("import sys\ndef f():\n    sys.exit(1)\nraise SystemExit\n")
+    assert sorted(_exits(stray)) == [3, 4]
