@@ -34,7 +34,14 @@ from PySide6.QtWidgets import (
 from app.usb.drives import Drive, list_drives
 from tests.app.usb.test_target import mounted
 from tests.app.usb.test_target import partitioned_loop as target_partitioned_loop
-from tests.app.usb.writer_support import MiB, cmp_prefix, device_bytes, loop_device, make_image
+from tests.app.usb.writer_support import (
+    MiB,
+    cmp_prefix,
+    compress,
+    device_bytes,
+    loop_device,
+    make_image,
+)
 from tests.conftest import needs_root
 from ui.drive_model import DriveListModel
 from ui.writer_page import SETUP, WriterPage, drive_lines
@@ -358,6 +365,71 @@ def test_an_image_larger_than_the_device_is_refused(qtbot: Any, page: WriterPage
         assert "does not fit" in error_text(page)
         assert page.target_path() is None
     assert backing.read_bytes() == bytes(8 * MiB)
+
+
+@needs_root
+@pytest.mark.root
+def test_a_stick_turning_read_only_mid_write_is_not_called_untouched(
+        qtbot: Any, page: WriterPage, tmp_path: Path) -> None:
+    image = big_sparse_image(tmp_path / "big.iso")
+    choose_image(qtbot, page, image)
+    backing = sparse_backing(tmp_path / "stick.img", 600 * MiB)
+    with open(backing, "r+b") as fh, open(image, "rb") as old:
+        fh.write(old.read(MiB))  # an old partition table, which the write zeroes first
+    with loop_device(backing) as node:
+        name_target(qtbot, page, node)
+        locked: list[int] = []
+
+        def lock_once_data_is_on_it(done: int, _total: int) -> None:
+            # The write-protect switch flipped mid-write: the kernel refuses with EPERM.
+            if done > 0 and not locked and page._phases[-1:] == ["write"]:
+                locked.append(done)
+                subprocess.run(["blockdev", "--setro", node], check=True)
+
+        page.writeStarted.connect(lambda: page._write_task.progressChanged.connect(
+            lock_once_data_is_on_it))  # type: ignore[union-attr]
+        try:
+            write_confirmed(qtbot, page)
+        finally:
+            subprocess.run(["blockdev", "--setrw", node], check=True)
+        assert locked, "the write never reported progress"
+        outcome = page.outcome
+        assert outcome is not None and outcome.kind is OutcomeKind.FAILED, outcome
+        assert "nothing was written" not in outcome.title.lower()
+        assert outcome.title == ("The drive refused writing (read-only) after writing had "
+                                 "begun: the drive does not hold the image")
+        assert "writing had begun" in plain(page.result_title)
+        assert "read-only" in error_text(page)
+        # What the title says is so: the old partition table is gone, the image's first
+        # block is there (the wipe was refused too).
+        assert device_bytes(node, 512)[510:512] == b"\0\0"
+        assert device_bytes(node, MiB, 64 * 1024) == image.read_bytes()[64 * 1024:MiB
+                                                                       + 64 * 1024]
+
+
+@needs_root
+@pytest.mark.root
+def test_an_image_found_too_big_mid_write_is_not_called_untouched(
+        qtbot: Any, page: WriterPage, tmp_path: Path) -> None:
+    # .gz records the size only mod 2^32: two members pass the check before writing (the
+    # lower bound fits) and the write runs past the device's end.
+    image = tmp_path / "live.iso"
+    make_image(image, 24 * MiB + 1536, compressible=True)
+    packed = compress(image, "gz")
+    double = tmp_path / "double.iso.gz"
+    double.write_bytes(packed.read_bytes() * 2)
+    choose_image(qtbot, page, double)
+    with loop_device(sparse_backing(tmp_path / "stick.img", 32 * MiB)) as node:
+        name_target(qtbot, page, node)
+        write_confirmed(qtbot, page)
+        outcome = page.outcome
+        assert outcome is not None and outcome.kind is OutcomeKind.FAILED, outcome
+        assert "write" in page._phases
+        assert outcome.title == ("The image did not fit on the drive after writing had "
+                                 "begun: the drive does not hold the image")
+        assert "nothing was written" not in outcome.details.lower()
+        assert "wiped" in outcome.details
+        assert device_bytes(node, 64 * 1024) == bytes(64 * 1024)
 
 
 @needs_root

@@ -13,6 +13,7 @@ from app.usb.engine import WriteResult
 from app.usb.errors import (
     DeviceBusy,
     DeviceIOError,
+    DevicePermissionDenied,
     DeviceReadOnly,
     DeviceTooSmall,
     DeviceUnplugged,
@@ -165,3 +166,24 @@ def test_results_say_exactly_what_happened() -> None:
     other = outcome_of_error(InputError("the xz data is damaged", where="/isos/x.xz"))
     assert other.kind is OutcomeKind.FAILED and other.title == "Writing failed"
     assert other.details == "/isos/x.xz: the xz data is damaged."
+
+
+@pytest.mark.parametrize("exc", [
+    DeviceReadOnly("is read-only (refused at byte 8388608)", where="/dev/sdb"),
+    DeviceTooSmall("the image is larger than the device (33.6 MB, 33554432 bytes): it goes on "
+                   "past the device's end", where="/dev/sdb"),
+    DeviceBusy("is in use by another program", where="/dev/sdb"),
+    DevicePermissionDenied("permission denied", where="/dev/sdb"),
+])
+def test_nothing_was_written_only_before_the_write_began(exc: Exception) -> None:
+    # The same errors come from the checks before writing and from the write itself.
+    before = outcome_of_error(exc, ["unmount"])
+    assert before.kind is OutcomeKind.FAILED
+    assert before.title.endswith("; nothing was written")
+    for phases in (["write"], ["unmount", "write", "wipe"], ["wipe"]):
+        during = outcome_of_error(exc, phases)
+        assert during.kind is OutcomeKind.FAILED
+        assert "nothing was written" not in during.title.lower()
+        assert "nothing was written" not in during.details.lower()
+        assert during.title.endswith("after writing had begun: the drive does not hold the "
+                                     "image"), during.title
