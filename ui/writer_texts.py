@@ -20,6 +20,7 @@ from app.usb.drives import LARGE_DRIVE, Drive
 from app.usb.engine import PHASE_TITLES, PHASE_VERIFY, PHASE_WIPE, PHASE_WRITE, WriteResult
 from app.usb.errors import (
     DeviceBusy,
+    DeviceChanged,
     DeviceIOError,
     DeviceNotFound,
     DevicePermissionDenied,
@@ -337,6 +338,10 @@ def outcome_of_error(exc: BaseException, phases: list[str] | tuple[str, ...] = (
     # write-protect switch, a .gz image longer than its recorded size): only the phases
     # reached tell whether the drive is still untouched.
     began = _writing_began(phases)
+    if isinstance(exc, DeviceChanged):
+        return Outcome(OutcomeKind.FAILED,
+                       "The drive you chose went away during the write" if began
+                       else "The drive you chose is gone; nothing was written", text)
     titles: tuple[tuple[type[LivesmithError], str, str], ...] = (
         (DeviceReadOnly, "The drive is read-only", "The drive refused writing (read-only)"),
         (DeviceTooSmall, "The image does not fit on the drive",

@@ -12,6 +12,7 @@ from app.usb.drives import Drive
 from app.usb.engine import WriteResult
 from app.usb.errors import (
     DeviceBusy,
+    DeviceChanged,
     DeviceIOError,
     DevicePermissionDenied,
     DeviceReadOnly,
@@ -187,3 +188,15 @@ def test_nothing_was_written_only_before_the_write_began(exc: Exception) -> None
         assert "nothing was written" not in during.details.lower()
         assert during.title.endswith("after writing had begun: the drive does not hold the "
                                      "image"), during.title
+
+
+def test_a_swapped_drive_is_named_as_such() -> None:
+    exc = DeviceChanged("the drive you chose is gone; /dev/sdb is now a different drive "
+                        "(disk sequence number 14, not 12); nothing was written",
+                        where="/dev/sdb")
+    gone = outcome_of_error(exc, ["unmount"])
+    assert gone.kind is OutcomeKind.FAILED
+    assert gone.title == "The drive you chose is gone; nothing was written"
+    assert "is now a different drive" in gone.details
+    later = outcome_of_error(exc, ["write", "verify"])
+    assert later.title == "The drive you chose went away during the write"
