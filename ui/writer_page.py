@@ -262,7 +262,11 @@ class WriterPage(QWidget):
         # Before the filter and the view hear of a removal: see _before_rows_removed.
         self.model.rowsAboutToBeRemoved.connect(self._before_rows_removed)
         self.model.modelAboutToBeReset.connect(self._before_reset)
+        # The filter also drops a row of its own (a drive no longer offered, changed in
+        # place); connected before the view exists, so before it moves the current row.
+        self.drives.rowsAboutToBeRemoved.connect(self._before_shown_rows_removed)
         self._chosen_going: Drive | None = None
+        self._source_removing = False
         self.drives.setSourceModel(self.model)
 
         self._image_path: Path | None = None
@@ -304,7 +308,9 @@ class WriterPage(QWidget):
                        self.drives.modelReset, self.drives.layoutChanged):
             signal.connect(self._update_drive_hint)
         self.drive_view.selectionModel().currentChanged.connect(self._on_drive_current)
-        self.model.rowsRemoved.connect(self._after_rows_removed)
+        self.model.rowsRemoved.connect(self._after_source_rows_removed)
+        self.drives.rowsRemoved.connect(self._after_shown_rows_removed)
+        self.drives.dataChanged.connect(self._after_drive_changed)
         self.model.modelReset.connect(self._after_reset)
         self._update_drive_hint()
         self._update_ready()
@@ -697,7 +703,14 @@ class WriterPage(QWidget):
     # run before the filter and the view react (connected to the model first).
     @Slot(QModelIndex, int, int)
     def _before_rows_removed(self, parent: QModelIndex, first: int, last: int) -> None:
+        self._source_removing = True
         current = self.drives.mapToSource(self.drive_view.currentIndex())
+        if current.isValid() and first <= current.row() <= last:
+            self._chosen_going = self.selected_drive()
+
+    @Slot(QModelIndex, int, int)
+    def _before_shown_rows_removed(self, parent: QModelIndex, first: int, last: int) -> None:
+        current = self.drive_view.currentIndex()
         if current.isValid() and first <= current.row() <= last:
             self._chosen_going = self.selected_drive()
 
@@ -706,17 +719,41 @@ class WriterPage(QWidget):
         self._chosen_going = self.selected_drive()
 
     @Slot()
+    def _after_shown_rows_removed(self) -> None:
+        # The filter removes its rows while the model is still about to remove its own:
+        # then the model's rowsRemoved tells, once the drive is really gone from the list.
+        if not self._source_removing:
+            self._after_rows_removed()
+
+    @Slot()
+    def _after_source_rows_removed(self) -> None:
+        self._source_removing = False
+        self._after_rows_removed()
+
     def _after_rows_removed(self) -> None:
         gone, self._chosen_going = self._chosen_going, None
         if gone is None:
             return
+        still_there = self.model.row_of(gone.devnode) >= 0
+        self._drop_chosen(gone, "is no longer offered" if still_there else "went away")
+
+    @Slot()
+    def _after_drive_changed(self) -> None:
+        # A row changed in place and stayed shown ("Show all disks"): the chosen drive may
+        # have become one that is not offered.
+        current = self.selected_drive()
+        if current is not None and self._explicit is None and not current.offered:
+            self._drop_chosen(current, "is no longer offered")
+
+    def _drop_chosen(self, gone: Drive, note: str) -> None:
+        """The chosen drive went away or is no longer offered: nothing stays chosen in its
+        place."""
         self.drive_view.selectionModel().clearSelection()
         self.drive_view.setCurrentIndex(QModelIndex())
         self._explicit = None
-        still_there = self.model.row_of(gone.devnode) >= 0
-        note = ("is no longer offered; choose it again if you mean it" if still_there
-                else "went away")
-        self.target_label.setText(Line(Tone.WARN, f"{drive_words(gone)} {note}.").html())
+        again = "" if note == "went away" else "; choose it again if you mean it"
+        self.target_label.setText(Line(Tone.WARN, f"{drive_words(gone)} {note}{again}.")
+                                  .html())
         self._update_ready()
 
     @Slot()

@@ -45,7 +45,7 @@ from tests.app.usb.writer_support import (
 from tests.conftest import needs_root
 from ui.drive_model import DriveListModel
 from ui.writer_page import SETUP, WriterPage, drive_lines
-from ui.writer_texts import OutcomeKind
+from ui.writer_texts import OutcomeKind, drive_words
 
 WRITE_TIMEOUT = 120_000  # ms; the writes here take a second or two
 
@@ -561,6 +561,33 @@ def test_a_chosen_drive_that_leaves_is_not_replaced_by_its_neighbour(
     page.model.set_drives([fake_drive("sdb"), fake_drive("sdd", excluded_reason="read-only")])
     assert page.target_path() is None
     assert "no longer offered" in plain(page.target_label)
+
+
+@pytest.mark.parametrize("show_all", [False, True])
+@pytest.mark.parametrize("chosen", [0, 1])
+def test_a_chosen_drive_no_longer_offered_in_place_is_not_replaced_by_its_neighbour(
+        qtbot: Any, page: WriterPage, chosen: int, show_all: bool) -> None:
+    page.model.stop()  # this test feeds the list itself
+    page.show_all_check.setChecked(show_all)
+    drives = [fake_drive("sdb"), fake_drive("sdc")]
+    page.model.set_drives(drives)
+    page.drive_view.setCurrentIndex(page.drives.index(chosen, 0))
+    assert page.target_path() == drives[chosen].devnode
+    changes: list[str] = []
+    page.model.rowsRemoved.connect(lambda *_: changes.append("removed"))
+    page.model.modelReset.connect(lambda: changes.append("reset"))
+    # The model updates the row in place (the order stays); only the filter drops it.
+    locked = dataclasses.replace(drives[chosen], read_only=True,
+                                 excluded_reason="read-only (check the write-protect switch)")
+    page.model.set_drives([locked if row == chosen else d for row, d in enumerate(drives)])
+    assert changes == []
+    assert page.drives.rowCount() == (2 if show_all else 1)
+    assert page.selected_drive() is None and page.target_path() is None
+    assert not page.write_button.isEnabled()
+    text = plain(page.target_label)
+    assert text == (f"\u26a0 {drive_words(drives[chosen])} is no longer offered; choose it "
+                    "again if you mean it.")
+    assert "Selected" not in text
 
 
 def test_the_empty_list_says_what_to_do(qtbot: Any, page: WriterPage) -> None:
