@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import shiboken6
 from PySide6.QtCore import QMimeData, QPoint, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QTextDocumentFragment
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import (
     QAbstractButton,
     QApplication,
@@ -41,6 +43,7 @@ from tests.app.usb.writer_support import (
     device_bytes,
     loop_device,
     make_image,
+    replugging_loop,
 )
 from tests.conftest import needs_root
 from ui.drive_model import DriveListModel
@@ -588,6 +591,112 @@ def test_a_chosen_drive_no_longer_offered_in_place_is_not_replaced_by_its_neighb
     assert text == (f"\u26a0 {drive_words(drives[chosen])} is no longer offered; choose it "
                     "again if you mean it.")
     assert "Selected" not in text
+
+
+# --- a chosen drive that goes away while the user is asked ------------------------------------
+
+def filled_backing(path: Path, size: int = 32 * MiB) -> tuple[Path, bytes]:
+    """A backing file with random contents, so any write to it shows."""
+    data = os.urandom(size)
+    path.write_bytes(data)
+    return path, data
+
+
+def offer_as_stick(page: WriterPage, node: str) -> Drive:
+    """Offer the real loop device `node` in the list under a stick's name (loop devices are
+    never offered by the monitor), and choose it by keyboard."""
+    page.model.stop()
+    QTest.qWait(200)  # lists the monitor sent before it stopped arrive now, not later
+    real = next(d for d in list_drives(include_excluded=True) if d.devnode == node)
+    stick = dataclasses.replace(real, vendor="Test", model="Loop Stick", excluded_reason=None)
+    page.model.set_drives([stick])
+    page.drive_view.setFocus()
+    QTest.keyClick(page.drive_view, Qt.Key.Key_Down)
+    assert page.selected_drive() == stick and page.target_path() == node
+    return stick
+
+
+def no_write_started(qtbot: Any, page: WriterPage, started: list[bool]) -> None:
+    qtbot.wait(300)  # a write would have started by now
+    assert not started and not page.busy() and page._write_task is None
+    assert page.stack.currentIndex() == SETUP and page.outcome is None
+
+
+@needs_root
+@pytest.mark.root
+def test_unplugging_the_named_drive_withdraws_the_question(qtbot: Any, page: WriterPage,
+                                                           image: Path,
+                                                           tmp_path: Path) -> None:
+    choose_image(qtbot, page, image)
+    chosen, _ = filled_backing(tmp_path / "chosen.img")
+    other, other_data = filled_backing(tmp_path / "other.img")
+    started: list[bool] = []
+    page.writeStarted.connect(lambda: started.append(True))
+    with replugging_loop(chosen) as slot:
+        qtbot.waitUntil(lambda: page.model.row_of(slot.node) >= 0, timeout=10_000)
+        name_target(qtbot, page, slot.node)
+        box = press_write(qtbot, page)
+        assert slot.node in box.text()
+        # Pulled out, and another disk plugged in that gets its name (the hotplug monitor
+        # sees the loop device's size drop to 0, as for a card leaving its reader).
+        slot.replug(other)
+        qtbot.waitUntil(lambda: page.confirm_box is None, timeout=10_000)
+        assert not shiboken6.isValid(box) or not box.isVisible()
+        text = plain(page.target_label)
+        assert f"{slot.node} was unplugged before you confirmed: nothing was written" in text
+        assert page.target_path() is None and not page.write_button.isEnabled()
+        no_write_started(qtbot, page, started)
+    assert other.read_bytes() == other_data
+
+
+@needs_root
+@pytest.mark.root
+def test_a_listed_drive_that_leaves_withdraws_the_question(qtbot: Any, page: WriterPage,
+                                                           image: Path,
+                                                           tmp_path: Path) -> None:
+    choose_image(qtbot, page, image)
+    backing, data = filled_backing(tmp_path / "stick.img")
+    started: list[bool] = []
+    page.writeStarted.connect(lambda: started.append(True))
+    with loop_device(backing) as node:
+        for leave in ("removed at once", "gone from the list", "no longer offered"):
+            stick = offer_as_stick(page, node)
+            box = press_write(qtbot, page)
+            assert box.text().startswith("Everything on Test Loop Stick")
+            if leave == "removed at once":
+                page.model.driveRemoved.emit(node)  # what the monitor reports first
+            elif leave == "gone from the list":
+                page.model.set_drives([])  # the list without it, a moment later
+            else:
+                page.model.set_drives([dataclasses.replace(
+                    stick, excluded_reason="read-only (check the write-protect switch)")])
+            assert page.confirm_box is None, leave
+            assert page.selected_drive() is None and page.target_path() is None, leave
+            text = plain(page.target_label)
+            assert "before you confirmed: nothing was written" in text, (leave, text)
+            no_write_started(qtbot, page, started)
+    assert backing.read_bytes() == data
+
+
+@needs_root
+@pytest.mark.root
+def test_a_listed_drive_that_is_now_another_disk_is_not_asked_about(
+        qtbot: Any, page: WriterPage, image: Path, tmp_path: Path) -> None:
+    choose_image(qtbot, page, image)
+    chosen, _ = filled_backing(tmp_path / "chosen.img")
+    other, other_data = filled_backing(tmp_path / "other.img")
+    with replugging_loop(chosen) as slot:
+        stick = offer_as_stick(page, slot.node)
+        assert stick.diskseq is not None
+        # Re-plugged before the list caught up: the row still shows the disk chosen.
+        slot.replug(other)
+        qtbot.keyClick(page.write_button, Qt.Key.Key_Space)
+        qtbot.waitUntil(lambda: page._preflight_task is None, timeout=10_000)
+        assert page.confirm_box is None
+        text = plain(page.target_label)
+        assert f"{slot.node} is now another drive than Test Loop Stick" in text
+        assert "nothing was written" in text
+    assert other.read_bytes() == other_data
 
 
 def test_the_empty_list_says_what_to_do(qtbot: Any, page: WriterPage) -> None:
