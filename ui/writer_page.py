@@ -10,6 +10,12 @@ that are not offered unless "Show all disks" is ticked (then they are listed dis
 the reason). Loop devices and image files are never listed: the user names them in the
 "device or file" field, which goes through the same safety gate (`resolve_target`).
 
+A chosen drive that goes away or stops being offered is never replaced by another: the
+selection is cleared, and an open "Erase and write" question about it is withdrawn. The
+question names one disk, and the write goes to that disk or nowhere: its identity (device
+number, serial, size, the kernel's diskseq) is checked against the list before asking and
+travels to the helper, which checks the device it opened (see `app.usb.identity`).
+
 Embedding: `WriterPage(image=..., model=...)`; `set_image(path)` prefills the image (after
 a build); `shutdown()` when the window closes (it cancels a running write and waits for the
 helper to wipe the stick).
@@ -81,6 +87,7 @@ from app.usb.engine import (
     WriteResult,
 )
 from app.usb.errors import DeviceUnplugged
+from app.usb.identity import differences
 from app.usb.preflight import (
     ImageFacts,
     Preflight,
@@ -262,7 +269,11 @@ class WriterPage(QWidget):
         # Before the filter and the view hear of a removal: see _before_rows_removed.
         self.model.rowsAboutToBeRemoved.connect(self._before_rows_removed)
         self.model.modelAboutToBeReset.connect(self._before_reset)
+        # The filter also drops a row of its own (a drive no longer offered, changed in
+        # place); connected before the view exists, so before it moves the current row.
+        self.drives.rowsAboutToBeRemoved.connect(self._before_shown_rows_removed)
         self._chosen_going: Drive | None = None
+        self._source_removing = False
         self.drives.setSourceModel(self.model)
 
         self._image_path: Path | None = None
@@ -285,6 +296,7 @@ class WriterPage(QWidget):
         self._rate = RateMeter()
         self._monitoring = False
         self.confirm_box: QMessageBox | None = None
+        self._confirming: tuple[Preflight, Drive | None] | None = None  # what the box asks
         self.cancel_box: QMessageBox | None = None
         self.error_box: QMessageBox | None = None
         self.file_dialog: QFileDialog | None = None
@@ -304,7 +316,9 @@ class WriterPage(QWidget):
                        self.drives.modelReset, self.drives.layoutChanged):
             signal.connect(self._update_drive_hint)
         self.drive_view.selectionModel().currentChanged.connect(self._on_drive_current)
-        self.model.rowsRemoved.connect(self._after_rows_removed)
+        self.model.rowsRemoved.connect(self._after_source_rows_removed)
+        self.drives.rowsRemoved.connect(self._after_shown_rows_removed)
+        self.drives.dataChanged.connect(self._after_drive_changed)
         self.model.modelReset.connect(self._after_reset)
         self._update_drive_hint()
         self._update_ready()
@@ -697,7 +711,14 @@ class WriterPage(QWidget):
     # run before the filter and the view react (connected to the model first).
     @Slot(QModelIndex, int, int)
     def _before_rows_removed(self, parent: QModelIndex, first: int, last: int) -> None:
+        self._source_removing = True
         current = self.drives.mapToSource(self.drive_view.currentIndex())
+        if current.isValid() and first <= current.row() <= last:
+            self._chosen_going = self.selected_drive()
+
+    @Slot(QModelIndex, int, int)
+    def _before_shown_rows_removed(self, parent: QModelIndex, first: int, last: int) -> None:
+        current = self.drive_view.currentIndex()
         if current.isValid() and first <= current.row() <= last:
             self._chosen_going = self.selected_drive()
 
@@ -706,17 +727,50 @@ class WriterPage(QWidget):
         self._chosen_going = self.selected_drive()
 
     @Slot()
+    def _after_shown_rows_removed(self) -> None:
+        # The filter removes its rows while the model is still about to remove its own:
+        # then the model's rowsRemoved tells, once the drive is really gone from the list.
+        if not self._source_removing:
+            self._after_rows_removed()
+
+    @Slot()
+    def _after_source_rows_removed(self) -> None:
+        self._source_removing = False
+        self._after_rows_removed()
+
     def _after_rows_removed(self) -> None:
         gone, self._chosen_going = self._chosen_going, None
         if gone is None:
             return
+        still_there = self.model.row_of(gone.devnode) >= 0
+        self._drop_chosen(gone, "is no longer offered" if still_there else "went away")
+
+    @Slot()
+    def _after_drive_changed(self) -> None:
+        # A row changed in place and stayed shown ("Show all disks"): the chosen drive may
+        # have become one that is not offered, or another disk under the same name.
+        chosen = self._confirming[1] if self._confirming is not None else None
+        current = self.selected_drive()
+        if current is None or self._explicit is not None:
+            return
+        if not current.offered:
+            self._drop_chosen(current, "is no longer offered")
+        elif chosen is not None and _other_disk(chosen, current):
+            self._drop_chosen(chosen, "went away")
+
+    def _drop_chosen(self, gone: Drive, note: str) -> None:
+        """The chosen drive went away or is no longer offered: nothing stays chosen in its
+        place, and a question about writing it is withdrawn."""
+        asked = self._confirming is not None and self._confirming[1] is not None
+        if asked:
+            self._close_confirm_box()
         self.drive_view.selectionModel().clearSelection()
         self.drive_view.setCurrentIndex(QModelIndex())
         self._explicit = None
-        still_there = self.model.row_of(gone.devnode) >= 0
-        note = ("is no longer offered; choose it again if you mean it" if still_there
-                else "went away")
-        self.target_label.setText(Line(Tone.WARN, f"{drive_words(gone)} {note}.").html())
+        again = "" if note == "went away" else "; choose it again if you mean it"
+        done = " before you confirmed: nothing was written" if asked else ""
+        self.target_label.setText(Line(Tone.WARN, f"{drive_words(gone)} {note}{done}{again}."
+                                       ).html())
         self._update_ready()
 
     @Slot()
@@ -787,9 +841,20 @@ class WriterPage(QWidget):
         if self._writing is not None and str(self._writing.target.path) == gone:
             self._unplugged_while_writing()
             return
-        if self._explicit is not None and str(self._explicit.path) == gone:
+        # Reported at once, before the list is updated: the name may soon be another disk's.
+        drive = self.selected_drive() if self._explicit is None else None
+        if drive is not None and os.path.realpath(drive.devnode) == gone:
+            self._drop_chosen(drive, "went away")
+            return
+        asked = (self._confirming is not None
+                 and str(self._confirming[0].target.path) == gone)
+        if asked:
+            self._close_confirm_box()
+        if asked or (self._explicit is not None and str(self._explicit.path) == gone):
             self._explicit = None
-            self.target_label.setText(Line(Tone.WARN, f"{devnode} was unplugged.").html())
+            done = " before you confirmed: nothing was written" if asked else ""
+            self.target_label.setText(Line(Tone.WARN, f"{devnode} was unplugged{done}.")
+                                      .html())
             self._update_ready()
 
     @Slot(str)
@@ -854,8 +919,11 @@ class WriterPage(QWidget):
 
     def _confirm(self, preflight: Preflight, drive: Drive | None) -> None:
         assert self._facts is not None
+        if self._refuse_if_not_chosen(preflight, drive):
+            return  # it went while it was being checked
         words = confirmation(self._facts.source, preflight.target, drive, preflight.mounted,
                              verify=self.verify_check.isChecked())
+        self._confirming = (preflight, drive)
         self.confirm_box = ask_destructive(
             self, title=words.title, text=words.text, informative=words.informative,
             act=words.button, keep="Cancel", icon=QMessageBox.Icon.Warning,
@@ -864,9 +932,49 @@ class WriterPage(QWidget):
 
     def _forget_confirm_box(self) -> None:
         self.confirm_box = None
+        self._confirming = None
+
+    def _close_confirm_box(self) -> None:
+        """Withdraw the question: closed as if never answered, so nothing is written."""
+        box, self.confirm_box = self.confirm_box, None
+        self._confirming = None
+        if box is not None:
+            box.finished.disconnect()
+            box.reject()
+            box.deleteLater()
+
+    def _why_not_chosen(self, preflight: Preflight, drive: Drive | None) -> str | None:
+        """Why `preflight` is no longer the target the user chose, or None if it still is."""
+        path = str(preflight.target.path)
+        if drive is None:
+            if self._explicit is None or str(self._explicit.path) != path:
+                return f"{path} is no longer the chosen target"
+            return None
+        current = self.selected_drive() if self._explicit is None else None
+        if current is None or current.sys_path != drive.sys_path:
+            return f"{drive_words(drive)} is no longer the chosen drive"
+        if not current.offered:
+            return f"{drive_words(drive)} is no longer offered"
+        checked = preflight.identity
+        if _other_disk(drive, current) or (
+                checked is not None and current.identity is not None
+                and differences(current.identity, checked)):
+            return f"{current.devnode} is now another drive than {drive_words(drive)}"
+        return None
+
+    def _refuse_if_not_chosen(self, preflight: Preflight, drive: Drive | None) -> bool:
+        reason = self._why_not_chosen(preflight, drive)
+        if reason is None:
+            return False
+        self.target_label.setText(Line(Tone.WARN, f"{reason}: nothing was written. Choose "
+                                                  "the drive again.").html())
+        self._update_ready()
+        return True
 
     def _start_write(self, preflight: Preflight, drive: Drive | None) -> None:
         assert self._facts is not None
+        if self._refuse_if_not_chosen(preflight, drive):
+            return  # never a write to a drive no longer offered
         source = self._facts.source
         self._writing = preflight
         self._writing_drive = drive
@@ -1092,6 +1200,13 @@ class WriterPage(QWidget):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.shutdown()
         super().closeEvent(event)
+
+
+def _other_disk(before: Drive, now: Drive) -> bool:
+    """True if the row now describes another disk than the one chosen (same name)."""
+    if before.identity is None or now.identity is None:
+        return before.devno != now.devno
+    return bool(differences(before.identity, now.identity))
 
 
 def _html(text: str) -> str:

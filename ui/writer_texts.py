@@ -20,6 +20,7 @@ from app.usb.drives import LARGE_DRIVE, Drive
 from app.usb.engine import PHASE_TITLES, PHASE_VERIFY, PHASE_WIPE, PHASE_WRITE, WriteResult
 from app.usb.errors import (
     DeviceBusy,
+    DeviceChanged,
     DeviceIOError,
     DeviceNotFound,
     DevicePermissionDenied,
@@ -304,6 +305,11 @@ def outcome_of_result(result: WriteResult, checksum: ChecksumResult | None = Non
                    "\n".join(details + ["The stick was not read back: it may hold errors."]))
 
 
+def _writing_began(phases: list[str] | tuple[str, ...]) -> bool:
+    """True once the writer may have changed the drive (writing, or wiping after a stop)."""
+    return PHASE_WRITE in phases or PHASE_WIPE in phases
+
+
 def outcome_of_error(exc: BaseException, phases: list[str] | tuple[str, ...] = ()) -> Outcome:
     """What happened, from the error that ended the write and the phases that were reached."""
     text = _sentence(str(exc))
@@ -312,7 +318,7 @@ def outcome_of_error(exc: BaseException, phases: list[str] | tuple[str, ...] = (
         if "not verified" in message.lower():
             return Outcome(OutcomeKind.NOT_VERIFIED, "Written, not verified (verification "
                            "cancelled)", text)
-        if PHASE_WRITE not in phases and PHASE_WIPE not in phases:
+        if not _writing_began(phases):
             return Outcome(OutcomeKind.CANCELLED, "Cancelled before anything was written",
                            "Nothing was written; the drive is unchanged.")
         return Outcome(OutcomeKind.CANCELLED, _sentence(message).rstrip("."), text)
@@ -328,16 +334,28 @@ def outcome_of_error(exc: BaseException, phases: list[str] | tuple[str, ...] = (
         title = ("Input/output error" if offset is None
                  else f"Input/output error at byte {offset}")
         return Outcome(OutcomeKind.FAILED, title, text)
-    titles: tuple[tuple[type[LivesmithError], str], ...] = (
-        (DeviceReadOnly, "The drive is read-only; nothing was written"),
-        (DeviceTooSmall, "The image does not fit on the drive; nothing was written"),
-        (DeviceBusy, "The drive is in use; nothing was written"),
-        (DevicePermissionDenied, "Permission denied; nothing was written"),
-        (DeviceNotFound, "The drive is gone"),
+    # These are raised before writing (the checks) and during it too (EROFS/EPERM from a
+    # write-protect switch, a .gz image longer than its recorded size): only the phases
+    # reached tell whether the drive is still untouched.
+    began = _writing_began(phases)
+    if isinstance(exc, DeviceChanged):
+        return Outcome(OutcomeKind.FAILED,
+                       "The drive you chose went away during the write" if began
+                       else "The drive you chose is gone; nothing was written", text)
+    titles: tuple[tuple[type[LivesmithError], str, str], ...] = (
+        (DeviceReadOnly, "The drive is read-only", "The drive refused writing (read-only)"),
+        (DeviceTooSmall, "The image does not fit on the drive",
+         "The image did not fit on the drive"),
+        (DeviceBusy, "The drive is in use", "The drive was in use"),
+        (DevicePermissionDenied, "Permission denied", "Permission denied"),
     )
-    for cls, title in titles:
+    for cls, before, during in titles:
         if isinstance(exc, cls):
+            title = (f"{during} after writing had begun: the drive does not hold the image"
+                     if began else f"{before}; nothing was written")
             return Outcome(OutcomeKind.FAILED, title, text)
+    if isinstance(exc, DeviceNotFound):
+        return Outcome(OutcomeKind.FAILED, "The drive is gone", text)
     if PHASE_VERIFY in phases:
         return Outcome(OutcomeKind.FAILED, "Written, but verifying failed", text)
     return Outcome(OutcomeKind.FAILED, "Writing failed", text)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pyudev
 
+from app.usb.identity import BlockIdentity
 from app.usb.target import (
     Devno,
     Mount,
@@ -55,10 +56,18 @@ class Drive:
     mounted_partitions: tuple[tuple[str, str], ...] = ()  # (devnode, mountpoint)
     excluded_reason: str | None = None
     large: bool = field(default=False)
+    diskseq: int | None = None  # the kernel's number for this very attachment (Linux 5.15+)
 
     @property
     def offered(self) -> bool:
         return self.excluded_reason is None
+
+    @property
+    def identity(self) -> BlockIdentity | None:
+        """What tells this disk from one plugged in later under the same name."""
+        if self.devno is None:
+            return None
+        return BlockIdentity(self.devno, self.size, self.serial, self.diskseq)
 
     @property
     def name(self) -> str:
@@ -134,11 +143,13 @@ def drive_from_device(device: pyudev.Device, *, mounts: Sequence[Mount],
                         system_refusal=use.refusal())
     devno = parse_devno(read_attr(sys_path, "dev"))
     devnode = device.device_node or f"/dev/{device.sys_name}"
+    diskseq = read_attr(sys_path, "diskseq")
     return Drive(
         devnode=devnode, sys_path=sys_path, devno=devno, vendor=ident.vendor,
         model=ident.model, serial=ident.serial, size=size, bus=bus, removable=removable,
         read_only=read_only, mounted_partitions=use.critical_mounts + use.other_mounts,
         excluded_reason=reason, large=size > LARGE_DRIVE,
+        diskseq=int(diskseq) if diskseq and diskseq.isdigit() else None,
     )
 
 

@@ -48,11 +48,19 @@ from app.usb.blockio import (
 )
 from app.usb.errors import (
     DeviceBusy,
+    DeviceChanged,
     DeviceNotFound,
     DevicePermissionDenied,
     DeviceReadOnly,
     DeviceTooSmall,
     DeviceUnplugged,
+)
+from app.usb.identity import (
+    LEFT_ALONE,
+    NOTHING_WRITTEN,
+    BlockIdentity,
+    check_descriptor,
+    check_path,
 )
 from app.usb.source import ImageSource
 from app.usb.target import (
@@ -328,21 +336,47 @@ def check_fits(source: ImageSource, capacity: int, where: str) -> None:
 
 # --- write -----------------------------------------------------------------------------------
 
+def _checking_identity(opener: Opener, expect: BlockIdentity, consequence: str) -> Opener:
+    """`opener`, refusing a descriptor whose device is not the disk `expect` describes."""
+    def open_checked(target: Target, write: bool) -> int:
+        fd = opener(target, write)
+        try:
+            check_descriptor(fd, expect, str(target.path), consequence=consequence)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+    return open_checked
+
+
 def write_image(source: ImageSource, target: Target, *, reporter: Reporter | None = None,
-                verify: bool = True, force: bool = False,
-                opener: Opener = open_target) -> WriteResult:
+                verify: bool = True, force: bool = False, opener: Opener = open_target,
+                expect: BlockIdentity | None = None) -> WriteResult:
     """Write `source` to `target`, then (unless `verify` is False) verify it.
 
     Raises DeviceTooSmall / DeviceReadOnly before writing anything; DeviceIOError (with the
     offset), DeviceUnplugged, VerificationError (with the offset) or Cancelled afterwards —
     in those cases the target was wiped (a file we created is removed) and the error says so.
+
+    `expect` is the disk the user confirmed: every descriptor opened on the target (to
+    write, read back, or wipe) must be that disk, else DeviceChanged and it is left alone.
     """
     reporter = reporter or NullReporter()
     where = str(target.path)
     block = is_block_target(target)
     warnings = layout_warnings(source, force=force)
     existed = target.path.exists()
-    fd = opener(target, True)
+    first_opener = opener
+    if expect is not None:
+        if not block:
+            raise DeviceChanged(f"the drive you chose is gone; {where} is not a block device "
+                                f"now; {NOTHING_WRITTEN}", where=where)
+        # By path first, so that UDisks unmounts nothing of another disk; then each
+        # descriptor, which closes the gap between this check and the open.
+        check_path(target.path, expect)
+        first_opener = _checking_identity(opener, expect, NOTHING_WRITTEN)
+        opener = _checking_identity(opener, expect, LEFT_ALONE)
+    fd = first_opener(target, True)
     written_ok = False
     try:
         capacity: int | None = None

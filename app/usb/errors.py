@@ -13,6 +13,10 @@ class DeviceUnplugged(DeviceError):
     """The device went away while we were using it."""
 
 
+class DeviceChanged(DeviceError):
+    """The path now names another disk than the one the user confirmed (re-plugged, swapped)."""
+
+
 class DeviceReadOnly(DeviceError):
     """The device (or its write-protect switch) does not allow writing."""
 

@@ -1,7 +1,11 @@
 """The writer as a separate process, speaking a small line protocol (CLI and GUI use it alike).
 
-    python -m app.usb.helper write IMAGE TARGET [--no-verify] [--force]
+    python -m app.usb.helper write IMAGE TARGET [--no-verify] [--force] [--expect JSON]
     python -m app.usb.helper verify IMAGE TARGET
+
+--expect names the disk the user confirmed (`BlockIdentity.to_json`: device number, size,
+serial, diskseq). TARGET is only a name, and Linux gives a freed name to the next disk
+plugged in: with --expect the helper writes nothing unless the device it opened is that disk.
 
 stdout, one message a line:
     PHASE <name>                 write | verify | locate | wipe
@@ -28,12 +32,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import app
 from app import errors as core_errors
 from app.errors import Cancelled, LivesmithError, Problem, ValidationError
 from app.reporter import Level, NullReporter, Reporter
+
+if TYPE_CHECKING:
+    from app.usb.identity import BlockIdentity
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -132,6 +139,9 @@ def helper_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("target")
     parser.add_argument("--no-verify", action="store_true")
     parser.add_argument("--force", action="store_true")
+    parser.add_argument("--expect", type=_identity_argument, default=None,
+                        help="the confirmed disk, as JSON (device number, size, serial, "
+                        "diskseq)")
     args = parser.parse_args(argv)
     out = sys.stdout
     reporter = ProtocolReporter(out)
@@ -150,16 +160,30 @@ def helper_main(argv: Sequence[str] | None = None) -> int:
     return EXIT_OK
 
 
+def _identity_argument(text: str) -> BlockIdentity:
+    from app.usb.identity import BlockIdentity
+
+    try:
+        return BlockIdentity.from_json(json.loads(text))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise argparse.ArgumentTypeError(f"not a disk identity: {exc}") from exc
+
+
 def _run(args: argparse.Namespace, reporter: Reporter) -> dict[str, Any]:
     from app.usb.engine import target_for_reading, verify_written, write_image
+    from app.usb.identity import check_path
     from app.usb.source import open_image
     from app.usb.target import resolve_target
 
     source = open_image(args.image)
     if args.command == "write":
+        if args.expect is not None:
+            # Before the safety gate, so a swapped disk is named as such (the gate would
+            # refuse a system disk too, with a less telling reason).
+            check_path(args.target, args.expect)
         target = resolve_target(args.target, image=source.path)
         return write_image(source, target, reporter=reporter, verify=not args.no_verify,
-                           force=args.force).to_json()
+                           force=args.force, expect=args.expect).to_json()
     return verify_written(source, target_for_reading(args.target),
                           reporter=reporter).to_json()
 
@@ -167,12 +191,15 @@ def _run(args: argparse.Namespace, reporter: Reporter) -> dict[str, Any]:
 # --- the parent side -------------------------------------------------------------------------
 
 def helper_command(command: str, image: str | os.PathLike[str], target: str | os.PathLike[str],
-                   *, verify: bool = True, force: bool = False) -> list[str]:
+                   *, verify: bool = True, force: bool = False,
+                   expect: BlockIdentity | None = None) -> list[str]:
     args = [sys.executable, "-m", "app.usb.helper", command, str(image), str(target)]
     if not verify:
         args.append("--no-verify")
     if force:
         args.append("--force")
+    if expect is not None:
+        args += ["--expect", json.dumps(expect.to_json())]
     return args
 
 
@@ -187,16 +214,18 @@ def helper_env() -> dict[str, str]:
 
 def run_helper(command: str, image: str | os.PathLike[str], target: str | os.PathLike[str], *,
                reporter: Reporter | None = None, verify: bool = True, force: bool = False,
+               expect: BlockIdentity | None = None,
                argv: list[str] | None = None) -> dict[str, Any]:
     """Run the helper, relaying its progress into `reporter`; returns the DONE object.
 
     Raises the helper's typed error. Cancel through `reporter` (or Ctrl-C here) asks the
     helper to stop; we still wait for it, because it wipes the stick before exiting.
+    `expect` is the disk the user confirmed (see the module's docstring).
     Pass `argv` to run the helper under a different launcher (pkexec, a test wrapper).
     """
     reporter = reporter or NullReporter()
     proc = subprocess.Popen(argv or helper_command(command, image, target, verify=verify,
-                                                   force=force),
+                                                   force=force, expect=expect),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, bufsize=1, env=helper_env())
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None

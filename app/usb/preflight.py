@@ -1,9 +1,9 @@
 """Before a write: the image's facts, the target's safety gate, unmounting, the write task.
 
 Qt-free, so the GUI's writer page and any other front end share one path to a write:
-`check_target` (the safety gate, mounted partitions allowed and listed), then after the
-user confirmed, `write_task` unmounts them (directly as root, else through UDisks2) and runs
-the privileged helper.
+`check_target` (the safety gate, mounted partitions allowed and listed, the disk's identity
+recorded), then after the user confirmed, `write_task` unmounts them (directly as root, else
+through UDisks2) and runs the privileged helper, which writes only to that very disk.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from pathlib import Path
 from app.reporter import Reporter, check_cancelled
 from app.tools import find_tool
 from app.usb.engine import WriteResult, check_fits, layout_warnings
-from app.usb.errors import DeviceBusy
+from app.usb.errors import DeviceBusy, DeviceChanged
 from app.usb.helper import run_helper
+from app.usb.identity import BlockIdentity, check_path, identity_at
 from app.usb.source import ImageSource, open_image
 from app.usb.target import Target, TargetKind, mounted_partitions, resolve_target
 
@@ -39,22 +40,39 @@ def read_image_facts(path: Path, reporter: Reporter) -> ImageFacts:
 
 @dataclass(frozen=True)
 class Preflight:
-    """A target that passed the safety gate, and what must be unmounted before writing."""
+    """A target that passed the safety gate, and what must be unmounted before writing.
+
+    `identity` is the disk the user is asked about (a block device only): the write goes
+    to that disk or nowhere, whatever its path names by then.
+    """
 
     target: Target
     mounted: tuple[tuple[str, str], ...]
+    identity: BlockIdentity | None = None
 
 
 def check_target(path: str, source: ImageSource | None) -> Preflight:
     # Mounted partitions are allowed here: the page unmounts them after the user confirms.
     target = resolve_target(path, image=source.path if source else None, allow_mounted=True)
     mounted: tuple[tuple[str, str], ...] = ()
+    identity = None
     if target.kind is TargetKind.BLOCK:
         if source is not None:
             check_fits(source, target.size, str(target.path))
         if target.devno is not None:
+            identity = _identity_of(target)
             mounted = tuple(mounted_partitions(target.devno))
-    return Preflight(target, mounted)
+    return Preflight(target, mounted, identity)
+
+
+def _identity_of(target: Target) -> BlockIdentity:
+    """The identity of the disk just checked; refused if the path changed meanwhile."""
+    identity = identity_at(target.path)
+    if identity.devno != target.devno or identity.size != target.size:
+        raise DeviceChanged("changed while it was being checked (unplugged, or another "
+                            "drive plugged in); nothing was written", where=str(target.path),
+                            hint="choose the drive again")
+    return identity
 
 
 def unmount_partitions(preflight: Preflight) -> None:
@@ -96,11 +114,14 @@ def unmount_partitions(preflight: Preflight) -> None:
 def write_task(source: ImageSource, preflight: Preflight, *, verify: bool,
                force: bool) -> Callable[[Reporter], WriteResult]:
     def run(reporter: Reporter) -> WriteResult:
+        if preflight.identity is not None:
+            # Unmount nothing of a disk that took the confirmed one's name.
+            check_path(preflight.target.path, preflight.identity)
         if preflight.mounted:
             reporter.step(PHASE_UNMOUNT)
             unmount_partitions(preflight)
             check_cancelled(reporter)
         done = run_helper("write", source.path, preflight.target.path, reporter=reporter,
-                          verify=verify, force=force)
+                          verify=verify, force=force, expect=preflight.identity)
         return WriteResult.from_json(done)
     return run

@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import shiboken6
 from PySide6.QtCore import QMimeData, QPoint, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QTextDocumentFragment
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import (
     QAbstractButton,
     QApplication,
@@ -34,11 +36,19 @@ from PySide6.QtWidgets import (
 from app.usb.drives import Drive, list_drives
 from tests.app.usb.test_target import mounted
 from tests.app.usb.test_target import partitioned_loop as target_partitioned_loop
-from tests.app.usb.writer_support import MiB, cmp_prefix, device_bytes, loop_device, make_image
+from tests.app.usb.writer_support import (
+    MiB,
+    cmp_prefix,
+    compress,
+    device_bytes,
+    loop_device,
+    make_image,
+    replugging_loop,
+)
 from tests.conftest import needs_root
 from ui.drive_model import DriveListModel
 from ui.writer_page import SETUP, WriterPage, drive_lines
-from ui.writer_texts import OutcomeKind
+from ui.writer_texts import OutcomeKind, drive_words
 
 WRITE_TIMEOUT = 120_000  # ms; the writes here take a second or two
 
@@ -362,6 +372,71 @@ def test_an_image_larger_than_the_device_is_refused(qtbot: Any, page: WriterPage
 
 @needs_root
 @pytest.mark.root
+def test_a_stick_turning_read_only_mid_write_is_not_called_untouched(
+        qtbot: Any, page: WriterPage, tmp_path: Path) -> None:
+    image = big_sparse_image(tmp_path / "big.iso")
+    choose_image(qtbot, page, image)
+    backing = sparse_backing(tmp_path / "stick.img", 600 * MiB)
+    with open(backing, "r+b") as fh, open(image, "rb") as old:
+        fh.write(old.read(MiB))  # an old partition table, which the write zeroes first
+    with loop_device(backing) as node:
+        name_target(qtbot, page, node)
+        locked: list[int] = []
+
+        def lock_once_data_is_on_it(done: int, _total: int) -> None:
+            # The write-protect switch flipped mid-write: the kernel refuses with EPERM.
+            if done > 0 and not locked and page._phases[-1:] == ["write"]:
+                locked.append(done)
+                subprocess.run(["blockdev", "--setro", node], check=True)
+
+        page.writeStarted.connect(lambda: page._write_task.progressChanged.connect(
+            lock_once_data_is_on_it))  # type: ignore[union-attr]
+        try:
+            write_confirmed(qtbot, page)
+        finally:
+            subprocess.run(["blockdev", "--setrw", node], check=True)
+        assert locked, "the write never reported progress"
+        outcome = page.outcome
+        assert outcome is not None and outcome.kind is OutcomeKind.FAILED, outcome
+        assert "nothing was written" not in outcome.title.lower()
+        assert outcome.title == ("The drive refused writing (read-only) after writing had "
+                                 "begun: the drive does not hold the image")
+        assert "writing had begun" in plain(page.result_title)
+        assert "read-only" in error_text(page)
+        # What the title says is so: the old partition table is gone, the image's first
+        # block is there (the wipe was refused too).
+        assert device_bytes(node, 512)[510:512] == b"\0\0"
+        assert device_bytes(node, MiB, 64 * 1024) == image.read_bytes()[64 * 1024:MiB
+                                                                       + 64 * 1024]
+
+
+@needs_root
+@pytest.mark.root
+def test_an_image_found_too_big_mid_write_is_not_called_untouched(
+        qtbot: Any, page: WriterPage, tmp_path: Path) -> None:
+    # .gz records the size only mod 2^32: two members pass the check before writing (the
+    # lower bound fits) and the write runs past the device's end.
+    image = tmp_path / "live.iso"
+    make_image(image, 24 * MiB + 1536, compressible=True)
+    packed = compress(image, "gz")
+    double = tmp_path / "double.iso.gz"
+    double.write_bytes(packed.read_bytes() * 2)
+    choose_image(qtbot, page, double)
+    with loop_device(sparse_backing(tmp_path / "stick.img", 32 * MiB)) as node:
+        name_target(qtbot, page, node)
+        write_confirmed(qtbot, page)
+        outcome = page.outcome
+        assert outcome is not None and outcome.kind is OutcomeKind.FAILED, outcome
+        assert "write" in page._phases
+        assert outcome.title == ("The image did not fit on the drive after writing had "
+                                 "begun: the drive does not hold the image")
+        assert "nothing was written" not in outcome.details.lower()
+        assert "wiped" in outcome.details
+        assert device_bytes(node, 64 * 1024) == bytes(64 * 1024)
+
+
+@needs_root
+@pytest.mark.root
 def test_an_unplugged_stick_is_reported_at_once(qtbot: Any, page: WriterPage,
                                                 tmp_path: Path) -> None:
     image = big_sparse_image(tmp_path / "big.iso")
@@ -489,6 +564,139 @@ def test_a_chosen_drive_that_leaves_is_not_replaced_by_its_neighbour(
     page.model.set_drives([fake_drive("sdb"), fake_drive("sdd", excluded_reason="read-only")])
     assert page.target_path() is None
     assert "no longer offered" in plain(page.target_label)
+
+
+@pytest.mark.parametrize("show_all", [False, True])
+@pytest.mark.parametrize("chosen", [0, 1])
+def test_a_chosen_drive_no_longer_offered_in_place_is_not_replaced_by_its_neighbour(
+        qtbot: Any, page: WriterPage, chosen: int, show_all: bool) -> None:
+    page.model.stop()  # this test feeds the list itself
+    page.show_all_check.setChecked(show_all)
+    drives = [fake_drive("sdb"), fake_drive("sdc")]
+    page.model.set_drives(drives)
+    page.drive_view.setCurrentIndex(page.drives.index(chosen, 0))
+    assert page.target_path() == drives[chosen].devnode
+    changes: list[str] = []
+    page.model.rowsRemoved.connect(lambda *_: changes.append("removed"))
+    page.model.modelReset.connect(lambda: changes.append("reset"))
+    # The model updates the row in place (the order stays); only the filter drops it.
+    locked = dataclasses.replace(drives[chosen], read_only=True,
+                                 excluded_reason="read-only (check the write-protect switch)")
+    page.model.set_drives([locked if row == chosen else d for row, d in enumerate(drives)])
+    assert changes == []
+    assert page.drives.rowCount() == (2 if show_all else 1)
+    assert page.selected_drive() is None and page.target_path() is None
+    assert not page.write_button.isEnabled()
+    text = plain(page.target_label)
+    assert text == (f"\u26a0 {drive_words(drives[chosen])} is no longer offered; choose it "
+                    "again if you mean it.")
+    assert "Selected" not in text
+
+
+# --- a chosen drive that goes away while the user is asked ------------------------------------
+
+def filled_backing(path: Path, size: int = 32 * MiB) -> tuple[Path, bytes]:
+    """A backing file with random contents, so any write to it shows."""
+    data = os.urandom(size)
+    path.write_bytes(data)
+    return path, data
+
+
+def offer_as_stick(page: WriterPage, node: str) -> Drive:
+    """Offer the real loop device `node` in the list under a stick's name (loop devices are
+    never offered by the monitor), and choose it by keyboard."""
+    page.model.stop()
+    QTest.qWait(200)  # lists the monitor sent before it stopped arrive now, not later
+    real = next(d for d in list_drives(include_excluded=True) if d.devnode == node)
+    stick = dataclasses.replace(real, vendor="Test", model="Loop Stick", excluded_reason=None)
+    page.model.set_drives([stick])
+    page.drive_view.setFocus()
+    QTest.keyClick(page.drive_view, Qt.Key.Key_Down)
+    assert page.selected_drive() == stick and page.target_path() == node
+    return stick
+
+
+def no_write_started(qtbot: Any, page: WriterPage, started: list[bool]) -> None:
+    qtbot.wait(300)  # a write would have started by now
+    assert not started and not page.busy() and page._write_task is None
+    assert page.stack.currentIndex() == SETUP and page.outcome is None
+
+
+@needs_root
+@pytest.mark.root
+def test_unplugging_the_named_drive_withdraws_the_question(qtbot: Any, page: WriterPage,
+                                                           image: Path,
+                                                           tmp_path: Path) -> None:
+    choose_image(qtbot, page, image)
+    chosen, _ = filled_backing(tmp_path / "chosen.img")
+    other, other_data = filled_backing(tmp_path / "other.img")
+    started: list[bool] = []
+    page.writeStarted.connect(lambda: started.append(True))
+    with replugging_loop(chosen) as slot:
+        qtbot.waitUntil(lambda: page.model.row_of(slot.node) >= 0, timeout=10_000)
+        name_target(qtbot, page, slot.node)
+        box = press_write(qtbot, page)
+        assert slot.node in box.text()
+        # Pulled out, and another disk plugged in that gets its name (the hotplug monitor
+        # sees the loop device's size drop to 0, as for a card leaving its reader).
+        slot.replug(other)
+        qtbot.waitUntil(lambda: page.confirm_box is None, timeout=10_000)
+        assert not shiboken6.isValid(box) or not box.isVisible()
+        text = plain(page.target_label)
+        assert f"{slot.node} was unplugged before you confirmed: nothing was written" in text
+        assert page.target_path() is None and not page.write_button.isEnabled()
+        no_write_started(qtbot, page, started)
+    assert other.read_bytes() == other_data
+
+
+@needs_root
+@pytest.mark.root
+def test_a_listed_drive_that_leaves_withdraws_the_question(qtbot: Any, page: WriterPage,
+                                                           image: Path,
+                                                           tmp_path: Path) -> None:
+    choose_image(qtbot, page, image)
+    backing, data = filled_backing(tmp_path / "stick.img")
+    started: list[bool] = []
+    page.writeStarted.connect(lambda: started.append(True))
+    with loop_device(backing) as node:
+        for leave in ("removed at once", "gone from the list", "no longer offered"):
+            stick = offer_as_stick(page, node)
+            box = press_write(qtbot, page)
+            assert box.text().startswith("Everything on Test Loop Stick")
+            if leave == "removed at once":
+                page.model.driveRemoved.emit(node)  # what the monitor reports first
+            elif leave == "gone from the list":
+                page.model.set_drives([])  # the list without it, a moment later
+            else:
+                page.model.set_drives([dataclasses.replace(
+                    stick, excluded_reason="read-only (check the write-protect switch)")])
+            assert page.confirm_box is None, leave
+            assert page.selected_drive() is None and page.target_path() is None, leave
+            text = plain(page.target_label)
+            assert "before you confirmed: nothing was written" in text, (leave, text)
+            no_write_started(qtbot, page, started)
+    assert backing.read_bytes() == data
+
+
+@needs_root
+@pytest.mark.root
+def test_a_listed_drive_that_is_now_another_disk_is_not_asked_about(
+        qtbot: Any, page: WriterPage, image: Path, tmp_path: Path) -> None:
+    choose_image(qtbot, page, image)
+    chosen, _ = filled_backing(tmp_path / "chosen.img")
+    other, other_data = filled_backing(tmp_path / "other.img")
+    with replugging_loop(chosen) as slot:
+        stick = offer_as_stick(page, slot.node)
+        assert stick.diskseq is not None
+        # Re-plugged before the list caught up: the row still shows the disk chosen.
+        slot.replug(other)
+        qtbot.keyClick(page.write_button, Qt.Key.Key_Space)
+        qtbot.waitUntil(lambda: page._preflight_task is None, timeout=10_000)
+        assert page.confirm_box is None
+        text = plain(page.target_label)
+        assert f"{slot.node} is now another drive than Test Loop Stick" in text
+        assert "nothing was written" in text
+    assert other.read_bytes() == other_data
 
 
 def test_the_empty_list_says_what_to_do(qtbot: Any, page: WriterPage) -> None:

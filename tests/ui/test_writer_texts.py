@@ -12,7 +12,9 @@ from app.usb.drives import Drive
 from app.usb.engine import WriteResult
 from app.usb.errors import (
     DeviceBusy,
+    DeviceChanged,
     DeviceIOError,
+    DevicePermissionDenied,
     DeviceReadOnly,
     DeviceTooSmall,
     DeviceUnplugged,
@@ -165,3 +167,36 @@ def test_results_say_exactly_what_happened() -> None:
     other = outcome_of_error(InputError("the xz data is damaged", where="/isos/x.xz"))
     assert other.kind is OutcomeKind.FAILED and other.title == "Writing failed"
     assert other.details == "/isos/x.xz: the xz data is damaged."
+
+
+@pytest.mark.parametrize("exc", [
+    DeviceReadOnly("is read-only (refused at byte 8388608)", where="/dev/sdb"),
+    DeviceTooSmall("the image is larger than the device (33.6 MB, 33554432 bytes): it goes on "
+                   "past the device's end", where="/dev/sdb"),
+    DeviceBusy("is in use by another program", where="/dev/sdb"),
+    DevicePermissionDenied("permission denied", where="/dev/sdb"),
+])
+def test_nothing_was_written_only_before_the_write_began(exc: Exception) -> None:
+    # The same errors come from the checks before writing and from the write itself.
+    before = outcome_of_error(exc, ["unmount"])
+    assert before.kind is OutcomeKind.FAILED
+    assert before.title.endswith("; nothing was written")
+    for phases in (["write"], ["unmount", "write", "wipe"], ["wipe"]):
+        during = outcome_of_error(exc, phases)
+        assert during.kind is OutcomeKind.FAILED
+        assert "nothing was written" not in during.title.lower()
+        assert "nothing was written" not in during.details.lower()
+        assert during.title.endswith("after writing had begun: the drive does not hold the "
+                                     "image"), during.title
+
+
+def test_a_swapped_drive_is_named_as_such() -> None:
+    exc = DeviceChanged("the drive you chose is gone; /dev/sdb is now a different drive "
+                        "(disk sequence number 14, not 12); nothing was written",
+                        where="/dev/sdb")
+    gone = outcome_of_error(exc, ["unmount"])
+    assert gone.kind is OutcomeKind.FAILED
+    assert gone.title == "The drive you chose is gone; nothing was written"
+    assert "is now a different drive" in gone.details
+    later = outcome_of_error(exc, ["write", "verify"])
+    assert later.title == "The drive you chose went away during the write"

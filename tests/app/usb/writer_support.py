@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import subprocess
+import time
 from array import array
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,42 @@ def loop_device(backing: Path, *, read_only: bool = False,
         yield node
     finally:
         subprocess.run(["losetup", "-d", node], capture_output=True)
+
+
+class LoopSlot:
+    """A loop device name we hold; `replug` puts another file under the same name."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.ours = True
+
+    def replug(self, backing: Path) -> None:
+        """Detach, and attach `backing` under the same name: what the kernel does when a stick
+        is pulled out and the next disk plugged in gets its freed name. Skips the test if
+        another process takes the free loop device first (other tests may run alongside)."""
+        import pytest
+
+        run("losetup", "-d", self.node)
+        self.ours = False
+        for _ in range(50):  # udev's probe may hold it open a moment; the detach waits for it
+            attached = subprocess.run(["losetup", "--direct-io=on", self.node, str(backing)],
+                                      capture_output=True, text=True)
+            if attached.returncode == 0:
+                self.ours = True
+                return
+            time.sleep(0.05)
+        pytest.skip(f"could not attach {backing.name} to {self.node}: {attached.stderr}")
+
+
+@contextlib.contextmanager
+def replugging_loop(backing: Path) -> Iterator[LoopSlot]:
+    """A loop device on `backing` that the test can re-plug (`LoopSlot.replug`)."""
+    slot = LoopSlot(run("losetup", "--find", "--show", "--direct-io=on", str(backing)).strip())
+    try:
+        yield slot
+    finally:
+        if slot.ours:
+            subprocess.run(["losetup", "-d", slot.node], capture_output=True)
 
 
 @contextlib.contextmanager
@@ -120,8 +157,6 @@ class CancelAt(RecordingReporter):
     def progress(self, done: int, total: int) -> None:
         super().progress(done, total)
         if done >= self.at and self.cancelled_at is None and self.steps[-1:] == ["write"]:
-            import time
-
             self.cancelled_at = time.monotonic()
             self.cancel()
 
