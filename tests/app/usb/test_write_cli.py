@@ -20,6 +20,7 @@ from tests.app.usb.writer_support import (
     device_bytes,
     loop_device,
     make_image,
+    replugging_loop,
     run,
     sha256_of_device,
     sparse_file,
@@ -196,3 +197,35 @@ def test_ctrl_c_cancels_within_two_seconds_and_wipes(tmp_path: Path) -> None:
         assert elapsed < 2.0
         assert "the stick was wiped so it does not look half-bootable" in rest
         assert device_bytes(node, 512)[510:512] == b"\0\0"
+
+
+def test_a_disk_swapped_while_the_question_waits_is_not_written(tmp_path: Path,
+                                                                 image: Path) -> None:
+    # The stick is pulled while `write` waits for "yes" and another disk gets its name.
+    other = sparse_file(tmp_path / "other.img", 32 * MiB)
+    other.write_bytes(b"someone else's disk" + bytes(32 * MiB - 19))
+    before = hashlib.sha256(other.read_bytes()).hexdigest()
+    with replugging_loop(sparse_file(tmp_path / "stick.img", 32 * MiB)) as slot:
+        controller, terminal = pty.openpty()
+        proc = subprocess.Popen([sys.executable, "-m", "app", "write", str(image), slot.node],
+                                cwd=ROOT, stdin=terminal, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stderr is not None
+            seen = ""
+            while "Type 'yes' to go on: " not in seen:
+                char = proc.stderr.read(1)
+                assert char, f"no question: {seen}"
+                seen += char
+            slot.replug(other)
+            os.write(controller, b"yes\n")
+            stdout, stderr = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            os.close(terminal)
+            os.close(controller)
+        assert proc.returncode != 0, stdout
+        assert f"{slot.node} is now a different drive" in stderr
+        assert "nothing was written" in stderr
+    assert hashlib.sha256(other.read_bytes()).hexdigest() == before
