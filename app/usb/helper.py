@@ -305,4 +305,4 @@ def _relay(lines: IO[str], reporter: Reporter, cancel: Callable[[], None]
 
 
 if __name__ == "__main__":
-    sys.exit(helper_main())
+    raise SystemExit(helper_main())
