@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from app import __version__
-from app.cli import EXIT_FAILURE, EXIT_INPUT, build_parser, main, report_error
+from app.cli import EXIT_FAILURE, EXIT_INPUT, build_parser, report_error
 from app.errors import Cancelled, InputError, MissingToolError, Problem, ValidationError
 from tests.conftest import ROOT
 
@@ -40,12 +44,19 @@ def test_errors_are_reported_with_what_where_and_hint(capsys) -> None:
     assert report_error(Cancelled()) == 130
 
 
-def test_main_returns_gui_failure_without_display(monkeypatch) -> None:
-    # No arguments hands over to the GUI module; a missing GUI gives a clear message, not a trace.
-    import app.cli as cli
-
-    monkeypatch.setattr(cli, "GUI_MODULE", "ui.does_not_exist")
-    assert main([]) == EXIT_FAILURE
+@pytest.mark.xfail(strict=True, reason="app bug: without a display Qt aborts the process "
+                   "(SIGABRT) and blames a missing libxcb-cursor0; livesmith should say that no "
+                   "display is available and exit with EXIT_FAILURE")
+def test_the_gui_without_a_display_says_so_and_fails(tmp_path: Path) -> None:
+    # No arguments start the GUI; with no X11 or Wayland display it cannot open a window.
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.update(QT_QPA_PLATFORM="xcb", PYTHONPATH=str(ROOT))
+    # In tmp_path: a crash may leave a core file in the working directory.
+    out = subprocess.run([sys.executable, "-m", "app"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == EXIT_FAILURE, out.stderr  # an exit status, not a crash
+    ours = [line for line in out.stderr.splitlines() if line.startswith("livesmith:")]
+    assert any("display" in line.lower() for line in ours), out.stderr
 
 
 def imported_modules(*args: str) -> set[str]:

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from app.errors import LivesmithError
-from app.resources import APP_ICON, APP_ID, app_icon_path, read_resource_bytes, resource_path
+from app.resources import APP_ICON, app_icon_path, read_resource_bytes, resource_path
 from tests.conftest import ROOT
 
 
@@ -39,11 +39,6 @@ def test_names_outside_the_resources_package_are_refused(bad: str) -> None:
 def test_a_directory_is_not_a_resource_file() -> None:
     with pytest.raises(LivesmithError, match="missing"):
         resource_path("icons")
-
-
-def test_app_id_is_reverse_dns() -> None:
-    parts = APP_ID.split(".")
-    assert len(parts) >= 3 and all(p.isidentifier() for p in parts)
 
 
 def test_resources_load_without_qt() -> None:

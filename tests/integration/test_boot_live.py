@@ -17,14 +17,37 @@ from tests.integration.qemu import BootConfig, QemuSession, prepare_usb_disk
 pytestmark = pytest.mark.slow
 
 
-def boot_and_check(config: BootConfig, password: str, *, expect_overlay: bool = True) -> str:
+# Where resources/initramfs/init mounts the root image and the writable layer ($RUN is
+# /run/livesmith, moved with /run into the live system).
+LOWER_DIR = "/run/livesmith/lower"
+UPPER_DIR = "/run/livesmith/cow/upper"
+
+
+def mount_table(text: str) -> dict[str, tuple[str, set[str]]]:
+    """/proc/mounts as mount point -> (type, options); the last mount on a point wins."""
+    table = {}
+    for line in text.splitlines():
+        _, point, fstype, options, *_ = line.split()
+        table[point] = (fstype, set(options.split(",")))
+    return table
+
+
+def boot_and_check(config: BootConfig, password: str, *, lower_type: str | None = "squashfs"
+                   ) -> str:
+    """Log in, check what / is, write to it; `lower_type` None: RAM mode, / is the initramfs."""
     with QemuSession(config) as vm:
         vm.login("root", password)
         mounts = vm.run("cat /proc/mounts")
-        root_line = next(line for line in mounts.splitlines() if line.split()[1] == "/")
-        if expect_overlay:
-            assert root_line.split()[2] == "overlay", mounts
-            assert "lowerdir=/run/livesmith" in root_line or "lowerdir" in root_line
+        table = mount_table(mounts)
+        root_type, root_options = table["/"]
+        if lower_type is not None:
+            assert root_type == "overlay", mounts
+            assert {f"lowerdir={LOWER_DIR}", f"upperdir={UPPER_DIR}"} <= root_options, mounts
+            assert table[LOWER_DIR][0] == lower_type, mounts
+        else:
+            # The system runs from the initramfs itself: no overlay, no root image.
+            assert root_type == "rootfs", mounts
+            assert LOWER_DIR not in table, mounts
         written = vm.run("echo live-write-ok > /root/probe && cat /root/probe")
         assert "live-write-ok" in written
         cmdline = vm.run("cat /proc/cmdline")
@@ -57,10 +80,11 @@ def test_ram_mode_boots(build_iso, minimal_profile) -> None:
     profile = with_format(minimal_profile, RootImageFormat.RAM, Compressor.ZSTD)
     result = build_iso(profile, "ram")
     boot_and_check(BootConfig(firmware="bios", medium="cd", image=result.iso), "live",
-                   expect_overlay=False)
+                   lower_type=None)
 
 
 def test_erofs_mode_boots(build_iso, minimal_profile) -> None:
     profile = with_format(minimal_profile, RootImageFormat.EROFS, Compressor.LZ4HC)
     result = build_iso(profile, "erofs")
-    boot_and_check(BootConfig(firmware="bios", medium="cd", image=result.iso), "live")
+    boot_and_check(BootConfig(firmware="bios", medium="cd", image=result.iso), "live",
+                   lower_type="erofs")

@@ -144,9 +144,6 @@ def test_unpacked_command_runs_with_debian_python_alone(built: Built) -> None:
     assert where[1].startswith("/usr/lib/python3/dist-packages/")  # Debian's, not pip's
 
 
-@pytest.mark.skipif("inspect" not in command_names(),
-                    reason="the `inspect` command (helper 'inspect') is not merged into this "
-                           "branch yet")
 def test_unpacked_command_inspects_an_iso_with_debian_libraries(built: Built,
                                                                 tmp_path: Path) -> None:
     iso = make_iso(tmp_path, "DEB_INSPECT")

@@ -140,9 +140,6 @@ def test_installed_wheel_without_qt_explains_that_the_gui_cannot_start(dist: Dis
     assert "the graphical app cannot start" in out.stderr and "PySide6" in out.stderr
 
 
-@pytest.mark.skipif("inspect" not in command_names(),
-                    reason="the `inspect` command (helper 'inspect') is not merged into this "
-                           "branch yet")
 def test_installed_wheel_inspects_an_iso(dist: Dist, tmp_path: Path) -> None:
     iso = make_iso(tmp_path, "WHEEL_INSPECT")
     out = run(dist, "inspect", str(iso), cwd=tmp_path)

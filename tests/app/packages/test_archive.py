@@ -65,10 +65,11 @@ def test_concatenated_zstd_frames_and_xz_padding() -> None:
         assert stream.read() == DATA
 
 
-@pytest.mark.skipif(shutil.which("xz") is None or shutil.which("zstd") is None,
-                    reason="needs the xz and zstd programs (xz-utils, zstd)")
 def test_multithreaded_tool_output_is_read(tmp_path) -> None:  # type: ignore[no-untyped-def]
     # what real packages are made with: multi-block xz (dpkg-deb -T) and zstd -T0 frames
+    for program, package in (("xz", "xz-utils"), ("zstd", "zstd")):
+        if shutil.which(program) is None:  # packaging/deps/apt-run.txt installs them
+            pytest.fail(f"needs the {program} program: apt-get install {package}")
     src = tmp_path / "data"
     src.write_bytes(DATA * 4)
     subprocess.run(["xz", "-T2", "--block-size=1MiB", "-k", "-1", str(src)], check=True)
