@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
@@ -20,10 +22,41 @@ DESKTOP_FILE = "io.github.livesmith.Livesmith"
 # (a 100,000-line log burst: 124 ms longest GUI pause before, about 50 ms after).
 GUI_SWITCH_INTERVAL = 0.001
 
+# Qt platforms that need a display server, and how to tell one is there.
+_DISPLAY_VARIABLE = {"xcb": "DISPLAY", "wayland": "WAYLAND_DISPLAY",
+                     "wayland-egl": "WAYLAND_DISPLAY"}
+
+
+def _has_display(platform: str, env: Mapping[str, str]) -> bool:
+    variable = _DISPLAY_VARIABLE.get(platform)
+    if variable is None:
+        return True   # offscreen, vnc, eglfs, ...: no display server needed
+    if env.get(variable):
+        return True
+    # Wayland clients fall back to the socket "wayland-0" in the runtime folder.
+    runtime = env.get("XDG_RUNTIME_DIR")
+    return platform != "xcb" and bool(runtime) and (Path(runtime) / "wayland-0").exists()
+
+
+def display_problem(env: Mapping[str, str] = os.environ) -> str | None:
+    """Why Qt could not open a window here, or None. Without this, Qt aborts the process
+    (SIGABRT) and blames a missing library."""
+    requested = [part.split(":")[0].strip()
+                 for part in env.get("QT_QPA_PLATFORM", "").split(";") if part.strip()]
+    if any(_has_display(platform, env) for platform in requested or ("wayland", "xcb")):
+        return None
+    return ("there is no display to open a window on (neither DISPLAY nor WAYLAND_DISPLAY is "
+            "set)")
+
 
 def run(argv: Sequence[str] = ()) -> int:
     sys.setswitchinterval(GUI_SWITCH_INTERVAL)
     existing = QApplication.instance()
+    problem = None if existing is not None else display_problem()
+    if problem is not None:
+        print(f"livesmith: the graphical app cannot start: {problem}; start it from a desktop "
+              "session, or use a subcommand (see `livesmith --help`)", file=sys.stderr)
+        return 1
     app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0], *argv])
     app.setApplicationName("Livesmith")
     app.setOrganizationName("Livesmith")
