@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import tomli_w
 
+from app.build.compress import Compression
 from app.errors import InputError, Problem, ValidationError
 from app.iso.labels import validate_label
 from app.packages.model import SourceKind, SourceSpec
@@ -29,6 +30,10 @@ class RootImageFormat(enum.Enum):
     RAM = "ram"  # no image: the whole root lives in the initramfs
 
 
+FORMAT_NAMES = {RootImageFormat.SQUASHFS: "a SquashFS image",
+                RootImageFormat.EROFS: "an EROFS image", RootImageFormat.RAM: "RAM mode"}
+
+
 class Compressor(enum.Enum):
     ZSTD = "zstd"
     XZ = "xz"
@@ -38,18 +43,57 @@ class Compressor(enum.Enum):
     NONE = "none"
 
 
-# What each root image format can compress with, and the default level for each compressor.
+@dataclass(frozen=True)
+class LevelRange:
+    """The compression levels a tool accepts, and the one used when none is chosen."""
+
+    low: int
+    high: int
+    default: int
+
+    def __contains__(self, level: object) -> bool:
+        return isinstance(level, int) and self.low <= level <= self.high
+
+
+def _initramfs_levels(compression: Compression, default: int) -> LevelRange:
+    # RAM mode packs the root with the initramfs writer, so its limits are the writer's.
+    levels = compression.levels
+    assert levels is not None, compression
+    return LevelRange(levels.start, levels.stop - 1, default)
+
+
+# What each root image format can compress with (in the order offered) and the levels the
+# program doing the compressing accepts for it: mksquashfs, mkfs.erofs, or for RAM mode the
+# initramfs writer (app.build.compress). None: no level can be chosen. Validation, the
+# wizard's level box and the build all read this one table, so none accepts what another
+# refuses.
+COMPRESSION_LEVELS: dict[RootImageFormat, dict[Compressor, LevelRange | None]] = {
+    RootImageFormat.SQUASHFS: {
+        Compressor.ZSTD: LevelRange(1, 22, 15),  # -Xcompression-level
+        Compressor.XZ: LevelRange(0, 9, 6),
+        Compressor.GZIP: LevelRange(1, 9, 9),    # -Xcompression-level
+        Compressor.LZ4: None,                    # only -Xhc, no level
+    },
+    RootImageFormat.EROFS: {
+        Compressor.LZ4HC: LevelRange(1, 12, 9),  # -zlz4hc,<level>
+        Compressor.LZ4: None,                    # mkfs.erofs refuses -zlz4,<level>
+        Compressor.NONE: None,
+    },
+    RootImageFormat.RAM: {  # zstd stops at 19: the kernel may refuse --ultra windows
+        Compressor.ZSTD: _initramfs_levels(Compression.ZSTD, 15),
+        Compressor.XZ: _initramfs_levels(Compression.XZ, 6),
+        Compressor.GZIP: _initramfs_levels(Compression.GZIP, 9),
+        Compressor.NONE: None,
+    },
+}
 FORMAT_COMPRESSORS: dict[RootImageFormat, tuple[Compressor, ...]] = {
-    RootImageFormat.SQUASHFS: (Compressor.ZSTD, Compressor.XZ, Compressor.GZIP, Compressor.LZ4),
-    RootImageFormat.EROFS: (Compressor.LZ4HC, Compressor.LZ4, Compressor.NONE),
-    RootImageFormat.RAM: (Compressor.ZSTD, Compressor.XZ, Compressor.GZIP, Compressor.NONE),
-}
-LEVEL_RANGES: dict[Compressor, tuple[int, int, int]] = {  # (min, max, default)
-    Compressor.ZSTD: (1, 22, 15),
-    Compressor.XZ: (0, 9, 6),
-    Compressor.GZIP: (1, 9, 9),
-    Compressor.LZ4HC: (1, 12, 9),
-}
+    fmt: tuple(levels) for fmt, levels in COMPRESSION_LEVELS.items()}
+
+
+def level_range(fmt: RootImageFormat, compressor: Compressor) -> LevelRange | None:
+    """The levels `compressor` takes in a `fmt` image; None if it takes none (or cannot be
+    used there at all)."""
+    return COMPRESSION_LEVELS[fmt].get(compressor)
 
 
 @dataclass(frozen=True)
@@ -298,14 +342,8 @@ def validate_profile(profile: Profile) -> list[Problem]:
         problems.append(Problem("compressor", f"{image.format.value} cannot use "
                                 f"{image.compressor.value}; choose "
                                 f"{', '.join(c.value for c in allowed)}"))
-    if image.level is not None:
-        low, high, _ = LEVEL_RANGES.get(image.compressor, (0, 0, 0))
-        if image.compressor not in LEVEL_RANGES:
-            problems.append(Problem("compression level",
-                                    f"{image.compressor.value} has no levels; leave it unset"))
-        elif not low <= image.level <= high:
-            problems.append(Problem("compression level", f"{image.level} is out of range for "
-                                    f"{image.compressor.value} ({low}-{high})"))
+    elif (problem := level_problem(image)) is not None:
+        problems.append(problem)
     overlay = profile.system.overlay
     if overlay and not Path(overlay).expanduser().is_dir():
         problems.append(Problem("overlay folder", f"{overlay} is not a folder"))
@@ -314,7 +352,25 @@ def validate_profile(profile: Profile) -> list[Problem]:
     return problems
 
 
+def level_problem(image: ImageOptions) -> Problem | None:
+    """Why the image's chosen level cannot be used with its format and compressor, if so."""
+    if image.level is None:
+        return None
+    levels = level_range(image.format, image.compressor)
+    what = f"{image.compressor.value} in {FORMAT_NAMES[image.format]}"
+    if levels is None:
+        return Problem("compression level", f"{what} takes no level (got {image.level})",
+                       "leave the level at the default")
+    if image.level not in levels:
+        return Problem("compression level", f"level {image.level} is out of range for {what}",
+                       f"choose {levels.low} to {levels.high}")
+    return None
+
+
 def compression_level(image: ImageOptions) -> int | None:
-    if image.level is not None:
-        return image.level
-    return LEVEL_RANGES[image.compressor][2] if image.compressor in LEVEL_RANGES else None
+    """The level the build uses: the chosen one, else the default; None if the format and
+    compressor take no level."""
+    levels = level_range(image.format, image.compressor)
+    if levels is None:
+        return None
+    return levels.default if image.level is None else image.level
