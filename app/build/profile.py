@@ -32,6 +32,9 @@ class RootImageFormat(enum.Enum):
 
 FORMAT_NAMES = {RootImageFormat.SQUASHFS: "a SquashFS image",
                 RootImageFormat.EROFS: "an EROFS image", RootImageFormat.RAM: "RAM mode"}
+# The program that compresses each format (RAM mode: Livesmith's own initramfs writer).
+FORMAT_TOOLS = {RootImageFormat.SQUASHFS: "mksquashfs", RootImageFormat.EROFS: "mkfs.erofs",
+                RootImageFormat.RAM: "the initramfs writer"}
 
 
 class Compressor(enum.Enum):
@@ -70,7 +73,7 @@ def _initramfs_levels(compression: Compression, default: int) -> LevelRange:
 COMPRESSION_LEVELS: dict[RootImageFormat, dict[Compressor, LevelRange | None]] = {
     RootImageFormat.SQUASHFS: {
         Compressor.ZSTD: LevelRange(1, 22, 15),  # -Xcompression-level
-        Compressor.XZ: LevelRange(0, 9, 6),
+        Compressor.XZ: None,                     # only -Xbcj and -Xdict-size, no level
         Compressor.GZIP: LevelRange(1, 9, 9),    # -Xcompression-level
         Compressor.LZ4: None,                    # only -Xhc, no level
     },
@@ -359,8 +362,10 @@ def level_problem(image: ImageOptions) -> Problem | None:
     levels = level_range(image.format, image.compressor)
     what = f"{image.compressor.value} in {FORMAT_NAMES[image.format]}"
     if levels is None:
+        why = ("nothing is compressed" if image.compressor is Compressor.NONE
+               else f"{FORMAT_TOOLS[image.format]} has no {image.compressor.value} level")
         return Problem("compression level", f"{what} takes no level (got {image.level})",
-                       "leave the level at the default")
+                       f"{why}; leave the level at the default")
     if image.level not in levels:
         return Problem("compression level", f"level {image.level} is out of range for {what}",
                        f"choose {levels.low} to {levels.high}")

@@ -123,7 +123,7 @@ def test_levels_are_checked_against_the_format_and_compressor() -> None:
 
     assert problems(RootImageFormat.EROFS, Compressor.LZ4, 3) == [
         "compression level: lz4 in an EROFS image takes no level (got 3) "
-        "(leave the level at the default)"]
+        "(mkfs.erofs has no lz4 level; leave the level at the default)"]
     assert problems(RootImageFormat.EROFS, Compressor.LZ4HC, 13) == [
         "compression level: level 13 is out of range for lz4hc in an EROFS image "
         "(choose 1 to 12)"]

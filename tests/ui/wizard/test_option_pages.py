@@ -14,6 +14,7 @@ from tests.ui.wizard.conftest import glaucus_profile
 from tests.ui.wizard.helpers import click_box, click_package, go_to
 from ui.wizard.compose_wizard import ComposeWizard, PageId
 from ui.wizard.kernel_page import AUTO_KERNEL
+from ui.wizard.review_page import summary_lines
 from ui.wizard.system_page import PREVIEW_BUILD_ID
 
 Maker = Callable[..., ComposeWizard]
@@ -165,3 +166,21 @@ def test_the_level_box_follows_the_format_as_well_as_the_compressor(
     click_box(qtbot, page.format_buttons[RootImageFormat.SQUASHFS])
     assert (page.level_spin.minimum(), page.level_spin.maximum()) == (1, 22)
     assert wizard.profile().image.level == page.level_spin.value()
+
+
+def test_squashfs_xz_offers_no_level_and_the_summary_claims_none(
+        qtbot: Any, make_wizard: Maker, glaucus_repo: Path) -> None:
+    wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"))
+    go_to(qtbot, wizard, PageId.IMAGE)
+    page = wizard.image_page
+    click_box(qtbot, page.default_level_check)
+    assert page.level_spin.isEnabled()
+    page.compressor_combo.setCurrentIndex(page.compressor_combo.findText("xz"))
+    assert wizard.profile().image == ImageOptions(RootImageFormat.SQUASHFS, Compressor.XZ)
+    assert not page.default_level_check.isEnabled() and not page.level_spin.isEnabled()
+    assert "Root image: squashfs, xz" in summary_lines(wizard.profile())
+    # RAM mode compresses xz itself, with levels.
+    click_box(qtbot, page.format_buttons[RootImageFormat.RAM])
+    assert page.default_level_check.isEnabled()
+    assert (page.level_spin.minimum(), page.level_spin.maximum()) == (0, 9)
+    assert "Root image: ram, xz level 6" in summary_lines(wizard.profile())
