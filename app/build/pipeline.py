@@ -24,6 +24,7 @@ from app.build.profile import (
     Profile,
     RootImageFormat,
     compression_level,
+    package_name_problems,
     profile_to_dict,
     validate_profile,
 )
@@ -130,6 +131,9 @@ class BuildResult:
 
 def validate_packages(ctx: BuildContext) -> list[Problem]:
     options = ctx.profile.packages
+    if package_name_problems(options, ctx.profile.kernel):
+        # validate_profile reports them; a name like '-o...' must not reach apt-cache.
+        return []
     try:
         ctx.source = open_source(options.source)
         ctx.resolution = resolve(ctx.source, options.packages,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -315,12 +316,48 @@ def builtin_profile(name: str) -> Profile:
 _HOSTNAME_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
+# Package names go into tool command lines (apt-cache, apt-get), where one starting with '-'
+# would be read as an option. Debian policy 5.6.1: lower-case letters, digits, '+', '-' and
+# '.', at least two characters, starting with a letter or digit.
+_DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+# Arch (makepkg's rule), glaucus and tarball names: letters, digits and '@', '_', '+', '.',
+# '-', not starting with '-' or '.'; no '/', blanks or control characters.
+_OTHER_PACKAGE = re.compile(r"[A-Za-z0-9@_+][A-Za-z0-9@_+.-]*")
+_DEBIAN_RULE = (_DEBIAN_PACKAGE, "Debian package names are at least two lower-case letters, "
+                "digits, '+', '-' and '.', starting with a letter or digit")
+_OTHER_RULE = (_OTHER_PACKAGE, "package names are letters, digits, '@', '_', '+', '.' and '-', "
+               "not starting with '-' or '.'")
+
+
+def _name_rule(kind: SourceKind) -> tuple[re.Pattern[str], str]:
+    return _DEBIAN_RULE if kind in (SourceKind.APT, SourceKind.DEB) else _OTHER_RULE
+
+
+def bad_package_names(kind: SourceKind, names: Iterable[str]) -> list[str]:
+    """The names in `names` that cannot be package names of a `kind` source."""
+    pattern, _ = _name_rule(kind)
+    return [name for name in names if not pattern.fullmatch(name)]
+
+
+def package_name_problems(options: PackageOptions, kernel: KernelOptions) -> list[Problem]:
+    """One problem listing every selected (and kernel) package name that is not valid."""
+    kind = options.source.kind
+    names = [*options.packages, *([kernel.package] if kernel.package else [])]
+    bad = list(dict.fromkeys(bad_package_names(kind, names)))
+    if not bad:
+        return []
+    _, rule = _name_rule(kind)
+    listed = ", ".join(repr(name) for name in bad)
+    return [Problem("packages", f"not valid package name{'s' if len(bad) > 1 else ''}: "
+                    f"{listed}", rule)]
+
 
 def validate_profile(profile: Profile) -> list[Problem]:
     """Every problem in the profile's own values, all at once (label checks included)."""
     problems: list[Problem] = list(validate_label(profile.iso.label))
     if not profile.packages.packages:
         problems.append(Problem("packages", "no packages selected"))
+    problems += package_name_problems(profile.packages, profile.kernel)
     host = profile.system.hostname
     if not host or len(host) > 253 or not all(_HOSTNAME_LABEL.match(p) for p in host.split(".")):
         problems.append(Problem("hostname", f"{host!r} is not a valid host name",

@@ -8,9 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from app.build.pipeline import run_build
-from app.build.profile import Compressor, ImageOptions, Profile, RootImageFormat
+from app.build.pipeline import make_context, run_build, validate_build
+from app.build.profile import (
+    Compressor,
+    ImageOptions,
+    KernelOptions,
+    PackageOptions,
+    Profile,
+    RootImageFormat,
+)
 from app.errors import ValidationError
+from app.packages.model import SourceKind, SourceSpec
 from app.reporter import RecordingReporter
 from tests.support.live_fixtures import live_glaucus_repo, live_profile
 
@@ -38,3 +46,24 @@ def test_a_ram_mode_zstd_level_the_initramfs_cannot_take_is_refused_up_front(
                       image=ImageOptions(RootImageFormat.RAM, Compressor.ZSTD, 22))
     assert refused_before_building(profile, tmp_path) == [
         "compression level: level 22 is out of range for zstd in RAM mode (choose 1 to 19)"]
+
+
+def test_a_package_name_apt_would_read_as_an_option_never_reaches_apt(tmp_path: Path) -> None:
+    profile = Profile(name="apt", packages=PackageOptions(
+        SourceSpec(SourceKind.APT), ("busybox-static", "-oAPT::Architecture=foo")),
+        kernel=KernelOptions(package="linux-image-amd64"))
+    ctx = make_context(profile, tmp_path / "live.iso", RecordingReporter())
+    problems = validate_build(ctx)
+    assert [str(p) for p in problems if p.where == "packages"] == [
+        "packages: not valid package name: '-oAPT::Architecture=foo' (Debian package names "
+        "are at least two lower-case letters, digits, '+', '-' and '.', starting with a "
+        "letter or digit)"]
+    assert ctx.source is None and ctx.resolution is None  # the source was never asked
+
+
+def test_bad_package_names_in_a_folder_source_are_refused_up_front(
+        repo: Path, tmp_path: Path) -> None:
+    profile = live_profile(repo, "--version", "a b")
+    assert refused_before_building(profile, tmp_path) == [
+        "packages: not valid package names: '--version', 'a b' (package names are letters, "
+        "digits, '@', '_', '+', '.' and '-', not starting with '-' or '.')"]

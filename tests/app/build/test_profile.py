@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,10 +11,12 @@ from app.build.profile import (
     BootOptions,
     Compressor,
     ImageOptions,
+    KernelOptions,
     PackageOptions,
     Profile,
     RootImageFormat,
     SystemOptions,
+    bad_package_names,
     builtin_profile,
     builtin_profiles,
     compression_level,
@@ -140,3 +143,55 @@ def test_the_default_level_depends_on_the_format() -> None:
     assert compression_level(ImageOptions(RootImageFormat.EROFS, Compressor.LZ4HC)) == 9
     assert compression_level(ImageOptions(RootImageFormat.EROFS, Compressor.LZ4)) is None
     assert compression_level(ImageOptions(RootImageFormat.RAM, Compressor.NONE)) is None
+
+
+def package_profile(kind: SourceKind, *names: str, kernel: str = "") -> Profile:
+    location = "" if kind is SourceKind.APT else "/srv/packages"
+    return Profile(name="names", packages=PackageOptions(SourceSpec(kind, location), names),
+                   kernel=KernelOptions(package=kernel))
+
+
+# Names a command line would misread (an option, a path, a second argument) or that no
+# package can have; the same for every kind of source.
+NEVER_NAMES = ("-oAPT::Architecture=foo", "--help", ".hidden", "pkg/evil", "/bin/sh",
+               "two words", "tab\there", "line\nbreak", "esc\x1b[31m", "")
+
+
+@pytest.mark.parametrize("kind", list(SourceKind))
+def test_every_bad_package_name_is_reported_in_one_problem(kind: SourceKind) -> None:
+    problems = validate_profile(package_profile(kind, "busybox", *NEVER_NAMES,
+                                                kernel="-linux"))
+    assert len(problems) == 1
+    problem = problems[0]
+    assert problem.where == "packages" and problem.hint
+    assert problem.message == "not valid package names: " + ", ".join(
+        repr(n) for n in (*NEVER_NAMES, "-linux"))
+
+
+def test_debian_names_follow_debian_policy() -> None:
+    good = ("busybox-static", "linux-image-amd64", "g++", "libstdc++6", "python3.11", "0ad")
+    assert validate_profile(package_profile(SourceKind.APT, *good)) == []
+    bad = ("Busybox", "x", "lib_foo", "pkg@1")
+    problems = validate_profile(package_profile(SourceKind.DEB, *good, *bad))
+    assert [p.message for p in problems] == [
+        "not valid package names: 'Busybox', 'x', 'lib_foo', 'pkg@1'"]
+    assert "Debian package names" in str(problems[0].hint)
+
+
+def test_every_name_the_hosts_apt_knows_is_a_valid_debian_name() -> None:
+    names = subprocess.run(["apt-cache", "pkgnames"], capture_output=True, text=True,
+                           check=True).stdout.split()
+    assert len(names) > 1000, "apt has no package lists: run apt-get update"
+    assert bad_package_names(SourceKind.APT, names) == []
+
+
+@pytest.mark.parametrize("kind", [SourceKind.GLAUCUS, SourceKind.ARCH, SourceKind.TARBALLS])
+def test_arch_glaucus_and_tarball_names(kind: SourceKind) -> None:
+    # Real Arch and glaucus names (python-typing_extensions has an '_', which Debian's
+    # rule refuses), and what makepkg allows beyond them: upper case, '@', one character.
+    real = ("gtk-update-icon-cache", "libxml2", "python-pip", "c++utilities", "0ad",
+            "lib32-glibc", "xorg-server", "python-typing_extensions", "libsigc++", "r",
+            "gcc-libs", "s6-linux-init", "skalibs", "musl")
+    allowed = ("Foo", "pkg@2", "x", "_private")
+    assert validate_profile(package_profile(kind, *real, *allowed)) == []
+    assert bad_package_names(kind, ("-x", ".x", "a/b", "a b")) == ["-x", ".x", "a/b", "a b"]
