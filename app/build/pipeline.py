@@ -284,6 +284,11 @@ def initramfs_stage(ctx: BuildContext) -> None:
         raise StageError("no kernel (boot/vmlinuz-*) in the assembled root", stage="initramfs")
     vmlinuz, version = found
     ctx.kernel_version = version
+    # The first moment the kernel's modules are known; the profile's checks ran before.
+    problems = kmod.unknown_module_problems(kmod.modules_dir(ctx.root, version), version,
+                                            ctx.profile.kernel.extra_modules)
+    if problems:
+        raise ValidationError(problems)
     ctx.live.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(vmlinuz, ctx.live / "vmlinuz")
     busybox = find_static_busybox(ctx.root)

@@ -339,6 +339,23 @@ def bad_package_names(kind: SourceKind, names: Iterable[str]) -> list[str]:
     return [name for name in names if not pattern.fullmatch(name)]
 
 
+# Kernel module names as modprobe takes them: no path, no '.ko'.
+_MODULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+def module_name_problems(kernel: KernelOptions) -> list[Problem]:
+    """One problem listing every extra module name that cannot be a kernel module's."""
+    bad = [name for name in dict.fromkeys(kernel.extra_modules)
+           if not _MODULE_NAME.fullmatch(name)]
+    if not bad:
+        return []
+    listed = ", ".join(repr(name) for name in bad)
+    return [Problem("extra kernel modules",
+                    f"not valid module name{'s' if len(bad) > 1 else ''}: {listed}",
+                    "module names are letters, digits, '_' and '-', starting with a letter or "
+                    "digit, without a path or '.ko', as modprobe takes them")]
+
+
 def package_name_problems(options: PackageOptions, kernel: KernelOptions) -> list[Problem]:
     """One problem listing every selected (and kernel) package name that is not valid."""
     kind = options.source.kind
@@ -358,6 +375,7 @@ def validate_profile(profile: Profile) -> list[Problem]:
     if not profile.packages.packages:
         problems.append(Problem("packages", "no packages selected"))
     problems += package_name_problems(profile.packages, profile.kernel)
+    problems += module_name_problems(profile.kernel)
     host = profile.system.hostname
     if not host or len(host) > 253 or not all(_HOSTNAME_LABEL.match(p) for p in host.split(".")):
         problems.append(Problem("hostname", f"{host!r} is not a valid host name",
