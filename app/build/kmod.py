@@ -10,6 +10,7 @@ busybox `insmod` cannot unpack zstd and the image is compressed as a whole anywa
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import gzip
 import lzma
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import zstandard
 
-from app.errors import InputError, StageError
+from app.errors import InputError, Problem, StageError
 from app.reporter import Level, Reporter
 
 # What a live system needs to find and mount its medium, by bus and filesystem.
@@ -450,6 +451,33 @@ def missing_modules(mod_dir: Path, wanted: Iterable[str]) -> list[str]:
         if not builtin and not providers:
             missing.append(item)
     return missing
+
+
+def unknown_module_problems(mod_dir: Path | None, version: str, names: Iterable[str], *,
+                            where: str = "extra kernel module") -> list[Problem]:
+    """A problem for each name that is neither a module of kernel `version` (in `mod_dir`,
+    None if it has none) nor built into it; the hint names the kernel's closest modules."""
+    wanted = list(dict.fromkeys(names))
+    if not wanted:
+        return []
+    if mod_dir is None:
+        return [Problem(where, f"{name!r} is not in kernel {version}, which has no modules")
+                for name in wanted]
+    index = ModuleIndex.load(mod_dir)
+    known: list[str] | None = None
+    problems = []
+    for name in wanted:
+        providers, builtin = index.lookup(name)
+        if providers or builtin:
+            continue
+        if known is None:
+            known = sorted(set(index.files) | index.builtin)
+        close = difflib.get_close_matches(canonical(name), known, n=3, cutoff=0.8)
+        problems.append(Problem(
+            where, f"{name!r} is neither a module of kernel {version} nor built into it",
+            "did you mean " + " or ".join(repr(c) for c in close) + "?" if close
+            else f"none of the kernel's {len(known)} modules has a similar name"))
+    return problems
 
 
 def all_modules(mod_dir: Path) -> list[KernelModule]:

@@ -24,6 +24,7 @@ from app.build.profile import (
     Profile,
     RootImageFormat,
     compression_level,
+    package_name_problems,
     profile_to_dict,
     validate_profile,
 )
@@ -130,6 +131,9 @@ class BuildResult:
 
 def validate_packages(ctx: BuildContext) -> list[Problem]:
     options = ctx.profile.packages
+    if package_name_problems(options, ctx.profile.kernel):
+        # validate_profile reports them; a name like '-o...' must not reach apt-cache.
+        return []
     try:
         ctx.source = open_source(options.source)
         ctx.resolution = resolve(ctx.source, options.packages,
@@ -280,6 +284,11 @@ def initramfs_stage(ctx: BuildContext) -> None:
         raise StageError("no kernel (boot/vmlinuz-*) in the assembled root", stage="initramfs")
     vmlinuz, version = found
     ctx.kernel_version = version
+    # The first moment the kernel's modules are known; the profile's checks ran before.
+    problems = kmod.unknown_module_problems(kmod.modules_dir(ctx.root, version), version,
+                                            ctx.profile.kernel.extra_modules)
+    if problems:
+        raise ValidationError(problems)
     ctx.live.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(vmlinuz, ctx.live / "vmlinuz")
     busybox = find_static_busybox(ctx.root)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 
 import tomli_w
 
+from app.build.compress import Compression
 from app.errors import InputError, Problem, ValidationError
 from app.iso.labels import validate_label
 from app.packages.model import SourceKind, SourceSpec
@@ -29,6 +31,13 @@ class RootImageFormat(enum.Enum):
     RAM = "ram"  # no image: the whole root lives in the initramfs
 
 
+FORMAT_NAMES = {RootImageFormat.SQUASHFS: "a SquashFS image",
+                RootImageFormat.EROFS: "an EROFS image", RootImageFormat.RAM: "RAM mode"}
+# The program that compresses each format (RAM mode: Livesmith's own initramfs writer).
+FORMAT_TOOLS = {RootImageFormat.SQUASHFS: "mksquashfs", RootImageFormat.EROFS: "mkfs.erofs",
+                RootImageFormat.RAM: "the initramfs writer"}
+
+
 class Compressor(enum.Enum):
     ZSTD = "zstd"
     XZ = "xz"
@@ -38,18 +47,57 @@ class Compressor(enum.Enum):
     NONE = "none"
 
 
-# What each root image format can compress with, and the default level for each compressor.
+@dataclass(frozen=True)
+class LevelRange:
+    """The compression levels a tool accepts, and the one used when none is chosen."""
+
+    low: int
+    high: int
+    default: int
+
+    def __contains__(self, level: object) -> bool:
+        return isinstance(level, int) and self.low <= level <= self.high
+
+
+def _initramfs_levels(compression: Compression, default: int) -> LevelRange:
+    # RAM mode packs the root with the initramfs writer, so its limits are the writer's.
+    levels = compression.levels
+    assert levels is not None, compression
+    return LevelRange(levels.start, levels.stop - 1, default)
+
+
+# What each root image format can compress with (in the order offered) and the levels the
+# program doing the compressing accepts for it: mksquashfs, mkfs.erofs, or for RAM mode the
+# initramfs writer (app.build.compress). None: no level can be chosen. Validation, the
+# wizard's level box and the build all read this one table, so none accepts what another
+# refuses.
+COMPRESSION_LEVELS: dict[RootImageFormat, dict[Compressor, LevelRange | None]] = {
+    RootImageFormat.SQUASHFS: {
+        Compressor.ZSTD: LevelRange(1, 22, 15),  # -Xcompression-level
+        Compressor.XZ: None,                     # only -Xbcj and -Xdict-size, no level
+        Compressor.GZIP: LevelRange(1, 9, 9),    # -Xcompression-level
+        Compressor.LZ4: None,                    # only -Xhc, no level
+    },
+    RootImageFormat.EROFS: {
+        Compressor.LZ4HC: LevelRange(1, 12, 9),  # -zlz4hc,<level>
+        Compressor.LZ4: None,                    # mkfs.erofs refuses -zlz4,<level>
+        Compressor.NONE: None,
+    },
+    RootImageFormat.RAM: {  # zstd stops at 19: the kernel may refuse --ultra windows
+        Compressor.ZSTD: _initramfs_levels(Compression.ZSTD, 15),
+        Compressor.XZ: _initramfs_levels(Compression.XZ, 6),
+        Compressor.GZIP: _initramfs_levels(Compression.GZIP, 9),
+        Compressor.NONE: None,
+    },
+}
 FORMAT_COMPRESSORS: dict[RootImageFormat, tuple[Compressor, ...]] = {
-    RootImageFormat.SQUASHFS: (Compressor.ZSTD, Compressor.XZ, Compressor.GZIP, Compressor.LZ4),
-    RootImageFormat.EROFS: (Compressor.LZ4HC, Compressor.LZ4, Compressor.NONE),
-    RootImageFormat.RAM: (Compressor.ZSTD, Compressor.XZ, Compressor.GZIP, Compressor.NONE),
-}
-LEVEL_RANGES: dict[Compressor, tuple[int, int, int]] = {  # (min, max, default)
-    Compressor.ZSTD: (1, 22, 15),
-    Compressor.XZ: (0, 9, 6),
-    Compressor.GZIP: (1, 9, 9),
-    Compressor.LZ4HC: (1, 12, 9),
-}
+    fmt: tuple(levels) for fmt, levels in COMPRESSION_LEVELS.items()}
+
+
+def level_range(fmt: RootImageFormat, compressor: Compressor) -> LevelRange | None:
+    """The levels `compressor` takes in a `fmt` image; None if it takes none (or cannot be
+    used there at all)."""
+    return COMPRESSION_LEVELS[fmt].get(compressor)
 
 
 @dataclass(frozen=True)
@@ -268,12 +316,66 @@ def builtin_profile(name: str) -> Profile:
 _HOSTNAME_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
+# Package names go into tool command lines (apt-cache, apt-get), where one starting with '-'
+# would be read as an option. Debian policy 5.6.1: lower-case letters, digits, '+', '-' and
+# '.', at least two characters, starting with a letter or digit.
+_DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+# Arch (makepkg's rule), glaucus and tarball names: letters, digits and '@', '_', '+', '.',
+# '-', not starting with '-' or '.'; no '/', blanks or control characters.
+_OTHER_PACKAGE = re.compile(r"[A-Za-z0-9@_+][A-Za-z0-9@_+.-]*")
+_DEBIAN_RULE = (_DEBIAN_PACKAGE, "Debian package names are at least two lower-case letters, "
+                "digits, '+', '-' and '.', starting with a letter or digit")
+_OTHER_RULE = (_OTHER_PACKAGE, "package names are letters, digits, '@', '_', '+', '.' and '-', "
+               "not starting with '-' or '.'")
+
+
+def _name_rule(kind: SourceKind) -> tuple[re.Pattern[str], str]:
+    return _DEBIAN_RULE if kind in (SourceKind.APT, SourceKind.DEB) else _OTHER_RULE
+
+
+def bad_package_names(kind: SourceKind, names: Iterable[str]) -> list[str]:
+    """The names in `names` that cannot be package names of a `kind` source."""
+    pattern, _ = _name_rule(kind)
+    return [name for name in names if not pattern.fullmatch(name)]
+
+
+# Kernel module names as modprobe takes them: no path, no '.ko'.
+_MODULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+def module_name_problems(kernel: KernelOptions) -> list[Problem]:
+    """One problem listing every extra module name that cannot be a kernel module's."""
+    bad = [name for name in dict.fromkeys(kernel.extra_modules)
+           if not _MODULE_NAME.fullmatch(name)]
+    if not bad:
+        return []
+    listed = ", ".join(repr(name) for name in bad)
+    return [Problem("extra kernel modules",
+                    f"not valid module name{'s' if len(bad) > 1 else ''}: {listed}",
+                    "module names are letters, digits, '_' and '-', starting with a letter or "
+                    "digit, without a path or '.ko', as modprobe takes them")]
+
+
+def package_name_problems(options: PackageOptions, kernel: KernelOptions) -> list[Problem]:
+    """One problem listing every selected (and kernel) package name that is not valid."""
+    kind = options.source.kind
+    names = [*options.packages, *([kernel.package] if kernel.package else [])]
+    bad = list(dict.fromkeys(bad_package_names(kind, names)))
+    if not bad:
+        return []
+    _, rule = _name_rule(kind)
+    listed = ", ".join(repr(name) for name in bad)
+    return [Problem("packages", f"not valid package name{'s' if len(bad) > 1 else ''}: "
+                    f"{listed}", rule)]
+
 
 def validate_profile(profile: Profile) -> list[Problem]:
     """Every problem in the profile's own values, all at once (label checks included)."""
     problems: list[Problem] = list(validate_label(profile.iso.label))
     if not profile.packages.packages:
         problems.append(Problem("packages", "no packages selected"))
+    problems += package_name_problems(profile.packages, profile.kernel)
+    problems += module_name_problems(profile.kernel)
     host = profile.system.hostname
     if not host or len(host) > 253 or not all(_HOSTNAME_LABEL.match(p) for p in host.split(".")):
         problems.append(Problem("hostname", f"{host!r} is not a valid host name",
@@ -298,14 +400,8 @@ def validate_profile(profile: Profile) -> list[Problem]:
         problems.append(Problem("compressor", f"{image.format.value} cannot use "
                                 f"{image.compressor.value}; choose "
                                 f"{', '.join(c.value for c in allowed)}"))
-    if image.level is not None:
-        low, high, _ = LEVEL_RANGES.get(image.compressor, (0, 0, 0))
-        if image.compressor not in LEVEL_RANGES:
-            problems.append(Problem("compression level",
-                                    f"{image.compressor.value} has no levels; leave it unset"))
-        elif not low <= image.level <= high:
-            problems.append(Problem("compression level", f"{image.level} is out of range for "
-                                    f"{image.compressor.value} ({low}-{high})"))
+    elif (problem := level_problem(image)) is not None:
+        problems.append(problem)
     overlay = profile.system.overlay
     if overlay and not Path(overlay).expanduser().is_dir():
         problems.append(Problem("overlay folder", f"{overlay} is not a folder"))
@@ -314,7 +410,27 @@ def validate_profile(profile: Profile) -> list[Problem]:
     return problems
 
 
+def level_problem(image: ImageOptions) -> Problem | None:
+    """Why the image's chosen level cannot be used with its format and compressor, if so."""
+    if image.level is None:
+        return None
+    levels = level_range(image.format, image.compressor)
+    what = f"{image.compressor.value} in {FORMAT_NAMES[image.format]}"
+    if levels is None:
+        why = ("nothing is compressed" if image.compressor is Compressor.NONE
+               else f"{FORMAT_TOOLS[image.format]} has no {image.compressor.value} level")
+        return Problem("compression level", f"{what} takes no level (got {image.level})",
+                       f"{why}; leave the level at the default")
+    if image.level not in levels:
+        return Problem("compression level", f"level {image.level} is out of range for {what}",
+                       f"choose {levels.low} to {levels.high}")
+    return None
+
+
 def compression_level(image: ImageOptions) -> int | None:
-    if image.level is not None:
-        return image.level
-    return LEVEL_RANGES[image.compressor][2] if image.compressor in LEVEL_RANGES else None
+    """The level the build uses: the chosen one, else the default; None if the format and
+    compressor take no level."""
+    levels = level_range(image.format, image.compressor)
+    if levels is None:
+        return None
+    return levels.default if image.level is None else image.level

@@ -13,7 +13,14 @@ import sys
 from pathlib import Path
 
 from app.build.manifest import Kind, RootManifest
-from app.build.profile import Compressor, ImageOptions, RootImageFormat, compression_level
+from app.build.profile import (
+    Compressor,
+    ImageOptions,
+    RootImageFormat,
+    compression_level,
+    level_problem,
+)
+from app.errors import InputError
 from app.procs import run_tool
 from app.reporter import Reporter
 
@@ -48,23 +55,29 @@ def squashfs_pseudo_definitions(manifest: RootManifest) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _checked_level(options: ImageOptions) -> int | None:
+    """The level to pass to the tool. A level the tool cannot take is refused here too, so a
+    build that skipped validation cannot lose it silently."""
+    problem = level_problem(options)
+    if problem is not None:
+        raise InputError(problem.message, where=problem.where, hint=problem.hint)
+    return compression_level(options)
+
+
 def make_squashfs(root: Path, manifest: RootManifest, options: ImageOptions, out: Path,
                   reporter: Reporter, *, epoch: int, work: Path) -> Path:
+    level = _checked_level(options)
     pseudo = work / "squashfs.pseudo"
     pseudo.write_text(squashfs_pseudo_definitions(manifest))
-    level = compression_level(options)
     args = ["mksquashfs", str(root), str(out), "-noappend", "-no-xattrs",
             "-pf", str(pseudo), "-comp", options.compressor.value, "-b", "1M",
             "-mkfs-time", str(epoch), "-all-time", str(epoch), "-no-progress",
             "-processors", str(os.cpu_count() or 1)]
-    if level is not None and options.compressor in (Compressor.ZSTD, Compressor.XZ,
-                                                     Compressor.GZIP):
-        flag = {"zstd": "-Xcompression-level", "gzip": "-Xcompression-level"}.get(
-            options.compressor.value)
-        if flag:
-            args += [flag, str(level)]
-        elif options.compressor is Compressor.XZ:
-            args += ["-Xbcj", "x86"]
+    if level is not None:  # zstd and gzip, the compressors that have a level here
+        args += ["-Xcompression-level", str(level)]
+    if options.compressor is Compressor.XZ:
+        # xz has no level in mksquashfs; the x86 filter shrinks the executables instead.
+        args += ["-Xbcj", "x86"]
     if out.exists():
         out.unlink()
     # mksquashfs refuses SOURCE_DATE_EPOCH together with explicit times; ours are explicit.
@@ -80,6 +93,7 @@ def manifest_lines(manifest: RootManifest) -> str:
 
 def make_erofs(root: Path, manifest: RootManifest, options: ImageOptions, out: Path,
                reporter: Reporter, *, epoch: int, work: Path, uuid: str) -> Path:
+    level = _checked_level(options)
     listing = work / "manifest.tsv"
     listing.write_text(manifest_lines(manifest))
     state = work / "fakeroot.state"
@@ -89,7 +103,6 @@ def make_erofs(root: Path, manifest: RootManifest, options: ImageOptions, out: P
     args = ["fakeroot", "-i", str(state), "--", "mkfs.erofs", f"-T{epoch}", f"-U{uuid}",
             "-x-1"]
     if options.compressor is not Compressor.NONE:
-        level = compression_level(options)
         comp = options.compressor.value + (f",{level}" if level is not None else "")
         args.append(f"-z{comp}")
     if out.exists():

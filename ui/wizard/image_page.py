@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.build.profile import FORMAT_COMPRESSORS, LEVEL_RANGES, Compressor, RootImageFormat
+from app.build.profile import FORMAT_COMPRESSORS, Compressor, RootImageFormat, level_range
 from ui.wizard.common import StatePage, buddy_label, named
 from ui.wizard.state import WizardState
 
@@ -92,8 +92,9 @@ class ImagePage(StatePage):
     def _fill_level(self) -> None:
         image = self.state.profile.image
         was_loading, self._loading = self._loading, True
-        has_levels = image.compressor in LEVEL_RANGES
-        low, high, default = LEVEL_RANGES.get(image.compressor, (0, 0, 0))
+        levels = level_range(image.format, image.compressor)
+        has_levels = levels is not None
+        low, high, default = (levels.low, levels.high, levels.default) if levels else (0, 0, 0)
         self.level_spin.setRange(low, high)
         self.level_spin.setValue(default if image.level is None else image.level)
         self.level_spin.setToolTip(f"{low} to {high}" if has_levels else "no levels")
@@ -108,7 +109,12 @@ class ImagePage(StatePage):
         image = self.state.profile.image
         allowed = FORMAT_COMPRESSORS[fmt]
         if image.compressor in allowed:
-            self.state.update("image", format=fmt)
+            # A chosen level the new format cannot take moves to the nearest one it can.
+            levels = level_range(fmt, image.compressor)
+            level = image.level
+            if level is not None:
+                level = None if levels is None else min(max(level, levels.low), levels.high)
+            self.state.update("image", format=fmt, level=level)
         else:  # the old compressor cannot be used: the new format's first, at its default
             self.state.update("image", format=fmt, compressor=allowed[0], level=None)
         self._fill_compressors()

@@ -22,8 +22,10 @@ from app.build.kmod import (
     modules_dep_text,
     modules_dir,
     resolve_modules,
+    unknown_module_problems,
     write_modules_dep,
 )
+from app.build.profile import KernelOptions, module_name_problems
 from app.errors import StageError
 from app.reporter import Level, RecordingReporter
 from tests.conftest import needs_root
@@ -155,6 +157,40 @@ def test_builtin_and_missing_names(kernel) -> None:
     assert [msg for level, msg in reporter.logs if level == Level.WARNING] == [
         f"kernel module no_such_module is not in {mod_dir} and not built in; it is left out"]
     assert missing_modules(mod_dir, ["nls_base", "no_such_module"]) == ["no_such_module"]
+
+
+def test_unknown_extra_modules_name_the_kernel_and_its_closest_modules(kernel) -> None:
+    mod_dir, version = kernel
+    # Modules (either spelling), a builtin one and an alias the generic module provides pass.
+    wanted = ["nvme", "usb-storage", "nls_base", "crc32c", "usb_storag", "e1000x",
+              "zz_no_such_thing_zz", "usb_storag"]
+    problems = unknown_module_problems(mod_dir, version, wanted)
+    assert [(p.where, p.message, p.hint) for p in problems] == [
+        ("extra kernel module",
+         f"'usb_storag' is neither a module of kernel {version} nor built into it",
+         "did you mean 'usb_storage'?"),
+        ("extra kernel module",
+         f"'e1000x' is neither a module of kernel {version} nor built into it",
+         "did you mean 'e1000' or 'e1000e' or 'e100'?"),
+        ("extra kernel module",
+         f"'zz_no_such_thing_zz' is neither a module of kernel {version} nor built into it",
+         problems[2].hint),
+    ]
+    assert problems[2].hint is not None and "has a similar name" in problems[2].hint
+    assert unknown_module_problems(None, "6.1.0-x", ["nvme"])[0].message == \
+        "'nvme' is not in kernel 6.1.0-x, which has no modules"
+    assert unknown_module_problems(mod_dir, version, []) == []
+
+
+def test_module_names_are_checked_before_the_build_and_every_real_one_passes(kernel) -> None:
+    mod_dir, _ = kernel
+    real = [path.name.split(".ko")[0] for path in mod_dir.rglob("*.ko*")]
+    assert len(real) > 1000
+    assert module_name_problems(KernelOptions(extra_modules=tuple(real))) == []
+    bad = ("nvme.ko", "kernel/drivers/nvme", "usb storage", "-x", "")
+    problems = module_name_problems(KernelOptions(extra_modules=("nvme", *bad)))
+    assert [p.message for p in problems] == [
+        "not valid module names: 'nvme.ko', 'kernel/drivers/nvme', 'usb storage', '-x', ''"]
 
 
 def test_elf_section_rejects_files_that_are_not_modules(tmp_path: Path) -> None:

@@ -8,10 +8,18 @@ from pathlib import Path
 import pytest
 
 from app.build.manifest import FileMeta, Kind, RootManifest
-from app.build.profile import Compressor, ImageOptions, RootImageFormat
+from app.build.profile import (
+    COMPRESSION_LEVELS,
+    Compressor,
+    ImageOptions,
+    RootImageFormat,
+    validate_profile,
+)
 from app.build.rootimage import make_root_image, squashfs_pseudo_definitions
+from app.errors import InputError
 from app.reporter import RecordingReporter
-from tests.conftest import needs_root
+from tests.app.build.test_profile import image_profile
+from tests.conftest import ROOT, needs_root
 from tests.support.unprivileged import run_as_nobody
 
 
@@ -142,3 +150,75 @@ def test_pseudo_definitions_escape_spaces() -> None:
     m = RootManifest()
     m.add(FileMeta("a b/c\"d", Kind.FILE, 0o644, 1, 2))
     assert squashfs_pseudo_definitions(m) == '/a\\ b/c\\"d m 0644 1 2\n'
+
+
+IMAGE_FORMATS = (RootImageFormat.SQUASHFS, RootImageFormat.EROFS)
+WITH_LEVELS = [(fmt, c) for fmt in IMAGE_FORMATS
+               for c, levels in COMPRESSION_LEVELS[fmt].items() if levels is not None]
+WITHOUT_LEVELS = [(fmt, c) for fmt in IMAGE_FORMATS
+                  for c, levels in COMPRESSION_LEVELS[fmt].items() if levels is None]
+
+
+def compressible_root(tmp_path: Path) -> tuple[Path, RootManifest]:
+    """The staged root plus real text (this repository's sources), on which levels matter."""
+    root, manifest = staged_root(tmp_path)
+    (root / "usr/share/doc").mkdir(parents=True)
+    sources = b"".join(p.read_bytes() for p in sorted((ROOT / "app").rglob("*.py")))
+    (root / "usr/share/doc/sources").write_bytes(sources)
+    for d in ("usr", "usr/share", "usr/share/doc"):
+        manifest.add(FileMeta(d, Kind.DIR, 0o755))
+    manifest.add(FileMeta("usr/share/doc/sources", Kind.FILE, 0o644))
+    return root, manifest
+
+
+def image_at(tmp_path: Path, name: str, options: ImageOptions) -> Path:
+    root, manifest = compressible_root(tmp_path / name)
+    live = tmp_path / name / "live"
+    live.mkdir()
+    image = make_root_image(root, manifest, options, live, RecordingReporter(),
+                            epoch=1_700_000_000, work=tmp_path / name,
+                            uuid="12345678-1234-1234-1234-123456789abc")
+    assert image is not None
+    return image
+
+
+@pytest.mark.parametrize(("fmt", "compressor"), WITH_LEVELS,
+                         ids=[f"{f.value}-{c.value}" for f, c in WITH_LEVELS])
+def test_every_level_the_table_offers_reaches_the_real_tool(
+        tmp_path: Path, fmt: RootImageFormat, compressor: Compressor) -> None:
+    levels = COMPRESSION_LEVELS[fmt][compressor]
+    assert levels is not None
+    low = image_at(tmp_path, "low", ImageOptions(fmt, compressor, levels.low))
+    high = image_at(tmp_path, "high", ImageOptions(fmt, compressor, levels.high))
+    # Both ends are accepted, and a level that reaches the tool changes the image.
+    assert low.read_bytes() != high.read_bytes()
+    assert high.stat().st_size < low.stat().st_size
+
+
+@pytest.mark.parametrize(("fmt", "compressor"), WITHOUT_LEVELS,
+                         ids=[f"{f.value}-{c.value}" for f, c in WITHOUT_LEVELS])
+def test_a_level_is_refused_where_the_real_tool_has_none(
+        tmp_path: Path, fmt: RootImageFormat, compressor: Compressor) -> None:
+    problems = validate_profile(image_profile(fmt, compressor, 6))
+    assert [(p.where, p.message) for p in problems] == [
+        ("compression level", f"{compressor.value} in "
+         f"{'a SquashFS' if fmt is RootImageFormat.SQUASHFS else 'an EROFS'} image takes no "
+         "level (got 6)")]
+    assert problems[0].hint is not None and "leave the level at the default" in problems[0].hint
+    # The stage refuses it as well, instead of building without it.
+    with pytest.raises(InputError, match="takes no level"):
+        image_at(tmp_path, "refused", ImageOptions(fmt, compressor, 6))
+    assert not list((tmp_path / "refused" / "live").iterdir())
+    # Without a level the real tool builds the image.
+    assert image_at(tmp_path, "default", ImageOptions(fmt, compressor)).stat().st_size > 0
+
+
+def test_squashfs_xz_has_no_level_but_the_x86_filter(tmp_path: Path) -> None:
+    problems = validate_profile(image_profile(RootImageFormat.SQUASHFS, Compressor.XZ, 9))
+    assert [str(p) for p in problems] == [
+        "compression level: xz in a SquashFS image takes no level (got 9) "
+        "(mksquashfs has no xz level; leave the level at the default)"]
+    image = image_at(tmp_path, "xz", ImageOptions(RootImageFormat.SQUASHFS, Compressor.XZ))
+    stats = subprocess.run(["unsquashfs", "-s", str(image)], capture_output=True, text=True,
+                           check=True).stdout
+    assert "Compression xz" in stats and "Filters selected: x86" in stats

@@ -9,11 +9,12 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 
-from app.build.profile import Compressor, ImageOptions, RootImageFormat
+from app.build.profile import Compressor, ImageOptions, RootImageFormat, validate_profile
 from tests.ui.wizard.conftest import glaucus_profile
 from tests.ui.wizard.helpers import click_box, click_package, go_to
 from ui.wizard.compose_wizard import ComposeWizard, PageId
 from ui.wizard.kernel_page import AUTO_KERNEL
+from ui.wizard.review_page import summary_lines
 from ui.wizard.system_page import PREVIEW_BUILD_ID
 
 Maker = Callable[..., ComposeWizard]
@@ -139,3 +140,47 @@ def test_image_format_limits_compressors_and_levels(
     assert wizard.profile().image.compressor is Compressor.NONE  # RAM can store uncompressed
     click_box(qtbot, page.carry_check)
     assert wizard.profile().packages.carry
+
+
+def test_the_level_box_follows_the_format_as_well_as_the_compressor(
+        qtbot: Any, make_wizard: Maker, glaucus_repo: Path) -> None:
+    wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"))
+    go_to(qtbot, wizard, PageId.IMAGE)
+    page = wizard.image_page
+    click_box(qtbot, page.default_level_check)
+    page.level_spin.selectAll()
+    qtbot.keyClicks(page.level_spin, "22")  # mksquashfs takes zstd --ultra levels
+    assert wizard.profile().image == ImageOptions(RootImageFormat.SQUASHFS, Compressor.ZSTD, 22)
+
+    # RAM mode compresses with the initramfs writer, which stops at 19: the box and the
+    # profile move to 19 together, and typing more is refused.
+    click_box(qtbot, page.format_buttons[RootImageFormat.RAM])
+    assert (page.level_spin.minimum(), page.level_spin.maximum()) == (1, 19)
+    assert page.level_spin.value() == 19
+    assert wizard.profile().image == ImageOptions(RootImageFormat.RAM, Compressor.ZSTD, 19)
+    assert validate_profile(wizard.profile()) == []
+    page.level_spin.selectAll()
+    qtbot.keyClicks(page.level_spin, "22")
+    assert wizard.profile().image.level != 22
+
+    click_box(qtbot, page.format_buttons[RootImageFormat.SQUASHFS])
+    assert (page.level_spin.minimum(), page.level_spin.maximum()) == (1, 22)
+    assert wizard.profile().image.level == page.level_spin.value()
+
+
+def test_squashfs_xz_offers_no_level_and_the_summary_claims_none(
+        qtbot: Any, make_wizard: Maker, glaucus_repo: Path) -> None:
+    wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"))
+    go_to(qtbot, wizard, PageId.IMAGE)
+    page = wizard.image_page
+    click_box(qtbot, page.default_level_check)
+    assert page.level_spin.isEnabled()
+    page.compressor_combo.setCurrentIndex(page.compressor_combo.findText("xz"))
+    assert wizard.profile().image == ImageOptions(RootImageFormat.SQUASHFS, Compressor.XZ)
+    assert not page.default_level_check.isEnabled() and not page.level_spin.isEnabled()
+    assert "Root image: squashfs, xz" in summary_lines(wizard.profile())
+    # RAM mode compresses xz itself, with levels.
+    click_box(qtbot, page.format_buttons[RootImageFormat.RAM])
+    assert page.default_level_check.isEnabled()
+    assert (page.level_spin.minimum(), page.level_spin.maximum()) == (0, 9)
+    assert "Root image: ram, xz level 6" in summary_lines(wizard.profile())
