@@ -83,7 +83,7 @@ class AptSource:
         wanted = sorted({n for n in names if n and n not in self._known})
         if not wanted:
             return
-        out = _run([find_tool("apt-cache"), "show", "--no-all-versions", *wanted])
+        out = _run([find_tool("apt-cache"), "show", "--no-all-versions", "--", *wanted])
         if out.returncode not in (0, 100):
             raise StageError(f"apt-cache failed: {out.stderr.strip()}", stage="packages")
         for stanza in parse_stanzas(out.stdout):
@@ -104,7 +104,7 @@ class AptSource:
 
     def providers(self, name: str) -> list[PackageInfo]:
         if name not in self._providers:
-            out = _run([find_tool("apt-cache"), "showpkg", name])
+            out = _run([find_tool("apt-cache"), "showpkg", "--", name])
             self._providers.update(parse_reverse_provides(out.stdout))
             self._providers.setdefault(name, [])
         names = self._providers[name]

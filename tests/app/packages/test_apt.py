@@ -94,3 +94,13 @@ def test_download_failure_is_explained(apt: AptSource, tmp_path: Path) -> None:
     with pytest.raises(StageError, match="apt-get could not download busybox-static"):
         apt.fetch(bogus, tmp_path / "dl", NullReporter())
     assert list((tmp_path / "dl").iterdir()) == []
+
+
+def test_a_name_that_looks_like_an_option_is_only_a_name() -> None:
+    # Without "--" apt-cache takes it as an option (another architecture), and the real
+    # package looked up in the same call is then not found.
+    fresh = AptSource()
+    fresh.lookup(["-oAPT::Architecture=foo", "mawk"])
+    assert fresh.get("-oAPT::Architecture=foo") is None
+    assert fresh.get("mawk") is not None
+    assert fresh.providers("-oAPT::Architecture=foo") == []
