@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 from pathlib import Path
@@ -97,16 +96,11 @@ def test_a_failure_inside_the_block_removes_the_partial_file(tmp_path: Path) -> 
 
 
 def test_an_error_in_the_compression_thread_reaches_the_caller() -> None:
-    class DiskFull(io.RawIOBase):
-        def writable(self) -> bool:
-            return True
-
-        def write(self, data) -> int:  # type: ignore[no-untyped-def]
-            raise OSError(28, "No space left on device")
-
-    feeder = _Feeder(DiskFull())  # type: ignore[arg-type]
-    feeder.write(bytearray(b"block"))
-    with pytest.raises(OSError, match="No space left"):
-        feeder.finish()
-    with pytest.raises(OSError, match="No space left"):
-        feeder.write(b"later blocks fail at once")
+    # /dev/full: every write fails with ENOSPC, as on a full disk.
+    with open("/dev/full", "wb", buffering=0) as full:
+        feeder = _Feeder(full)
+        feeder.write(bytearray(b"block"))
+        with pytest.raises(OSError, match="No space left"):
+            feeder.finish()
+        with pytest.raises(OSError, match="No space left"):
+            feeder.write(b"later blocks fail at once")
