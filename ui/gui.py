@@ -35,7 +35,9 @@ def _has_display(platform: str, env: Mapping[str, str]) -> bool:
         return True
     # Wayland clients fall back to the socket "wayland-0" in the runtime folder.
     runtime = env.get("XDG_RUNTIME_DIR")
-    return platform != "xcb" and bool(runtime) and (Path(runtime) / "wayland-0").exists()
+    if platform == "xcb" or not runtime:
+        return False
+    return (Path(runtime) / "wayland-0").exists()
 
 
 def display_problem(env: Mapping[str, str] = os.environ) -> str | None:
