@@ -171,3 +171,17 @@ class ProgressByStep(RecordingReporter):
     def progress(self, done: int, total: int) -> None:
         super().progress(done, total)
         self.by_step[self.steps[-1] if self.steps else ""] = (done, total)
+
+
+def host_system_disk() -> str | None:
+    """The /dev node of the whole disk holding `/`, or None where `/` is on no block device
+    (a container's overlay)."""
+    from app.usb.target import filesystem_devno, is_partition, sys_path_of_devno
+
+    devno = filesystem_devno("/")
+    sys_path = sys_path_of_devno(devno) if devno else None
+    if sys_path is None:
+        return None
+    if is_partition(sys_path):
+        sys_path = sys_path.parent
+    return f"/dev/{sys_path.name}"
