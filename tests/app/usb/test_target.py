@@ -21,6 +21,7 @@ from app.usb.target import (
     mounted_partitions,
     parse_mountinfo,
     parse_swaps,
+    read_swaps,
     resolve_target,
     sys_path_of_devno,
 )
@@ -241,13 +242,27 @@ def test_a_disk_with_a_system_mount_is_refused(tmp_path: Path, point: str) -> No
             resolve_target(disk, mounts=[Mount(devno_of(p2), "/media/stick", p2)], swaps=[])
 
 
+@contextlib.contextmanager
+def active_swap(node: str) -> Iterator[str]:
+    """`mkswap` and `swapon` on `node`; `swapoff` afterwards, whatever happened."""
+    run("mkswap", "-q", node)
+    run("swapon", node)
+    try:
+        yield node
+    finally:
+        subprocess.run(["swapoff", node], capture_output=True)
+
+
 @needs_root
 def test_a_disk_with_active_swap_is_refused(tmp_path: Path) -> None:
     with partitioned_loop(tmp_path) as (disk, _p1, p2):
-        swaps = parse_swaps(f"Filename Type Size Used Priority\n{p2} partition 1024 0 -2\n")
-        assert swaps == [Swap(p2, devno_of(p2))]
-        with pytest.raises(DeviceNotAllowed, match=f"active swap \\({p2} on {p2}\\)"):
-            resolve_target(disk, mounts=[], swaps=swaps)
+        with active_swap(p2):
+            # The kernel's own swap list (/proc/swaps), as resolve_target reads it by default.
+            assert Swap(p2, devno_of(p2)) in read_swaps()
+            with pytest.raises(DeviceNotAllowed, match=f"active swap \\({p2} on {p2}\\)"):
+                resolve_target(disk)
+        # swapped off, the same disk is a target again: it was the swap that was refused
+        assert resolve_target(disk).kind is TargetKind.BLOCK
 
 
 # ---------------------------------------------------------------- parsers
