@@ -22,6 +22,7 @@ from tests.app.usb.umock_support import (
     add_sata_disk,
     add_usb_stick,
     add_virtual_disk,
+    dev_node,
     preload_active,
 )
 
@@ -35,8 +36,9 @@ import pyudev  # noqa: E402
 from gi.repository import UMockdev  # noqa: E402
 
 from app.usb.drives import Drive, list_drives  # noqa: E402
+from app.usb.errors import DeviceNotAllowed  # noqa: E402
 from app.usb.hotplug import DriveMonitor  # noqa: E402
-from app.usb.target import Mount, Swap, disk_use  # noqa: E402
+from app.usb.target import Mount, Swap, disk_use, resolve_target  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -220,6 +222,15 @@ def test_virtual_and_optical_devices_are_never_offered(tb: Any) -> None:
         "/dev/ram0": "RAM disk",
         "/dev/sr0": "optical drive",
     }
+
+
+def test_a_zram_device_named_as_the_target_is_refused(tb: Any) -> None:
+    # The same rule on the kernel's own zram device: test_target.py::test_zram_is_refused.
+    zram = add_virtual_disk(tb, "zram0", (252, 0))
+    with dev_node(tb, zram) as node:
+        assert os.stat(node).st_rdev == os.makedev(252, 0)  # the fake, not the host's
+        with pytest.raises(DeviceNotAllowed, match=r"cannot be a write target: zram device"):
+            resolve_target(node, mounts=[], swaps=[])
 
 
 def test_a_large_drive_is_offered_with_the_warning_flag(tb: Any) -> None:
