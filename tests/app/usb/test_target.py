@@ -26,6 +26,7 @@ from app.usb.target import (
     resolve_target,
     sys_path_of_devno,
 )
+from tests.app.usb.writer_support import host_system_disk
 from tests.conftest import is_root, needs_root
 
 MiB = 1024 * 1024
@@ -139,18 +140,13 @@ def test_the_image_itself_is_not_a_target(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- host system disk
 
 
-def _host_root_disk() -> str:
-    devno = filesystem_devno("/")
-    sys_path = sys_path_of_devno(devno) if devno else None
-    if sys_path is None:
-        pytest.skip("/ is not on a block device here (container overlay), no system disk to try")
-    if (sys_path / "partition").exists():
-        sys_path = sys_path.parent
-    return f"/dev/{sys_path.name}"
-
-
 def test_the_host_system_disk_is_refused() -> None:
-    disk = _host_root_disk()
+    disk = host_system_disk()
+    if disk is None:
+        # A container: the same refusal is tested on a loop device with a mount table fed
+        # in (test_a_disk_with_a_system_mount_is_refused) and on a fake disk under umockdev
+        # (umock_cases.py test_the_disk_holding_the_running_system_is_refused_as_the_target).
+        pytest.skip("/ is on no block device here (container overlay): no system disk to try")
     with pytest.raises(DeviceNotAllowed, match=r"holds the running system: .* mounted at /$"):
         resolve_target(disk)
 

@@ -38,7 +38,7 @@ from gi.repository import UMockdev  # noqa: E402
 from app.usb.drives import Drive, list_drives  # noqa: E402
 from app.usb.errors import DeviceNotAllowed  # noqa: E402
 from app.usb.hotplug import DriveMonitor  # noqa: E402
-from app.usb.target import Mount, Swap, disk_use, resolve_target  # noqa: E402
+from app.usb.target import Mount, Swap, TargetKind, disk_use, resolve_target  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -231,6 +231,18 @@ def test_a_zram_device_named_as_the_target_is_refused(tb: Any) -> None:
         assert os.stat(node).st_rdev == os.makedev(252, 0)  # the fake, not the host's
         with pytest.raises(DeviceNotAllowed, match=r"cannot be a write target: zram device"):
             resolve_target(node, mounts=[], swaps=[])
+
+
+def test_the_disk_holding_the_running_system_is_refused_as_the_target(tb: Any) -> None:
+    # Where / is on no block device (a container), test_target.py cannot try the host's disk.
+    disk = add_virtual_disk(tb, "vdz", (252, 16))
+    with dev_node(tb, disk) as node:
+        with pytest.raises(DeviceNotAllowed,
+                           match=r"holds the running system: /dev/vdz is mounted at /$"):
+            resolve_target(node, mounts=[Mount(disk.devno, "/", node)], swaps=[])
+        # not mounted, the same disk is a target: it was the mount that was refused
+        target = resolve_target(node, mounts=[], swaps=[])
+        assert target.kind is TargetKind.BLOCK and target.devno == disk.devno
 
 
 def test_a_large_drive_is_offered_with_the_warning_flag(tb: Any) -> None:
