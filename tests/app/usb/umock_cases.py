@@ -323,15 +323,15 @@ def test_hotplug_add_and_remove_reach_the_monitor(tb: Any) -> None:
         for part in stick.partitions:
             tb.uevent(part.sys_path, "remove")
         tb.uevent(stick.sys_path, "remove")
-        removed_at = time.monotonic()
         for part in stick.partitions:
             tb.remove_device(part.sys_path)
         tb.remove_device(stick.sys_path)
         rec.wait(lambda: len(rec.changes) >= 3)
     assert [node for _, node in rec.removals] == ["/dev/sdb"]
     reported_at = rec.removals[0][0]
-    assert reported_at - removed_at < 0.2  # at once, not after the debounce
-    assert reported_at < rec.changes[2][0]
+    # At once, not with the re-listing, which waits a whole quiet period after the event
+    # (no upper limit: a loaded machine may deliver the event late, never out of order).
+    assert rec.changes[2][0] - reported_at >= 0.3
     assert rec.changes[2][1] == [] and rec.errors == []
 
 
