@@ -297,8 +297,11 @@ def test_cancel_mid_write_wipes_the_stick(qtbot: Any, page: WriterPage,
         assert outcome.title == ("Cancelled; the stick was wiped so it does not look "
                                  "half-bootable")
         assert "wiped" in page.result_title.text()
-        assert ended - asked[0] < 5, "cancel took too long"
+        assert ended - asked[0] < 30, "cancel hangs"  # a guard, not a goal
         assert device_bytes(node, 64 * 1024) == bytes(64 * 1024)
+        # It stopped where it was: the image's random last MiB never reached the stick.
+        size = image.stat().st_size
+        assert device_bytes(node, MiB, size - MiB) == bytes(MiB)
         blkid = subprocess.run(["blkid", "-p", node], capture_output=True, text=True)
         assert "PTTYPE" not in blkid.stdout
 
