@@ -802,10 +802,9 @@ def test_every_control_has_an_accessible_name_and_a_keyboard_path(page: WriterPa
 
 @pytest.fixture(scope="module")
 def signer() -> Iterator[Any]:
-    if shutil.which("gpg") is None or shutil.which("gpgv") is None:
-        pytest.skip("gpg/gpgv not installed (Debian packages gnupg, gpgv)")
-    from tests.app.usb.test_checksums import GpgKey
+    from tests.app.usb.test_checksums import GpgKey, require_gpg
 
+    require_gpg()
     key = GpgKey("Signer")
     yield key
     key.close()
