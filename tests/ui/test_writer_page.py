@@ -166,13 +166,7 @@ def test_write_and_verify_onto_a_loop_device(qtbot: Any, page: WriterPage, image
         assert page.target_path() == node
         assert node in page.target_label.text()
 
-        # The GUI thread keeps ticking while the helper writes.
-        ticks: list[float] = []
-        timer = QTimer()
-        timer.timeout.connect(lambda: ticks.append(time.monotonic()))
-        timer.start(10)
         confirm = write_confirmed(qtbot, page)
-        timer.stop()
         assert confirm.startswith("Everything on") and node in confirm
         assert "will be erased" in confirm and "live.iso (16.8 MB)" in confirm
 
@@ -184,8 +178,40 @@ def test_write_and_verify_onto_a_loop_device(qtbot: Any, page: WriterPage, image
         assert "SHA256SUMS: good" in details
         assert page.stack.currentIndex() != SETUP and page.again_button.isEnabled()
         cmp_prefix(image, node, image.stat().st_size)
+
+
+@needs_root
+@pytest.mark.root
+def test_the_gui_thread_keeps_running_through_a_long_write(qtbot: Any, page: WriterPage,
+                                                            tmp_path: Path) -> None:
+    # Long enough (512 MiB, a second or more) that a GUI thread waiting for the helper
+    # would miss many ticks of a 10 ms heartbeat; the latency goal itself is a benchmark's.
+    image = big_sparse_image(tmp_path / "big.iso")
+    choose_image(qtbot, page, image)
+    with loop_device(sparse_backing(tmp_path / "stick.img", 600 * MiB)) as node:
+        name_target(qtbot, page, node)
+        qtbot.mouseClick(page.verify_check, Qt.MouseButton.LeftButton)  # the write is enough
+        ticks: list[float] = []
+        timer = QTimer()
+        timer.setTimerType(Qt.TimerType.PreciseTimer)
+        timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+        span: dict[str, float] = {}
+        page.phaseChanged.connect(lambda phase: span.setdefault(phase, time.monotonic()))
+        page.writeFinished.connect(lambda _kind: span.setdefault("end", time.monotonic()))
+        timer.start(10)
+        write_confirmed(qtbot, page)
+        timer.stop()
+        assert page.outcome is not None and page.outcome.kind is OutcomeKind.NOT_VERIFIED
+        size = image.stat().st_size
+        with open(image, "rb") as fh:
+            fh.seek(size - MiB)
+            assert device_bytes(node, MiB, size - MiB) == fh.read()  # written to the end
+    during = [t for t in ticks if span["write"] < t < span["end"]]
+    assert len(during) >= 10, (f"{len(during)} ticks in a write of "
+                               f"{span['end'] - span['write']:.2f} s: the GUI thread waited")
     gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
-    assert len(ticks) > 5 and max(gaps) < 0.5, f"GUI blocked for {max(gaps):.2f} s"
+    # A guard only: a loaded machine may stall any thread for a while.
+    assert max(gaps) < 3.0, f"GUI blocked for {max(gaps):.2f} s"
 
 
 def test_write_onto_an_image_file_by_keyboard(qtbot: Any, page: WriterPage, image: Path,
@@ -297,8 +323,11 @@ def test_cancel_mid_write_wipes_the_stick(qtbot: Any, page: WriterPage,
         assert outcome.title == ("Cancelled; the stick was wiped so it does not look "
                                  "half-bootable")
         assert "wiped" in page.result_title.text()
-        assert ended - asked[0] < 5, "cancel took too long"
+        assert ended - asked[0] < 30, "cancel hangs"  # a guard, not a goal
         assert device_bytes(node, 64 * 1024) == bytes(64 * 1024)
+        # It stopped where it was: the image's random last MiB never reached the stick.
+        size = image.stat().st_size
+        assert device_bytes(node, MiB, size - MiB) == bytes(MiB)
         blkid = subprocess.run(["blkid", "-p", node], capture_output=True, text=True)
         assert "PTTYPE" not in blkid.stdout
 
@@ -773,10 +802,9 @@ def test_every_control_has_an_accessible_name_and_a_keyboard_path(page: WriterPa
 
 @pytest.fixture(scope="module")
 def signer() -> Iterator[Any]:
-    if shutil.which("gpg") is None or shutil.which("gpgv") is None:
-        pytest.skip("gpg/gpgv not installed (Debian packages gnupg, gpgv)")
-    from tests.app.usb.test_checksums import GpgKey
+    from tests.app.usb.test_checksums import GpgKey, require_gpg
 
+    require_gpg()
     key = GpgKey("Signer")
     yield key
     key.close()

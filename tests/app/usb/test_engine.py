@@ -145,9 +145,9 @@ def test_dying_stick_gives_an_io_error_with_offset(tmp_path: Path, image: Path) 
             assert "verify" not in reporter.steps  # never got near "success"
 
 
-def test_cancel_stops_quickly_and_leaves_no_partition_table(tmp_path: Path) -> None:
+def test_cancel_stops_mid_write_and_leaves_no_partition_table(tmp_path: Path) -> None:
     image = tmp_path / "big.iso"
-    make_image(image, 64 * MiB)
+    make_image(image, 64 * MiB)  # random bytes: anything written shows on the zeroed stick
     backing = sparse_file(tmp_path / "stick.img", 96 * MiB)
     with loop_device(backing) as node:
         # The stick had a GPT before (primary at the start, backup at the end).
@@ -159,11 +159,12 @@ def test_cancel_stops_quickly_and_leaves_no_partition_table(tmp_path: Path) -> N
             write_image(open_image(image), resolve_target(node), reporter=reporter)
         stopped = time.monotonic()
         assert reporter.cancelled_at is not None
-        assert stopped - reporter.cancelled_at < 2.0
+        assert stopped - reporter.cancelled_at < 30  # a guard against a hang, not a goal
         assert "the stick was wiped so it does not look half-bootable" in str(err.value)
         assert "wipe" in reporter.steps
-        done, _ = reporter.last_progress or (0, 0)
-        assert done < 64 * MiB  # it really stopped mid-write
+        # It stopped within a block or two of the cancel: the rest of the image never came.
+        assert 8 * MiB <= reporter.written < 16 * MiB
+        assert device_bytes(node, 48 * MiB, 16 * MiB) == bytes(48 * MiB)
         head = device_bytes(node, 64 * 1024)
         assert head == bytes(64 * 1024) and head[510:512] == b"\0\0"
         assert device_bytes(node, MiB, 95 * MiB) == bytes(MiB)  # backup GPT gone too

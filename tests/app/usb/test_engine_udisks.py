@@ -1,7 +1,7 @@
 """The engine on descriptors from UDisks2 (OpenForRestore / OpenDevice), as a non-root user gets.
 
 Uses the UDisks2 daemons of tests/app/usb/test_udisks.py (a private system bus, udevd and
-udisksd, started as root; skipped with the reason where they cannot start).
+udisksd, started as root; a daemon that does not start fails the tests).
 """
 
 from __future__ import annotations

@@ -21,15 +21,22 @@ MiB = 1024 * 1024
 
 
 class Recorder:
+    """What the monitor reported, with times. Other test sessions may attach and detach
+    loop devices meanwhile: their events arrive too, so checks pick out our own device."""
+
     def __init__(self) -> None:
-        self.changes: list[list[Drive]] = []
+        self.listings: list[tuple[float, list[Drive]]] = []
         self.removals: list[tuple[float, str]] = []
         self.errors: list[BaseException] = []
         self.cond = threading.Condition()
 
+    @property
+    def changes(self) -> list[list[Drive]]:
+        return [drives for _, drives in self.listings]
+
     def on_change(self, drives: list[Drive]) -> None:
         with self.cond:
-            self.changes.append(drives)
+            self.listings.append((time.monotonic(), drives))
             self.cond.notify_all()
 
     def on_removed(self, devnode: str) -> None:
@@ -37,14 +44,18 @@ class Recorder:
             self.removals.append((time.monotonic(), devnode))
             self.cond.notify_all()
 
-    def wait(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    def wait(self, predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+        # Generous: other sessions' loop devices keep restarting the debounce.
         with self.cond:
             assert self.cond.wait_for(predicate, timeout), \
-                f"timed out: {len(self.changes)} changes, removals {self.removals}, " \
+                f"timed out: {len(self.listings)} changes, removals {self.removals}, " \
                 f"errors {self.errors}"
 
-    def sizes(self, node: str) -> list[int]:
-        return [d.size for drives in self.changes for d in drives if d.devnode == node]
+    def removed_after(self, node: str, since: float) -> float | None:
+        return next((t for t, n in self.removals if n == node and t >= since), None)
+
+    def listings_after(self, since: float) -> list[list[Drive]]:
+        return [drives for t, drives in self.listings if t > since]
 
 
 @needs_root
@@ -53,22 +64,37 @@ def test_a_loop_device_attached_and_detached(tmp_path: Path) -> None:
     with open(backing, "wb") as f:
         f.truncate(24 * MiB)
     rec = Recorder()
+    debounce = 0.3
     monitor = DriveMonitor(rec.on_change, rec.on_removed, include_excluded=True,
-                           debounce=0.2, on_error=rec.errors.append)
+                           debounce=debounce, on_error=rec.errors.append)
     with monitor:
-        rec.wait(lambda: len(rec.changes) >= 1)
+        rec.wait(lambda: len(rec.listings) >= 1)
+        attached_at = time.monotonic()
         node = subprocess.run(["losetup", "--find", "--show", str(backing)], check=True,
                               capture_output=True, text=True).stdout.strip()
         try:
-            rec.wait(lambda: 24 * MiB in rec.sizes(node))
-            assert rec.removals == []
+            def listed() -> list[Drive]:
+                return [d for drives in rec.listings_after(attached_at) for d in drives
+                        if d.devnode == node and d.size == 24 * MiB]
+
+            rec.wait(lambda: bool(listed()))
+            ours = listed()[0]
+            assert rec.removed_after(node, attached_at) is None
         finally:
+            detached_at = time.monotonic()
             subprocess.run(["losetup", "-d", node], check=True)
-        detached_at = time.monotonic()
-        rec.wait(lambda: any(n == node for _, n in rec.removals))
-        removed_at = next(t for t, n in rec.removals if n == node)
-        assert removed_at - detached_at < 1.0  # at once, before the debounced re-listing
-        rec.wait(lambda: rec.sizes(node)[-1:] == [0])
+        rec.wait(lambda: rec.removed_after(node, detached_at) is not None)
+        removed_at = rec.removed_after(node, detached_at)
+        assert removed_at is not None
+        rec.wait(lambda: bool(rec.listings_after(removed_at)))
+        (relisted_at, drives), *_ = [(t, d) for t, d in rec.listings if t > removed_at]
+        # Gone from the list (its name may be empty, or already another session's device).
+        assert not any(d.devnode == node and d.size == ours.size and d.diskseq == ours.diskseq
+                       for d in drives), drives
+        # Reported at once, not with the re-listing: that one waits a whole quiet period
+        # after the event that reported the removal. (No upper limit: a loaded machine
+        # may deliver the event late, but never in the wrong order.)
+        assert relisted_at - removed_at >= debounce
     assert rec.errors == []
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,10 +22,12 @@ from app.usb.target import (
     mounted_partitions,
     parse_mountinfo,
     parse_swaps,
+    read_swaps,
     resolve_target,
     sys_path_of_devno,
 )
-from tests.conftest import needs_root
+from tests.app.usb.writer_support import host_system_disk
+from tests.conftest import is_root, needs_root
 
 MiB = 1024 * 1024
 
@@ -137,27 +140,52 @@ def test_the_image_itself_is_not_a_target(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- host system disk
 
 
-def _host_root_disk() -> str:
-    devno = filesystem_devno("/")
-    sys_path = sys_path_of_devno(devno) if devno else None
-    if sys_path is None:
-        pytest.skip("/ is not on a block device here (container overlay), no system disk to try")
-    if (sys_path / "partition").exists():
-        sys_path = sys_path.parent
-    return f"/dev/{sys_path.name}"
-
-
 def test_the_host_system_disk_is_refused() -> None:
-    disk = _host_root_disk()
+    disk = host_system_disk()
+    if disk is None:
+        # A container: the same refusal is tested on a loop device with a mount table fed
+        # in (test_a_disk_with_a_system_mount_is_refused) and on a fake disk under umockdev
+        # (umock_cases.py test_the_disk_holding_the_running_system_is_refused_as_the_target).
+        pytest.skip("/ is on no block device here (container overlay): no system disk to try")
     with pytest.raises(DeviceNotAllowed, match=r"holds the running system: .* mounted at /$"):
         resolve_target(disk)
 
 
-def test_zram_is_refused() -> None:
-    if not Path("/sys/class/block/zram0").exists():
-        pytest.skip("this kernel has no zram0 device")
-    with pytest.raises(DeviceNotAllowed, match="zram"):
-        resolve_target("/dev/zram0")
+ZRAM_CONTROL = Path("/sys/class/zram-control")
+
+
+@pytest.fixture
+def kernel_zram() -> Iterator[str]:
+    """A zram device of the running kernel: zram0 if there is one, else one added through
+    zram-control (removed afterwards), else zram0 from `modprobe zram` (Debian package kmod).
+
+    Skips only where the kernel has no zram at all (or we may not load it); the refusal
+    itself is covered there too, on a fake zram0: umock_cases.py
+    test_a_zram_device_named_as_the_target_is_refused.
+    """
+    if Path("/sys/class/block/zram0").exists():
+        yield "/dev/zram0"
+        return
+    if not is_root():
+        pytest.skip("no zram0, and adding a zram device needs root")
+    if not ZRAM_CONTROL.exists() and shutil.which("modprobe"):
+        subprocess.run(["modprobe", "zram"], capture_output=True)
+        if Path("/sys/class/block/zram0").exists():
+            yield "/dev/zram0"
+            return
+    if not ZRAM_CONTROL.exists():
+        pytest.skip("this kernel has no zram (neither built in nor loadable)")
+    number = (ZRAM_CONTROL / "hot_add").read_text().strip()
+    try:
+        yield f"/dev/zram{number}"
+    finally:
+        (ZRAM_CONTROL / "hot_remove").write_text(number)
+
+
+def test_zram_is_refused(kernel_zram: str) -> None:
+    assert Path(kernel_zram).is_block_device()
+    with pytest.raises(DeviceNotAllowed, match="cannot be a write target: zram device"):
+        resolve_target(kernel_zram)
 
 
 # ---------------------------------------------------------------- loop devices
@@ -241,13 +269,27 @@ def test_a_disk_with_a_system_mount_is_refused(tmp_path: Path, point: str) -> No
             resolve_target(disk, mounts=[Mount(devno_of(p2), "/media/stick", p2)], swaps=[])
 
 
+@contextlib.contextmanager
+def active_swap(node: str) -> Iterator[str]:
+    """`mkswap` and `swapon` on `node`; `swapoff` afterwards, whatever happened."""
+    run("mkswap", "-q", node)
+    run("swapon", node)
+    try:
+        yield node
+    finally:
+        subprocess.run(["swapoff", node], capture_output=True)
+
+
 @needs_root
 def test_a_disk_with_active_swap_is_refused(tmp_path: Path) -> None:
     with partitioned_loop(tmp_path) as (disk, _p1, p2):
-        swaps = parse_swaps(f"Filename Type Size Used Priority\n{p2} partition 1024 0 -2\n")
-        assert swaps == [Swap(p2, devno_of(p2))]
-        with pytest.raises(DeviceNotAllowed, match=f"active swap \\({p2} on {p2}\\)"):
-            resolve_target(disk, mounts=[], swaps=swaps)
+        with active_swap(p2):
+            # The kernel's own swap list (/proc/swaps), as resolve_target reads it by default.
+            assert Swap(p2, devno_of(p2)) in read_swaps()
+            with pytest.raises(DeviceNotAllowed, match=f"active swap \\({p2} on {p2}\\)"):
+                resolve_target(disk)
+        # swapped off, the same disk is a target again: it was the swap that was refused
+        assert resolve_target(disk).kind is TargetKind.BLOCK
 
 
 # ---------------------------------------------------------------- parsers

@@ -2,8 +2,9 @@
 
 If UDisks2 already answers on the system bus it is used as it is. Otherwise the fixture
 starts a private dbus-daemon (its own socket, not /run/dbus), systemd-udevd when none runs,
-and udisksd on that bus, and stops exactly those afterwards. A lock file serialises test
-sessions that would otherwise start a second udevd. Loop devices (--direct-io=on) stand in
+and udisksd on that bus, and stops exactly those afterwards; a daemon that does not start
+fails the tests (naming its Debian package: they are in packaging/deps), it does not skip
+them. A lock file serialises test sessions that would otherwise start a second udevd. Loop devices (--direct-io=on) stand in
 for sticks: UDisks2 shows them with HintSystem=true and no Drive object, which does not
 matter to the calls tested here.
 """
@@ -114,7 +115,7 @@ def start_private_bus(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
         raise
     if proc.poll() is not None:
         err = proc.stderr.read().decode() if proc.stderr else ""
-        pytest.skip(f"dbus-daemon cannot start here: {err.strip()}")
+        pytest.fail(f"dbus-daemon (Debian package dbus) did not start: {err.strip()}")
     return proc, address
 
 
@@ -129,6 +130,8 @@ def exclusive_lock() -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
+                    # Not a broken setup: another test session (a second checkout) holds
+                    # the daemons; CI runs one session, so it never waits here.
                     pytest.skip("another test session kept the UDisks2 daemons for 10 min")
                 time.sleep(0.5)
         yield
@@ -161,10 +164,10 @@ def udisks_bus() -> Iterator[str]:
                     wait_for(lambda: udevd.poll() is not None or udevd_running(), 10,
                              "systemd-udevd did not open its control socket")
                 except TimeoutError as exc:
-                    pytest.skip(f"systemd-udevd cannot start here: {exc}")
+                    pytest.fail(f"systemd-udevd (Debian package udev) did not start: {exc}")
                 if udevd.poll() is not None:
                     err = udevd.stderr.read().decode() if udevd.stderr else ""
-                    pytest.skip(f"systemd-udevd cannot start here: {err.strip()}")
+                    pytest.fail(f"systemd-udevd (Debian package udev) exited: {err.strip()}")
             subprocess.run(["udevadm", "trigger", "--subsystem-match=block", "--action=add"],
                            check=True)
             subprocess.run(["udevadm", "settle", "--timeout=30"], check=True)
@@ -178,9 +181,11 @@ def udisks_bus() -> Iterator[str]:
                          or name_has_owner(address, "org.freedesktop.UDisks2"),
                          30, "udisksd did not take its bus name")
             except TimeoutError:
-                pytest.skip(f"udisksd did not start: {udisks_log.read_text()[-2000:]}")
+                pytest.fail("udisksd (Debian package udisks2) did not take its bus name: "
+                            f"{udisks_log.read_text()[-2000:]}")
             if udisksd.poll() is not None:
-                pytest.skip(f"udisksd cannot run here: {udisks_log.read_text()[-2000:]}")
+                pytest.fail("udisksd (Debian package udisks2) exited: "
+                            f"{udisks_log.read_text()[-2000:]}")
             yield address
         finally:
             for proc in reversed(started):
@@ -317,6 +322,8 @@ def test_unmount_all_unmounts_every_partition_before_an_exclusive_open(
 def test_an_unprivileged_user_is_refused_with_permission_denied(udisks_bus: str,
                                                                 tmp_path: Path) -> None:
     if udisks_bus == "SYSTEM":
+        # The host runs UDisks2 itself (a desktop): its polkit rules, not ours, decide.
+        # CI has none running, so there the fixture starts our own and this test runs.
         pytest.skip("the host's polkit decides for the system UDisks2; not testable here")
     backing = make_backing(tmp_path / "y.img", 4 * MiB)
     script = (

@@ -10,10 +10,12 @@ case's own failure text.
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,3 +213,24 @@ def add_holder(tb: Any, lower_sys_path: str, upper: FakeDisk) -> None:
                           os.path.relpath(upper.sys_path, f"{lower_sys_path}/holders"))
     tb.set_attribute_link(upper.sys_path, f"slaves/{lower_name}",
                           os.path.relpath(lower_sys_path, f"{upper.sys_path}/slaves"))
+
+
+@contextlib.contextmanager
+def dev_node(tb: Any, disk: FakeDisk) -> Iterator[str]:
+    """The disk's /dev node inside the testbed, so `os.stat` and `open` find it.
+
+    umockdev records the node's numbers (dev/.node) but makes no file for it; its preload
+    library reports a testbed file with the sticky bit as a block device with those numbers.
+    An ioctl handler of its own answers the ioctls (BLKROGET) of an `open`; without one a
+    process that opens the node dies once the testbed has been cleared.
+    """
+    from gi.repository import UMockdev
+
+    node = Path(tb.get_root_dir(), disk.devnode.removeprefix("/"))
+    node.write_bytes(b"")
+    node.chmod(0o1644)
+    tb.attach_ioctl(disk.devnode, UMockdev.IoctlBase())
+    try:
+        yield disk.devnode
+    finally:
+        tb.detach_ioctl(disk.devnode)

@@ -108,6 +108,33 @@ def make_image(path: Path, size: int, *, compressible: bool = False) -> bytes:
     return data
 
 
+def big_zero_image(path: Path, size: int = 1 << 30) -> Path:
+    """A sparse image of `size` bytes, an MBR and then zeros: costs nothing to make and reads
+    fast, so a cancelled write is cut short by the cancel, not by the source."""
+    sparse_file(path, size)
+    with open(path, "r+b") as fh:
+        fh.seek(510)
+        fh.write(b"\x55\xaa")
+    return path
+
+
+MARKER = b"untouched by the writer ".ljust(4096, b".")
+
+
+def plant_markers(backing: Path, offsets: range) -> list[int]:
+    """Write MARKER at each offset of a loop device's backing file (before attaching it)."""
+    with open(backing, "r+b") as fh:
+        for offset in offsets:
+            fh.seek(offset)
+            fh.write(MARKER)
+    return list(offsets)
+
+
+def overwritten_markers(node: str, offsets: list[int]) -> list[int]:
+    """The offsets whose MARKER the device no longer holds (the writer got that far)."""
+    return [offset for offset in offsets if device_bytes(node, len(MARKER), offset) != MARKER]
+
+
 def compress(image: Path, kind: str) -> Path:
     """`xz`, `zstd` or `gzip` the image with the real tool, keeping the original."""
     tools = {"xz": ["xz", "-0", "-T1", "-k", "-f"], "zst": ["zstd", "-q", "-1", "-f", "-k"],
@@ -153,9 +180,12 @@ class CancelAt(RecordingReporter):
         super().__init__()
         self.at = at
         self.cancelled_at: float | None = None
+        self.written = 0  # the last progress of the write step: how far the write got
 
     def progress(self, done: int, total: int) -> None:
         super().progress(done, total)
+        if self.steps[-1:] == ["write"]:
+            self.written = done
         if done >= self.at and self.cancelled_at is None and self.steps[-1:] == ["write"]:
             self.cancelled_at = time.monotonic()
             self.cancel()
@@ -171,3 +201,17 @@ class ProgressByStep(RecordingReporter):
     def progress(self, done: int, total: int) -> None:
         super().progress(done, total)
         self.by_step[self.steps[-1] if self.steps else ""] = (done, total)
+
+
+def host_system_disk() -> str | None:
+    """The /dev node of the whole disk holding `/`, or None where `/` is on no block device
+    (a container's overlay)."""
+    from app.usb.target import filesystem_devno, is_partition, sys_path_of_devno
+
+    devno = filesystem_devno("/")
+    sys_path = sys_path_of_devno(devno) if devno else None
+    if sys_path is None:
+        return None
+    if is_partition(sys_path):
+        sys_path = sys_path.parent
+    return f"/dev/{sys_path.name}"
