@@ -2,7 +2,8 @@
 
 `DriveMonitor` listens on a pyudev monitor in a background thread. A burst of events (a
 stick brings a disk and several partitions, each with add + change) is debounced into one
-re-listing, so `on_change` gets the new drive list once the burst has settled. A disk going
+re-listing, so `on_change` gets the new drive list once the burst has settled (or, while
+events keep coming, at most MAX_WAIT_FACTOR quiet periods after the first). A disk going
 away (`remove`, or a `change` to size 0 when a card leaves its reader or a loop device is
 detached) is reported through `on_removed` at once: the writer says "unplugged" without
 waiting for the debounce.
@@ -28,6 +29,7 @@ from app.usb.drives import Drive, list_drives
 from app.usb.target import MOUNTINFO, Mount, Swap
 
 DEBOUNCE_SECONDS = 0.5
+MAX_WAIT_FACTOR = 4   # a re-listing waits at most this many quiet periods for a burst to end
 UDEV_CONTROL = Path("/run/udev/control")  # exists while systemd-udevd runs
 
 ChangeCallback = Callable[[list[Drive]], None]
@@ -163,6 +165,19 @@ class DriveMonitor:
     def _loop(self, monitor: pyudev.Monitor, poller: select.poll, mount_table: int | None
               ) -> None:
         deadline: float | None = None
+        first: float | None = None   # the first event not yet covered by a re-listing
+
+        def later(restart: bool) -> float:
+            # Each event restarts the quiet period, but never past the maximum wait: a disk
+            # that keeps sending events (a flaky reader, a loop device in a script) must not
+            # hold the list back forever.
+            nonlocal first
+            now = time.monotonic()
+            first = first or now
+            if deadline is not None and not restart:
+                return deadline
+            return min(now + self._debounce, first + self._debounce * MAX_WAIT_FACTOR)
+
         while not self._stopping.is_set():
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             ready = {fd for fd, _ in poller.poll(None if timeout is None else timeout * 1000)}
@@ -171,17 +186,17 @@ class DriveMonitor:
             if self._wake_r in ready:
                 with contextlib.suppress(BlockingIOError):
                     os.read(self._wake_r, 64)
-                deadline = deadline or time.monotonic() + self._debounce
+                deadline = later(restart=False)
             if mount_table is not None and mount_table in ready:
                 # poll() itself re-arms the flag; nothing to read
-                deadline = deadline or time.monotonic() + self._debounce
+                deadline = later(restart=False)
             if monitor.fileno() in ready:
                 # Drain everything queued; each event restarts the quiet period.
                 while (device := monitor.poll(timeout=0)) is not None:
                     self._handle_event(device)
-                    deadline = time.monotonic() + self._debounce
+                    deadline = later(restart=True)
             if deadline is not None and time.monotonic() >= deadline:
-                deadline = None
+                deadline = first = None
                 self._relist()
 
     def _handle_event(self, device: pyudev.Device) -> None:

@@ -335,6 +335,25 @@ def test_hotplug_add_and_remove_reach_the_monitor(tb: Any) -> None:
     assert rec.changes[2][1] == [] and rec.errors == []
 
 
+def test_a_steady_stream_of_events_does_not_hold_the_list_back(tb: Any) -> None:
+    # A "change" every 0.1 s restarts the 0.3 s quiet period each time; the list must still
+    # be refreshed while the stream goes on (after at most MAX_WAIT_FACTOR quiet periods).
+    rec = Recorder()
+    stick = add_usb_stick(tb)
+    with make_monitor(rec, debounce=0.3):
+        rec.wait(lambda: len(rec.changes) == 1)
+        started = time.monotonic()
+        while time.monotonic() - started < 3.0:
+            tb.uevent(stick.sys_path, "change")
+            time.sleep(0.1)
+        stopped = time.monotonic()
+        rec.wait(lambda: rec.changes[-1][0] > stopped)   # and once more after it ends
+    during = [when for when, _ in rec.changes[1:] if when < stopped]
+    assert during, f"no re-listing during 3 s of events: {rec.changes}"
+    assert all([d.devnode for d in drives] == ["/dev/sdb"] for _, drives in rec.changes)
+    assert rec.removals == [] and rec.errors == []
+
+
 def test_a_card_pulled_from_its_reader_is_reported_removed(tb: Any) -> None:
     rec = Recorder()
     card = add_mmc_card(tb)
