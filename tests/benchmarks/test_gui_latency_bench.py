@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 
 from app.build.profile import (
     Profile,
@@ -24,11 +25,23 @@ from app.build.profile import (
 )
 from app.reporter import Level, Reporter
 from tests.app.packages.fixtures import text_package
+from tests.app.usb.writer_support import MiB, cmp_prefix, loop_device
+from tests.conftest import needs_root
 from tests.support.gui_heartbeat import Heartbeat
 from tests.support.live_fixtures import live_glaucus_repo, live_profile
+from tests.ui.test_writer_page import (
+    big_sparse_image,
+    choose_image,
+    name_target,
+    sparse_backing,
+    write_confirmed,
+)
 from ui.build_view import BuildView
+from ui.drive_model import DriveListModel
 from ui.logview import LogView
 from ui.worker import BackgroundTask
+from ui.writer_page import WriterPage
+from ui.writer_texts import OutcomeKind
 
 pytestmark = [pytest.mark.benchmark, pytest.mark.usefixtures("gui_switch_interval")]
 
@@ -123,3 +136,36 @@ def test_gui_latency_during_a_log_flood(qtbot: Any, per_second: int) -> None:
     rate = f"{per_second} lines/s" if per_second else "as fast as Python can"
     report(f"log flood of {lines} lines ({rate})", [heartbeat])
     assert len(log.buffer) == min(lines, log.buffer.max_lines)
+
+
+@pytest.fixture
+def writer_page(qtbot: Any) -> Iterator[WriterPage]:
+    page = WriterPage(model=DriveListModel(include_excluded=True, debounce=0.1))
+    qtbot.addWidget(page)
+    page.resize(900, 700)
+    page.show()
+    yield page
+    page.shutdown()
+
+
+@needs_root
+def test_gui_latency_during_a_write_and_verify(qtbot: Any, writer_page: WriterPage,
+                                               tmp_path: Path) -> None:
+    # The writer page while the helper writes and reads back 512 MiB onto a loop device.
+    page = writer_page
+    image = big_sparse_image(tmp_path / "big.iso")
+    choose_image(qtbot, page, image)
+    runs = []
+    with loop_device(sparse_backing(tmp_path / "stick.img", 600 * MiB)) as node:
+        for _ in range(RUNS):
+            name_target(qtbot, page, node)   # "Write another" asks for the drive again
+            heartbeat = Heartbeat(10)
+            heartbeat.start()
+            write_confirmed(qtbot, page)
+            heartbeat.stop()
+            runs.append(heartbeat)
+            assert page.outcome is not None and page.outcome.kind is OutcomeKind.VERIFIED
+            qtbot.mouseClick(page.again_button, Qt.MouseButton.LeftButton)
+        cmp_prefix(image, node, image.stat().st_size)
+    report("write and verify of 512 MiB (writer page)", runs)
+    assert all(h.gaps for h in runs)
