@@ -313,8 +313,10 @@ def builtin_profile(name: str) -> Profile:
 
 # --- checks that need nothing but the profile -------------------------------------------
 
-_HOSTNAME_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-_USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+# Checked with fullmatch: `$` would also match before a final newline, and 'ana\n' would
+# then reach /etc/passwd, /etc/shadow and the manifest as a user name.
+_HOSTNAME_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 
 # Package names go into tool command lines (apt-cache, apt-get), where one starting with '-'
 # would be read as an option. Debian policy 5.6.1: lower-case letters, digits, '+', '-' and
@@ -377,12 +379,12 @@ def validate_profile(profile: Profile) -> list[Problem]:
     problems += package_name_problems(profile.packages, profile.kernel)
     problems += module_name_problems(profile.kernel)
     host = profile.system.hostname
-    if not host or len(host) > 253 or not all(_HOSTNAME_LABEL.match(p) for p in host.split(".")):
+    if not host or len(host) > 253 or not all(_HOSTNAME_LABEL.fullmatch(p) for p in host.split(".")):
         problems.append(Problem("hostname", f"{host!r} is not a valid host name",
                                 "letters, digits and '-', at most 63 per dot-separated part"))
     user = profile.system.user
     if user:
-        if not _USER_NAME.match(user) or user == "root":
+        if not _USER_NAME.fullmatch(user) or user == "root":
             problems.append(Problem("user", f"{user!r} is not a valid user name",
                                     "lower-case letters, digits, '_' and '-', starting with a "
                                     "letter, at most 32 characters, not 'root'"))
