@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import re
 import tomllib
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from importlib import resources
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 
 import tomli_w
 
+from app.build.bootloader import cmdline_text_problems
 from app.build.compress import Compression
 from app.errors import InputError, Problem, ValidationError
 from app.iso.labels import validate_label
@@ -371,9 +373,21 @@ def package_name_problems(options: PackageOptions, kernel: KernelOptions) -> lis
                     f"{listed}", rule)]
 
 
+def name_problems(name: str) -> list[Problem]:
+    """The profile name titles the boot menu and goes into /etc/os-release and /etc/issue:
+    it must say something, on one line."""
+    if not name.strip():
+        return [Problem("name", "the profile name is empty")]
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        return [Problem("name", f"the profile name {name!r} has control characters",
+                        "use letters, digits, spaces and punctuation, on one line")]
+    return []
+
+
 def validate_profile(profile: Profile) -> list[Problem]:
     """Every problem in the profile's own values, all at once (label checks included)."""
     problems: list[Problem] = list(validate_label(profile.iso.label))
+    problems += name_problems(profile.name)
     if not profile.packages.packages:
         problems.append(Problem("packages", "no packages selected"))
     problems += package_name_problems(profile.packages, profile.kernel)
@@ -396,6 +410,7 @@ def validate_profile(profile: Profile) -> list[Problem]:
         problems.append(Problem("boot", "choose BIOS, UEFI or both"))
     if not 0 <= profile.boot.timeout <= 5:
         problems.append(Problem("boot timeout", f"{profile.boot.timeout} s; use 0 to 5 seconds"))
+    problems += cmdline_text_problems(profile.boot.cmdline, where="kernel command line")
     image = profile.image
     allowed = FORMAT_COMPRESSORS[image.format]
     if image.compressor not in allowed:
