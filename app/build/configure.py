@@ -95,6 +95,20 @@ def validate_issue(template: str) -> list[Problem]:
     return []
 
 
+def os_release_value(value: str) -> str:
+    """`value` quoted for os-release(5): shell-compatible double quotes, with \\, ", ` and $
+    escaped. Newlines cannot be quoted there; validation keeps them out of the profile name."""
+    escaped = "".join("\\" + ch if ch in '\\"`$' else ch for ch in value)
+    return f'"{escaped}"'
+
+
+def render_os_release(facts: BuildFacts) -> str:
+    fields = {"NAME": "Livesmith live", "ID": "livesmith",
+              "PRETTY_NAME": f"{facts.name} (Livesmith live)", "BUILD_ID": facts.build_id,
+              "IMAGE_ID": facts.label, "IMAGE_VERSION": facts.date}
+    return "".join(f"{key}={os_release_value(value)}\n" for key, value in fields.items())
+
+
 class RootWriter:
     """Writes files into the staged root (chroot-style paths) and records them as root's.
 
@@ -359,10 +373,7 @@ def configure_root(root: Path, manifest: RootManifest, options: SystemOptions,
     configure_accounts(writer, options, facts, days=epoch // 86400)
     writer.write("etc/issue", render_issue(options, facts), keep_meta=False)
     if writer.read("etc/os-release") is None and writer.read("usr/lib/os-release") is None:
-        writer.write("etc/os-release",
-                     f'NAME="Livesmith live"\nID=livesmith\nPRETTY_NAME="{facts.name} '
-                     f'(Livesmith live)"\nBUILD_ID={facts.build_id}\nIMAGE_ID={facts.label}\n'
-                     f"IMAGE_VERSION={facts.date}\n")
+        writer.write("etc/os-release", render_os_release(facts))
     else:
         reporter.log(Level.INFO, "the packages bring their own os-release; leaving it alone")
     if writer.read("etc/fstab") is None:
