@@ -135,7 +135,7 @@ _KEY = re.compile(r"[a-z0-9_-]{1,32}")
 _PATH = re.compile(r"/[A-Za-z0-9._/+-]+")
 # Characters in a kernel command line that GRUB and isolinux would pass on differently.
 _CMDLINE_FORBIDDEN = set("'\"\\")
-_MAX_CMDLINE = 2000  # x86 Linux takes 2048 bytes; GRUB adds BOOT_IMAGE=...
+MAX_CMDLINE = 2000  # x86 Linux takes 2048 bytes; GRUB adds BOOT_IMAGE=...
 
 
 def _has_control(text: str) -> bool:
@@ -174,15 +174,35 @@ def validate_menu(menu: BootMenu) -> list[Problem]:
             if not _PATH.fullmatch(path) or ".." in path.split("/"):
                 problems.append(Problem(at, f"{name} path {path!r} must be absolute on the medium "
                                             "and use only A-Z a-z 0-9 . _ - + /"))
-        bad = sorted(set(entry.cmdline) & _CMDLINE_FORBIDDEN)
-        if bad or _has_control(entry.cmdline):
-            shown = " ".join(bad) if bad else "control characters"
-            problems.append(Problem(at, f"the kernel command line contains {shown}",
-                                    hint="quotes and backslashes are not supported"))
-        if len(entry.cmdline) > _MAX_CMDLINE:
+        problems += cmdline_text_problems(entry.cmdline, where=at)
+        if len(entry.cmdline) > MAX_CMDLINE:
             problems.append(Problem(at, f"the kernel command line is {len(entry.cmdline)} "
-                                        f"characters long (at most {_MAX_CMDLINE})"))
+                                        f"characters long (at most {MAX_CMDLINE})"))
     return problems
+
+
+def cmdline_text_problems(cmdline: str, *, where: str = "kernel command line") -> list[Problem]:
+    """Characters in `cmdline` that GRUB and isolinux would pass on differently, if any."""
+    bad = sorted(set(cmdline) & _CMDLINE_FORBIDDEN)
+    if not bad and not _has_control(cmdline):
+        return []
+    shown = " ".join(bad) if bad else "control characters"
+    return [Problem(where, f"the kernel command line contains {shown}",
+                    hint="quotes and backslashes are not supported")]
+
+
+def cmdline_length_problem(menu: BootMenu, *,
+                           where: str = "kernel command line") -> Problem | None:
+    """The menu's longest kernel command line, if it is longer than the kernel takes; said
+    in terms of the profile's extra parameters, the part the user can shorten."""
+    longest = max(menu.entries, key=lambda e: len(e.cmdline), default=None)
+    if longest is None or len(longest.cmdline) <= MAX_CMDLINE:
+        return None
+    over = len(longest.cmdline) - MAX_CMDLINE
+    return Problem(where, f"with the extra parameters, the {longest.key!r} boot entry's kernel "
+                          f"command line is {len(longest.cmdline)} characters long (at most "
+                          f"{MAX_CMDLINE})",
+                   hint=f"shorten the extra parameters by at least {over} characters")
 
 
 def _package_for(path: Path, files: BootFiles) -> str:

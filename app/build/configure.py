@@ -6,8 +6,11 @@ carries the right owners even though the build runs as an ordinary user.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import os
+import secrets
 import shutil
 import stat
 import subprocess
@@ -92,8 +95,30 @@ def validate_issue(template: str) -> list[Problem]:
     return []
 
 
+def os_release_value(value: str) -> str:
+    """`value` quoted for os-release(5): shell-compatible double quotes, with \\, ", ` and $
+    escaped. Newlines cannot be quoted there; validation keeps them out of the profile name."""
+    escaped = "".join("\\" + ch if ch in '\\"`$' else ch for ch in value)
+    return f'"{escaped}"'
+
+
+def render_os_release(facts: BuildFacts) -> str:
+    fields = {"NAME": "Livesmith live", "ID": "livesmith",
+              "PRETTY_NAME": f"{facts.name} (Livesmith live)", "BUILD_ID": facts.build_id,
+              "IMAGE_ID": facts.label, "IMAGE_VERSION": facts.date}
+    return "".join(f"{key}={os_release_value(value)}\n" for key, value in fields.items())
+
+
 class RootWriter:
-    """Writes files into the staged root (chroot-style paths) and records them as root's."""
+    """Writes files into the staged root (chroot-style paths) and records them as root's.
+
+    Packages decide what the root holds, links included. Paths are first resolved the way
+    the live system would see them (resolve_in_root); every file operation then goes through
+    folder descriptors opened one component at a time with O_NOFOLLOW, and names inside a
+    folder are created with O_EXCL|O_NOFOLLOW, so no link a package ships (a folder, the
+    file, or a name we pick for a temporary file) can lead a write, chmod or read out of
+    the root.
+    """
 
     def __init__(self, root: Path, manifest: RootManifest):
         self.root = root
@@ -102,36 +127,65 @@ class RootWriter:
     def host_path(self, path: str) -> Path:
         return resolve_in_root(self.root, path)
 
+    def _open_dir(self, host_dir: Path, *, create: bool = False,
+                  mode: int = 0o755) -> int:
+        """A descriptor of `host_dir` (inside the root), reached without following links;
+        with `create`, missing folders are made (and recorded as ours)."""
+        rel_parts = Path(root_relative(self.root, host_dir)).parts
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for depth, part in enumerate(rel_parts, 1):
+                if create:
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(part, 0o755, dir_fd=fd)
+                try:
+                    child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                                    | os.O_CLOEXEC, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise
+                    shown = "/".join(rel_parts[:depth])
+                    raise InputError(f"/{shown} exists in the packages and is not a folder",
+                                     where=STAGE) from exc
+                os.close(fd)
+                fd = child
+                rel = "/".join(rel_parts[:depth])
+                if create and rel not in self.manifest:  # a folder of our own, not a package's
+                    self.manifest.add(FileMeta(rel, Kind.DIR,
+                                               mode if depth == len(rel_parts) else 0o755))
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
     def ensure_dir(self, path: str, mode: int = 0o755) -> Path:
         host = self.host_path(path)
-        if host.is_symlink() or (host.exists() and not host.is_dir()):
-            raise InputError(f"/{path} exists in the packages and is not a folder",
-                             where=STAGE)
-        rel_parts = Path(root_relative(self.root, host)).parts
-        current = self.root
-        for depth, part in enumerate(rel_parts, 1):
-            current = current / part
-            rel = root_relative(self.root, current)
-            if not current.exists():
-                current.mkdir()
-            if rel not in self.manifest:  # a folder of our own, not a package's
-                self.manifest.add(FileMeta(rel, Kind.DIR,
-                                           mode if depth == len(rel_parts) else 0o755))
+        os.close(self._open_dir(host, create=True, mode=mode))
         return host
 
     def write(self, path: str, data: str | bytes, mode: int = 0o644, *,
               keep_meta: bool = True) -> Path:
         host = self.host_path(path)
-        if host.parent != self.root:
-            self.ensure_dir(root_relative(self.root, host.parent))
-        if host.is_symlink() or host.is_dir():
-            raise InputError(f"/{path} exists in the packages as a link or folder; "
-                             "cannot write it", where=STAGE)
+        if host == self.root:
+            raise InputError(f"/{path} is the root folder; cannot write it", where=STAGE)
         blob = data.encode() if isinstance(data, str) else data
-        tmp = host.with_name(f".{host.name}.livesmith-tmp")
-        tmp.write_bytes(blob)
-        os.chmod(tmp, 0o644 if mode & 0o111 == 0 else 0o755)
-        tmp.replace(host)
+        dir_fd = self._open_dir(host.parent, create=True)
+        try:
+            existing_kind = _lstat_kind(host.name, dir_fd)
+            if existing_kind in (stat.S_IFLNK, stat.S_IFDIR):
+                raise InputError(f"/{path} exists in the packages as a link or folder; "
+                                 "cannot write it", where=STAGE)
+            tmp = _write_new_file(dir_fd, host.name, blob,
+                                  0o644 if mode & 0o111 == 0 else 0o755)
+            try:
+                # rename() replaces the name itself, never what a link there points at.
+                os.replace(tmp, host.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=dir_fd)
+                raise
+        finally:
+            os.close(dir_fd)
         rel = root_relative(self.root, host)
         existing = self.manifest.get(rel)
         if keep_meta and existing is not None and existing.kind is Kind.FILE:
@@ -140,17 +194,68 @@ class RootWriter:
         return host
 
     def symlink(self, path: str, target: str) -> None:
-        parent = self.ensure_dir(str(Path(path).parent)) if "/" in path else self.root
-        link = parent / Path(path).name
-        if link.exists() or link.is_symlink():
+        host = resolve_in_root(self.root, path, follow_last=False)
+        if host == self.root:
             return
-        link.symlink_to(target)
-        self.manifest.add(FileMeta(root_relative(self.root, link), Kind.SYMLINK, 0o777,
+        dir_fd = self._open_dir(host.parent, create=True)
+        try:
+            if _lstat_kind(host.name, dir_fd) is not None:
+                return
+            os.symlink(target, host.name, dir_fd=dir_fd)
+        finally:
+            os.close(dir_fd)
+        self.manifest.add(FileMeta(root_relative(self.root, host), Kind.SYMLINK, 0o777,
                                    target=target))
 
     def read(self, path: str) -> str | None:
         host = self.host_path(path)
-        return host.read_text(errors="replace") if host.is_file() else None
+        if host == self.root:
+            return None
+        try:
+            dir_fd = self._open_dir(host.parent)
+        except (FileNotFoundError, InputError):
+            return None
+        try:
+            if _lstat_kind(host.name, dir_fd) != stat.S_IFREG:
+                return None
+            fd = os.open(host.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                         dir_fd=dir_fd)
+            with open(fd, "rb") as f:
+                return f.read().decode(errors="replace")
+        finally:
+            os.close(dir_fd)
+
+
+def _lstat_kind(name: str, dir_fd: int) -> int | None:
+    """The file type bits of `name` in the folder `dir_fd` (a link's own), None if absent."""
+    try:
+        return stat.S_IFMT(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except FileNotFoundError:
+        return None
+
+
+def _write_new_file(dir_fd: int, name: str, blob: bytes, perms: int) -> str:
+    """Write `blob` to a fresh temporary file next to `name`; returns the temporary name.
+
+    O_EXCL|O_NOFOLLOW: whatever a package put under a name we pick is never opened, and a
+    random part keeps a package from occupying the name in advance."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(100):
+        tmp = f".{name}.{secrets.token_hex(6)}.livesmith-tmp"
+        try:
+            fd = os.open(tmp, flags, 0o600, dir_fd=dir_fd)
+        except FileExistsError:
+            continue
+        try:
+            with open(fd, "wb") as f:
+                f.write(blob)
+                os.fchmod(f.fileno(), perms)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dir_fd)
+            raise
+        return tmp
+    raise StageError(f"cannot create a temporary file next to {name}", stage=STAGE)
 
 
 def deterministic_salt(*parts: str) -> str:
@@ -268,10 +373,7 @@ def configure_root(root: Path, manifest: RootManifest, options: SystemOptions,
     configure_accounts(writer, options, facts, days=epoch // 86400)
     writer.write("etc/issue", render_issue(options, facts), keep_meta=False)
     if writer.read("etc/os-release") is None and writer.read("usr/lib/os-release") is None:
-        writer.write("etc/os-release",
-                     f'NAME="Livesmith live"\nID=livesmith\nPRETTY_NAME="{facts.name} '
-                     f'(Livesmith live)"\nBUILD_ID={facts.build_id}\nIMAGE_ID={facts.label}\n'
-                     f"IMAGE_VERSION={facts.date}\n")
+        writer.write("etc/os-release", render_os_release(facts))
     else:
         reporter.log(Level.INFO, "the packages bring their own os-release; leaving it alone")
     if writer.read("etc/fstab") is None:

@@ -327,13 +327,19 @@ def rootimage_stage(ctx: BuildContext) -> None:
         f"{ctx.build_id}\n{ctx.profile.iso.label}\n")
 
 
-def bootloaders_stage(ctx: BuildContext) -> None:
+def boot_menu(ctx: BuildContext) -> bootloader.BootMenu:
+    """The boot menu this build installs; validation checks this very menu up front."""
     boot = ctx.profile.boot
-    menu = bootloader.default_menu(
+    return bootloader.default_menu(
         title=f"{ctx.profile.name} (Livesmith)", build_id=ctx.build_id,
         label=ctx.profile.iso.label, image_path=ctx.image_path, extra_cmdline=boot.cmdline,
         copytoram=boot.copytoram_entry and ctx.profile.image.format is not RootImageFormat.RAM,
         safe=boot.safe_entry, timeout_s=boot.timeout)
+
+
+def bootloaders_stage(ctx: BuildContext) -> None:
+    boot = ctx.profile.boot
+    menu = boot_menu(ctx)
     if boot.bios:
         ctx.bios_boot = bootloader.install_isolinux(ctx.stage_dir, menu, ctx.reporter)
     if boot.uefi:
@@ -448,9 +454,27 @@ def make_context(profile: Profile, output: Path, reporter: Reporter, *,
                         epoch=epoch, build_id=build_id)
 
 
+# Where validate_profile reports the profile values the boot menu is made of.
+MENU_INPUTS = frozenset({"name", "label", "boot timeout", "kernel command line"})
+
+
+def validate_boot_menu(ctx: BuildContext, reported: list[Problem]) -> list[Problem]:
+    """The boot menu's problems, found before anything is built rather than after the root
+    image. The profile checks (`reported`) already name bad menu inputs in the user's terms;
+    the length of the command lines needs the whole menu; the menu's own full check then
+    backs them up without repeating them."""
+    menu = boot_menu(ctx)
+    if (problem := bootloader.cmdline_length_problem(menu)) is not None:
+        return [problem]
+    if any(p.where in MENU_INPUTS for p in reported):
+        return []
+    return bootloader.validate_menu(menu)
+
+
 def validate_build(ctx: BuildContext) -> list[Problem]:
     """Every problem with this build, from every stage, all at once."""
     problems = list(validate_profile(ctx.profile))
+    problems += validate_boot_menu(ctx, problems)
     for stage in STAGES:
         problems += stage.validate(ctx)
     if ctx.resolution is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import re
 import tomllib
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from importlib import resources
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 
 import tomli_w
 
+from app.build.bootloader import cmdline_text_problems
 from app.build.compress import Compression
 from app.errors import InputError, Problem, ValidationError
 from app.iso.labels import validate_label
@@ -313,8 +315,10 @@ def builtin_profile(name: str) -> Profile:
 
 # --- checks that need nothing but the profile -------------------------------------------
 
-_HOSTNAME_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-_USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+# Checked with fullmatch: `$` would also match before a final newline, and 'ana\n' would
+# then reach /etc/passwd, /etc/shadow and the manifest as a user name.
+_HOSTNAME_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 
 # Package names go into tool command lines (apt-cache, apt-get), where one starting with '-'
 # would be read as an option. Debian policy 5.6.1: lower-case letters, digits, '+', '-' and
@@ -369,20 +373,32 @@ def package_name_problems(options: PackageOptions, kernel: KernelOptions) -> lis
                     f"{listed}", rule)]
 
 
+def name_problems(name: str) -> list[Problem]:
+    """The profile name titles the boot menu and goes into /etc/os-release and /etc/issue:
+    it must say something, on one line."""
+    if not name.strip():
+        return [Problem("name", "the profile name is empty")]
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        return [Problem("name", f"the profile name {name!r} has control characters",
+                        "use letters, digits, spaces and punctuation, on one line")]
+    return []
+
+
 def validate_profile(profile: Profile) -> list[Problem]:
     """Every problem in the profile's own values, all at once (label checks included)."""
     problems: list[Problem] = list(validate_label(profile.iso.label))
+    problems += name_problems(profile.name)
     if not profile.packages.packages:
         problems.append(Problem("packages", "no packages selected"))
     problems += package_name_problems(profile.packages, profile.kernel)
     problems += module_name_problems(profile.kernel)
     host = profile.system.hostname
-    if not host or len(host) > 253 or not all(_HOSTNAME_LABEL.match(p) for p in host.split(".")):
+    if not host or len(host) > 253 or not all(_HOSTNAME_LABEL.fullmatch(p) for p in host.split(".")):
         problems.append(Problem("hostname", f"{host!r} is not a valid host name",
                                 "letters, digits and '-', at most 63 per dot-separated part"))
     user = profile.system.user
     if user:
-        if not _USER_NAME.match(user) or user == "root":
+        if not _USER_NAME.fullmatch(user) or user == "root":
             problems.append(Problem("user", f"{user!r} is not a valid user name",
                                     "lower-case letters, digits, '_' and '-', starting with a "
                                     "letter, at most 32 characters, not 'root'"))
@@ -394,6 +410,7 @@ def validate_profile(profile: Profile) -> list[Problem]:
         problems.append(Problem("boot", "choose BIOS, UEFI or both"))
     if not 0 <= profile.boot.timeout <= 5:
         problems.append(Problem("boot timeout", f"{profile.boot.timeout} s; use 0 to 5 seconds"))
+    problems += cmdline_text_problems(profile.boot.cmdline, where="kernel command line")
     image = profile.image
     allowed = FORMAT_COMPRESSORS[image.format]
     if image.compressor not in allowed:
