@@ -65,8 +65,29 @@ def disk_mode(kind: Kind, mode: int) -> int:
     return (mode & 0o755) | 0o600
 
 
+# C0 controls, DEL, C1 controls (incl. NEL \x85) and the Unicode line/paragraph separators.
+# None has a place in a file name, and each can end a line in some listing a later stage
+# writes (mksquashfs pseudo files, the fakeroot listing): refuse them at the door.
+_CONTROL = frozenset([*map(chr, range(0x20)), *map(chr, range(0x7F, 0xA0)), "\u2028", "\u2029"])
+
+
+def control_character(text: str) -> str | None:
+    """The first control character in `text`, or None."""
+    return next((ch for ch in text if ch in _CONTROL), None)
+
+
+def refuse_control(package: str, member: str, value: str, what: str) -> None:
+    """InputError naming the package and member if `value` holds a control character."""
+    ch = control_character(value)
+    if ch is not None:
+        raise InputError(f"package {package}: member {member!r} has the control character "
+                         f"{ch!r} in its {what}; refusing to extract it")
+
+
 def member_path(package: str, name: str, what: str = "member") -> str:
-    """Root-relative form of a member name; InputError for absolute paths and `..`."""
+    """Root-relative form of a member name; InputError for absolute paths, `..` and
+    control characters."""
+    refuse_control(package, name, name, f"{what} path")
     if name.startswith("/"):
         raise InputError(f"package {package} has a {what} with an absolute path: {name!r}; "
                          "refusing to extract it")
@@ -230,6 +251,9 @@ class _Extractor:
         self.reporter.log(Level.INFO, f"installed {pkg.label} ({count} entries)")
 
     def _member(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        refuse_control(self.name, member.name, member.name, "name")
+        if member.issym() or member.islnk():
+            refuse_control(self.name, member.name, member.linkname, "link target")
         rel = member_path(self.name, member.name)
         if not rel:
             return  # the root directory itself

@@ -425,3 +425,38 @@ def test_root_must_be_empty(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="must be empty"):
         assemble_root([], root, NullReporter())
     assert (root / "leftover").exists()
+
+
+# -- control characters ------------------------------------------------------------------
+# The audit's proof: a name that, written into a mksquashfs pseudo file, starts a second
+# definition whose `f` type runs a shell command on the build host.
+PSEUDO_INJECTION = "x\vm\v0644\v0\v0\npwn\vf\v0644\v0\v0\vtouch${IFS}PWNED_BY_PACKAGE;#"
+# ... and one that adds a line with an absolute path to the fakeroot listing (EROFS).
+LISTING_INJECTION = "a\nfile\t1777\t0\t0\t0\t0\t/tmp/victim"
+
+
+@pytest.mark.parametrize("name", [PSEUDO_INJECTION, LISTING_INJECTION, "usr/a\x85b",
+                                  "usr/a\u2028b", "usr/a\u2029b", "usr/a\x7fb", "usr/a\rb",
+                                  "usr/a\x9bb", "usr/a\tb"],
+                         ids=["pseudo-poc", "listing-poc", "nel", "line-sep", "par-sep", "del",
+                              "cr", "csi", "tab"])
+@pytest.mark.parametrize("fmt", ["tarballs-zst", "deb-python"])
+def test_member_names_with_control_characters_are_refused(tmp_path: Path, arena, fmt: str,  # type: ignore[no-untyped-def]
+                                                          name: str) -> None:
+    root, _ = arena
+    evil = FixturePackage("evil", entries=(file(name, "hi"),), auto_dirs=False)
+    message = _fails(build(tmp_path, fmt, [evil]), root)
+    assert "package evil" in message and repr(name)[1:-1] in message
+    assert "control character" in message
+
+
+@pytest.mark.parametrize("entry", [symlink("usr/link", "a\nb"), symlink("usr/link", "a\u2028"),
+                                   hardlink("usr/hard", "usr/a\vb")],
+                         ids=["symlink-newline", "symlink-line-sep", "hardlink-vtab"])
+def test_link_targets_with_control_characters_are_refused(tmp_path: Path, arena,  # type: ignore[no-untyped-def]
+                                                          entry) -> None:
+    root, _ = arena
+    evil = FixturePackage("evil", entries=(file("usr/plain", "x"), entry))
+    message = _fails(build(tmp_path, "tarballs-zst", [evil]), root)
+    assert "package evil" in message and repr(entry.path)[1:-1] in message
+    assert "control character" in message and "link target" in message
