@@ -12,7 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-from app.build.manifest import Kind, RootManifest
+from app.build.assemble import control_character
+from app.build.manifest import FileMeta, Kind, RootManifest
 from app.build.profile import (
     Compressor,
     ImageOptions,
@@ -28,8 +29,17 @@ STAGE = "root image"
 IMAGE_NAMES = {RootImageFormat.SQUASHFS: "rootfs.sfs", RootImageFormat.EROFS: "rootfs.erofs"}
 
 
-def _pseudo_name(path: str) -> str:
-    # One definition per line; spaces and quotes in names are backslash-escaped.
+def _pseudo_name(meta: FileMeta) -> str:
+    # One definition per line; spaces and quotes in names are backslash-escaped. A line
+    # break cannot be escaped, and would start a definition of the package's choosing (an
+    # `f` definition runs a shell command): extraction refuses such names already, and this
+    # writer refuses every control character again, whoever made the manifest.
+    path = meta.path
+    ch = control_character(path)
+    if ch is not None:
+        raise InputError(f"package {meta.owner or '(generated)'}: path {path!r} has the "
+                         f"control character {ch!r} in its name; it cannot go into a SquashFS "
+                         "pseudo file", where=STAGE)
     out = []
     for ch in path:
         if ch in ' "\\\t':
@@ -41,7 +51,7 @@ def _pseudo_name(path: str) -> str:
 def squashfs_pseudo_definitions(manifest: RootManifest) -> str:
     lines = []
     for meta in manifest.sorted():
-        name = _pseudo_name(meta.path)
+        name = _pseudo_name(meta)
         mode = f"{meta.mode & 0o7777:04o}"
         if meta.kind in (Kind.CHAR, Kind.BLOCK):
             code = "c" if meta.kind is Kind.CHAR else "b"
