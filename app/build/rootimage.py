@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from app.build.assemble import control_character
+from app.build.fakeroot_apply import ListingError, encode_record
 from app.build.manifest import FileMeta, Kind, RootManifest
 from app.build.profile import (
     Compressor,
@@ -95,17 +96,25 @@ def make_squashfs(root: Path, manifest: RootManifest, options: ImageOptions, out
     return out
 
 
-def manifest_lines(manifest: RootManifest) -> str:
-    """Tab-separated entries for the fakeroot helper (`python -m app.build.fakeroot_apply`)."""
-    return "".join(f"{m.kind.value}\t{m.mode:o}\t{m.uid}\t{m.gid}\t{m.rdev_major}\t"
-                   f"{m.rdev_minor}\t{m.path}\n" for m in manifest.sorted())
+def manifest_records(manifest: RootManifest) -> bytes:
+    """NUL-separated records for the fakeroot helper (`python -m app.build.fakeroot_apply`);
+    names are raw bytes, so any name a package may hold (even non-UTF-8) arrives intact and
+    none can forge a record. A path that is not relative and normalised is refused."""
+    out = []
+    for m in manifest.sorted():
+        try:
+            out.append(encode_record(m.kind.value, m.mode, m.uid, m.gid, m.rdev_major,
+                                     m.rdev_minor, m.path))
+        except ListingError as exc:
+            raise InputError(f"package {m.owner or '(generated)'}: {exc}", where=STAGE) from exc
+    return b"".join(out)
 
 
 def make_erofs(root: Path, manifest: RootManifest, options: ImageOptions, out: Path,
                reporter: Reporter, *, epoch: int, work: Path, uuid: str) -> Path:
     level = _checked_level(options)
-    listing = work / "manifest.tsv"
-    listing.write_text(manifest_lines(manifest))
+    listing = work / "manifest.records"
+    listing.write_bytes(manifest_records(manifest))
     state = work / "fakeroot.state"
     run_tool(["fakeroot", "-s", str(state), "--", sys.executable, "-m",
               "app.build.fakeroot_apply", str(root), str(listing)], reporter, stage=STAGE,
