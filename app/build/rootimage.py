@@ -79,7 +79,9 @@ def make_squashfs(root: Path, manifest: RootManifest, options: ImageOptions, out
                   reporter: Reporter, *, epoch: int, work: Path) -> Path:
     level = _checked_level(options)
     pseudo = work / "squashfs.pseudo"
-    pseudo.write_text(squashfs_pseudo_definitions(manifest))
+    # Names are bytes to the kernel and to mksquashfs: write them back as the bytes they
+    # came from (a Latin-1 name is valid, just not UTF-8).
+    pseudo.write_bytes(os.fsencode(squashfs_pseudo_definitions(manifest)))
     args = ["mksquashfs", str(root), str(out), "-noappend", "-no-xattrs",
             "-pf", str(pseudo), "-comp", options.compressor.value, "-b", "1M",
             "-mkfs-time", str(epoch), "-all-time", str(epoch), "-no-progress",
