@@ -159,6 +159,10 @@ class _Extractor:
             f"/{link} -> {target} (from package {owner}); symlinks are never followed "
             "while extracting", where=str(self.path))
 
+    def _bad_member(self, member: tarfile.TarInfo, reason: str) -> InputError:
+        return InputError(f"package {self.name}: member {member.name!r} cannot be extracted "
+                          f"({reason})", where=str(self.path))
+
     # -- safe directory walking ---------------------------------------------------------
     def _dir_fd(self, rel: str, member: str) -> int:
         """An O_NOFOLLOW-opened fd of directory `rel`, creating missing directories."""
@@ -242,6 +246,15 @@ class _Extractor:
                         self._member(tar, member)
                     except _Conflict as conflict:
                         self.problems.append(conflict.problem)
+                    except _DAMAGE:
+                        raise
+                    except OSError as exc:
+                        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                            raise  # the build folder's fault, not the package's
+                        raise self._bad_member(member, exc.strerror or str(exc)) from exc
+                    except (OverflowError, ValueError) as exc:
+                        # e.g. a PAX mtime of 1e20, or a NUL in a PAX name
+                        raise self._bad_member(member, f"invalid value: {exc}") from exc
         except _DAMAGE as exc:
             raise InputError(f"package {pkg.name} is damaged ({exc})", where=str(path)) from exc
         finally:
@@ -315,6 +328,9 @@ class _Extractor:
         first = self.manifest.get(target)
         if first is not None and first.kind is Kind.HARDLINK:
             target, first = first.target, self.manifest.get(first.target)
+        if target == meta.path:
+            raise InputError(f"package {self.name}: hard link {member.name!r} points to "
+                             "itself", where=str(self.path))
         if first is None or first.kind is not Kind.FILE or target not in self.current:
             raise InputError(f"package {self.name}: hard link {member.name!r} points to "
                              f"{member.linkname!r}, which is not a file of this package",
