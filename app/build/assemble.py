@@ -65,8 +65,29 @@ def disk_mode(kind: Kind, mode: int) -> int:
     return (mode & 0o755) | 0o600
 
 
+# C0 controls, DEL, C1 controls (incl. NEL \x85) and the Unicode line/paragraph separators.
+# None has a place in a file name, and each can end a line in some listing a later stage
+# writes (mksquashfs pseudo files, the fakeroot listing): refuse them at the door.
+_CONTROL = frozenset([*map(chr, range(0x20)), *map(chr, range(0x7F, 0xA0)), "\u2028", "\u2029"])
+
+
+def control_character(text: str) -> str | None:
+    """The first control character in `text`, or None."""
+    return next((ch for ch in text if ch in _CONTROL), None)
+
+
+def refuse_control(package: str, member: str, value: str, what: str) -> None:
+    """InputError naming the package and member if `value` holds a control character."""
+    ch = control_character(value)
+    if ch is not None:
+        raise InputError(f"package {package}: member {member!r} has the control character "
+                         f"{ch!r} in its {what}; refusing to extract it")
+
+
 def member_path(package: str, name: str, what: str = "member") -> str:
-    """Root-relative form of a member name; InputError for absolute paths and `..`."""
+    """Root-relative form of a member name; InputError for absolute paths, `..` and
+    control characters."""
+    refuse_control(package, name, name, f"{what} path")
     if name.startswith("/"):
         raise InputError(f"package {package} has a {what} with an absolute path: {name!r}; "
                          "refusing to extract it")
@@ -137,6 +158,10 @@ class _Extractor:
             f"package {self.name}: member {member!r} would be written through the symlink "
             f"/{link} -> {target} (from package {owner}); symlinks are never followed "
             "while extracting", where=str(self.path))
+
+    def _bad_member(self, member: tarfile.TarInfo, reason: str) -> InputError:
+        return InputError(f"package {self.name}: member {member.name!r} cannot be extracted "
+                          f"({reason})", where=str(self.path))
 
     # -- safe directory walking ---------------------------------------------------------
     def _dir_fd(self, rel: str, member: str) -> int:
@@ -221,6 +246,15 @@ class _Extractor:
                         self._member(tar, member)
                     except _Conflict as conflict:
                         self.problems.append(conflict.problem)
+                    except _DAMAGE:
+                        raise
+                    except OSError as exc:
+                        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                            raise  # the build folder's fault, not the package's
+                        raise self._bad_member(member, exc.strerror or str(exc)) from exc
+                    except (OverflowError, ValueError) as exc:
+                        # e.g. a PAX mtime of 1e20, or a NUL in a PAX name
+                        raise self._bad_member(member, f"invalid value: {exc}") from exc
         except _DAMAGE as exc:
             raise InputError(f"package {pkg.name} is damaged ({exc})", where=str(path)) from exc
         finally:
@@ -230,6 +264,9 @@ class _Extractor:
         self.reporter.log(Level.INFO, f"installed {pkg.label} ({count} entries)")
 
     def _member(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        refuse_control(self.name, member.name, member.name, "name")
+        if member.issym() or member.islnk():
+            refuse_control(self.name, member.name, member.linkname, "link target")
         rel = member_path(self.name, member.name)
         if not rel:
             return  # the root directory itself
@@ -291,6 +328,9 @@ class _Extractor:
         first = self.manifest.get(target)
         if first is not None and first.kind is Kind.HARDLINK:
             target, first = first.target, self.manifest.get(first.target)
+        if target == meta.path:
+            raise InputError(f"package {self.name}: hard link {member.name!r} points to "
+                             "itself", where=str(self.path))
         if first is None or first.kind is not Kind.FILE or target not in self.current:
             raise InputError(f"package {self.name}: hard link {member.name!r} points to "
                              f"{member.linkname!r}, which is not a file of this package",

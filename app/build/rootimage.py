@@ -12,7 +12,9 @@ import os
 import sys
 from pathlib import Path
 
-from app.build.manifest import Kind, RootManifest
+from app.build.assemble import control_character
+from app.build.fakeroot_apply import ListingError, encode_record
+from app.build.manifest import FileMeta, Kind, RootManifest
 from app.build.profile import (
     Compressor,
     ImageOptions,
@@ -28,8 +30,17 @@ STAGE = "root image"
 IMAGE_NAMES = {RootImageFormat.SQUASHFS: "rootfs.sfs", RootImageFormat.EROFS: "rootfs.erofs"}
 
 
-def _pseudo_name(path: str) -> str:
-    # One definition per line; spaces and quotes in names are backslash-escaped.
+def _pseudo_name(meta: FileMeta) -> str:
+    # One definition per line; spaces and quotes in names are backslash-escaped. A line
+    # break cannot be escaped, and would start a definition of the package's choosing (an
+    # `f` definition runs a shell command): extraction refuses such names already, and this
+    # writer refuses every control character again, whoever made the manifest.
+    path = meta.path
+    ch = control_character(path)
+    if ch is not None:
+        raise InputError(f"package {meta.owner or '(generated)'}: path {path!r} has the "
+                         f"control character {ch!r} in its name; it cannot go into a SquashFS "
+                         "pseudo file", where=STAGE)
     out = []
     for ch in path:
         if ch in ' "\\\t':
@@ -41,7 +52,7 @@ def _pseudo_name(path: str) -> str:
 def squashfs_pseudo_definitions(manifest: RootManifest) -> str:
     lines = []
     for meta in manifest.sorted():
-        name = _pseudo_name(meta.path)
+        name = _pseudo_name(meta)
         mode = f"{meta.mode & 0o7777:04o}"
         if meta.kind in (Kind.CHAR, Kind.BLOCK):
             code = "c" if meta.kind is Kind.CHAR else "b"
@@ -68,7 +79,9 @@ def make_squashfs(root: Path, manifest: RootManifest, options: ImageOptions, out
                   reporter: Reporter, *, epoch: int, work: Path) -> Path:
     level = _checked_level(options)
     pseudo = work / "squashfs.pseudo"
-    pseudo.write_text(squashfs_pseudo_definitions(manifest))
+    # Names are bytes to the kernel and to mksquashfs: write them back as the bytes they
+    # came from (a Latin-1 name is valid, just not UTF-8).
+    pseudo.write_bytes(os.fsencode(squashfs_pseudo_definitions(manifest)))
     args = ["mksquashfs", str(root), str(out), "-noappend", "-no-xattrs",
             "-pf", str(pseudo), "-comp", options.compressor.value, "-b", "1M",
             "-mkfs-time", str(epoch), "-all-time", str(epoch), "-no-progress",
@@ -85,17 +98,25 @@ def make_squashfs(root: Path, manifest: RootManifest, options: ImageOptions, out
     return out
 
 
-def manifest_lines(manifest: RootManifest) -> str:
-    """Tab-separated entries for the fakeroot helper (`python -m app.build.fakeroot_apply`)."""
-    return "".join(f"{m.kind.value}\t{m.mode:o}\t{m.uid}\t{m.gid}\t{m.rdev_major}\t"
-                   f"{m.rdev_minor}\t{m.path}\n" for m in manifest.sorted())
+def manifest_records(manifest: RootManifest) -> bytes:
+    """NUL-separated records for the fakeroot helper (`python -m app.build.fakeroot_apply`);
+    names are raw bytes, so any name a package may hold (even non-UTF-8) arrives intact and
+    none can forge a record. A path that is not relative and normalised is refused."""
+    out = []
+    for m in manifest.sorted():
+        try:
+            out.append(encode_record(m.kind.value, m.mode, m.uid, m.gid, m.rdev_major,
+                                     m.rdev_minor, m.path))
+        except ListingError as exc:
+            raise InputError(f"package {m.owner or '(generated)'}: {exc}", where=STAGE) from exc
+    return b"".join(out)
 
 
 def make_erofs(root: Path, manifest: RootManifest, options: ImageOptions, out: Path,
                reporter: Reporter, *, epoch: int, work: Path, uuid: str) -> Path:
     level = _checked_level(options)
-    listing = work / "manifest.tsv"
-    listing.write_text(manifest_lines(manifest))
+    listing = work / "manifest.records"
+    listing.write_bytes(manifest_records(manifest))
     state = work / "fakeroot.state"
     run_tool(["fakeroot", "-s", str(state), "--", sys.executable, "-m",
               "app.build.fakeroot_apply", str(root), str(listing)], reporter, stage=STAGE,

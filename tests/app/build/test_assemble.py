@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import subprocess
+import tarfile
 import uuid
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 
 from app.build.assemble import assemble_root, disk_mode
 from app.build.manifest import Kind
-from app.errors import Cancelled, InputError, ValidationError
+from app.errors import Cancelled, InputError, StageError, ValidationError
 from app.packages.deb import read_package
 from app.packages.model import PackageInfo, SourceKind, SourceSpec
 from app.packages.sources import open_source
@@ -20,6 +22,7 @@ from app.reporter import NullReporter, RecordingReporter
 from tests.app.packages.fixtures import (
     FixturePackage,
     busybox_package,
+    compress,
     device,
     directory,
     fifo,
@@ -34,6 +37,7 @@ from tests.app.packages.fixtures import (
     text_package,
     truncate,
 )
+from tests.conftest import needs_root
 from tests.support.debian import busybox_static, debian_package
 
 MAKERS = {
@@ -425,3 +429,92 @@ def test_root_must_be_empty(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="must be empty"):
         assemble_root([], root, NullReporter())
     assert (root / "leftover").exists()
+
+
+# -- control characters ------------------------------------------------------------------
+# The audit's proof: a name that, written into a mksquashfs pseudo file, starts a second
+# definition whose `f` type runs a shell command on the build host.
+PSEUDO_INJECTION = "x\vm\v0644\v0\v0\npwn\vf\v0644\v0\v0\vtouch${IFS}PWNED_BY_PACKAGE;#"
+# ... and one that adds a line with an absolute path to the fakeroot listing (EROFS).
+LISTING_INJECTION = "a\nfile\t1777\t0\t0\t0\t0\t/tmp/victim"
+
+
+@pytest.mark.parametrize("name", [PSEUDO_INJECTION, LISTING_INJECTION, "usr/a\x85b",
+                                  "usr/a\u2028b", "usr/a\u2029b", "usr/a\x7fb", "usr/a\rb",
+                                  "usr/a\x9bb", "usr/a\tb"],
+                         ids=["pseudo-poc", "listing-poc", "nel", "line-sep", "par-sep", "del",
+                              "cr", "csi", "tab"])
+@pytest.mark.parametrize("fmt", ["tarballs-zst", "deb-python"])
+def test_member_names_with_control_characters_are_refused(tmp_path: Path, arena, fmt: str,  # type: ignore[no-untyped-def]
+                                                          name: str) -> None:
+    root, _ = arena
+    evil = FixturePackage("evil", entries=(file(name, "hi"),), auto_dirs=False)
+    message = _fails(build(tmp_path, fmt, [evil]), root)
+    assert "package evil" in message and repr(name)[1:-1] in message
+    assert "control character" in message
+
+
+@pytest.mark.parametrize("entry", [symlink("usr/link", "a\nb"), symlink("usr/link", "a\u2028"),
+                                   hardlink("usr/hard", "usr/a\vb")],
+                         ids=["symlink-newline", "symlink-line-sep", "hardlink-vtab"])
+def test_link_targets_with_control_characters_are_refused(tmp_path: Path, arena,  # type: ignore[no-untyped-def]
+                                                          entry) -> None:
+    root, _ = arena
+    evil = FixturePackage("evil", entries=(file("usr/plain", "x"), entry))
+    message = _fails(build(tmp_path, "tarballs-zst", [evil]), root)
+    assert "package evil" in message and repr(entry.path)[1:-1] in message
+    assert "control character" in message and "link target" in message
+
+
+# -- members the host cannot take -------------------------------------------------------
+def pax_package(tmp_path: Path, name: str, pax: dict[str, str]) -> list[tuple[PackageInfo, Path]]:
+    """A tarball package of one file whose PAX header says `pax`."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo(name)
+        info.size, info.pax_headers = 2, pax
+        tar.addfile(info, io.BytesIO(b"hi"))
+    folder = tmp_path / "src" / "tarballs"
+    folder.mkdir(parents=True)
+    (folder / "evil-1.tar.zst").write_bytes(compress(buffer.getvalue(), "zst"))
+    return packages_of(folder, "tarballs")
+
+
+def test_a_pax_mtime_out_of_range_names_the_member(tmp_path: Path, arena) -> None:  # type: ignore[no-untyped-def]
+    root, _ = arena
+    message = _fails(pax_package(tmp_path, "usr/far-future", {"mtime": "1e20"}), root)
+    assert "package evil" in message and "'usr/far-future'" in message
+    assert "invalid value" in message
+
+
+def test_a_name_too_long_for_the_host_names_the_member(tmp_path: Path, arena) -> None:  # type: ignore[no-untyped-def]
+    root, _ = arena
+    name = "usr/" + "a" * 300
+    evil = FixturePackage("evil", entries=(file(name, "x"),))
+    message = _fails(build(tmp_path, "tarballs-zst", [evil]), root)
+    assert "package evil" in message and repr(f"./{name}") in message
+    assert "File name too long" in message
+
+
+@pytest.mark.parametrize("fmt", ["tarballs-zst", "deb-python"])
+def test_a_file_hard_linked_to_itself_names_the_member(tmp_path: Path, arena, fmt: str) -> None:  # type: ignore[no-untyped-def]
+    root, _ = arena
+    evil = FixturePackage("evil", entries=(file("usr/a", "x"), hardlink("usr/a", "usr/a")))
+    message = _fails(build(tmp_path, fmt, [evil]), root)
+    assert "package evil" in message and "usr/a'" in message and "points to itself" in message
+
+
+@needs_root
+def test_no_space_stays_a_build_folder_error_not_a_package_error(tmp_path: Path) -> None:
+    # Guard for the wrapper above: ENOSPC is the build folder's fault, never the package's.
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(small)], check=True)
+    try:
+        big = FixturePackage("big", entries=(file("usr/big", os.urandom(1 << 20)),))
+        with pytest.raises(StageError, match="no space left") as info:
+            assemble_root(build(tmp_path, "tarballs-zst", [big]), small / "root",
+                          NullReporter())
+        assert not isinstance(info.value, InputError)
+    finally:
+        subprocess.run(["umount", str(small)], check=True)

@@ -219,3 +219,34 @@ def test_squashfs_xz_has_no_level_but_the_x86_filter(tmp_path: Path) -> None:
     stats = subprocess.run(["unsquashfs", "-s", str(image)], capture_output=True, text=True,
                            check=True).stdout
     assert "Compression xz" in stats and "Filters selected: x86" in stats
+
+
+# The audit's proof of concept: this name, written unchecked into the pseudo file, became a
+# second definition whose `f` type ran `touch PWNED_BY_PACKAGE` on the build host.
+PSEUDO_INJECTION = "x\vm\v0644\v0\v0\npwn\vf\v0644\v0\v0\vtouch${IFS}PWNED_BY_PACKAGE;#"
+
+
+@pytest.mark.parametrize("name", [PSEUDO_INJECTION, "a\rb", "a\x85b", "a\u2028b", "a\fb"],
+                         ids=["poc", "cr", "nel", "line-sep", "ff"])
+def test_pseudo_writer_refuses_names_that_could_start_a_definition(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    # Defence in depth: a manifest made by anything but extraction reaches the writer as is.
+    root, manifest = staged_root(tmp_path)
+    (root / name).write_text("hi")
+    manifest.add(FileMeta(name, Kind.FILE, 0o644, owner="evil"))
+    live, cwd = tmp_path / "live", tmp_path / "cwd"
+    live.mkdir()
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    error: InputError | None = None
+    try:
+        make_root_image(root, manifest, ImageOptions(), live, RecordingReporter(),
+                        epoch=1_700_000_000, work=tmp_path, uuid="")
+    except InputError as exc:
+        error = exc
+    assert list(tmp_path.rglob("PWNED_BY_PACKAGE")) == []  # no command ran
+    assert error is not None, "the name reached mksquashfs"
+    message = str(error)
+    assert "package evil" in message and repr(name)[1:-1] in message
+    assert "control character" in message
+    assert list(live.iterdir()) == []
