@@ -26,8 +26,10 @@ from PySide6.QtCore import (
     Qt,
 )
 from PySide6.QtGui import QIcon
+from PySide6.QtGui import Qt as GuiQt
 from PySide6.QtWidgets import QApplication, QStyle
 
+from app.display import printable
 from app.iso.inspect import IsoEntry
 from app.units import binary_size
 
@@ -69,8 +71,16 @@ def human_size(size: int) -> str:
 
 
 def shown_text(name: str) -> str:
-    """Names that are not valid UTF-8 (kept as surrogate escapes) are shown as \\x escapes."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    """A name from the image as it is shown: control characters (a line feed, ESC) and bytes
+    that are not valid UTF-8 (kept as surrogate escapes) as visible \\x escapes."""
+    return printable(name)
+
+
+def tooltip_text(text: str) -> str:
+    """`text` as a tooltip that shows it literally. Qt guesses whether a tooltip is rich
+    text, so a name like "<img src=/etc/x>" would be rendered: escape it and hand Qt
+    rich text that says so."""
+    return GuiQt.convertFromPlainText(shown_text(text))
 
 
 def mode_text(entry: IsoEntry) -> str:
@@ -261,8 +271,8 @@ class IsoTreeModel(QAbstractItemModel):
             if column == Column.SIZE and entry.type == "file":
                 return f"{entry.size:,} bytes"
             if column in (Column.NAME, Column.TARGET):
-                text = shown_text(entry.path)
-                return f"{text} → {shown_text(entry.target)}" if entry.target else text
+                text = f"{entry.path} → {entry.target}" if entry.target else entry.path
+                return tooltip_text(text)
         if role == Qt.ItemDataRole.AccessibleTextRole and column == Column.NAME:
             return f"{TYPE_NAMES[entry.type]} {shown_text(self._names[node])}"
         if role == Qt.ItemDataRole.TextAlignmentRole and column == Column.SIZE:
