@@ -60,6 +60,7 @@ from app.reporter import Reporter
 from ui.dialogs import PathKind, choose_path
 from ui.errors import show_error
 from ui.iso_tree import (
+    AMBIGUOUS_NOTE,
     Column,
     IsoTreeFilter,
     IsoTreeModel,
@@ -591,11 +592,12 @@ class PreviewView(QWidget):
         self._update_actions()
 
     def choose_destination(self) -> QFileDialog | None:
-        """Ask for the folder to extract the selected entry into, without blocking."""
+        """Ask for the folder to extract the selected entry into, without blocking (an entry
+        whose path is ambiguous is refused with a message instead)."""
         entry = self.selected_entry()
-        if entry is None or self._report is None:
+        if entry is None or self._report is None or self._refuse_ambiguous():
             return None
-        name = shown_text(entry.path.rsplit("/", 1)[-1])
+        name = self.proxy.mapToSource(self._selected_row()).data()
         return self._keep_dialog(choose_path(
             self, title=f"Extract “{name}” into the folder", start=self._last_destination,
             kind=PathKind.FOLDER, name="extractDialog", on_chosen=self._destination_chosen))
@@ -608,9 +610,26 @@ class PreviewView(QWidget):
         """Extract the selected entry like `cp -r`: into `dest` under its own name if `dest` is
         a folder, else as `dest`. Returns the running task (None if nothing is selected)."""
         entry = self.selected_entry()
-        if entry is None:
+        if entry is None or self._refuse_ambiguous():
             return None
         return self.extract_entry_to(entry.path, dest)
+
+    def _selected_row(self) -> QModelIndex:
+        rows = self.tree.selectionModel().selectedRows(Column.NAME)
+        return rows[0] if rows else QModelIndex()
+
+    def _refuse_ambiguous(self) -> bool:
+        """Say so, and return True, if the selected entry's path is ambiguous (a name in it
+        holds "/"): extracting by that path would find another entry or none."""
+        source = self.proxy.mapToSource(self._selected_row())
+        if not self.model.is_ambiguous(source):
+            return False
+        shown = self.model.shown_path(source.internalId())
+        self.extract_label.setText(f"Cannot extract {shown}: {AMBIGUOUS_NOTE}.")
+        self.error_box = show_error(self, InputError(
+            f"cannot extract this entry: {AMBIGUOUS_NOTE}", where=shown,
+            hint="the image holds a name with “/” in it, which no folder can hold"))
+        return True
 
     def extract_entry_to(self, path_in_iso: str, dest: Path) -> BackgroundTask | None:
         if self._report is None or self._extracting is not None:

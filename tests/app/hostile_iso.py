@@ -19,7 +19,7 @@ import pycdlib
 TITLE_ESCAPE = "\x1b]0;pwned\x07"  # sets the terminal's window title
 CLEAR_SCREEN = "\x1b[2J\x1b[31mEVIL\x1b[0m"
 FORGED_LINE = "a\x00b\n-rw-r--r--     0     0 9 /FORGED"  # a NUL, and a line that is not one
-HTML_NAME = "<b>bold</b><img src=/etc/x>"  # has a '/': see SLASH_NAME
+HTML_NAME = "<b>bold<img src=x>"
 SLASH_NAME = "<a href=x>y</a>"  # a Rock Ridge name may hold '/'; a path cannot show it
 FILE_NAMES = (TITLE_ESCAPE, CLEAR_SCREEN, FORGED_LINE, HTML_NAME)
 DIR_NAME = "dd"

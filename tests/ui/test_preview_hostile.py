@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QLabel, QMessageBox
 
 from app.display import printable
 from app.errors import InputError
+from app.iso.inspect import IsoReport
 from tests.app.hostile_iso import (
     APPLICATION,
     GPT_NAME,
@@ -23,12 +24,13 @@ from tests.app.hostile_iso import (
     LINK_NAME,
     LINK_TARGET,
     PUBLISHER,
+    SLASH_NAME,
     make_hostile_iso,
     rename_gpt_partition,
 )
 from tests.app.iso.test_inspect import make_isohybrid_gpt_iso
 from ui.errors import show_error
-from ui.iso_tree import Column
+from ui.iso_tree import AMBIGUOUS_NOTE, Column
 from ui.preview_view import PreviewView
 
 LOAD_TIMEOUT = 60_000
@@ -49,9 +51,12 @@ def view(qtbot: Any) -> Iterator[PreviewView]:
     widget.shutdown()
 
 
-def load(qtbot: Any, view: PreviewView, iso: Path) -> None:
-    with qtbot.waitSignal(view.loaded, timeout=LOAD_TIMEOUT):
+def load(qtbot: Any, view: PreviewView, iso: Path) -> IsoReport:
+    with qtbot.waitSignal(view.loaded, timeout=LOAD_TIMEOUT) as blocker:
         view.load(iso)
+    report = blocker.args[0]
+    assert isinstance(report, IsoReport)
+    return report
 
 
 def rendered(tooltip: str) -> str:
@@ -119,3 +124,30 @@ def test_error_messages_are_plain_text(qtbot: Any) -> None:
     assert label is not None and label.textFormat() == Qt.TextFormat.PlainText
     assert label.text() == "<h1>w</h1>: <b>x</b><img src=/etc/hostname>"
     assert isinstance(box, QMessageBox)
+
+
+def test_a_name_with_a_slash_invents_no_folders_and_is_not_extracted(
+        qtbot: Any, view: PreviewView, hostile_iso: Path, tmp_path: Path) -> None:
+    report = load(qtbot, view, hostile_iso)
+    assert view.model.entry_count() == len(report.files) - 1  # one row per entry, no more
+    folder = view.model.index_of("/dd")
+    names = [view.model.index(r, 0, folder).data() for r in range(view.model.rowCount(folder))]
+    assert names == ["<a href=x>y<∕a>", "plain.txt"]
+    slashed = view.model.index(0, 0, folder)
+    assert SLASH_NAME == "<a href=x>y</a>" and view.model.is_ambiguous(slashed)
+    assert rendered(slashed.data(Qt.ItemDataRole.ToolTipRole)) == \
+        f"/dd/<a href=x>y<∕a> ({AMBIGUOUS_NOTE})"
+
+    view.tree.setCurrentIndex(view.proxy.mapFromSource(slashed))
+    assert view.choose_destination() is None and view.extract_selected_to(tmp_path) is None
+    assert not view.is_extracting() and list(tmp_path.iterdir()) == []
+    assert view.error_box is not None
+    assert view.error_box.text() == ("/dd/<a href=x>y<∕a>: cannot extract this entry: "
+                                     f"{AMBIGUOUS_NOTE} (the image holds a name with “/” "
+                                     "in it, which no folder can hold)")
+    assert view.extract_label.text() == f"Cannot extract /dd/<a href=x>y<∕a>: {AMBIGUOUS_NOTE}."
+
+    assert view.select_path("/dd/plain.txt")  # its neighbour extracts as before
+    with qtbot.waitSignal(view.extracted, timeout=LOAD_TIMEOUT):
+        view.extract_selected_to(tmp_path)
+    assert (tmp_path / "plain.txt").read_bytes() == b"plain\n"
