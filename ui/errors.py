@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import traceback
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from app.errors import Cancelled, LivesmithError, ValidationError
@@ -29,6 +30,8 @@ def show_error(parent: QWidget | None, exc: BaseException) -> QMessageBox:
     box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok,
                       parent)
     box.setObjectName("errorBox")
+    # Messages name files, labels and partitions from images and packages: never markup.
+    box.setTextFormat(Qt.TextFormat.PlainText)
     if details:
         box.setDetailedText(details)
     box.open()

@@ -26,8 +26,10 @@ from PySide6.QtCore import (
     Qt,
 )
 from PySide6.QtGui import QIcon
+from PySide6.QtGui import Qt as GuiQt
 from PySide6.QtWidgets import QApplication, QStyle
 
+from app.display import printable
 from app.iso.inspect import IsoEntry
 from app.units import binary_size
 
@@ -50,6 +52,8 @@ TYPE_NAMES = {"dir": "Folder", "file": "File", "symlink": "Symbolic link",
               "other": "Device, FIFO or socket"}
 TYPE_BITS = {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "symlink": stat.S_IFLNK}
 UNKNOWN = "—"  # images without Rock Ridge carry no modes or owners
+SLASH_SHOWN = "∕"  # U+2215: a "/" inside a name, which a path cannot show
+AMBIGUOUS_NOTE = "its name contains “/”, so its path is ambiguous: it cannot be extracted"
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1  # the raw value a column sorts by
 PATH_ROLE = Qt.ItemDataRole.UserRole + 2  # the entry's path inside the ISO ("/boot/grub")
@@ -69,8 +73,16 @@ def human_size(size: int) -> str:
 
 
 def shown_text(name: str) -> str:
-    """Names that are not valid UTF-8 (kept as surrogate escapes) are shown as \\x escapes."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    """A name from the image as it is shown: control characters (a line feed, ESC) and bytes
+    that are not valid UTF-8 (kept as surrogate escapes) as visible \\x escapes."""
+    return printable(name)
+
+
+def tooltip_text(text: str) -> str:
+    """`text` as a tooltip that shows it literally. Qt guesses whether a tooltip is rich
+    text, so a name like "<img src=/etc/x>" would be rendered: escape it and hand Qt
+    rich text that says so."""
+    return GuiQt.convertFromPlainText(shown_text(text))
 
 
 def mode_text(entry: IsoEntry) -> str:
@@ -104,42 +116,70 @@ class IsoTreeModel(QAbstractItemModel):
         self._parents: list[int] = [-1]
         self._rows: list[int] = [0]
         self._children: list[list[int]] = [[]]
-        self._by_path: dict[str, int] = {"/": ROOT}
+        self._by_path: dict[str, int] = {"/": ROOT}  # unambiguous paths only
+        self._ambiguous: set[int] = set()
         self._folded_names: list[str] | None = None  # made by the first search
         self._folded_paths: list[str] | None = None
 
     # -- building ---------------------------------------------------------------------------
     def set_entries(self, entries: Sequence[IsoEntry]) -> None:
-        """Replace the tree. Parents normally come before their children (a pre-order walk);
-        a missing parent folder is added so no entry is lost."""
+        """Replace the tree. `entries` come as `inspect_iso` lists them: a pre-order walk,
+        each folder before its contents; an entry's parent is the nearest folder listed
+        above it whose path leads to it.
+
+        A path is names joined by "/", but a hostile image can hold a name with "/" in it:
+        its path then reads as deeper than it is. Such an entry (what remains of its path
+        below its parent still holds a "/"), and a second entry with a path already shown,
+        is shown under that parent with the "/" as "∕" and is marked ambiguous
+        (`is_ambiguous`), as is everything inside it: its path does not say which entry it
+        is, so it cannot be extracted. No folder is invented for it."""
         self.beginResetModel()
         self._clear()
+        folders = [ROOT]  # the folders that hold the entry being added, outermost first
         for entry in entries:
             if entry.path == "/":
                 self._entries[ROOT] = entry
                 continue
-            self._add(entry)
+            node = self._add(entry, folders)
+            if entry.type == "dir":
+                folders.append(node)
         self.endResetModel()
 
-    def _add(self, entry: IsoEntry) -> int:
-        existing = self._by_path.get(entry.path)
-        if existing is not None:  # a folder added early for its children gets its real entry
-            self._entries[existing] = entry
-            return existing
-        parent_path, _, name = entry.path.rstrip("/").rpartition("/")
-        parent = self._by_path.get(parent_path or "/")
-        if parent is None:
-            parent = self._add(IsoEntry(path=parent_path, type="dir", size=0, mode=None,
-                                        uid=None, gid=None, target=None))
+    def _add(self, entry: IsoEntry, folders: list[int]) -> int:
+        while len(folders) > 1 and not entry.path.startswith(self._folder_prefix(folders[-1])):
+            folders.pop()
+        parent = folders[-1]
+        name = entry.path[len(self._folder_prefix(parent)):]
         node = len(self._entries)
+        if not name or "/" in name or entry.path in self._by_path or parent in self._ambiguous:
+            self._ambiguous.add(node)
+        else:
+            self._by_path[entry.path] = node
         self._entries.append(entry)
         self._names.append(name)
         self._parents.append(parent)
         self._rows.append(len(self._children[parent]))
         self._children[parent].append(node)
         self._children.append([])
-        self._by_path[entry.path] = node
         return node
+
+    def _folder_prefix(self, node: int) -> str:
+        return "/" if node == ROOT else self._entries[node].path + "/"
+
+    def is_ambiguous(self, index: ModelIndex) -> bool:
+        """Is this entry's path ambiguous (a name with "/" in it, or a path shown twice)?"""
+        return index.isValid() and index.model() is self and \
+            index.internalId() in self._ambiguous
+
+    def shown_path(self, node: int) -> str:
+        """The entry's path as shown: a "/" inside a name as "∕", control characters escaped."""
+        if node not in self._ambiguous:
+            return shown_text(self._entries[node].path)
+        parent = self._parents[node]
+        return ("" if parent == ROOT else self.shown_path(parent)) + "/" + self._shown_name(node)
+
+    def _shown_name(self, node: int) -> str:
+        return shown_text(self._names[node]).replace("/", SLASH_SHOWN)
 
     # -- lookups ----------------------------------------------------------------------------
     def entry_count(self) -> int:
@@ -261,17 +301,21 @@ class IsoTreeModel(QAbstractItemModel):
             if column == Column.SIZE and entry.type == "file":
                 return f"{entry.size:,} bytes"
             if column in (Column.NAME, Column.TARGET):
-                text = shown_text(entry.path)
-                return f"{text} → {shown_text(entry.target)}" if entry.target else text
+                text = self.shown_path(node)
+                if entry.target is not None:
+                    text += f" → {shown_text(entry.target)}"
+                if node in self._ambiguous:
+                    text += f" ({AMBIGUOUS_NOTE})"
+                return tooltip_text(text)
         if role == Qt.ItemDataRole.AccessibleTextRole and column == Column.NAME:
-            return f"{TYPE_NAMES[entry.type]} {shown_text(self._names[node])}"
+            return f"{TYPE_NAMES[entry.type]} {self._shown_name(node)}"
         if role == Qt.ItemDataRole.TextAlignmentRole and column == Column.SIZE:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
     def _display(self, node: int, entry: IsoEntry, column: int) -> str:
         if column == Column.NAME:
-            return shown_text(self._names[node])
+            return self._shown_name(node)
         if column == Column.SIZE:
             return human_size(entry.size) if entry.type == "file" else ""
         if column == Column.TYPE:

@@ -59,7 +59,15 @@ from app.iso.partitions import Partition
 from app.reporter import Reporter
 from ui.dialogs import PathKind, choose_path
 from ui.errors import show_error
-from ui.iso_tree import Column, IsoTreeFilter, IsoTreeModel, human_size, shown_text
+from ui.iso_tree import (
+    AMBIGUOUS_NOTE,
+    Column,
+    IsoTreeFilter,
+    IsoTreeModel,
+    human_size,
+    shown_text,
+    tooltip_text,
+)
 from ui.worker import BackgroundTask
 
 EMPTY, BUSY, CONTENT = range(3)
@@ -122,6 +130,9 @@ def partition_row(part: Partition) -> tuple[str, ...]:
 
 def _label(name: str, object_name: str, *, selectable: bool = True) -> QLabel:
     label = QLabel()
+    # Plain text always: these labels show names and ids from the image, and a QLabel
+    # would otherwise render "<h1>…" or load "<img src=…>" found there.
+    label.setTextFormat(Qt.TextFormat.PlainText)
     label.setObjectName(object_name)
     label.setAccessibleName(name)
     label.setWordWrap(True)
@@ -156,7 +167,7 @@ def _fill(table: QTableWidget, rows: list[tuple[str, ...]]) -> None:
     for r, row in enumerate(rows):
         for c, text in enumerate(row):
             item = QTableWidgetItem(shown_text(text))
-            item.setToolTip(item.text())
+            item.setToolTip(tooltip_text(text))
             table.setItem(r, c, item)
     # As tall as its rows, so the facts pane scrolls as one piece rather than per table.
     height = table.horizontalHeader().height() + 2 * table.frameWidth()
@@ -194,7 +205,6 @@ class PreviewView(QWidget):
         self.proxy.setSourceModel(self.model)
 
         self.title = _label("Image", "previewTitle")
-        self.title.setTextFormat(Qt.TextFormat.PlainText)
         font = self.title.font()
         font.setPointSizeF(font.pointSizeF() * 1.3)
         font.setBold(True)
@@ -489,26 +499,26 @@ class PreviewView(QWidget):
 
     def _show_report(self, report: IsoReport) -> None:
         self.title.setText(shown_text(report.path.name))
-        self.title.setToolTip(shown_text(str(report.path)))
+        self.title.setToolTip(tooltip_text(str(report.path)))
         facts = {
             "file": shown_text(str(report.path)),
             "size": size_text(report.size),
-            "label": report.label or "(none)",
-            "application": report.application or "(none)",
-            "publisher": report.publisher or "(none)",
-            "preparer": report.preparer or "(none)",
+            "label": shown_text(report.label) or "(none)",
+            "application": shown_text(report.application) or "(none)",
+            "publisher": shown_text(report.publisher) or "(none)",
+            "preparer": shown_text(report.preparer) or "(none)",
             "created": created_text(report.created),
             "names": NAME_SOURCES.get(report.name_source, report.name_source),
         }
         for key, text in facts.items():
             self.facts[key].setText(text)
-        self.usb_label.setText(usb_verdict(report))
+        self.usb_label.setText(shown_text(usb_verdict(report)))
         self.usb_label.setStyleSheet("color: #1b7f2a;" if report.hybrid else "color: #b3261e;")
         self.cd_label.setText(cd_verdict(report))
         _fill(self.eltorito_table, [eltorito_row(e) for e in report.eltorito])
         _fill(self.partition_table, [partition_row(p) for p in report.partitions])
         problems = report.partition_problems
-        self.problems_label.setText("\n".join(f"⚠ {p}" for p in problems))
+        self.problems_label.setText("\n".join(f"⚠ {shown_text(p)}" for p in problems))
         self.problems_label.setVisible(bool(problems))
 
         self.model.set_entries(report.files)  # the filter searches the new tree by itself
@@ -582,11 +592,12 @@ class PreviewView(QWidget):
         self._update_actions()
 
     def choose_destination(self) -> QFileDialog | None:
-        """Ask for the folder to extract the selected entry into, without blocking."""
+        """Ask for the folder to extract the selected entry into, without blocking (an entry
+        whose path is ambiguous is refused with a message instead)."""
         entry = self.selected_entry()
-        if entry is None or self._report is None:
+        if entry is None or self._report is None or self._refuse_ambiguous():
             return None
-        name = shown_text(entry.path.rsplit("/", 1)[-1])
+        name = self.proxy.mapToSource(self._selected_row()).data()
         return self._keep_dialog(choose_path(
             self, title=f"Extract “{name}” into the folder", start=self._last_destination,
             kind=PathKind.FOLDER, name="extractDialog", on_chosen=self._destination_chosen))
@@ -599,9 +610,26 @@ class PreviewView(QWidget):
         """Extract the selected entry like `cp -r`: into `dest` under its own name if `dest` is
         a folder, else as `dest`. Returns the running task (None if nothing is selected)."""
         entry = self.selected_entry()
-        if entry is None:
+        if entry is None or self._refuse_ambiguous():
             return None
         return self.extract_entry_to(entry.path, dest)
+
+    def _selected_row(self) -> QModelIndex:
+        rows = self.tree.selectionModel().selectedRows(Column.NAME)
+        return rows[0] if rows else QModelIndex()
+
+    def _refuse_ambiguous(self) -> bool:
+        """Say so, and return True, if the selected entry's path is ambiguous (a name in it
+        holds "/"): extracting by that path would find another entry or none."""
+        source = self.proxy.mapToSource(self._selected_row())
+        if not self.model.is_ambiguous(source):
+            return False
+        shown = self.model.shown_path(source.internalId())
+        self.extract_label.setText(f"Cannot extract {shown}: {AMBIGUOUS_NOTE}.")
+        self.error_box = show_error(self, InputError(
+            f"cannot extract this entry: {AMBIGUOUS_NOTE}", where=shown,
+            hint="the image holds a name with “/” in it, which no folder can hold"))
+        return True
 
     def extract_entry_to(self, path_in_iso: str, dest: Path) -> BackgroundTask | None:
         if self._report is None or self._extracting is not None:

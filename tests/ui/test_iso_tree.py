@@ -170,12 +170,48 @@ def test_mode_text_is_like_ls() -> None:
     assert mode_text(entry("other", 0o600)) == "?rw-------"
 
 
-def test_entries_without_their_parent_folder_are_not_lost() -> None:
+def listed(path: str, kind: str = "file") -> IsoEntry:
+    return IsoEntry(path=path, type=kind, size=3, mode=None, uid=None, gid=None, target=None)
+
+
+def test_an_entry_without_its_parent_folder_is_kept_without_inventing_folders() -> None:
+    # The inspector lists every folder before its contents: a path whose folder was not
+    # listed holds a name with "/" in it (a hostile image), not folders of its own.
     model = IsoTreeModel()
-    model.set_entries([IsoEntry(path="/a/b/c.txt", type="file", size=3, mode=None, uid=None,
-                                gid=None, target=None)])
-    assert set(model_listing(model)) == {"/a", "/a/b", "/a/b/c.txt"}
-    assert model.index_of("/a/b/c.txt").siblingAtColumn(Column.OWNER).data() == "—"
+    model.set_entries([listed("/a/b/c.txt")])
+    assert model.entry_count() == 1 and model.rowCount() == 1
+    row = model.index(0, 0)
+    assert row.data() == "a∕b∕c.txt" and model.is_ambiguous(row)
+    assert row.siblingAtColumn(Column.OWNER).data() == "—"
+    assert not model.index_of("/a").isValid()
+
+
+def test_a_name_with_a_slash_stays_in_its_folder_and_is_marked() -> None:
+    model = IsoTreeModel()
+    model.set_entries([listed("/", "dir"), listed("/d", "dir"), listed("/d/x/y</b>", "dir"),
+                       listed("/d/x/y</b>/inner.txt"), listed("/d/plain.txt"), listed("/e.txt")])
+    assert model.entry_count() == 5
+    assert top_names(model) == ["d", "e.txt"]
+    folder = model.index_of("/d")
+    assert top_names(model, folder) == ["x∕y<∕b>", "plain.txt"]
+    slashed = model.index(0, 0, folder)
+    assert model.is_ambiguous(slashed)
+    assert top_names(model, slashed) == ["inner.txt"]
+    inner = model.index(0, 0, slashed)
+    assert model.is_ambiguous(inner)  # inside an entry whose path is ambiguous
+    assert model.shown_path(inner.internalId()) == "/d/x∕y<∕b>/inner.txt"
+    assert not model.is_ambiguous(model.index_of("/d/plain.txt"))
+    assert not model.is_ambiguous(model.index_of("/e.txt"))
+
+
+def test_a_path_listed_twice_is_marked_ambiguous_the_second_time() -> None:
+    model = IsoTreeModel()
+    model.set_entries([listed("/a", "dir"), listed("/a/b"), listed("/a/b")])
+    folder = model.index_of("/a")
+    assert model.rowCount(folder) == 2
+    first, second = model.index(0, 0, folder), model.index(1, 0, folder)
+    assert model.index_of("/a/b") == first
+    assert not model.is_ambiguous(first) and model.is_ambiguous(second)
 
 
 def test_twenty_thousand_entries_build_sort_and_filter_quickly() -> None:

@@ -8,6 +8,8 @@ import stat
 import sys
 from pathlib import Path
 
+from app.display import printable
+from app.errors import LivesmithError
 from app.iso.inspect import IsoEntry, IsoReport, inspect_iso
 from app.units import binary_size
 
@@ -30,7 +32,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    report = inspect_iso(args.iso)
+    try:
+        report = inspect_iso(args.iso)
+    except LivesmithError as exc:
+        raise _printable_error(exc) from None
     if args.json:
         json.dump(report.to_json(), sys.stdout, indent=2)
         print()
@@ -43,13 +48,18 @@ def run(args: argparse.Namespace) -> int:
             lines += ["", f"Files ({len(report.files)}):"]
         lines += format_tree(report.files)
     for line in lines:
-        print(_printable(line))
+        # Every field from the image is escaped already; this keeps it so for whatever a
+        # later line adds (the image is hostile input, the terminal obeys escapes).
+        print(printable(line))
     return 0
 
 
-def _printable(text: str) -> str:
-    """Names that are not valid UTF-8 are kept as escapes rather than breaking the output."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+def _printable_error(exc: LivesmithError) -> LivesmithError:
+    """`exc` with names from the image in its message escaped (its type, exit status kept)."""
+    exc.message = printable(exc.message)
+    exc.where = printable(exc.where) if exc.where is not None else None
+    exc.hint = printable(exc.hint) if exc.hint is not None else None
+    return exc
 
 
 def human_size(size: int) -> str:
@@ -59,12 +69,12 @@ def human_size(size: int) -> str:
 def format_summary(report: IsoReport) -> list[str]:
     created = report.created.strftime("%Y-%m-%d %H:%M:%S %z") if report.created else "unknown"
     rows = [
-        ("Image", f"{report.path} ({human_size(report.size)})"),
-        ("Label", report.label or "-"),
-        ("Publisher", report.publisher or "-"),
-        ("Application", report.application or "-"),
-        ("Preparer", report.preparer or "-"),
-        ("System id", report.system_id or "-"),
+        ("Image", f"{printable(str(report.path))} ({human_size(report.size)})"),
+        ("Label", printable(report.label) or "-"),
+        ("Publisher", printable(report.publisher) or "-"),
+        ("Application", printable(report.application) or "-"),
+        ("Preparer", printable(report.preparer) or "-"),
+        ("System id", printable(report.system_id) or "-"),
         ("Created", created),
         ("Volume size", f"{human_size(report.volume_size)}, blocks of {report.block_size} "
                         "bytes"),
@@ -78,21 +88,24 @@ def format_summary(report: IsoReport) -> list[str]:
         flag = "bootable" if e.bootable else "not bootable"
         lines.append(
             f"  {e.index}. {e.platform_name:6} emulation {e.emulation:10} load {e.load_size:5} "
-            f"sectors from block {e.load_rba:<8} {flag:12} {e.boot_file or '(not in the tree)'}")
+            f"sectors from block {e.load_rba:<8} {flag:12} "
+            f"{printable(e.boot_file or '(not in the tree)')}")
     lines += ["", "Partitions:"]
     if not report.partitions:
         lines.append("  none")
-    id_width = max((len(p.type_id) for p in report.partitions), default=4)
+    id_width = max((len(printable(p.type_id)) for p in report.partitions), default=4)
     for p in report.partitions:
-        extra = (" bootable" if p.bootable else "") + (f" \"{p.name}\"" if p.name else "")
+        extra = (" bootable" if p.bootable else "") + \
+            (f" \"{printable(p.name)}\"" if p.name else "")
         lines.append(
-            f"  {p.scheme.upper()} {p.number:<3} {p.type_id:{id_width}} {p.type_name:22.22} "
+            f"  {p.scheme.upper()} {p.number:<3} {printable(p.type_id):{id_width}} "
+            f"{printable(p.type_name):22.22} "
             f"start {p.start:>12} size {p.size:>12} ({human_size(p.size)}){extra}")
     if report.partition_problems:
         lines += ["", "Partition table problems:"]
-        lines += [f"  - {problem}" for problem in report.partition_problems]
+        lines += [f"  - {printable(problem)}" for problem in report.partition_problems]
     lines += ["", f"Bootable from USB as a disk (hybrid): {'yes' if report.hybrid else 'no'}",
-              f"  {report.hybrid_reason}"]
+              f"  {printable(report.hybrid_reason)}"]
     return lines
 
 
@@ -113,8 +126,8 @@ def format_tree(files: list[IsoEntry]) -> list[str]:
     for f in files:
         uid = "-" if f.uid is None else str(f.uid)
         gid = "-" if f.gid is None else str(f.gid)
-        line = f"{_mode_text(f)} {uid:>5} {gid:>5} {f.size:>{width}} {f.path}"
+        line = f"{_mode_text(f)} {uid:>5} {gid:>5} {f.size:>{width}} {printable(f.path)}"
         if f.target is not None:
-            line += f" -> {f.target}"
+            line += f" -> {printable(f.target)}"
         lines.append(line)
     return lines
