@@ -20,7 +20,7 @@ import tomllib
 from pathlib import Path
 
 from app.errors import InputError
-from app.packages.model import FolderSource, PackageInfo, SourceKind
+from app.packages.model import FolderSource, PackageInfo, SourceKind, check_file_name_part
 
 _GNU_LINE = re.compile(r"^\\?([0-9a-fA-F]{32})\s+\*?(.*)$")
 _BSD_LINE = re.compile(r"^XXH128 \((.*)\) = ([0-9a-fA-F]{32})$")
@@ -86,8 +86,10 @@ class GlaucusSource(FolderSource):
         info_path = folder / "info"
         info = parse_info(info_path.read_text(encoding="utf-8", errors="replace"),
                           str(info_path))
-        name = str(info.get("nom") or folder.name)
-        version = str(info.get("ver", ""))
+        # Both end up in file names here and in the carried tree: refuse path tricks.
+        name = check_file_name_part(str(info.get("nom") or folder.name), "name",
+                                    str(info_path))
+        version = check_file_name_part(str(info.get("ver", "")), "version", str(info_path))
         archive = folder / f"{name}-{version}.tar.zst"
         if not archive.is_file() and (folder / f"{name}.tar.zst").is_file():
             archive = folder / f"{name}.tar.zst"
