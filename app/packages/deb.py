@@ -56,10 +56,13 @@ def ar_members(f: BinaryIO, total: int, what: str) -> list[ArMember]:
         if len(header) < AR_HEADER or header[58:60] != b"`\n":
             raise DamagedArchive(f"truncated or corrupt ar header at byte {pos} of {what}")
         name = header[:16].decode("ascii", "replace").strip().rstrip("/")
-        try:
-            size = int(header[48:58].decode("ascii").strip())
-        except ValueError as exc:
-            raise DamagedArchive(f"corrupt ar member size at byte {pos} of {what}") from exc
+        # Only decimal digits: int() also takes '-60', '+1', '1_0' or ' 1 ', and a negative
+        # size would never move past this header.
+        size_field = header[48:58].rstrip(b" ")
+        if not size_field or not all(0x30 <= b <= 0x39 for b in size_field):
+            raise DamagedArchive(f"corrupt ar member size {size_field!r} at byte {pos} "
+                                 f"of {what}")
+        size = int(size_field)
         start = pos + AR_HEADER
         if start + size > total:
             raise DamagedArchive(f"truncated: member {name} of {what} needs {size} bytes "
