@@ -17,6 +17,7 @@ from app.packages.model import (
     FolderSource,
     PackageInfo,
     SourceKind,
+    check_inside_folder,
     member_name,
     strip_constraint,
 )
@@ -153,6 +154,8 @@ class ArchSource(FolderSource):
                 continue
             for entry in read_database(db):
                 file = self.folder / _first(entry, "FILENAME")
+                check_inside_folder(file, self.folder, f"FILENAME of {_first(entry, 'NAME')!r}",
+                                    str(db))
                 if _first(entry, "NAME") and file.is_file() and file.name not in found:
                     found[file.name] = info_from_desc(entry, file)
         for path in sorted(self.folder.iterdir()):

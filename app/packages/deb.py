@@ -25,6 +25,7 @@ from app.packages.model import (
     SourceKind,
     SourceSpec,
     alternatives,
+    check_inside_folder,
     has_constraint,
     member_name,
     strip_constraint,
@@ -199,14 +200,15 @@ def read_package(path: Path, kind: SourceKind = SourceKind.DEB) -> PackageInfo:
     return info_from_control(fields, kind=kind, file=path, size=path.stat().st_size)
 
 
-def _read_index(folder: Path) -> list[dict[str, str]] | None:
+def _read_index(folder: Path) -> tuple[Path, list[dict[str, str]]]:
+    """The flat-repository index of `folder` and its stanzas ((folder, []) if none)."""
     for name, opener in (("Packages", open), ("Packages.gz", gzip.open),
                          ("Packages.xz", lzma.open)):
         index = folder / name
         if index.is_file():
             with opener(index, "rt", encoding="utf-8") as f:
-                return parse_stanzas(f.read())
-    return None
+                return index, parse_stanzas(f.read())
+    return folder, []
 
 
 class DebFolderSource(FolderSource):
@@ -217,10 +219,12 @@ class DebFolderSource(FolderSource):
 
     def _scan(self) -> list[PackageInfo]:
         found: dict[Path, PackageInfo] = {}
-        for stanza in _read_index(self.folder) or []:
+        index, stanzas = _read_index(self.folder)
+        for stanza in stanzas:
             file = (self.folder / stanza.get("Filename", "")).resolve()
-            if (stanza.get("Package") and file.is_file()
-                    and file.is_relative_to(self.folder.resolve())):
+            check_inside_folder(file, self.folder,
+                                f"Filename of {stanza.get('Package', '')!r}", str(index))
+            if stanza.get("Package") and file.is_file():
                 found[file] = info_from_control(stanza, kind=SourceKind.DEB, file=file,
                                                 size=file.stat().st_size)
         for path in sorted(self.folder.glob("*.deb")):

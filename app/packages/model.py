@@ -133,6 +133,15 @@ def check_file_name_part(value: str, what: str, where: str) -> str:
     return value
 
 
+def check_inside_folder(file: Path, folder: Path, what: str, where: str) -> None:
+    """InputError unless `file` (named by an index, e.g. a repo database's FILENAME) is
+    inside `folder` once links are followed: an index must not make a file elsewhere on
+    the host (a backup, a key) a package that goes into the image."""
+    if not file.resolve().is_relative_to(folder.resolve()):
+        raise InputError(f"the {what} points outside the package folder: {file}",
+                         where=where)
+
+
 def split_name_version(stem: str) -> tuple[str, str]:
     """'busybox-1.36.1' -> ('busybox', '1.36.1'): the version starts at the first '-digit'."""
     match = re.search(r"-(?=\d)", stem)
