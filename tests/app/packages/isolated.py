@@ -25,7 +25,11 @@ except InputError as exc:
     result = {{"ok": False, "message": exc.message, "where": exc.where}}
 except MemoryError:
     result = {{"ok": False, "memory": True}}
-result["maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# Peak resident memory of this program alone (ru_maxrss would include the parent's,
+# which Linux carries across exec).
+for line in open("/proc/self/status"):
+    if line.startswith("VmHWM:"):
+        result["peak_rss_kib"] = int(line.split()[1])
 print(json.dumps(result))
 """
 
@@ -33,7 +37,7 @@ print(json.dumps(result))
 def run_isolated(body: str, *, memory_limit: int | None = None,
                  timeout: float = 60) -> dict[str, Any]:
     """Run `body` (Python statements) in a fresh interpreter; its InputError comes back as
-    {"ok": False, "message", "where"}, success as {"ok": True}, plus "maxrss_kib".
+    {"ok": False, "message", "where"}, success as {"ok": True}, plus "peak_rss_kib".
     A hang beyond `timeout` seconds raises subprocess.TimeoutExpired."""
     code = _WRAPPER.format(limit=memory_limit or 0,
                            body=textwrap.indent(textwrap.dedent(body), "    "))
