@@ -32,6 +32,19 @@ MAGICS: list[tuple[bytes, str]] = [
 ]
 
 
+MIB = 1 << 20
+# Metadata is read whole into memory, so its size is capped (decompressed bytes). Real
+# ones are far smaller: a control file or .PKGINFO has a few KiB, Debian's biggest
+# Packages index about 100 MiB.
+METADATA_LIMIT = 16 * MIB       # one control file, .PKGINFO, desc or depends
+METADATA_TAR_LIMIT = 64 * MIB   # a control.tar, or the part of an Arch package searched
+INDEX_LIMIT = 256 * MIB         # a Packages index or a repo database
+
+
+def size_text(size: int) -> str:
+    return f"{size / MIB:.0f} MiB" if size >= MIB else f"{size} bytes"
+
+
 class DamagedArchive(Exception):
     """The compressed or archive data ends early or is corrupt."""
 

@@ -12,13 +12,22 @@ import gzip
 import io
 import lzma
 import tarfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from app.errors import InputError
-from app.packages.archive import CountingReader, DamagedArchive, open_stream
+from app.packages.archive import (
+    INDEX_LIMIT,
+    METADATA_LIMIT,
+    METADATA_TAR_LIMIT,
+    CountingReader,
+    DamagedArchive,
+    open_stream,
+    size_text,
+)
 from app.packages.model import (
     FolderSource,
     PackageInfo,
@@ -184,7 +193,16 @@ def read_control(path: Path) -> dict[str, str]:
     try:
         with open_member_tar(path, "control.tar") as tar:
             for member in tar:
+                # Checked before the member is read or skipped, which decompresses it.
+                if member.offset_data + member.size > METADATA_TAR_LIMIT:
+                    raise InputError(f"its control.tar is larger than "
+                                     f"{size_text(METADATA_TAR_LIMIT)} (at member "
+                                     f"{member.name!r}); not a real package", where=str(path))
                 if member_name(member.name) == "control" and member.isfile():
+                    if member.size > METADATA_LIMIT:
+                        raise InputError(f"its control file has {size_text(member.size)}, "
+                                         f"more than the {size_text(METADATA_LIMIT)} allowed",
+                                         where=str(path))
                     data = tar.extractfile(member)
                     assert data is not None
                     return parse_control(data.read().decode("utf-8", "replace"))
@@ -206,8 +224,16 @@ def _read_index(folder: Path) -> tuple[Path, list[dict[str, str]]]:
                          ("Packages.xz", lzma.open)):
         index = folder / name
         if index.is_file():
-            with opener(index, "rt", encoding="utf-8") as f:
-                return index, parse_stanzas(f.read())
+            try:
+                with opener(index, "rb") as f:
+                    data = f.read(INDEX_LIMIT + 1)
+            except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
+                raise InputError(f"the package index is damaged ({exc})",
+                                 where=str(index)) from exc
+            if len(data) > INDEX_LIMIT:
+                raise InputError(f"the package index is larger than "
+                                 f"{size_text(INDEX_LIMIT)}", where=str(index))
+            return index, parse_stanzas(data.decode("utf-8", "replace"))
     return folder, []
 
 
