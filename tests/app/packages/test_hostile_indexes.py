@@ -11,7 +11,10 @@ import pytest
 from app.errors import InputError
 from app.packages.arch import ArchSource
 from app.packages.deb import DebFolderSource
+from app.packages.gather import gather
 from app.packages.model import SourceKind, SourceSpec
+from app.packages.resolve import resolve
+from app.reporter import NullReporter
 from tests.app.packages.fixtures import (
     compress,
     directory,
@@ -72,3 +75,25 @@ def test_a_packages_index_filename_outside_the_folder_is_refused(tmp_path: Path)
         DebFolderSource(SourceSpec(SourceKind.DEB, str(folder))).packages()
     assert error.value.where == str(index)
     assert "outside the package folder" in error.value.message and "hello" in error.value.message
+
+
+def test_a_checksum_that_is_not_hex_is_refused_before_the_cache_is_touched(
+        tmp_path: Path) -> None:
+    folder = make_arch_folder(tmp_path, [text_package("hello")], name="repo")
+    pkg_file = next(folder.glob("hello-*.pkg.tar.zst"))
+    desc = (f"%FILENAME%\n{pkg_file.name}\n\n%NAME%\nhello\n\n%VERSION%\n1.0-1\n\n"
+            "%SHA256SUM%\n/../../../victim\n\n")
+    (folder / "core.db.tar.gz").write_bytes(compress(tar_bytes(
+        [directory("hello-1.0-1"), file("hello-1.0-1/desc", desc)], auto_dirs=False), "gz"))
+    # A folder outside the cache that the digest, used as a cache entry name, would reach
+    # if the entry's first part existed: it looks like a damaged entry and gets replaced.
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious.txt").write_text("keep me")
+    cache = tmp_path / "cache"
+    (cache / "by-hash" / "sha256-").mkdir(parents=True)
+    source = ArchSource(SourceSpec(SourceKind.ARCH, str(folder)))
+    with pytest.raises(InputError, match="is not a sha256 digest") as error:
+        gather(source, resolve(source, ["hello"]), cache, NullReporter())
+    assert error.value.where == str(pkg_file)
+    assert (victim / "precious.txt").read_text() == "keep me"
