@@ -18,11 +18,13 @@ from app.errors import InputError
 from app.packages import arch, deb
 from app.packages.arch import ArchSource, read_pkginfo
 from app.packages.deb import DebFolderSource, read_package
+from app.packages.glaucus import GlaucusSource, parse_info
 from app.packages.model import SourceKind, SourceSpec
 from tests.app.packages.fixtures import (
     ar_archive,
     make_arch_folder,
     make_deb_folder,
+    make_glaucus_repo,
     text_package,
     write_packages_index,
 )
@@ -148,3 +150,20 @@ def test_a_damaged_packages_index_is_named(tmp_path: Path, name: str) -> None:
     with pytest.raises(InputError, match="package index is damaged") as error:
         DebFolderSource(SourceSpec(SourceKind.DEB, str(folder))).packages()
     assert error.value.where == str(folder / name)
+
+
+@pytest.mark.parametrize("name", ["info", "sum"])
+def test_an_oversized_glaucus_info_or_sum_is_refused(tmp_path: Path, name: str) -> None:
+    repo = make_glaucus_repo(tmp_path, [text_package("hello", "2.10")])
+    path = repo / "hello" / name
+    with open(path, "ab") as f:
+        f.truncate(17 * MIB)  # a sparse tail of zeros: big, yet cheap to make
+    with pytest.raises(InputError, match="larger than 16 MiB") as error:
+        GlaucusSource(SourceSpec(SourceKind.GLAUCUS, str(repo))).packages()
+    assert error.value.where == str(path)
+
+
+def test_a_long_bad_info_line_is_shortened_in_the_error() -> None:
+    with pytest.raises(InputError, match="line 2 is not key='value'") as error:
+        parse_info("ver='1'\n" + "x" * 100_000 + "\n", "busybox/info")
+    assert len(str(error.value)) < 200
