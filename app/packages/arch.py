@@ -12,11 +12,19 @@ import tarfile
 from pathlib import Path
 
 from app.errors import InputError
-from app.packages.archive import DamagedArchive, open_stream
+from app.packages.archive import (
+    INDEX_LIMIT,
+    METADATA_LIMIT,
+    METADATA_TAR_LIMIT,
+    DamagedArchive,
+    open_stream,
+    size_text,
+)
 from app.packages.model import (
     FolderSource,
     PackageInfo,
     SourceKind,
+    check_inside_folder,
     member_name,
     strip_constraint,
 )
@@ -81,10 +89,15 @@ def read_pkginfo(path: Path) -> dict[str, list[str]]:
                 tarfile.open(fileobj=stream, mode="r|") as tar:
             for count, member in enumerate(tar):
                 if member_name(member.name) == ".PKGINFO" and member.isfile():
+                    if member.size > METADATA_LIMIT:
+                        raise InputError(f"its .PKGINFO has {size_text(member.size)}, more "
+                                         f"than the {size_text(METADATA_LIMIT)} allowed",
+                                         where=str(path))
                     data = tar.extractfile(member)
                     assert data is not None
                     return parse_pkginfo(data.read().decode("utf-8", "replace"))
-                if count > 16:  # makepkg writes it first; do not read a whole package
+                # makepkg writes it first; do not read (decompress) a whole package.
+                if count > 16 or member.offset_data + member.size > METADATA_TAR_LIMIT:
                     break
     except (DamagedArchive, tarfile.TarError, EOFError) as exc:
         raise InputError(f"the package is damaged ({exc})", where=str(path)) from exc
@@ -134,8 +147,17 @@ def read_database(db: Path) -> list[dict[str, list[str]]]:
         with open(db, "rb") as raw, open_stream(raw, db.name) as stream, \
                 tarfile.open(fileobj=stream, mode="r|") as tar:
             for member in tar:
+                # Checked before the member is read or skipped, which decompresses it.
+                if member.offset_data + member.size > INDEX_LIMIT:
+                    raise InputError(f"the repository database is larger than "
+                                     f"{size_text(INDEX_LIMIT)} (at member {member.name!r})",
+                                     where=str(db))
                 parts = member_name(member.name).split("/")
                 if len(parts) == 2 and parts[1] in ("desc", "depends") and member.isfile():
+                    if member.size > METADATA_LIMIT:
+                        raise InputError(f"its member {member.name!r} has "
+                                         f"{size_text(member.size)}, more than the "
+                                         f"{size_text(METADATA_LIMIT)} allowed", where=str(db))
                     data = tar.extractfile(member)
                     assert data is not None
                     entry = entries.setdefault(parts[0], {})
@@ -153,6 +175,8 @@ class ArchSource(FolderSource):
                 continue
             for entry in read_database(db):
                 file = self.folder / _first(entry, "FILENAME")
+                check_inside_folder(file, self.folder, f"FILENAME of {_first(entry, 'NAME')!r}",
+                                    str(db))
                 if _first(entry, "NAME") and file.is_file() and file.name not in found:
                     found[file.name] = info_from_desc(entry, file)
         for path in sorted(self.folder.iterdir()):

@@ -32,23 +32,109 @@ MAGICS: list[tuple[bytes, str]] = [
 ]
 
 
+MIB = 1 << 20
+# Metadata is read whole into memory, so its size is capped (decompressed bytes). Real
+# ones are far smaller: a control file or .PKGINFO has a few KiB, Debian's biggest
+# Packages index about 100 MiB.
+METADATA_LIMIT = 16 * MIB       # one control file, .PKGINFO, desc or depends
+METADATA_TAR_LIMIT = 64 * MIB   # a control.tar, or the part of an Arch package searched
+INDEX_LIMIT = 256 * MIB         # a Packages index or a repo database
+
+
+def size_text(size: int) -> str:
+    return f"{size / MIB:.0f} MiB" if size >= MIB else f"{size} bytes"
+
+
 class DamagedArchive(Exception):
     """The compressed or archive data ends early or is corrupt."""
 
 
+# Most output one decompress call may return: a few bytes of a "bomb" can stand for
+# gigabytes, so output is asked for in bounded steps, never all at once.
+MAX_OUTPUT = 1 << 20
+# zstandard's decompressobj has no output limit, so zstd input goes in this small slices:
+# a zstd block (at most 128 KiB out) needs at least one input byte of its own, so one call
+# returns at most (ZSTD_SLICE + 1) * 128 KiB = 32 MiB, and about 8 MiB for real bombs.
+ZSTD_SLICE = 256
+
+
 class _Decompressor(Protocol):
+    """lzma/bz2's interface: `decompress(data, max_length)` returns at most `max_length`
+    bytes; `needs_input` is False while more output is ready without new input."""
+
     @property
     def eof(self) -> bool: ...
 
     @property
     def unused_data(self) -> bytes: ...
 
-    def decompress(self, data: bytes) -> bytes: ...
+    @property
+    def needs_input(self) -> bool: ...
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes: ...
+
+
+class _ZlibDecompressor:
+    """zlib's decompressobj with lzma's interface (it keeps unconsumed input apart)."""
+
+    def __init__(self) -> None:
+        self._dec = zlib.decompressobj(wbits=31)
+        self._full = False  # the last call stopped at max_length: more may be waiting
+
+    @property
+    def eof(self) -> bool:
+        return self._dec.eof
+
+    @property
+    def unused_data(self) -> bytes:
+        return self._dec.unused_data
+
+    @property
+    def needs_input(self) -> bool:
+        return not self._dec.unconsumed_tail and not self._full
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes:
+        out = self._dec.decompress(self._dec.unconsumed_tail + data, max(max_length, 0))
+        self._full = max_length > 0 and len(out) >= max_length
+        return out
+
+
+class _ZstdDecompressor:
+    """zstandard's decompressobj with lzma's interface, its input fed in ZSTD_SLICE bytes
+    at a time so that no call returns much more than max_length (see ZSTD_SLICE)."""
+
+    def __init__(self) -> None:
+        # Large windows (zstd --long, --ultra) are allowed: memory follows the frame.
+        self._dec = zstandard.ZstdDecompressor(max_window_size=1 << 31).decompressobj()
+        self._tail = b""
+
+    @property
+    def eof(self) -> bool:
+        return self._dec.eof
+
+    @property
+    def unused_data(self) -> bytes:
+        return self._dec.unused_data + self._tail
+
+    @property
+    def needs_input(self) -> bool:
+        return not self._tail
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes:
+        tail = self._tail + data if data else self._tail
+        parts: list[bytes] = []
+        size = pos = 0
+        while pos < len(tail) and not self._dec.eof and (max_length < 0 or size < max_length):
+            part = self._dec.decompress(tail[pos:pos + ZSTD_SLICE])
+            pos += ZSTD_SLICE
+            parts.append(part)
+            size += len(part)
+        self._tail = tail[pos:]
+        return b"".join(parts)
 
 
 def _zstd() -> _Decompressor:
-    # Large windows (zstd --long, --ultra) are allowed: memory follows the frame, not this cap.
-    return zstandard.ZstdDecompressor(max_window_size=1 << 31).decompressobj()
+    return _ZstdDecompressor()
 
 
 def _xz() -> _Decompressor:
@@ -56,7 +142,7 @@ def _xz() -> _Decompressor:
 
 
 def _gz() -> _Decompressor:
-    return zlib.decompressobj(wbits=31)
+    return _ZlibDecompressor()
 
 
 def _bz2() -> _Decompressor:
@@ -118,49 +204,61 @@ class DecompressingReader(io.RawIOBase):
         self.fmt = fmt
         self.what = what
         self._factory = FACTORIES[fmt]
-        self._dec: _Decompressor | None = self._factory()
+        self._dec: _Decompressor = self._factory()
         self._pending = b""      # compressed input not yet given to the decompressor
-        self._out = b""          # decompressed bytes not yet returned
+        self._out = b""          # decompressed bytes, returned from _pos on
+        self._pos = 0            # (an offset: slicing the rest off each time is quadratic)
         self._started = False    # the current stream has consumed input
 
     def readable(self) -> bool:
         return True
 
+    def _more_input(self) -> bool:
+        if not self._pending:
+            self._pending = self.raw.read(CHUNK)
+        return bool(self._pending)
+
     def _fill(self) -> bool:
         """Decompress more; False at a clean end of input."""
-        while not self._out:
-            if not self._pending:
-                self._pending = self.raw.read(CHUNK)
-                if not self._pending:
-                    if self._dec is not None and self._started and not self._dec.eof:
-                        raise DamagedArchive(f"truncated {self.fmt} {self.what}: the "
-                                             "compressed stream ends before its end marker")
-                    return False
-            if self._dec is None or self._dec.eof:
+        while self._pos >= len(self._out):
+            if self._dec.eof:
                 # A new stream follows (or only padding is left, which xz allows).
+                if not self._more_input():
+                    return False
                 if self.fmt == "xz" and not self._pending.strip(b"\0"):
                     self._pending = b""
                     continue
                 self._dec = self._factory()
                 self._started = False
-            data, self._pending = self._pending[:CHUNK], self._pending[CHUNK:]
+            data, input_ended = b"", False
+            if self._dec.needs_input:
+                if not self._more_input():
+                    if not self._started:
+                        return False
+                    input_ended = True  # one last call: output the decompressor still holds
+                else:
+                    data, self._pending = self._pending[:CHUNK], self._pending[CHUNK:]
             try:
-                self._out = self._dec.decompress(data)
+                out = self._dec.decompress(data, MAX_OUTPUT)
             except (lzma.LZMAError, zlib.error, OSError, EOFError, ValueError,
                     zstandard.ZstdError) as exc:
                 raise DamagedArchive(f"corrupt {self.fmt} {self.what}: {exc}") from exc
+            if input_ended and not out and not self._dec.eof:
+                raise DamagedArchive(f"truncated {self.fmt} {self.what}: the "
+                                     "compressed stream ends before its end marker")
             self._started = True
+            self._out, self._pos = out, 0
             if self._dec.eof:
                 self._pending = self._dec.unused_data + self._pending
         return True
 
     def readinto(self, buffer) -> int:
         view = memoryview(buffer)
-        if not self._out and not self._fill():
+        if self._pos >= len(self._out) and not self._fill():
             return 0
-        n = min(len(view), len(self._out))
-        view[:n] = self._out[:n]
-        self._out = self._out[n:]
+        n = min(len(view), len(self._out) - self._pos)
+        view[:n] = memoryview(self._out)[self._pos:self._pos + n]
+        self._pos += n
         return n
 
 
@@ -177,6 +275,7 @@ class PrefetchingReader(io.RawIOBase):
         self._queue: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._buffer = b""
+        self._pos = 0  # in _buffer (an offset: slicing the rest off each time is quadratic)
         self._eof = False
         self._thread = threading.Thread(target=self._run, name="decompress", daemon=True)
         self._thread.start()
@@ -204,7 +303,7 @@ class PrefetchingReader(io.RawIOBase):
 
     def readinto(self, buffer) -> int:
         view = memoryview(buffer)
-        if not self._buffer:
+        if self._pos >= len(self._buffer):
             if self._eof:
                 return 0
             item = self._queue.get()
@@ -214,10 +313,10 @@ class PrefetchingReader(io.RawIOBase):
             if not item:
                 self._eof = True
                 return 0
-            self._buffer = item
-        n = min(len(view), len(self._buffer))
-        view[:n] = self._buffer[:n]
-        self._buffer = self._buffer[n:]
+            self._buffer, self._pos = item, 0
+        n = min(len(view), len(self._buffer) - self._pos)
+        view[:n] = memoryview(self._buffer)[self._pos:self._pos + n]
+        self._pos += n
         return n
 
     def close(self) -> None:

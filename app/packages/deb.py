@@ -12,19 +12,29 @@ import gzip
 import io
 import lzma
 import tarfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from app.errors import InputError
-from app.packages.archive import CountingReader, DamagedArchive, open_stream
+from app.packages.archive import (
+    INDEX_LIMIT,
+    METADATA_LIMIT,
+    METADATA_TAR_LIMIT,
+    CountingReader,
+    DamagedArchive,
+    open_stream,
+    size_text,
+)
 from app.packages.model import (
     FolderSource,
     PackageInfo,
     SourceKind,
     SourceSpec,
     alternatives,
+    check_inside_folder,
     has_constraint,
     member_name,
     strip_constraint,
@@ -56,10 +66,13 @@ def ar_members(f: BinaryIO, total: int, what: str) -> list[ArMember]:
         if len(header) < AR_HEADER or header[58:60] != b"`\n":
             raise DamagedArchive(f"truncated or corrupt ar header at byte {pos} of {what}")
         name = header[:16].decode("ascii", "replace").strip().rstrip("/")
-        try:
-            size = int(header[48:58].decode("ascii").strip())
-        except ValueError as exc:
-            raise DamagedArchive(f"corrupt ar member size at byte {pos} of {what}") from exc
+        # Only decimal digits: int() also takes '-60', '+1', '1_0' or ' 1 ', and a negative
+        # size would never move past this header.
+        size_field = header[48:58].rstrip(b" ")
+        if not size_field or not all(0x30 <= b <= 0x39 for b in size_field):
+            raise DamagedArchive(f"corrupt ar member size {size_field!r} at byte {pos} "
+                                 f"of {what}")
+        size = int(size_field)
         start = pos + AR_HEADER
         if start + size > total:
             raise DamagedArchive(f"truncated: member {name} of {what} needs {size} bytes "
@@ -180,7 +193,16 @@ def read_control(path: Path) -> dict[str, str]:
     try:
         with open_member_tar(path, "control.tar") as tar:
             for member in tar:
+                # Checked before the member is read or skipped, which decompresses it.
+                if member.offset_data + member.size > METADATA_TAR_LIMIT:
+                    raise InputError(f"its control.tar is larger than "
+                                     f"{size_text(METADATA_TAR_LIMIT)} (at member "
+                                     f"{member.name!r}); not a real package", where=str(path))
                 if member_name(member.name) == "control" and member.isfile():
+                    if member.size > METADATA_LIMIT:
+                        raise InputError(f"its control file has {size_text(member.size)}, "
+                                         f"more than the {size_text(METADATA_LIMIT)} allowed",
+                                         where=str(path))
                     data = tar.extractfile(member)
                     assert data is not None
                     return parse_control(data.read().decode("utf-8", "replace"))
@@ -196,14 +218,23 @@ def read_package(path: Path, kind: SourceKind = SourceKind.DEB) -> PackageInfo:
     return info_from_control(fields, kind=kind, file=path, size=path.stat().st_size)
 
 
-def _read_index(folder: Path) -> list[dict[str, str]] | None:
+def _read_index(folder: Path) -> tuple[Path, list[dict[str, str]]]:
+    """The flat-repository index of `folder` and its stanzas ((folder, []) if none)."""
     for name, opener in (("Packages", open), ("Packages.gz", gzip.open),
                          ("Packages.xz", lzma.open)):
         index = folder / name
         if index.is_file():
-            with opener(index, "rt", encoding="utf-8") as f:
-                return parse_stanzas(f.read())
-    return None
+            try:
+                with opener(index, "rb") as f:
+                    data = f.read(INDEX_LIMIT + 1)
+            except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
+                raise InputError(f"the package index is damaged ({exc})",
+                                 where=str(index)) from exc
+            if len(data) > INDEX_LIMIT:
+                raise InputError(f"the package index is larger than "
+                                 f"{size_text(INDEX_LIMIT)}", where=str(index))
+            return index, parse_stanzas(data.decode("utf-8", "replace"))
+    return folder, []
 
 
 class DebFolderSource(FolderSource):
@@ -214,10 +245,12 @@ class DebFolderSource(FolderSource):
 
     def _scan(self) -> list[PackageInfo]:
         found: dict[Path, PackageInfo] = {}
-        for stanza in _read_index(self.folder) or []:
+        index, stanzas = _read_index(self.folder)
+        for stanza in stanzas:
             file = (self.folder / stanza.get("Filename", "")).resolve()
-            if (stanza.get("Package") and file.is_file()
-                    and file.is_relative_to(self.folder.resolve())):
+            check_inside_folder(file, self.folder,
+                                f"Filename of {stanza.get('Package', '')!r}", str(index))
+            if stanza.get("Package") and file.is_file():
                 found[file] = info_from_control(stanza, kind=SourceKind.DEB, file=file,
                                                 size=file.stat().st_size)
         for path in sorted(self.folder.glob("*.deb")):

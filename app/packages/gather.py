@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from app.reporter import Level, Reporter, check_cancelled
 
 BLOCK = 1 << 20
 ALGORITHMS = ("xxh128", "sha256")
+DIGEST_LENGTHS = {"xxh128": 32, "sha256": 64}
 
 
 def _hasher(algorithm: str):
@@ -50,11 +52,18 @@ def file_digest(path: Path, algorithm: str, on_read: Callable[[int], None] | Non
     return h.hexdigest()
 
 
-def split_checksum(checksum: str) -> tuple[str, str]:
+def split_checksum(checksum: str, where: str | None = None) -> tuple[str, str]:
+    """(algorithm, lower-case hex digest); InputError unless the digest is hex of the
+    algorithm's length (it becomes a cache folder name: no '/' or '..' may slip in)."""
     algorithm, _, digest = checksum.partition(":")
     if algorithm not in ALGORITHMS or not digest:
-        raise InputError(f"unsupported checksum {checksum!r} (expected xxh128:… or sha256:…)")
-    return algorithm, digest.lower()
+        raise InputError(f"unsupported checksum {checksum!r} (expected xxh128:… or sha256:…)",
+                         where=where)
+    digest = digest.lower()
+    if not re.fullmatch(f"[0-9a-f]{{{DIGEST_LENGTHS[algorithm]}}}", digest):
+        raise InputError(f"the checksum {checksum!r} is not a {algorithm} digest "
+                         f"({DIGEST_LENGTHS[algorithm]} hexadecimal digits)", where=where)
+    return algorithm, digest
 
 
 def cache_entry(cache_dir: Path, algorithm: str, digest: str) -> Path:
@@ -115,7 +124,8 @@ def gather(source: PackageSource, resolution: Resolution, cache_dir: Path,
 def _gather_one(source: PackageSource, pkg: PackageInfo, cache_dir: Path, downloads: Path,
                 reporter: Reporter, progress: _Progress) -> Path:
     if pkg.checksum:
-        algorithm, expected = split_checksum(pkg.checksum)
+        algorithm, expected = split_checksum(pkg.checksum,
+                                             str(pkg.file) if pkg.file else pkg.name)
         entry = cache_entry(cache_dir, algorithm, expected)
         cached = _cached_file(entry)
         if cached is not None:

@@ -20,7 +20,8 @@ import tomllib
 from pathlib import Path
 
 from app.errors import InputError
-from app.packages.model import FolderSource, PackageInfo, SourceKind
+from app.packages.archive import METADATA_LIMIT, size_text
+from app.packages.model import FolderSource, PackageInfo, SourceKind, check_file_name_part
 
 _GNU_LINE = re.compile(r"^\\?([0-9a-fA-F]{32})\s+\*?(.*)$")
 _BSD_LINE = re.compile(r"^XXH128 \((.*)\) = ([0-9a-fA-F]{32})$")
@@ -41,7 +42,8 @@ def parse_info(text: str, where: str) -> dict[str, object]:
         key, sep, value = line.partition("=")
         value = value.strip()
         if not sep or len(value) < 2 or value[0] not in "'\"" or value[-1] != value[0]:
-            raise InputError(f"line {number} is not key='value': {raw!r}", where=where)
+            shown = raw if len(raw) <= 80 else raw[:80] + "…"  # the error must stay readable
+            raise InputError(f"line {number} is not key='value': {shown!r}", where=where)
         values[key.strip()] = value[1:-1]
     return values
 
@@ -74,6 +76,16 @@ def _words(value: object) -> tuple[str, ...]:
     return ()
 
 
+def read_small_text(path: Path) -> str:
+    """The text of a metadata file (`info`, `sum`); InputError if it is implausibly big."""
+    with open(path, "rb") as f:
+        data = f.read(METADATA_LIMIT + 1)
+    if len(data) > METADATA_LIMIT:
+        raise InputError(f"the file is larger than {size_text(METADATA_LIMIT)}; not package "
+                         "information", where=str(path))
+    return data.decode("utf-8", "replace")
+
+
 class GlaucusSource(FolderSource):
     def _scan(self) -> list[PackageInfo]:
         found = []
@@ -84,18 +96,18 @@ class GlaucusSource(FolderSource):
 
     def _read(self, folder: Path) -> PackageInfo:
         info_path = folder / "info"
-        info = parse_info(info_path.read_text(encoding="utf-8", errors="replace"),
-                          str(info_path))
-        name = str(info.get("nom") or folder.name)
-        version = str(info.get("ver", ""))
+        info = parse_info(read_small_text(info_path), str(info_path))
+        # Both end up in file names here and in the carried tree: refuse path tricks.
+        name = check_file_name_part(str(info.get("nom") or folder.name), "name",
+                                    str(info_path))
+        version = check_file_name_part(str(info.get("ver", "")), "version", str(info_path))
         archive = folder / f"{name}-{version}.tar.zst"
         if not archive.is_file() and (folder / f"{name}.tar.zst").is_file():
             archive = folder / f"{name}.tar.zst"
         checksum = None
         sum_path = folder / "sum"
         if sum_path.is_file():
-            digest = parse_sum(sum_path.read_text(encoding="utf-8", errors="replace"),
-                               archive.name)
+            digest = parse_sum(read_small_text(sum_path), archive.name)
             if digest is None:
                 raise InputError("no XXH3-128 sum found (expected `xxhsum -H2` output)",
                                  where=str(sum_path))

@@ -114,6 +114,34 @@ def member_name(name: str) -> str:
     return name.rstrip("/")
 
 
+def check_file_name_part(value: str, what: str, where: str) -> str:
+    """`value` (a package name or version read from a package's metadata) unchanged, or
+    InputError: it becomes part of file names (`<name>-<ver>.tar.zst`, `<name>/info`), so a
+    '/', '..', a leading '.' or a control character could place a file anywhere."""
+    problem = None
+    if "/" in value or "\\" in value:
+        problem = "contains a slash"
+    elif ".." in value:
+        problem = "contains '..'"
+    elif value.startswith("."):
+        problem = "starts with '.'"
+    elif any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        problem = "contains a control character"
+    if problem:
+        raise InputError(f"the package {what} {value!r} {problem}; it cannot be used in a "
+                         "file name", where=where)
+    return value
+
+
+def check_inside_folder(file: Path, folder: Path, what: str, where: str) -> None:
+    """InputError unless `file` (named by an index, e.g. a repo database's FILENAME) is
+    inside `folder` once links are followed: an index must not make a file elsewhere on
+    the host (a backup, a key) a package that goes into the image."""
+    if not file.resolve().is_relative_to(folder.resolve()):
+        raise InputError(f"the {what} points outside the package folder: {file}",
+                         where=where)
+
+
 def split_name_version(stem: str) -> tuple[str, str]:
     """'busybox-1.36.1' -> ('busybox', '1.36.1'): the version starts at the first '-digit'."""
     match = re.search(r"-(?=\d)", stem)

@@ -29,9 +29,10 @@ from pathlib import Path
 
 import xxhash
 
+from app.errors import InputError
 from app.packages.arch import read_pkginfo
 from app.packages.deb import read_control
-from app.packages.model import PackageInfo, SourceKind
+from app.packages.model import PackageInfo, SourceKind, check_file_name_part
 from app.reporter import Level, Reporter, check_cancelled
 
 ARCH_REPO = "livesmith"
@@ -104,7 +105,7 @@ def write_repository(kind: SourceKind, archives: Sequence[tuple[PackageInfo, Pat
     for index, (pkg, path) in enumerate(archives):
         check_cancelled(reporter)
         relative = carried_path(kind, pkg, path.name)
-        dest = folder / relative
+        dest = _inside(folder, relative, pkg)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, dest)
         sums = _digests(dest)
@@ -120,6 +121,17 @@ def write_repository(kind: SourceKind, archives: Sequence[tuple[PackageInfo, Pat
     _write_generic_index(folder, carried)
     reporter.log(Level.INFO, f"carried {len(carried)} package(s) with a {kind.title} index")
     return carried
+
+
+def _inside(folder: Path, relative: str, pkg: PackageInfo) -> Path:
+    """folder/relative, or InputError if it would land outside `folder` (a name or version
+    with '/' or '..', or a link on the way)."""
+    dest = folder / relative
+    if not dest.resolve().is_relative_to(folder.resolve()) or dest.resolve() == folder.resolve():
+        raise InputError(f"package {pkg.label!r} would be carried to {relative!r}, outside "
+                         "the carried packages folder",
+                         where=str(pkg.file) if pkg.file else pkg.name)
+    return dest
 
 
 def _write_generic_index(folder: Path, carried: Sequence[CarriedFile]) -> None:
@@ -176,7 +188,9 @@ def _write_arch_database(folder: Path, carried: Sequence[CarriedFile], epoch: in
             tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for c in sorted(carried, key=lambda c: (c.package.name, c.package.version)):
             info = read_pkginfo(folder / c.path)
-            entry = f"{c.package.name}-{c.package.version}"
+            where = str(folder / c.path)
+            entry = (f"{check_file_name_part(c.package.name, 'name', where)}-"
+                     f"{check_file_name_part(c.package.version, 'version', where)}")
             fields: list[tuple[str, list[str]]] = [("FILENAME", [c.path])]
             for key, source in _ARCH_DESC:
                 values = info.get(source, [])
@@ -215,7 +229,7 @@ def _glaucus_archive_name(pkg: PackageInfo) -> str:
 def _write_glaucus_tree(folder: Path, carried: Sequence[CarriedFile],
                         digests: dict[str, dict[str, str]]) -> None:
     for c in carried:
-        pkg_folder = (folder / c.path).parent
+        pkg_folder = _inside(folder, c.path, c.package).parent
         source_info = c.package.file.parent / "info" if c.package.file else None
         if source_info is not None and source_info.is_file():
             shutil.copyfile(source_info, pkg_folder / "info")

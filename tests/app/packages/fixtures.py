@@ -310,7 +310,8 @@ def deb_filename(pkg: FixturePackage) -> str:
     return f"{pkg.name}_{pkg.version.replace(':', '%3a')}_amd64.deb"
 
 
-def _ar(members: Sequence[tuple[str, bytes]]) -> bytes:
+def ar_archive(members: Sequence[tuple[str, bytes]]) -> bytes:
+    """An ar archive (the container of a .deb) of (name, data) members."""
     out = bytearray(b"!<arch>\n")
     for name, data in members:
         header = (f"{name:<16}{MTIME:<12}{0:<6}{0:<6}{'100644':<8}{len(data):<10}`\n")
@@ -326,7 +327,7 @@ def build_deb(folder: Path, pkg: FixturePackage, *, data_compression: str = "xz"
     data = tar_bytes(pkg.entries, prefix="./", auto_dirs=pkg.auto_dirs)
     suffix = f".{data_compression}" if data_compression else ""
     path = folder / deb_filename(pkg)
-    path.write_bytes(_ar([("debian-binary", b"2.0\n"),
+    path.write_bytes(ar_archive([("debian-binary", b"2.0\n"),
                           ("control.tar.xz", compress(control, "xz")),
                           (f"data.tar{suffix}", compress(data, data_compression))]))
     return path
