@@ -35,6 +35,9 @@ VD_SIZE = 2048
 MIN_ISO_SIZE = SYSTEM_AREA_SIZE + 2 * VD_SIZE  # system area, PVD, terminator
 MAX_VOLUME_DESCRIPTORS = 64
 CANCEL_CHECK_EVERY = 512  # entries between cancel checks while walking
+# Deeper trees cannot be extracted anyway (PATH_MAX is 4096 bytes, two per level at least);
+# real images stay far below. The cap bounds the walk whatever the records claim.
+MAX_TREE_DEPTH = 1024
 
 PLATFORM_NAMES = {0x00: "BIOS", 0x01: "PowerPC", 0x02: "Mac", 0xEF: "UEFI"}
 EMULATION_NAMES = {0: "none", 1: "floppy 1.2", 2: "floppy 1.44", 3: "floppy 2.88",
@@ -314,24 +317,53 @@ class IsoImage:
     # -- the tree ------------------------------------------------------------------
 
     def walk(self, reporter: Reporter | None = None) -> Iterator[TreeItem]:
-        """Every entry, depth first, children sorted by name; the root ("/") comes first."""
+        """Every entry, depth first, children sorted by name; the root ("/") comes first.
+
+        A Rock Ridge child link (CL) may point at any directory, also one above it or
+        one already shown: each directory is entered once, never inside itself, so a
+        hostile image ends in an InputError instead of an endless tree.
+        """
         reporter = reporter or NullReporter()
         source = self.name_source
         vd = self.iso.joliet_vd if source == "joliet" else self.iso.pvd
         root = vd.root_directory_record()
-        stack: list[tuple[TreeItem, Any]] = [(self._item(source, (), [root], is_root=True), root)]
+        # (item, directory record to enter or None, extents of the folders above it)
+        stack: list[tuple[TreeItem, Any, frozenset[int]]] = [
+            (self._item(source, (), [root], is_root=True), root, frozenset())]
+        entered: dict[int, str] = {}  # id() of every directory record entered -> its path
         count = 0
         while stack:
-            item, dir_record = stack.pop()
+            item, dir_record, above = stack.pop()
             yield item
             count += 1
             if count % CANCEL_CHECK_EVERY == 0:
                 reporter.progress(count, 0)  # the number of entries is unknown up front
                 check_cancelled(reporter)
             if dir_record is not None:
+                self._check_enter(item, dir_record, above, entered)
+                inner = above | {dir_record.extent_location()}
                 children = self._children(source, item.names, dir_record)
                 children.sort(key=lambda pair: pair[0].names[-1], reverse=True)
-                stack.extend(children)  # reversed, so the stack pops them in name order
+                # reversed, so the stack pops them in name order
+                stack.extend((child, record, inner) for child, record in children)
+
+    def _check_enter(self, item: TreeItem, dir_record: Any, above: frozenset[int],
+                     entered: dict[int, str]) -> None:
+        path = item.entry.path
+        # a directory some child link (CL) points at
+        relocated = getattr(dir_record.rock_ridge, "moved_to_cl_dr", None) is not None
+        what = "Rock Ridge relocation" if relocated else "directory tree"
+        if dir_record.extent_location() in above:
+            raise InputError(f"{what} loops at {path}: it points back at a folder above it",
+                             where=str(self.path))
+        seen = entered.setdefault(id(dir_record), path)
+        if seen != path:
+            raise InputError(f"{what} loops at {path}: it points at {seen}, which is "
+                             "already in the tree", where=str(self.path))
+        if len(item.names) > MAX_TREE_DEPTH:
+            shown = path if len(path) <= 200 else path[:200] + "..."
+            raise InputError(f"the folder tree is more than {MAX_TREE_DEPTH} levels deep "
+                             f"at {shown}", where=str(self.path))
 
     def _children(self, source: str, names: tuple[str, ...],
                   dir_record: Any) -> list[tuple[TreeItem, Any]]:

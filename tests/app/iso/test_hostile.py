@@ -1,0 +1,163 @@
+"""Hostile images: crafted structures must end in a clear InputError, bounded and quickly.
+
+Inspection and extraction of a hostile image run in a child process with a 1 GiB
+address-space limit and a timeout, so a regression shows as a failed test (a
+MemoryError traceback or a timeout), not as a test run that eats the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from app.errors import InputError
+from app.iso import inspect
+from app.iso.inspect import inspect_iso
+from tests.conftest import ROOT
+
+BLOCK = 2048
+PVD = 16 * BLOCK
+MEMORY_LIMIT = 1 << 30
+TIMEOUT = 60
+
+# The child: apply the memory limit, run one operation, print the error as the user sees it.
+CHILD = """
+import resource, sys
+from pathlib import Path
+resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))
+from app.errors import InputError
+from app.iso.extract import extract
+from app.iso.inspect import inspect_iso
+try:
+    if sys.argv[1] == "inspect":
+        report = inspect_iso(Path(sys.argv[2]))
+        print(f"ok: {{len(report.files)}} entries, {{len(report.eltorito)}} boot entries")
+    else:
+        extract(Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4]))
+        print("ok")
+except InputError as exc:
+    print(f"InputError: {{exc}}")
+    sys.exit(3)
+"""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_limited(*args: str) -> Outcome:
+    """inspect (args: "inspect", iso) or extract (args: "extract", iso, inner, dest)."""
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    done = subprocess.run([sys.executable, "-c", CHILD.format(limit=MEMORY_LIMIT), *args],
+                          capture_output=True, text=True, timeout=TIMEOUT, env=env, cwd=ROOT)
+    return Outcome(done.returncode, done.stdout.strip(), done.stderr.strip())
+
+
+def assert_input_error(outcome: Outcome, message: str) -> None:
+    assert outcome.returncode == 3, outcome
+    assert outcome.stdout.startswith("InputError: ") and message in outcome.stdout, outcome
+    assert "Traceback" not in outcome.stderr, outcome
+
+
+# -- image surgery ---------------------------------------------------------------------------
+
+def both_endian(value: int) -> bytes:
+    return struct.pack("<I", value) + struct.pack(">I", value)
+
+
+def directory_records(data: bytes | bytearray, extent: int) -> dict[bytes, int]:
+    """ISO 9660 identifier -> extent, for the records of the directory's first block."""
+    records = {}
+    offset = extent * BLOCK
+    while data[offset]:
+        length, name_length = data[offset], data[offset + 32]
+        records[bytes(data[offset + 33:offset + 33 + name_length])] = \
+            struct.unpack_from("<I", data, offset + 2)[0]
+        offset += length
+    return records
+
+
+def root_extent(data: bytes | bytearray) -> int:
+    return int(struct.unpack_from("<I", data, PVD + 156 + 2)[0])
+
+
+def genisoimage_rr(tree: Path, out: Path) -> bytearray:
+    subprocess.run(["genisoimage", "-quiet", "-R", "-o", str(out), str(tree)], check=True)
+    return bytearray(out.read_bytes())
+
+
+def deep_tree(root: Path) -> Path:
+    """/a/b/.../j/f.txt and /z: deeper than ISO 9660's 8 levels, so genisoimage relocates."""
+    deep = root.joinpath(*"abcdefghij")
+    deep.mkdir(parents=True)
+    (deep / "f.txt").write_text("deep\n")
+    (root / "z").mkdir()
+    (root / "z/z.txt").write_text("z\n")
+    return root
+
+
+def point_child_link(data: bytearray, extent: int) -> None:
+    """Aim the image's only Rock Ridge CL (child link) entry at `extent`."""
+    cl = data.find(b"CL\x0c\x01")
+    assert cl > 0 and data.find(b"CL\x0c\x01", cl + 1) == -1
+    data[cl + 4:cl + 12] = both_endian(extent)
+
+
+# -- 1. Rock Ridge relocation loops ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def relocated_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    work = tmp_path_factory.mktemp("relocation")
+    data = genisoimage_rr(deep_tree(work / "tree"), work / "deep.iso")
+    top = directory_records(data, root_extent(data))
+    images = {"good": work / "deep.iso"}
+    for name, target in (("ancestor", top[b"A"]), ("elsewhere", top[b"Z"])):
+        patched = bytearray(data)
+        point_child_link(patched, target)
+        images[name] = work / f"{name}.iso"
+        images[name].write_bytes(patched)
+    return images
+
+
+def test_an_intact_relocated_tree_still_reads_and_extracts(relocated_images: dict[str, Path],
+                                                           tmp_path: Path) -> None:
+    assert run_limited("inspect", str(relocated_images["good"])).stdout == \
+        "ok: 15 entries, 0 boot entries"
+    assert run_limited("extract", str(relocated_images["good"]), "/", str(tmp_path / "out")) \
+        .stdout == "ok"
+    assert (tmp_path / "out").joinpath(*"abcdefghij", "f.txt").read_text() == "deep\n"
+
+
+@pytest.mark.parametrize("operation", ["inspect", "extract"])
+def test_a_child_link_to_an_ancestor_is_a_loop(relocated_images: dict[str, Path],
+                                               tmp_path: Path, operation: str) -> None:
+    iso = str(relocated_images["ancestor"])
+    args = ("inspect", iso) if operation == "inspect" else \
+        ("extract", iso, "/a", str(tmp_path / "out"))
+    outcome = run_limited(*args)
+    assert_input_error(outcome, f"{iso}: Rock Ridge relocation loops at /a/b/c/d/e/f/g/h")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_child_link_to_a_folder_elsewhere_is_refused(relocated_images: dict[str, Path]) -> None:
+    # /z would appear twice: a chain of such links would multiply the tree exponentially.
+    outcome = run_limited("inspect", str(relocated_images["elsewhere"]))
+    assert_input_error(outcome, "Rock Ridge relocation loops at ")
+    assert "which is already in the tree" in outcome.stdout
+
+
+def test_the_tree_depth_is_capped(relocated_images: dict[str, Path],
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inspect, "MAX_TREE_DEPTH", 5)
+    with pytest.raises(InputError, match="the folder tree is more than 5 levels deep at "
+                                         "/a/b/c/d/e/f$"):
+        inspect_iso(relocated_images["good"])
