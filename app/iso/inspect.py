@@ -34,6 +34,14 @@ SYSTEM_AREA_SIZE = 16 * 2048  # bytes before the first volume descriptor
 VD_SIZE = 2048
 MIN_ISO_SIZE = SYSTEM_AREA_SIZE + 2 * VD_SIZE  # system area, PVD, terminator
 MAX_VOLUME_DESCRIPTORS = 64
+# El Torito catalogs of real images hold a handful of boot entries (BIOS, UEFI, maybe a
+# few more platforms); the specification sets no limit, so a crafted catalog could fill
+# the image with them. Read before pycdlib parses it, within these bounds.
+MAX_BOOT_ENTRIES = 64
+MAX_CATALOG_SECTORS = 4
+CATALOG_SECTOR = 2048
+CATALOG_ENTRY = 32
+ELTORITO_ID = b"EL TORITO SPECIFICATION"
 CANCEL_CHECK_EVERY = 512  # entries between cancel checks while walking
 # Deeper trees cannot be extracted anyway (PATH_MAX is 4096 bytes, two per level at least);
 # real images stay far below. The cap bounds the walk whatever the records claim.
@@ -163,11 +171,16 @@ def _open_error(path: Path, exc: OSError) -> InputError:
 
 
 def _check_volume(path: Path, fileobj: io.FileIO, size: int) -> tuple[int, int]:
-    """Cheap checks before pycdlib: is it ISO 9660, and is it complete? Returns (blocks, bsize)."""
+    """Cheap checks before pycdlib: is it ISO 9660, and is it complete? Returns (blocks, bsize).
+
+    Also bounds what pycdlib would otherwise read without limit: the El Torito catalog.
+    """
     if size < MIN_ISO_SIZE:
         raise InputError(
             f"not an ISO 9660 image: the file is only {size} bytes, smaller than the "
             f"{MIN_ISO_SIZE} bytes the smallest ISO 9660 volume needs", where=str(path))
+    volume: tuple[int, int] | None = None
+    catalogs: list[int] = []
     for index in range(MAX_VOLUME_DESCRIPTORS):
         offset = SYSTEM_AREA_SIZE + index * VD_SIZE
         if offset + VD_SIZE > size:
@@ -182,7 +195,9 @@ def _check_volume(path: Path, fileobj: io.FileIO, size: int) -> tuple[int, int]:
             break
         if vd[0] == 255:  # set terminator
             break
-        if vd[0] == 1:  # primary volume descriptor
+        if vd[0] == 0 and vd[7:39].rstrip(b"\0") == ELTORITO_ID:  # El Torito boot record
+            catalogs.append(struct.unpack_from("<I", vd, 71)[0])
+        if vd[0] == 1 and volume is None:  # primary volume descriptor
             blocks, = struct.unpack_from("<I", vd, 80)
             block_size, = struct.unpack_from("<H", vd, 128)
             if block_size not in (512, 1024, 2048):
@@ -193,8 +208,48 @@ def _check_volume(path: Path, fileobj: io.FileIO, size: int) -> tuple[int, int]:
                     f"truncated: the ISO 9660 volume is {blocks * block_size} bytes but the file "
                     f"has only {size} bytes", where=str(path),
                     hint="the download or copy is incomplete; fetch or copy it again")
-            return blocks, block_size
-    raise InputError("not an ISO 9660 image: no primary volume descriptor", where=str(path))
+            volume = blocks, block_size
+    if volume is None:
+        raise InputError("not an ISO 9660 image: no primary volume descriptor", where=str(path))
+    for extent in catalogs:
+        _check_boot_catalog(path, fileobj, size, extent)
+    return volume
+
+
+def _check_boot_catalog(path: Path, fileobj: io.FileIO, size: int, extent: int) -> None:
+    """Refuse an El Torito catalog with more boot entries than any real image has.
+
+    Follows pycdlib's reading of where a catalog ends (an empty entry, or anything
+    after the final section header) just far enough to count; anything else odd is
+    left to pycdlib's own checks.
+    """
+    start = extent * CATALOG_SECTOR
+    fileobj.seek(start)
+    data = fileobj.read(min(MAX_CATALOG_SECTORS * CATALOG_SECTOR, max(0, size - start)))
+    boot_entries = 0
+    owed = 0  # entries the last section header announced and we have not seen yet
+    for number, offset in enumerate(range(0, len(data) - CATALOG_ENTRY + 1, CATALOG_ENTRY)):
+        rec = data[offset:offset + CATALOG_ENTRY]
+        kind = rec[0]
+        if number == 0 or kind == 0x44:
+            continue  # the validation entry, or an extension of the previous entry
+        if kind in (0x90, 0x91):  # section header
+            owed = struct.unpack_from("<H", rec, 2)[0]
+        elif number == 1 or kind == 0x88 or (kind == 0x00 and owed and any(rec)):
+            boot_entries += 1  # the initial entry, or a bootable or non-bootable section entry
+            if number > 1 and owed:
+                owed -= 1
+            if boot_entries > MAX_BOOT_ENTRIES:
+                raise InputError(
+                    f"the El Torito boot catalog at block {extent} has more than "
+                    f"{MAX_BOOT_ENTRIES} boot entries; real images have a handful",
+                    where=str(path))
+        else:
+            return  # the end (an empty entry, or padding after the final header), or damage
+    if len(data) == MAX_CATALOG_SECTORS * CATALOG_SECTOR:
+        raise InputError(
+            f"the El Torito boot catalog at block {extent} does not end within "
+            f"{MAX_CATALOG_SECTORS} sectors; real catalogs fit in one", where=str(path))
 
 
 def _text(raw: bytes) -> str:

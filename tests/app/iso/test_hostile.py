@@ -7,6 +7,7 @@ MemoryError traceback or a timeout), not as a test run that eats the machine.
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import subprocess
@@ -14,6 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pycdlib
 import pytest
 
 from app.errors import InputError
@@ -161,3 +163,68 @@ def test_the_tree_depth_is_capped(relocated_images: dict[str, Path],
     with pytest.raises(InputError, match="the folder tree is more than 5 levels deep at "
                                          "/a/b/c/d/e/f$"):
         inspect_iso(relocated_images["good"])
+
+
+# -- 2. El Torito catalogs with endless entries ----------------------------------------------
+
+def validation_entry() -> bytes:
+    rec = bytearray(struct.pack("<BBH24sHBB", 1, 0, 0, b"hostile".ljust(24), 0, 0x55, 0xAA))
+    struct.pack_into("<H", rec, 28, -sum(struct.unpack("<16H", rec)) & 0xFFFF)
+    return bytes(rec)
+
+
+def boot_entry(load_rba: int) -> bytes:
+    """A bootable no-emulation entry loading 4 sectors from `load_rba`."""
+    return struct.pack("<BBHBBHIB19s", 0x88, 0, 0, 0, 0, 4, load_rba, 0, bytes(19))
+
+
+def catalog_iso(out: Path, boot_entries: int, *, extra: bytes = b"") -> Path:
+    """An image whose El Torito boot record points at a crafted catalog.
+
+    The catalog is the validation entry, the initial entry and standalone entries
+    (`boot_entries` in all), then `extra`, then an empty entry that ends it.
+    """
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=3)
+    iso.add_fp(io.BytesIO(b"B" * BLOCK), BLOCK, "/BOOT.IMG;1")
+    iso.add_eltorito("/BOOT.IMG;1", bootcatfile="/BOOT.CAT;1")
+    iso.add_fp(io.BytesIO(bytes(BLOCK)), BLOCK, "/PLACE.BIN;1")
+    iso.write(str(out))
+    iso.close()
+    data = bytearray(out.read_bytes())
+    top = directory_records(data, root_extent(data))
+    boot, place = top[b"BOOT.IMG;1"], top[b"PLACE.BIN;1"]
+    catalog = validation_entry() + boot_entry(boot) * boot_entries + extra + bytes(32)
+    if len(catalog) > BLOCK:  # the catalog outgrows the placeholder: append it at the end
+        place = len(data) // BLOCK
+        data += catalog + bytes(-len(catalog) % BLOCK)
+        struct.pack_into("<I", data, PVD + 80, len(data) // BLOCK)
+        struct.pack_into(">I", data, PVD + 84, len(data) // BLOCK)
+    else:
+        data[place * BLOCK:place * BLOCK + len(catalog)] = catalog
+    struct.pack_into("<I", data, 17 * BLOCK + 71, place)  # the boot record's catalog pointer
+    out.write_bytes(data)
+    return out
+
+
+def test_a_catalog_with_64_boot_entries_is_read(tmp_path: Path) -> None:
+    report = inspect_iso(catalog_iso(tmp_path / "cat64.iso", 64))
+    assert len(report.eltorito) == 64
+    assert {e.boot_file for e in report.eltorito} == {"/BOOT.IMG"}
+
+
+@pytest.mark.parametrize("boot_entries", [65, 200_000])
+def test_a_catalog_with_more_boot_entries_is_refused(tmp_path: Path, boot_entries: int) -> None:
+    iso = catalog_iso(tmp_path / "cat.iso", boot_entries)
+    outcome = run_limited("inspect", str(iso))
+    assert_input_error(outcome, f"{iso}: the El Torito boot catalog at block ")
+    assert "has more than 64 boot entries; real images have a handful" in outcome.stdout
+
+
+def test_a_catalog_that_does_not_end_is_refused(tmp_path: Path) -> None:
+    # Section headers announcing no entries, four sectors of them: no boot entries at all.
+    header = struct.pack("<BBH28s", 0x90, 0, 0, bytes(28))
+    iso = catalog_iso(tmp_path / "cat.iso", 1, extra=header * (4 * BLOCK // 32))
+    with pytest.raises(InputError, match=r"the El Torito boot catalog at block \d+ does not "
+                                         "end within 4 sectors; real catalogs fit in one"):
+        inspect_iso(iso)
