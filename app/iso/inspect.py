@@ -27,6 +27,7 @@ import pycdlib
 from pycdlib import pycdlibexception
 
 from app.errors import InputError
+from app.iso.imageio import open_image
 from app.iso.partitions import Partition, SystemArea, read_system_area
 from app.reporter import NullReporter, Reporter, check_cancelled
 
@@ -315,10 +316,7 @@ class IsoImage:
         self.close()
 
     def open(self) -> None:
-        try:
-            fileobj = _SystemAreaHidden(self.path, "rb")
-        except OSError as exc:
-            raise _open_error(self.path, exc) from exc
+        fileobj = _SystemAreaHidden(open_image(self.path), "rb")
         try:
             fileobj.seek(0, os.SEEK_END)
             self.size = fileobj.tell()

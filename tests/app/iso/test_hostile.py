@@ -20,8 +20,10 @@ import pytest
 
 from app.errors import InputError
 from app.iso import inspect
+from app.iso.extract import extract
 from app.iso.inspect import inspect_iso
-from tests.conftest import ROOT
+from app.iso.partitions import read_system_area
+from tests.conftest import ROOT, needs_root
 
 BLOCK = 2048
 PVD = 16 * BLOCK
@@ -228,3 +230,55 @@ def test_a_catalog_that_does_not_end_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"the El Torito boot catalog at block \d+ does not "
                                          "end within 4 sectors; real catalogs fit in one"):
         inspect_iso(iso)
+
+
+# -- 3. paths that are not images: FIFOs, character devices ----------------------------------
+
+@pytest.mark.parametrize("operation", ["inspect", "extract"])
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path, operation: str) -> None:
+    fifo = tmp_path / "image.iso"
+    os.mkfifo(fifo)
+    args = ("inspect", str(fifo)) if operation == "inspect" else \
+        ("extract", str(fifo), "/", str(tmp_path / "out"))
+    outcome = run_limited(*args)  # the timeout guards against the old endless wait
+    assert_input_error(outcome, f"{fifo}: is a FIFO, not an ISO image")
+
+
+def test_the_partition_reader_refuses_a_fifo(tmp_path: Path) -> None:
+    fifo = tmp_path / "disk.img"
+    os.mkfifo(fifo)
+    code = ("from app.iso.partitions import read_system_area\n"
+            f"read_system_area({str(fifo)!r})")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=TIMEOUT, env=env, cwd=ROOT)
+    assert f"InputError: {fifo}: is a FIFO, not an image or a device" in done.stderr
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/null"])
+def test_a_character_device_is_refused(device: str, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=f"^{device}: is a character device, not an ISO image$"):
+        inspect_iso(Path(device))
+    with pytest.raises(InputError, match=f"^{device}: is a character device, not an ISO image$"):
+        extract(Path(device), "/", tmp_path / "out")
+    with pytest.raises(InputError, match=f"^{device}: is a character device, not an image or a "
+                                         "device$"):
+        read_system_area(device)
+
+
+@pytest.mark.root
+@needs_root
+def test_an_iso_on_a_loop_device_is_still_read_and_extracted(relocated_images: dict[str, Path],
+                                                             tmp_path: Path) -> None:
+    iso = relocated_images["good"]
+    device = subprocess.run(["losetup", "--find", "--show", "--read-only", str(iso)],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        on_device = inspect_iso(Path(device))
+        extract(Path(device), "/a", tmp_path)
+        area = read_system_area(device)
+    finally:
+        subprocess.run(["losetup", "-d", device], check=False)
+    assert on_device.files == inspect_iso(iso).files
+    assert (tmp_path / "a").joinpath(*"bcdefghij", "f.txt").read_text() == "deep\n"
+    assert area.partitions == ()
