@@ -253,6 +253,16 @@ def _check_boot_catalog(path: Path, fileobj: io.FileIO, size: int, extent: int) 
             f"{MAX_CATALOG_SECTORS} sectors; real catalogs fit in one", where=str(path))
 
 
+def _damage(exc: Exception) -> str:
+    """Words for what pycdlib tripped over; bare lookup errors carry only a number."""
+    if isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], int):
+        return (f"damaged directory structure: a record points at block {exc.args[0]}, "
+                "where the image has no such directory")
+    if isinstance(exc, (KeyError, IndexError, struct.error)):
+        return "damaged directory structure: a record is cut short or points outside the image"
+    return str(exc)
+
+
 def _text(raw: bytes) -> str:
     return raw.decode("latin-1").rstrip(" \0")
 
@@ -335,7 +345,8 @@ class IsoImage:
             # pycdlib reports damaged structures with its own exceptions; malformed ones
             # that slip past its checks surface as plain lookup/struct errors.
             fileobj.close()
-            raise InputError(f"not a valid ISO 9660 image: {exc}", where=str(self.path)) from exc
+            raise InputError(f"not a valid ISO 9660 image: {_damage(exc)}",
+                             where=str(self.path)) from exc
         self._file = fileobj
         self._iso = iso
 

@@ -282,3 +282,22 @@ def test_an_iso_on_a_loop_device_is_still_read_and_extracted(relocated_images: d
     assert on_device.files == inspect_iso(iso).files
     assert (tmp_path / "a").joinpath(*"bcdefghij", "f.txt").read_text() == "deep\n"
     assert area.partitions == ()
+
+
+# -- 5. damaged directories: words, not a bare number ----------------------------------------
+
+@pytest.mark.parametrize("extent", [5, 2_147_483_632])
+def test_a_directory_record_pointing_nowhere_is_explained(relocated_images: dict[str, Path],
+                                                          tmp_path: Path, extent: int) -> None:
+    data = bytearray(relocated_images["good"].read_bytes())
+    offset = root_extent(data) * BLOCK
+    while data[offset + 33:offset + 33 + data[offset + 32]] != b"A":
+        offset += data[offset]
+    data[offset + 2:offset + 10] = both_endian(extent)  # /a's extent: no directory there
+    damaged = tmp_path / "damaged.iso"
+    damaged.write_bytes(data)
+    with pytest.raises(InputError) as caught:
+        inspect_iso(damaged)
+    assert str(caught.value) == (
+        f"{damaged}: not a valid ISO 9660 image: damaged directory structure: a record points "
+        f"at block {extent}, where the image has no such directory")
