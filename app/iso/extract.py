@@ -7,8 +7,9 @@ O_NOFOLLOW/O_EXCL, so nothing in the image (a symlink, a duplicate name) can mak
 us write outside the destination or over an existing file.
 
 Symlinks are recreated as symlinks, never followed. Permission bits from Rock Ridge
-are kept, except set-user-ID and set-group-ID: the extracted files belong to the
-user running the extraction, not to the image's owners. Devices and FIFOs are
+are kept, except set-user-ID and set-group-ID (the extracted files belong to the
+user running the extraction, not to the image's owners) and the bits the process
+umask removes (the image must not make files world-writable behind the user's back). Devices and FIFOs are
 skipped with a warning. Runs of zero bytes become holes (like `cp --sparse`).
 On any error or a cancel, everything created so far is removed.
 """
@@ -29,6 +30,21 @@ ZERO_CHUNK = bytes(CHUNK)
 DEFAULT_FILE_MODE = 0o644  # images without Rock Ridge carry no permissions
 DEFAULT_DIR_MODE = 0o755
 KEPT_MODE_BITS = 0o1777  # drop set-user-ID / set-group-ID
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux allows (/proc), so other
+    threads never create a file under a temporary umask of 0."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8) & 0o777
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def _inner_parts(inner_path: str) -> tuple[str, ...]:
@@ -109,6 +125,7 @@ def _check_clashes(items: list[TreeItem], depth: int, target: Path) -> None:
 class _Writer:
     def __init__(self, image: IsoImage, reporter: Reporter, total: int) -> None:
         self.image = image
+        self.kept_bits = KEPT_MODE_BITS & ~current_umask()
         self.reporter = reporter
         self.total = total
         self.done = 0
@@ -143,7 +160,7 @@ class _Writer:
                     self.reporter.progress(self.done, self.total)
             os.ftruncate(fd, position)
             mode = item.entry.mode if item.entry.mode is not None else DEFAULT_FILE_MODE
-            os.fchmod(fd, mode & KEPT_MODE_BITS)
+            os.fchmod(fd, mode & self.kept_bits)
         finally:
             os.close(fd)
 
@@ -207,7 +224,7 @@ def _write_all(writer: _Writer, items: list[TreeItem], depth: int, target: Path,
                              dir_fd=where_fd)
                 dir_fds[rel] = fd
                 mode = entry.mode if entry.mode is not None else DEFAULT_DIR_MODE
-                dir_modes.append((fd, mode & KEPT_MODE_BITS))
+                dir_modes.append((fd, mode & writer.kept_bits))
             elif entry.type == "file":
                 writer.copy_file(item, where_fd, name, path)
             elif entry.type == "symlink":

@@ -27,6 +27,7 @@ import pycdlib
 from pycdlib import pycdlibexception
 
 from app.errors import InputError
+from app.iso.imageio import open_image
 from app.iso.partitions import Partition, SystemArea, read_system_area
 from app.reporter import NullReporter, Reporter, check_cancelled
 
@@ -34,7 +35,18 @@ SYSTEM_AREA_SIZE = 16 * 2048  # bytes before the first volume descriptor
 VD_SIZE = 2048
 MIN_ISO_SIZE = SYSTEM_AREA_SIZE + 2 * VD_SIZE  # system area, PVD, terminator
 MAX_VOLUME_DESCRIPTORS = 64
+# El Torito catalogs of real images hold a handful of boot entries (BIOS, UEFI, maybe a
+# few more platforms); the specification sets no limit, so a crafted catalog could fill
+# the image with them. Read before pycdlib parses it, within these bounds.
+MAX_BOOT_ENTRIES = 64
+MAX_CATALOG_SECTORS = 4
+CATALOG_SECTOR = 2048
+CATALOG_ENTRY = 32
+ELTORITO_ID = b"EL TORITO SPECIFICATION"
 CANCEL_CHECK_EVERY = 512  # entries between cancel checks while walking
+# Deeper trees cannot be extracted anyway (PATH_MAX is 4096 bytes, two per level at least);
+# real images stay far below. The cap bounds the walk whatever the records claim.
+MAX_TREE_DEPTH = 1024
 
 PLATFORM_NAMES = {0x00: "BIOS", 0x01: "PowerPC", 0x02: "Mac", 0xEF: "UEFI"}
 EMULATION_NAMES = {0: "none", 1: "floppy 1.2", 2: "floppy 1.44", 3: "floppy 2.88",
@@ -160,11 +172,16 @@ def _open_error(path: Path, exc: OSError) -> InputError:
 
 
 def _check_volume(path: Path, fileobj: io.FileIO, size: int) -> tuple[int, int]:
-    """Cheap checks before pycdlib: is it ISO 9660, and is it complete? Returns (blocks, bsize)."""
+    """Cheap checks before pycdlib: is it ISO 9660, and is it complete? Returns (blocks, bsize).
+
+    Also bounds what pycdlib would otherwise read without limit: the El Torito catalog.
+    """
     if size < MIN_ISO_SIZE:
         raise InputError(
             f"not an ISO 9660 image: the file is only {size} bytes, smaller than the "
             f"{MIN_ISO_SIZE} bytes the smallest ISO 9660 volume needs", where=str(path))
+    volume: tuple[int, int] | None = None
+    catalogs: list[int] = []
     for index in range(MAX_VOLUME_DESCRIPTORS):
         offset = SYSTEM_AREA_SIZE + index * VD_SIZE
         if offset + VD_SIZE > size:
@@ -179,7 +196,9 @@ def _check_volume(path: Path, fileobj: io.FileIO, size: int) -> tuple[int, int]:
             break
         if vd[0] == 255:  # set terminator
             break
-        if vd[0] == 1:  # primary volume descriptor
+        if vd[0] == 0 and vd[7:39].rstrip(b"\0") == ELTORITO_ID:  # El Torito boot record
+            catalogs.append(struct.unpack_from("<I", vd, 71)[0])
+        if vd[0] == 1 and volume is None:  # primary volume descriptor
             blocks, = struct.unpack_from("<I", vd, 80)
             block_size, = struct.unpack_from("<H", vd, 128)
             if block_size not in (512, 1024, 2048):
@@ -190,8 +209,58 @@ def _check_volume(path: Path, fileobj: io.FileIO, size: int) -> tuple[int, int]:
                     f"truncated: the ISO 9660 volume is {blocks * block_size} bytes but the file "
                     f"has only {size} bytes", where=str(path),
                     hint="the download or copy is incomplete; fetch or copy it again")
-            return blocks, block_size
-    raise InputError("not an ISO 9660 image: no primary volume descriptor", where=str(path))
+            volume = blocks, block_size
+    if volume is None:
+        raise InputError("not an ISO 9660 image: no primary volume descriptor", where=str(path))
+    for extent in catalogs:
+        _check_boot_catalog(path, fileobj, size, extent)
+    return volume
+
+
+def _check_boot_catalog(path: Path, fileobj: io.FileIO, size: int, extent: int) -> None:
+    """Refuse an El Torito catalog with more boot entries than any real image has.
+
+    Follows pycdlib's reading of where a catalog ends (an empty entry, or anything
+    after the final section header) just far enough to count; anything else odd is
+    left to pycdlib's own checks.
+    """
+    start = extent * CATALOG_SECTOR
+    fileobj.seek(start)
+    data = fileobj.read(min(MAX_CATALOG_SECTORS * CATALOG_SECTOR, max(0, size - start)))
+    boot_entries = 0
+    owed = 0  # entries the last section header announced and we have not seen yet
+    for number, offset in enumerate(range(0, len(data) - CATALOG_ENTRY + 1, CATALOG_ENTRY)):
+        rec = data[offset:offset + CATALOG_ENTRY]
+        kind = rec[0]
+        if number == 0 or kind == 0x44:
+            continue  # the validation entry, or an extension of the previous entry
+        if kind in (0x90, 0x91):  # section header
+            owed = struct.unpack_from("<H", rec, 2)[0]
+        elif number == 1 or kind == 0x88 or (kind == 0x00 and owed and any(rec)):
+            boot_entries += 1  # the initial entry, or a bootable or non-bootable section entry
+            if number > 1 and owed:
+                owed -= 1
+            if boot_entries > MAX_BOOT_ENTRIES:
+                raise InputError(
+                    f"the El Torito boot catalog at block {extent} has more than "
+                    f"{MAX_BOOT_ENTRIES} boot entries; real images have a handful",
+                    where=str(path))
+        else:
+            return  # the end (an empty entry, or padding after the final header), or damage
+    if len(data) == MAX_CATALOG_SECTORS * CATALOG_SECTOR:
+        raise InputError(
+            f"the El Torito boot catalog at block {extent} does not end within "
+            f"{MAX_CATALOG_SECTORS} sectors; real catalogs fit in one", where=str(path))
+
+
+def _damage(exc: Exception) -> str:
+    """Words for what pycdlib tripped over; bare lookup errors carry only a number."""
+    if isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], int):
+        return (f"damaged directory structure: a record points at block {exc.args[0]}, "
+                "where the image has no such directory")
+    if isinstance(exc, (KeyError, IndexError, struct.error)):
+        return "damaged directory structure: a record is cut short or points outside the image"
+    return str(exc)
 
 
 def _text(raw: bytes) -> str:
@@ -257,10 +326,7 @@ class IsoImage:
         self.close()
 
     def open(self) -> None:
-        try:
-            fileobj = _SystemAreaHidden(self.path, "rb")
-        except OSError as exc:
-            raise _open_error(self.path, exc) from exc
+        fileobj = _SystemAreaHidden(open_image(self.path), "rb")
         try:
             fileobj.seek(0, os.SEEK_END)
             self.size = fileobj.tell()
@@ -279,7 +345,8 @@ class IsoImage:
             # pycdlib reports damaged structures with its own exceptions; malformed ones
             # that slip past its checks surface as plain lookup/struct errors.
             fileobj.close()
-            raise InputError(f"not a valid ISO 9660 image: {exc}", where=str(self.path)) from exc
+            raise InputError(f"not a valid ISO 9660 image: {_damage(exc)}",
+                             where=str(self.path)) from exc
         self._file = fileobj
         self._iso = iso
 
@@ -314,24 +381,53 @@ class IsoImage:
     # -- the tree ------------------------------------------------------------------
 
     def walk(self, reporter: Reporter | None = None) -> Iterator[TreeItem]:
-        """Every entry, depth first, children sorted by name; the root ("/") comes first."""
+        """Every entry, depth first, children sorted by name; the root ("/") comes first.
+
+        A Rock Ridge child link (CL) may point at any directory, also one above it or
+        one already shown: each directory is entered once, never inside itself, so a
+        hostile image ends in an InputError instead of an endless tree.
+        """
         reporter = reporter or NullReporter()
         source = self.name_source
         vd = self.iso.joliet_vd if source == "joliet" else self.iso.pvd
         root = vd.root_directory_record()
-        stack: list[tuple[TreeItem, Any]] = [(self._item(source, (), [root], is_root=True), root)]
+        # (item, directory record to enter or None, extents of the folders above it)
+        stack: list[tuple[TreeItem, Any, frozenset[int]]] = [
+            (self._item(source, (), [root], is_root=True), root, frozenset())]
+        entered: dict[int, str] = {}  # id() of every directory record entered -> its path
         count = 0
         while stack:
-            item, dir_record = stack.pop()
+            item, dir_record, above = stack.pop()
             yield item
             count += 1
             if count % CANCEL_CHECK_EVERY == 0:
                 reporter.progress(count, 0)  # the number of entries is unknown up front
                 check_cancelled(reporter)
             if dir_record is not None:
+                self._check_enter(item, dir_record, above, entered)
+                inner = above | {dir_record.extent_location()}
                 children = self._children(source, item.names, dir_record)
                 children.sort(key=lambda pair: pair[0].names[-1], reverse=True)
-                stack.extend(children)  # reversed, so the stack pops them in name order
+                # reversed, so the stack pops them in name order
+                stack.extend((child, record, inner) for child, record in children)
+
+    def _check_enter(self, item: TreeItem, dir_record: Any, above: frozenset[int],
+                     entered: dict[int, str]) -> None:
+        path = item.entry.path
+        # a directory some child link (CL) points at
+        relocated = getattr(dir_record.rock_ridge, "moved_to_cl_dr", None) is not None
+        what = "Rock Ridge relocation" if relocated else "directory tree"
+        if dir_record.extent_location() in above:
+            raise InputError(f"{what} loops at {path}: it points back at a folder above it",
+                             where=str(self.path))
+        seen = entered.setdefault(id(dir_record), path)
+        if seen != path:
+            raise InputError(f"{what} loops at {path}: it points at {seen}, which is "
+                             "already in the tree", where=str(self.path))
+        if len(item.names) > MAX_TREE_DEPTH:
+            shown = path if len(path) <= 200 else path[:200] + "..."
+            raise InputError(f"the folder tree is more than {MAX_TREE_DEPTH} levels deep "
+                             f"at {shown}", where=str(self.path))
 
     def _children(self, source: str, names: tuple[str, ...],
                   dir_record: Any) -> list[tuple[TreeItem, Any]]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from app.errors import InputError
+from app.iso.imageio import open_image
 
 SECTOR_SIZE = 512
 BLKSSZGET = 0x1268  # ioctl: logical sector size of a block device
@@ -182,17 +183,7 @@ def read_system_area(source: str | os.PathLike[str] | BinaryIO) -> SystemArea:
 def _opened(source: str | os.PathLike[str] | BinaryIO) -> Iterator[tuple[BinaryIO, str]]:
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        try:
-            fileobj = open(path, "rb")
-        except FileNotFoundError as exc:
-            raise InputError("does not exist", where=str(path)) from exc
-        except IsADirectoryError as exc:
-            raise InputError("is a directory, not an image or a device", where=str(path)) from exc
-        except PermissionError as exc:
-            raise InputError("cannot be read: permission denied", where=str(path),
-                             hint="run as a user that may read it") from exc
-        except OSError as exc:
-            raise InputError(f"cannot be opened: {exc.strerror or exc}", where=str(path)) from exc
+        fileobj = os.fdopen(open_image(path, "an image or a device"), "rb")
         with fileobj:
             yield fileobj, str(path)
     else:

@@ -6,6 +6,7 @@ import filecmp
 import os
 import stat
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,9 +26,20 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return tree, mkisofs(tree, work / "sample.iso", "-R", "-J", "-joliet-long")
 
 
+def process_umask() -> int:
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def masked(mode: int) -> int:
+    """A mode as extraction sets it: without set-user-ID / set-group-ID, under the umask."""
+    return mode & 0o1777 & ~process_umask()
+
+
 def expected_mode(source: Path) -> int:
-    """What extraction keeps of a source mode: everything but set-user-ID / set-group-ID."""
-    return stat.S_IMODE(source.lstat().st_mode) & 0o1777
+    """What extraction keeps of a source mode."""
+    return masked(stat.S_IMODE(source.lstat().st_mode))
 
 
 def assert_same_tree(source: Path, extracted: Path, *, root_mode: bool = True) -> None:
@@ -54,7 +66,7 @@ def test_extract_a_file(sample: tuple[Path, Path], tmp_path: Path) -> None:
     created = extract(iso, "/data/random.bin", tmp_path)
     assert created == [tmp_path / "random.bin"]
     assert (tmp_path / "random.bin").read_bytes() == (tree / "data/random.bin").read_bytes()
-    assert stat.S_IMODE((tmp_path / "random.bin").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "random.bin").stat().st_mode) == masked(0o644)
 
 
 def test_extract_a_file_to_a_new_name_keeps_mode_but_not_setuid(sample: tuple[Path, Path],
@@ -62,10 +74,10 @@ def test_extract_a_file_to_a_new_name_keeps_mode_but_not_setuid(sample: tuple[Pa
     tree, iso = sample
     extract(iso, "bin/private", tmp_path / "copy")  # leading "/" optional
     assert (tmp_path / "copy").read_bytes() == b"secret"
-    assert stat.S_IMODE((tmp_path / "copy").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "copy").stat().st_mode) == masked(0o600)
     extract(iso, "/bin/setuid/", tmp_path / "setuid")
     assert filecmp.cmp(tree / "bin/setuid", tmp_path / "setuid", shallow=False)
-    assert stat.S_IMODE((tmp_path / "setuid").stat().st_mode) == 0o755  # 4755 in the ISO
+    assert stat.S_IMODE((tmp_path / "setuid").stat().st_mode) == masked(0o755)  # 4755 in ISO
 
 
 def test_extract_a_directory(sample: tuple[Path, Path], tmp_path: Path) -> None:
@@ -82,13 +94,41 @@ def test_extract_the_whole_image(sample: tuple[Path, Path], tmp_path: Path) -> N
     reporter = RecordingReporter()
     extract(iso, "/", tmp_path / "all", reporter)
     assert_same_tree(tree, tmp_path / "all")
-    assert (tmp_path / "all/locked").stat().st_mode & 0o777 == 0o555  # set after its children
+    assert (tmp_path / "all/locked").stat().st_mode & 0o777 == masked(0o555)  # after children
     skipped = [m for level, m in reporter.logs if level == Level.WARNING]
     assert any(m.startswith("skipped /fifo") for m in skipped)
     assert reporter.last_progress is not None
     done, total = reporter.last_progress
     assert done == total == sum(p.stat().st_size for p in tree.rglob("*")
                                 if p.is_file() and not p.is_symlink())
+
+
+@pytest.fixture(params=[0o077, 0o022], ids=["umask077", "umask022"])
+def umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    old = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(old)
+
+
+def test_modes_from_the_image_are_limited_by_the_umask(umask: int, tmp_path: Path) -> None:
+    # An image may carry world-writable files and folders; like tar for a normal user,
+    # the umask decides what the user gets, not the image.
+    tree = tmp_path / "tree"
+    write(tree / "open/anyone.txt", "w", 0o666)
+    write(tree / "open/run.sh", "x", 0o777)
+    write(tree / "open/mine", "m", 0o600)
+    (tree / "shared").mkdir()
+    (tree / "shared").chmod(0o1777)
+    (tree / "open").chmod(0o777)
+    iso = mkisofs(tree, tmp_path / "modes.iso", "-R")
+    extract(iso, "/", tmp_path / "out")
+    modes = {str(p.relative_to(tmp_path / "out")): stat.S_IMODE(p.lstat().st_mode)
+             for p in (tmp_path / "out").rglob("*")}
+    assert modes == {"open": 0o777 & ~umask, "open/anyone.txt": 0o666 & ~umask,
+                     "open/run.sh": 0o777 & ~umask, "open/mine": 0o600,
+                     "shared": 0o1777 & ~umask}
 
 
 def test_extract_into_an_existing_directory(sample: tuple[Path, Path], tmp_path: Path) -> None:
@@ -116,8 +156,8 @@ def test_extract_from_a_joliet_only_image_uses_default_modes(sample: tuple[Path,
     iso = mkisofs(tree, tmp_path / "joliet.iso", "--norock", "-J")
     extract(iso, "/bin", tmp_path / "bin")
     assert (tmp_path / "bin/tool").read_bytes() == (tree / "bin/tool").read_bytes()
-    assert stat.S_IMODE((tmp_path / "bin/tool").stat().st_mode) == 0o644
-    assert stat.S_IMODE((tmp_path / "bin").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "bin/tool").stat().st_mode) == masked(0o644)
+    assert stat.S_IMODE((tmp_path / "bin").stat().st_mode) == masked(0o755)
 
 
 def test_refuses_to_overwrite(sample: tuple[Path, Path], tmp_path: Path) -> None:
