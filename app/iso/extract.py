@@ -21,6 +21,7 @@ import shutil
 import stat
 from pathlib import Path
 
+from app.display import printable
 from app.errors import InputError
 from app.iso.inspect import IsoImage, TreeItem
 from app.reporter import Level, NullReporter, Reporter, check_cancelled
@@ -84,7 +85,7 @@ def _check_names(items: list[TreeItem], depth: int, iso: Path) -> None:
         for name in item.names[depth:]:
             reason = _unsafe_reason(name)
             if reason:
-                problems.append(f"{item.entry.path}: {reason}")
+                problems.append(f"{printable(item.entry.path)}: {reason}")
                 break
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more"
@@ -112,7 +113,7 @@ def _target(parts: tuple[str, ...], dest: Path) -> tuple[Path, bool]:
 
 def _check_clashes(items: list[TreeItem], depth: int, target: Path) -> None:
     """Filling an existing folder: refuse, before writing, names that are already taken."""
-    taken = sorted({str(target / item.names[depth]) for item in items
+    taken = sorted({printable(str(target / item.names[depth])) for item in items
                     if len(item.names) > depth
                     and os.path.lexists(target / item.names[depth])})
     if taken:
@@ -202,29 +203,50 @@ def extract(iso: Path, inner_path: str, dest: Path,
 
 def _write_all(writer: _Writer, items: list[TreeItem], depth: int, target: Path,
                into_existing: bool) -> None:
-    dir_fds: dict[tuple[str, ...], int] = {}
-    dir_modes: list[tuple[int, int]] = []
+    # Only the folders on the current path stay open (items come depth first): a folder
+    # gets its mode once everything below it is written (a read-only folder must first
+    # receive its children), and an image with thousands of folders does not run out of
+    # file descriptors.
+    open_dirs: list[tuple[tuple[str, ...], int, int]] = []   # (rel, fd, final mode)
     parent_fd = os.open(target if into_existing else target.parent,
                         os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def holds(folder: tuple[str, ...], rel: tuple[str, ...] | None) -> bool:
+        return rel is not None and len(folder) < len(rel) and rel[:len(folder)] == folder
+
+    def finish_dirs_outside(rel: tuple[str, ...] | None) -> None:
+        """Give their modes to the open folders that do not hold `rel` (None: to all)."""
+        while open_dirs and not holds(open_dirs[-1][0], rel):
+            _, fd, mode = open_dirs.pop()
+            try:
+                os.fchmod(fd, mode)
+            finally:
+                os.close(fd)
+
     try:
         for item in items:
             rel = item.names[depth:]
+            finish_dirs_outside(rel)
             if not rel:
                 if into_existing:
-                    dir_fds[rel] = parent_fd
                     continue
                 where_fd, name, path = parent_fd, target.name, target
             else:
-                where_fd, name, path = dir_fds[rel[:-1]], rel[-1], target.joinpath(*rel)
+                where_fd = open_dirs[-1][1] if open_dirs else parent_fd
+                if (open_dirs[-1][0] if open_dirs else ()) != rel[:-1]:
+                    # The walk lists every folder before what it holds; a path whose
+                    # folder was not listed (or failed) cannot be placed.
+                    raise InputError(f"the image lists {printable(item.entry.path)} without "
+                                     "its folder", where=str(writer.image.path))
+                name, path = rel[-1], target.joinpath(*rel)
             entry = item.entry
             if entry.type == "dir":
                 os.mkdir(name, 0o700, dir_fd=where_fd)
                 writer.created.append(path)
                 fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
                              dir_fd=where_fd)
-                dir_fds[rel] = fd
                 mode = entry.mode if entry.mode is not None else DEFAULT_DIR_MODE
-                dir_modes.append((fd, mode & writer.kept_bits))
+                open_dirs.append((rel, fd, mode & writer.kept_bits))
             elif entry.type == "file":
                 writer.copy_file(item, where_fd, name, path)
             elif entry.type == "symlink":
@@ -232,14 +254,12 @@ def _write_all(writer: _Writer, items: list[TreeItem], depth: int, target: Path,
                 writer.created.append(path)
             else:
                 writer.reporter.log(Level.WARNING,
-                                    f"skipped {entry.path}: devices, FIFOs and sockets are not "
-                                    "extracted")
+                                    f"skipped {printable(entry.path)}: devices, FIFOs and "
+                                    "sockets are not extracted")
             check_cancelled(writer.reporter)
-        # Directory permissions last: a read-only directory must first receive its children.
-        for fd, mode in reversed(dir_modes):
-            os.fchmod(fd, mode)
+        finish_dirs_outside(None)
     finally:
-        for fd, _ in dir_modes:
+        for _, fd, _ in open_dirs:
             os.close(fd)
         os.close(parent_fd)
 

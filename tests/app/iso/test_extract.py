@@ -6,6 +6,7 @@ import filecmp
 import os
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -300,3 +301,25 @@ def test_a_file_that_appears_during_extraction_is_never_removed(
         extract(iso, "/", tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["n" * 200]   # ours undone, theirs kept
     assert (tmp_path / ("n" * 200)).read_text() == "theirs"
+
+
+def test_an_image_with_more_folders_than_open_files_allowed_extracts(tmp_path: Path) -> None:
+    # Desktop sessions allow 1024 open files by default; the folders of a large image
+    # must not each hold one until the end.
+    tree = tmp_path / "tree"
+    for n in range(600):
+        (tree / f"top{n // 30:02d}" / f"dir{n:03d}").mkdir(parents=True)
+        (tree / f"top{n // 30:02d}" / f"dir{n:03d}" / "f").write_text(str(n))
+    (tree / "top00").chmod(0o555)   # a read-only folder still gets its children first
+    iso = mkisofs(tree, tmp_path / "many-folders.iso", "-R")
+    script = ("import resource, sys\n"
+              "resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))\n"
+              "from pathlib import Path\n"
+              "from app.iso.extract import extract\n"
+              "extract(Path(sys.argv[1]), '/', Path(sys.argv[2]))\n")
+    out = subprocess.run([sys.executable, "-c", script, str(iso), str(tmp_path / "out")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert sum(1 for p in (tmp_path / "out").rglob("f")) == 600
+    assert (tmp_path / "out/top19/dir599/f").read_text() == "599"
+    assert stat.S_IMODE((tmp_path / "out/top00").stat().st_mode) == 0o555
