@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.errors import Problem
+from app.errors import Problem, StageError
 
 MARKER = ".livesmith-scratch"
 
@@ -29,7 +29,8 @@ def scratch_problem(work: Path) -> Problem | None:
     if not work.exists() or (work / MARKER).is_file():
         return None
     try:
-        empty = next(os.scandir(work), None) is None
+        with os.scandir(work) as entries:
+            empty = next(entries, None) is None
     except OSError as exc:
         return Problem(str(work), f"cannot read the build folder: {exc.strerror}")
     if empty:
@@ -47,7 +48,12 @@ def take_scratch(work: Path) -> bool:
     """
     own = not work.exists() or (work / MARKER).is_file()
     if work.exists():
-        remove_tree(work, keep_top=True)
+        left = remove_tree(work, keep_top=True)
+        if left:
+            # Building on top of an earlier build's leftovers would mix the two.
+            raise StageError(f"cannot empty the build folder of an earlier build: {left[0]}",
+                             stage="validate", where=str(work),
+                             hint="remove the folder, or choose another one (--work-dir)")
     work.mkdir(parents=True, exist_ok=True)
     (work / MARKER).write_text("Livesmith's scratch folder: emptied and removed by builds.\n")
     return own
@@ -86,11 +92,15 @@ def remove_tree(path: Path, *, keep_top: bool = False) -> list[str]:
     if path.is_symlink() or not path.is_dir():
         path.unlink()
     elif keep_top:
-        for entry in os.scandir(path):
-            if entry.is_dir(follow_symlinks=False):
-                rmtree(entry.path)
-            else:
-                os.unlink(entry.path)
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    rmtree(entry.path)
+                else:
+                    try:
+                        os.unlink(entry.path)
+                    except OSError as exc:
+                        failures.append(f"{entry.path}: {exc.strerror or exc}")
     else:
         rmtree(str(path))
     return failures

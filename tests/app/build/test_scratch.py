@@ -83,3 +83,23 @@ def test_keep_top_empties_a_folder_but_keeps_it(tmp_path: Path) -> None:
     assert remove_tree(tmp_path, keep_top=True) == []
     assert tmp_path.is_dir() and not any(tmp_path.iterdir())
     assert Path("/etc/hostname").exists()
+
+
+def test_leftovers_that_cannot_be_removed_stop_the_build(tmp_path: Path) -> None:
+    import pytest
+
+    from app.errors import StageError
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / MARKER).write_text("")
+    stuck = work / "stuck"
+    stuck.mkdir()
+    # A mount point cannot be removed, not even by root (and works on any file system).
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(stuck)], check=True)
+    try:
+        with pytest.raises(StageError, match="cannot empty the build folder") as error:
+            take_scratch(work)
+        assert str(stuck) in str(error.value)
+    finally:
+        subprocess.run(["umount", str(stuck)], check=True)
