@@ -122,7 +122,7 @@ class AptSource:
         work = Path(tempfile.mkdtemp(prefix="apt-download-", dir=cache_dir))
         try:
             reporter.log(Level.INFO, f"downloading {pkg.name} {pkg.version} with apt-get")
-            args = [apt_get, "download", "-q", f"{pkg.name}={pkg.version}"]
+            args = [apt_get, "download", "-q", "--", f"{pkg.name}={pkg.version}"]
             # stderr to a file, not a pipe nobody reads while waiting: a full pipe would
             # stop apt-get.
             with tempfile.TemporaryFile() as errors_file, \
