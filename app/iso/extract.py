@@ -114,7 +114,7 @@ def _target(parts: tuple[str, ...], dest: Path) -> tuple[Path, bool]:
 def _check_clashes(items: list[TreeItem], depth: int, target: Path) -> None:
     """Filling an existing folder: refuse, before writing, names that are already taken."""
     taken = sorted({printable(str(target / item.names[depth])) for item in items
-                    if len(item.names) > depth
+                    if len(item.names) == depth + 1   # the top-level entries only
                     and os.path.lexists(target / item.names[depth])})
     if taken:
         shown = ", ".join(taken[:5]) + (f" and {len(taken) - 5} more" if len(taken) > 5 else "")
