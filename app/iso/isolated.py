@@ -126,9 +126,13 @@ def inspect_iso_isolated(path: Path, reporter: Reporter | None = None) -> IsoRep
     reporter = reporter or NullReporter()
     # stderr to a file: nobody reads it until the end, and a full pipe would stop the child.
     errors_file = tempfile.TemporaryFile()
-    child = subprocess.Popen([sys.executable, "-m", "app.iso.isolated", str(path)],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=errors_file, env=_child_env())
+    try:
+        child = subprocess.Popen([sys.executable, "-m", "app.iso.isolated", str(path)],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=errors_file, env=_child_env())
+    except BaseException:
+        errors_file.close()
+        raise
     assert child.stdout is not None
     messages = FrameReader(child.stdout.fileno())
     try:
