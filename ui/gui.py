@@ -45,10 +45,12 @@ def display_problem(env: Mapping[str, str] = os.environ) -> str | None:
     (SIGABRT) and blames a missing library."""
     requested = [part.split(":")[0].strip()
                  for part in env.get("QT_QPA_PLATFORM", "").split(";") if part.strip()]
-    if any(_has_display(platform, env) for platform in requested or ("wayland", "xcb")):
+    platforms = requested or ["wayland", "xcb"]
+    if any(_has_display(platform, env) for platform in platforms):
         return None
-    return ("there is no display to open a window on (neither DISPLAY nor WAYLAND_DISPLAY is "
-            "set)")
+    needed = sorted({_DISPLAY_VARIABLE[p] for p in platforms if p in _DISPLAY_VARIABLE})
+    return (f"there is no display to open a window on (the Qt platform "
+            f"{' or '.join(platforms)} needs {' or '.join(needed)}, which is not set)")
 
 
 def run(argv: Sequence[str] = ()) -> int:
