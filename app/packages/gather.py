@@ -29,8 +29,8 @@ from app.packages.resolve import Resolution
 from app.reporter import Level, Reporter, check_cancelled
 
 BLOCK = 1 << 20
-ALGORITHMS = ("xxh128", "sha256")
 DIGEST_LENGTHS = {"xxh128": 32, "sha256": 64}
+ALGORITHMS = tuple(DIGEST_LENGTHS)
 
 
 def _hasher(algorithm: str):
