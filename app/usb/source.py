@@ -81,7 +81,7 @@ class ImageReader:
     def __init__(self, source: ImageSource) -> None:
         self.source = source
         try:
-            self._raw: io.FileIO = open(source.path, "rb", buffering=0)
+            self._raw: io.FileIO = open_regular(source.path)
         except OSError as exc:
             raise InputError(f"cannot open the image: {exc.strerror}",
                              where=str(source.path)) from exc
@@ -200,10 +200,8 @@ def open_image(path: str | os.PathLike[str]) -> ImageSource:
     """Inspect `path` and describe it; raises InputError for a missing or unusable file."""
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             st = os.fstat(fh.fileno())
-            if not _is_regular(st.st_mode):
-                raise InputError("the image is not a regular file", where=str(path))
             head = fh.read(8)
             if head.startswith((BZIP2_MAGIC, ZIP_MAGIC)):
                 kind = "bzip2" if head.startswith(BZIP2_MAGIC) else "zip"
@@ -243,6 +241,26 @@ def open_image(path: str | os.PathLike[str]) -> ImageSource:
 
 def _is_regular(mode: int) -> bool:
     return stat.S_ISREG(mode)
+
+
+def open_regular(path: str | os.PathLike[str]) -> io.FileIO:
+    """`path` opened for reading, unbuffered, if it is a regular file; InputError otherwise.
+
+    Opened without blocking first: opening a FIFO for reading would wait for a writer
+    forever.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(21, "Is a directory", str(path))
+        if not _is_regular(mode):
+            raise InputError("the image is not a regular file", where=str(path))
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return io.FileIO(fd, "rb", closefd=True)
 
 
 # --- .xz: sizes from the index at the end of each stream -------------------------------------

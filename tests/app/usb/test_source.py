@@ -165,3 +165,29 @@ def test_missing_empty_and_unsupported_images(tmp_path: Path) -> None:
         open_image(tmp_path / "x.zip")
     with pytest.raises(InputError, match="directory"):
         open_image(tmp_path)
+
+
+def test_a_fifo_or_a_device_as_the_image_is_refused_at_once(tmp_path: Path) -> None:
+    # Opening a FIFO for reading waits for a writer: without care, forever.
+    import threading
+
+    fifo = tmp_path / "image.iso"
+    os.mkfifo(fifo)
+    outcome: list[BaseException] = []
+
+    def try_open(path: Path) -> None:
+        try:
+            open_image(path)
+        except BaseException as exc:  # the error is the result here
+            outcome.append(exc)
+
+    for path in (fifo, Path("/dev/zero")):
+        outcome.clear()
+        worker = threading.Thread(target=try_open, args=(path,), daemon=True)
+        worker.start()
+        worker.join(timeout=30)
+        assert not worker.is_alive(), f"opening {path} hung"
+        assert len(outcome) == 1 and isinstance(outcome[0], InputError)
+        assert "not a regular file" in str(outcome[0]) and str(path) in str(outcome[0])
+    with pytest.raises(InputError, match="is a directory"):
+        open_image(tmp_path)
