@@ -34,3 +34,14 @@ def printable(text: str) -> str:
     if text.isprintable():  # the common case; isprintable() is False for every C* character
         return text
     return "".join(_escape(c) if unicodedata.category(c).startswith("C") else c for c in text)
+
+
+# C0 controls, DEL, C1 controls (incl. NEL \x85) and the Unicode line/paragraph separators.
+# None has a place in a name, and each can end a line in some file a later stage writes
+# (mksquashfs pseudo files, the fakeroot listing, passwd, os-release, boot menus).
+_CONTROL = frozenset([*map(chr, range(0x20)), *map(chr, range(0x7F, 0xA0)), "\u2028", "\u2029"])
+
+
+def control_character(text: str) -> str | None:
+    """The first control character (or line separator) in `text`, or None."""
+    return next((ch for ch in text if ch in _CONTROL), None)

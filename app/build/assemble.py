@@ -36,6 +36,7 @@ from pathlib import Path
 import zstandard
 
 from app.build.manifest import FileMeta, Kind, RootManifest
+from app.display import control_character
 from app.errors import InputError, Problem, StageError, ValidationError
 from app.packages.arch import METADATA_MEMBERS
 from app.packages.archive import CountingReader, DamagedArchive, open_stream
@@ -63,17 +64,6 @@ def disk_mode(kind: Kind, mode: int) -> int:
     if kind is Kind.DIR:
         return (mode & 0o755) | 0o700
     return (mode & 0o755) | 0o600
-
-
-# C0 controls, DEL, C1 controls (incl. NEL \x85) and the Unicode line/paragraph separators.
-# None has a place in a file name, and each can end a line in some listing a later stage
-# writes (mksquashfs pseudo files, the fakeroot listing): refuse them at the door.
-_CONTROL = frozenset([*map(chr, range(0x20)), *map(chr, range(0x7F, 0xA0)), "\u2028", "\u2029"])
-
-
-def control_character(text: str) -> str | None:
-    """The first control character in `text`, or None."""
-    return next((ch for ch in text if ch in _CONTROL), None)
 
 
 def refuse_control(package: str, member: str, value: str, what: str) -> None:

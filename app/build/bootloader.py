@@ -30,6 +30,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.display import control_character
 from app.errors import Problem, StageError, ValidationError
 from app.reporter import Level, Reporter, check_cancelled
 from app.tools import DEBIAN_PACKAGES, find_tool, have_tool
@@ -139,7 +140,7 @@ MAX_CMDLINE = 2000  # x86 Linux takes 2048 bytes; GRUB adds BOOT_IMAGE=...
 
 
 def _has_control(text: str) -> bool:
-    return any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text)
+    return control_character(text) is not None
 
 
 def validate_menu(menu: BootMenu) -> list[Problem]:

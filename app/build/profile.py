@@ -9,7 +9,6 @@ from __future__ import annotations
 import enum
 import re
 import tomllib
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from importlib import resources
@@ -20,6 +19,7 @@ import tomli_w
 
 from app.build.bootloader import cmdline_text_problems
 from app.build.compress import Compression
+from app.display import control_character
 from app.errors import InputError, Problem, ValidationError
 from app.iso.labels import validate_label
 from app.packages.model import SourceKind, SourceSpec
@@ -378,7 +378,7 @@ def name_problems(name: str) -> list[Problem]:
     it must say something, on one line."""
     if not name.strip():
         return [Problem("name", "the profile name is empty")]
-    if any(unicodedata.category(ch) == "Cc" for ch in name):
+    if control_character(name) is not None:
         return [Problem("name", f"the profile name {name!r} has control characters",
                         "use letters, digits, spaces and punctuation, on one line")]
     return []

@@ -12,7 +12,6 @@ import os
 import sys
 from pathlib import Path
 
-from app.build.assemble import control_character
 from app.build.fakeroot_apply import ListingError, encode_record
 from app.build.manifest import FileMeta, Kind, RootManifest
 from app.build.profile import (
@@ -22,6 +21,7 @@ from app.build.profile import (
     compression_level,
     level_problem,
 )
+from app.display import control_character
 from app.errors import InputError
 from app.procs import run_tool
 from app.reporter import Reporter

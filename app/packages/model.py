@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from app.display import control_character
 from app.errors import InputError
 from app.reporter import Reporter
 
@@ -125,7 +126,7 @@ def check_file_name_part(value: str, what: str, where: str) -> str:
         problem = "contains '..'"
     elif value.startswith("."):
         problem = "starts with '.'"
-    elif any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+    elif control_character(value) is not None:
         problem = "contains a control character"
     if problem:
         raise InputError(f"the package {what} {value!r} {problem}; it cannot be used in a "

@@ -35,3 +35,22 @@ def test_no_category_c_character_survives_and_escaping_twice_changes_nothing() -
     shown = printable(every)
     assert not [c for c in shown if unicodedata.category(c).startswith("C")]
     assert printable(shown) == shown
+
+
+def test_one_control_check_serves_names_menus_and_profiles() -> None:
+    # C1 controls (NEL ends a line for some readers) and U+2028/9 count too, everywhere.
+    from app.build.profile import name_problems
+    from app.display import control_character
+    from app.errors import InputError
+    from app.packages.model import check_file_name_part
+
+    for bad in ("a\x85b", "a\u2028b", "a\x9bb", "a\x7fb", "a\nb"):
+        assert control_character(bad) == bad[1]
+        assert name_problems(f"Live {bad}")
+        try:
+            check_file_name_part(bad, "version", "/repo/x/info")
+        except InputError as error:
+            assert "control character" in str(error)
+        else:
+            raise AssertionError(f"{bad!r} was accepted as a file name part")
+    assert control_character("Grüße – ☃ tab-free") is None
