@@ -127,7 +127,8 @@ def _inside(folder: Path, relative: str, pkg: PackageInfo) -> Path:
     """folder/relative, or InputError if it would land outside `folder` (a name or version
     with '/' or '..', or a link on the way)."""
     dest = folder / relative
-    if not dest.resolve().is_relative_to(folder.resolve()) or dest.resolve() == folder.resolve():
+    resolved, base = dest.resolve(), folder.resolve()
+    if resolved == base or not resolved.is_relative_to(base):
         raise InputError(f"package {pkg.label!r} would be carried to {relative!r}, outside "
                          "the carried packages folder",
                          where=str(pkg.file) if pkg.file else pkg.name)
