@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from app.display import printable
 from app.errors import Problem
 
 
@@ -74,10 +75,6 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
-def _shown(path: str) -> str:
-    """A path that can be printed even if it is not valid UTF-8."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
 
 def _node(rel: str, name: str, st: os.stat_result, depth: int, kind: NodeKind,
           target: str = "") -> Node:
@@ -97,11 +94,11 @@ def scan_tree(root: Path) -> tuple[Node, list[Problem]]:
             with os.scandir(path) as it:
                 dir_entries = sorted(it, key=lambda e: os.fsencode(e.name))
         except OSError as exc:
-            problems.append(Problem(_shown(path), f"cannot read this directory: {exc.strerror}"))
+            problems.append(Problem(printable(path), f"cannot read this directory: {exc.strerror}"))
             continue
         for entry in dir_entries:
             rel = f"{parent.rel}/{entry.name}" if parent.rel else entry.name
-            where = f"{root}/{_shown(rel)}"
+            where = f"{root}/{printable(rel)}"
             try:
                 st = entry.stat(follow_symlinks=False)
             except OSError as exc:
