@@ -29,6 +29,7 @@ from app.usb.blockio import device_size
 from app.usb.errors import DeviceChanged, DeviceNotFound
 from app.usb.target import (
     Devno,
+    block_devno,
     disk_identity,
     disk_size,
     parse_devno,
@@ -90,13 +91,7 @@ def identity_of_devno(devno: Devno) -> BlockIdentity:
 
 def identity_at(path: str | os.PathLike[str]) -> BlockIdentity:
     """The identity of the block device `path` names now."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError as exc:
-        raise DeviceNotFound("no such device (unplugged?)", where=str(path)) from exc
-    if not stat.S_ISBLK(st.st_mode):
-        raise DeviceNotFound("is not a block device", where=str(path))
-    return identity_of_devno((os.major(st.st_rdev), os.minor(st.st_rdev)))
+    return identity_of_devno(block_devno(path))
 
 
 def _fd_diskseq(fd: int) -> int | None:

@@ -138,6 +138,17 @@ def read_mounts(path: Path = MOUNTINFO) -> list[Mount]:
     return parse_mountinfo(path.read_text())
 
 
+def block_devno(path: str | os.PathLike[str]) -> Devno:
+    """The device number of the block device `path` names now; DeviceNotFound otherwise."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError as exc:
+        raise DeviceNotFound("no such device (unplugged?)", where=str(path)) from exc
+    if not stat.S_ISBLK(st.st_mode):
+        raise DeviceNotFound("is not a block device", where=str(path))
+    return (os.major(st.st_rdev), os.minor(st.st_rdev))
+
+
 def _block_devno_of_path(path: str) -> Devno | None:
     try:
         st = os.stat(path)

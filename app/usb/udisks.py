@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +23,7 @@ from jeepney.low_level import HeaderFields, Message, MessageFlag
 
 from app.errors import DeviceError
 from app.usb.errors import DeviceBusy, DeviceNotFound, DevicePermissionDenied
-from app.usb.target import Devno, disk_family, sys_path_of_devno
+from app.usb.target import Devno, block_devno, disk_family, sys_path_of_devno
 
 SERVICE = "org.freedesktop.UDisks2"
 ROOT_PATH = "/org/freedesktop/UDisks2"
@@ -59,16 +58,6 @@ class BlockObject:
 
 def _devno_from_rdev(rdev: int) -> Devno:
     return (os.major(rdev), os.minor(rdev))
-
-
-def _block_devno(devnode: str | os.PathLike[str]) -> Devno:
-    try:
-        st = os.stat(devnode)
-    except FileNotFoundError as exc:
-        raise DeviceNotFound("no such device", where=str(devnode)) from exc
-    if not stat.S_ISBLK(st.st_mode):
-        raise DeviceNotFound("is not a block device", where=str(devnode))
-    return _devno_from_rdev(st.st_rdev)
 
 
 def _bytes_path(value: Any) -> str:
@@ -196,7 +185,7 @@ class UDisksClient:
     def _open(self, devnode: str | os.PathLike[str], method: str, signature: str,
               body: tuple[Any, ...], action: str) -> int:
         where = str(devnode)
-        path = self.find_block_object(_block_devno(devnode))
+        path = self.find_block_object(block_devno(devnode))
         (fd_obj,) = self._call(path, BLOCK, method, signature, body, action=action,
                                where=where, interactive=True)
         return int(fd_obj.to_raw_fd())
