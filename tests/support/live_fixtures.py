@@ -69,3 +69,22 @@ def live_profile(repo: Path, *extra: str, fmt: RootImageFormat = RootImageFormat
                            None if erofs else 3),
         iso=IsoOptions(label=label),
     )
+
+
+def refused_before_building(profile: Profile, tmp_path: Path) -> list[str]:
+    """The problems run_build reports; asserts that no stage after Validate ran."""
+    # Imported here: the screenshot scripts use this module without pytest or the pipeline.
+    import pytest
+
+    from app.build.pipeline import run_build
+    from app.errors import ValidationError
+    from app.reporter import RecordingReporter
+
+    reporter = RecordingReporter()
+    out = tmp_path / "out" / "live.iso"
+    out.parent.mkdir()
+    with pytest.raises(ValidationError) as info:
+        run_build(profile, out, reporter, cache_dir=tmp_path / "cache")
+    assert reporter.steps == ["Validate"]
+    assert sorted(p.name for p in out.parent.iterdir()) == []
+    return [str(p) for p in info.value.problems]

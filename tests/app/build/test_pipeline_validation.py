@@ -22,24 +22,16 @@ from app.errors import ValidationError
 from app.packages.model import SourceKind, SourceSpec
 from app.reporter import RecordingReporter
 from tests.support.debian import kernel_tree
-from tests.support.live_fixtures import live_glaucus_repo, live_profile
+from tests.support.live_fixtures import (
+    live_glaucus_repo,
+    live_profile,
+    refused_before_building,
+)
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return live_glaucus_repo(tmp_path_factory.mktemp("repo"))
-
-
-def refused_before_building(profile: Profile, tmp_path: Path) -> list[str]:
-    """The problems run_build reports; asserts that no stage after Validate ran."""
-    reporter = RecordingReporter()
-    out = tmp_path / "out" / "live.iso"
-    out.parent.mkdir()
-    with pytest.raises(ValidationError) as info:
-        run_build(profile, out, reporter, cache_dir=tmp_path / "cache")
-    assert reporter.steps == ["Validate"]
-    assert sorted(p.name for p in out.parent.iterdir()) == []
-    return [str(p) for p in info.value.problems]
 
 
 def test_a_ram_mode_zstd_level_the_initramfs_cannot_take_is_refused_up_front(

@@ -10,11 +10,14 @@ from pathlib import Path
 import pytest
 
 from app.build.bootloader import MAX_CMDLINE
-from app.build.pipeline import boot_menu, make_context, run_build
+from app.build.pipeline import boot_menu, make_context
 from app.build.profile import BootOptions, Profile, validate_profile
-from app.errors import ValidationError
 from app.reporter import RecordingReporter
-from tests.support.live_fixtures import live_glaucus_repo, live_profile
+from tests.support.live_fixtures import (
+    live_glaucus_repo,
+    live_profile,
+    refused_before_building,
+)
 
 QUOTES_HINT = "(quotes and backslashes are not supported)"
 
@@ -26,18 +29,6 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def with_cmdline(profile: Profile, cmdline: str) -> Profile:
     return replace(profile, boot=BootOptions(cmdline=cmdline))
-
-
-def refused_before_building(profile: Profile, tmp_path: Path) -> list[str]:
-    """The problems run_build reports; asserts that no stage after Validate ran."""
-    reporter = RecordingReporter()
-    out = tmp_path / "out" / "live.iso"
-    out.parent.mkdir()
-    with pytest.raises(ValidationError) as info:
-        run_build(profile, out, reporter, cache_dir=tmp_path / "cache")
-    assert reporter.steps == ["Validate"]
-    assert sorted(p.name for p in out.parent.iterdir()) == []
-    return [str(p) for p in info.value.problems]
 
 
 @pytest.mark.parametrize(("cmdline", "shown"), [('quiet x="a b"', '"'),
