@@ -15,7 +15,6 @@ from PySide6.QtWidgets import QLabel, QMessageBox
 
 from app.display import printable
 from app.errors import InputError
-from app.iso.inspect import IsoReport
 from tests.app.hostile_iso import (
     APPLICATION,
     GPT_NAME,
@@ -29,11 +28,10 @@ from tests.app.hostile_iso import (
     rename_gpt_partition,
 )
 from tests.app.iso.test_inspect import make_isohybrid_gpt_iso
+from tests.ui.test_preview_view import LOAD_TIMEOUT, load
 from ui.errors import show_error
 from ui.iso_tree import AMBIGUOUS_NOTE, Column
 from ui.preview_view import PreviewView
-
-LOAD_TIMEOUT = 60_000
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +47,6 @@ def view(qtbot: Any) -> Iterator[PreviewView]:
     widget.show()
     yield widget
     widget.shutdown()
-
-
-def load(qtbot: Any, view: PreviewView, iso: Path) -> IsoReport:
-    with qtbot.waitSignal(view.loaded, timeout=LOAD_TIMEOUT) as blocker:
-        view.load(iso)
-    report = blocker.args[0]
-    assert isinstance(report, IsoReport)
-    return report
 
 
 def rendered(tooltip: str) -> str:
