@@ -160,17 +160,6 @@ class _SystemAreaHidden(io.FileIO):
         return data
 
 
-def _open_error(path: Path, exc: OSError) -> InputError:
-    if isinstance(exc, FileNotFoundError):
-        return InputError("does not exist", where=str(path))
-    if isinstance(exc, IsADirectoryError):
-        return InputError("is a directory, not an ISO image", where=str(path))
-    if isinstance(exc, PermissionError):
-        return InputError("cannot be read: permission denied", where=str(path),
-                          hint="check the file's permissions or run as a user that may read it")
-    return InputError(f"cannot be read: {exc.strerror or exc}", where=str(path))
-
-
 def _check_volume(path: Path, fileobj: io.FileIO, size: int) -> tuple[int, int]:
     """Cheap checks before pycdlib: is it ISO 9660, and is it complete? Returns (blocks, bsize).
 
@@ -338,8 +327,10 @@ class IsoImage:
             fileobj.close()
             raise
         except OSError as exc:
+            # Opening was checked by open_image; what is left are read errors (EIO).
             fileobj.close()
-            raise _open_error(self.path, exc) from exc
+            raise InputError(f"cannot be read: {exc.strerror or exc}",
+                             where=str(self.path)) from exc
         except (pycdlibexception.PyCdlibException, struct.error, KeyError, IndexError,
                 ValueError, UnicodeError) as exc:
             # pycdlib reports damaged structures with its own exceptions; malformed ones
