@@ -38,6 +38,7 @@ DEBIAN_PACKAGES: dict[str, str] = {
     "xz": "xz-utils",
     "cpio": "cpio",
     "busybox": "busybox-static",
+    "bwrap": "bubblewrap",
     "umockdev-wrapper": "umockdev",
     "xvfb-run": "xvfb",
     "udisksctl": "udisks2",

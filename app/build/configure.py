@@ -10,10 +10,10 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
 import secrets
 import shutil
 import stat
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,8 @@ from app.build.crypt import SALT_CHARS, sha512_crypt
 from app.build.manifest import FileMeta, Kind, RootManifest
 from app.build.profile import SystemOptions
 from app.build.rootpath import resolve_in_root, root_relative
+from app.build.sandbox import run_in_root
+from app.display import printable
 from app.errors import InputError, Problem, StageError
 from app.reporter import Level, Reporter, check_cancelled
 
@@ -304,15 +306,27 @@ def find_busybox(root: Path) -> Path | None:
     return None
 
 
-def busybox_applets(busybox: Path) -> list[str]:
-    """Applet paths (e.g. 'bin/sh', 'sbin/init') of this busybox build."""
-    try:
-        out = subprocess.run([str(busybox), "--list-full"], capture_output=True, text=True,
-                             timeout=30, check=True)
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise StageError(f"cannot ask {busybox.name} for its applets: {exc}", stage=STAGE) \
-            from exc
-    return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+# Where BusyBox installs applets (its install_dir table) and what an applet name may be.
+APPLET_PATH = re.compile(r"(?:(?:usr/)?s?bin/)?[A-Za-z0-9_.+\[\]-]{1,64}")
+
+
+def busybox_applets(root: Path, busybox: Path) -> list[str]:
+    """Applet paths (e.g. 'bin/sh', 'sbin/init') of this busybox build.
+
+    The binary is package code, so it runs sandboxed (app.build.sandbox); what it prints
+    must look like BusyBox's own list, or nothing is linked.
+    """
+    rel = root_relative(root, busybox)
+    out = run_in_root(root, [f"/{rel}", "--list-full"], stage=STAGE)
+    applets = [line.strip() for line in out.splitlines() if line.strip()]
+    bad = [line for line in applets if not APPLET_PATH.fullmatch(line) or
+           line.rsplit("/", 1)[-1] in (".", "..")]
+    if bad:
+        raise StageError(f"/{printable(rel)} --list-full printed {len(bad)} line(s) that are "
+                         f"not applet paths, e.g. '{printable(bad[0])}'", stage=STAGE)
+    if not applets:
+        raise StageError(f"/{printable(rel)} --list-full listed no applets", stage=STAGE)
+    return applets
 
 
 def install_busybox_init(writer: RootWriter, reporter: Reporter) -> bool:
@@ -325,7 +339,7 @@ def install_busybox_init(writer: RootWriter, reporter: Reporter) -> bool:
         raise StageError("the system has no /sbin/init and no BusyBox to provide one; "
                          "add busybox (or a package with an init) to the packages", stage=STAGE)
     target = "/" + root_relative(writer.root, busybox)
-    applets = busybox_applets(busybox)
+    applets = busybox_applets(writer.root, busybox)
     for applet in applets:
         if applet.lstrip("/") != target.lstrip("/"):
             writer.symlink(applet.lstrip("/"), target)
