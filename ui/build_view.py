@@ -1,5 +1,9 @@
 """The Build step: run `app.build.pipeline.run_build` off the GUI thread and show how it goes.
 
+The build runs in a child process (`app.build.isolated`), relayed by a worker thread: its
+per-file Python work would otherwise hold this process's interpreter lock and stall the
+event loop (pauses of 50-70 ms on a root of 20,000 files).
+
 One row per stage (the "Validate" step, then `STAGES` in order) with a state icon, the
 state in words and the stage's time; an overall and a per-stage progress bar; the elapsed
 time (redrawn every second); the log (`LogView` over the view's `log_buffer`); Cancel.
@@ -39,7 +43,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.build.pipeline import STAGES, BuildResult, run_build
+from app.build.isolated import run_build_isolated
+from app.build.pipeline import STAGES, BuildResult
 from app.build.profile import Profile
 from app.errors import Cancelled
 from app.reporter import Level, Reporter
@@ -244,7 +249,7 @@ class BuildView(QWidget):
         self.log_buffer.append(Level.INFO, f"building {profile.name!r} into {output}")
 
         def build(reporter: Reporter) -> BuildResult:
-            return run_build(profile, output, reporter, **run_build_kwargs)
+            return run_build_isolated(profile, output, reporter, **run_build_kwargs)
 
         task = BackgroundTask(build, self, name="livesmith-build")
         task.stepChanged.connect(self._on_step)

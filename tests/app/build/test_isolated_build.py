@@ -1,0 +1,160 @@
+"""A build in a child process (what the GUI runs): real RAM-mode builds of fixture packages,
+relayed steps and logs, cancel, a parent that goes away, a child that dies."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.build.isolated import run_build_isolated
+from app.build.pipeline import STAGES, BuildResult
+from app.build.profile import Profile, RootImageFormat
+from app.childproc import FrameReader, child_env, frame
+from app.errors import Cancelled, StageError, ValidationError
+from app.reporter import Level, RecordingReporter
+from tests.support.live_fixtures import live_glaucus_repo, live_profile
+
+TITLES = ["Validate", *(stage.title for stage in STAGES)]
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return live_glaucus_repo(tmp_path_factory.mktemp("repo"))
+
+
+def ram_profile(repo: Path, **system: str) -> Profile:
+    return live_profile(repo, fmt=RootImageFormat.RAM, **system)
+
+
+def build_children() -> list[int]:
+    """PIDs of this process's children that run a build."""
+    pids = []
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{pid}/cmdline")
+            if cmdline.exists() and b"app.build.isolated" in cmdline.read_bytes():
+                pids.append(int(pid))
+    return pids
+
+
+def test_a_build_in_the_child_gives_the_iso_and_relays_steps_and_logs(
+        repo: Path, tmp_path: Path) -> None:
+    reporter = RecordingReporter()
+    out = tmp_path / "live.iso"
+    result = run_build_isolated(ram_profile(repo), out, reporter, cache_dir=tmp_path / "cache")
+    assert isinstance(result, BuildResult) and result.iso == out
+    assert result.sha256 == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert reporter.steps == TITLES
+    assert any(level is Level.INFO and "BusyBox applets" in text
+               for level, text in reporter.logs)
+    assert reporter.last_progress is not None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "live.iso", "live.iso.sha256"]
+    assert build_children() == []
+
+
+class CancelAt(RecordingReporter):
+    """Cancels when the child announces `title`, as a user pressing Cancel then would."""
+
+    def __init__(self, title: str) -> None:
+        super().__init__()
+        self.title = title
+
+    def step(self, name: str) -> None:
+        super().step(name)
+        if name == self.title:
+            self.cancel()
+
+
+def test_a_cancel_stops_the_very_step_it_was_made_in_and_cleans_up(
+        repo: Path, tmp_path: Path) -> None:
+    reporter = CancelAt("Make the initramfs")
+    out = tmp_path / "live.iso"
+    with pytest.raises(Cancelled):
+        run_build_isolated(ram_profile(repo), out, reporter, cache_dir=tmp_path / "cache")
+    # The child waits at each step until the parent has relayed it (and said "cancel"):
+    # no later stage starts, however fast the initramfs is.
+    assert reporter.steps[-1] == "Make the initramfs"
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+    assert build_children() == []
+
+
+def test_problems_found_in_the_child_arrive_as_the_same_validation_error(
+        repo: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValidationError) as caught:
+        run_build_isolated(ram_profile(repo, hostname="bad host!"), tmp_path / "live.iso",
+                           RecordingReporter(), cache_dir=tmp_path / "cache")
+    assert ("hostname", "'bad host!' is not a valid host name") in [
+        (p.where, p.message) for p in caught.value.problems]
+    assert not (tmp_path / "live.iso").exists()
+
+
+class KillAt(RecordingReporter):
+    def __init__(self, title: str) -> None:
+        super().__init__()
+        self.title = title
+
+    def step(self, name: str) -> None:
+        super().step(name)
+        if name == self.title:
+            for pid in build_children():
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_child_that_dies_is_a_stage_error(repo: Path, tmp_path: Path) -> None:
+    with pytest.raises(StageError, match=r"the build of live.iso stopped unexpectedly "
+                                         r"\(exit status -9\)"):
+        run_build_isolated(ram_profile(repo), tmp_path / "live.iso", KillAt("Configure the "
+                           "system"), cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "live.iso").exists()
+    assert build_children() == []
+
+
+def test_when_the_parent_goes_away_the_child_cancels_and_cleans_up(
+        repo: Path, tmp_path: Path) -> None:
+    # Play the parent by hand: send the job, answer the first steps, then close the pipe
+    # mid-build as a parent that crashed would.
+    out = tmp_path / "live.iso"
+    child = subprocess.Popen([sys.executable, "-m", "app.build.isolated"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=child_env())
+    assert child.stdin is not None and child.stdout is not None
+    child.stdin.write(frame(("build", ram_profile(repo), out,
+                             {"cache_dir": tmp_path / "cache"})))
+    child.stdin.flush()
+    reader = FrameReader(child.stdout.fileno())
+    steps = []
+    while (message := reader.next()) is not None:
+        if message[0] == "step":
+            steps.append(message[1])
+            if message[1] == "Configure the system":
+                child.stdin.close()
+                continue
+            child.stdin.write(frame(("ack",)))
+            child.stdin.flush()
+        if message[0] in ("done", "failed"):
+            break
+    assert message is not None and message[0] == "failed"
+    assert isinstance(message[1], Cancelled)
+    assert child.wait(60) == 0
+    child.stdout.close()
+    assert steps[-1] == "Configure the system"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+
+
+def test_a_child_without_a_job_says_so(tmp_path: Path) -> None:
+    child = subprocess.run([sys.executable, "-m", "app.build.isolated"], input=b"",
+                           capture_output=True, env=child_env(), timeout=60)
+    assert child.returncode == 1
+    reader_r, reader_w = os.pipe()
+    os.write(reader_w, child.stdout)
+    os.close(reader_w)
+    message = FrameReader(reader_r).next()
+    os.close(reader_r)
+    assert message is not None and message[0] == "failed"
+    assert str(message[1]) == "build: no build was asked for"
