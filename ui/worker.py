@@ -44,6 +44,11 @@ PROGRESS_INTERVAL = 0.05
 # loop runs (timers, painting) before the next slice.
 DRAIN_SECONDS = 0.008
 DRAIN_BATCH = 256
+# A worker that queues faster than the GUI hands out waits (a little) once this many calls
+# are queued: every Qt call of the GUI thread waits for the interpreter lock while the
+# worker runs Python flat out, so an unthrottled flood stretches each slice to 50 ms.
+BACKLOG_LIMIT = 2 * DRAIN_BATCH
+BACKLOG_WAIT = 0.01  # at most, per call: never a deadlock if the GUI thread is blocked
 
 
 class ThreadReporter(QObject):
@@ -71,6 +76,7 @@ class ThreadReporter(QObject):
         self._interval = interval
         self._last_progress = 0.0  # touched by the worker thread only
         self._lock = threading.Lock()
+        self._drained = threading.Condition(self._lock)
         self._queue: deque[tuple[str, Any, Any]] = deque()
         self._woken = False  # a wake-up is on its way to the GUI thread
         self._wake.connect(self._drain, Qt.ConnectionType.QueuedConnection)
@@ -99,6 +105,9 @@ class ThreadReporter(QObject):
 
     def _post(self, kind: str, a: Any, b: Any) -> None:
         with self._lock:
+            if len(self._queue) >= BACKLOG_LIMIT:
+                self._drained.wait_for(lambda: len(self._queue) < BACKLOG_LIMIT // 2,
+                                       timeout=BACKLOG_WAIT)
             self._queue.append((kind, a, b))
             if self._woken:
                 return
@@ -121,6 +130,7 @@ class ThreadReporter(QObject):
                     return
                 batch = [self._queue.popleft() for _ in range(min(DRAIN_BATCH,
                                                                   len(self._queue)))]
+                self._drained.notify_all()
             # Lines go out as one list per run: a Qt call per line would let a busy worker
             # take the GIL for a whole switch interval each time.
             lines: list[tuple[int, str]] = []

@@ -11,7 +11,7 @@ import pytest
 from app.errors import Cancelled
 from app.reporter import Level, Reporter, check_cancelled
 from tests.support.gui_heartbeat import Heartbeat
-from ui.worker import BackgroundTask
+from ui.worker import BACKLOG_LIMIT, BACKLOG_WAIT, BackgroundTask, ThreadReporter
 
 
 def test_signals_arrive_in_the_gui_thread_in_order(qtbot: Any) -> None:
@@ -117,3 +117,51 @@ def test_a_log_flood_arrives_whole_in_order_without_starving_the_event_loop(qtbo
     # is measured in tests/benchmarks/test_gui_latency_bench.py.
     assert heartbeat.gaps, "the heartbeat never ticked during the flood"
     assert heartbeat.longest_gap() < 3.0, f"GUI blocked for {heartbeat.longest_gap():.3f} s"
+
+
+def test_a_flood_waits_for_the_gui_once_the_backlog_is_full(qtbot: Any) -> None:
+    # The worker may not run ahead of the GUI by more than BACKLOG_LIMIT queued calls (plus
+    # one per wait that ran out): the GUI thread's Qt calls then get the interpreter lock.
+    lines = 20 * BACKLOG_LIMIT
+    backlog: list[int] = []
+
+    def flood(reporter: Reporter) -> None:
+        assert isinstance(reporter, ThreadReporter)
+        for n in range(lines):
+            reporter.log(Level.INFO, str(n))
+            with reporter._lock:
+                backlog.append(len(reporter._queue))
+
+    task = BackgroundTask(flood)
+    heard: list[str] = []
+    task.logLines.connect(lambda batch: heard.extend(text for _, text in batch))
+    with qtbot.waitSignal(task.ended, timeout=60_000):
+        task.start()
+    assert heard == list(map(str, range(lines)))
+    assert max(backlog) >= BACKLOG_LIMIT  # the GUI did fall behind, so the limit was met
+    assert max(backlog) <= BACKLOG_LIMIT + 50
+
+
+def test_a_blocked_gui_thread_only_slows_a_flood(qtbot: Any) -> None:
+    # Nothing drains while the GUI thread is busy elsewhere: the worker's calls beyond the
+    # limit each wait BACKLOG_WAIT, then go on (no deadlock), and nothing is lost.
+    reporter = ThreadReporter()
+    extra = 20
+    done = threading.Event()
+
+    def flood() -> None:
+        for n in range(BACKLOG_LIMIT + extra):
+            reporter.log(Level.INFO, str(n))
+        done.set()
+
+    started = time.monotonic()
+    worker = threading.Thread(target=flood)
+    worker.start()
+    assert done.wait(30), "the worker is stuck behind a blocked GUI thread"
+    took = time.monotonic() - started
+    worker.join()
+    assert took >= extra * BACKLOG_WAIT * 0.9  # it did wait, once per call over the limit
+    heard: list[str] = []
+    reporter.loggedMany.connect(lambda batch: heard.extend(text for _, text in batch))
+    qtbot.waitUntil(lambda: len(heard) == BACKLOG_LIMIT + extra, timeout=10_000)
+    assert heard == list(map(str, range(BACKLOG_LIMIT + extra)))
