@@ -36,6 +36,12 @@ def printable(text: str) -> str:
     return "".join(_escape(c) if unicodedata.category(c).startswith("C") else c for c in text)
 
 
+def printable_lines(text: str) -> str:
+    """`printable` line by line, keeping the "\n" between lines: for messages written to
+    a terminal, where an escape sequence from a file name or a tool must not act."""
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
 # C0 controls, DEL, C1 controls (incl. NEL \x85) and the Unicode line/paragraph separators.
 # None has a place in a name, and each can end a line in some file a later stage writes
 # (mksquashfs pseudo files, the fakeroot listing, passwd, os-release, boot menus).

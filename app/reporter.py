@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Protocol, TextIO
 
+from app.display import printable, printable_lines
 from app.errors import Cancelled
 
 
@@ -104,9 +105,9 @@ class ConsoleReporter(NullReporter):
 
     def step(self, name: str) -> None:
         self._end_line()
-        self._step = name
+        self._step = printable(name)
         self._last_percent = -1
-        self.stream.write(f"==> {name}\n")
+        self.stream.write(f"==> {self._step}\n")
         self.stream.flush()
 
     def progress(self, done: int, total: int) -> None:
@@ -132,5 +133,5 @@ class ConsoleReporter(NullReporter):
             return
         self._end_line()
         prefix = "" if level == Level.INFO else f"{level.name.lower()}: "
-        self.stream.write(f"    {prefix}{message}\n")
+        self.stream.write(f"    {prefix}{printable_lines(message)}\n")
         self.stream.flush()

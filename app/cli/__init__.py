@@ -18,6 +18,7 @@ from types import ModuleType
 
 from app import __version__
 from app.cli import commands
+from app.display import printable_lines
 from app.errors import Cancelled, InputError, LivesmithError
 
 # Exit statuses, stable for scripts.
@@ -70,7 +71,7 @@ def report_error(exc: BaseException, stream=None) -> int:
         print("livesmith: cancelled; partial output was removed", file=out)
         return EXIT_CANCELLED
     if isinstance(exc, LivesmithError):
-        print(f"livesmith: error: {exc}", file=out)
+        print(f"livesmith: error: {printable_lines(str(exc))}", file=out)
         return EXIT_INPUT if isinstance(exc, InputError) else EXIT_FAILURE
     raise exc
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -8,6 +9,7 @@ from pathlib import Path
 from app import __version__
 from app.cli import EXIT_FAILURE, EXIT_INPUT, build_parser, report_error
 from app.errors import Cancelled, InputError, MissingToolError, Problem, ValidationError
+from app.reporter import ConsoleReporter, Level
 from tests.conftest import ROOT
 
 
@@ -70,3 +72,25 @@ def test_a_command_imports_only_what_it_needs() -> None:
     assert not {"app.build.pipeline", "app.usb.engine", "app.cli.commands.build"} & modules
     # Without a command every command is there for --help.
     assert {"app.cli.commands.build", "app.cli.commands.write"} <= imported_modules("--help")
+
+
+def test_terminal_escapes_in_errors_and_logs_are_shown_not_obeyed(capsys) -> None:
+    # An image downloaded as "x\x1b]0;pwned\x07.iso" must not retitle or recolour the
+    # terminal; the line breaks of a multi-line message stay.
+    hostile = "/tmp/x\x1b]0;pwned\x07.iso"
+    assert report_error(InputError("not an ISO image", where=hostile)) == EXIT_INPUT
+    err = capsys.readouterr().err
+    assert "livesmith: error: /tmp/x\\x1b]0;pwned\\x07.iso: not an ISO image" in err
+    assert "\x1b" not in err and "\x07" not in err
+    problems = [Problem(hostile, "missing"), Problem("label", "bad\x9b31m")]
+    report_error(ValidationError(problems))
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["livesmith: error: 2 problems found:",
+                                "  - /tmp/x\\x1b]0;pwned\\x07.iso: missing",
+                                "  - label: bad\\x9b31m"]
+    stream = io.StringIO()
+    console = ConsoleReporter(stream)
+    console.step("Step\x1b[2J")
+    console.log(Level.WARNING, "tool said \x1b[31mred\nand more")
+    assert stream.getvalue() == ("==> Step\\x1b[2J\n"
+                                 "    warning: tool said \\x1b[31mred\nand more\n")
