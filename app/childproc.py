@@ -203,6 +203,11 @@ def child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
+class ChildDied(StageError):
+    """The child ended without saying how its job went (killed, crashed): it cleaned
+    nothing up."""
+
+
 def run_child(module: str, args: list[str], reporter: Reporter | None, *, what: str,
               stage: str, job: tuple[Any, ...] | None = None) -> Any:
     """Run `python -m module *args` and relay its messages to `reporter`; its result.
@@ -241,7 +246,7 @@ def run_child(module: str, args: list[str], reporter: Reporter | None, *, what: 
                 child.wait()
                 errors_file.seek(0)
                 detail = errors_file.read().decode(errors="replace").strip().splitlines()
-                raise StageError(f"the {what} stopped unexpectedly (exit status "
+                raise ChildDied(f"the {what} stopped unexpectedly (exit status "
                                  f"{child.returncode}{': ' + detail[-1] if detail else ''})",
                                  stage=stage)
             for message in arrived:

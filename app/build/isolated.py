@@ -9,23 +9,71 @@ safe point and cleans up (no unfinished ISO, no scratch folder) exactly as in-pr
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import time
 from pathlib import Path
 from typing import Any
 
-from app.build.pipeline import BuildResult, run_build
+from app.build.pipeline import BuildResult, checksum_file, run_build, work_folder
 from app.build.profile import Profile
-from app.childproc import ChildControl, FrameReader, PipeReporter, run_child, take_stdio
+from app.build.scratch import MARKER, remove_tree
+from app.childproc import ChildControl, ChildDied, FrameReader, PipeReporter, run_child, take_stdio
 from app.errors import StageError
-from app.reporter import Reporter
+from app.reporter import Level, Reporter
 
 
 def run_build_isolated(profile: Profile, output: Path, reporter: Reporter,
                        **run_build_kwargs: Any) -> BuildResult:
-    """`run_build(profile, output, reporter, **run_build_kwargs)` in a child process."""
-    result: BuildResult = run_child(
-        "app.build.isolated", [], reporter, what=f"build of {output.name}", stage="build",
-        job=("build", profile, output, run_build_kwargs))
+    """`run_build(profile, output, reporter, **run_build_kwargs)` in a child process.
+
+    If the child dies (killed for memory, a crash), it could not clean up: its scratch
+    folder, its unfinished ISO and an ISO it had not yet checked are removed here.
+    """
+    output = output.expanduser().absolute()
+    work = work_folder(output, run_build_kwargs.get("work_dir"))
+    own_work = not work.exists() or (work / MARKER).is_file()
+    before = {path: _identity(path) for path in (output, checksum_file(output))}
+    started = time.time()
+    try:
+        result: BuildResult = run_child(
+            "app.build.isolated", [], reporter, what=f"build of {output.name}",
+            stage="build", job=("build", profile, output, run_build_kwargs))
+    except ChildDied:
+        _clean_after_a_dead_child(output, work, own_work, before, started, reporter)
+        raise
     return result
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.lstat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _clean_after_a_dead_child(output: Path, work: Path, own_work: bool,
+                              before: dict[Path, tuple[int, int] | None], started: float,
+                              reporter: Reporter) -> None:
+    if (work / MARKER).is_file():
+        left = remove_tree(work, keep_top=not own_work)
+        if left:
+            reporter.log(Level.WARNING, f"could not remove all of the build folder {work}: "
+                         f"{left[0]}")
+    # The ISO it was mastering (a .part file, named by master_iso), and an ISO it had put in
+    # place (a new file: it is renamed there) with its checksum file, not yet checked.
+    for part in output.parent.glob(f".{glob.escape(output.name)}.*.part"):
+        with contextlib.suppress(OSError):
+            if part.lstat().st_mtime >= started - 1:  # coarse file times
+                part.unlink()
+    replaced = {path for path, identity in before.items()
+                if _identity(path) not in (None, identity)}
+    if output in replaced:  # the checksum file then is this build's too (written in place)
+        replaced.add(checksum_file(output))
+    for path in replaced:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def child_main() -> int:

@@ -441,6 +441,11 @@ def default_cache_dir() -> Path:
     return Path(base) / "livesmith" / "packages"
 
 
+def work_folder(output: Path, work_dir: Path | None = None) -> Path:
+    """The scratch folder of a build into `output` (an absolute path)."""
+    return work_dir or output.parent / f".{output.name}.build"
+
+
 def make_context(profile: Profile, output: Path, reporter: Reporter, *,
                  work_dir: Path | None = None, cache_dir: Path | None = None,
                  epoch: int | None = None) -> BuildContext:
@@ -448,7 +453,7 @@ def make_context(profile: Profile, output: Path, reporter: Reporter, *,
     epoch = source_date_epoch() if epoch is None else epoch
     canonical = json.dumps(profile_to_dict(profile), sort_keys=True)
     build_id = hashlib.sha256(f"{epoch}\0{canonical}".encode()).hexdigest()[:16]
-    work = work_dir or output.parent / f".{output.name}.build"
+    work = work_folder(output, work_dir)
     return BuildContext(profile=profile, output=output, reporter=reporter,
                         work=work.absolute(), cache=cache_dir or default_cache_dir(),
                         epoch=epoch, build_id=build_id)
@@ -552,4 +557,4 @@ def _os_error(exc: OSError, stage: Stage) -> LivesmithError:
 
 
 __all__ = ["STAGES", "BuildContext", "BuildResult", "Cancelled", "Stage", "make_context",
-           "run_build", "validate_build"]
+           "run_build", "validate_build", "work_folder"]

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from app.build.profile import Profile, RootImageFormat
 from app.childproc import FrameReader, child_env, frame
 from app.errors import Cancelled, StageError, ValidationError
 from app.reporter import Level, RecordingReporter
+from tests.support.children import child_pids
 from tests.support.live_fixtures import live_glaucus_repo, live_profile
 
 TITLES = ["Validate", *(stage.title for stage in STAGES)]
@@ -32,17 +34,6 @@ def ram_profile(repo: Path, **system: str) -> Profile:
     return live_profile(repo, fmt=RootImageFormat.RAM, **system)
 
 
-def build_children() -> list[int]:
-    """PIDs of this process's children that run a build."""
-    pids = []
-    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        for pid in (task / "children").read_text().split():
-            cmdline = Path(f"/proc/{pid}/cmdline")
-            if cmdline.exists() and b"app.build.isolated" in cmdline.read_bytes():
-                pids.append(int(pid))
-    return pids
-
-
 def test_a_build_in_the_child_gives_the_iso_and_relays_steps_and_logs(
         repo: Path, tmp_path: Path) -> None:
     reporter = RecordingReporter()
@@ -55,25 +46,32 @@ def test_a_build_in_the_child_gives_the_iso_and_relays_steps_and_logs(
                for level, text in reporter.logs)
     assert reporter.last_progress is not None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "live.iso", "live.iso.sha256"]
-    assert build_children() == []
+    assert child_pids("app.build.isolated") == []
 
 
-class CancelAt(RecordingReporter):
-    """Cancels when the child announces `title`, as a user pressing Cancel then would."""
+class ActAt(RecordingReporter):
+    """Does `act()` when the child announces `title`: the moment a user presses Cancel, or
+    the child is killed."""
 
-    def __init__(self, title: str) -> None:
+    def __init__(self, title: str, act: Callable[[ActAt], object]) -> None:
         super().__init__()
         self.title = title
+        self.act = act
 
     def step(self, name: str) -> None:
         super().step(name)
         if name == self.title:
-            self.cancel()
+            self.act(self)
+
+
+def kill_the_build_child(_: ActAt) -> None:
+    for pid in child_pids("app.build.isolated"):
+        os.kill(pid, signal.SIGKILL)
 
 
 def test_a_cancel_stops_the_very_step_it_was_made_in_and_cleans_up(
         repo: Path, tmp_path: Path) -> None:
-    reporter = CancelAt("Make the initramfs")
+    reporter = ActAt("Make the initramfs", ActAt.cancel)
     out = tmp_path / "live.iso"
     with pytest.raises(Cancelled):
         run_build_isolated(ram_profile(repo), out, reporter, cache_dir=tmp_path / "cache")
@@ -82,7 +80,7 @@ def test_a_cancel_stops_the_very_step_it_was_made_in_and_cleans_up(
     assert reporter.steps[-1] == "Make the initramfs"
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
-    assert build_children() == []
+    assert child_pids("app.build.isolated") == []
 
 
 def test_problems_found_in_the_child_arrive_as_the_same_validation_error(
@@ -95,25 +93,45 @@ def test_problems_found_in_the_child_arrive_as_the_same_validation_error(
     assert not (tmp_path / "live.iso").exists()
 
 
-class KillAt(RecordingReporter):
-    def __init__(self, title: str) -> None:
-        super().__init__()
-        self.title = title
-
-    def step(self, name: str) -> None:
-        super().step(name)
-        if name == self.title:
-            for pid in build_children():
-                os.kill(pid, signal.SIGKILL)
-
-
-def test_a_child_that_dies_is_a_stage_error(repo: Path, tmp_path: Path) -> None:
+def test_a_child_that_dies_is_a_stage_error_and_its_scratch_folder_is_removed(
+        repo: Path, tmp_path: Path) -> None:
+    earlier = tmp_path / "live.iso"
+    earlier.write_bytes(b"an earlier build's ISO")
     with pytest.raises(StageError, match=r"the build of live.iso stopped unexpectedly "
                                          r"\(exit status -9\)"):
-        run_build_isolated(ram_profile(repo), tmp_path / "live.iso", KillAt("Configure the "
-                           "system"), cache_dir=tmp_path / "cache")
-    assert not (tmp_path / "live.iso").exists()
-    assert build_children() == []
+        run_build_isolated(ram_profile(repo), tmp_path / "live.iso",
+                           ActAt("Configure the system", kill_the_build_child),
+                           cache_dir=tmp_path / "cache")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "live.iso"]
+    assert earlier.read_bytes() == b"an earlier build's ISO"  # not this build's: kept
+    assert child_pids("app.build.isolated") == []
+
+
+def test_an_iso_the_dead_child_left_unchecked_is_removed(repo: Path, tmp_path: Path) -> None:
+    # Killed once the ISO is in place but before its check: it and its checksum file go, as
+    # does a .part file of an unfinished mastering (named as app.iso.master names it).
+    def plant_part_file_and_kill(reporter: ActAt) -> None:
+        assert (tmp_path / "live.iso").is_file()
+        (tmp_path / ".live.iso.0badc0de.part").write_bytes(b"half an ISO")
+        kill_the_build_child(reporter)
+
+    with pytest.raises(StageError, match="stopped unexpectedly"):
+        run_build_isolated(ram_profile(repo), tmp_path / "live.iso",
+                           ActAt("Checksum and structure check", plant_part_file_and_kill),
+                           cache_dir=tmp_path / "cache")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+
+
+def test_a_build_folder_the_user_gave_is_emptied_not_removed_after_a_death(
+        repo: Path, tmp_path: Path) -> None:
+    work = tmp_path / "my-build-folder"
+    work.mkdir()
+    with pytest.raises(StageError, match="stopped unexpectedly"):
+        run_build_isolated(ram_profile(repo), tmp_path / "live.iso",
+                           ActAt("Configure the system", kill_the_build_child),
+                           cache_dir=tmp_path / "cache", work_dir=work)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "my-build-folder"]
+    assert list(work.iterdir()) == []
 
 
 def test_when_the_parent_goes_away_the_child_cancels_and_cleans_up(

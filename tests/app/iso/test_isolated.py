@@ -14,18 +14,8 @@ from app.errors import Cancelled, InputError, Problem, StageError, ValidationErr
 from app.iso.inspect import inspect_iso
 from app.iso.isolated import FrameReader, frame, inspect_iso_isolated
 from app.reporter import RecordingReporter
+from tests.support.children import child_pids
 from tests.support.debian import ipxe_iso
-
-
-def inspecting_children() -> list[str]:
-    """Command lines of this process's child processes that inspect an ISO."""
-    children = []
-    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        for pid in (task / "children").read_text().split():
-            cmdline = Path(f"/proc/{pid}/cmdline")
-            if cmdline.exists() and b"app.iso.isolated" in cmdline.read_bytes():
-                children.append(pid)
-    return children
 
 
 def test_the_child_gives_the_same_report_and_reports_progress() -> None:
@@ -78,7 +68,7 @@ def test_cancel_terminates_the_child_mid_way(tmp_path: Path) -> None:
         inspect_iso_isolated(iso, reporter)
     assert reporter.last_progress is not None  # it was cancelled while working
     assert time.monotonic() - started < 5
-    assert not inspecting_children()  # the child was terminated and reaped
+    assert not child_pids("app.iso.isolated")  # the child was terminated and reaped
 
 
 def test_messages_written_together_all_arrive_at_once() -> None:
