@@ -135,7 +135,8 @@ def validate_packages(ctx: BuildContext) -> list[Problem]:
         # validate_profile reports them; a name like '-o...' must not reach apt-cache.
         return []
     try:
-        ctx.source = open_source(options.source)
+        if ctx.source is None or ctx.source.spec != options.source:
+            ctx.source = open_source(options.source)
         ctx.resolution = resolve(ctx.source, options.packages,
                                  follow_dependencies=options.follow_dependencies)
     except ValidationError as exc:

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from app.build.layout import PlannedFile, planned_iso_tree, tree_lines
 from app.build.plan import BuildPlan, plan_build
 from app.build.profile import Profile, compression_level, save_profile
+from app.packages.model import PackageSource
 from ui.dialogs import PathKind, choose_path
 from ui.errors import show_error
 from ui.wizard.common import StatePage, buddy_label, named
@@ -79,6 +80,9 @@ class ReviewPage(StatePage):
         self._task: BackgroundTask | None = None
         self._pending = False
         self._check: BuildPlan | None = None
+        # The package source the last check opened: the next one asks it again (apt-cache
+        # takes seconds). Used by one check task at a time, never in this thread.
+        self._source: PackageSource | None = None
         self.check_count = 0  # finished checks (tests wait on it)
         layout = QVBoxLayout(self)
 
@@ -155,11 +159,12 @@ class ReviewPage(StatePage):
         if self._task is not None:
             self._pending = True
             return
-        profile, output = self.state.profile, self.state.output
+        profile, output, source = self.state.profile, self.state.output, self._source
         self.status_label.setText("Checking the profile, the packages, tools and free space…")
         self._show_summary(profile, planned_iso_tree(profile))
-        task = BackgroundTask(lambda reporter: plan_build(profile, output, reporter), self,
-                              name="livesmith-review")
+        task = BackgroundTask(lambda reporter: plan_build(profile, output, reporter,
+                                                          source=source),
+                              self, name="livesmith-review")
         task.finished.connect(self._on_checked)
         task.failed.connect(self._on_failed)
         task.ended.connect(self._on_ended)
@@ -168,6 +173,7 @@ class ReviewPage(StatePage):
 
     @Slot(object)
     def _on_checked(self, check: BuildPlan) -> None:
+        self._source = check.source
         if check.profile != self.state.profile or check.output != self.state.output:
             self._pending = True  # stale: something changed while checking
             return

@@ -61,6 +61,8 @@ def test_an_edit_on_the_review_page_rechecks(
     page = wizard.review_page
     wait_checked(qtbot, wizard)
     assert page.isComplete()
+    opened = page._source  # the next checks ask this source again instead of reopening it
+    assert opened is not None and opened.spec == wizard.state.profile.packages.source
     page.output_edit.clear()  # no output: a problem, and Next is blocked again
     assert not page.isComplete()
     wait_checked(qtbot, wizard)
@@ -75,6 +77,7 @@ def test_an_edit_on_the_review_page_rechecks(
     wait_checked(qtbot, wizard)
     assert wizard.output_path() == folder / "live.iso"
     assert page.problems() == [] and page.isComplete()
+    assert page._source is opened
 
 
 def test_summary_planned_tree_and_size_follow_the_choices(
