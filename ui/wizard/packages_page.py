@@ -338,6 +338,7 @@ class PackagesPage(StatePage):
         self._enable_source_actions(True)
         remember_source_folder(self.state.settings, spec.kind, spec.location)
         self._show_resolution(packages, resolution, reset=True)
+        self.state.source_loaded()
         self.load_count += 1
 
     @Slot(object)

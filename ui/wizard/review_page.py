@@ -81,8 +81,11 @@ class ReviewPage(StatePage):
         self._pending = False
         self._check: BuildPlan | None = None
         # The package source the last check opened: the next one asks it again (apt-cache
-        # takes seconds). Used by one check task at a time, never in this thread.
+        # takes seconds). Used by one check task at a time, never in this thread. Forgotten
+        # whenever the Packages page loads its source again (Load: the folder or apt's
+        # lists may have changed); a check running then does not hand its source back.
         self._source: PackageSource | None = None
+        self._source_generation = 0
         self.check_count = 0  # finished checks (tests wait on it)
         layout = QVBoxLayout(self)
 
@@ -135,6 +138,8 @@ class ReviewPage(StatePage):
         self.output_button.clicked.connect(self._browse_output)
         self.save_button.clicked.connect(self._ask_save)
         state.profileChanged.connect(self._on_changed)
+        # The Packages page (re)loaded its source: what ours remembers may be out of date.
+        state.sourceLoaded.connect(self._forget_source)
         state.outputChanged.connect(self._on_changed)
         state.outputChanged.connect(self._show_output)
 
@@ -160,20 +165,27 @@ class ReviewPage(StatePage):
             self._pending = True
             return
         profile, output, source = self.state.profile, self.state.output, self._source
+        generation = self._source_generation
         self.status_label.setText("Checking the profile, the packages, tools and free space…")
         self._show_summary(profile, planned_iso_tree(profile))
-        task = BackgroundTask(lambda reporter: plan_build(profile, output, reporter,
-                                                          source=source),
-                              self, name="livesmith-review")
+        task = BackgroundTask(lambda reporter: (generation, plan_build(
+            profile, output, reporter, source=source)), self, name="livesmith-review")
         task.finished.connect(self._on_checked)
         task.failed.connect(self._on_failed)
         task.ended.connect(self._on_ended)
         self._task = task
         task.start()
 
+    @Slot()
+    def _forget_source(self) -> None:
+        self._source = None
+        self._source_generation += 1
+
     @Slot(object)
-    def _on_checked(self, check: BuildPlan) -> None:
-        self._source = check.source
+    def _on_checked(self, result: tuple[int, BuildPlan]) -> None:
+        generation, check = result
+        if generation == self._source_generation:
+            self._source = check.source
         if check.profile != self.state.profile or check.output != self.state.output:
             self._pending = True  # stale: something changed while checking
             return

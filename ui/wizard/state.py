@@ -19,6 +19,7 @@ class WizardState(QObject):
     profileChanged = Signal(object)  # Profile
     resolutionChanged = Signal(object)  # Resolution | None
     outputChanged = Signal(object)  # Path | None
+    sourceLoaded = Signal()  # the Packages page (re)opened its package source
 
     def __init__(self, profile: Profile, settings: QSettings, output: Path | None,
                  parent: QObject | None = None) -> None:
@@ -49,6 +50,11 @@ class WizardState(QObject):
     def set_resolution(self, resolution: Resolution | None) -> None:
         self._resolution = resolution
         self.resolutionChanged.emit(resolution)
+
+    def source_loaded(self) -> None:
+        """Say that the package source was (re)opened: answers kept from before (the
+        Review page's) may be out of date."""
+        self.sourceLoaded.emit()
 
     @property
     def output(self) -> Path | None:

@@ -80,6 +80,28 @@ def test_an_edit_on_the_review_page_rechecks(
     assert page._source is opened
 
 
+def test_loading_the_source_again_makes_the_review_open_it_afresh(
+        qtbot: Any, make_wizard: Maker, glaucus_repo: Path) -> None:
+    # Load on the Packages page is how a user says "the folder (or apt's lists) changed":
+    # the Review page's remembered source is then out of date.
+    wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox", "linux"))
+    go_to(qtbot, wizard, PageId.REVIEW)
+    page = wizard.review_page
+    wait_checked(qtbot, wizard)
+    first = page._source
+    assert first is not None
+    go_to(qtbot, wizard, PageId.PACKAGES)
+    packages = wizard.packages_page
+    loads = packages.load_count
+    qtbot.mouseClick(packages.load_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: packages.load_count == loads + 1 and not packages.busy(),
+                    timeout=20_000)
+    go_to(qtbot, wizard, PageId.REVIEW)
+    wait_checked(qtbot, wizard)
+    assert page._source is not None and page._source is not first
+    assert page.problems() == []
+
+
 def test_summary_planned_tree_and_size_follow_the_choices(
         qtbot: Any, make_wizard: Maker, glaucus_repo: Path) -> None:
     wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox", "linux", "docs"))
