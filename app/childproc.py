@@ -9,8 +9,8 @@ The child is `python -m <module>`, a fresh interpreter (not multiprocessing: its
 re-imports the parent's `__main__`, which for `python -m app` would start the app again).
 Both directions carry messages, each a pickle after its length:
 - child -> parent (a dup of its stdout): ("step", name), ("progress", done, total),
-  ("log", level, text), then ("done", result) or ("failed", exception). LivesmithError
-  pickles with its attributes.
+  ("log", level, text), then ("done", result) or ("failed", pickled exception, its text).
+  LivesmithError pickles with its attributes.
 - parent -> child (its stdin): the job's arguments, ("ack",) for each step once relayed,
   and ("cancel",) if the user cancels. The end of stdin (the parent died) counts as a cancel
   too, so the child cleans up.
@@ -25,7 +25,9 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import secrets
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -137,21 +139,28 @@ class PipeReporter:
         except BaseException as exc:
             if not isinstance(exc, LivesmithError):
                 self.log(Level.DEBUG, "".join(traceback.format_exception(exc)).rstrip())
-            try:
-                self.send(("failed", exc))
-            except Exception:  # an exception that does not pickle
-                self.send(("failed", StageError(f"{type(exc).__name__}: {exc}")))
+            self.fail(exc)
         else:
             self.send(("done", result))
+
+    def fail(self, exc: BaseException) -> None:
+        """Send the exception, pickled on its own with its text beside it: one the parent
+        cannot rebuild still arrives as a StageError with that text."""
+        described = f"{type(exc).__name__}: {exc}"
+        try:
+            pickled = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            pickled = pickle.dumps(StageError(described))
+        self.send(("failed", pickled, described))
 
 
 def take_stdio() -> tuple[BinaryIO, BinaryIO]:
     """The child's message pipes (its stdin and stdout as they were), with fds 0 and 1 now
     /dev/null and stderr: a tool the job runs that reads stdin or prints to stdout must not
     touch the messages."""
+    sys.stdout.flush()  # what was printed before stays out of the messages' way
     control = os.fdopen(os.dup(0), "rb", buffering=0)
     messages = os.fdopen(os.dup(1), "wb")
-    sys.stdout.flush()
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
@@ -219,10 +228,15 @@ def run_child(module: str, args: list[str], reporter: Reporter | None, *, what: 
     reporter = reporter or NullReporter()
     # stderr to a file: nobody reads it until the end, and a full pipe would stop the child.
     errors_file = tempfile.TemporaryFile()
+    token = secrets.token_hex(16)
     try:
-        child = subprocess.Popen([sys.executable, "-m", module, *args],
+        # -P: an "app" folder in the current directory must not stand in for ours. Its own
+        # session: Ctrl+C in the terminal that started the GUI is the GUI's to handle.
+        child = subprocess.Popen([sys.executable, "-P", "-m", module, *args],
                                  stdin=subprocess.PIPE if job else subprocess.DEVNULL,
-                                 stdout=subprocess.PIPE, stderr=errors_file, env=child_env())
+                                 stdout=subprocess.PIPE, stderr=errors_file,
+                                 env={**child_env(), TOKEN_VARIABLE: token},
+                                 start_new_session=True)
     except BaseException:
         errors_file.close()
         raise
@@ -254,7 +268,7 @@ def run_child(module: str, args: list[str], reporter: Reporter | None, *, what: 
                 if kind == "done":
                     return message[1]
                 if kind == "failed":
-                    raise message[1]
+                    raise _rebuilt(message[1], message[2], stage)
                 if kind == "step":
                     reporter.step(message[1])
                     if job is not None:
@@ -274,10 +288,14 @@ def run_child(module: str, args: list[str], reporter: Reporter | None, *, what: 
             if job is None:
                 child.terminate()
             else:
-                _wait_or_kill(child)
+                _drain_until_exit(child, messages)
         child.wait()
         child.stdout.close()
         errors_file.close()
+        if child.returncode != 0:
+            # Killed or crashed: the programs it ran (mksquashfs, apt-get, …) are in their
+            # own sessions and would run on, writing into a folder about to be removed.
+            kill_tagged(token)
 
 
 def _tell(pipe: IO[bytes] | None, message: tuple[Any, ...]) -> None:
@@ -288,11 +306,51 @@ def _tell(pipe: IO[bytes] | None, message: tuple[Any, ...]) -> None:
 
 
 CLEANUP_SECONDS = 60
+# Every process a child starts inherits this variable (with the child's own value): how
+# the programs of a child that died are found.
+TOKEN_VARIABLE = "LIVESMITH_CHILD_TOKEN"
 
 
-def _wait_or_kill(child: subprocess.Popen[bytes]) -> None:
-    """A job child that was told to stop (or whose stdin closed) cleans up first."""
+def _rebuilt(pickled: bytes, described: str, stage: str) -> BaseException:
     try:
-        child.wait(CLEANUP_SECONDS)
+        exc = pickle.loads(pickled)
+    except Exception:
+        return StageError(described, stage=stage)
+    return exc if isinstance(exc, BaseException) else StageError(described, stage=stage)
+
+
+def _drain_until_exit(child: subprocess.Popen[bytes], messages: FrameReader) -> None:
+    """A job child that was told to stop (or whose stdin closed) cleans up first; what it
+    still says is read (and dropped), so it never waits on a full pipe."""
+    deadline = time.monotonic() + CLEANUP_SECONDS
+    assert child.stdout is not None
+    while child.poll() is None and (left := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select([child.stdout], [], [], min(left, POLL_SECONDS))
+        if ready:
+            try:
+                if messages.read() is None:
+                    break
+            except Exception:  # a message that does not unpickle: keep draining
+                continue
+    try:
+        child.wait(max(0.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
         child.kill()
+
+
+def kill_tagged(token: str) -> list[int]:
+    """Kill every process whose environment holds TOKEN_VARIABLE=token; their PIDs."""
+    tag = f"{TOKEN_VARIABLE}={token}".encode()
+    killed = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as f:
+                environ = f.read().split(b"\0")
+            if tag in environ:
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return killed

@@ -40,7 +40,9 @@ def run_build_isolated(profile: Profile, output: Path, reporter: Reporter,
             "app.build.isolated", [], reporter, what=f"build of {output.name}",
             stage="build", job=("build", profile, output, run_build_kwargs))
     except ChildDied:
-        _clean_after_a_dead_child(output, work, own_work, before, started, reporter)
+        keep_work = bool(run_build_kwargs.get("keep_work"))
+        _clean_after_a_dead_child(output, None if keep_work else work, own_work, before,
+                                  started, reporter)
         raise
     return result
 
@@ -53,10 +55,10 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
-def _clean_after_a_dead_child(output: Path, work: Path, own_work: bool,
+def _clean_after_a_dead_child(output: Path, work: Path | None, own_work: bool,
                               before: dict[Path, tuple[int, int] | None], started: float,
                               reporter: Reporter) -> None:
-    if (work / MARKER).is_file():
+    if work is not None and (work / MARKER).is_file():
         left = remove_tree(work, keep_top=not own_work)
         if left:
             reporter.log(Level.WARNING, f"could not remove all of the build folder {work}: "
@@ -81,8 +83,7 @@ def child_main() -> int:
     control_reader = FrameReader(control.fileno())
     job = control_reader.next()
     if job is None or job[0] != "build":
-        PipeReporter(messages).send(("failed", StageError("no build was asked for",
-                                                          stage="build")))
+        PipeReporter(messages).fail(StageError("no build was asked for", stage="build"))
         return 1
     _, profile, output, kwargs = job
     reporter = PipeReporter(messages, ChildControl(control_reader))

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
-from app.childproc import FrameReader, child_env, frame
+import pytest
+
+from app.childproc import ChildDied, FrameReader, child_env, frame, run_child
+from app.errors import StageError
+from app.iso.isolated import inspect_iso_isolated
+from tests.support.children import ActAt, child_pids
+from tests.support.debian import ipxe_iso
 
 CHATTY_CHILD = """
 import os, subprocess, sys
@@ -33,3 +43,67 @@ def test_a_job_child_keeps_its_message_pipes_from_the_tools_it_runs() -> None:
     reader = FrameReader(read)
     assert reader.next() == ("done", ("job", "the arguments"), b"")
     assert reader.next() is None
+
+
+def process_state(pid: int) -> str | None:
+    """The state letter of a process (Z: dead, not yet reaped), None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def tool_of(child: int) -> int | None:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            name, rest = stat.split(" (", 1)[1].rsplit(")", 1)
+            if name == "sleep" and int(rest.split()[1]) == child:
+                return int(entry.name)
+    return None
+
+
+def test_the_programs_of_a_child_that_dies_are_stopped_too() -> None:
+    # A build child killed (out of memory, say) while mksquashfs runs: the tool is in its
+    # own session, so it would run on, orphaned, writing into a folder being removed.
+    seen: dict[str, int] = {}
+
+    def kill_child_once_its_tool_runs(_: ActAt) -> None:
+        def watch() -> None:
+            [child] = child_pids("tests.support.tool_child")
+            deadline = time.monotonic() + 30
+            while (tool := tool_of(child)) is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert tool is not None
+            seen.update(child=child, tool=tool, child_sid=os.getsid(child))
+            os.kill(child, signal.SIGKILL)
+        threading.Thread(target=watch).start()
+
+    with pytest.raises(ChildDied, match="stopped unexpectedly"):
+        run_child("tests.support.tool_child", ["tool"], ActAt("tool",
+                  kill_child_once_its_tool_runs), what="test job", stage="test",
+                  job=("go",))
+    assert seen["child_sid"] != os.getsid(0)  # its own session: Ctrl+C is not for it
+    deadline = time.monotonic() + 10  # SIGKILL was sent; dying takes a moment
+    while process_state(seen["tool"]) not in (None, "Z") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert process_state(seen["tool"]) in (None, "Z"), "the orphaned tool still runs"
+
+
+def test_an_error_the_parent_cannot_rebuild_arrives_with_its_text() -> None:
+    with pytest.raises(StageError, match="^test: OddError: a very odd failure$"):
+        run_child("tests.support.tool_child", ["odd-error"], None, what="test job",
+                  stage="test", job=("go",))
+
+
+def test_an_app_folder_in_the_current_directory_is_not_imported_by_the_child(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    impostor = tmp_path / "app"
+    impostor.mkdir()
+    (impostor / "__init__.py").write_text("raise SystemExit('the wrong app package')\n")
+    monkeypatch.chdir(tmp_path)
+    report = inspect_iso_isolated(ipxe_iso())
+    assert report.files

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+
+from app.reporter import RecordingReporter
 
 
 def child_pids(module: str) -> list[int]:
@@ -18,3 +21,18 @@ def child_pids(module: str) -> list[int]:
             if module.encode() in argv:
                 pids.append(int(pid))
     return pids
+
+
+class ActAt(RecordingReporter):
+    """Does `act()` when the child announces `title`: the moment a user presses Cancel, or
+    the child is killed."""
+
+    def __init__(self, title: str, act: Callable[[ActAt], object]) -> None:
+        super().__init__()
+        self.title = title
+        self.act = act
+
+    def step(self, name: str) -> None:
+        super().step(name)
+        if name == self.title:
+            self.act(self)

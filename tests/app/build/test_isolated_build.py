@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from app.build.profile import Profile, RootImageFormat
 from app.childproc import FrameReader, child_env, frame
 from app.errors import Cancelled, StageError, ValidationError
 from app.reporter import Level, RecordingReporter
-from tests.support.children import child_pids
+from tests.support.children import ActAt, child_pids
 from tests.support.live_fixtures import live_glaucus_repo, live_profile
 
 TITLES = ["Validate", *(stage.title for stage in STAGES)]
@@ -47,21 +47,6 @@ def test_a_build_in_the_child_gives_the_iso_and_relays_steps_and_logs(
     assert reporter.last_progress is not None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "live.iso", "live.iso.sha256"]
     assert child_pids("app.build.isolated") == []
-
-
-class ActAt(RecordingReporter):
-    """Does `act()` when the child announces `title`: the moment a user presses Cancel, or
-    the child is killed."""
-
-    def __init__(self, title: str, act: Callable[[ActAt], object]) -> None:
-        super().__init__()
-        self.title = title
-        self.act = act
-
-    def step(self, name: str) -> None:
-        super().step(name)
-        if name == self.title:
-            self.act(self)
 
 
 def kill_the_build_child(_: ActAt) -> None:
@@ -158,7 +143,7 @@ def test_when_the_parent_goes_away_the_child_cancels_and_cleans_up(
         if message[0] in ("done", "failed"):
             break
     assert message is not None and message[0] == "failed"
-    assert isinstance(message[1], Cancelled)
+    assert isinstance(pickle.loads(message[1]), Cancelled)
     assert child.wait(60) == 0
     child.stdout.close()
     assert steps[-1] == "Configure the system"
@@ -175,4 +160,13 @@ def test_a_child_without_a_job_says_so(tmp_path: Path) -> None:
     message = FrameReader(reader_r).next()
     os.close(reader_r)
     assert message is not None and message[0] == "failed"
-    assert str(message[1]) == "build: no build was asked for"
+    assert str(pickle.loads(message[1])) == "build: no build was asked for"
+    assert message[2] == "StageError: build: no build was asked for"
+
+
+def test_keep_work_keeps_the_build_folder_of_a_dead_child(repo: Path, tmp_path: Path) -> None:
+    with pytest.raises(StageError, match="stopped unexpectedly"):
+        run_build_isolated(ram_profile(repo), tmp_path / "live.iso",
+                           ActAt("Configure the system", kill_the_build_child),
+                           cache_dir=tmp_path / "cache", keep_work=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".live.iso.build", "cache"]

@@ -1,0 +1,38 @@
+"""A job child for tests of app.childproc: `python -m tests.support.tool_child MODE`.
+
+tool: announces the step "tool", then runs `sleep 300` through app.procs.run_tool, as a
+      build runs mksquashfs (in its own session);
+odd-error: fails with an exception the parent cannot unpickle (its class lives in this
+      child's __main__).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from app.childproc import ChildControl, FrameReader, PipeReporter, take_stdio
+from app.procs import run_tool
+
+
+class OddError(Exception):
+    pass
+
+
+def main(mode: str) -> int:
+    control, messages = take_stdio()
+    reader = FrameReader(control.fileno())
+    reader.next()  # the job
+    reporter = PipeReporter(messages, ChildControl(reader))
+
+    def job() -> None:
+        if mode == "odd-error":
+            raise OddError("a very odd failure")
+        reporter.step("tool")
+        run_tool(["sleep", "300"], reporter, stage="test")
+
+    reporter.finish(job)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1]))
