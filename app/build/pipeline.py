@@ -185,7 +185,17 @@ def find_static_busybox(root: Path) -> Path:
 
 
 def validate_system(ctx: BuildContext) -> list[Problem]:
-    return validate_issue(ctx.profile.system.issue)
+    problems = validate_issue(ctx.profile.system.issue)
+    # A root without an init of its own gets BusyBox's, whose applet list comes from
+    # running the packaged busybox in a sandbox: say now, not after assembly, if the
+    # sandbox is missing.
+    packages = ctx.resolution.packages if ctx.resolution else []
+    if any("busybox" in p.name for p in packages):
+        try:
+            find_tool("bwrap")
+        except LivesmithError as exc:
+            problems.append(Problem("configure", exc.message, hint=exc.hint))
+    return problems
 
 
 def validate_tools(ctx: BuildContext) -> list[Problem]:

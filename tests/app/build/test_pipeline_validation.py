@@ -4,6 +4,10 @@ kernel's files) as soon as the kernel is unpacked."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,6 +25,7 @@ from app.build.profile import (
 from app.errors import ValidationError
 from app.packages.model import SourceKind, SourceSpec
 from app.reporter import RecordingReporter
+from tests.conftest import ROOT, needs_root
 from tests.support.debian import kernel_tree
 from tests.support.live_fixtures import (
     live_glaucus_repo,
@@ -93,3 +98,36 @@ def test_a_malformed_extra_module_name_is_refused_before_building(
         "extra kernel modules: not valid module name: 'nvme.ko' (module names are letters, "
         "digits, '_' and '-', starting with a letter or digit, without a path or '.ko', as "
         "modprobe takes them)"]
+
+
+HIDE_BWRAP_AND_PLAN = """
+import sys
+from pathlib import Path
+from app.build.profile import RootImageFormat
+from tests.support.live_fixtures import live_glaucus_repo, live_profile, refused_before_building
+repo = live_glaucus_repo(Path(sys.argv[1]))
+for problem in refused_before_building(live_profile(repo, fmt=RootImageFormat.RAM),
+                                       Path(sys.argv[2])):
+    print(problem)
+"""
+
+
+@needs_root
+def test_a_missing_bubblewrap_is_named_before_building(tmp_path: Path) -> None:
+    # bwrap runs the packaged BusyBox to list its applets, after assembly: a machine without
+    # it hears so at Validate. A private mount namespace hides the real /usr/bin/bwrap.
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "build").mkdir()
+    bwrap = shutil.which("bwrap")
+    assert bwrap is not None
+    script = ("mount --bind /dev/null \"$1\" && shift && exec \"$@\"")
+    run = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", bwrap,
+         sys.executable, "-c", HIDE_BWRAP_AND_PLAN, str(tmp_path / "repo"),
+         str(tmp_path / "build")],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == [
+        "configure: the program 'bwrap' is not installed (install it with: sudo apt-get "
+        "install bubblewrap)"]
