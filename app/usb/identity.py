@@ -130,7 +130,11 @@ def differences(expected: BlockIdentity, actual: BlockIdentity) -> list[str]:
     if expected.diskseq is not None and actual.diskseq != expected.diskseq:
         now = "unknown" if actual.diskseq is None else str(actual.diskseq)
         found.append(f"disk sequence number {now}, not {expected.diskseq}")
-    if actual.serial != expected.serial:
+    # udev may fill in a serial after the disk was listed: with the same diskseq, a serial
+    # that was unknown then is no difference. Two different serials always are.
+    late_serial = (not expected.serial and expected.diskseq is not None
+                   and actual.diskseq == expected.diskseq)
+    if actual.serial != expected.serial and not late_serial:
         found.append(f"serial {actual.serial or 'none'}, not {expected.serial or 'none'}")
     if actual.size != expected.size:
         found.append(f"{actual.size} bytes, not {expected.size}")

@@ -193,3 +193,17 @@ def test_a_malformed_identity_is_a_usage_error(image: Path, tmp_path: Path,
         helper_main(["write", str(image), str(tmp_path / "out.raw"), "--expect", "{}"])
     assert exited.value.code == 2 and "not a disk identity" in capsys.readouterr().err
     assert not (tmp_path / "out.raw").exists()
+
+
+def test_a_serial_udev_fills_in_later_is_the_same_disk_when_diskseq_says_so() -> None:
+    listed = BlockIdentity((8, 16), 16 * MiB, "", 42)  # listed before udev knew the serial
+    assert differences(listed, BlockIdentity((8, 16), 16 * MiB, "0123ABC", 42)) == []
+    # Without a diskseq to vouch for it, or with another one, a new serial is a new disk;
+    # two serials that differ always are.
+    assert differences(BlockIdentity((8, 16), 16 * MiB, "", None),
+                       BlockIdentity((8, 16), 16 * MiB, "0123ABC", None)) == [
+        "serial 0123ABC, not none"]
+    assert differences(listed, BlockIdentity((8, 16), 16 * MiB, "0123ABC", 43)) == [
+        "disk sequence number 43, not 42", "serial 0123ABC, not none"]
+    assert differences(BlockIdentity((8, 16), 16 * MiB, "OLD", 42),
+                       BlockIdentity((8, 16), 16 * MiB, "NEW", 42)) == ["serial NEW, not OLD"]
