@@ -118,7 +118,8 @@ def make_erofs(root: Path, manifest: RootManifest, options: ImageOptions, out: P
     listing = work / "manifest.records"
     listing.write_bytes(manifest_records(manifest))
     state = work / "fakeroot.state"
-    run_tool(["fakeroot", "-s", str(state), "--", sys.executable, "-m",
+    # -P: an "app" folder in the current directory must not stand in for ours.
+    run_tool(["fakeroot", "-s", str(state), "--", sys.executable, "-P", "-m",
               "app.build.fakeroot_apply", str(root), str(listing)], reporter, stage=STAGE,
              env={"PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     args = ["fakeroot", "-i", str(state), "--", "mkfs.erofs", f"-T{epoch}", f"-U{uuid}",

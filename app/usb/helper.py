@@ -193,7 +193,8 @@ def _run(args: argparse.Namespace, reporter: Reporter) -> dict[str, Any]:
 def helper_command(command: str, image: str | os.PathLike[str], target: str | os.PathLike[str],
                    *, verify: bool = True, force: bool = False,
                    expect: BlockIdentity | None = None) -> list[str]:
-    args = [sys.executable, "-m", "app.usb.helper", command, str(image), str(target)]
+    # -P: an "app" folder in the current directory must not stand in for ours.
+    args = [sys.executable, "-P", "-m", "app.usb.helper", command, str(image), str(target)]
     if not verify:
         args.append("--no-verify")
     if force:
