@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from app.childproc import ChildDied, FrameReader, child_env, frame, run_child
+from app.childproc import (
+    CLEANUP_SECONDS,
+    ChildDied,
+    FrameReader,
+    child_env,
+    frame,
+    run_child,
+)
 from app.errors import StageError
 from app.iso.isolated import inspect_iso_isolated
 from tests.support.children import ActAt, child_pids
@@ -107,3 +114,18 @@ def test_an_app_folder_in_the_current_directory_is_not_imported_by_the_child(
     monkeypatch.chdir(tmp_path)
     report = inspect_iso_isolated(ipxe_iso())
     assert report.files
+
+
+def test_a_parent_that_fails_still_reads_what_the_child_says_while_it_cleans_up() -> None:
+    # The relay fails (here: the reporter raises); the child, told to stop, logs 4 MiB on
+    # its way out. Unread, that would fill the pipe and hold the child until it is killed
+    # (CLEANUP_SECONDS, 60 s) with its clean-up unfinished.
+    def fail(_: ActAt) -> None:
+        raise RuntimeError("the relay broke")
+
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="the relay broke"):
+        run_child("tests.support.tool_child", ["chatty"], ActAt("tool", fail),
+                  what="test job", stage="test", job=("go",))
+    assert time.monotonic() - started < CLEANUP_SECONDS / 2
+    assert child_pids("tests.support.tool_child") == []

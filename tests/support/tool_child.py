@@ -3,15 +3,18 @@
 tool: announces the step "tool", then runs `sleep 300` through app.procs.run_tool, as a
       build runs mksquashfs (in its own session);
 odd-error: fails with an exception the parent cannot unpickle (its class lives in this
-      child's __main__).
+      child's __main__);
+chatty: announces "tool", waits for a cancel, then logs 4 MiB while it "cleans up".
 """
 
 from __future__ import annotations
 
 import sys
+import time
 
 from app.childproc import ChildControl, FrameReader, PipeReporter, take_stdio
 from app.procs import run_tool
+from app.reporter import Level
 
 
 class OddError(Exception):
@@ -27,6 +30,13 @@ def main(mode: str) -> int:
     def job() -> None:
         if mode == "odd-error":
             raise OddError("a very odd failure")
+        if mode == "chatty":
+            reporter.step("tool")
+            while not reporter.cancelled():
+                time.sleep(0.01)
+            for n in range(4096):
+                reporter.log(Level.INFO, f"cleaning up {n} " + "." * 1000)
+            return
         reporter.step("tool")
         run_tool(["sleep", "300"], reporter, stage="test")
 
