@@ -7,11 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.build.profile import Compressor, ImageOptions, RootImageFormat
-from app.build.rootimage import make_root_image
-from app.reporter import RecordingReporter
 from app.usb.helper import run_helper
-from tests.app.build.test_rootimage import staged_root
+from tests.app.build.test_rootimage import erofs_image
 from tests.app.usb.writer_support import MiB, make_image
 
 
@@ -33,11 +30,5 @@ def test_the_usb_helper_imports_our_app(impostor_cwd: Path, tmp_path: Path) -> N
 
 
 def test_the_erofs_fakeroot_step_imports_our_app(impostor_cwd: Path, tmp_path: Path) -> None:
-    root, manifest = staged_root(tmp_path / "staged")
-    live = tmp_path / "live"
-    live.mkdir()
-    image = make_root_image(root, manifest, ImageOptions(RootImageFormat.EROFS,
-                                                         Compressor.LZ4HC), live,
-                            RecordingReporter(), epoch=1_700_000_000, work=tmp_path,
-                            uuid="12345678-1234-1234-1234-123456789abc")
-    assert image is not None and image.stat().st_size > 0
+    (tmp_path / "build").mkdir()
+    assert erofs_image(tmp_path / "build").stat().st_size > 0

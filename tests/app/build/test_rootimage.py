@@ -108,8 +108,8 @@ def test_same_inputs_give_identical_squashfs(tmp_path: Path) -> None:
     assert digests[0] == digests[1]
 
 
-@needs_root
-def test_erofs_image_has_owners_from_the_manifest(tmp_path: Path) -> None:
+def erofs_image(tmp_path: Path) -> Path:
+    """An EROFS root image of `staged_root`, made in `tmp_path`."""
     root, manifest = staged_root(tmp_path)
     live = tmp_path / "live"
     live.mkdir()
@@ -117,7 +117,14 @@ def test_erofs_image_has_owners_from_the_manifest(tmp_path: Path) -> None:
                                                          Compressor.LZ4HC), live,
                             RecordingReporter(), epoch=1_700_000_000, work=tmp_path,
                             uuid="12345678-1234-1234-1234-123456789abc")
-    assert image is not None and image.name == "rootfs.erofs"
+    assert image is not None
+    return image
+
+
+@needs_root
+def test_erofs_image_has_owners_from_the_manifest(tmp_path: Path) -> None:
+    image = erofs_image(tmp_path)
+    assert image.name == "rootfs.erofs"
     assert image.read_bytes()[1024:1028] == bytes.fromhex("e2e1f5e0")  # EROFS magic
     # dump.erofs 1.5 prints modes without setuid bits; the kernel's view is the truth.
     mnt = tmp_path / "mnt"
