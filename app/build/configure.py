@@ -111,6 +111,20 @@ def render_os_release(facts: BuildFacts) -> str:
     return "".join(f"{key}={os_release_value(value)}\n" for key, value in fields.items())
 
 
+def _open_subdir(name: str, dir_fd: int, *, create: bool) -> int:
+    """Open folder `name` in `dir_fd` without following a link; with `create`, make it
+    first if it is missing (only then: most folders exist, so most opens succeed first)."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(name, flags, dir_fd=dir_fd)
+    except FileNotFoundError:
+        if not create:
+            raise
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(name, 0o755, dir_fd=dir_fd)
+    return os.open(name, flags, dir_fd=dir_fd)
+
+
 class RootWriter:
     """Writes files into the staged root (chroot-style paths) and records them as root's.
 
@@ -137,12 +151,8 @@ class RootWriter:
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             for depth, part in enumerate(rel_parts, 1):
-                if create:
-                    with contextlib.suppress(FileExistsError):
-                        os.mkdir(part, 0o755, dir_fd=fd)
                 try:
-                    child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
-                                    | os.O_CLOEXEC, dir_fd=fd)
+                    child = _open_subdir(part, fd, create=create)
                 except OSError as exc:
                     if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                         raise
