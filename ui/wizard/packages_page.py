@@ -78,7 +78,7 @@ class PackagesPage(StatePage):
                          "Their dependencies are added automatically.")
         self._source: PackageSource | None = None  # used only inside tasks
         self._source_generation = 0  # bumped whenever the loaded source is dropped
-        self._task_generation = 0  # the generation the running task works for
+        self._task_generation = 0  # the generation the running (or just finished) task is for
         self._packages: list[PackageInfo] = []
         self._task: BackgroundTask | None = None
         self._pending: str | None = None  # "load" or "resolve"
@@ -301,24 +301,23 @@ class PackagesPage(StatePage):
         if what == "load":
             spec = self.state.profile.packages.source
             self._drop_source()
-            generation = self._source_generation
             self.status_label.setText(f"Loading {spec.kind.title}…")
 
             def work(reporter: Reporter) -> tuple[Any, ...]:
                 source = open_source(spec)
                 resolution = resolve(source, selected, follow_dependencies=follow)
-                return generation, spec, source, source.packages(), resolution
+                return spec, source, source.packages(), resolution
 
             task = BackgroundTask(work, self, name="livesmith-packages-load")
             task.finished.connect(self._on_loaded)
         else:
-            source, generation = self._source, self._source_generation
+            source = self._source
             assert source is not None
             self.status_label.setText("Resolving dependencies…")
 
             def work(reporter: Reporter) -> tuple[Any, ...]:
                 resolution = resolve(source, selected, follow_dependencies=follow)
-                return generation, selected, source.packages(), resolution
+                return selected, source.packages(), resolution
 
             task = BackgroundTask(work, self, name="livesmith-packages-resolve")
             task.finished.connect(self._on_resolved)
@@ -330,8 +329,8 @@ class PackagesPage(StatePage):
 
     @Slot(object)
     def _on_loaded(self, result: tuple[Any, ...]) -> None:
-        generation, spec, source, packages, resolution = result
-        if generation != self._source_generation:
+        spec, source, packages, resolution = result
+        if self._task_generation != self._source_generation:
             return  # the user chose another source meanwhile
         self._source = source
         self._packages = packages
@@ -343,8 +342,8 @@ class PackagesPage(StatePage):
 
     @Slot(object)
     def _on_resolved(self, result: tuple[Any, ...]) -> None:
-        generation, _selected, packages, resolution = result
-        if generation != self._source_generation:
+        _selected, packages, resolution = result
+        if self._task_generation != self._source_generation:
             return  # resolved against a source the user has left
         self._show_resolution(packages, resolution,
                               reset=len(packages) != len(self._packages))
