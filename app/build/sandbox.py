@@ -20,6 +20,10 @@ from app.errors import StageError
 from app.tools import find_tool
 
 OUTPUT_LIMIT = 1 << 20
+# bubblewrap run by an ordinary user needs unprivileged user namespaces.
+SETUP_HINT = ("allow unprivileged user namespaces: on Debian, sysctl "
+              "kernel.unprivileged_userns_clone=1; on Ubuntu 23.10 and later, an AppArmor "
+              "profile for bwrap or sysctl kernel.apparmor_restrict_unprivileged_userns=0")
 
 
 def sandbox_argv(root: Path, argv: list[str]) -> list[str]:
@@ -70,14 +74,20 @@ def run_in_root(root: Path, argv: list[str], *, stage: str, timeout: float = 30,
     finally:
         proc.stdout.close()
         proc.stderr.close()
+    hint = None
     if problem is None and returncode != 0:
         message = err.decode(errors="replace").strip().splitlines()
-        problem = f"it exited with status {returncode}" + \
-            (f": {message[-1]}" if message else "")
+        last = message[-1] if message else ""
+        if last.startswith("bwrap: execvp "):
+            problem = (f"it cannot be run here ({last.removeprefix('bwrap: ')}; built for "
+                       "another machine, or a dynamic binary without its loader?)")
+        elif last.startswith("bwrap: "):  # the sandbox itself could not be set up
+            problem = f"the sandbox could not be set up ({last})"
+            if any(word in last for word in ("namespace", "uid map", "Operation not permitted")):
+                hint = SETUP_HINT
+        else:
+            problem = f"it exited with status {returncode}" + (f": {last}" if last else "")
     if problem is not None:
         raise StageError(f"running {what} from the packages in a sandbox failed: {problem}",
-                         stage=stage,
-                         hint="bubblewrap needs user namespaces (sysctl "
-                              "kernel.unprivileged_userns_clone=1) when not run as root"
-                         if "namespace" in problem else None)
+                         stage=stage, hint=hint)
     return out.decode(errors="replace")

@@ -110,8 +110,9 @@ def test_a_binary_for_another_machine_is_a_clear_error(tmp_path: Path) -> None:
     # An ELF header for AArch64 (e_machine 183): the kernel cannot run it here.
     foreign.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(9) + b"\x02\x00\xb7\x00" + bytes(200))
     foreign.chmod(0o755)
-    with pytest.raises(StageError, match="running /bin/busybox from the packages in a "
-                                         "sandbox failed: it exited with status"):
+    with pytest.raises(StageError, match=r"running /bin/busybox from the packages in a "
+                                         r"sandbox failed: it cannot be run here \(execvp "
+                                         r"/bin/busybox: .*; built for another machine"):
         busybox_applets(root, foreign)
 
 
@@ -134,3 +135,14 @@ def test_an_ordinary_user_can_run_the_sandbox(tmp_path: Path) -> None:
         shutil.rmtree(shared)
     assert child.returncode == 0, child.stderr
     assert "bin/sh" in child.stdout.split()
+
+
+def test_a_sandbox_that_cannot_be_set_up_is_told_apart_from_a_failing_program(
+        tmp_path: Path) -> None:
+    # bubblewrap's own complaint (here: the root to bind is missing) is not the program's.
+    with pytest.raises(StageError) as caught:
+        run_in_root(tmp_path / "no-such-root", ["/bin/busybox"], stage="configure")
+    assert str(caught.value) == (
+        "configure: running /bin/busybox from the packages in a sandbox failed: the sandbox "
+        f"could not be set up (bwrap: Can't find source path {tmp_path}/no-such-root: No such "
+        "file or directory)")
