@@ -17,11 +17,12 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.build.busybox_table import applets_from_binary
 from app.build.crypt import SALT_CHARS, sha512_crypt
 from app.build.manifest import FileMeta, Kind, RootManifest
 from app.build.profile import SystemOptions
 from app.build.rootpath import resolve_in_root, root_relative
-from app.build.sandbox import run_in_root
+from app.build.sandbox import CannotRun, run_in_root
 from app.display import printable
 from app.errors import InputError, Problem, StageError
 from app.reporter import Level, Reporter, check_cancelled
@@ -320,14 +321,38 @@ def find_busybox(root: Path) -> Path | None:
 APPLET_PATH = re.compile(r"(?:(?:usr/)?s?bin/)?[A-Za-z0-9_.+\[\]-]{1,64}")
 
 
-def busybox_applets(root: Path, busybox: Path) -> list[str]:
+BUSYBOX_READ_LIMIT = 64 << 20  # a BusyBox binary is 1-3 MiB
+
+
+def _applets_read_from(busybox: Path) -> list[str] | None:
+    with open(busybox, "rb") as f:
+        data = f.read(BUSYBOX_READ_LIMIT + 1)
+    if len(data) > BUSYBOX_READ_LIMIT:
+        return None
+    return applets_from_binary(data)
+
+
+def busybox_applets(root: Path, busybox: Path,
+                    reporter: Reporter | None = None) -> list[str]:
     """Applet paths (e.g. 'bin/sh', 'sbin/init') of this busybox build.
 
     The binary is package code, so it runs sandboxed (app.build.sandbox); what it prints
-    must look like BusyBox's own list, or nothing is linked.
+    must look like BusyBox's own list, or nothing is linked. Where it cannot run (no
+    sandbox on this machine, or built for another one) the list is read from the binary
+    (app.build.busybox_table), with a warning.
     """
     rel = root_relative(root, busybox)
-    out = run_in_root(root, [f"/{rel}", "--list-full"], stage=STAGE)
+    try:
+        out = run_in_root(root, [f"/{rel}", "--list-full"], stage=STAGE)
+    except CannotRun as exc:
+        # No sandbox here (or a binary for another machine): read the list from the binary.
+        found = _applets_read_from(busybox)
+        if found is None:
+            raise
+        if reporter is not None:
+            reporter.log(Level.WARNING, f"{exc.message}; read the {len(found)} applets "
+                         "from the binary instead")
+        return found
     applets = [line.strip() for line in out.splitlines() if line.strip()]
     bad = [line for line in applets if not APPLET_PATH.fullmatch(line) or
            line.rsplit("/", 1)[-1] in (".", "..")]
@@ -349,7 +374,7 @@ def install_busybox_init(writer: RootWriter, reporter: Reporter) -> bool:
         raise StageError("the system has no /sbin/init and no BusyBox to provide one; "
                          "add busybox (or a package with an init) to the packages", stage=STAGE)
     target = "/" + root_relative(writer.root, busybox)
-    applets = busybox_applets(writer.root, busybox)
+    applets = busybox_applets(writer.root, busybox, reporter)
     for applet in applets:
         if applet.lstrip("/") != target.lstrip("/"):
             writer.symlink(applet.lstrip("/"), target)

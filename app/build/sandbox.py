@@ -26,6 +26,11 @@ SETUP_HINT = ("allow unprivileged user namespaces: on Debian, sysctl "
               "profile for bwrap or sysctl kernel.apparmor_restrict_unprivileged_userns=0")
 
 
+class CannotRun(StageError):
+    """The program did not run at all: the sandbox could not be set up (no user
+    namespaces for bubblewrap), or the program cannot run on this machine."""
+
+
 def sandbox_argv(root: Path, argv: list[str]) -> list[str]:
     return [find_tool("bwrap"), "--unshare-all", "--die-with-parent", "--new-session",
             "--clearenv", "--setenv", "PATH", "/usr/sbin:/usr/bin:/sbin:/bin",
@@ -75,19 +80,22 @@ def run_in_root(root: Path, argv: list[str], *, stage: str, timeout: float = 30,
         proc.stdout.close()
         proc.stderr.close()
     hint = None
+    error: type[StageError] = StageError
     if problem is None and returncode != 0:
         message = err.decode(errors="replace").strip().splitlines()
         last = message[-1] if message else ""
         if last.startswith("bwrap: execvp "):
             problem = (f"it cannot be run here ({last.removeprefix('bwrap: ')}; built for "
                        "another machine, or a dynamic binary without its loader?)")
+            error = CannotRun
         elif last.startswith("bwrap: "):  # the sandbox itself could not be set up
             problem = f"the sandbox could not be set up ({last})"
+            error = CannotRun
             if any(word in last for word in ("namespace", "uid map", "Operation not permitted")):
                 hint = SETUP_HINT
         else:
             problem = f"it exited with status {returncode}" + (f": {last}" if last else "")
     if problem is not None:
-        raise StageError(f"running {what} from the packages in a sandbox failed: {problem}",
-                         stage=stage, hint=hint)
+        raise error(f"running {what} from the packages in a sandbox failed: {problem}",
+                    stage=stage, hint=hint)
     return out.decode(errors="replace")
