@@ -344,6 +344,8 @@ def busybox_applets(root: Path, busybox: Path,
     rel = root_relative(root, busybox)
     try:
         out = run_in_root(root, [f"/{rel}", "--list-full"], stage=STAGE)
+        applets = [line.strip() for line in out.splitlines() if line.strip()]
+        said = "printed"
     except CannotRun as exc:
         # No sandbox here (or a binary for another machine): read the list from the binary.
         found = _applets_read_from(busybox)
@@ -352,12 +354,11 @@ def busybox_applets(root: Path, busybox: Path,
         if reporter is not None:
             reporter.log(Level.WARNING, f"{exc.message}; read the {len(found)} applets "
                          "from the binary instead")
-        return found
-    applets = [line.strip() for line in out.splitlines() if line.strip()]
+        applets, said = found, "holds"
     bad = [line for line in applets if not APPLET_PATH.fullmatch(line) or
            line.rsplit("/", 1)[-1] in (".", "..")]
     if bad:
-        raise StageError(f"/{printable(rel)} --list-full printed {len(bad)} line(s) that are "
+        raise StageError(f"/{printable(rel)} --list-full {said} {len(bad)} line(s) that are "
                          f"not applet paths, e.g. '{printable(bad[0])}'", stage=STAGE)
     if not applets:
         raise StageError(f"/{printable(rel)} --list-full listed no applets", stage=STAGE)

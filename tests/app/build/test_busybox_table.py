@@ -12,6 +12,7 @@ import pytest
 
 from app.build.busybox_table import applet_names, applets_from_binary
 from app.build.configure import busybox_applets
+from app.errors import StageError
 from app.reporter import Level, RecordingReporter
 from tests.support.debian import busybox_static, packaged_file
 
@@ -64,3 +65,20 @@ def test_a_busybox_that_cannot_run_here_is_read_instead(tmp_path: Path) -> None:
     assert message.startswith("running /bin/busybox from the packages in a sandbox failed: "
                               "it cannot be run here (execvp /bin/busybox: ")
     assert message.endswith(f"; read the {len(applets)} applets from the binary instead")
+
+
+def test_what_is_read_from_the_binary_is_checked_like_what_it_prints(tmp_path: Path) -> None:
+    # A crafted table naming ".." (same length as the "[" and "[[" it replaces, still sorted)
+    # in a binary that cannot run here: the fallback's list is refused like printed output.
+    root = tmp_path / "root"
+    (root / "bin").mkdir(parents=True)
+    data = busybox_static().read_bytes()
+    assert data.count(b"\0[\0[[\0acpid\0") == 1
+    data = data.replace(b"\0[\0[[\0acpid\0", b"\0..\0[\0acpid\0")
+    data = data[:18] + EM_AARCH64 + data[20:]
+    crafted = root / "bin" / "busybox"
+    crafted.write_bytes(data)
+    crafted.chmod(0o755)
+    with pytest.raises(StageError, match=r"/bin/busybox --list-full holds 1 line\(s\) that are "
+                                         r"not applet paths, e\.g\. 'usr/bin/\.\.'"):
+        busybox_applets(root, crafted, RecordingReporter())
