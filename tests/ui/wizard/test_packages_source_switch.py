@@ -40,6 +40,16 @@ def source_actions_enabled(page: PackagesPage) -> list[bool]:
     return [w.isEnabled() for w in (page.add_edit, page.add_button, page.follow_check)]
 
 
+def assert_waiting_for_a_folder(wizard: ComposeWizard, page: PackagesPage,
+                                names: list[str]) -> None:
+    """The old source is dropped whole: only the selection shows, nothing is resolved, the
+    page asks for a folder and offers nothing that needs a source."""
+    assert page.model.names() == names
+    assert wizard.resolution() is None
+    assert page.status_label.text() == CHOOSE_FOLDER
+    assert source_actions_enabled(page) == [False] * 3
+
+
 def test_add_by_name_and_dependencies_wait_for_the_new_source(
         qtbot: Any, make_wizard: Maker, glaucus_repo: Path, tmp_path: Path) -> None:
     wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"))
@@ -103,10 +113,7 @@ def test_a_resolution_still_running_for_the_old_source_is_ignored(
     assert page.busy() and "Resolving" in page.status_label.text()
     clear_folder(qtbot, page)
     wait_idle(qtbot, wizard)
-    assert page.model.names() == ["docs"]
-    assert wizard.resolution() is None
-    assert page.status_label.text() == CHOOSE_FOLDER
-    assert source_actions_enabled(page) == [False] * 3
+    assert_waiting_for_a_folder(wizard, page, ["docs"])
 
 
 def test_a_slow_load_of_the_old_source_finishing_after_the_switch_is_ignored(
@@ -121,10 +128,7 @@ def test_a_slow_load_of_the_old_source_finishing_after_the_switch_is_ignored(
     assert page.busy()  # the glaucus load has not reported yet
     wait_idle(qtbot, wizard)
     assert page.load_count == 0
-    assert page.model.names() == ["busybox"]
-    assert wizard.resolution() is None
-    assert page.status_label.text() == CHOOSE_FOLDER
-    assert source_actions_enabled(page) == [False] * 3
+    assert_waiting_for_a_folder(wizard, page, ["busybox"])
 
 
 def test_a_failing_load_of_the_old_source_shows_no_error_after_the_switch(
