@@ -31,11 +31,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-import app
 from app import errors as core_errors
+from app.childproc import child_env
 from app.errors import Cancelled, LivesmithError, Problem, ValidationError
 from app.reporter import Level, NullReporter, Reporter
 
@@ -206,11 +205,7 @@ def helper_command(command: str, image: str | os.PathLike[str], target: str | os
 
 def helper_env() -> dict[str, str]:
     """Our environment, with this very `app` package first on the helper's import path."""
-    root = str(Path(app.__file__).resolve().parent.parent)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    return {**child_env(), "PYTHONUNBUFFERED": "1"}
 
 
 def run_helper(command: str, image: str | os.PathLike[str], target: str | os.PathLike[str], *,
