@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyudev
 
-from app.usb.identity import BlockIdentity
+from app.usb.identity import BlockIdentity, sysfs_diskseq
 from app.usb.target import (
     Devno,
     Mount,
@@ -143,13 +143,12 @@ def drive_from_device(device: pyudev.Device, *, mounts: Sequence[Mount],
                         system_refusal=use.refusal())
     devno = parse_devno(read_attr(sys_path, "dev"))
     devnode = device.device_node or f"/dev/{device.sys_name}"
-    diskseq = read_attr(sys_path, "diskseq")
     return Drive(
         devnode=devnode, sys_path=sys_path, devno=devno, vendor=ident.vendor,
         model=ident.model, serial=ident.serial, size=size, bus=bus, removable=removable,
         read_only=read_only, mounted_partitions=use.critical_mounts + use.other_mounts,
         excluded_reason=reason, large=size > LARGE_DRIVE,
-        diskseq=int(diskseq) if diskseq and diskseq.isdigit() else None,
+        diskseq=sysfs_diskseq(sys_path),
     )
 
 

@@ -74,7 +74,8 @@ def _serial(sys_path: Path) -> str:
     return disk_identity(device).serial
 
 
-def _sysfs_diskseq(sys_path: Path | None) -> int | None:
+def sysfs_diskseq(sys_path: Path | str | None) -> int | None:
+    """The kernel's diskseq of the disk at `sys_path` (None before Linux 5.15)."""
     text = read_attr(sys_path, "diskseq") if sys_path is not None else None
     return int(text) if text and text.isdigit() else None
 
@@ -86,7 +87,7 @@ def identity_of_devno(devno: Devno) -> BlockIdentity:
         raise DeviceNotFound(f"the kernel knows no block device {devno[0]}:{devno[1]} "
                              "(unplugged?)")
     return BlockIdentity(devno, disk_size(sys_path), _serial(sys_path),
-                         _sysfs_diskseq(sys_path))
+                         sysfs_diskseq(sys_path))
 
 
 def identity_at(path: str | os.PathLike[str]) -> BlockIdentity:
@@ -115,7 +116,7 @@ def identity_of_fd(fd: int) -> BlockIdentity | None:
     sys_path = sys_path_of_devno(devno)
     diskseq = _fd_diskseq(fd)
     if diskseq is None:
-        diskseq = _sysfs_diskseq(sys_path)
+        diskseq = sysfs_diskseq(sys_path)
     serial = _serial(sys_path) if sys_path is not None else ""
     return BlockIdentity(devno, device_size(fd), serial, diskseq)
 
