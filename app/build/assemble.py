@@ -75,9 +75,9 @@ def refuse_control(package: str, member: str, value: str, what: str) -> None:
 
 
 def member_path(package: str, name: str, what: str = "member") -> str:
-    """Root-relative form of a member name; InputError for absolute paths, `..` and
-    control characters."""
-    refuse_control(package, name, name, f"{what} path")
+    """Root-relative form of a member name; InputError for absolute paths and `..`.
+    (Control characters: `refuse_control`, which `_member` runs first on names and link
+    targets.)"""
     if name.startswith("/"):
         raise InputError(f"package {package} has a {what} with an absolute path: {name!r}; "
                          "refusing to extract it")
