@@ -7,6 +7,7 @@ character as a visible escape, so a terminal or a label only ever displays it.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -45,9 +46,11 @@ def printable_lines(text: str) -> str:
 # C0 controls, DEL, C1 controls (incl. NEL \x85) and the Unicode line/paragraph separators.
 # None has a place in a name, and each can end a line in some file a later stage writes
 # (mksquashfs pseudo files, the fakeroot listing, passwd, os-release, boot menus).
-_CONTROL = frozenset([*map(chr, range(0x20)), *map(chr, range(0x7F, 0xA0)), "\u2028", "\u2029"])
+# A regular expression: this runs on every member of every package.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def control_character(text: str) -> str | None:
     """The first control character (or line separator) in `text`, or None."""
-    return next((ch for ch in text if ch in _CONTROL), None)
+    found = _CONTROL.search(text)
+    return found.group() if found else None
