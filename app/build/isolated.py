@@ -17,7 +17,7 @@ from typing import Any
 
 from app.build.pipeline import BuildResult, checksum_file, run_build, work_folder
 from app.build.profile import Profile
-from app.build.scratch import MARKER, remove_tree
+from app.build.scratch import is_marked, is_own_scratch, remove_tree
 from app.childproc import ChildControl, ChildDied, FrameReader, PipeReporter, run_child, take_stdio
 from app.errors import StageError
 from app.reporter import Level, Reporter
@@ -32,7 +32,7 @@ def run_build_isolated(profile: Profile, output: Path, reporter: Reporter,
     """
     output = output.expanduser().absolute()
     work = work_folder(output, run_build_kwargs.get("work_dir"))
-    own_work = not work.exists() or (work / MARKER).is_file()
+    own_work = is_own_scratch(work)
     before = {path: _identity(path) for path in (output, checksum_file(output))}
     started = time.time()
     try:
@@ -58,7 +58,7 @@ def _identity(path: Path) -> tuple[int, int] | None:
 def _clean_after_a_dead_child(output: Path, work: Path | None, own_work: bool,
                               before: dict[Path, tuple[int, int] | None], started: float,
                               reporter: Reporter) -> None:
-    if work is not None and (work / MARKER).is_file():
+    if work is not None and is_marked(work):
         left = remove_tree(work, keep_top=not own_work)
         if left:
             reporter.log(Level.WARNING, f"could not remove all of the build folder {work}: "

@@ -21,12 +21,22 @@ from app.errors import Problem, StageError
 MARKER = ".livesmith-scratch"
 
 
+def is_marked(work: Path) -> bool:
+    """`work` carries the marker a build leaves in its scratch folder."""
+    return (work / MARKER).is_file()
+
+
+def is_own_scratch(work: Path) -> bool:
+    """A build may remove `work` afterwards: it does not exist yet, or a build marked it."""
+    return not work.exists() or is_marked(work)
+
+
 def scratch_problem(work: Path) -> Problem | None:
     """Why `work` cannot be the scratch folder, or None."""
     if work.is_symlink() or (work.exists() and not work.is_dir()):
         return Problem(str(work), "the build folder path is taken by something that is not a "
                        "folder", hint="choose another build folder (--work-dir)")
-    if not work.exists() or (work / MARKER).is_file():
+    if is_own_scratch(work):
         return None
     try:
         with os.scandir(work) as entries:
@@ -46,7 +56,7 @@ def take_scratch(work: Path) -> bool:
 
     Call only when `scratch_problem(work)` is None.
     """
-    own = not work.exists() or (work / MARKER).is_file()
+    own = is_own_scratch(work)
     if work.exists():
         left = remove_tree(work, keep_top=True)
         if left:
