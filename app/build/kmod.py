@@ -442,9 +442,12 @@ def resolve_modules(mod_dir: Path, wanted: Iterable[str], *,
     return [resolved[name] for name in order]
 
 
-def missing_modules(mod_dir: Path, wanted: Iterable[str]) -> list[str]:
-    """Names in `wanted` that are neither a module file nor built into the kernel."""
-    index = ModuleIndex.load(mod_dir)
+def missing_modules(mod_dir: Path, wanted: Iterable[str], *,
+                    index: ModuleIndex | None = None) -> list[str]:
+    """Names in `wanted` that are neither a module file nor built into the kernel
+    (`index`: the folder's index, if the caller has loaded it already)."""
+    if index is None:
+        index = ModuleIndex.load(mod_dir)
     missing = []
     for item in wanted:
         providers, builtin = index.lookup(item)
@@ -464,14 +467,10 @@ def unknown_module_problems(mod_dir: Path | None, version: str, names: Iterable[
         return [Problem(where, f"{name!r} is not in kernel {version}, which has no modules")
                 for name in wanted]
     index = ModuleIndex.load(mod_dir)
-    known: list[str] | None = None
+    missing = missing_modules(mod_dir, wanted, index=index)
+    known = sorted(set(index.files) | index.builtin) if missing else []
     problems = []
-    for name in wanted:
-        providers, builtin = index.lookup(name)
-        if providers or builtin:
-            continue
-        if known is None:
-            known = sorted(set(index.files) | index.builtin)
+    for name in missing:
         close = difflib.get_close_matches(canonical(name), known, n=3, cutoff=0.8)
         problems.append(Problem(
             where, f"{name!r} is neither a module of kernel {version} nor built into it",
