@@ -405,8 +405,7 @@ class PreviewView(QWidget):
         return self.is_loading() or self.is_extracting()
 
     def selected_entry(self) -> IsoEntry | None:
-        rows = self.tree.selectionModel().selectedRows(Column.NAME)
-        return self.proxy.entry(rows[0]) if rows else None
+        return self.proxy.entry(self._selected_row())  # None when nothing is selected
 
     def select_path(self, path: str) -> bool:
         """Select (and show) the entry at `path` inside the ISO; False if it is not shown."""
