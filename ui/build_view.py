@@ -1,6 +1,6 @@
-"""The Build step: run `app.build.pipeline.run_build` off the GUI thread and show how it goes.
+"""The Build step: run `app.compose.pipeline.run_build` off the GUI thread and show how it goes.
 
-The build runs in a child process (`app.build.isolated`), relayed by a worker thread: its
+The build runs in a child process (`app.compose.isolated`), relayed by a worker thread: its
 per-file Python work would otherwise hold this process's interpreter lock and stall the
 event loop (pauses of 50-70 ms on a root of 20,000 files).
 
@@ -43,9 +43,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.build.isolated import run_build_isolated
-from app.build.pipeline import STAGES, BuildResult
-from app.build.profile import Profile
+from app.compose.isolated import run_build_isolated
+from app.compose.pipeline import STAGES, BuildResult
+from app.compose.profile import Profile
 from app.errors import Cancelled
 from app.reporter import Level, Reporter
 from ui.dialogs import ask_destructive

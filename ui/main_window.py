@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import __version__
-from app.build.profile import Profile, builtin_profiles, load_profile
+from app.compose.profile import Profile, builtin_profiles, load_profile
 from ui.dialogs import PathKind, ask_destructive, choose_path
 from ui.errors import show_error
 from ui.recents import RecentFiles

@@ -5,7 +5,7 @@ The public API, importable from here or from the modules named:
     sources: open_source(spec), detect_source(path)
     resolve: Resolution, resolve(source, names, follow_dependencies=True)
     gather:  gather(source, resolution, cache_dir, reporter)
-Stage 3 lives in app.build.assemble (assemble_root).
+Stage 3 lives in app.compose.assemble (assemble_root).
 """
 
 from app.packages.gather import gather

@@ -34,7 +34,7 @@ def shoot() -> None:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication, QWizard
 
-    from app.build.profile import RootImageFormat, save_profile
+    from app.compose.profile import RootImageFormat, save_profile
     from tests.app.packages.fixtures import text_package
     from tests.support.live_fixtures import live_glaucus_repo, live_profile
     from ui.main_window import MainWindow

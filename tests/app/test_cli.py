@@ -69,7 +69,7 @@ def test_a_command_imports_only_what_it_needs() -> None:
     # `livesmith inspect` starts without the build pipeline or the USB writer.
     modules = imported_modules("inspect", "--help")
     assert "app.cli.commands.inspect" in modules
-    assert not {"app.build.pipeline", "app.usb.engine", "app.cli.commands.build"} & modules
+    assert not {"app.compose.pipeline", "app.usb.engine", "app.cli.commands.build"} & modules
     # Without a command every command is there for --help.
     assert {"app.cli.commands.build", "app.cli.commands.write"} <= imported_modules("--help")
 

@@ -39,7 +39,7 @@ def test_no_category_c_character_survives_and_escaping_twice_changes_nothing() -
 
 def test_one_control_check_serves_names_menus_and_profiles() -> None:
     # C1 controls (NEL ends a line for some readers) and U+2028/9 count too, everywhere.
-    from app.build.profile import name_problems
+    from app.compose.profile import name_problems
     from app.display import control_character
     from app.errors import InputError
     from app.packages.model import check_file_name_part

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.usb.helper import run_helper
-from tests.app.build.test_rootimage import erofs_image
+from tests.app.compose.test_rootimage import erofs_image
 from tests.app.usb.writer_support import MiB, make_image
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from app.build.pipeline import checksum_file, run_build
-from app.build.profile import builtin_profile
+from app.compose.pipeline import checksum_file, run_build
+from app.compose.profile import builtin_profile
 from app.iso.inspect import inspect_iso
 from app.reporter import NullReporter
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt, QTimer
 
-from app.build.profile import (
+from app.compose.profile import (
     Profile,
     RootImageFormat,
 )

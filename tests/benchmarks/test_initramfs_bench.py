@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from app.build.compress import Compression, open_compressed_writer
-from app.build.cpio import write_tree
-from app.build.initramfs import InitramfsSpec, build_initramfs
-from app.build.kmod import LIVE_MODULES, resolve_modules
+from app.compose.compress import Compression, open_compressed_writer
+from app.compose.cpio import write_tree
+from app.compose.initramfs import InitramfsSpec, build_initramfs
+from app.compose.kmod import LIVE_MODULES, resolve_modules
 from app.reporter import NullReporter
 from tests.support.debian import busybox_static, kernel_tree
 

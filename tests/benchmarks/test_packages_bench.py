@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.build.assemble import assemble_root
+from app.compose.assemble import assemble_root
 from app.packages.gather import gather
 from app.packages.resolve import Resolution
 from app.packages.sources import detect_source, open_source

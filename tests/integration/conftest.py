@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from app.build.pipeline import BuildResult, run_build
-from app.build.profile import Profile, RootImageFormat, builtin_profile
+from app.compose.pipeline import BuildResult, run_build
+from app.compose.profile import Profile, RootImageFormat, builtin_profile
 from app.reporter import RecordingReporter
 
 EPOCH = "1767225600"  # 2026-01-01: every integration build is reproducible

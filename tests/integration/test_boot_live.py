@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.build.profile import Compressor, RootImageFormat
+from app.compose.profile import Compressor, RootImageFormat
 from tests.integration.conftest import with_format
 from tests.integration.qemu import BootConfig, QemuSession, prepare_usb_disk
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from app.build.bootloader import (
+from app.compose.bootloader import (
     BootMenu,
     default_menu,
     id_file_path,

@@ -6,7 +6,7 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-from app.build.pipeline import checksum_file
+from app.compose.pipeline import checksum_file
 from app.iso.inspect import inspect_iso
 
 

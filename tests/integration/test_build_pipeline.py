@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from app.build.pipeline import run_build
-from app.build.profile import (
+from app.compose.pipeline import run_build
+from app.compose.profile import (
     IsoOptions,
     PackageOptions,
     Profile,
     RootImageFormat,
     SystemOptions,
 )
-from app.build.scratch import MARKER
+from app.compose.scratch import MARKER
 from app.errors import Cancelled, InputError, LivesmithError, ValidationError
 from app.iso.inspect import inspect_iso
 from app.packages import SourceKind, SourceSpec
@@ -223,7 +223,7 @@ def test_rootless_build_keeps_package_owners_and_modes(tmp_path: Path) -> None:
     out_dir.mkdir()
     subprocess.run(["chown", "-R", "nobody:nogroup", str(tmp_path)], check=True)
     profile_file = tmp_path / "profile.toml"
-    from app.build.profile import save_profile
+    from app.compose.profile import save_profile
 
     for fmt, name in ((RootImageFormat.SQUASHFS, "sfs"), (RootImageFormat.RAM, "ram")):
         save_profile(glaucus_profile(repo, "tools", fmt=fmt), profile_file)
@@ -269,7 +269,7 @@ def test_build_log_names_every_stage(tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     build(glaucus_profile(repo, fmt=RootImageFormat.RAM), tmp_path / "out" / "ram.iso",
           reporter=reporter)
-    from app.build.pipeline import STAGES
+    from app.compose.pipeline import STAGES
 
     assert reporter.steps == ["Validate", *[s.title for s in STAGES]]
     assert any(level == Level.INFO and "RAM mode" in m for level, m in reporter.logs)

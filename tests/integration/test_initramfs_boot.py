@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from app.build.initramfs import InitramfsSpec, build_initramfs
+from app.compose.initramfs import InitramfsSpec, build_initramfs
 from app.reporter import NullReporter
 from tests.conftest import ROOT
 from tests.support.debian import busybox_static, kernel_tree

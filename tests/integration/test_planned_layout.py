@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from app.build.layout import planned_iso_tree
-from app.build.profile import RootImageFormat
+from app.compose.layout import planned_iso_tree
+from app.compose.profile import RootImageFormat
 from app.iso.inspect import inspect_iso
 from app.packages.glaucus import GlaucusSource
 from tests.app.packages.fixtures import text_package

@@ -9,8 +9,8 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from app.build.kmod import LIVE_MODULES, resolve_modules
-from app.build.profile import (
+from app.compose.kmod import LIVE_MODULES, resolve_modules
+from app.compose.profile import (
     Compressor,
     ImageOptions,
     IsoOptions,
@@ -76,7 +76,7 @@ def refused_before_building(profile: Profile, tmp_path: Path) -> list[str]:
     # Imported here: the screenshot scripts use this module without pytest or the pipeline.
     import pytest
 
-    from app.build.pipeline import run_build
+    from app.compose.pipeline import run_build
     from app.errors import ValidationError
     from app.reporter import RecordingReporter
 

@@ -12,8 +12,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QPushButton
 
-from app.build.pipeline import STAGES
-from app.build.profile import (
+from app.compose.pipeline import STAGES
+from app.compose.profile import (
     Profile,
     RootImageFormat,
 )

@@ -14,7 +14,7 @@ from typing import Any
 from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
-from app.build.pipeline import BuildResult
+from app.compose.pipeline import BuildResult
 from ui.build_view import BuildView
 from ui.settings import remember_output_folder
 from ui.wizard.common import StatePage, named

@@ -20,8 +20,8 @@ from PySide6.QtCore import QSettings, Signal, Slot
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QWidget, QWizard
 
-from app.build.pipeline import BuildResult
-from app.build.profile import Profile
+from app.compose.pipeline import BuildResult
+from app.compose.profile import Profile
 from app.packages.resolve import Resolution
 from ui.settings import app_settings, last_output_folder
 from ui.wizard.build_page import BuildPage

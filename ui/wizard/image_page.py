@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.build.profile import FORMAT_COMPRESSORS, Compressor, RootImageFormat, level_range
+from app.compose.profile import FORMAT_COMPRESSORS, Compressor, RootImageFormat, level_range
 from ui.wizard.common import StatePage, buddy_label, named
 from ui.wizard.state import WizardState
 

@@ -14,8 +14,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.build.bootloader import MAX_TIMEOUT_S
-from app.build.pipeline import looks_like_kernel_package
+from app.compose.bootloader import MAX_TIMEOUT_S
+from app.compose.pipeline import looks_like_kernel_package
 from app.packages.resolve import Resolution
 from ui.wizard.common import StatePage, named
 from ui.wizard.state import WizardState

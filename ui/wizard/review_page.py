@@ -28,9 +28,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.build.layout import PlannedFile, planned_iso_tree, tree_lines
-from app.build.plan import BuildPlan, plan_build
-from app.build.profile import Profile, compression_level, save_profile
+from app.compose.layout import PlannedFile, planned_iso_tree, tree_lines
+from app.compose.plan import BuildPlan, plan_build
+from app.compose.profile import Profile, compression_level, save_profile
 from app.packages.model import PackageSource
 from ui.dialogs import PathKind, choose_path
 from ui.errors import show_error

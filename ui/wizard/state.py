@@ -11,7 +11,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QSettings, Signal
 
-from app.build.profile import Profile
+from app.compose.profile import Profile
 from app.packages.resolve import Resolution
 
 

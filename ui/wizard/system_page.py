@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.build.configure import BuildFacts, render_issue, validate_issue
-from app.build.profile import Profile
+from app.compose.configure import BuildFacts, render_issue, validate_issue
+from app.compose.profile import Profile
 from app.iso.labels import MAX_LABEL_LENGTH, suggest_label, validate_label
 from ui.dialogs import PathKind, choose_path
 from ui.wizard.common import StatePage, buddy_label, named

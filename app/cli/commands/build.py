@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from app.build.pipeline import run_build
-from app.build.profile import builtin_profile, load_profile
+from app.compose.pipeline import run_build
+from app.compose.profile import builtin_profile, load_profile
 from app.reporter import ConsoleReporter
 
 NAME = "build"

@@ -6,7 +6,7 @@ import argparse
 
 import tomli_w
 
-from app.build.profile import builtin_profile, builtin_profiles, profile_to_dict
+from app.compose.profile import builtin_profile, builtin_profiles, profile_to_dict
 
 NAME = "profiles"
 HELP = "list the built-in profiles, or print one as TOML to start your own"

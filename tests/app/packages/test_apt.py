@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.build.assemble import assemble_root
+from app.compose.assemble import assemble_root
 from app.errors import StageError
 from app.packages.apt import AptSource, parse_reverse_provides
 from app.packages.gather import gather

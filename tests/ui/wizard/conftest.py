@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QSettings
 
-from app.build.profile import IsoOptions, KernelOptions, PackageOptions, Profile
+from app.compose.profile import IsoOptions, KernelOptions, PackageOptions, Profile
 from app.packages.model import SourceKind, SourceSpec
 from tests.app.packages.fixtures import FixturePackage, text_package
 from tests.support.live_fixtures import live_glaucus_repo

@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QPushButton, QWizard
 
-from app.build.profile import PackageOptions, RootImageFormat
+from app.compose.profile import PackageOptions, RootImageFormat
 from app.iso.inspect import inspect_iso
 from tests.ui.wizard.conftest import glaucus_profile
 from tests.ui.wizard.helpers import click_box, click_package, go_to, wait_checked

@@ -9,7 +9,7 @@ from typing import Any
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QMessageBox, QPushButton, QWizard
 
-from app.build.profile import ImageOptions, RootImageFormat, save_profile
+from app.compose.profile import ImageOptions, RootImageFormat, save_profile
 from tests.ui.wizard.conftest import glaucus_profile
 from tests.ui.wizard.helpers import go_to, wait_checked
 from ui.main_window import MainWindow

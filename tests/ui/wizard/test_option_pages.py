@@ -9,7 +9,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 
-from app.build.profile import Compressor, ImageOptions, RootImageFormat, validate_profile
+from app.compose.profile import Compressor, ImageOptions, RootImageFormat, validate_profile
 from tests.ui.wizard.conftest import glaucus_profile
 from tests.ui.wizard.helpers import click_box, click_package, go_to
 from ui.wizard.compose_wizard import ComposeWizard, PageId

@@ -11,7 +11,7 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QBrush
 from PySide6.QtWidgets import QMessageBox
 
-from app.build.profile import PackageOptions, Profile
+from app.compose.profile import PackageOptions, Profile
 from app.packages.model import SourceKind, SourceSpec
 from tests.app.packages.fixtures import (
     make_arch_folder,

@@ -10,7 +10,7 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWizard
 
-from app.build.profile import RootImageFormat, builtin_profile, load_profile
+from app.compose.profile import RootImageFormat, builtin_profile, load_profile
 from tests.ui.wizard.conftest import glaucus_profile
 from tests.ui.wizard.helpers import click_box, click_package, go_to, table_index, wait_checked
 from ui.wizard.compose_wizard import ComposeWizard, PageId
