@@ -81,7 +81,7 @@ class FrameReader:
             end = start + _LENGTH.size + size
             if end > len(self._buffer):
                 break
-            messages.append(pickle.loads(memoryview(self._buffer)[start + _LENGTH.size:end]))
+            messages.append(pickle.loads(memoryview(self._buffer)[start + _LENGTH.size : end]))
             start = end
         del self._buffer[:start]
         return messages
@@ -97,6 +97,7 @@ class FrameReader:
 
 
 # -- the child's side ---------------------------------------------------------------------
+
 
 class PipeReporter:
     """The child's reporter: everything goes to the parent as small pickled tuples."""
@@ -204,6 +205,7 @@ def _next_or_none(reader: FrameReader) -> tuple[Any, ...] | None:
 
 # -- the parent's side --------------------------------------------------------------------
 
+
 def child_env() -> dict[str, str]:
     # The child must import this very `app` (a checkout, a wheel, or the Debian package's
     # private folder), whatever the parent's sys.path tricks were.
@@ -217,8 +219,15 @@ class ChildDied(StageError):
     nothing up."""
 
 
-def run_child(module: str, args: list[str], reporter: Reporter | None, *, what: str,
-              stage: str, job: tuple[Any, ...] | None = None) -> Any:
+def run_child(
+    module: str,
+    args: list[str],
+    reporter: Reporter | None,
+    *,
+    what: str,
+    stage: str,
+    job: tuple[Any, ...] | None = None,
+) -> Any:
     """Run `python -m module *args` and relay its messages to `reporter`; its result.
 
     With `job`, the child takes that message from its stdin, waits at each step until it has
@@ -232,11 +241,14 @@ def run_child(module: str, args: list[str], reporter: Reporter | None, *, what: 
     try:
         # -P: an "app" folder in the current directory must not stand in for ours. Its own
         # session: Ctrl+C in the terminal that started the GUI is the GUI's to handle.
-        child = subprocess.Popen([sys.executable, "-P", "-m", module, *args],
-                                 stdin=subprocess.PIPE if job else subprocess.DEVNULL,
-                                 stdout=subprocess.PIPE, stderr=errors_file,
-                                 env={**child_env(), TOKEN_VARIABLE: token},
-                                 start_new_session=True)
+        child = subprocess.Popen(
+            [sys.executable, "-P", "-m", module, *args],
+            stdin=subprocess.PIPE if job else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=errors_file,
+            env={**child_env(), TOKEN_VARIABLE: token},
+            start_new_session=True,
+        )
     except BaseException:
         errors_file.close()
         raise
@@ -260,9 +272,11 @@ def run_child(module: str, args: list[str], reporter: Reporter | None, *, what: 
                 child.wait()
                 errors_file.seek(0)
                 detail = errors_file.read().decode(errors="replace").strip().splitlines()
-                raise ChildDied(f"the {what} stopped unexpectedly (exit status "
-                                 f"{child.returncode}{': ' + detail[-1] if detail else ''})",
-                                 stage=stage)
+                raise ChildDied(
+                    f"the {what} stopped unexpectedly (exit status "
+                    f"{child.returncode}{': ' + detail[-1] if detail else ''})",
+                    stage=stage,
+                )
             for message in arrived:
                 kind = message[0]
                 if kind == "done":

@@ -33,8 +33,9 @@ class LivesmithError(Exception):
         return (_rebuild_error, (type(self), self.args, self.__dict__))
 
 
-def _rebuild_error(cls: type[LivesmithError], args: tuple[Any, ...],
-                   state: dict[str, Any]) -> LivesmithError:
+def _rebuild_error(
+    cls: type[LivesmithError], args: tuple[Any, ...], state: dict[str, Any]
+) -> LivesmithError:
     error = cls.__new__(cls)
     Exception.__init__(error, *args)
     error.__dict__.update(state)
@@ -83,8 +84,14 @@ class MissingToolError(LivesmithError):
 class StageError(LivesmithError):
     """A build or mastering stage failed for a reason other than bad input."""
 
-    def __init__(self, message: str, *, stage: str | None = None, where: str | None = None,
-                 hint: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        stage: str | None = None,
+        where: str | None = None,
+        hint: str | None = None,
+    ):
         super().__init__(message, where=where or stage, hint=hint)
         self.stage = stage
 
@@ -96,8 +103,14 @@ class DeviceError(LivesmithError):
 class VerificationError(LivesmithError):
     """What was written (or an image) does not match what it should be."""
 
-    def __init__(self, message: str, *, where: str | None = None, offset: int | None = None,
-                 hint: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        where: str | None = None,
+        offset: int | None = None,
+        hint: str | None = None,
+    ):
         super().__init__(message, where=where, hint=hint)
         self.offset = offset
 

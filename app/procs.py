@@ -17,9 +17,17 @@ from app.tools import find_tool
 POLL_SECONDS = 0.2
 
 
-def run_tool(args: Sequence[str], reporter: Reporter, *, stage: str, cwd: Path | None = None,
-             env: Mapping[str, str] | None = None, log_level: Level = Level.DEBUG,
-             stdin_path: Path | None = None, unset_env: Sequence[str] = ()) -> str:
+def run_tool(
+    args: Sequence[str],
+    reporter: Reporter,
+    *,
+    stage: str,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    log_level: Level = Level.DEBUG,
+    stdin_path: Path | None = None,
+    unset_env: Sequence[str] = (),
+) -> str:
     """Run `args` (args[0] resolved with find_tool), stream its output to the reporter,
     stop it within POLL_SECONDS of a cancel, and raise StageError with the tail of its
     output if it fails. Returns the combined output."""
@@ -30,8 +38,16 @@ def run_tool(args: Sequence[str], reporter: Reporter, *, stage: str, cwd: Path |
     stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
     try:
         proc = subprocess.Popen(  # new session: a cancel kills the program and its children
-            [program, *args[1:]], cwd=cwd, env=full_env, stdin=stdin, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
+            [program, *args[1:]],
+            cwd=cwd,
+            env=full_env,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+        )
     finally:
         if stdin_path:
             stdin.close()  # type: ignore[union-attr]
@@ -62,8 +78,9 @@ def run_tool(args: Sequence[str], reporter: Reporter, *, stage: str, cwd: Path |
     if proc.returncode != 0:
         name = Path(program).name
         detail = "\n".join(tail)
-        raise StageError(f"{name} failed with exit status {proc.returncode}:\n{detail}",
-                         stage=stage)
+        raise StageError(
+            f"{name} failed with exit status {proc.returncode}:\n{detail}", stage=stage
+        )
     return "\n".join(lines)
 
 

@@ -26,8 +26,10 @@ def _checked_parts(relative: str) -> tuple[str, ...]:
     """`relative` split into path parts; it must stay inside the resources package."""
     path = PurePosixPath(relative)
     if not relative or path.is_absolute() or ".." in path.parts or "\\" in relative:
-        raise ValueError(f"resource names are relative paths inside 'resources/', "
-                         f"like 'icons/livesmith.svg'; got {relative!r}")
+        raise ValueError(
+            f"resource names are relative paths inside 'resources/', "
+            f"like 'icons/livesmith.svg'; got {relative!r}"
+        )
     return path.parts
 
 
@@ -42,12 +44,17 @@ def resource_path(relative: str) -> Path:
     target = root.joinpath(*parts)
     if not isinstance(target, Path):
         # Only a zip import would get here; Livesmith is always installed unpacked.
-        raise LivesmithError(f"the resource '{relative}' is inside an archive, not a file",
-                             where=str(root), hint="install Livesmith unpacked (pip, .deb)")
+        raise LivesmithError(
+            f"the resource '{relative}' is inside an archive, not a file",
+            where=str(root),
+            hint="install Livesmith unpacked (pip, .deb)",
+        )
     if not target.is_file():
-        raise LivesmithError(f"the resource file '{relative}' is missing",
-                             where=str(Path(str(root))),
-                             hint="the installation is incomplete; reinstall Livesmith")
+        raise LivesmithError(
+            f"the resource file '{relative}' is missing",
+            where=str(Path(str(root))),
+            hint="the installation is incomplete; reinstall Livesmith",
+        )
     return target
 
 

@@ -8,8 +8,12 @@ from tests.conftest import ROOT, VENV_BIN
 
 
 def test_ruff_is_clean() -> None:
-    out = subprocess.run([str(VENV_BIN / "ruff"), "check", "app", "ui", "tests"], cwd=ROOT,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [str(VENV_BIN / "ruff"), "check", "app", "ui", "tests"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 

@@ -68,8 +68,11 @@ class StageState(enum.Enum):
 
 def format_seconds(seconds: float) -> str:
     whole = int(seconds)
-    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}" if whole >= 3600 \
+    return (
+        f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+        if whole >= 3600
         else f"{whole // 60}:{whole % 60:02d}"
+    )
 
 
 class BuildView(QWidget):
@@ -130,8 +133,9 @@ class BuildView(QWidget):
         # Every stage in view at once: the list is short, a scroll bar would hide the end.
         frame = 2 * self.stage_list.frameWidth()
         row = max(self.stage_list.sizeHintForRow(0), self.fontMetrics().height() + 4, 18)
-        self.stage_list.setMinimumHeight(row * len(self._titles)
-                                         + header.sizeHint().height() + frame)
+        self.stage_list.setMinimumHeight(
+            row * len(self._titles) + header.sizeHint().height() + frame
+        )
 
         self.status_label = QLabel()
         self.status_label.setObjectName("buildStatus")
@@ -274,10 +278,15 @@ class BuildView(QWidget):
         if self.confirm_box is not None:
             return self.confirm_box
         self.confirm_box = ask_destructive(
-            self, title="Cancel the build?",
-            text="Stop building? The unfinished ISO will be removed.", act="Stop building",
-            name="cancelBuildBox", act_name="confirmStopBuild", on_yes=self.cancel_now,
-            on_closed=self._forget_confirm)
+            self,
+            title="Cancel the build?",
+            text="Stop building? The unfinished ISO will be removed.",
+            act="Stop building",
+            name="cancelBuildBox",
+            act_name="confirmStopBuild",
+            on_yes=self.cancel_now,
+            on_closed=self._forget_confirm,
+        )
         return self.confirm_box
 
     def _forget_confirm(self) -> None:
@@ -341,8 +350,9 @@ class BuildView(QWidget):
         self.result = result
         self.overall_bar.setValue(self.overall_bar.maximum())
         self.stage_bar.setValue(STEP_SCALE)
-        self.status_label.setText(f"Built {result.iso} ({result.size >> 20} MiB) in "
-                                  f"{format_seconds(result.seconds)}.")
+        self.status_label.setText(
+            f"Built {result.iso} ({result.size >> 20} MiB) in {format_seconds(result.seconds)}."
+        )
         self.succeeded.emit(result)
 
     @Slot(object)

@@ -16,11 +16,20 @@ from pathlib import Path
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 
-def ask_destructive(parent: QWidget, *, title: str, text: str, act: str,
-                    on_yes: Callable[[], object], name: str, act_name: str,
-                    keep: str = "Continue", informative: str = "",
-                    icon: QMessageBox.Icon = QMessageBox.Icon.Question,
-                    on_closed: Callable[[], object] | None = None) -> QMessageBox:
+def ask_destructive(
+    parent: QWidget,
+    *,
+    title: str,
+    text: str,
+    act: str,
+    on_yes: Callable[[], object],
+    name: str,
+    act_name: str,
+    keep: str = "Continue",
+    informative: str = "",
+    icon: QMessageBox.Icon = QMessageBox.Icon.Question,
+    on_closed: Callable[[], object] | None = None,
+) -> QMessageBox:
     """Ask `text`; `on_yes()` runs only if the user chose the `act` button.
 
     `on_closed()` runs after any answer (before `on_yes`), e.g. to forget the box.
@@ -54,9 +63,17 @@ class PathKind(enum.Enum):
     FOLDER = "folder"  # an existing folder
 
 
-def choose_path(parent: QWidget, *, title: str, start: str | Path, kind: PathKind,
-                on_chosen: Callable[[Path], object], name: str, filters: str = "",
-                confirm_overwrite: bool = True) -> QFileDialog:
+def choose_path(
+    parent: QWidget,
+    *,
+    title: str,
+    start: str | Path,
+    kind: PathKind,
+    on_chosen: Callable[[Path], object],
+    name: str,
+    filters: str = "",
+    confirm_overwrite: bool = True,
+) -> QFileDialog:
     """A window-modal file dialog opened without blocking (no nested event loop); the
     caller keeps the returned dialog (tests find it by `name` and answer it)."""
     dialog = QFileDialog(parent, title, str(start), filters)

@@ -41,8 +41,10 @@ def warning_text(drive: Drive) -> str | None:
     """What the user should know before choosing this drive, or None."""
     notes = []
     if drive.large:
-        notes.append(f"Larger than {human_size(LARGE_DRIVE)}: make sure this is the stick you "
-                     "mean, not a backup disk.")
+        notes.append(
+            f"Larger than {human_size(LARGE_DRIVE)}: make sure this is the stick you "
+            "mean, not a backup disk."
+        )
     if drive.mounted_partitions and drive.offered:
         mounted = ", ".join(f"{node} on {point}" for node, point in drive.mounted_partitions)
         notes.append(f"In use: {mounted}. These are unmounted before writing.")
@@ -60,21 +62,36 @@ class DriveListModel(QAbstractListModel):
     driveRemoved = Signal(str)  # a disk went away (devnode), reported at once
     monitorError = Signal(str)
 
-    def __init__(self, parent: QObject | None = None, *, include_excluded: bool = False,
-                 mounts: Sequence[Mount] | None = None, swaps: Sequence[Swap] | None = None,
-                 image: str | Path | None = None, debounce: float | None = None) -> None:
+    def __init__(
+        self,
+        parent: QObject | None = None,
+        *,
+        include_excluded: bool = False,
+        mounts: Sequence[Mount] | None = None,
+        swaps: Sequence[Swap] | None = None,
+        image: str | Path | None = None,
+        debounce: float | None = None,
+    ) -> None:
         super().__init__(parent)
         self._drives: list[Drive] = []
         self._bridge = _MonitorBridge(self)
         self._bridge.changed.connect(self.set_drives)
         self._bridge.removed.connect(self._on_removed)
         self._bridge.failed.connect(self.monitorError)
-        options: dict[str, Any] = {"include_excluded": include_excluded, "mounts": mounts,
-                                   "swaps": swaps, "image": image}
+        options: dict[str, Any] = {
+            "include_excluded": include_excluded,
+            "mounts": mounts,
+            "swaps": swaps,
+            "image": image,
+        }
         if debounce is not None:
             options["debounce"] = debounce
-        self._monitor = DriveMonitor(self._bridge.changed.emit, self._bridge.removed.emit,
-                                     on_error=self._report_error, **options)
+        self._monitor = DriveMonitor(
+            self._bridge.changed.emit,
+            self._bridge.removed.emit,
+            on_error=self._report_error,
+            **options,
+        )
         self._running = False
 
     # ------------------------------------------------------------ monitor
@@ -169,8 +186,11 @@ class DriveListModel(QAbstractListModel):
         if role == self.DevnodeRole:
             return drive.devnode
         if role == Qt.ItemDataRole.ToolTipRole:
-            details = [f"Device: {drive.devnode}", f"Size: {drive.size:,} bytes",
-                       f"Bus: {drive.bus or 'unknown'}"]
+            details = [
+                f"Device: {drive.devnode}",
+                f"Size: {drive.size:,} bytes",
+                f"Bus: {drive.bus or 'unknown'}",
+            ]
             if drive.serial:
                 details.append(f"Serial: {drive.serial}")
             warning = warning_text(drive)

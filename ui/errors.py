@@ -15,9 +15,11 @@ def error_text(exc: BaseException) -> tuple[str, str, str]:
     if isinstance(exc, Cancelled):
         return "Cancelled", str(exc), ""
     if isinstance(exc, ValidationError):
-        return ("Please fix these problems first",
-                f"{len(exc.problems)} problem(s) found.",
-                "\n".join(str(p) for p in exc.problems))
+        return (
+            "Please fix these problems first",
+            f"{len(exc.problems)} problem(s) found.",
+            "\n".join(str(p) for p in exc.problems),
+        )
     if isinstance(exc, LivesmithError):
         return "Livesmith", str(exc), ""
     details = "".join(traceback.format_exception(exc))
@@ -27,8 +29,9 @@ def error_text(exc: BaseException) -> tuple[str, str, str]:
 def show_error(parent: QWidget | None, exc: BaseException) -> QMessageBox:
     """Show `exc` in a non-blocking message box and return it (tests can inspect it)."""
     title, message, details = error_text(exc)
-    box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok,
-                      parent)
+    box = QMessageBox(
+        QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, parent
+    )
     box.setObjectName("errorBox")
     # Messages name files, labels and partitions from images and packages: never markup.
     box.setTextFormat(Qt.TextFormat.PlainText)

@@ -23,14 +23,17 @@ DESKTOP_FILE = "io.github.livesmith.Livesmith"
 GUI_SWITCH_INTERVAL = 0.001
 
 # Qt platforms that need a display server, and how to tell one is there.
-_DISPLAY_VARIABLE = {"xcb": "DISPLAY", "wayland": "WAYLAND_DISPLAY",
-                     "wayland-egl": "WAYLAND_DISPLAY"}
+_DISPLAY_VARIABLE = {
+    "xcb": "DISPLAY",
+    "wayland": "WAYLAND_DISPLAY",
+    "wayland-egl": "WAYLAND_DISPLAY",
+}
 
 
 def _has_display(platform: str, env: Mapping[str, str]) -> bool:
     variable = _DISPLAY_VARIABLE.get(platform)
     if variable is None:
-        return True   # offscreen, vnc, eglfs, ...: no display server needed
+        return True  # offscreen, vnc, eglfs, ...: no display server needed
     if env.get(variable):
         return True
     # Wayland clients fall back to the socket "wayland-0" in the runtime folder.
@@ -43,14 +46,19 @@ def _has_display(platform: str, env: Mapping[str, str]) -> bool:
 def display_problem(env: Mapping[str, str] = os.environ) -> str | None:
     """Why Qt could not open a window here, or None. Without this, Qt aborts the process
     (SIGABRT) and blames a missing library."""
-    requested = [part.split(":")[0].strip()
-                 for part in env.get("QT_QPA_PLATFORM", "").split(";") if part.strip()]
+    requested = [
+        part.split(":")[0].strip()
+        for part in env.get("QT_QPA_PLATFORM", "").split(";")
+        if part.strip()
+    ]
     platforms = requested or ["wayland", "xcb"]
     if any(_has_display(platform, env) for platform in platforms):
         return None
     needed = sorted({_DISPLAY_VARIABLE[p] for p in platforms if p in _DISPLAY_VARIABLE})
-    return (f"there is no display to open a window on (the Qt platform "
-            f"{' or '.join(platforms)} needs {' or '.join(needed)}, which is not set)")
+    return (
+        f"there is no display to open a window on (the Qt platform "
+        f"{' or '.join(platforms)} needs {' or '.join(needed)}, which is not set)"
+    )
 
 
 def run(argv: Sequence[str] = ()) -> int:
@@ -58,8 +66,11 @@ def run(argv: Sequence[str] = ()) -> int:
     existing = QApplication.instance()
     problem = None if existing is not None else display_problem()
     if problem is not None:
-        print(f"livesmith: the graphical app cannot start: {problem}; start it from a desktop "
-              "session, or use a subcommand (see `livesmith --help`)", file=sys.stderr)
+        print(
+            f"livesmith: the graphical app cannot start: {problem}; start it from a desktop "
+            "session, or use a subcommand (see `livesmith --help`)",
+            file=sys.stderr,
+        )
         return 1
     app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0], *argv])
     app.setApplicationName("Livesmith")

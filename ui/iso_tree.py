@@ -46,10 +46,20 @@ class Column(IntEnum):
 
 
 COLUMNS = len(Column)
-HEADERS = {Column.NAME: "Name", Column.SIZE: "Size", Column.TYPE: "Type", Column.MODE: "Mode",
-           Column.OWNER: "Owner", Column.TARGET: "Link target"}
-TYPE_NAMES = {"dir": "Folder", "file": "File", "symlink": "Symbolic link",
-              "other": "Device, FIFO or socket"}
+HEADERS = {
+    Column.NAME: "Name",
+    Column.SIZE: "Size",
+    Column.TYPE: "Type",
+    Column.MODE: "Mode",
+    Column.OWNER: "Owner",
+    Column.TARGET: "Link target",
+}
+TYPE_NAMES = {
+    "dir": "Folder",
+    "file": "File",
+    "symlink": "Symbolic link",
+    "other": "Device, FIFO or socket",
+}
 TYPE_BITS = {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "symlink": stat.S_IFLNK}
 UNKNOWN = "—"  # images without Rock Ridge carry no modes or owners
 SLASH_SHOWN = "∕"  # U+2215: a "/" inside a name, which a path cannot show
@@ -149,7 +159,7 @@ class IsoTreeModel(QAbstractItemModel):
         while len(folders) > 1 and not entry.path.startswith(self._folder_prefix(folders[-1])):
             folders.pop()
         parent = folders[-1]
-        name = entry.path[len(self._folder_prefix(parent)):]
+        name = entry.path[len(self._folder_prefix(parent)) :]
         node = len(self._entries)
         if not name or "/" in name or entry.path in self._by_path or parent in self._ambiguous:
             self._ambiguous.add(node)
@@ -168,8 +178,7 @@ class IsoTreeModel(QAbstractItemModel):
 
     def is_ambiguous(self, index: ModelIndex) -> bool:
         """Is this entry's path ambiguous (a name with "/" in it, or a path shown twice)?"""
-        return index.isValid() and index.model() is self and \
-            index.internalId() in self._ambiguous
+        return index.isValid() and index.model() is self and index.internalId() in self._ambiguous
 
     def shown_path(self, node: int) -> str:
         """The entry's path as shown: a "/" inside a name as "∕", control characters escaped."""
@@ -273,8 +282,9 @@ class IsoTreeModel(QAbstractItemModel):
             return Qt.ItemFlag.NoItemFlags
         return FOLDER_FLAGS if self._children[index.internalId()] else LEAF_FLAGS
 
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return HEADERS[Column(section)]
         return None
@@ -335,8 +345,10 @@ class IsoTreeModel(QAbstractItemModel):
         if column == Column.MODE:
             return -1 if entry.mode is None else entry.mode
         if column == Column.OWNER:
-            return (f"{entry.uid if entry.uid is not None else -1:011d}:"
-                    f"{entry.gid if entry.gid is not None else -1:011d}")
+            return (
+                f"{entry.uid if entry.uid is not None else -1:011d}:"
+                f"{entry.gid if entry.gid is not None else -1:011d}"
+            )
         return self._display(node, entry, column).casefold()
 
     def _icon(self, kind: str) -> QIcon | None:
@@ -345,9 +357,10 @@ class IsoTreeModel(QAbstractItemModel):
             if not isinstance(QApplication.instance(), QApplication):
                 return None  # no widgets application (a model used on its own): no style
 
-            pixmap = {"dir": QStyle.StandardPixmap.SP_DirIcon,
-                      "symlink": QStyle.StandardPixmap.SP_FileLinkIcon}.get(
-                          kind, QStyle.StandardPixmap.SP_FileIcon)
+            pixmap = {
+                "dir": QStyle.StandardPixmap.SP_DirIcon,
+                "symlink": QStyle.StandardPixmap.SP_FileLinkIcon,
+            }.get(kind, QStyle.StandardPixmap.SP_FileIcon)
             icon = QApplication.style().standardIcon(pixmap)
             self._icons[kind] = icon
         return icon

@@ -58,8 +58,11 @@ def level_color(level: Level, palette: QPalette) -> QColor:
         return palette.color(QPalette.ColorRole.Text)
     # Debug: halfway between text and background, readable but quiet.
     text, base = palette.color(QPalette.ColorRole.Text), palette.color(QPalette.ColorRole.Base)
-    return QColor((text.red() + base.red()) // 2, (text.green() + base.green()) // 2,
-                  (text.blue() + base.blue()) // 2)
+    return QColor(
+        (text.red() + base.red()) // 2,
+        (text.green() + base.green()) // 2,
+        (text.blue() + base.blue()) // 2,
+    )
 
 
 class LogView(QWidget):
@@ -67,8 +70,13 @@ class LogView(QWidget):
 
     saved = Signal(str)  # the path save_to wrote
 
-    def __init__(self, buffer: LogBuffer | None = None, parent: QWidget | None = None, *,
-                 min_level: Level = Level.INFO) -> None:
+    def __init__(
+        self,
+        buffer: LogBuffer | None = None,
+        parent: QWidget | None = None,
+        *,
+        min_level: Level = Level.INFO,
+    ) -> None:
         super().__init__(parent)
         self.setObjectName("logView")
         self._buffer: LogBuffer | None = None
@@ -125,8 +133,10 @@ class LogView(QWidget):
         self.text.setFont(QFont("monospace"))
         self.text.document().setMaximumBlockCount(20_000)
         # Read-only text still takes focus with Tab, so keyboard users can scroll and select.
-        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard
-                                          | Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.text.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByKeyboard
+            | Qt.TextInteractionFlag.TextSelectableByMouse
+        )
 
         bar = QHBoxLayout()
         bar.addWidget(level_label)
@@ -230,7 +240,7 @@ class LogView(QWidget):
         never blocks the event loop for long; a backlog is flushed again soon."""
         self._flush_timer.stop()
         # Lines beyond the document's capacity would be trimmed at once: skip them.
-        del self._pending[:-self.buffer.max_lines]
+        del self._pending[: -self.buffer.max_lines]
         batch, self._pending = self._pending[:FLUSH_LINES], self._pending[FLUSH_LINES:]
         self._insert(batch, follow=self._at_bottom())
         if self._pending:
@@ -244,7 +254,7 @@ class LogView(QWidget):
 
     def _insert(self, entries: list[LogEntry], *, follow: bool) -> None:
         shows = self._matcher()
-        shown = [e for e in entries if shows(e)][-self.buffer.max_lines:]
+        shown = [e for e in entries if shows(e)][-self.buffer.max_lines :]
         if not shown:
             return
         doc = self.text.document()
@@ -267,8 +277,7 @@ class LogView(QWidget):
             bar = self.text.verticalScrollBar()
             bar.setValue(bar.maximum())
 
-    def _insert_run(self, cursor: QTextCursor, lines: list[str], level: Level,
-                    first: bool) -> None:
+    def _insert_run(self, cursor: QTextCursor, lines: list[str], level: Level, first: bool) -> None:
         text = "\n".join(lines)
         cursor.insertText(text if first else "\n" + text, self._formats[level])
 
@@ -279,8 +288,11 @@ class LogView(QWidget):
 
     def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
-        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.StyleChange) \
-                and self._formats and self._buffer is not None:
+        if (
+            event.type() in (QEvent.Type.PaletteChange, QEvent.Type.StyleChange)
+            and self._formats
+            and self._buffer is not None
+        ):
             self._update_formats()
             self.rerender()
 
@@ -302,9 +314,14 @@ class LogView(QWidget):
     def choose_and_save(self) -> QFileDialog:
         """Ask where to save (without blocking); the chosen file gets every buffered line."""
         self.save_dialog = choose_path(
-            self, title="Save the log", start=Path.home() / "livesmith-build.log",
-            kind=PathKind.SAVE_FILE, on_chosen=self._save_chosen, name="saveLogDialog",
-            filters="Log files (*.log *.txt);;All files (*)")
+            self,
+            title="Save the log",
+            start=Path.home() / "livesmith-build.log",
+            kind=PathKind.SAVE_FILE,
+            on_chosen=self._save_chosen,
+            name="saveLogDialog",
+            filters="Log files (*.log *.txt);;All files (*)",
+        )
         return self.save_dialog
 
     def _save_chosen(self, path: Path) -> None:

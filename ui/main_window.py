@@ -55,9 +55,11 @@ class StartScreen(QWidget):
         self.recent_images = RecentFiles(settings, RECENT_IMAGES)
         self.builtins = builtin_profiles()
 
-        title = QLabel(f"<h1>Livesmith</h1><p>Compose live ISO images, look inside any ISO, "
-                       f"and write images safely to USB sticks.</p>"
-                       f"<p><small>Version {__version__}</small></p>")
+        title = QLabel(
+            f"<h1>Livesmith</h1><p>Compose live ISO images, look inside any ISO, "
+            f"and write images safely to USB sticks.</p>"
+            f"<p><small>Version {__version__}</small></p>"
+        )
         title.setWordWrap(True)
         title.setAlignment(Qt.AlignmentFlag.AlignCenter)
 
@@ -69,12 +71,14 @@ class StartScreen(QWidget):
         self.profile_combo.setAccessibleName("Built-in profile to start from")
         # Long descriptions must not widen the window past small screens.
         self.profile_combo.setSizeAdjustPolicy(
-            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
         self.profile_combo.setMinimumContentsLength(12)
         for name, profile in self.builtins.items():
             self.profile_combo.addItem(name, name)
-            self.profile_combo.setItemData(self.profile_combo.count() - 1, profile.description,
-                                           Qt.ItemDataRole.ToolTipRole)
+            self.profile_combo.setItemData(
+                self.profile_combo.count() - 1, profile.description, Qt.ItemDataRole.ToolTipRole
+            )
         self.profile_about = QLabel()
         self.profile_about.setObjectName("start-profile-description")
         self.profile_about.setWordWrap(True)
@@ -87,13 +91,16 @@ class StartScreen(QWidget):
         grid = QGridLayout(ways)
         hints = {
             "compose": "Pick packages, kernel and options; build a hybrid ISO that boots "
-                       "from CD and USB, BIOS and UEFI.",
+            "from CD and USB, BIOS and UEFI.",
             "write": "Copy any image to a USB stick and check every byte by reading it back.",
             "inspect": "See the files, boot entries and partitions of any ISO before burning it.",
         }
         row = 0
-        for button, name in ((self.compose_button, "compose"), (self.write_button, "write"),
-                             (self.inspect_button, "inspect")):
+        for button, name in (
+            (self.compose_button, "compose"),
+            (self.write_button, "write"),
+            (self.inspect_button, "inspect"),
+        ):
             button.setObjectName(f"start-{name}")
             button.setAccessibleName(button.text().rstrip("…"))
             button.setMinimumHeight(44)
@@ -121,8 +128,10 @@ class StartScreen(QWidget):
         self.images_list = self._recent_list("Recent images")
         recent = QGroupBox("Recent")
         recent_layout = QVBoxLayout(recent)
-        for label_text, widget in (("Pro&files", self.profiles_list),
-                                   ("&Images", self.images_list)):
+        for label_text, widget in (
+            ("Pro&files", self.profiles_list),
+            ("&Images", self.images_list),
+        ):
             label = QLabel(label_text)
             label.setBuddy(widget)
             recent_layout.addWidget(label)
@@ -141,9 +150,11 @@ class StartScreen(QWidget):
         self.write_button.clicked.connect(lambda: self.writeRequested.emit(None))
         self.inspect_button.clicked.connect(lambda: self.inspectRequested.emit(None))
         self.profiles_list.itemActivated.connect(
-            lambda item: self.profileFileChosen.emit(Path(item.data(Qt.ItemDataRole.UserRole))))
+            lambda item: self.profileFileChosen.emit(Path(item.data(Qt.ItemDataRole.UserRole)))
+        )
         self.images_list.itemActivated.connect(
-            lambda item: self.inspectRequested.emit(Path(item.data(Qt.ItemDataRole.UserRole))))
+            lambda item: self.inspectRequested.emit(Path(item.data(Qt.ItemDataRole.UserRole)))
+        )
         self.file_dialog: QFileDialog | None = None
         self._show_profile_description()
         self.refresh_recent()
@@ -158,8 +169,9 @@ class StartScreen(QWidget):
 
     def refresh_recent(self) -> None:
         for widget, recent, empty in (
-                (self.profiles_list, self.recent_profiles, "No saved profiles yet"),
-                (self.images_list, self.recent_images, "No images opened yet")):
+            (self.profiles_list, self.recent_profiles, "No saved profiles yet"),
+            (self.images_list, self.recent_images, "No images opened yet"),
+        ):
             widget.clear()
             paths = recent.paths()
             for path in paths:
@@ -186,8 +198,14 @@ class StartScreen(QWidget):
     @Slot()
     def _choose_profile(self) -> None:
         self.file_dialog = choose_path(
-            self, title="Open a saved profile", start=Path.home(), kind=PathKind.OPEN_FILE,
-            filters=PROFILE_FILTER, name="profileDialog", on_chosen=self.profileFileChosen.emit)
+            self,
+            title="Open a saved profile",
+            start=Path.home(),
+            kind=PathKind.OPEN_FILE,
+            filters=PROFILE_FILTER,
+            name="profileDialog",
+            on_chosen=self.profileFileChosen.emit,
+        )
 
 
 class PageFrame(QWidget):
@@ -263,8 +281,9 @@ class MainWindow(QMainWindow):
         from ui.writer_page import WriterPage
 
         if self.writer_frame is None:
-            self.writer_frame = PageFrame("Write an image to a USB stick", WriterPage(),
-                                          self.go_start)
+            self.writer_frame = PageFrame(
+                "Write an image to a USB stick", WriterPage(), self.go_start
+            )
             self.pages.addWidget(self.writer_frame)
         if image is not None:
             self.remember_image(image)
@@ -323,8 +342,9 @@ class MainWindow(QMainWindow):
         wizard.isoBuilt.connect(self.remember_image)
         wizard.rejected.connect(self.go_start)
         wizard.accepted.connect(self.go_start)
-        self.compose_frame = PageFrame(f"Compose a live ISO — {profile.name}", wizard,
-                                       self.go_start)
+        self.compose_frame = PageFrame(
+            f"Compose a live ISO — {profile.name}", wizard, self.go_start
+        )
         self.pages.addWidget(self.compose_frame)
         self._show(self.compose_frame, "Compose")
 
@@ -345,9 +365,15 @@ class MainWindow(QMainWindow):
         if work and not self._closing_confirmed:
             event.ignore()
             self.close_box = ask_destructive(
-                self, title="Stop and quit?", text="Quitting now stops " + " and ".join(work)
-                + ".", act="Stop and quit", name="closeBox", act_name="confirmQuit",
-                on_yes=self._quit_confirmed, on_closed=self._forget_close_box)
+                self,
+                title="Stop and quit?",
+                text="Quitting now stops " + " and ".join(work) + ".",
+                act="Stop and quit",
+                name="closeBox",
+                act_name="confirmQuit",
+                on_yes=self._quit_confirmed,
+                on_closed=self._forget_close_box,
+            )
             return
         self.settings.setValue("window/geometry", self.saveGeometry())
         for page in (self.writer, self.wizard, self.inspector):

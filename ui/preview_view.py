@@ -72,20 +72,28 @@ from ui.worker import BackgroundTask
 
 EMPTY, BUSY, CONTENT = range(3)
 ISO_FILTER = "ISO images (*.iso);;All files (*)"
-NAME_SOURCES = {"rock_ridge": "Rock Ridge (with permissions and owners)",
-                "joliet": "Joliet (no permissions or owners recorded)",
-                "iso9660": "plain ISO 9660 only (short names, no permissions or owners)"}
+NAME_SOURCES = {
+    "rock_ridge": "Rock Ridge (with permissions and owners)",
+    "joliet": "Joliet (no permissions or owners recorded)",
+    "iso9660": "plain ISO 9660 only (short names, no permissions or owners)",
+}
 ELTORITO_HEADERS = ("#", "Platform", "Emulation", "Load size", "Boot file", "Bootable")
 PARTITION_HEADERS = ("Table", "#", "Type", "Start (bytes)", "Size", "Flags / name")
 # Opening a folder sorts its rows; opening hundreds (a search for "e") only makes a long
 # list slow to build, so a search opens the first ones and the rest stay a click away.
 MAX_OPENED_BY_SEARCH = 100
 SEARCH_DELAY_MS = 150  # search once typing pauses, not on every key
-COLUMN_WIDTHS = {Column.NAME: 260, Column.SIZE: 90, Column.TYPE: 110, Column.MODE: 100,
-                 Column.OWNER: 90}
+COLUMN_WIDTHS = {
+    Column.NAME: 260,
+    Column.SIZE: 90,
+    Column.TYPE: 110,
+    Column.MODE: 100,
+    Column.OWNER: 90,
+}
 
 
 # --- texts (no widgets: easy to read and to test) ---------------------------------------------
+
 
 def size_text(size: int) -> str:
     return f"{human_size(size)} ({size:,} bytes)" if size >= 1024 else f"{size:,} bytes"
@@ -99,8 +107,7 @@ def created_text(created: datetime | None) -> str:
 
 def usb_verdict(report: IsoReport) -> str:
     """The answer a user looks for, in one sentence with its reason."""
-    return f"Bootable from a USB stick: {'yes' if report.hybrid else 'no'} — " \
-           f"{report.hybrid_reason}"
+    return f"Bootable from a USB stick: {'yes' if report.hybrid else 'no'} — {report.hybrid_reason}"
 
 
 def cd_verdict(report: IsoReport) -> str:
@@ -113,19 +120,34 @@ def cd_verdict(report: IsoReport) -> str:
 
 def eltorito_row(entry: ElToritoEntry) -> tuple[str, ...]:
     # The catalog counts 512-byte sectors; 0 means "the rest of the image" to some firmware.
-    load = (f"{entry.load_size} sectors ({human_size(entry.load_size * 512)})"
-            if entry.load_size else "0 sectors")
-    return (str(entry.index), entry.platform_name, entry.emulation, load,
-            entry.boot_file or f"(block {entry.load_rba}, not a file in the tree)",
-            "yes" if entry.bootable else "no")
+    load = (
+        f"{entry.load_size} sectors ({human_size(entry.load_size * 512)})"
+        if entry.load_size
+        else "0 sectors"
+    )
+    return (
+        str(entry.index),
+        entry.platform_name,
+        entry.emulation,
+        load,
+        entry.boot_file or f"(block {entry.load_rba}, not a file in the tree)",
+        "yes" if entry.bootable else "no",
+    )
 
 
 def partition_row(part: Partition) -> tuple[str, ...]:
-    flags = ", ".join(x for x in ("bootable" if part.bootable else "",
-                                  f"“{part.name}”" if part.name else "") if x)
+    flags = ", ".join(
+        x for x in ("bootable" if part.bootable else "", f"“{part.name}”" if part.name else "") if x
+    )
     kind = f"{part.type_name} ({part.type_id})" if part.type_name else part.type_id
-    return (part.scheme.upper(), str(part.number), kind, f"{part.start:,}",
-            human_size(part.size), flags)
+    return (
+        part.scheme.upper(),
+        str(part.number),
+        kind,
+        f"{part.start:,}",
+        human_size(part.size),
+        flags,
+    )
 
 
 def _label(name: str, object_name: str, *, selectable: bool = True) -> QLabel:
@@ -141,8 +163,7 @@ def _label(name: str, object_name: str, *, selectable: bool = True) -> QLabel:
     return label
 
 
-def _table(headers: tuple[str, ...], name: str, object_name: str,
-           stretch: int) -> QTableWidget:
+def _table(headers: tuple[str, ...], name: str, object_name: str, stretch: int) -> QTableWidget:
     """A read-only table as tall as its rows; column `stretch` takes the room that is left
     (and elides its text, shown whole in the tooltip) so there is never a scroll bar."""
     table = QTableWidget(0, len(headers))
@@ -209,13 +230,18 @@ class PreviewView(QWidget):
         font.setPointSizeF(font.pointSizeF() * 1.3)
         font.setBold(True)
         self.title.setFont(font)
-        self.open_button = self._button("&Open ISO…", "Open an ISO image", "openIso",
-                                        self.choose_file)
-        self.folder_button = self._button("Open containing &folder",
-                                          "Open the folder that holds the image",
-                                          "openFolder", self.open_containing_folder)
-        self.write_button = self._button("&Write to USB…", "Write this image to a USB stick",
-                                         "writeToUsb", self.request_write)
+        self.open_button = self._button(
+            "&Open ISO…", "Open an ISO image", "openIso", self.choose_file
+        )
+        self.folder_button = self._button(
+            "Open containing &folder",
+            "Open the folder that holds the image",
+            "openFolder",
+            self.open_containing_folder,
+        )
+        self.write_button = self._button(
+            "&Write to USB…", "Write this image to a USB stick", "writeToUsb", self.request_write
+        )
         top = QHBoxLayout()
         top.addWidget(self.title, 1)
         for button in (self.open_button, self.folder_button, self.write_button):
@@ -236,8 +262,9 @@ class PreviewView(QWidget):
         self._update_actions()
 
     # -- building -----------------------------------------------------------------------------
-    def _button(self, text: str, name: str, object_name: str,
-                slot: Callable[[], object]) -> QPushButton:
+    def _button(
+        self, text: str, name: str, object_name: str, slot: Callable[[], object]
+    ) -> QPushButton:
         button = QPushButton(text)
         button.setObjectName(object_name)
         button.setAccessibleName(name)
@@ -260,8 +287,9 @@ class PreviewView(QWidget):
         self.busy_bar.setObjectName("previewBusyBar")
         self.busy_bar.setAccessibleName("Reading the image")
         self.busy_bar.setRange(0, 0)  # the number of entries is unknown up front
-        self.busy_cancel = self._button("&Cancel", "Cancel reading the image", "cancelLoad",
-                                        self.cancel_load)
+        self.busy_cancel = self._button(
+            "&Cancel", "Cancel reading the image", "cancelLoad", self.cancel_load
+        )
         layout.addWidget(self.busy_label)
         layout.addWidget(self.busy_bar)
         layout.addWidget(self.busy_cancel, 0, Qt.AlignmentFlag.AlignCenter)
@@ -283,10 +311,16 @@ class PreviewView(QWidget):
         row = QHBoxLayout(inner)
         form = QFormLayout()
         self.facts: dict[str, QLabel] = {}
-        for key, title in (("file", "File"), ("size", "Size"), ("label", "Volume label"),
-                           ("application", "Application"), ("publisher", "Publisher"),
-                           ("preparer", "Preparer"), ("created", "Created"),
-                           ("names", "File names")):
+        for key, title in (
+            ("file", "File"),
+            ("size", "Size"),
+            ("label", "Volume label"),
+            ("application", "Application"),
+            ("publisher", "Publisher"),
+            ("preparer", "Preparer"),
+            ("created", "Created"),
+            ("names", "File names"),
+        ):
             label = _label(title, f"fact-{key}")
             self.facts[key] = label
             form.addRow(f"{title}:", label)
@@ -298,15 +332,17 @@ class PreviewView(QWidget):
         font.setBold(True)
         self.usb_label.setFont(font)
         self.cd_label = _label("Bootable as a CD", "cdVerdict")
-        self.eltorito_table = _table(ELTORITO_HEADERS, "El Torito boot entries", "eltorito",
-                                     stretch=4)
-        self.partition_table = _table(PARTITION_HEADERS, "Partitions", "partitions",
-                                      stretch=2)
+        self.eltorito_table = _table(
+            ELTORITO_HEADERS, "El Torito boot entries", "eltorito", stretch=4
+        )
+        self.partition_table = _table(PARTITION_HEADERS, "Partitions", "partitions", stretch=2)
         self.problems_label = _label("Partition table problems", "partitionProblems")
         boot.addWidget(self.usb_label)
         boot.addWidget(self.cd_label)
-        for title, widget in (("El Torito boot entries", self.eltorito_table),
-                              ("Partitions (MBR / GPT)", self.partition_table)):
+        for title, widget in (
+            ("El Torito boot entries", self.eltorito_table),
+            ("Partitions (MBR / GPT)", self.partition_table),
+        ):
             group = QGroupBox(title)
             inside = QVBoxLayout(group)
             inside.addWidget(widget)
@@ -365,14 +401,16 @@ class PreviewView(QWidget):
             self.tree.setColumnWidth(column, width)
 
         self.count_label = _label("Number of entries", "entryCount", selectable=False)
-        self.extract_button = self._button("&Extract…", "Extract the selected file or folder",
-                                           "extract", self.choose_destination)
+        self.extract_button = self._button(
+            "&Extract…", "Extract the selected file or folder", "extract", self.choose_destination
+        )
         self.extract_bar = QProgressBar()
         self.extract_bar.setObjectName("extractProgress")
         self.extract_bar.setAccessibleName("Extraction progress")
         self.extract_bar.hide()
-        self.extract_cancel = self._button("Cancel e&xtraction", "Cancel the extraction",
-                                           "cancelExtract", self.cancel_extract)
+        self.extract_cancel = self._button(
+            "Cancel e&xtraction", "Cancel the extraction", "cancelExtract", self.cancel_extract
+        )
         self.extract_cancel.hide()
         self.extract_label = _label("Extraction", "extractStatus")
         bottom = QHBoxLayout()
@@ -420,8 +458,9 @@ class PreviewView(QWidget):
         loaded = self._report is not None
         self.folder_button.setEnabled(loaded)
         self.write_button.setEnabled(loaded and not self.is_loading())
-        self.extract_button.setEnabled(self.selected_entry() is not None
-                                       and not self.is_extracting())
+        self.extract_button.setEnabled(
+            self.selected_entry() is not None and not self.is_extracting()
+        )
 
     def _set_page(self, page: int) -> None:
         self.stack.setCurrentIndex(page)
@@ -432,9 +471,17 @@ class PreviewView(QWidget):
         """Ask for an ISO to load, without blocking (tests find it as `file_dialog`)."""
         shown = self.path()
         start = str(shown.parent) if shown is not None else str(Path.home())
-        return self._keep_dialog(choose_path(
-            self, title="Open an ISO image", start=start, kind=PathKind.OPEN_FILE,
-            filters=ISO_FILTER, name="openIsoDialog", on_chosen=self.load))
+        return self._keep_dialog(
+            choose_path(
+                self,
+                title="Open an ISO image",
+                start=start,
+                kind=PathKind.OPEN_FILE,
+                filters=ISO_FILTER,
+                name="openIsoDialog",
+                on_chosen=self.load,
+            )
+        )
 
     def _keep_dialog(self, dialog: QFileDialog) -> QFileDialog:
         def closed(_result: int) -> None:
@@ -451,13 +498,16 @@ class PreviewView(QWidget):
         path = Path(path)
         if self._loading is not None:
             self._loading.cancel()
-        task = BackgroundTask(lambda reporter: inspect_iso_isolated(path, reporter), self,
-                              name="livesmith-inspect")
+        task = BackgroundTask(
+            lambda reporter: inspect_iso_isolated(path, reporter), self, name="livesmith-inspect"
+        )
         self._loading = task
         self._tasks.add(task)
         task.progressChanged.connect(
             lambda done, _total: self.busy_label.setText(
-                f"Reading {path.name}… {done:,} entries so far"))
+                f"Reading {path.name}… {done:,} entries so far"
+            )
+        )
         task.finished.connect(lambda report: self._on_loaded(task, report))
         task.failed.connect(lambda exc: self._on_load_failed(task, exc))
         task.ended.connect(lambda: self._forget(task))
@@ -582,8 +632,9 @@ class PreviewView(QWidget):
         if not text:
             self.count_label.setText(f"{total:,} entries")
         else:
-            self.count_label.setText(f"{self.proxy.match_count():,} of {total:,} entries "
-                                     f"match “{shown_text(text)}”")
+            self.count_label.setText(
+                f"{self.proxy.match_count():,} of {total:,} entries match “{shown_text(text)}”"
+            )
 
     # -- extraction -----------------------------------------------------------------------------
     @Slot(QItemSelection, QItemSelection)
@@ -597,9 +648,16 @@ class PreviewView(QWidget):
         if entry is None or self._report is None or self._refuse_ambiguous():
             return None
         name = self.proxy.mapToSource(self._selected_row()).data()
-        return self._keep_dialog(choose_path(
-            self, title=f"Extract “{name}” into the folder", start=self._last_destination,
-            kind=PathKind.FOLDER, name="extractDialog", on_chosen=self._destination_chosen))
+        return self._keep_dialog(
+            choose_path(
+                self,
+                title=f"Extract “{name}” into the folder",
+                start=self._last_destination,
+                kind=PathKind.FOLDER,
+                name="extractDialog",
+                on_chosen=self._destination_chosen,
+            )
+        )
 
     def _destination_chosen(self, folder: Path) -> None:
         self._last_destination = str(folder)
@@ -625,9 +683,14 @@ class PreviewView(QWidget):
             return False
         shown = self.model.shown_path(source.internalId())
         self.extract_label.setText(f"Cannot extract {shown}: {AMBIGUOUS_NOTE}.")
-        self.error_box = show_error(self, InputError(
-            f"cannot extract this entry: {AMBIGUOUS_NOTE}", where=shown,
-            hint="the image holds a name with “/” in it, which no folder can hold"))
+        self.error_box = show_error(
+            self,
+            InputError(
+                f"cannot extract this entry: {AMBIGUOUS_NOTE}",
+                where=shown,
+                hint="the image holds a name with “/” in it, which no folder can hold",
+            ),
+        )
         return True
 
     def extract_entry_to(self, path_in_iso: str, dest: Path) -> BackgroundTask | None:
@@ -648,8 +711,9 @@ class PreviewView(QWidget):
         self.extract_bar.setRange(0, 0)
         self.extract_bar.show()
         self.extract_cancel.show()
-        self.extract_label.setText(f"Extracting {shown_text(path_in_iso)} to "
-                                   f"{shown_text(str(dest))}…")
+        self.extract_label.setText(
+            f"Extracting {shown_text(path_in_iso)} to {shown_text(str(dest))}…"
+        )
         self._update_actions()
         self.busyChanged.emit(True)
         task.start()
@@ -674,8 +738,10 @@ class PreviewView(QWidget):
     def _on_extracted(self, path_in_iso: str, dest: Path, created: list[Path]) -> None:
         self._extraction_ended()
         where = created[0] if created else dest
-        self.extract_label.setText(f"Extracted {shown_text(path_in_iso)} to "
-                                   f"{shown_text(str(where))} ({len(created):,} entries).")
+        self.extract_label.setText(
+            f"Extracted {shown_text(path_in_iso)} to "
+            f"{shown_text(str(where))} ({len(created):,} entries)."
+        )
         self.extracted.emit(created)
 
     def _on_extract_failed(self, task: BackgroundTask, exc: BaseException) -> None:
@@ -698,9 +764,14 @@ class PreviewView(QWidget):
         if url is None:
             return False
         if not self.open_url(url):
-            self.error_box = show_error(self, InputError(
-                "no program to show folders is set up to open it", where=url.toLocalFile(),
-                hint="open the folder with your file manager"))
+            self.error_box = show_error(
+                self,
+                InputError(
+                    "no program to show folders is set up to open it",
+                    where=url.toLocalFile(),
+                    hint="open the folder with your file manager",
+                ),
+            )
             return False
         return True
 

@@ -69,8 +69,9 @@ class ThreadReporter(QObject):
     loggedMany = Signal(object)  # consecutive lines: list[tuple[int, str]]
     _wake = Signal()
 
-    def __init__(self, parent: QObject | None = None, *,
-                 interval: float = PROGRESS_INTERVAL) -> None:
+    def __init__(
+        self, parent: QObject | None = None, *, interval: float = PROGRESS_INTERVAL
+    ) -> None:
         super().__init__(parent)
         self._cancel = threading.Event()
         self._interval = interval
@@ -106,8 +107,9 @@ class ThreadReporter(QObject):
     def _post(self, kind: str, a: Any, b: Any) -> None:
         with self._lock:
             if len(self._queue) >= BACKLOG_LIMIT:
-                self._drained.wait_for(lambda: len(self._queue) < BACKLOG_LIMIT // 2,
-                                       timeout=BACKLOG_WAIT)
+                self._drained.wait_for(
+                    lambda: len(self._queue) < BACKLOG_LIMIT // 2, timeout=BACKLOG_WAIT
+                )
             self._queue.append((kind, a, b))
             if self._woken:
                 return
@@ -128,8 +130,7 @@ class ThreadReporter(QObject):
                 if not self._queue:
                     self._woken = False
                     return
-                batch = [self._queue.popleft() for _ in range(min(DRAIN_BATCH,
-                                                                  len(self._queue)))]
+                batch = [self._queue.popleft() for _ in range(min(DRAIN_BATCH, len(self._queue)))]
                 self._drained.notify_all()
             # Lines go out as one list per run: a Qt call per line would let a busy worker
             # take the GIL for a whole switch interval each time.
@@ -197,8 +198,9 @@ class BackgroundTask(QObject):
     failed = Signal(object)  # the exception (Cancelled after cancel())
     ended = Signal()  # after finished or failed
 
-    def __init__(self, fn: Task, parent: QObject | None = None, *,
-                 name: str = "livesmith-task") -> None:
+    def __init__(
+        self, fn: Task, parent: QObject | None = None, *, name: str = "livesmith-task"
+    ) -> None:
         super().__init__(parent)
         self.name = name
         self.reporter = ThreadReporter(self)

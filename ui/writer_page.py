@@ -122,14 +122,14 @@ from ui.writer_texts import (
 
 ModelIndex = QModelIndex | QPersistentModelIndex
 
-IMAGE_FILTER = ("Disk images (*.iso *.img *.raw *.xz *.zst *.gz);;"
-                "ISO images (*.iso);;All files (*)")
+IMAGE_FILTER = "Disk images (*.iso *.img *.raw *.xz *.zst *.gz);;ISO images (*.iso);;All files (*)"
 TARGET_FILTER = "Raw disk images (*.img *.raw);;All files (*)"
 
 SETUP, PROGRESS, RESULT = range(3)
 
 
 # --- the drive list --------------------------------------------------------------------------
+
 
 class DriveFilter(QSortFilterProxyModel):
     """Hides drives that are not offered unless `show_all`; their tooltip says why not."""
@@ -210,9 +210,12 @@ class DriveDelegate(QStyledItemDelegate):
         size = rect.height() - 12
         selected = bool(opt.state & QStyle.StateFlag.State_Selected)
         enabled = bool(opt.state & QStyle.StateFlag.State_Enabled)
-        icon.paint(painter, QRect(rect.left() + 6, rect.top() + 6, size, size),
-                   Qt.AlignmentFlag.AlignCenter,
-                   QIcon.Mode.Normal if enabled else QIcon.Mode.Disabled)
+        icon.paint(
+            painter,
+            QRect(rect.left() + 6, rect.top() + 6, size, size),
+            Qt.AlignmentFlag.AlignCenter,
+            QIcon.Mode.Normal if enabled else QIcon.Mode.Disabled,
+        )
         palette = opt.palette
         group = QPalette.ColorGroup.Normal if enabled else QPalette.ColorGroup.Disabled
         role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
@@ -224,20 +227,23 @@ class DriveDelegate(QStyledItemDelegate):
         bold.setBold(True)
         painter.setFont(bold)
         metrics = QFontMetrics(bold)
-        painter.drawText(QRect(text_rect.left(), text_rect.top(), text_rect.width(),
-                               line_height), Qt.AlignmentFlag.AlignVCenter,
-                         metrics.elidedText(lines[0], Qt.TextElideMode.ElideRight,
-                                            text_rect.width()))
+        painter.drawText(
+            QRect(text_rect.left(), text_rect.top(), text_rect.width(), line_height),
+            Qt.AlignmentFlag.AlignVCenter,
+            metrics.elidedText(lines[0], Qt.TextElideMode.ElideRight, text_rect.width()),
+        )
         painter.setFont(opt.font)
         metrics = QFontMetrics(opt.font)
-        painter.drawText(QRect(text_rect.left(), text_rect.top() + line_height,
-                               text_rect.width(), line_height), Qt.AlignmentFlag.AlignVCenter,
-                         metrics.elidedText(lines[1], Qt.TextElideMode.ElideRight,
-                                            text_rect.width()))
+        painter.drawText(
+            QRect(text_rect.left(), text_rect.top() + line_height, text_rect.width(), line_height),
+            Qt.AlignmentFlag.AlignVCenter,
+            metrics.elidedText(lines[1], Qt.TextElideMode.ElideRight, text_rect.width()),
+        )
         painter.restore()
 
 
 # --- the page --------------------------------------------------------------------------------
+
 
 def _label(text: str = "", *, name: str, selectable: bool = False) -> QLabel:
     label = QLabel(text)
@@ -246,8 +252,10 @@ def _label(text: str = "", *, name: str, selectable: bool = False) -> QLabel:
     label.setAccessibleName(name)
     label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
     if selectable:
-        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
-                                      | Qt.TextInteractionFlag.TextSelectableByKeyboard)
+        label.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse
+            | Qt.TextInteractionFlag.TextSelectableByKeyboard
+        )
     return label
 
 
@@ -260,8 +268,13 @@ class WriterPage(QWidget):
     phaseChanged = Signal(str)  # the writer's phase: unmount, write, verify, locate, wipe
     imageChecked = Signal()  # the image's facts and checksum verdict are known (or failed)
 
-    def __init__(self, parent: QWidget | None = None, *, image: Path | None = None,
-                 model: DriveListModel | None = None) -> None:
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        *,
+        image: Path | None = None,
+        model: DriveListModel | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setAcceptDrops(True)
         self.model = model if model is not None else DriveListModel(self, include_excluded=True)
@@ -312,8 +325,12 @@ class WriterPage(QWidget):
 
         self.model.driveRemoved.connect(self._on_drive_removed)
         self.model.monitorError.connect(self._on_monitor_error)
-        for signal in (self.drives.rowsInserted, self.drives.rowsRemoved,
-                       self.drives.modelReset, self.drives.layoutChanged):
+        for signal in (
+            self.drives.rowsInserted,
+            self.drives.rowsRemoved,
+            self.drives.modelReset,
+            self.drives.layoutChanged,
+        ):
             signal.connect(self._update_drive_hint)
         self.drive_view.selectionModel().currentChanged.connect(self._on_drive_current)
         self.model.rowsRemoved.connect(self._after_source_rows_removed)
@@ -335,8 +352,9 @@ class WriterPage(QWidget):
         self.image_edit = QLineEdit()
         self.image_edit.setObjectName("imagePath")
         self.image_edit.setAccessibleName("Image file")
-        self.image_edit.setPlaceholderText("An .iso or .img file (also .xz, .zst or .gz); "
-                                           "or drop it on this page")
+        self.image_edit.setPlaceholderText(
+            "An .iso or .img file (also .xz, .zst or .gz); or drop it on this page"
+        )
         self.image_edit.setAcceptDrops(False)  # a dropped file goes to the page
         self.image_edit.returnPressed.connect(self._image_entered)
         image_label = QLabel("&Image file:")
@@ -371,8 +389,7 @@ class WriterPage(QWidget):
         top = QHBoxLayout()
         drives_label = QLabel("&Drives (USB sticks and SD cards, updated as you plug them in):")
         self.show_all_check = QCheckBox("Show a&ll disks")
-        self.show_all_check.setAccessibleName("Show all disks, also those that are not "
-                                              "offered")
+        self.show_all_check.setAccessibleName("Show all disks, also those that are not offered")
         self.show_all_check.toggled.connect(self.drives.set_show_all)
         top.addWidget(drives_label, 1)
         top.addWidget(self.show_all_check)
@@ -396,8 +413,9 @@ class WriterPage(QWidget):
         self.target_edit = QLineEdit()
         self.target_edit.setObjectName("targetPath")
         self.target_edit.setAccessibleName("Device or file to write to")
-        self.target_edit.setPlaceholderText("/dev/sdX, /dev/loopN, or a file path (an image "
-                                            "for a virtual machine)")
+        self.target_edit.setPlaceholderText(
+            "/dev/sdX, /dev/loopN, or a file path (an image for a virtual machine)"
+        )
         self.target_edit.setAcceptDrops(False)
         self.target_edit.returnPressed.connect(self.use_typed_target)
         other_label.setBuddy(self.target_edit)
@@ -512,8 +530,9 @@ class WriterPage(QWidget):
 
     def busy(self) -> bool:
         """True while a target is checked for writing or a write runs (or ends)."""
-        return any(t is not None and t.is_running()
-                   for t in (self._preflight_task, self._write_task))
+        return any(
+            t is not None and t.is_running() for t in (self._preflight_task, self._write_task)
+        )
 
     def set_image(self, path: str | os.PathLike[str] | None) -> bool:
         """Show `path` as the image to write and start reading its facts and checksum.
@@ -577,23 +596,29 @@ class WriterPage(QWidget):
     @Slot()
     def _image_entered(self) -> None:
         text = self.image_edit.text().strip()
-        if text and (self._image_path is None or Path(text) != self._image_path
-                     or self._facts is None):
+        if text and (
+            self._image_path is None or Path(text) != self._image_path or self._facts is None
+        ):
             self.set_image(text)
 
     @Slot()
     def _choose_image(self) -> None:
         start = str(self._image_path.parent) if self._image_path else str(Path.home())
         self.file_dialog = choose_path(
-            self, title="Choose the image to write", start=start, kind=PathKind.OPEN_FILE,
-            filters=IMAGE_FILTER, name="imageDialog", on_chosen=self.set_image)
+            self,
+            title="Choose the image to write",
+            start=start,
+            kind=PathKind.OPEN_FILE,
+            filters=IMAGE_FILTER,
+            name="imageDialog",
+            on_chosen=self.set_image,
+        )
 
     def _on_facts(self, task: BackgroundTask, facts: ImageFacts) -> None:
         if task is not self._image_task:
             return
         self._facts = facts
-        self.facts_label.setText(lines_html(image_facts(facts.source,
-                                                        facts.layout_warnings)))
+        self.facts_label.setText(lines_html(image_facts(facts.source, facts.layout_warnings)))
         self.force_check.setVisible(bool(facts.layout_warnings))
         self._start_checksum(facts.source.path)
         self._update_ready()
@@ -608,14 +633,16 @@ class WriterPage(QWidget):
         self.imageChecked.emit()
 
     def _start_checksum(self, image: Path) -> None:
-        self.checksum_label.setText(Line(Tone.NOTE, "Looking for a checksum file beside the "
-                                                    "image…").html())
+        self.checksum_label.setText(
+            Line(Tone.NOTE, "Looking for a checksum file beside the image…").html()
+        )
         self.checksum_progress.setValue(0)
         self.checksum_progress.setVisible(True)
         task = self._task(lambda reporter: check_image(image, reporter=reporter), "checksum")
         task.stepChanged.connect(lambda step, t=task: self._on_checksum_step(t, step))
-        task.progressChanged.connect(lambda done, total, t=task:
-                                     self._on_checksum_progress(t, done, total))
+        task.progressChanged.connect(
+            lambda done, total, t=task: self._on_checksum_progress(t, done, total)
+        )
         task.finished.connect(lambda result, t=task: self._on_checksum(t, result))
         task.failed.connect(lambda exc, t=task: self._on_checksum_failed(t, exc))
         self._checksum_task = task
@@ -623,8 +650,7 @@ class WriterPage(QWidget):
 
     def _on_checksum_step(self, task: BackgroundTask, step: str) -> None:
         if task is self._checksum_task:
-            self.checksum_label.setText(Line(Tone.NOTE, step[:1].upper() + step[1:] + "…")
-                                        .html())
+            self.checksum_label.setText(Line(Tone.NOTE, step[:1].upper() + step[1:] + "…").html())
 
     def _on_checksum_progress(self, task: BackgroundTask, done: int, total: int) -> None:
         if task is self._checksum_task and total > 0:
@@ -648,8 +674,9 @@ class WriterPage(QWidget):
             return
         self._checksum_error = exc
         self.checksum_progress.setVisible(False)
-        self.checksum_label.setText(Line(Tone.WARN, f"The checksum could not be checked: {exc}"
-                                         ).html())
+        self.checksum_label.setText(
+            Line(Tone.WARN, f"The checksum could not be checked: {exc}").html()
+        )
         self._report(exc)
         self._update_ready()
         self.imageChecked.emit()
@@ -682,10 +709,15 @@ class WriterPage(QWidget):
     @Slot()
     def _update_drive_hint(self) -> None:
         if self.drives.rowCount() == 0:
-            self.drive_hint.setText(Line(Tone.NOTE, "No USB stick or SD card found. Plug one "
-                                                    "in: it appears here by itself. To write "
-                                                    "to a loop device or an image file, name "
-                                                    "it below.").html())
+            self.drive_hint.setText(
+                Line(
+                    Tone.NOTE,
+                    "No USB stick or SD card found. Plug one "
+                    "in: it appears here by itself. To write "
+                    "to a loop device or an image file, name "
+                    "it below.",
+                ).html()
+            )
         else:
             self._show_drive_warning()
 
@@ -699,8 +731,7 @@ class WriterPage(QWidget):
         drive = self.drives.drive(current)
         if drive is not None and drive.offered:
             self._explicit = None
-            self.target_label.setText(Line(Tone.NOTE, f"Selected: {drive_words(drive)}")
-                                      .html())
+            self.target_label.setText(Line(Tone.NOTE, f"Selected: {drive_words(drive)}").html())
         elif self._explicit is None:
             self.target_label.clear()
         self._show_drive_warning()
@@ -769,8 +800,9 @@ class WriterPage(QWidget):
         self._explicit = None
         again = "" if note == "went away" else "; choose it again if you mean it"
         done = " before you confirmed: nothing was written" if asked else ""
-        self.target_label.setText(Line(Tone.WARN, f"{drive_words(gone)} {note}{done}{again}."
-                                       ).html())
+        self.target_label.setText(
+            Line(Tone.WARN, f"{drive_words(gone)} {note}{done}{again}.").html()
+        )
         self._update_ready()
 
     @Slot()
@@ -808,9 +840,15 @@ class WriterPage(QWidget):
     def _choose_target_file(self) -> None:
         start = self.target_edit.text().strip() or str(Path.home() / "livesmith-disk.img")
         self.file_dialog = choose_path(
-            self, title="Write to an image file", start=start, kind=PathKind.SAVE_FILE,
-            filters=TARGET_FILTER, name="targetDialog", on_chosen=self._target_file_chosen,
-            confirm_overwrite=False)  # our own confirmation says so
+            self,
+            title="Write to an image file",
+            start=start,
+            kind=PathKind.SAVE_FILE,
+            filters=TARGET_FILTER,
+            name="targetDialog",
+            on_chosen=self._target_file_chosen,
+            confirm_overwrite=False,
+        )  # our own confirmation says so
 
     def _target_file_chosen(self, path: Path) -> None:
         self.target_edit.setText(str(path))
@@ -846,22 +884,21 @@ class WriterPage(QWidget):
         if drive is not None and os.path.realpath(drive.devnode) == gone:
             self._drop_chosen(drive, "went away")
             return
-        asked = (self._confirming is not None
-                 and str(self._confirming[0].target.path) == gone)
+        asked = self._confirming is not None and str(self._confirming[0].target.path) == gone
         if asked:
             self._close_confirm_box()
         if asked or (self._explicit is not None and str(self._explicit.path) == gone):
             self._explicit = None
             done = " before you confirmed: nothing was written" if asked else ""
-            self.target_label.setText(Line(Tone.WARN, f"{devnode} was unplugged{done}.")
-                                      .html())
+            self.target_label.setText(Line(Tone.WARN, f"{devnode} was unplugged{done}.").html())
             self._update_ready()
 
     @Slot(str)
     def _on_monitor_error(self, message: str) -> None:
         # The monitor retries at the next event; a passing hiccup needs no dialog.
-        self.drive_hint.setText(Line(Tone.WARN, f"The drive list may be out of date: "
-                                                f"{message}").html())
+        self.drive_hint.setText(
+            Line(Tone.WARN, f"The drive list may be out of date: {message}").html()
+        )
 
     # -- readiness ------------------------------------------------------------------------
     def missing(self) -> str | None:
@@ -881,8 +918,10 @@ class WriterPage(QWidget):
         if self._checksum is not None and self._checksum.failed:
             return "The checksum check failed: do not write this image."
         if self._facts.layout_warnings and not self.force_check.isChecked():
-            return "This image will not boot from a USB stick: tick \u201cWrite it anyway\u201d " \
-                   "to write it all the same."
+            return (
+                "This image will not boot from a USB stick: tick \u201cWrite it anyway\u201d "
+                "to write it all the same."
+            )
         if self._target_task is not None:
             return "Checking the device or file…"
         if self.target_path() is None:
@@ -921,14 +960,27 @@ class WriterPage(QWidget):
         assert self._facts is not None
         if self._refuse_if_not_chosen(preflight, drive):
             return  # it went while it was being checked
-        words = confirmation(self._facts.source, preflight.target, drive, preflight.mounted,
-                             verify=self.verify_check.isChecked())
+        words = confirmation(
+            self._facts.source,
+            preflight.target,
+            drive,
+            preflight.mounted,
+            verify=self.verify_check.isChecked(),
+        )
         self._confirming = (preflight, drive)
         self.confirm_box = ask_destructive(
-            self, title=words.title, text=words.text, informative=words.informative,
-            act=words.button, keep="Cancel", icon=QMessageBox.Icon.Warning,
-            name="confirmWrite", act_name="confirmErase", on_closed=self._forget_confirm_box,
-            on_yes=lambda: self._start_write(preflight, drive) if self._facts else None)
+            self,
+            title=words.title,
+            text=words.text,
+            informative=words.informative,
+            act=words.button,
+            keep="Cancel",
+            icon=QMessageBox.Icon.Warning,
+            name="confirmWrite",
+            act_name="confirmErase",
+            on_closed=self._forget_confirm_box,
+            on_yes=lambda: self._start_write(preflight, drive) if self._facts else None,
+        )
 
     def _forget_confirm_box(self) -> None:
         self.confirm_box = None
@@ -957,8 +1009,10 @@ class WriterPage(QWidget):
             return f"{drive_words(drive)} is no longer offered"
         checked = preflight.identity
         if _other_disk(drive, current) or (
-                checked is not None and current.identity is not None
-                and differences(current.identity, checked)):
+            checked is not None
+            and current.identity is not None
+            and differences(current.identity, checked)
+        ):
             return f"{current.devnode} is now another drive than {drive_words(drive)}"
         return None
 
@@ -966,8 +1020,9 @@ class WriterPage(QWidget):
         reason = self._why_not_chosen(preflight, drive)
         if reason is None:
             return False
-        self.target_label.setText(Line(Tone.WARN, f"{reason}: nothing was written. Choose "
-                                                  "the drive again.").html())
+        self.target_label.setText(
+            Line(Tone.WARN, f"{reason}: nothing was written. Choose the drive again.").html()
+        )
         self._update_ready()
         return True
 
@@ -982,10 +1037,12 @@ class WriterPage(QWidget):
         self._unplugged = False
         self._verify_planned = self.verify_check.isChecked()
         self.outcome = None
-        words = (drive_words(drive) if drive is not None and preflight.target.kind is
-                 TargetKind.BLOCK else target_summary(preflight.target).removeprefix("Device: "))
-        self.progress_title.setText(f"<b>Writing {_html(source.path.name)}</b> to "
-                                    f"{_html(words)}")
+        words = (
+            drive_words(drive)
+            if drive is not None and preflight.target.kind is TargetKind.BLOCK
+            else target_summary(preflight.target).removeprefix("Device: ")
+        )
+        self.progress_title.setText(f"<b>Writing {_html(source.path.name)}</b> to {_html(words)}")
         self.phase_label.setText("Starting the writer…")
         self.progress_bar.setRange(0, 0)
         self.bytes_label.clear()
@@ -994,9 +1051,15 @@ class WriterPage(QWidget):
         self.cancel_button.setText("&Cancel…")
         self.stack.setCurrentIndex(PROGRESS)
         self.cancel_button.setFocus()
-        task = self._task(write_task(source, preflight, verify=self._verify_planned,
-                                     force=bool(self._facts.layout_warnings)
-                                     and self.force_check.isChecked()), "write")
+        task = self._task(
+            write_task(
+                source,
+                preflight,
+                verify=self._verify_planned,
+                force=bool(self._facts.layout_warnings) and self.force_check.isChecked(),
+            ),
+            "write",
+        )
         task.stepChanged.connect(self._on_phase)
         task.progressChanged.connect(self._on_progress)
         task.finished.connect(self._on_written)
@@ -1036,8 +1099,9 @@ class WriterPage(QWidget):
             self.progress_bar.setValue(min(1000, done * 1000 // total))
         self._rate.add(done)
         compressed = bool(self._facts and self._facts.source.size is None)
-        amount, speed = progress_texts(phase, done, total, self._rate.rate(),
-                                       compressed_bytes=compressed)
+        amount, speed = progress_texts(
+            phase, done, total, self._rate.rate(), compressed_bytes=compressed
+        )
         self.bytes_label.setText(_html(amount))
         self.speed_label.setText(_html(speed))
 
@@ -1047,19 +1111,30 @@ class WriterPage(QWidget):
         task = self._write_task
         if task is None or not task.is_running() or task.cancel_requested():
             return
-        verifying = bool(self._phases) and self._phases[-1] not in (PHASE_WRITE,
-                                                                    PHASE_UNMOUNT)
+        verifying = bool(self._phases) and self._phases[-1] not in (PHASE_WRITE, PHASE_UNMOUNT)
         if verifying:
-            title, text = ("Stop verifying?", "The image has been written, but it will not "
-                           "be verified: you will not know whether the stick holds it "
-                           "intact.")
+            title, text = (
+                "Stop verifying?",
+                "The image has been written, but it will not "
+                "be verified: you will not know whether the stick holds it "
+                "intact.",
+            )
         else:
-            title, text = ("Stop writing?", "The stick is then wiped, so that it does not look "
-                           "half-bootable. It will hold no usable data.")
+            title, text = (
+                "Stop writing?",
+                "The stick is then wiped, so that it does not look "
+                "half-bootable. It will hold no usable data.",
+            )
         self.cancel_box = ask_destructive(
-            self, title=title, text=text, act="Stop verifying" if verifying else "Stop writing",
-            name="confirmCancel", act_name="confirmStop", on_yes=self._stop_write,
-            on_closed=self._forget_cancel_box)
+            self,
+            title=title,
+            text=text,
+            act="Stop verifying" if verifying else "Stop writing",
+            name="confirmCancel",
+            act_name="confirmStop",
+            on_yes=self._stop_write,
+            on_closed=self._forget_cancel_box,
+        )
 
     def _forget_cancel_box(self) -> None:
         self.cancel_box = None
@@ -1083,16 +1158,22 @@ class WriterPage(QWidget):
         if self._unplugged or self._writing is None:
             return
         self._unplugged = True
-        words = (drive_words(self._writing_drive) if self._writing_drive is not None
-                 else str(self._writing.target.path))
+        words = (
+            drive_words(self._writing_drive)
+            if self._writing_drive is not None
+            else str(self._writing.target.path)
+        )
         self._close_cancel_box()
         task = self._write_task
         if task is not None and task.is_running():
             task.cancel()  # the helper fails on its own too; make sure it stops
             self.again_button.setEnabled(False)
         self._show_outcome(unplugged_outcome(words))
-        self._report(DeviceUnplugged("was unplugged while it was being written; what is on "
-                                     "it is incomplete", where=words))
+        self._report(
+            DeviceUnplugged(
+                "was unplugged while it was being written; what is on it is incomplete", where=words
+            )
+        )
 
     @Slot(object)
     def _on_written(self, result: WriteResult) -> None:
@@ -1124,8 +1205,9 @@ class WriterPage(QWidget):
     def _show_outcome(self, outcome: Outcome) -> None:
         self.outcome = outcome
         color = outcome.tone.color
-        self.result_title.setText(f'<h2 style="color:{color}">{outcome.tone.mark} '
-                                  f"{_html(outcome.title)}</h2>")
+        self.result_title.setText(
+            f'<h2 style="color:{color}">{outcome.tone.mark} {_html(outcome.title)}</h2>'
+        )
         self.result_details.setText(outcome.details)
         self.stack.setCurrentIndex(RESULT)
         self.again_button.setFocus()
@@ -1153,8 +1235,13 @@ class WriterPage(QWidget):
     def _forget(self, task: BackgroundTask) -> None:
         # Runs first on `ended` (connected first): no reference to a deleted task remains.
         self._tasks.discard(task)
-        for name in ("_image_task", "_checksum_task", "_target_task", "_preflight_task",
-                     "_write_task"):
+        for name in (
+            "_image_task",
+            "_checksum_task",
+            "_target_task",
+            "_preflight_task",
+            "_write_task",
+        ):
             if getattr(self, name) is task:
                 setattr(self, name, None)
         task.deleteLater()

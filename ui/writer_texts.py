@@ -72,44 +72,62 @@ def lines_html(lines: list[Line]) -> str:
 
 # --- the image -------------------------------------------------------------------------------
 
+
 def image_facts(source: ImageSource, layout_warnings: list[str] | tuple[str, ...]) -> list[Line]:
     """Size, compression, and whether a PC can boot it from a stick."""
     name = source.path.name
     if not source.compressed:
         size = f"{name}: {human_size(source.file_size)} ({source.file_size:,} bytes)"
     elif source.size is not None:
-        size = (f"{name}: {source.compression.value}-compressed, {human_size(source.file_size)}"
-                f" file, {human_size(source.size)} ({source.size:,} bytes) when written")
+        size = (
+            f"{name}: {source.compression.value}-compressed, {human_size(source.file_size)}"
+            f" file, {human_size(source.size)} ({source.size:,} bytes) when written"
+        )
     else:
-        size = (f"{name}: {source.compression.value}-compressed, "
-                f"{human_size(source.file_size)} file; the size when written is not recorded "
-                f"(at least {human_size(source.size_at_least)})")
+        size = (
+            f"{name}: {source.compression.value}-compressed, "
+            f"{human_size(source.file_size)} file; the size when written is not recorded "
+            f"(at least {human_size(source.size_at_least)})"
+        )
     lines = [Line(Tone.NOTE, size)]
     if layout_warnings:
         lines += [Line(Tone.WARN, w) for w in layout_warnings]
     else:
-        lines.append(Line(Tone.GOOD, "Hybrid image: it has a partition table, so it boots "
-                                     "from a USB stick"))
+        lines.append(
+            Line(Tone.GOOD, "Hybrid image: it has a partition table, so it boots from a USB stick")
+        )
     return lines
 
 
 def checksum_lines(result: ChecksumResult) -> list[Line]:
     """The checksum verdict and the signature verdict, one line each."""
     if result.state is ChecksumState.NO_FILE:
-        return [Line(Tone.WARN, "No checksum file found beside the image (SHA256SUMS, "
-                                "*.sha256 …): its integrity was NOT checked")]
+        return [
+            Line(
+                Tone.WARN,
+                "No checksum file found beside the image (SHA256SUMS, "
+                "*.sha256 …): its integrity was NOT checked",
+            )
+        ]
     assert result.checksum_file is not None
     sums = result.checksum_file.name
     if result.state is ChecksumState.NOT_LISTED:
-        return [Line(Tone.WARN, f"{sums} does not list {result.image.name}: its integrity "
-                                "was NOT checked")]
+        return [
+            Line(
+                Tone.WARN,
+                f"{sums} does not list {result.image.name}: its integrity was NOT checked",
+            )
+        ]
     label = {"sha256": "SHA-256", "sha512": "SHA-512"}.get(result.algorithm or "", "hash")
     what = "the decompressed image" if result.decompressed else result.image.name
     if result.state is ChecksumState.MATCH:
         first = Line(Tone.GOOD, f"{sums}: good ({label} of {what} matches)")
     else:
-        first = Line(Tone.BAD, f"{sums}: MISMATCH — {label} of {what} is {result.actual}, "
-                               f"the file lists {result.expected}. Do not write this image")
+        first = Line(
+            Tone.BAD,
+            f"{sums}: MISMATCH — {label} of {what} is {result.actual}, "
+            f"the file lists {result.expected}. Do not write this image",
+        )
     return [first, signature_line(result)]
 
 
@@ -119,17 +137,23 @@ def signature_line(result: ChecksumResult) -> Line:
     if sig.state is SignatureState.GOOD:
         return Line(Tone.GOOD, f"Signature ({where}): good, by {sig.signer or sig.key_id}")
     if sig.state is SignatureState.UNKNOWN_KEY:
-        return Line(Tone.WARN, f"Signature ({where}): unknown key {sig.key_id} (not in a "
-                               "trusted keyring), so who made the checksum file is not known")
+        return Line(
+            Tone.WARN,
+            f"Signature ({where}): unknown key {sig.key_id} (not in a "
+            "trusted keyring), so who made the checksum file is not known",
+        )
     if sig.state is SignatureState.BAD:
-        return Line(Tone.BAD, f"Signature ({where}): BAD — the checksum file was changed after "
-                              "it was signed")
+        return Line(
+            Tone.BAD,
+            f"Signature ({where}): BAD — the checksum file was changed after it was signed",
+        )
     if sig.state is SignatureState.ERROR:
         return Line(Tone.WARN, f"Signature ({where}): could not be checked ({sig.detail})")
     return Line(Tone.WARN, "Signature: none (the checksum file is not signed)")
 
 
 # --- the target ------------------------------------------------------------------------------
+
 
 def drive_words(drive: Drive) -> str:
     return f"{drive.name} ({drive.size_text}, {drive.devnode})"
@@ -147,8 +171,7 @@ def target_words(target: Target, drive: Drive | None = None) -> str:
 def target_summary(target: Target, drive: Drive | None = None) -> str:
     if target.kind is TargetKind.FILE:
         if target.size:
-            return (f"The file {target.path} ({human_size(target.size)}): it will be "
-                    "overwritten")
+            return f"The file {target.path} ({human_size(target.size)}): it will be overwritten"
         return f"A new image file {target.path} (for a virtual machine)"
     return f"Device: {target_words(target, drive)}"
 
@@ -161,9 +184,14 @@ class Confirmation:
     button: str
 
 
-def confirmation(source: ImageSource, target: Target, drive: Drive | None,
-                 mounted: list[tuple[str, str]] | tuple[tuple[str, str], ...],
-                 *, verify: bool) -> Confirmation:
+def confirmation(
+    source: ImageSource,
+    target: Target,
+    drive: Drive | None,
+    mounted: list[tuple[str, str]] | tuple[tuple[str, str], ...],
+    *,
+    verify: bool,
+) -> Confirmation:
     """The question asked before anything is written."""
     size = source.size if source.size is not None else source.size_at_least
     image = f"{source.path.name} ({human_size(size)})"
@@ -179,12 +207,13 @@ def confirmation(source: ImageSource, target: Target, drive: Drive | None,
     else:
         who = target_words(target, drive)
         text = f"Everything on {who} will be erased."
-        notes.append(f"{image} will be written to it. All files and partitions on it are "
-                     "lost.")
+        notes.append(f"{image} will be written to it. All files and partitions on it are lost.")
         if target.size > LARGE_DRIVE:
-            notes.append(f"This drive is larger than {human_size(LARGE_DRIVE)} "
-                         f"({human_size(target.size)}): make sure it is the stick you mean, "
-                         "not a backup disk.")
+            notes.append(
+                f"This drive is larger than {human_size(LARGE_DRIVE)} "
+                f"({human_size(target.size)}): make sure it is the stick you mean, "
+                "not a backup disk."
+            )
         if mounted:
             listed = ", ".join(f"{node} on {point}" for node, point in mounted)
             notes.append(f"Its mounted partitions are unmounted first: {listed}.")
@@ -196,6 +225,7 @@ def confirmation(source: ImageSource, target: Target, drive: Drive | None,
 
 
 # --- progress --------------------------------------------------------------------------------
+
 
 class RateMeter:
     """Bytes per second over the last few seconds (what the device does now, not on average)."""
@@ -239,8 +269,9 @@ def format_duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def progress_texts(phase: str, done: int, total: int, rate: float | None, *,
-                   compressed_bytes: bool = False) -> tuple[str, str]:
+def progress_texts(
+    phase: str, done: int, total: int, rate: float | None, *, compressed_bytes: bool = False
+) -> tuple[str, str]:
     """("123.4 MB of 456.7 MB", "85.3 MB/s, about 0:12 left")."""
     amount = f"{human_size(done)} of {human_size(total)}" if total > 0 else human_size(done)
     if compressed_bytes and phase == PHASE_WRITE:
@@ -254,6 +285,7 @@ def progress_texts(phase: str, done: int, total: int, rate: float | None, *,
 
 
 # --- the result ------------------------------------------------------------------------------
+
 
 class OutcomeKind(enum.Enum):
     VERIFIED = "verified"
@@ -289,8 +321,10 @@ def _sentence(text: str) -> str:
 
 def outcome_of_result(result: WriteResult, checksum: ChecksumResult | None = None) -> Outcome:
     size = human_size(result.image_size)
-    details = [_sentence(result.summary()),
-               f"XXH3-128 of the image, hashed while writing: {result.digest}"]
+    details = [
+        _sentence(result.summary()),
+        f"XXH3-128 of the image, hashed while writing: {result.digest}",
+    ]
     timing = f"Writing took {format_duration(result.write_seconds)}"
     if result.verified:
         timing += f", verifying {format_duration(result.verify_seconds)}"
@@ -299,10 +333,12 @@ def outcome_of_result(result: WriteResult, checksum: ChecksumResult | None = Non
         details += [line.text + "." for line in checksum_lines(checksum)]
     details += [_sentence(f"Warning: {w}") for w in result.warnings]
     if result.verified:
-        return Outcome(OutcomeKind.VERIFIED, f"Written and verified: {size}",
-                       "\n".join(details))
-    return Outcome(OutcomeKind.NOT_VERIFIED, f"Written, not verified: {size}",
-                   "\n".join(details + ["The stick was not read back: it may hold errors."]))
+        return Outcome(OutcomeKind.VERIFIED, f"Written and verified: {size}", "\n".join(details))
+    return Outcome(
+        OutcomeKind.NOT_VERIFIED,
+        f"Written, not verified: {size}",
+        "\n".join(details + ["The stick was not read back: it may hold errors."]),
+    )
 
 
 def _writing_began(phases: list[str] | tuple[str, ...]) -> bool:
@@ -316,43 +352,55 @@ def outcome_of_error(exc: BaseException, phases: list[str] | tuple[str, ...] = (
     if isinstance(exc, Cancelled):
         message = exc.message
         if "not verified" in message.lower():
-            return Outcome(OutcomeKind.NOT_VERIFIED, "Written, not verified (verification "
-                           "cancelled)", text)
+            return Outcome(
+                OutcomeKind.NOT_VERIFIED, "Written, not verified (verification cancelled)", text
+            )
         if not _writing_began(phases):
-            return Outcome(OutcomeKind.CANCELLED, "Cancelled before anything was written",
-                           "Nothing was written; the drive is unchanged.")
+            return Outcome(
+                OutcomeKind.CANCELLED,
+                "Cancelled before anything was written",
+                "Nothing was written; the drive is unchanged.",
+            )
         return Outcome(OutcomeKind.CANCELLED, _sentence(message).rstrip("."), text)
     if isinstance(exc, DeviceUnplugged):
         return Outcome(OutcomeKind.UNPLUGGED, "The stick was unplugged", text)
     if isinstance(exc, VerificationError):
         offset = getattr(exc, "offset", None)
-        title = ("Verification failed" if offset is None
-                 else f"Verification failed at byte {offset}")
+        title = "Verification failed" if offset is None else f"Verification failed at byte {offset}"
         return Outcome(OutcomeKind.VERIFICATION_FAILED, title, text)
     if isinstance(exc, DeviceIOError):
         offset = exc.offset
-        title = ("Input/output error" if offset is None
-                 else f"Input/output error at byte {offset}")
+        title = "Input/output error" if offset is None else f"Input/output error at byte {offset}"
         return Outcome(OutcomeKind.FAILED, title, text)
     # These are raised before writing (the checks) and during it too (EROFS/EPERM from a
     # write-protect switch, a .gz image longer than its recorded size): only the phases
     # reached tell whether the drive is still untouched.
     began = _writing_began(phases)
     if isinstance(exc, DeviceChanged):
-        return Outcome(OutcomeKind.FAILED,
-                       "The drive you chose went away during the write" if began
-                       else "The drive you chose is gone; nothing was written", text)
+        return Outcome(
+            OutcomeKind.FAILED,
+            "The drive you chose went away during the write"
+            if began
+            else "The drive you chose is gone; nothing was written",
+            text,
+        )
     titles: tuple[tuple[type[LivesmithError], str, str], ...] = (
         (DeviceReadOnly, "The drive is read-only", "The drive refused writing (read-only)"),
-        (DeviceTooSmall, "The image does not fit on the drive",
-         "The image did not fit on the drive"),
+        (
+            DeviceTooSmall,
+            "The image does not fit on the drive",
+            "The image did not fit on the drive",
+        ),
         (DeviceBusy, "The drive is in use", "The drive was in use"),
         (DevicePermissionDenied, "Permission denied", "Permission denied"),
     )
     for cls, before, during in titles:
         if isinstance(exc, cls):
-            title = (f"{during} after writing had begun: the drive does not hold the image"
-                     if began else f"{before}; nothing was written")
+            title = (
+                f"{during} after writing had begun: the drive does not hold the image"
+                if began
+                else f"{before}; nothing was written"
+            )
             return Outcome(OutcomeKind.FAILED, title, text)
     if isinstance(exc, DeviceNotFound):
         return Outcome(OutcomeKind.FAILED, "The drive is gone", text)
@@ -362,6 +410,9 @@ def outcome_of_error(exc: BaseException, phases: list[str] | tuple[str, ...] = (
 
 
 def unplugged_outcome(words: str) -> Outcome:
-    return Outcome(OutcomeKind.UNPLUGGED, "The stick was unplugged",
-                   f"{words} went away while it was being written. What is on it is "
-                   "incomplete: write it again before you boot from it.")
+    return Outcome(
+        OutcomeKind.UNPLUGGED,
+        "The stick was unplugged",
+        f"{words} went away while it was being written. What is on it is "
+        "incomplete: write it again before you boot from it.",
+    )

@@ -35,8 +35,11 @@ GUI_MODULE = "ui.gui"
 
 def command_names() -> list[str]:
     """Module names in `app.cli.commands`; each module's NAME is its module name."""
-    return [info.name for info in pkgutil.iter_modules(commands.__path__)
-            if not info.name.startswith("_")]
+    return [
+        info.name
+        for info in pkgutil.iter_modules(commands.__path__)
+        if not info.name.startswith("_")
+    ]
 
 
 def command_modules(only: str | None = None) -> list[ModuleType]:
@@ -80,8 +83,11 @@ def start_gui(argv: Sequence[str]) -> int:
     try:
         gui = importlib.import_module(GUI_MODULE)
     except ImportError as exc:
-        print(f"livesmith: the graphical app cannot start: {exc} "
-              "(run `make run`, or use a subcommand; see `livesmith --help`)", file=sys.stderr)
+        print(
+            f"livesmith: the graphical app cannot start: {exc} "
+            "(run `make run`, or use a subcommand; see `livesmith --help`)",
+            file=sys.stderr,
+        )
         return EXIT_FAILURE
     return int(gui.run(list(argv)))
 

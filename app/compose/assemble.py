@@ -48,8 +48,14 @@ BLOCK = 1 << 20
 MAX_OPEN_DIRS = 256
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_DAMAGE = (DamagedArchive, tarfile.TarError, EOFError, zstandard.ZstdError, lzma.LZMAError,
-           zlib.error)
+_DAMAGE = (
+    DamagedArchive,
+    tarfile.TarError,
+    EOFError,
+    zstandard.ZstdError,
+    lzma.LZMAError,
+    zlib.error,
+)
 
 
 class _Conflict(Exception):
@@ -70,8 +76,10 @@ def refuse_control(package: str, member: str, value: str, what: str) -> None:
     """InputError naming the package and member if `value` holds a control character."""
     ch = control_character(value)
     if ch is not None:
-        raise InputError(f"package {package}: member {member!r} has the control character "
-                         f"{ch!r} in its {what}; refusing to extract it")
+        raise InputError(
+            f"package {package}: member {member!r} has the control character "
+            f"{ch!r} in its {what}; refusing to extract it"
+        )
 
 
 def member_path(package: str, name: str, what: str = "member") -> str:
@@ -79,18 +87,23 @@ def member_path(package: str, name: str, what: str = "member") -> str:
     (Control characters: `refuse_control`, which `_member` runs first on names and link
     targets.)"""
     if name.startswith("/"):
-        raise InputError(f"package {package} has a {what} with an absolute path: {name!r}; "
-                         "refusing to extract it")
+        raise InputError(
+            f"package {package} has a {what} with an absolute path: {name!r}; "
+            "refusing to extract it"
+        )
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise InputError(f"package {package} has a {what} whose path leaves the root "
-                         f"('..'): {name!r}; refusing to extract it")
+        raise InputError(
+            f"package {package} has a {what} whose path leaves the root "
+            f"('..'): {name!r}; refusing to extract it"
+        )
     return "/".join(parts)
 
 
 @contextlib.contextmanager
-def open_package_tar(pkg: PackageInfo, path: Path,
-                     on_read: Callable[[int], None] | None = None) -> Iterator[tarfile.TarFile]:
+def open_package_tar(
+    pkg: PackageInfo, path: Path, on_read: Callable[[int], None] | None = None
+) -> Iterator[tarfile.TarFile]:
     """The file tree of a package as a streaming tar reader (data.tar for Debian),
     decompressed ahead in a background thread."""
     if pkg.kind in (SourceKind.DEB, SourceKind.APT):
@@ -105,8 +118,7 @@ def open_package_tar(pkg: PackageInfo, path: Path,
 
 
 class _Extractor:
-    def __init__(self, root: Path, manifest: RootManifest, reporter: Reporter,
-                 total: int) -> None:
+    def __init__(self, root: Path, manifest: RootManifest, reporter: Reporter, total: int) -> None:
         self.root = root
         self.manifest = manifest
         self.reporter = reporter
@@ -114,10 +126,10 @@ class _Extractor:
         self.read = 0
         self.root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self.dir_fds: dict[str, int] = {}
-        self.implicit: set[str] = set()       # directories made for a member's parents
+        self.implicit: set[str] = set()  # directories made for a member's parents
         self.problems: list[Problem] = []
-        self.current: set[str] = set()        # paths written by the package being extracted
-        self.skipped: set[str] = set()        # its paths skipped because of a conflict
+        self.current: set[str] = set()  # paths written by the package being extracted
+        self.skipped: set[str] = set()  # its paths skipped because of a conflict
         self.pkg: PackageInfo | None = None
         self.path = Path()
 
@@ -147,11 +159,15 @@ class _Extractor:
         return InputError(
             f"package {self.name}: member {member!r} would be written through the symlink "
             f"/{link} -> {target} (from package {owner}); symlinks are never followed "
-            "while extracting", where=str(self.path))
+            "while extracting",
+            where=str(self.path),
+        )
 
     def _bad_member(self, member: tarfile.TarInfo, reason: str) -> InputError:
-        return InputError(f"package {self.name}: member {member.name!r} cannot be extracted "
-                          f"({reason})", where=str(self.path))
+        return InputError(
+            f"package {self.name}: member {member.name!r} cannot be extracted ({reason})",
+            where=str(self.path),
+        )
 
     # -- safe directory walking ---------------------------------------------------------
     def _dir_fd(self, rel: str, member: str) -> int:
@@ -166,9 +182,14 @@ class _Extractor:
         if meta is not None and meta.kind is Kind.SYMLINK:
             raise self._through_symlink(member, rel, meta.target, meta.owner)
         if meta is not None and meta.kind is not Kind.DIR:
-            raise _Conflict(Problem(f"/{rel}", f"file conflict: package {self.name} needs a "
-                                    f"directory here, package {meta.owner} has a "
-                                    f"{meta.kind.value} (member {member!r})"))
+            raise _Conflict(
+                Problem(
+                    f"/{rel}",
+                    f"file conflict: package {self.name} needs a "
+                    f"directory here, package {meta.owner} has a "
+                    f"{meta.kind.value} (member {member!r})",
+                )
+            )
         try:
             fd = os.open(base, _DIR_FLAGS, dir_fd=parent_fd)
         except FileNotFoundError:
@@ -182,8 +203,9 @@ class _Extractor:
             if stat.S_ISLNK(st.st_mode):
                 target = os.readlink(base, dir_fd=parent_fd)
                 raise self._through_symlink(member, rel, target, "?") from exc
-            raise InputError(f"package {self.name}: /{rel} is not a directory",
-                             where=str(self.path)) from exc
+            raise InputError(
+                f"package {self.name}: /{rel} is not a directory", where=str(self.path)
+            ) from exc
         self.dir_fds[rel] = fd
         return fd
 
@@ -206,15 +228,21 @@ class _Extractor:
         replaces = self.pkg is not None and existing.owner in self.pkg.replaces
         if (same_package or replaces) and Kind.DIR not in (existing.kind, kind):
             if replaces and not same_package:
-                self.reporter.log(Level.INFO, f"/{rel}: package {self.name} replaces "
-                                  f"package {existing.owner}'s file")
+                self.reporter.log(
+                    Level.INFO,
+                    f"/{rel}: package {self.name} replaces package {existing.owner}'s file",
+                )
             if existing.kind not in (Kind.CHAR, Kind.BLOCK, Kind.FIFO, Kind.SOCKET):
                 os.unlink(base, dir_fd=parent_fd)
             self.manifest.remove(rel)
             return True
-        self.problems.append(Problem(
-            f"/{rel}", f"file conflict: packages {existing.owner} ({existing.kind.value}) and "
-            f"{self.name} ({kind.value}) both own this path"))
+        self.problems.append(
+            Problem(
+                f"/{rel}",
+                f"file conflict: packages {existing.owner} ({existing.kind.value}) and "
+                f"{self.name} ({kind.value}) both own this path",
+            )
+        )
         self.skipped.add(rel)
         return False
 
@@ -264,18 +292,28 @@ class _Extractor:
             return
         kind = _kind(member)
         if kind is None:
-            raise InputError(f"package {self.name}: member {member.name!r} has an unsupported "
-                             f"type {member.type!r}", where=str(self.path))
+            raise InputError(
+                f"package {self.name}: member {member.name!r} has an unsupported "
+                f"type {member.type!r}",
+                where=str(self.path),
+            )
         if len(self.dir_fds) >= MAX_OPEN_DIRS:
             # Only between members: fds handed out for this member must stay open.
             self._close_dirs()
         parent, _, base = rel.rpartition("/")
         parent_fd = self._dir_fd(parent, member.name)
-        meta = FileMeta(rel, kind, member.mode & 0o7777, member.uid, member.gid,
-                        target=member.linkname if kind is Kind.SYMLINK else "",
-                        rdev_major=member.devmajor if kind in (Kind.CHAR, Kind.BLOCK) else 0,
-                        rdev_minor=member.devminor if kind in (Kind.CHAR, Kind.BLOCK) else 0,
-                        mtime=int(member.mtime), owner=self.name)
+        meta = FileMeta(
+            rel,
+            kind,
+            member.mode & 0o7777,
+            member.uid,
+            member.gid,
+            target=member.linkname if kind is Kind.SYMLINK else "",
+            rdev_major=member.devmajor if kind in (Kind.CHAR, Kind.BLOCK) else 0,
+            rdev_minor=member.devminor if kind in (Kind.CHAR, Kind.BLOCK) else 0,
+            mtime=int(member.mtime),
+            owner=self.name,
+        )
         if kind is Kind.HARDLINK:
             meta = self._hardlink_meta(member, meta)
         if not self._claim(rel, kind, meta.target, parent_fd, base):
@@ -298,8 +336,14 @@ class _Extractor:
         self.manifest.add(meta)
         self.current.add(rel)
 
-    def _write_file(self, tar: tarfile.TarFile, member: tarfile.TarInfo, parent_fd: int,
-                    base: str, meta: FileMeta) -> None:
+    def _write_file(
+        self,
+        tar: tarfile.TarFile,
+        member: tarfile.TarInfo,
+        parent_fd: int,
+        base: str,
+        meta: FileMeta,
+    ) -> None:
         mode = disk_mode(Kind.FILE, meta.mode)
         fd = os.open(base, _NEW_FILE_FLAGS, mode, dir_fd=parent_fd)
         with os.fdopen(fd, "wb") as out:
@@ -313,37 +357,55 @@ class _Extractor:
     def _hardlink_meta(self, member: tarfile.TarInfo, meta: FileMeta) -> FileMeta:
         target = member_path(self.name, member.linkname, "hard link target")
         if target in self.skipped:
-            raise _Conflict(Problem(f"/{meta.path}", f"file conflict: package {self.name}'s "
-                                    f"hard link to /{target}, which is in conflict itself"))
+            raise _Conflict(
+                Problem(
+                    f"/{meta.path}",
+                    f"file conflict: package {self.name}'s "
+                    f"hard link to /{target}, which is in conflict itself",
+                )
+            )
         first = self.manifest.get(target)
         if first is not None and first.kind is Kind.HARDLINK:
             target, first = first.target, self.manifest.get(first.target)
         if target == meta.path:
-            raise InputError(f"package {self.name}: hard link {member.name!r} points to "
-                             "itself", where=str(self.path))
+            raise InputError(
+                f"package {self.name}: hard link {member.name!r} points to itself",
+                where=str(self.path),
+            )
         if first is None or first.kind is not Kind.FILE or target not in self.current:
-            raise InputError(f"package {self.name}: hard link {member.name!r} points to "
-                             f"{member.linkname!r}, which is not a file of this package",
-                             where=str(self.path))
+            raise InputError(
+                f"package {self.name}: hard link {member.name!r} points to "
+                f"{member.linkname!r}, which is not a file of this package",
+                where=str(self.path),
+            )
         # One inode: owner and mode are those of the first path.
-        return FileMeta(meta.path, Kind.HARDLINK, first.mode, first.uid, first.gid,
-                        target=target, mtime=first.mtime, owner=self.name)
+        return FileMeta(
+            meta.path,
+            Kind.HARDLINK,
+            first.mode,
+            first.uid,
+            first.gid,
+            target=target,
+            mtime=first.mtime,
+            owner=self.name,
+        )
 
-    def _write_hardlink(self, member: tarfile.TarInfo, parent_fd: int, base: str,
-                        meta: FileMeta) -> None:
+    def _write_hardlink(
+        self, member: tarfile.TarInfo, parent_fd: int, base: str, meta: FileMeta
+    ) -> None:
         src_parent, _, src_base = meta.target.rpartition("/")
         src_fd = self._dir_fd(src_parent, member.name)
         try:
-            os.link(src_base, base, src_dir_fd=src_fd, dst_dir_fd=parent_fd,
-                    follow_symlinks=False)
+            os.link(src_base, base, src_dir_fd=src_fd, dst_dir_fd=parent_fd, follow_symlinks=False)
             return
         except OSError as exc:
             if exc.errno not in (errno.EPERM, errno.EMLINK, errno.EXDEV, errno.EACCES):
                 raise
         fd = os.open(src_base, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src_fd)
         with os.fdopen(fd, "rb") as src:
-            out_fd = os.open(base, _NEW_FILE_FLAGS, disk_mode(Kind.FILE, meta.mode),
-                             dir_fd=parent_fd)
+            out_fd = os.open(
+                base, _NEW_FILE_FLAGS, disk_mode(Kind.FILE, meta.mode), dir_fd=parent_fd
+            )
             with os.fdopen(out_fd, "wb") as out:
                 shutil.copyfileobj(src, out, BLOCK)
 
@@ -389,14 +451,16 @@ def _clear(root: Path, created: bool) -> None:
             child.unlink(missing_ok=True)
 
 
-def assemble_root(packages: Sequence[tuple[PackageInfo, Path]], root: Path,
-                  reporter: Reporter) -> RootManifest:
+def assemble_root(
+    packages: Sequence[tuple[PackageInfo, Path]], root: Path, reporter: Reporter
+) -> RootManifest:
     """Extract `packages` in order into the empty (or new) directory `root`."""
     reporter.step("assemble root")
     created = _prepare(root)
     manifest = RootManifest()
-    extractor = _Extractor(root, manifest, reporter,
-                           sum(path.stat().st_size for _, path in packages))
+    extractor = _Extractor(
+        root, manifest, reporter, sum(path.stat().st_size for _, path in packages)
+    )
     try:
         for pkg, path in packages:
             check_cancelled(reporter)
@@ -407,9 +471,12 @@ def assemble_root(packages: Sequence[tuple[PackageInfo, Path]], root: Path,
         extractor.close()
         _clear(root, created)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise StageError("no space left for the staging root while extracting packages",
-                             stage="assemble root", where=str(root),
-                             hint="free space or choose a build folder on a larger disk") from exc
+            raise StageError(
+                "no space left for the staging root while extracting packages",
+                stage="assemble root",
+                where=str(root),
+                hint="free space or choose a build folder on a larger disk",
+            ) from exc
         raise
     except BaseException:
         extractor.close()

@@ -51,11 +51,34 @@ EFI_BOOT_FILE = "EFI/BOOT/BOOTX64.EFI"
 # GRUB modules built into the EFI binary: the medium (ISO 9660 on a CD or a hybrid stick,
 # FAT), finding it (search by file and label), the menu, serial + screen, and Linux.
 GRUB_MODULES = (
-    "part_gpt", "part_msdos", "iso9660", "fat",
-    "search", "search_fs_file", "search_label", "search_fs_uuid",
-    "normal", "configfile", "eval", "echo", "test", "true", "sleep", "minicmd", "ls", "cat",
-    "serial", "terminal", "all_video", "efi_gop", "efi_uga", "video_bochs", "video_cirrus",
-    "linux", "reboot", "halt",
+    "part_gpt",
+    "part_msdos",
+    "iso9660",
+    "fat",
+    "search",
+    "search_fs_file",
+    "search_label",
+    "search_fs_uuid",
+    "normal",
+    "configfile",
+    "eval",
+    "echo",
+    "test",
+    "true",
+    "sleep",
+    "minicmd",
+    "ls",
+    "cat",
+    "serial",
+    "terminal",
+    "all_video",
+    "efi_gop",
+    "efi_uga",
+    "video_bochs",
+    "video_cirrus",
+    "linux",
+    "reboot",
+    "halt",
 )
 
 # FAT image geometry: 64 heads x 32 sectors of 512 bytes = 1 MiB per cylinder.
@@ -81,7 +104,7 @@ UEFI_TOOLS = ("grub-mkimage", "mformat", "mmd", "mcopy")
 
 @dataclass(frozen=True)
 class BootEntry:
-    key: str     # "live", "toram", "safe": the isolinux label and the GRUB menu entry id
+    key: str  # "live", "toram", "safe": the isolinux label and the GRUB menu entry id
     title: str
     cmdline: str
     kernel: str = "/live/vmlinuz"
@@ -99,9 +122,17 @@ class BootMenu:
     serial: bool = True
 
 
-def default_menu(*, title: str, build_id: str, label: str, image_path: str = "/live/rootfs.sfs",
-                 extra_cmdline: str = "", copytoram: bool = True, safe: bool = True,
-                 timeout_s: int = MAX_TIMEOUT_S) -> BootMenu:
+def default_menu(
+    *,
+    title: str,
+    build_id: str,
+    label: str,
+    image_path: str = "/live/rootfs.sfs",
+    extra_cmdline: str = "",
+    copytoram: bool = True,
+    safe: bool = True,
+    timeout_s: int = MAX_TIMEOUT_S,
+) -> BootMenu:
     """The standard menu: live (default), copy-to-RAM and safe entries, per docs/live-medium.md.
 
     `image_path` is "none" in RAM mode (then there is no copy-to-RAM entry: the whole
@@ -111,16 +142,18 @@ def default_menu(*, title: str, build_id: str, label: str, image_path: str = "/l
     base = f"livesmith.id={build_id} livesmith.label={label} livesmith.image={image_path}"
 
     def cmdline(*specific: str) -> str:
-        return " ".join(part for part in (base, BASE_CONSOLES, *specific, extra_cmdline.strip())
-                        if part)
+        return " ".join(
+            part for part in (base, BASE_CONSOLES, *specific, extra_cmdline.strip()) if part
+        )
 
     entries = [BootEntry("live", f"{title} (live)", cmdline())]
     if copytoram and image_path != "none":
         entries.append(BootEntry("toram", f"{title} (copy to RAM)", cmdline(COPYTORAM_PARAMETER)))
     if safe:
         entries.append(BootEntry("safe", f"{title} (safe graphics)", cmdline(SAFE_PARAMETERS)))
-    return BootMenu(title=title, entries=tuple(entries), build_id=build_id, label=label,
-                    timeout_s=timeout_s)
+    return BootMenu(
+        title=title, entries=tuple(entries), build_id=build_id, label=label, timeout_s=timeout_s
+    )
 
 
 def id_file_path(build_id: str) -> str:
@@ -148,17 +181,26 @@ def validate_menu(menu: BootMenu) -> list[Problem]:
     problems: list[Problem] = []
     where = "boot menu"
     if not _BUILD_ID.fullmatch(menu.build_id):
-        problems.append(Problem(where, f"build ID {menu.build_id!r} is not 16 lowercase hex digits"))
+        problems.append(
+            Problem(where, f"build ID {menu.build_id!r} is not 16 lowercase hex digits")
+        )
     if not _LABEL.fullmatch(menu.label):
-        problems.append(Problem(where, f"volume label {menu.label!r} must be 1-32 characters "
-                                       "A-Z, 0-9 or _"))
+        problems.append(
+            Problem(where, f"volume label {menu.label!r} must be 1-32 characters A-Z, 0-9 or _")
+        )
     if not menu.entries:
         problems.append(Problem(where, "the menu has no entries"))
     elif not 0 <= menu.default < len(menu.entries):
-        problems.append(Problem(where, f"default entry {menu.default} does not exist "
-                                       f"(the menu has {len(menu.entries)})"))
+        problems.append(
+            Problem(
+                where,
+                f"default entry {menu.default} does not exist (the menu has {len(menu.entries)})",
+            )
+        )
     if not 0 <= menu.timeout_s <= MAX_TIMEOUT_S:
-        problems.append(Problem(where, f"timeout {menu.timeout_s} s is outside 0-{MAX_TIMEOUT_S} s"))
+        problems.append(
+            Problem(where, f"timeout {menu.timeout_s} s is outside 0-{MAX_TIMEOUT_S} s")
+        )
     if not menu.title.strip() or _has_control(menu.title):
         problems.append(Problem(where, "the menu title is empty or has control characters"))
     seen: set[str] = set()
@@ -173,12 +215,22 @@ def validate_menu(menu: BootMenu) -> list[Problem]:
             problems.append(Problem(at, "the title is empty or has control characters"))
         for name, path in (("kernel", entry.kernel), ("initrd", entry.initrd)):
             if not _PATH.fullmatch(path) or ".." in path.split("/"):
-                problems.append(Problem(at, f"{name} path {path!r} must be absolute on the medium "
-                                            "and use only A-Z a-z 0-9 . _ - + /"))
+                problems.append(
+                    Problem(
+                        at,
+                        f"{name} path {path!r} must be absolute on the medium "
+                        "and use only A-Z a-z 0-9 . _ - + /",
+                    )
+                )
         problems += cmdline_text_problems(entry.cmdline, where=at)
         if len(entry.cmdline) > MAX_CMDLINE:
-            problems.append(Problem(at, f"the kernel command line is {len(entry.cmdline)} "
-                                        f"characters long (at most {MAX_CMDLINE})"))
+            problems.append(
+                Problem(
+                    at,
+                    f"the kernel command line is {len(entry.cmdline)} "
+                    f"characters long (at most {MAX_CMDLINE})",
+                )
+            )
     return problems
 
 
@@ -188,22 +240,29 @@ def cmdline_text_problems(cmdline: str, *, where: str = "kernel command line") -
     if not bad and not _has_control(cmdline):
         return []
     shown = " ".join(bad) if bad else "control characters"
-    return [Problem(where, f"the kernel command line contains {shown}",
-                    hint="quotes and backslashes are not supported")]
+    return [
+        Problem(
+            where,
+            f"the kernel command line contains {shown}",
+            hint="quotes and backslashes are not supported",
+        )
+    ]
 
 
-def cmdline_length_problem(menu: BootMenu, *,
-                           where: str = "kernel command line") -> Problem | None:
+def cmdline_length_problem(menu: BootMenu, *, where: str = "kernel command line") -> Problem | None:
     """The menu's longest kernel command line, if it is longer than the kernel takes; said
     in terms of the profile's extra parameters, the part the user can shorten."""
     longest = max(menu.entries, key=lambda e: len(e.cmdline), default=None)
     if longest is None or len(longest.cmdline) <= MAX_CMDLINE:
         return None
     over = len(longest.cmdline) - MAX_CMDLINE
-    return Problem(where, f"with the extra parameters, the {longest.key!r} boot entry's kernel "
-                          f"command line is {len(longest.cmdline)} characters long (at most "
-                          f"{MAX_CMDLINE})",
-                   hint=f"shorten the extra parameters by at least {over} characters")
+    return Problem(
+        where,
+        f"with the extra parameters, the {longest.key!r} boot entry's kernel "
+        f"command line is {len(longest.cmdline)} characters long (at most "
+        f"{MAX_CMDLINE})",
+        hint=f"shorten the extra parameters by at least {over} characters",
+    )
 
 
 def _package_for(path: Path, files: BootFiles) -> str:
@@ -233,16 +292,25 @@ def validate_bootloaders(bios: bool, uefi: bool, *, files: BootFiles = HOST_FILE
             if report not in missing:
                 missing.append(report)
     for package, paths in missing_by_package.items():
-        listed = ", ".join(str(p) for p in paths[:3]) + (f" and {len(paths) - 3} more"
-                                                         if len(paths) > 3 else "")
+        listed = ", ".join(str(p) for p in paths[:3]) + (
+            f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+        )
         mode = "UEFI" if package == "grub-efi-amd64-bin" else "BIOS"
-        problems.append(Problem(f"{mode} boot", f"missing {listed}",
-                                hint=f"install the Debian package {package}"))
+        problems.append(
+            Problem(
+                f"{mode} boot", f"missing {listed}", hint=f"install the Debian package {package}"
+            )
+        )
     for tool in tools:
         if not have_tool(tool):
             package = DEBIAN_PACKAGES.get(tool, tool)
-            problems.append(Problem("UEFI boot", f"the program '{tool}' is not installed",
-                                    hint=f"install the Debian package {package}"))
+            problems.append(
+                Problem(
+                    "UEFI boot",
+                    f"the program '{tool}' is not installed",
+                    hint=f"install the Debian package {package}",
+                )
+            )
     return problems
 
 
@@ -253,6 +321,7 @@ def _check(menu: BootMenu, *, bios: bool, uefi: bool, files: BootFiles) -> None:
 
 
 # ------------------------------------------------------------------------------- isolinux
+
 
 def syslinux_config(menu: BootMenu) -> str:
     """syslinux.cfg text: a menu.c32 text menu, also on the first serial port."""
@@ -279,13 +348,15 @@ def syslinux_config(menu: BootMenu) -> str:
     return "\n".join(lines) + "\n"
 
 
-def install_isolinux(stage: Path, menu: BootMenu, reporter: Reporter, *,
-                     files: BootFiles = HOST_FILES) -> str:
+def install_isolinux(
+    stage: Path, menu: BootMenu, reporter: Reporter, *, files: BootFiles = HOST_FILES
+) -> str:
     """Put isolinux and its menu into `stage`; returns the BIOS boot file for mastering."""
     _check(menu, bios=True, uefi=False, files=files)
     target = stage / SYSLINUX_DIR
-    reporter.log(Level.INFO, f"BIOS boot: isolinux with {len(menu.entries)} menu entries "
-                             f"in {SYSLINUX_DIR}")
+    reporter.log(
+        Level.INFO, f"BIOS boot: isolinux with {len(menu.entries)} menu entries in {SYSLINUX_DIR}"
+    )
     target.mkdir(parents=True, exist_ok=True)
     sources = [files.isolinux_bin, *(files.syslinux_modules / m for m in SYSLINUX_MODULES)]
     for source in sources:
@@ -312,8 +383,10 @@ def _grub_serial_script(menu: BootMenu) -> str:
     (and no error message: `serial` only fails inside the condition)."""
     if not menu.serial:
         return ""
-    return (f"if serial --unit=0 --speed={SERIAL_SPEED}; then "
-            "terminal_input console serial; terminal_output console serial; fi")
+    return (
+        f"if serial --unit=0 --speed={SERIAL_SPEED}; then "
+        "terminal_input console serial; terminal_output console serial; fi"
+    )
 
 
 def grub_early_config(menu: BootMenu) -> str:
@@ -326,21 +399,25 @@ def grub_early_config(menu: BootMenu) -> str:
     """
     id_file = "/" + id_file_path(menu.build_id)
     label = _grub_quote(menu.label)
-    find = " ".join([
-        f"if search --no-floppy --file --set=root {id_file}; then true;",
-        f"elif search --no-floppy --label --set=root {label}; then",
-        f"echo 'Livesmith: found the medium by its label {menu.label} (no {id_file} on it).';",
-        f"else echo 'Livesmith: the boot medium was not found: no disk has {id_file} "
-        f"or the label {menu.label}.'; echo 'Type ls to see the disks GRUB can read.';",
-        "fi",
-    ])
-    return "\n".join([
-        *([f'eval "{_grub_serial_script(menu)}"'] if menu.serial else []),
-        f'eval "{find}"',
-        f"set prefix=($root)/{GRUB_DIR}",
-        f"configfile ($root)/{GRUB_DIR}/grub.cfg",
-        "",
-    ])
+    find = " ".join(
+        [
+            f"if search --no-floppy --file --set=root {id_file}; then true;",
+            f"elif search --no-floppy --label --set=root {label}; then",
+            f"echo 'Livesmith: found the medium by its label {menu.label} (no {id_file} on it).';",
+            f"else echo 'Livesmith: the boot medium was not found: no disk has {id_file} "
+            f"or the label {menu.label}.'; echo 'Type ls to see the disks GRUB can read.';",
+            "fi",
+        ]
+    )
+    return "\n".join(
+        [
+            *([f'eval "{_grub_serial_script(menu)}"'] if menu.serial else []),
+            f'eval "{find}"',
+            f"set prefix=($root)/{GRUB_DIR}",
+            f"configfile ($root)/{GRUB_DIR}/grub.cfg",
+            "",
+        ]
+    )
 
 
 def grub_config(menu: BootMenu) -> str:
@@ -377,8 +454,11 @@ def _run(argv: list[str], *, env: dict[str, str] | None = None, what: str) -> No
     result = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip()[-2000:]
-        raise StageError(f"{what} failed (exit status {result.returncode}): {detail}",
-                         stage="bootloaders", where=argv[0])
+        raise StageError(
+            f"{what} failed (exit status {result.returncode}): {detail}",
+            stage="bootloaders",
+            where=argv[0],
+        )
 
 
 def efi_image_size(payload_bytes: int) -> int:
@@ -390,8 +470,11 @@ def make_efi_image(image: Path, efi_binary: Path, *, serial: str, epoch: int | N
     """A FAT image holding /EFI/BOOT/BOOTX64.EFI, made with mtools only."""
     size = efi_image_size(efi_binary.stat().st_size)
     if size >= _EFI_IMAGE_LIMIT:
-        raise StageError(f"the GRUB EFI binary {efi_binary} is too big for an EFI image "
-                         f"({size // _MIB} MiB, at most 31)", stage="bootloaders")
+        raise StageError(
+            f"the GRUB EFI binary {efi_binary} is too big for an EFI image "
+            f"({size // _MIB} MiB, at most 31)",
+            stage="bootloaders",
+        )
     env = {**os.environ, "MTOOLS_SKIP_CHECK": "1", "MTOOLSRC": os.devnull, "TZ": "UTC"}
     if epoch is not None:
         env["SOURCE_DATE_EPOCH"] = str(epoch)
@@ -399,13 +482,36 @@ def make_efi_image(image: Path, efi_binary: Path, *, serial: str, epoch: int | N
     with open(image, "wb") as out:
         out.truncate(size)
     sectors = size // 512
-    _run([find_tool("mformat"), "-i", str(image), "-N", serial, "-v", "EFIBOOT",
-          "-T", str(sectors), "-h", str(_FAT_HEADS), "-s", str(_FAT_SECTORS), "::"],
-         env=env, what="making the FAT file system of the EFI image")
-    _run([find_tool("mmd"), "-i", str(image), "::/EFI", "::/EFI/BOOT"], env=env,
-         what="making /EFI/BOOT in the EFI image")
-    _run([find_tool("mcopy"), "-m", "-i", str(image), str(efi_binary), "::/" + EFI_BOOT_FILE],
-         env=env, what="copying BOOTX64.EFI into the EFI image")
+    _run(
+        [
+            find_tool("mformat"),
+            "-i",
+            str(image),
+            "-N",
+            serial,
+            "-v",
+            "EFIBOOT",
+            "-T",
+            str(sectors),
+            "-h",
+            str(_FAT_HEADS),
+            "-s",
+            str(_FAT_SECTORS),
+            "::",
+        ],
+        env=env,
+        what="making the FAT file system of the EFI image",
+    )
+    _run(
+        [find_tool("mmd"), "-i", str(image), "::/EFI", "::/EFI/BOOT"],
+        env=env,
+        what="making /EFI/BOOT in the EFI image",
+    )
+    _run(
+        [find_tool("mcopy"), "-m", "-i", str(image), str(efi_binary), "::/" + EFI_BOOT_FILE],
+        env=env,
+        what="copying BOOTX64.EFI into the EFI image",
+    )
 
 
 def build_grub_efi(output: Path, menu: BootMenu, *, files: BootFiles = HOST_FILES) -> None:
@@ -413,13 +519,33 @@ def build_grub_efi(output: Path, menu: BootMenu, *, files: BootFiles = HOST_FILE
     with tempfile.TemporaryDirectory(prefix="livesmith-grub-") as work:
         early = Path(work, "early.cfg")
         early.write_text(grub_early_config(menu))
-        _run([find_tool("grub-mkimage"), "-O", "x86_64-efi", "-d", str(files.grub_efi_modules),
-              "-p", f"/{GRUB_DIR}", "-c", str(early), "-o", str(output), *GRUB_MODULES],
-             what="building the GRUB EFI binary with grub-mkimage")
+        _run(
+            [
+                find_tool("grub-mkimage"),
+                "-O",
+                "x86_64-efi",
+                "-d",
+                str(files.grub_efi_modules),
+                "-p",
+                f"/{GRUB_DIR}",
+                "-c",
+                str(early),
+                "-o",
+                str(output),
+                *GRUB_MODULES,
+            ],
+            what="building the GRUB EFI binary with grub-mkimage",
+        )
 
 
-def install_grub_efi(stage: Path, menu: BootMenu, reporter: Reporter, *,
-                     files: BootFiles = HOST_FILES, epoch: int | None = None) -> str:
+def install_grub_efi(
+    stage: Path,
+    menu: BootMenu,
+    reporter: Reporter,
+    *,
+    files: BootFiles = HOST_FILES,
+    epoch: int | None = None,
+) -> str:
     """Put GRUB for UEFI into `stage`; returns the EFI boot image for mastering.
 
     Writes boot/grub/grub.cfg, boot/grub/efi.img and EFI/BOOT/BOOTX64.EFI. `epoch`
@@ -429,8 +555,11 @@ def install_grub_efi(stage: Path, menu: BootMenu, reporter: Reporter, *,
     _check(menu, bios=False, uefi=True, files=files)
     grub_dir = stage / GRUB_DIR
     efi_dir = stage / Path(EFI_BOOT_FILE).parent
-    reporter.log(Level.INFO, f"UEFI boot: GRUB with {len(menu.entries)} menu entries, "
-                             f"finds the medium by /{id_file_path(menu.build_id)}")
+    reporter.log(
+        Level.INFO,
+        f"UEFI boot: GRUB with {len(menu.entries)} menu entries, "
+        f"finds the medium by /{id_file_path(menu.build_id)}",
+    )
     grub_dir.mkdir(parents=True, exist_ok=True)
     efi_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".livesmith-grub-", dir=grub_dir))
@@ -443,8 +572,11 @@ def install_grub_efi(stage: Path, menu: BootMenu, reporter: Reporter, *,
         check_cancelled(reporter)
         config = work / "grub.cfg"
         config.write_text(grub_config(menu))
-        reporter.log(Level.DEBUG, f"GRUB EFI binary {binary.stat().st_size} bytes, "
-                                  f"EFI image {image.stat().st_size // 1024} KiB")
+        reporter.log(
+            Level.DEBUG,
+            f"GRUB EFI binary {binary.stat().st_size} bytes, "
+            f"EFI image {image.stat().st_size // 1024} KiB",
+        )
         shutil.copy2(binary, efi_dir / "BOOTX64.EFI")
         os.replace(config, grub_dir / "grub.cfg")
         os.replace(image, stage / EFI_IMAGE)

@@ -19,8 +19,17 @@ import re
 FOLDERS = ("", "bin/", "sbin/", "usr/bin/", "usr/sbin/")
 NAME = re.compile(rb"[a-z0-9_.\[\]+-]{1,32}")
 # Where BusyBox installs these applets in every configuration that has them.
-KNOWN = {"sh": "bin/", "ls": "bin/", "cat": "bin/", "mount": "bin/", "init": "sbin/",
-         "mdev": "sbin/", "chroot": "usr/sbin/", "awk": "usr/bin/", "env": "usr/bin/"}
+KNOWN = {
+    "sh": "bin/",
+    "ls": "bin/",
+    "cat": "bin/",
+    "mount": "bin/",
+    "init": "sbin/",
+    "mdev": "sbin/",
+    "chroot": "usr/sbin/",
+    "awk": "usr/bin/",
+    "env": "usr/bin/",
+}
 MIN_APPLETS = 8
 MIN_KNOWN = 3
 
@@ -69,9 +78,10 @@ def applets_from_binary(data: bytes) -> list[str] | None:
         nibble = (byte >> 4) if first & 1 else (byte & 0xF)
         if nibble >= len(FOLDERS) or FOLDERS[nibble] != known[first]:
             continue
-        indexes = _folder_indexes(data[start:start + size], len(names))
-        if indexes is not None and all(FOLDERS[indexes[i]] == folder
-                                       for i, folder in known.items()):
+        indexes = _folder_indexes(data[start : start + size], len(names))
+        if indexes is not None and all(
+            FOLDERS[indexes[i]] == folder for i, folder in known.items()
+        ):
             found.add(tuple(indexes))
             if len(found) > 1:
                 return None  # two different tables fit: not certain

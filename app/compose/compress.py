@@ -67,8 +67,10 @@ def level_problem(compression: Compression, level: int | None, where: str) -> Pr
     if valid is None:
         return Problem(where, f"compression '{compression.value}' takes no level (got {level})")
     if level not in valid:
-        return Problem(where, f"{compression.value} level {level} is out of range "
-                              f"{valid.start}..{valid.stop - 1}")
+        return Problem(
+            where,
+            f"{compression.value} level {level} is out of range {valid.start}..{valid.stop - 1}",
+        )
     return None
 
 
@@ -126,8 +128,9 @@ class _Feeder(io.RawIOBase):
 
 
 @contextmanager
-def open_compressed_writer(path: Path, compression: Compression,
-                           level: int | None = None) -> Iterator[BinaryIO]:
+def open_compressed_writer(
+    path: Path, compression: Compression, level: int | None = None
+) -> Iterator[BinaryIO]:
     """A binary stream that writes `path` compressed; the stream is finished when the
     block ends. Compression runs beside the caller (zstd on all cores).
 
@@ -141,14 +144,23 @@ def open_compressed_writer(path: Path, compression: Compression,
         if compression is Compression.ZSTD:
             compressor = zstandard.ZstdCompressor(level=cast(int, level), threads=-1)
             # 1 MiB output blocks: the 128 KiB default costs ~15 % at fast levels
-            stream = cast(BinaryIO, compressor.stream_writer(raw, closefd=False,
-                                                             write_size=1 << 20))
+            stream = cast(
+                BinaryIO, compressor.stream_writer(raw, closefd=False, write_size=1 << 20)
+            )
         elif compression is Compression.XZ:
-            stream = cast(BinaryIO, lzma.LZMAFile(raw, "wb", format=lzma.FORMAT_XZ,
-                                                  check=lzma.CHECK_CRC32, preset=level))
+            stream = cast(
+                BinaryIO,
+                lzma.LZMAFile(
+                    raw, "wb", format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32, preset=level
+                ),
+            )
         elif compression is Compression.GZIP:
-            stream = cast(BinaryIO, gzip.GzipFile(filename="", mode="wb", fileobj=raw,
-                                                  compresslevel=cast(int, level), mtime=0))
+            stream = cast(
+                BinaryIO,
+                gzip.GzipFile(
+                    filename="", mode="wb", fileobj=raw, compresslevel=cast(int, level), mtime=0
+                ),
+            )
         else:
             stream = raw
         if stream is not raw:

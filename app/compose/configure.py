@@ -31,9 +31,20 @@ STAGE = "configure"
 USER_UID = 1000
 
 # Directories every live root needs: (path, mode)
-SKELETON = (("dev", 0o755), ("proc", 0o555), ("sys", 0o555), ("run", 0o755), ("tmp", 0o1777),
-            ("root", 0o700), ("etc", 0o755), ("mnt", 0o755), ("var", 0o755),
-            ("var/tmp", 0o1777), ("var/log", 0o755), ("home", 0o755))
+SKELETON = (
+    ("dev", 0o755),
+    ("proc", 0o555),
+    ("sys", 0o555),
+    ("run", 0o755),
+    ("tmp", 0o1777),
+    ("root", 0o700),
+    ("etc", 0o755),
+    ("mnt", 0o755),
+    ("var", 0o755),
+    ("var/tmp", 0o1777),
+    ("var/log", 0o755),
+    ("home", 0o755),
+)
 
 INITTAB = """\
 # Written by Livesmith: BusyBox init, a login on the screen and on the first serial port.
@@ -67,23 +78,41 @@ tmpfs   /tmp      tmpfs   mode=1777 0 0
 @dataclass(frozen=True)
 class BuildFacts:
     """What configure needs to know about the build besides the system options."""
+
     name: str
     label: str
     build_id: str
     date: str  # YYYY-MM-DD, from SOURCE_DATE_EPOCH when set
 
 
-ISSUE_FIELDS = ("name", "label", "date", "hostname", "user", "user_password", "root_password",
-                "user_line", "build_id")
+ISSUE_FIELDS = (
+    "name",
+    "label",
+    "date",
+    "hostname",
+    "user",
+    "user_password",
+    "root_password",
+    "user_line",
+    "build_id",
+)
 
 
 def render_issue(options: SystemOptions, facts: BuildFacts) -> str:
-    user_line = (f"or as {options.user} with password: {options.user_password}\n"
-                 if options.user else "")
-    values = {"name": facts.name, "label": facts.label, "date": facts.date,
-              "hostname": options.hostname, "user": options.user,
-              "user_password": options.user_password, "root_password": options.root_password,
-              "user_line": user_line, "build_id": facts.build_id}
+    user_line = (
+        f"or as {options.user} with password: {options.user_password}\n" if options.user else ""
+    )
+    values = {
+        "name": facts.name,
+        "label": facts.label,
+        "date": facts.date,
+        "hostname": options.hostname,
+        "user": options.user,
+        "user_password": options.user_password,
+        "root_password": options.root_password,
+        "user_line": user_line,
+        "build_id": facts.build_id,
+    }
     text = options.issue.format(**values)
     # getty treats backslashes as escapes (\n = host name); keep the user's text literal.
     return text.replace("\\", "\\\\").rstrip("\n") + "\n\n"
@@ -106,9 +135,14 @@ def os_release_value(value: str) -> str:
 
 
 def render_os_release(facts: BuildFacts) -> str:
-    fields = {"NAME": "Livesmith live", "ID": "livesmith",
-              "PRETTY_NAME": f"{facts.name} (Livesmith live)", "BUILD_ID": facts.build_id,
-              "IMAGE_ID": facts.label, "IMAGE_VERSION": facts.date}
+    fields = {
+        "NAME": "Livesmith live",
+        "ID": "livesmith",
+        "PRETTY_NAME": f"{facts.name} (Livesmith live)",
+        "BUILD_ID": facts.build_id,
+        "IMAGE_ID": facts.label,
+        "IMAGE_VERSION": facts.date,
+    }
     return "".join(f"{key}={os_release_value(value)}\n" for key, value in fields.items())
 
 
@@ -144,8 +178,7 @@ class RootWriter:
     def host_path(self, path: str) -> Path:
         return resolve_in_root(self.root, path)
 
-    def _open_dir(self, host_dir: Path, *, create: bool = False,
-                  mode: int = 0o755) -> int:
+    def _open_dir(self, host_dir: Path, *, create: bool = False, mode: int = 0o755) -> int:
         """A descriptor of `host_dir` (inside the root), reached without following links;
         with `create`, missing folders are made (and recorded as ours)."""
         rel_parts = Path(root_relative(self.root, host_dir)).parts
@@ -158,14 +191,16 @@ class RootWriter:
                     if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                         raise
                     shown = "/".join(rel_parts[:depth])
-                    raise InputError(f"/{shown} exists in the packages and is not a folder",
-                                     where=STAGE) from exc
+                    raise InputError(
+                        f"/{shown} exists in the packages and is not a folder", where=STAGE
+                    ) from exc
                 os.close(fd)
                 fd = child
                 rel = "/".join(rel_parts[:depth])
                 if create and rel not in self.manifest:  # a folder of our own, not a package's
-                    self.manifest.add(FileMeta(rel, Kind.DIR,
-                                               mode if depth == len(rel_parts) else 0o755))
+                    self.manifest.add(
+                        FileMeta(rel, Kind.DIR, mode if depth == len(rel_parts) else 0o755)
+                    )
         except BaseException:
             os.close(fd)
             raise
@@ -176,8 +211,9 @@ class RootWriter:
         os.close(self._open_dir(host, create=True, mode=mode))
         return host
 
-    def write(self, path: str, data: str | bytes, mode: int = 0o644, *,
-              keep_meta: bool = True) -> Path:
+    def write(
+        self, path: str, data: str | bytes, mode: int = 0o644, *, keep_meta: bool = True
+    ) -> Path:
         host = self.host_path(path)
         if host == self.root:
             raise InputError(f"/{path} is the root folder; cannot write it", where=STAGE)
@@ -186,10 +222,11 @@ class RootWriter:
         try:
             existing_kind = _lstat_kind(host.name, dir_fd)
             if existing_kind in (stat.S_IFLNK, stat.S_IFDIR):
-                raise InputError(f"/{path} exists in the packages as a link or folder; "
-                                 "cannot write it", where=STAGE)
-            tmp = _write_new_file(dir_fd, host.name, blob,
-                                  0o644 if mode & 0o111 == 0 else 0o755)
+                raise InputError(
+                    f"/{path} exists in the packages as a link or folder; cannot write it",
+                    where=STAGE,
+                )
+            tmp = _write_new_file(dir_fd, host.name, blob, 0o644 if mode & 0o111 == 0 else 0o755)
             try:
                 # rename() replaces the name itself, never what a link there points at.
                 os.replace(tmp, host.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
@@ -217,8 +254,9 @@ class RootWriter:
             os.symlink(target, host.name, dir_fd=dir_fd)
         finally:
             os.close(dir_fd)
-        self.manifest.add(FileMeta(root_relative(self.root, host), Kind.SYMLINK, 0o777,
-                                   target=target))
+        self.manifest.add(
+            FileMeta(root_relative(self.root, host), Kind.SYMLINK, 0o777, target=target)
+        )
 
     def read(self, path: str) -> str | None:
         host = self.host_path(path)
@@ -231,8 +269,9 @@ class RootWriter:
         try:
             if _lstat_kind(host.name, dir_fd) != stat.S_IFREG:
                 return None
-            fd = os.open(host.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                         dir_fd=dir_fd)
+            fd = os.open(
+                host.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd
+            )
             with open(fd, "rb") as f:
                 return f.read().decode(errors="replace")
         finally:
@@ -281,8 +320,9 @@ def _set_account(lines: list[str], name: str, entry: str) -> list[str]:
     return [*kept, entry]
 
 
-def configure_accounts(writer: RootWriter, options: SystemOptions, facts: BuildFacts,
-                       days: int) -> None:
+def configure_accounts(
+    writer: RootWriter, options: SystemOptions, facts: BuildFacts, days: int
+) -> None:
     passwd = (writer.read("etc/passwd") or "").splitlines()
     group = (writer.read("etc/group") or "").splitlines()
     shadow = (writer.read("etc/shadow") or "").splitlines()
@@ -296,14 +336,16 @@ def configure_accounts(writer: RootWriter, options: SystemOptions, facts: BuildF
     shadow = _set_account(shadow, "root", f"root:{root_hash}:{days}:0:99999:7:::")
     if options.user:
         user = options.user
-        passwd = _set_account(passwd, user,
-                              f"{user}:x:{USER_UID}:{USER_UID}:{user}:/home/{user}:/bin/sh")
+        passwd = _set_account(
+            passwd, user, f"{user}:x:{USER_UID}:{USER_UID}:{user}:/home/{user}:/bin/sh"
+        )
         group = _set_account(group, user, f"{user}:x:{USER_UID}:")
         user_hash = sha512_crypt(options.user_password, deterministic_salt(facts.build_id, user))
         shadow = _set_account(shadow, user, f"{user}:{user_hash}:{days}:0:99999:7:::")
         home = writer.ensure_dir(f"home/{user}", 0o700)
-        writer.manifest.add(FileMeta(root_relative(writer.root, home), Kind.DIR, 0o700,
-                                     USER_UID, USER_UID))
+        writer.manifest.add(
+            FileMeta(root_relative(writer.root, home), Kind.DIR, 0o700, USER_UID, USER_UID)
+        )
     writer.write("etc/passwd", "\n".join(passwd) + "\n", 0o644)
     writer.write("etc/group", "\n".join(group) + "\n", 0o644)
     writer.write("etc/shadow", "\n".join(shadow) + "\n", 0o600, keep_meta=False)
@@ -332,8 +374,7 @@ def _applets_read_from(busybox: Path) -> list[str] | None:
     return applets_from_binary(data)
 
 
-def busybox_applets(root: Path, busybox: Path,
-                    reporter: Reporter | None = None) -> list[str]:
+def busybox_applets(root: Path, busybox: Path, reporter: Reporter | None = None) -> list[str]:
     """Applet paths (e.g. 'bin/sh', 'sbin/init') of this busybox build.
 
     The binary is package code, so it runs sandboxed (app.compose.sandbox); what it prints
@@ -352,14 +393,22 @@ def busybox_applets(root: Path, busybox: Path,
         if found is None:
             raise
         if reporter is not None:
-            reporter.log(Level.WARNING, f"{exc.message}; read the {len(found)} applets "
-                         "from the binary instead")
+            reporter.log(
+                Level.WARNING,
+                f"{exc.message}; read the {len(found)} applets from the binary instead",
+            )
         applets, said = found, "holds"
-    bad = [line for line in applets if not APPLET_PATH.fullmatch(line) or
-           line.rsplit("/", 1)[-1] in (".", "..")]
+    bad = [
+        line
+        for line in applets
+        if not APPLET_PATH.fullmatch(line) or line.rsplit("/", 1)[-1] in (".", "..")
+    ]
     if bad:
-        raise StageError(f"/{printable(rel)} --list-full {said} {len(bad)} line(s) that are "
-                         f"not applet paths, e.g. '{printable(bad[0])}'", stage=STAGE)
+        raise StageError(
+            f"/{printable(rel)} --list-full {said} {len(bad)} line(s) that are "
+            f"not applet paths, e.g. '{printable(bad[0])}'",
+            stage=STAGE,
+        )
     if not applets:
         raise StageError(f"/{printable(rel)} --list-full listed no applets", stage=STAGE)
     return applets
@@ -372,8 +421,11 @@ def install_busybox_init(writer: RootWriter, reporter: Reporter) -> bool:
         return False
     busybox = find_busybox(writer.root)
     if busybox is None:
-        raise StageError("the system has no /sbin/init and no BusyBox to provide one; "
-                         "add busybox (or a package with an init) to the packages", stage=STAGE)
+        raise StageError(
+            "the system has no /sbin/init and no BusyBox to provide one; "
+            "add busybox (or a package with an init) to the packages",
+            stage=STAGE,
+        )
     target = "/" + root_relative(writer.root, busybox)
     applets = busybox_applets(writer.root, busybox, reporter)
     for applet in applets:
@@ -403,8 +455,9 @@ def copy_overlay(writer: RootWriter, overlay: Path, reporter: Reporter) -> int:
             if src.is_symlink():
                 writer.symlink(rel, os.readlink(src))
             elif src.is_file():
-                writer.write(rel, src.read_bytes(), stat.S_IMODE(src.stat().st_mode),
-                             keep_meta=False)
+                writer.write(
+                    rel, src.read_bytes(), stat.S_IMODE(src.stat().st_mode), keep_meta=False
+                )
             else:
                 reporter.log(Level.WARNING, f"overlay: skipping {src} (not a file or link)")
                 continue
@@ -412,14 +465,24 @@ def copy_overlay(writer: RootWriter, overlay: Path, reporter: Reporter) -> int:
     return count
 
 
-def configure_root(root: Path, manifest: RootManifest, options: SystemOptions,
-                   facts: BuildFacts, reporter: Reporter, *, epoch: int) -> None:
+def configure_root(
+    root: Path,
+    manifest: RootManifest,
+    options: SystemOptions,
+    facts: BuildFacts,
+    reporter: Reporter,
+    *,
+    epoch: int,
+) -> None:
     writer = RootWriter(root, manifest)
     for path, mode in SKELETON:
         writer.ensure_dir(path, mode)
     writer.write("etc/hostname", options.hostname + "\n")
-    writer.write("etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{options.hostname}\n"
-                              "::1\tlocalhost ip6-localhost ip6-loopback\n")
+    writer.write(
+        "etc/hosts",
+        f"127.0.0.1\tlocalhost\n127.0.1.1\t{options.hostname}\n"
+        "::1\tlocalhost ip6-localhost ip6-loopback\n",
+    )
     configure_accounts(writer, options, facts, days=epoch // 86400)
     writer.write("etc/issue", render_issue(options, facts), keep_meta=False)
     if writer.read("etc/os-release") is None and writer.read("usr/lib/os-release") is None:

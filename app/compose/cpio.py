@@ -45,8 +45,10 @@ def source_date_epoch() -> int | None:
     try:
         epoch = int(value)
     except ValueError:
-        raise InputError(f"SOURCE_DATE_EPOCH must be a whole number of seconds, not {value!r}",
-                         where="environment") from None
+        raise InputError(
+            f"SOURCE_DATE_EPOCH must be a whole number of seconds, not {value!r}",
+            where="environment",
+        ) from None
     if epoch < 0:
         raise InputError("SOURCE_DATE_EPOCH must not be negative", where="environment")
     return epoch
@@ -71,13 +73,14 @@ class NewcWriter:
         self._dirs: set[str] = set()
         self._paths: set[str] = set()
         self._closed = False
-        self.entries = 0        # entries written, trailer excluded
-        self.size = 0           # bytes of archive produced so far (buffered or written)
+        self.entries = 0  # entries written, trailer excluded
+        self.size = 0  # bytes of archive produced so far (buffered or written)
 
     # -- public API -------------------------------------------------------------------
 
-    def add(self, meta: FileMeta, data: Path | str | bytes | None = None, *,
-            nlink: int | None = None) -> None:
+    def add(
+        self, meta: FileMeta, data: Path | str | bytes | None = None, *, nlink: int | None = None
+    ) -> None:
         """Write one entry. FILE data comes from `data` (a file path as Path or str, or the
         bytes themselves; None = empty);
         a symlink's data is its target; devices use meta.rdev_*. Hardlinks: `add_links`."""
@@ -99,8 +102,7 @@ class NewcWriter:
             default_nlink = 2 if meta.kind is Kind.DIR else 1
             self._add_bytes(meta, path, b"", self._take_ino(), nlink or default_nlink)
 
-    def add_links(self, metas: Sequence[FileMeta], data: Path | str | bytes | None = None
-                  ) -> None:
+    def add_links(self, metas: Sequence[FileMeta], data: Path | str | bytes | None = None) -> None:
         """Write the paths of one hardlinked file: one inode, nlink = len(metas), data only
         on the last entry (newc convention, what the kernel and GNU cpio expect). The inode's
         mode/owner/mtime are those of metas[0]."""
@@ -142,8 +144,15 @@ class NewcWriter:
     def _name(path: str) -> str:
         # Fast path for names that are already clean (nearly all of them).
         wrapped = f"/{path}/"
-        if path and path[0] != "/" and path[-1] != "/" and "//" not in path \
-                and "/./" not in wrapped and "/../" not in wrapped and "\0" not in path:
+        if (
+            path
+            and path[0] != "/"
+            and path[-1] != "/"
+            and "//" not in path
+            and "/./" not in wrapped
+            and "/../" not in wrapped
+            and "\0" not in path
+        ):
             return path
         try:
             name = normalize(path)
@@ -166,8 +175,18 @@ class NewcWriter:
             parent = parent.rpartition("/")[0]
         for directory in reversed(missing):
             self._dirs.add(directory)
-            self._emit_header(self._take_ino(), stat.S_IFDIR | 0o755, 0, 0, 2,
-                              self._mtime(self._clamp or 0), 0, 0, 0, directory)
+            self._emit_header(
+                self._take_ino(),
+                stat.S_IFDIR | 0o755,
+                0,
+                0,
+                2,
+                self._mtime(self._clamp or 0),
+                0,
+                0,
+                0,
+                directory,
+            )
 
     def _mtime(self, mtime: int) -> int:
         mtime = max(0, mtime)
@@ -175,14 +194,24 @@ class NewcWriter:
             return self._clamp
         return mtime
 
-    def _emit_header(self, ino: int, mode: int, uid: int, gid: int, nlink: int, mtime: int,
-                     size: int, rmajor: int, rminor: int, name: str) -> None:
+    def _emit_header(
+        self,
+        ino: int,
+        mode: int,
+        uid: int,
+        gid: int,
+        nlink: int,
+        mtime: int,
+        size: int,
+        rmajor: int,
+        rminor: int,
+        name: str,
+    ) -> None:
         encoded = os.fsencode(name) + b"\0"
         fields = (ino, mode, uid, gid, nlink, mtime, size, 0, 0, rmajor, rminor, len(encoded))
         if any(v > MAX_FIELD for v in fields):
             what = "file is larger than 4 GiB" if size > MAX_FIELD else "a number is too large"
-            raise StageError(f"cannot store {name!r} in a newc cpio archive: {what}",
-                             stage="cpio")
+            raise StageError(f"cannot store {name!r} in a newc cpio archive: {what}", stage="cpio")
         header = b"070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X00000000" % fields
         self._buf += header
         self._buf += encoded
@@ -192,11 +221,28 @@ class NewcWriter:
             self.entries += 1
             self._paths.add(name)
 
-    def _add_bytes(self, meta: FileMeta, path: str, payload: bytes, ino: int, nlink: int,
-                   kind_bits: int | None = None) -> None:
+    def _add_bytes(
+        self,
+        meta: FileMeta,
+        path: str,
+        payload: bytes,
+        ino: int,
+        nlink: int,
+        kind_bits: int | None = None,
+    ) -> None:
         mode = (meta.type_bits if kind_bits is None else kind_bits) | (meta.mode & 0o7777)
-        self._emit_header(ino, mode, meta.uid, meta.gid, nlink, self._mtime(meta.mtime),
-                          len(payload), meta.rdev_major, meta.rdev_minor, path)
+        self._emit_header(
+            ino,
+            mode,
+            meta.uid,
+            meta.gid,
+            nlink,
+            self._mtime(meta.mtime),
+            len(payload),
+            meta.rdev_major,
+            meta.rdev_minor,
+            path,
+        )
         if payload:
             if len(payload) >= DIRECT_AT:
                 # Large data goes out as is: copying it into the buffer costs more than a call.
@@ -209,8 +255,9 @@ class NewcWriter:
         if len(self._buf) >= FLUSH_AT:
             self._flush()
 
-    def _add_file(self, meta: FileMeta, path: str, data: Path | str | bytes | None, *,
-                  ino: int, nlink: int) -> None:
+    def _add_file(
+        self, meta: FileMeta, path: str, data: Path | str | bytes | None, *, ino: int, nlink: int
+    ) -> None:
         if not isinstance(data, (Path, str)):
             self._add_bytes(meta, path, bytes(data or b""), ino, nlink, kind_bits=stat.S_IFREG)
             return
@@ -226,19 +273,27 @@ class NewcWriter:
             if size < CHUNK:
                 payload = os.read(fd, size + 1) if size else b""
                 if len(payload) != size:
-                    raise StageError(f"{data} changed while it was being archived",
-                                     stage="cpio")
+                    raise StageError(f"{data} changed while it was being archived", stage="cpio")
                 self._add_bytes(meta, path, payload, ino, nlink, kind_bits=stat.S_IFREG)
                 return
-            self._emit_header(ino, stat.S_IFREG | (meta.mode & 0o7777), meta.uid, meta.gid,
-                              nlink, self._mtime(meta.mtime), size, 0, 0, path)
+            self._emit_header(
+                ino,
+                stat.S_IFREG | (meta.mode & 0o7777),
+                meta.uid,
+                meta.gid,
+                nlink,
+                self._mtime(meta.mtime),
+                size,
+                0,
+                0,
+                path,
+            )
             self._flush()
             left = size
             while left:
                 chunk = os.read(fd, min(CHUNK, left))
                 if not chunk:
-                    raise StageError(f"{data} shrank while it was being archived",
-                                     stage="cpio")
+                    raise StageError(f"{data} shrank while it was being archived", stage="cpio")
                 self._out.write(chunk)
                 left -= len(chunk)
             self._buf += _pad(size)
@@ -260,7 +315,7 @@ class _Item:
     """One thing to write: a single entry, or a hardlink group (metas[0] is the FILE)."""
 
     metas: tuple[FileMeta, ...]
-    source: str | None    # file on disk holding the data (regular files only)
+    source: str | None  # file on disk holding the data (regular files only)
     size: int
     nlink: int | None = None
 
@@ -302,9 +357,18 @@ def _meta_from_stat(root: Path, rel: str, st: os.stat_result) -> FileMeta:
     else:
         kind = Kind.SOCKET
     device = kind in (Kind.CHAR, Kind.BLOCK)
-    return FileMeta(rel, kind, stat.S_IMODE(mode), st.st_uid, st.st_gid, target,
-                    os.major(st.st_rdev) if device else 0, os.minor(st.st_rdev) if device else 0,
-                    int(st.st_mtime), owner="")
+    return FileMeta(
+        rel,
+        kind,
+        stat.S_IMODE(mode),
+        st.st_uid,
+        st.st_gid,
+        target,
+        os.major(st.st_rdev) if device else 0,
+        os.minor(st.st_rdev) if device else 0,
+        int(st.st_mtime),
+        owner="",
+    )
 
 
 def plan_tree(root: Path, manifest: RootManifest | None) -> list[_Item]:
@@ -333,8 +397,11 @@ def plan_tree(root: Path, manifest: RootManifest | None) -> list[_Item]:
             target = normalize(meta.target)
             first = metas.get(target)
             if first is None or first.kind is not Kind.FILE:
-                raise StageError(f"hardlink {meta.path!r} points to {meta.target!r}, which is "
-                                 "not a regular file in the root", stage="cpio")
+                raise StageError(
+                    f"hardlink {meta.path!r} points to {meta.target!r}, which is "
+                    "not a regular file in the root",
+                    stage="cpio",
+                )
             groups.setdefault(target, [target]).append(meta.path)
     last_member = {max(members): first for first, members in groups.items()}
     in_group = {p for members in groups.values() for p in members}
@@ -353,8 +420,10 @@ def plan_tree(root: Path, manifest: RootManifest | None) -> list[_Item]:
             if group_first is None:
                 continue
             # The FILE entry first: its mode and owner are the inode's.
-            members = (metas[group_first], *(metas[p] for p in sorted(groups[group_first])
-                                             if p != group_first))
+            members = (
+                metas[group_first],
+                *(metas[p] for p in sorted(groups[group_first]) if p != group_first),
+            )
             source = _regular_source(root, group_first, disk)
             items.append(_Item(members, source, disk[group_first].st_size))
         elif meta.kind is Kind.FILE:
@@ -370,11 +439,15 @@ def plan_tree(root: Path, manifest: RootManifest | None) -> list[_Item]:
 def _regular_source(root: Path, rel: str, disk: dict[str, os.stat_result]) -> str:
     st = disk.get(rel)
     if st is None:
-        raise StageError(f"{rel!r} is listed in the root manifest but missing from the staging "
-                         f"root {root}", stage="cpio")
+        raise StageError(
+            f"{rel!r} is listed in the root manifest but missing from the staging root {root}",
+            stage="cpio",
+        )
     if not stat.S_ISREG(st.st_mode):
-        raise StageError(f"{rel!r} is a regular file in the root manifest but not on disk "
-                         f"in {root}", stage="cpio")
+        raise StageError(
+            f"{rel!r} is a regular file in the root manifest but not on disk in {root}",
+            stage="cpio",
+        )
     return os.path.join(root, rel)  # a str: pathlib costs more than the copy for small files
 
 
@@ -382,8 +455,14 @@ def _prefixed(meta: FileMeta, prefix: str) -> FileMeta:
     return replace(meta, path=f"{prefix}/{meta.path}") if prefix else meta
 
 
-def write_tree(root: Path, manifest: RootManifest | None, out: BinaryIO | NewcWriter,
-               reporter: Reporter, *, prefix: str = "") -> int:
+def write_tree(
+    root: Path,
+    manifest: RootManifest | None,
+    out: BinaryIO | NewcWriter,
+    reporter: Reporter,
+    *,
+    prefix: str = "",
+) -> int:
     """Archive the tree under `root` (not root itself), parents before children, sorted.
 
     `out` is either a stream (a complete archive with trailer is written) or a NewcWriter
@@ -410,4 +489,3 @@ def write_tree(root: Path, manifest: RootManifest | None, out: BinaryIO | NewcWr
     if not isinstance(out, NewcWriter):
         writer.close()
     return written
-

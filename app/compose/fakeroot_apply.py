@@ -52,17 +52,26 @@ def path_parts(path: bytes) -> tuple[bytes, ...]:
     stays inside the root."""
     parts = tuple(path.split(b"/"))
     if not path or any(p in (b"", b".", b"..") for p in parts) or b"\0" in path:
-        raise ListingError(f"unsafe path in the listing: {path!r} (must be relative, "
-                           "normalised and without '..')")
+        raise ListingError(
+            f"unsafe path in the listing: {path!r} (must be relative, normalised and without '..')"
+        )
     return parts
 
 
-def encode_record(kind: str, mode: int, uid: int, gid: int, major: int, minor: int,
-                  path: str) -> bytes:
+def encode_record(
+    kind: str, mode: int, uid: int, gid: int, major: int, minor: int, path: str
+) -> bytes:
     raw = os.fsencode(path)
     path_parts(raw)
-    fields = [kind.encode(), f"{mode:o}".encode(), str(uid).encode(), str(gid).encode(),
-              str(major).encode(), str(minor).encode(), raw]
+    fields = [
+        kind.encode(),
+        f"{mode:o}".encode(),
+        str(uid).encode(),
+        str(gid).encode(),
+        str(major).encode(),
+        str(minor).encode(),
+        raw,
+    ]
     return b"".join(field + b"\0" for field in fields)
 
 
@@ -74,7 +83,7 @@ def read_records(data: bytes) -> list[Record]:
         raise ListingError("the listing has an incomplete record")
     records = []
     for i in range(0, len(fields), FIELDS):
-        kind_b, mode_b, uid_b, gid_b, major_b, minor_b, path = fields[i:i + FIELDS]
+        kind_b, mode_b, uid_b, gid_b, major_b, minor_b, path = fields[i : i + FIELDS]
         kind = kind_b.decode("ascii", "replace")
         if kind not in KINDS:
             raise ListingError(f"unknown kind {kind!r} for {path!r} in the listing")
@@ -110,9 +119,11 @@ class _Walker:
             except FileNotFoundError:
                 return None
             except OSError as exc:
-                where = os.fsdecode(b"/".join(parts[:i + 1]))
-                raise ListingError(f"/{where} is not a directory or is a symlink ({exc}); "
-                                   "symlinks are never followed") from exc
+                where = os.fsdecode(b"/".join(parts[: i + 1]))
+                raise ListingError(
+                    f"/{where} is not a directory or is a symlink ({exc}); "
+                    "symlinks are never followed"
+                ) from exc
             finally:
                 if fd != self.root_fd:
                     os.close(fd)
@@ -143,8 +154,12 @@ def _apply_one(dir_fd: int, name: bytes, rec: Record) -> None:
             if stat.S_ISDIR(old.st_mode):
                 raise ListingError(f"/{rec.path}: a directory is in the way of a {rec.kind}")
             os.unlink(name, dir_fd=dir_fd)
-        os.mknod(name, DEVICE_KINDS[rec.kind] | rec.mode,
-                 os.makedev(rec.major, rec.minor) if rec.kind != "fifo" else 0, dir_fd=dir_fd)
+        os.mknod(
+            name,
+            DEVICE_KINDS[rec.kind] | rec.mode,
+            os.makedev(rec.major, rec.minor) if rec.kind != "fifo" else 0,
+            dir_fd=dir_fd,
+        )
         # Just made here, so not a symlink; never opened (opening a device can act on it).
         os.chown(name, rec.uid, rec.gid, dir_fd=dir_fd, follow_symlinks=False)
         os.chmod(name, rec.mode, dir_fd=dir_fd)
@@ -155,9 +170,11 @@ def _apply_one(dir_fd: int, name: bytes, rec: Record) -> None:
         return  # in the manifest only (e.g. removed by a later stage)
     if rec.kind == "symlink" or stat.S_ISLNK(st.st_mode):
         if not stat.S_ISLNK(st.st_mode) or rec.kind != "symlink":
-            raise ListingError(f"/{rec.path}: the listing says {rec.kind}, the tree has "
-                               f"{'a symlink' if stat.S_ISLNK(st.st_mode) else 'no symlink'}"
-                               "; symlinks are never followed")
+            raise ListingError(
+                f"/{rec.path}: the listing says {rec.kind}, the tree has "
+                f"{'a symlink' if stat.S_ISLNK(st.st_mode) else 'no symlink'}"
+                "; symlinks are never followed"
+            )
         os.chown(name, rec.uid, rec.gid, dir_fd=dir_fd, follow_symlinks=False)
         return
     is_dir = stat.S_ISDIR(st.st_mode)

@@ -40,17 +40,17 @@ IMAGE = re.compile(r"/[A-Za-z0-9_./-]+")
 
 @dataclass(frozen=True, kw_only=True)
 class InitramfsSpec:
-    busybox: Path                       # static busybox binary (from the package set)
-    kernel_version: str | None          # None: modules_dir's name, or no modules at all
-    modules_dir: Path | None            # <root>/lib/modules/<kver>; None = no modules
-    build_id: str                       # 16 lowercase hex digits (docs/live-medium.md)
-    label: str                          # volume label of the medium
+    busybox: Path  # static busybox binary (from the package set)
+    kernel_version: str | None  # None: modules_dir's name, or no modules at all
+    modules_dir: Path | None  # <root>/lib/modules/<kver>; None = no modules
+    build_id: str  # 16 lowercase hex digits (docs/live-medium.md)
+    label: str  # volume label of the medium
     modules: tuple[str, ...] = LIVE_MODULES
     compression: Compression = Compression.ZSTD
-    level: int | None = None            # None: the compression's default (zstd 9)
-    image: str = "/live/rootfs.sfs"     # root image on the medium (ignored in RAM mode)
-    timeout: int = 30                   # seconds to look for the medium
-    ram_root: Path | None = None        # RAM mode: the whole system goes into the initramfs
+    level: int | None = None  # None: the compression's default (zstd 9)
+    image: str = "/live/rootfs.sfs"  # root image on the medium (ignored in RAM mode)
+    timeout: int = 30  # seconds to look for the medium
+    ram_root: Path | None = None  # RAM mode: the whole system goes into the initramfs
     ram_manifest: RootManifest | None = None
 
     @property
@@ -67,8 +67,8 @@ class InitramfsSpec:
 @dataclass(frozen=True)
 class InitramfsResult:
     path: Path
-    size: int                    # bytes of the compressed file
-    modules: tuple[str, ...]     # modules included, in load order
+    size: int  # bytes of the compressed file
+    modules: tuple[str, ...]  # modules included, in load order
 
 
 def init_script() -> bytes:
@@ -86,17 +86,17 @@ def static_elf_problem(path: Path) -> str | None:
             is64 = head[4] == 2
             order = "<" if head[5] == 1 else ">"
             if is64:
-                phoff, = struct.unpack_from(order + "Q", head, 0x20)
+                (phoff,) = struct.unpack_from(order + "Q", head, 0x20)
                 phentsize, phnum = struct.unpack_from(order + "HH", head, 0x36)
             else:
-                phoff, = struct.unpack_from(order + "I", head, 0x1C)
+                (phoff,) = struct.unpack_from(order + "I", head, 0x1C)
                 phentsize, phnum = struct.unpack_from(order + "HH", head, 0x2A)
             file.seek(phoff)
             table = file.read(phentsize * phnum)
     except OSError as exc:
         return f"cannot be read ({exc.strerror})"
     for i in range(phnum):
-        p_type, = struct.unpack_from(order + "I", table, i * phentsize)
+        (p_type,) = struct.unpack_from(order + "I", table, i * phentsize)
         if p_type == 3:  # PT_INTERP: needs a dynamic loader the initramfs does not have
             return "is dynamically linked (the initramfs has no libraries); use busybox-static"
     return None
@@ -106,8 +106,13 @@ def validate_spec(spec: InitramfsSpec) -> list[Problem]:
     """Every problem with the spec, for the pipeline's validate stage."""
     problems: list[Problem] = []
     if not spec.busybox.is_file():
-        problems.append(Problem(str(spec.busybox), "the static busybox for the initramfs is "
-                                "missing", "add busybox-static to the packages"))
+        problems.append(
+            Problem(
+                str(spec.busybox),
+                "the static busybox for the initramfs is missing",
+                "add busybox-static to the packages",
+            )
+        )
     else:
         why = static_elf_problem(spec.busybox)
         if why:
@@ -115,11 +120,16 @@ def validate_spec(spec: InitramfsSpec) -> list[Problem]:
     if not BUILD_ID.fullmatch(spec.build_id):
         problems.append(Problem("build ID", f"{spec.build_id!r} is not 16 lowercase hex digits"))
     if not LABEL.fullmatch(spec.label):
-        problems.append(Problem("label", f"{spec.label!r} must be 1-32 letters, digits, "
-                                "'_', '.' or '-'"))
+        problems.append(
+            Problem("label", f"{spec.label!r} must be 1-32 letters, digits, '_', '.' or '-'")
+        )
     if not spec.ram_mode and not IMAGE.fullmatch(spec.image):
-        problems.append(Problem("root image path", f"{spec.image!r} must be an absolute path "
-                                "on the medium without blanks"))
+        problems.append(
+            Problem(
+                "root image path",
+                f"{spec.image!r} must be an absolute path on the medium without blanks",
+            )
+        )
     if spec.timeout < 0:
         problems.append(Problem("medium search timeout", "must not be negative"))
     problem = level_problem(spec.compression, spec.level, "initramfs compression")
@@ -127,13 +137,18 @@ def validate_spec(spec: InitramfsSpec) -> list[Problem]:
         problems.append(problem)
     if spec.modules_dir is not None:
         if not spec.modules_dir.is_dir():
-            problems.append(Problem(str(spec.modules_dir), "the kernel modules directory is "
-                                    "missing"))
+            problems.append(
+                Problem(str(spec.modules_dir), "the kernel modules directory is missing")
+            )
         else:
             missing = missing_modules(spec.modules_dir, spec.modules)
             if len(missing) == len(spec.modules) and spec.modules:
-                problems.append(Problem(str(spec.modules_dir), "none of the kernel modules "
-                                        "needed to find the live medium exist there"))
+                problems.append(
+                    Problem(
+                        str(spec.modules_dir),
+                        "none of the kernel modules needed to find the live medium exist there",
+                    )
+                )
     if spec.ram_mode and spec.ram_root is not None and not spec.ram_root.is_dir():
         problems.append(Problem(str(spec.ram_root), "the RAM-mode root directory is missing"))
     return problems
@@ -156,10 +171,12 @@ def defaults_text(spec: InitramfsSpec, modules: list[KernelModule]) -> str:
 _Data = Path | bytes | KernelModule | None
 
 
-def _own_entries(spec: InitramfsSpec, modules: list[KernelModule], mtime: int
-                 ) -> list[tuple[FileMeta, _Data]]:
-    def meta(path: str, kind: Kind, mode: int, target: str = "", major: int = 0,
-             minor: int = 0) -> FileMeta:
+def _own_entries(
+    spec: InitramfsSpec, modules: list[KernelModule], mtime: int
+) -> list[tuple[FileMeta, _Data]]:
+    def meta(
+        path: str, kind: Kind, mode: int, target: str = "", major: int = 0, minor: int = 0
+    ) -> FileMeta:
         return FileMeta(path, kind, mode, 0, 0, target, major, minor, mtime, owner="")
 
     entries: list[tuple[FileMeta, _Data]] = [
@@ -169,14 +186,14 @@ def _own_entries(spec: InitramfsSpec, modules: list[KernelModule], mtime: int
         (meta(f"{PRIVATE}/bin", Kind.DIR, 0o755), None),
         (meta(f"{PRIVATE}/bin/busybox", Kind.FILE, 0o755), spec.busybox),
         (meta(f"{PRIVATE}/bin/sh", Kind.SYMLINK, 0o777, target="busybox"), None),
-        (meta(f"{PRIVATE}/defaults", Kind.FILE, 0o644),
-         defaults_text(spec, modules).encode()),
+        (meta(f"{PRIVATE}/defaults", Kind.FILE, 0o644), defaults_text(spec, modules).encode()),
         (meta(f"{PRIVATE}/proc", Kind.DIR, 0o755), None),
     ]
     if modules and spec.version:
         base = f"{PRIVATE}/lib/modules/{spec.version}"
-        entries.append((meta(f"{base}/modules.dep", Kind.FILE, 0o644),
-                        modules_dep_text(modules).encode()))
+        entries.append(
+            (meta(f"{base}/modules.dep", Kind.FILE, 0o644), modules_dep_text(modules).encode())
+        )
         for module in sorted(modules, key=lambda m: m.plain_relpath):
             entries.append((meta(f"{base}/{module.plain_relpath}", Kind.FILE, 0o644), module))
     entries.append((meta("init", Kind.FILE, 0o755), init_script()))
@@ -192,19 +209,23 @@ def build_initramfs(spec: InitramfsSpec, out: Path, reporter: Reporter) -> Initr
     modules: list[KernelModule] = []
     if spec.modules_dir is not None and spec.modules:
         modules = resolve_modules(spec.modules_dir, spec.modules, reporter=reporter)
-        reporter.log(Level.INFO, f"initramfs: {len(modules)} kernel modules to find and "
-                                 f"mount the live medium (kernel {spec.version})")
+        reporter.log(
+            Level.INFO,
+            f"initramfs: {len(modules)} kernel modules to find and "
+            f"mount the live medium (kernel {spec.version})",
+        )
     mtime = source_date_epoch() or 0
     with open_compressed_writer(out, spec.compression, spec.level) as stream:
         writer = NewcWriter(stream)
         if spec.ram_root is not None:
-            reporter.log(Level.INFO, f"initramfs: RAM mode, adding the system from "
-                                     f"{spec.ram_root}")
+            reporter.log(Level.INFO, f"initramfs: RAM mode, adding the system from {spec.ram_root}")
             write_tree(spec.ram_root, spec.ram_manifest, writer, reporter)
             if os.path.lexists(spec.ram_root / "init") or (
-                    spec.ram_manifest is not None and "init" in spec.ram_manifest):
-                reporter.log(Level.WARNING, "the system's own /init is replaced by the "
-                                            "live boot /init")
+                spec.ram_manifest is not None and "init" in spec.ram_manifest
+            ):
+                reporter.log(
+                    Level.WARNING, "the system's own /init is replaced by the live boot /init"
+                )
         for number, (meta, data) in enumerate(_own_entries(spec, modules, mtime)):
             if number % 16 == 0:
                 check_cancelled(reporter)
@@ -216,7 +237,9 @@ def build_initramfs(spec: InitramfsSpec, out: Path, reporter: Reporter) -> Initr
                 writer.add(meta, data)
         writer.close()
     size = out.stat().st_size
-    reporter.log(Level.INFO, f"initramfs: {writer.entries} entries, {writer.size} bytes "
-                             f"uncompressed, {size} bytes as {spec.compression.value}")
+    reporter.log(
+        Level.INFO,
+        f"initramfs: {writer.entries} entries, {writer.size} bytes "
+        f"uncompressed, {size} bytes as {spec.compression.value}",
+    )
     return InitramfsResult(out, size, tuple(m.name for m in modules))
-

@@ -23,8 +23,9 @@ from app.errors import StageError
 from app.reporter import Level, Reporter
 
 
-def run_build_isolated(profile: Profile, output: Path, reporter: Reporter,
-                       **run_build_kwargs: Any) -> BuildResult:
+def run_build_isolated(
+    profile: Profile, output: Path, reporter: Reporter, **run_build_kwargs: Any
+) -> BuildResult:
     """`run_build(profile, output, reporter, **run_build_kwargs)` in a child process.
 
     If the child dies (killed for memory, a crash), it could not clean up: its scratch
@@ -37,12 +38,18 @@ def run_build_isolated(profile: Profile, output: Path, reporter: Reporter,
     started = time.time()
     try:
         result: BuildResult = run_child(
-            "app.compose.isolated", [], reporter, what=f"build of {output.name}",
-            stage="build", job=("build", profile, output, run_build_kwargs))
+            "app.compose.isolated",
+            [],
+            reporter,
+            what=f"build of {output.name}",
+            stage="build",
+            job=("build", profile, output, run_build_kwargs),
+        )
     except ChildDied:
         keep_work = bool(run_build_kwargs.get("keep_work"))
-        _clean_after_a_dead_child(output, None if keep_work else work, own_work, before,
-                                  started, reporter)
+        _clean_after_a_dead_child(
+            output, None if keep_work else work, own_work, before, started, reporter
+        )
         raise
     return result
 
@@ -55,22 +62,29 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
-def _clean_after_a_dead_child(output: Path, work: Path | None, own_work: bool,
-                              before: dict[Path, tuple[int, int] | None], started: float,
-                              reporter: Reporter) -> None:
+def _clean_after_a_dead_child(
+    output: Path,
+    work: Path | None,
+    own_work: bool,
+    before: dict[Path, tuple[int, int] | None],
+    started: float,
+    reporter: Reporter,
+) -> None:
     if work is not None and is_marked(work):
         left = remove_tree(work, keep_top=not own_work)
         if left:
-            reporter.log(Level.WARNING, f"could not remove all of the build folder {work}: "
-                         f"{left[0]}")
+            reporter.log(
+                Level.WARNING, f"could not remove all of the build folder {work}: {left[0]}"
+            )
     # The ISO it was mastering (a .part file, named by master_iso), and an ISO it had put in
     # place (a new file: it is renamed there) with its checksum file, not yet checked.
     for part in output.parent.glob(f".{glob.escape(output.name)}.*.part"):
         with contextlib.suppress(OSError):
             if part.lstat().st_mtime >= started - 1:  # coarse file times
                 part.unlink()
-    replaced = {path for path, identity in before.items()
-                if _identity(path) not in (None, identity)}
+    replaced = {
+        path for path, identity in before.items() if _identity(path) not in (None, identity)
+    }
     if output in replaced:  # the checksum file then is this build's too (written in place)
         replaced.add(checksum_file(output))
     for path in replaced:

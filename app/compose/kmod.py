@@ -31,24 +31,47 @@ from app.reporter import Level, Reporter
 # What a live system needs to find and mount its medium, by bus and filesystem.
 LIVE_MODULES: tuple[str, ...] = (
     # CD/DVD drives and ISO 9660
-    "sr_mod", "cdrom", "isofs",
+    "sr_mod",
+    "cdrom",
+    "isofs",
     # SATA / AHCI / IDE (QEMU's -M pc drives sit on ata_piix)
-    "ahci", "ata_piix", "ata_generic",
+    "ahci",
+    "ata_piix",
+    "ata_generic",
     # NVMe
     "nvme",
     # USB host controllers and USB mass storage
-    "xhci_pci", "xhci_hcd", "ehci_pci", "ehci_hcd", "ohci_pci", "ohci_hcd", "uhci_hcd",
-    "usb_storage", "uas",
+    "xhci_pci",
+    "xhci_hcd",
+    "ehci_pci",
+    "ehci_hcd",
+    "ohci_pci",
+    "ohci_hcd",
+    "uhci_hcd",
+    "usb_storage",
+    "uas",
     # virtio (QEMU/KVM, clouds)
-    "virtio_pci", "virtio_blk", "virtio_scsi",
+    "virtio_pci",
+    "virtio_blk",
+    "virtio_scsi",
     # SD / MMC cards
-    "mmc_block", "sdhci_pci", "sdhci_acpi",
+    "mmc_block",
+    "sdhci_pci",
+    "sdhci_acpi",
     # SCSI disks (USB sticks and SATA disks appear as sd*)
-    "scsi_mod", "sd_mod",
+    "scsi_mod",
+    "sd_mod",
     # FAT (ESP, relabelled sticks) with the code pages vfat uses by default
-    "vfat", "nls_cp437", "nls_iso8859_1", "nls_utf8", "nls_ascii",
+    "vfat",
+    "nls_cp437",
+    "nls_iso8859_1",
+    "nls_utf8",
+    "nls_ascii",
     # the root image and the writable layer
-    "loop", "squashfs", "erofs", "overlay",
+    "loop",
+    "squashfs",
+    "erofs",
+    "overlay",
 )
 
 SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
@@ -130,8 +153,9 @@ def read_module(path: Path) -> bytes:
         if name.endswith(".gz"):
             return gzip.decompress(data)
     except (lzma.LZMAError, zstandard.ZstdError, OSError, EOFError) as exc:
-        raise StageError(f"cannot decompress kernel module {path}: {exc}",
-                         stage="initramfs") from None
+        raise StageError(
+            f"cannot decompress kernel module {path}: {exc}", stage="initramfs"
+        ) from None
     return data
 
 
@@ -143,17 +167,16 @@ def elf_section(image: bytes | mmap.mmap, wanted: str, where: str) -> bytes | No
     order = "<" if image[5] == 1 else ">"
     try:
         if is64:
-            shoff, = struct.unpack_from(order + "Q", image, 0x28)
+            (shoff,) = struct.unpack_from(order + "Q", image, 0x28)
             shentsize, shnum, shstrndx = struct.unpack_from(order + "HHH", image, 0x3A)
             layout, off_index, size_index = order + "IIQQQQ", 4, 5
         else:
-            shoff, = struct.unpack_from(order + "I", image, 0x20)
+            (shoff,) = struct.unpack_from(order + "I", image, 0x20)
             shentsize, shnum, shstrndx = struct.unpack_from(order + "HHH", image, 0x2E)
             layout, off_index, size_index = order + "IIIIII", 4, 5
-        headers = [struct.unpack_from(layout, image, shoff + i * shentsize)
-                   for i in range(shnum)]
+        headers = [struct.unpack_from(layout, image, shoff + i * shentsize) for i in range(shnum)]
         names_at, names_size = headers[shstrndx][off_index], headers[shstrndx][size_index]
-        names = image[names_at:names_at + names_size]
+        names = image[names_at : names_at + names_size]
         # Offsets in the string table where `wanted` ends a name (the table may share
         # tails, so the name can start inside a longer string): compare numbers, not text.
         needle = wanted.encode() + b"\0"
@@ -166,9 +189,11 @@ def elf_section(image: bytes | mmap.mmap, wanted: str, where: str) -> bytes | No
             if header[0] in candidates:
                 offset, size = header[off_index], header[size_index]
                 if offset + size > len(image):
-                    raise StageError(f"{where}: section {wanted} lies past the end of the file",
-                                     stage="initramfs")
-                return image[offset:offset + size]
+                    raise StageError(
+                        f"{where}: section {wanted} lies past the end of the file",
+                        stage="initramfs",
+                    )
+                return image[offset : offset + size]
     except (struct.error, IndexError, ValueError, OverflowError):
         raise StageError(f"{where}: damaged ELF section table", stage="initramfs") from None
     return None
@@ -180,12 +205,15 @@ def module_info(path: Path) -> list[tuple[str, str]]:
         # Map plain modules: only the pages holding the headers and .modinfo get read,
         # which matters when every module of a kernel is scanned for aliases.
         try:
-            with open(path, "rb") as file, mmap.mmap(file.fileno(), 0,
-                                                     access=mmap.ACCESS_READ) as image:
+            with (
+                open(path, "rb") as file,
+                mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as image,
+            ):
                 section = elf_section(image, ".modinfo", str(path))
         except (OSError, ValueError) as exc:
-            raise StageError(f"cannot read kernel module {path}: {exc}",
-                             stage="initramfs") from None
+            raise StageError(
+                f"cannot read kernel module {path}: {exc}", stage="initramfs"
+            ) from None
     else:
         section = elf_section(read_module(path), ".modinfo", str(path))
     return parse_modinfo(section or b"")
@@ -217,10 +245,10 @@ def parse_softdep(text: str) -> tuple[list[str], list[str]]:
 
 @dataclass(frozen=True)
 class KernelModule:
-    name: str                       # canonical name (underscores)
-    path: Path                      # file in the modules dir (maybe compressed)
-    relpath: str                    # path relative to the modules dir, as found
-    depends: tuple[str, ...] = ()   # canonical names of hard dependencies
+    name: str  # canonical name (underscores)
+    path: Path  # file in the modules dir (maybe compressed)
+    relpath: str  # path relative to the modules dir, as found
+    depends: tuple[str, ...] = ()  # canonical names of hard dependencies
     softdeps: tuple[str, ...] = ()  # canonical names of resolved "pre:" soft dependencies
 
     @property
@@ -238,9 +266,9 @@ class ModuleIndex:
     """Everything known about one modules directory, read lazily."""
 
     mod_dir: Path
-    files: dict[str, str] = field(default_factory=dict)       # name -> relpath
-    dep_file: dict[str, list[str]] | None = None               # name -> names (modules.dep)
-    softdep_file: dict[str, list[str]] | None = None          # name -> pre names
+    files: dict[str, str] = field(default_factory=dict)  # name -> relpath
+    dep_file: dict[str, list[str]] | None = None  # name -> names (modules.dep)
+    softdep_file: dict[str, list[str]] | None = None  # name -> pre names
     _modinfo: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
     @classmethod
@@ -359,8 +387,9 @@ class ModuleIndex:
         # usually provides them. Checking that one module's own aliases spares reading
         # every module of the kernel for the full alias table.
         generic = f"{name}_generic"
-        if generic in self.files and any(k == "alias" and canonical(v) == name
-                                         for k, v in self.modinfo(generic)):
+        if generic in self.files and any(
+            k == "alias" and canonical(v) == name for k, v in self.modinfo(generic)
+        ):
             return [generic], False
         providers = list(self.aliases.get(name, ()))
         if not providers:
@@ -387,8 +416,9 @@ def _pick_provider(alias: str, providers: list[str]) -> str:
     return (generic or providers)[0]
 
 
-def resolve_modules(mod_dir: Path, wanted: Iterable[str], *,
-                    reporter: Reporter | None = None) -> list[KernelModule]:
+def resolve_modules(
+    mod_dir: Path, wanted: Iterable[str], *, reporter: Reporter | None = None
+) -> list[KernelModule]:
     """`wanted` and everything they need, dependencies before the modules using them.
 
     Names that are builtin (modules.builtin) need no file and are skipped; names that are
@@ -404,8 +434,10 @@ def resolve_modules(mod_dir: Path, wanted: Iterable[str], *,
         if state.get(name) == "done":
             return
         if state.get(name) == "visiting":
-            raise StageError("kernel modules depend on each other in a cycle: "
-                             + " -> ".join((*chain, name)), stage="initramfs")
+            raise StageError(
+                "kernel modules depend on each other in a cycle: " + " -> ".join((*chain, name)),
+                stage="initramfs",
+            )
         state[name] = "visiting"
         depends: list[str] = []
         for dep in index.depends(name):
@@ -413,8 +445,11 @@ def resolve_modules(mod_dir: Path, wanted: Iterable[str], *,
             if builtin:
                 continue
             if not providers:
-                raise StageError(f"kernel module {name} needs {dep}, which is in neither "
-                                 f"{mod_dir} nor modules.builtin", stage="initramfs")
+                raise StageError(
+                    f"kernel module {name} needs {dep}, which is in neither "
+                    f"{mod_dir} nor modules.builtin",
+                    stage="initramfs",
+                )
             depends.append(providers[0])
         softdeps: list[str] = []
         for dep in index.soft_pre(name):
@@ -426,8 +461,9 @@ def resolve_modules(mod_dir: Path, wanted: Iterable[str], *,
         state[name] = "done"
         order.append(name)
         relpath = index.files[name]
-        resolved[name] = KernelModule(name, mod_dir / relpath, relpath, tuple(depends),
-                                      tuple(softdeps))
+        resolved[name] = KernelModule(
+            name, mod_dir / relpath, relpath, tuple(depends), tuple(softdeps)
+        )
 
     for item in wanted:
         providers, builtin = index.lookup(item)
@@ -435,15 +471,18 @@ def resolve_modules(mod_dir: Path, wanted: Iterable[str], *,
             continue
         if not providers:
             if reporter is not None:
-                reporter.log(Level.WARNING, f"kernel module {item} is not in {mod_dir} and not "
-                                            "built in; it is left out")
+                reporter.log(
+                    Level.WARNING,
+                    f"kernel module {item} is not in {mod_dir} and not built in; it is left out",
+                )
             continue
         visit(_pick_provider(item, providers), ())
     return [resolved[name] for name in order]
 
 
-def missing_modules(mod_dir: Path, wanted: Iterable[str], *,
-                    index: ModuleIndex | None = None) -> list[str]:
+def missing_modules(
+    mod_dir: Path, wanted: Iterable[str], *, index: ModuleIndex | None = None
+) -> list[str]:
     """Names in `wanted` that are neither a module file nor built into the kernel
     (`index`: the folder's index, if the caller has loaded it already)."""
     if index is None:
@@ -456,26 +495,34 @@ def missing_modules(mod_dir: Path, wanted: Iterable[str], *,
     return missing
 
 
-def unknown_module_problems(mod_dir: Path | None, version: str, names: Iterable[str], *,
-                            where: str = "extra kernel module") -> list[Problem]:
+def unknown_module_problems(
+    mod_dir: Path | None, version: str, names: Iterable[str], *, where: str = "extra kernel module"
+) -> list[Problem]:
     """A problem for each name that is neither a module of kernel `version` (in `mod_dir`,
     None if it has none) nor built into it; the hint names the kernel's closest modules."""
     wanted = list(dict.fromkeys(names))
     if not wanted:
         return []
     if mod_dir is None:
-        return [Problem(where, f"{name!r} is not in kernel {version}, which has no modules")
-                for name in wanted]
+        return [
+            Problem(where, f"{name!r} is not in kernel {version}, which has no modules")
+            for name in wanted
+        ]
     index = ModuleIndex.load(mod_dir)
     missing = missing_modules(mod_dir, wanted, index=index)
     known = sorted(set(index.files) | index.builtin) if missing else []
     problems = []
     for name in missing:
         close = difflib.get_close_matches(canonical(name), known, n=3, cutoff=0.8)
-        problems.append(Problem(
-            where, f"{name!r} is neither a module of kernel {version} nor built into it",
-            "did you mean " + " or ".join(repr(c) for c in close) + "?" if close
-            else f"none of the kernel's {len(known)} modules has a similar name"))
+        problems.append(
+            Problem(
+                where,
+                f"{name!r} is neither a module of kernel {version} nor built into it",
+                "did you mean " + " or ".join(repr(c) for c in close) + "?"
+                if close
+                else f"none of the kernel's {len(known)} modules has a similar name",
+            )
+        )
     return problems
 
 
@@ -524,8 +571,9 @@ def modules_dep_text(modules: Sequence[KernelModule], *, plain: bool = True) -> 
     return "".join(lines)
 
 
-def write_modules_dep(modules: Sequence[KernelModule], dest_dir: Path, *,
-                      plain: bool = True) -> Path:
+def write_modules_dep(
+    modules: Sequence[KernelModule], dest_dir: Path, *, plain: bool = True
+) -> Path:
     """Write dest_dir/modules.dep for `modules` (whose files sit under dest_dir)."""
     path = dest_dir / "modules.dep"
     path.write_text(modules_dep_text(modules, plain=plain))

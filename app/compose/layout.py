@@ -33,8 +33,12 @@ class PlannedFile:
     what: str  # a few words on what it is
 
 
-def planned_iso_tree(profile: Profile, *, build_id: str = BUILD_ID_PLACEHOLDER,
-                     packages: Sequence[tuple[PackageInfo, str]] = ()) -> list[PlannedFile]:
+def planned_iso_tree(
+    profile: Profile,
+    *,
+    build_id: str = BUILD_ID_PLACEHOLDER,
+    packages: Sequence[tuple[PackageInfo, str]] = (),
+) -> list[PlannedFile]:
     """Every file the build will write onto the medium, sorted by path.
 
     `packages` are the carried packages with their file names (when the resolution is
@@ -43,20 +47,25 @@ def planned_iso_tree(profile: Profile, *, build_id: str = BUILD_ID_PLACEHOLDER,
     boot = profile.boot
     planned = [
         PlannedFile(f"/{LIVE_DIR}/vmlinuz", "the kernel"),
-        PlannedFile(f"/{LIVE_DIR}/initramfs.img",
-                    "initramfs with the whole root" if profile.image.format is RootImageFormat.RAM
-                    else "initramfs"),
+        PlannedFile(
+            f"/{LIVE_DIR}/initramfs.img",
+            "initramfs with the whole root"
+            if profile.image.format is RootImageFormat.RAM
+            else "initramfs",
+        ),
         PlannedFile(f"/{LIVE_DIR}/{build_id}.id", "build-unique ID file (finds the medium)"),
     ]
     if profile.image.format in IMAGE_NAMES:
         image = IMAGE_NAMES[profile.image.format]
-        planned.append(PlannedFile(f"/{LIVE_DIR}/{image}",
-                                   f"root image ({profile.image.format.value})"))
+        planned.append(
+            PlannedFile(f"/{LIVE_DIR}/{image}", f"root image ({profile.image.format.value})")
+        )
         planned.append(PlannedFile(f"/{LIVE_DIR}/{image}.sha512", "root image checksum"))
     if boot.bios:
         planned.append(PlannedFile(f"/{SYSLINUX_DIR}/isolinux.bin", "BIOS boot loader"))
-        planned += [PlannedFile(f"/{SYSLINUX_DIR}/{m}", "isolinux module")
-                    for m in SYSLINUX_MODULES]
+        planned += [
+            PlannedFile(f"/{SYSLINUX_DIR}/{m}", "isolinux module") for m in SYSLINUX_MODULES
+        ]
         planned.append(PlannedFile(f"/{SYSLINUX_DIR}/syslinux.cfg", "BIOS boot menu"))
     if boot.uefi:
         planned.append(PlannedFile(f"/{GRUB_DIR}/grub.cfg", "UEFI boot menu"))
@@ -65,8 +74,10 @@ def planned_iso_tree(profile: Profile, *, build_id: str = BUILD_ID_PLACEHOLDER,
     if boot.bios or boot.uefi:
         planned.append(PlannedFile(f"/{BootSpec().boot_catalog}", "El Torito boot catalog"))
     if profile.packages.carry:
-        planned += [PlannedFile(f"/{PACKAGES_DIR}/{path}", what) for path, what
-                    in repository_files(profile.packages.source.kind, packages)]
+        planned += [
+            PlannedFile(f"/{PACKAGES_DIR}/{path}", what)
+            for path, what in repository_files(profile.packages.source.kind, packages)
+        ]
     return sorted(planned, key=lambda f: f.path)
 
 

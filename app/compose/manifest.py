@@ -31,12 +31,12 @@ class Kind(enum.Enum):
 
 @dataclass(frozen=True)
 class FileMeta:
-    path: str            # root-relative POSIX path without leading "/", e.g. "usr/bin/sh"
+    path: str  # root-relative POSIX path without leading "/", e.g. "usr/bin/sh"
     kind: Kind
-    mode: int            # permission bits incl. setuid/setgid/sticky (0o7777 mask), no type bits
+    mode: int  # permission bits incl. setuid/setgid/sticky (0o7777 mask), no type bits
     uid: int = 0
     gid: int = 0
-    target: str = ""     # symlink target (as stored) or hardlink source path
+    target: str = ""  # symlink target (as stored) or hardlink source path
     rdev_major: int = 0
     rdev_minor: int = 0
     mtime: int = 0
@@ -45,9 +45,14 @@ class FileMeta:
     @property
     def type_bits(self) -> int:
         return {
-            Kind.FILE: stat.S_IFREG, Kind.HARDLINK: stat.S_IFREG, Kind.DIR: stat.S_IFDIR,
-            Kind.SYMLINK: stat.S_IFLNK, Kind.CHAR: stat.S_IFCHR, Kind.BLOCK: stat.S_IFBLK,
-            Kind.FIFO: stat.S_IFIFO, Kind.SOCKET: stat.S_IFSOCK,
+            Kind.FILE: stat.S_IFREG,
+            Kind.HARDLINK: stat.S_IFREG,
+            Kind.DIR: stat.S_IFDIR,
+            Kind.SYMLINK: stat.S_IFLNK,
+            Kind.CHAR: stat.S_IFCHR,
+            Kind.BLOCK: stat.S_IFBLK,
+            Kind.FIFO: stat.S_IFIFO,
+            Kind.SOCKET: stat.S_IFSOCK,
         }[self.kind]
 
     @property
@@ -114,5 +119,15 @@ class RootManifest:
                     kind, target = Kind.DIR, ""
                 else:
                     kind, target = Kind.FILE, ""
-                self.add(FileMeta(rel, kind, stat.S_IMODE(st.st_mode), uid, gid, target,
-                                  mtime=int(st.st_mtime), owner=owner))
+                self.add(
+                    FileMeta(
+                        rel,
+                        kind,
+                        stat.S_IMODE(st.st_mode),
+                        uid,
+                        gid,
+                        target,
+                        mtime=int(st.st_mtime),
+                        owner=owner,
+                    )
+                )

@@ -129,6 +129,7 @@ class BuildResult:
 
 # --- validate steps -------------------------------------------------------------------------
 
+
 def validate_packages(ctx: BuildContext) -> list[Problem]:
     options = ctx.profile.packages
     if package_name_problems(options, ctx.profile.kernel):
@@ -137,27 +138,42 @@ def validate_packages(ctx: BuildContext) -> list[Problem]:
     try:
         if ctx.source is None or ctx.source.spec != options.source:
             ctx.source = open_source(options.source)
-        ctx.resolution = resolve(ctx.source, options.packages,
-                                 follow_dependencies=options.follow_dependencies)
+        ctx.resolution = resolve(
+            ctx.source, options.packages, follow_dependencies=options.follow_dependencies
+        )
     except ValidationError as exc:
         return exc.problems
     except LivesmithError as exc:
         return [Problem("package source", str(exc))]
     res = ctx.resolution
-    problems = [Problem("packages", f"unknown package {name!r} in the package source")
-                for name in res.unknown]
-    problems += [Problem("packages", f"{dep!r} is needed by {by} but is not in the source")
-                 for dep, by in res.missing]
+    problems = [
+        Problem("packages", f"unknown package {name!r} in the package source")
+        for name in res.unknown
+    ]
+    problems += [
+        Problem("packages", f"{dep!r} is needed by {by} but is not in the source")
+        for dep, by in res.missing
+    ]
     names = {p.name for p in res.packages}
     kernel = ctx.profile.kernel.package
     if kernel and kernel not in names and kernel not in res.reasons:
         problems.append(Problem("kernel", f"the kernel package {kernel!r} is not selected"))
     if not kernel and not any(looks_like_kernel_package(n) for n in names):
-        problems.append(Problem("kernel", "no kernel among the selected packages",
-                                "select a package that ships /boot/vmlinuz-*"))
+        problems.append(
+            Problem(
+                "kernel",
+                "no kernel among the selected packages",
+                "select a package that ships /boot/vmlinuz-*",
+            )
+        )
     if not any("busybox" in n or "toybox" in n for n in names):
-        problems.append(Problem("packages", "no static shell toolkit for the initramfs",
-                                "select busybox (busybox-static on Debian) or toybox"))
+        problems.append(
+            Problem(
+                "packages",
+                "no static shell toolkit for the initramfs",
+                "select busybox (busybox-static on Debian) or toybox",
+            )
+        )
     return problems
 
 
@@ -169,15 +185,19 @@ def looks_like_kernel_package(name: str) -> bool:
     """Whether a package's name says it ships a bootable kernel (before its files are seen)."""
     if name.endswith(_NOT_A_KERNEL) or "-headers-" in name:
         return False
-    return name == "linux" or name.startswith(("linux-image", "linux-lts", "linux-zen",
-                                               "linux-hardened", "kernel"))
+    return name == "linux" or name.startswith(
+        ("linux-image", "linux-lts", "linux-zen", "linux-hardened", "kernel")
+    )
 
 
 def find_static_busybox(root: Path) -> Path:
     busybox = find_busybox(root)
     if busybox is None:
-        raise StageError("no busybox in the assembled root for the initramfs",
-                         stage="initramfs", hint="add busybox-static to the packages")
+        raise StageError(
+            "no busybox in the assembled root for the initramfs",
+            stage="initramfs",
+            hint="add busybox-static to the packages",
+        )
     problem = initramfs.static_elf_problem(busybox)
     if problem:
         raise StageError(f"/{busybox.relative_to(root)} {problem}", stage="initramfs")
@@ -199,9 +219,11 @@ def validate_system(ctx: BuildContext) -> list[Problem]:
 
 
 def validate_tools(ctx: BuildContext) -> list[Problem]:
-    needed = {RootImageFormat.SQUASHFS: ["mksquashfs"],
-              RootImageFormat.EROFS: ["mkfs.erofs", "fakeroot"],
-              RootImageFormat.RAM: []}[ctx.profile.image.format]
+    needed = {
+        RootImageFormat.SQUASHFS: ["mksquashfs"],
+        RootImageFormat.EROFS: ["mkfs.erofs", "fakeroot"],
+        RootImageFormat.RAM: [],
+    }[ctx.profile.image.format]
     problems = []
     for tool in needed:
         try:
@@ -218,8 +240,11 @@ def validate_bootloaders(ctx: BuildContext) -> list[Problem]:
 def estimated_bytes(ctx: BuildContext) -> tuple[int, int]:
     """(scratch bytes, output bytes) this build needs, generously."""
     packed = sum(p.size for p in ctx.resolution.packages) if ctx.resolution else 0
-    unpacked = sum((p.installed_size or p.size * 4) for p in ctx.resolution.packages) \
-        if ctx.resolution else 0
+    unpacked = (
+        sum((p.installed_size or p.size * 4) for p in ctx.resolution.packages)
+        if ctx.resolution
+        else 0
+    )
     scratch = packed + unpacked + packed * 2 + (64 << 20)
     return scratch, packed * 2 + (32 << 20)
 
@@ -242,8 +267,13 @@ def validate_space(ctx: BuildContext) -> list[Problem]:
     for path, need, what in places:
         have = free_bytes(path)
         if have < need:
-            problems.append(Problem(what, f"not enough free space in {_existing(path)}: "
-                                    f"about {need >> 20} MiB needed, {have >> 20} MiB free"))
+            problems.append(
+                Problem(
+                    what,
+                    f"not enough free space in {_existing(path)}: "
+                    f"about {need >> 20} MiB needed, {have >> 20} MiB free",
+                )
+            )
     return problems
 
 
@@ -269,6 +299,7 @@ def validate_output(ctx: BuildContext) -> list[Problem]:
 
 # --- stages ---------------------------------------------------------------------------------
 
+
 def gather_stage(ctx: BuildContext) -> None:
     assert ctx.source is not None and ctx.resolution is not None
     for pkg in ctx.resolution.packages:
@@ -283,10 +314,10 @@ def assemble_stage(ctx: BuildContext) -> None:
 
 
 def configure_stage(ctx: BuildContext) -> None:
-    facts = BuildFacts(name=ctx.profile.name, label=ctx.profile.iso.label,
-                       build_id=ctx.build_id, date=ctx.date)
-    configure_root(ctx.root, ctx.manifest, ctx.profile.system, facts, ctx.reporter,
-                   epoch=ctx.epoch)
+    facts = BuildFacts(
+        name=ctx.profile.name, label=ctx.profile.iso.label, build_id=ctx.build_id, date=ctx.date
+    )
+    configure_root(ctx.root, ctx.manifest, ctx.profile.system, facts, ctx.reporter, epoch=ctx.epoch)
 
 
 def initramfs_stage(ctx: BuildContext) -> None:
@@ -296,8 +327,9 @@ def initramfs_stage(ctx: BuildContext) -> None:
     vmlinuz, version = found
     ctx.kernel_version = version
     # The first moment the kernel's modules are known; the profile's checks ran before.
-    problems = kmod.unknown_module_problems(kmod.modules_dir(ctx.root, version), version,
-                                            ctx.profile.kernel.extra_modules)
+    problems = kmod.unknown_module_problems(
+        kmod.modules_dir(ctx.root, version), version, ctx.profile.kernel.extra_modules
+    )
     if problems:
         raise ValidationError(problems)
     ctx.live.mkdir(parents=True, exist_ok=True)
@@ -306,13 +338,17 @@ def initramfs_stage(ctx: BuildContext) -> None:
     image = ctx.profile.image
     ram = image.format is RootImageFormat.RAM
     spec = initramfs.InitramfsSpec(
-        busybox=busybox, kernel_version=version,
+        busybox=busybox,
+        kernel_version=version,
         modules_dir=kmod.modules_dir(ctx.root, version),
         modules=tuple(dict.fromkeys((*kmod.LIVE_MODULES, *ctx.profile.kernel.extra_modules))),
-        build_id=ctx.build_id, label=ctx.profile.iso.label,
+        build_id=ctx.build_id,
+        label=ctx.profile.iso.label,
         image=ctx.image_path if not ram else "/live/none",
-        ram_root=ctx.root if ram else None, ram_manifest=ctx.manifest if ram else None,
-        compression=initramfs.Compression(image.compressor.value) if ram
+        ram_root=ctx.root if ram else None,
+        ram_manifest=ctx.manifest if ram else None,
+        compression=initramfs.Compression(image.compressor.value)
+        if ram
         else initramfs.Compression.ZSTD,
         level=compression_level(image) if ram else None,
     )
@@ -322,30 +358,49 @@ def initramfs_stage(ctx: BuildContext) -> None:
 
 def rootimage_stage(ctx: BuildContext) -> None:
     ctx.live.mkdir(parents=True, exist_ok=True)
-    uuid = "-".join((ctx.build_id[:8], ctx.build_id[8:12], ctx.build_id[12:16],
-                     ctx.build_id[:4], ctx.build_id[4:16]))
+    uuid = "-".join(
+        (
+            ctx.build_id[:8],
+            ctx.build_id[8:12],
+            ctx.build_id[12:16],
+            ctx.build_id[:4],
+            ctx.build_id[4:16],
+        )
+    )
     ctx.root_image = rootimage.make_root_image(
-        ctx.root, ctx.manifest, ctx.profile.image, ctx.live, ctx.reporter, epoch=ctx.epoch,
-        work=ctx.work, uuid=uuid)
+        ctx.root,
+        ctx.manifest,
+        ctx.profile.image,
+        ctx.live,
+        ctx.reporter,
+        epoch=ctx.epoch,
+        work=ctx.work,
+        uuid=uuid,
+    )
     if ctx.root_image is not None:
         digest = _sha512(ctx.root_image)
         ctx.root_image.with_name(ctx.root_image.name + ".sha512").write_text(
-            f"{digest}  {ctx.root_image.name}\n")
+            f"{digest}  {ctx.root_image.name}\n"
+        )
         ctx.log(f"{ctx.root_image.name}: {ctx.root_image.stat().st_size >> 20} MiB")
     else:
         ctx.log("RAM mode: the whole root is in the initramfs")
-    (ctx.live / f"{ctx.build_id}.id").write_text(
-        f"{ctx.build_id}\n{ctx.profile.iso.label}\n")
+    (ctx.live / f"{ctx.build_id}.id").write_text(f"{ctx.build_id}\n{ctx.profile.iso.label}\n")
 
 
 def boot_menu(ctx: BuildContext) -> bootloader.BootMenu:
     """The boot menu this build installs; validation checks this very menu up front."""
     boot = ctx.profile.boot
     return bootloader.default_menu(
-        title=f"{ctx.profile.name} (Livesmith)", build_id=ctx.build_id,
-        label=ctx.profile.iso.label, image_path=ctx.image_path, extra_cmdline=boot.cmdline,
+        title=f"{ctx.profile.name} (Livesmith)",
+        build_id=ctx.build_id,
+        label=ctx.profile.iso.label,
+        image_path=ctx.image_path,
+        extra_cmdline=boot.cmdline,
         copytoram=boot.copytoram_entry and ctx.profile.image.format is not RootImageFormat.RAM,
-        safe=boot.safe_entry, timeout_s=boot.timeout)
+        safe=boot.safe_entry,
+        timeout_s=boot.timeout,
+    )
 
 
 def bootloaders_stage(ctx: BuildContext) -> None:
@@ -360,17 +415,26 @@ def bootloaders_stage(ctx: BuildContext) -> None:
 def carry_stage(ctx: BuildContext) -> None:
     if not ctx.profile.packages.carry:
         return
-    write_repository(ctx.profile.packages.source.kind, ctx.archives,
-                     ctx.stage_dir / PACKAGES_DIR, ctx.reporter, epoch=ctx.epoch)
+    write_repository(
+        ctx.profile.packages.source.kind,
+        ctx.archives,
+        ctx.stage_dir / PACKAGES_DIR,
+        ctx.reporter,
+        epoch=ctx.epoch,
+    )
 
 
 def master_stage(ctx: BuildContext) -> None:
     iso = ctx.profile.iso
-    spec = MasterSpec(tree=ctx.stage_dir, output=ctx.output, label=iso.label,
-                      boot=BootSpec(bios_boot=ctx.bios_boot, efi_image=ctx.efi_image,
-                                    hybrid=True),
-                      publisher=iso.publisher, application=iso.application,
-                      source_date_epoch=ctx.epoch)
+    spec = MasterSpec(
+        tree=ctx.stage_dir,
+        output=ctx.output,
+        label=iso.label,
+        boot=BootSpec(bios_boot=ctx.bios_boot, efi_image=ctx.efi_image, hybrid=True),
+        publisher=iso.publisher,
+        application=iso.application,
+        source_date_epoch=ctx.epoch,
+    )
     master_iso(spec, ctx.reporter)
 
 
@@ -379,8 +443,11 @@ def check_stage(ctx: BuildContext) -> None:
     checksum_file(ctx.output).write_text(f"{digest}  {ctx.output.name}\n")
     problems = structure_problems(ctx)
     if problems:
-        raise StageError("the finished ISO failed its structure check:\n  - "
-                         + "\n  - ".join(problems), stage="check", where=str(ctx.output))
+        raise StageError(
+            "the finished ISO failed its structure check:\n  - " + "\n  - ".join(problems),
+            stage="check",
+            where=str(ctx.output),
+        )
     ctx.log(f"sha256 {digest}")
 
 
@@ -422,6 +489,7 @@ STAGES: tuple[Stage, ...] = (
 
 # --- running --------------------------------------------------------------------------------
 
+
 def checksum_file(iso: Path) -> Path:
     return iso.with_name(iso.name + ".sha256")
 
@@ -457,17 +525,29 @@ def work_folder(output: Path, work_dir: Path | None = None) -> Path:
     return work_dir or output.parent / f".{output.name}.build"
 
 
-def make_context(profile: Profile, output: Path, reporter: Reporter, *,
-                 work_dir: Path | None = None, cache_dir: Path | None = None,
-                 epoch: int | None = None) -> BuildContext:
+def make_context(
+    profile: Profile,
+    output: Path,
+    reporter: Reporter,
+    *,
+    work_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    epoch: int | None = None,
+) -> BuildContext:
     output = output.expanduser().absolute()
     epoch = source_date_epoch() if epoch is None else epoch
     canonical = json.dumps(profile_to_dict(profile), sort_keys=True)
     build_id = hashlib.sha256(f"{epoch}\0{canonical}".encode()).hexdigest()[:16]
     work = work_folder(output, work_dir)
-    return BuildContext(profile=profile, output=output, reporter=reporter,
-                        work=work.absolute(), cache=cache_dir or default_cache_dir(),
-                        epoch=epoch, build_id=build_id)
+    return BuildContext(
+        profile=profile,
+        output=output,
+        reporter=reporter,
+        work=work.absolute(),
+        cache=cache_dir or default_cache_dir(),
+        epoch=epoch,
+        build_id=build_id,
+    )
 
 
 # Where validate_profile reports the profile values the boot menu is made of.
@@ -500,14 +580,21 @@ def validate_build(ctx: BuildContext) -> list[Problem]:
     return problems
 
 
-def run_build(profile: Profile, output: Path, reporter: Reporter, *,
-              work_dir: Path | None = None, cache_dir: Path | None = None,
-              keep_work: bool = False) -> BuildResult:
+def run_build(
+    profile: Profile,
+    output: Path,
+    reporter: Reporter,
+    *,
+    work_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    keep_work: bool = False,
+) -> BuildResult:
     """Validate, then run every stage. On failure or cancel, nothing is left at `output`
     and the scratch folder is removed."""
     started = time.monotonic()
-    ctx = make_context(profile, output, StageReporter(reporter), work_dir=work_dir,
-                       cache_dir=cache_dir)
+    ctx = make_context(
+        profile, output, StageReporter(reporter), work_dir=work_dir, cache_dir=cache_dir
+    )
     reporter.step("Validate")
     problems = validate_build(ctx)
     if problems:
@@ -527,12 +614,15 @@ def run_build(profile: Profile, output: Path, reporter: Reporter, *,
             timings.append((stage.key, time.monotonic() - stage_started))
             reporter.log(Level.DEBUG, f"{stage.title}: {timings[-1][1]:.1f} s")
         seconds = time.monotonic() - started
-        result = BuildResult(iso=ctx.output, sha256=checksum_file(ctx.output).read_text()
-                             .split()[0], size=ctx.output.stat().st_size,
-                             build_id=ctx.build_id, seconds=seconds,
-                             stage_seconds=tuple(timings))
-        reporter.log(Level.INFO, f"built {ctx.output} ({result.size >> 20} MiB) in "
-                     f"{seconds:.1f} s")
+        result = BuildResult(
+            iso=ctx.output,
+            sha256=checksum_file(ctx.output).read_text().split()[0],
+            size=ctx.output.stat().st_size,
+            build_id=ctx.build_id,
+            seconds=seconds,
+            stage_seconds=tuple(timings),
+        )
+        reporter.log(Level.INFO, f"built {ctx.output} ({result.size >> 20} MiB) in {seconds:.1f} s")
         return result
     except BaseException:
         # Only remove what this build wrote: a finished ISO that failed its check.
@@ -545,9 +635,12 @@ def run_build(profile: Profile, output: Path, reporter: Reporter, *,
             # A folder the user gave (empty) stays; only what the build put there goes.
             left = remove_tree(ctx.work, keep_top=not own_work)
             if left:
-                reporter.log(Level.WARNING, f"could not remove all of the build folder "
-                             f"{ctx.work}: {left[0]}" + (f" (and {len(left) - 1} more)"
-                                                         if len(left) > 1 else ""))
+                reporter.log(
+                    Level.WARNING,
+                    f"could not remove all of the build folder "
+                    f"{ctx.work}: {left[0]}"
+                    + (f" (and {len(left) - 1} more)" if len(left) > 1 else ""),
+                )
 
 
 def _written_by(ctx: BuildContext) -> bool:
@@ -561,11 +654,24 @@ def _os_error(exc: OSError, stage: Stage) -> LivesmithError:
     if isinstance(exc, LivesmithError):
         return exc
     if exc.errno == errno.ENOSPC:
-        return StageError(f"the disk is full ({exc.filename or 'while writing'})",
-                          stage=stage.title, hint="free some space or choose another folder")
-    return StageError(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
-                      stage=stage.title)
+        return StageError(
+            f"the disk is full ({exc.filename or 'while writing'})",
+            stage=stage.title,
+            hint="free some space or choose another folder",
+        )
+    return StageError(
+        f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), stage=stage.title
+    )
 
 
-__all__ = ["STAGES", "BuildContext", "BuildResult", "Cancelled", "Stage", "make_context",
-           "run_build", "validate_build", "work_folder"]
+__all__ = [
+    "STAGES",
+    "BuildContext",
+    "BuildResult",
+    "Cancelled",
+    "Stage",
+    "make_context",
+    "run_build",
+    "validate_build",
+    "work_folder",
+]

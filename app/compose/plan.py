@@ -40,16 +40,20 @@ class BuildPlan:
         return not self.problems
 
 
-def plan_build(profile: Profile, output: Path | None, reporter: Reporter | None = None, *,
-               source: PackageSource | None = None) -> BuildPlan:
+def plan_build(
+    profile: Profile,
+    output: Path | None,
+    reporter: Reporter | None = None,
+    *,
+    source: PackageSource | None = None,
+) -> BuildPlan:
     """Check a build of `profile` into `output` (None: not chosen yet) without building.
 
     `source`: an opened package source to ask again, if it is the profile's (not shared
     with another thread meanwhile)."""
     if output is None:
         problems = (*validate_profile(profile), NO_OUTPUT)
-        return BuildPlan(profile, None, problems, tuple(planned_iso_tree(profile)),
-                         source=source)
+        return BuildPlan(profile, None, problems, tuple(planned_iso_tree(profile)), source=source)
     ctx = make_context(profile, output, reporter or NullReporter())
     ctx.source = source
     problems = tuple(validate_build(ctx))
@@ -57,8 +61,10 @@ def plan_build(profile: Profile, output: Path | None, reporter: Reporter | None 
     known: list[tuple[PackageInfo, str]] = []
     scratch = iso = 0
     if ctx.resolution is not None:
-        known = sorted(((p, p.file.name) for p in ctx.resolution.packages
-                        if p.file is not None), key=lambda pair: pair[1])
+        known = sorted(
+            ((p, p.file.name) for p in ctx.resolution.packages if p.file is not None),
+            key=lambda pair: pair[1],
+        )
         files = tuple(name for _, name in known)
         scratch, iso = estimated_bytes(ctx)
     tree = planned_iso_tree(profile, packages=known)

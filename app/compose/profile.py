@@ -33,11 +33,17 @@ class RootImageFormat(enum.Enum):
     RAM = "ram"  # no image: the whole root lives in the initramfs
 
 
-FORMAT_NAMES = {RootImageFormat.SQUASHFS: "a SquashFS image",
-                RootImageFormat.EROFS: "an EROFS image", RootImageFormat.RAM: "RAM mode"}
+FORMAT_NAMES = {
+    RootImageFormat.SQUASHFS: "a SquashFS image",
+    RootImageFormat.EROFS: "an EROFS image",
+    RootImageFormat.RAM: "RAM mode",
+}
 # The program that compresses each format (RAM mode: Livesmith's own initramfs writer).
-FORMAT_TOOLS = {RootImageFormat.SQUASHFS: "mksquashfs", RootImageFormat.EROFS: "mkfs.erofs",
-                RootImageFormat.RAM: "the initramfs writer"}
+FORMAT_TOOLS = {
+    RootImageFormat.SQUASHFS: "mksquashfs",
+    RootImageFormat.EROFS: "mkfs.erofs",
+    RootImageFormat.RAM: "the initramfs writer",
+}
 
 
 class Compressor(enum.Enum):
@@ -76,13 +82,13 @@ def _initramfs_levels(compression: Compression, default: int) -> LevelRange:
 COMPRESSION_LEVELS: dict[RootImageFormat, dict[Compressor, LevelRange | None]] = {
     RootImageFormat.SQUASHFS: {
         Compressor.ZSTD: LevelRange(1, 22, 15),  # -Xcompression-level
-        Compressor.XZ: None,                     # only -Xbcj and -Xdict-size, no level
-        Compressor.GZIP: LevelRange(1, 9, 9),    # -Xcompression-level
-        Compressor.LZ4: None,                    # only -Xhc, no level
+        Compressor.XZ: None,  # only -Xbcj and -Xdict-size, no level
+        Compressor.GZIP: LevelRange(1, 9, 9),  # -Xcompression-level
+        Compressor.LZ4: None,  # only -Xhc, no level
     },
     RootImageFormat.EROFS: {
         Compressor.LZ4HC: LevelRange(1, 12, 9),  # -zlz4hc,<level>
-        Compressor.LZ4: None,                    # mkfs.erofs refuses -zlz4,<level>
+        Compressor.LZ4: None,  # mkfs.erofs refuses -zlz4,<level>
         Compressor.NONE: None,
     },
     RootImageFormat.RAM: {  # zstd stops at 19: the kernel may refuse --ultra windows
@@ -93,7 +99,8 @@ COMPRESSION_LEVELS: dict[RootImageFormat, dict[Compressor, LevelRange | None]] =
     },
 }
 FORMAT_COMPRESSORS: dict[RootImageFormat, tuple[Compressor, ...]] = {
-    fmt: tuple(levels) for fmt, levels in COMPRESSION_LEVELS.items()}
+    fmt: tuple(levels) for fmt, levels in COMPRESSION_LEVELS.items()
+}
 
 
 def level_range(fmt: RootImageFormat, compressor: Compressor) -> LevelRange | None:
@@ -174,6 +181,7 @@ class Profile:
 
 # --- TOML --------------------------------------------------------------------------------
 
+
 def _to_plain(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
@@ -207,14 +215,19 @@ def _from_plain(cls: type[T], data: Any, where: str, problems: list[Problem]) ->
     defaults = cls()
     for name in known:
         if name in data:
-            kwargs[name] = _convert(name, data[name], getattr(defaults, name),
-                                    f"{where}.{name}", problems)
+            kwargs[name] = _convert(
+                name, data[name], getattr(defaults, name), f"{where}.{name}", problems
+            )
     return cls(**kwargs)
 
 
 _NESTED: dict[str, type] = {
-    "packages": PackageOptions, "kernel": KernelOptions, "boot": BootOptions,
-    "system": SystemOptions, "image": ImageOptions, "iso": IsoOptions,
+    "packages": PackageOptions,
+    "kernel": KernelOptions,
+    "boot": BootOptions,
+    "system": SystemOptions,
+    "image": ImageOptions,
+    "iso": IsoOptions,
 }
 _ENUMS: dict[str, type[enum.Enum]] = {"format": RootImageFormat, "compressor": Compressor}
 
@@ -230,8 +243,12 @@ def _convert(name: str, value: Any, default: Any, where: str, problems: list[Pro
             kind = SourceKind(value["kind"])
         except ValueError:
             choices = ", ".join(k.value for k in SourceKind)
-            problems.append(Problem(f"{where}.kind", f"unknown source kind {value['kind']!r}; "
-                                    f"choose one of {choices}"))
+            problems.append(
+                Problem(
+                    f"{where}.kind",
+                    f"unknown source kind {value['kind']!r}; choose one of {choices}",
+                )
+            )
             return default
         return SourceSpec(kind, str(value.get("location", "")))
     if name in _ENUMS:
@@ -298,8 +315,9 @@ def builtin_profiles() -> dict[str, Profile]:
     found: dict[str, Profile] = {}
     for entry in sorted(resources.files("resources.profiles").iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".toml"):
-            profile = profile_from_dict(tomllib.loads(entry.read_text()),
-                                        where=f"built-in profile {entry.name}")
+            profile = profile_from_dict(
+                tomllib.loads(entry.read_text()), where=f"built-in profile {entry.name}"
+            )
             found[profile.name] = profile
     return found
 
@@ -307,10 +325,10 @@ def builtin_profiles() -> dict[str, Profile]:
 def builtin_profile(name: str) -> Profile:
     profiles = builtin_profiles()
     if name not in profiles:
-        raise InputError(f"no built-in profile named {name!r}; "
-                         f"available: {', '.join(sorted(profiles))}")
+        raise InputError(
+            f"no built-in profile named {name!r}; available: {', '.join(sorted(profiles))}"
+        )
     return profiles[name]
-
 
 
 # --- checks that need nothing but the profile -------------------------------------------
@@ -327,10 +345,15 @@ _DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
 # Arch (makepkg's rule), glaucus and tarball names: letters, digits and '@', '_', '+', '.',
 # '-', not starting with '-' or '.'; no '/', blanks or control characters.
 _OTHER_PACKAGE = re.compile(r"[A-Za-z0-9@_+][A-Za-z0-9@_+.-]*")
-_DEBIAN_RULE = (_DEBIAN_PACKAGE, "Debian package names are at least two lower-case letters, "
-                "digits, '+', '-' and '.', starting with a letter or digit")
-_OTHER_RULE = (_OTHER_PACKAGE, "package names are letters, digits, '@', '_', '+', '.' and '-', "
-               "not starting with '-' or '.'")
+_DEBIAN_RULE = (
+    _DEBIAN_PACKAGE,
+    "Debian package names are at least two lower-case letters, "
+    "digits, '+', '-' and '.', starting with a letter or digit",
+)
+_OTHER_RULE = (
+    _OTHER_PACKAGE,
+    "package names are letters, digits, '@', '_', '+', '.' and '-', not starting with '-' or '.'",
+)
 
 
 def _name_rule(kind: SourceKind) -> tuple[re.Pattern[str], str]:
@@ -349,15 +372,18 @@ _MODULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 def module_name_problems(kernel: KernelOptions) -> list[Problem]:
     """One problem listing every extra module name that cannot be a kernel module's."""
-    bad = [name for name in dict.fromkeys(kernel.extra_modules)
-           if not _MODULE_NAME.fullmatch(name)]
+    bad = [name for name in dict.fromkeys(kernel.extra_modules) if not _MODULE_NAME.fullmatch(name)]
     if not bad:
         return []
     listed = ", ".join(repr(name) for name in bad)
-    return [Problem("extra kernel modules",
-                    f"not valid module name{'s' if len(bad) > 1 else ''}: {listed}",
-                    "module names are letters, digits, '_' and '-', starting with a letter or "
-                    "digit, without a path or '.ko', as modprobe takes them")]
+    return [
+        Problem(
+            "extra kernel modules",
+            f"not valid module name{'s' if len(bad) > 1 else ''}: {listed}",
+            "module names are letters, digits, '_' and '-', starting with a letter or "
+            "digit, without a path or '.ko', as modprobe takes them",
+        )
+    ]
 
 
 def package_name_problems(options: PackageOptions, kernel: KernelOptions) -> list[Problem]:
@@ -369,8 +395,9 @@ def package_name_problems(options: PackageOptions, kernel: KernelOptions) -> lis
         return []
     _, rule = _name_rule(kind)
     listed = ", ".join(repr(name) for name in bad)
-    return [Problem("packages", f"not valid package name{'s' if len(bad) > 1 else ''}: "
-                    f"{listed}", rule)]
+    return [
+        Problem("packages", f"not valid package name{'s' if len(bad) > 1 else ''}: {listed}", rule)
+    ]
 
 
 def name_problems(name: str) -> list[Problem]:
@@ -379,8 +406,13 @@ def name_problems(name: str) -> list[Problem]:
     if not name.strip():
         return [Problem("name", "the profile name is empty")]
     if control_character(name) is not None:
-        return [Problem("name", f"the profile name {name!r} has control characters",
-                        "use letters, digits, spaces and punctuation, on one line")]
+        return [
+            Problem(
+                "name",
+                f"the profile name {name!r} has control characters",
+                "use letters, digits, spaces and punctuation, on one line",
+            )
+        ]
     return []
 
 
@@ -393,15 +425,29 @@ def validate_profile(profile: Profile) -> list[Problem]:
     problems += package_name_problems(profile.packages, profile.kernel)
     problems += module_name_problems(profile.kernel)
     host = profile.system.hostname
-    if not host or len(host) > 253 or not all(_HOSTNAME_LABEL.fullmatch(p) for p in host.split(".")):
-        problems.append(Problem("hostname", f"{host!r} is not a valid host name",
-                                "letters, digits and '-', at most 63 per dot-separated part"))
+    if (
+        not host
+        or len(host) > 253
+        or not all(_HOSTNAME_LABEL.fullmatch(p) for p in host.split("."))
+    ):
+        problems.append(
+            Problem(
+                "hostname",
+                f"{host!r} is not a valid host name",
+                "letters, digits and '-', at most 63 per dot-separated part",
+            )
+        )
     user = profile.system.user
     if user:
         if not _USER_NAME.fullmatch(user) or user == "root":
-            problems.append(Problem("user", f"{user!r} is not a valid user name",
-                                    "lower-case letters, digits, '_' and '-', starting with a "
-                                    "letter, at most 32 characters, not 'root'"))
+            problems.append(
+                Problem(
+                    "user",
+                    f"{user!r} is not a valid user name",
+                    "lower-case letters, digits, '_' and '-', starting with a "
+                    "letter, at most 32 characters, not 'root'",
+                )
+            )
         if not profile.system.user_password:
             problems.append(Problem("user password", f"the user {user!r} needs a password"))
     if not profile.system.root_password:
@@ -414,9 +460,14 @@ def validate_profile(profile: Profile) -> list[Problem]:
     image = profile.image
     allowed = FORMAT_COMPRESSORS[image.format]
     if image.compressor not in allowed:
-        problems.append(Problem("compressor", f"{image.format.value} cannot use "
-                                f"{image.compressor.value}; choose "
-                                f"{', '.join(c.value for c in allowed)}"))
+        problems.append(
+            Problem(
+                "compressor",
+                f"{image.format.value} cannot use "
+                f"{image.compressor.value}; choose "
+                f"{', '.join(c.value for c in allowed)}",
+            )
+        )
     elif (problem := level_problem(image)) is not None:
         problems.append(problem)
     overlay = profile.system.overlay
@@ -434,13 +485,22 @@ def level_problem(image: ImageOptions) -> Problem | None:
     levels = level_range(image.format, image.compressor)
     what = f"{image.compressor.value} in {FORMAT_NAMES[image.format]}"
     if levels is None:
-        why = ("nothing is compressed" if image.compressor is Compressor.NONE
-               else f"{FORMAT_TOOLS[image.format]} has no {image.compressor.value} level")
-        return Problem("compression level", f"{what} takes no level (got {image.level})",
-                       f"{why}; leave the level at the default")
+        why = (
+            "nothing is compressed"
+            if image.compressor is Compressor.NONE
+            else f"{FORMAT_TOOLS[image.format]} has no {image.compressor.value} level"
+        )
+        return Problem(
+            "compression level",
+            f"{what} takes no level (got {image.level})",
+            f"{why}; leave the level at the default",
+        )
     if image.level not in levels:
-        return Problem("compression level", f"level {image.level} is out of range for {what}",
-                       f"choose {levels.low} to {levels.high}")
+        return Problem(
+            "compression level",
+            f"level {image.level} is out of range for {what}",
+            f"choose {levels.low} to {levels.high}",
+        )
     return None
 
 

@@ -38,9 +38,12 @@ def _pseudo_name(meta: FileMeta) -> str:
     path = meta.path
     ch = control_character(path)
     if ch is not None:
-        raise InputError(f"package {meta.owner or '(generated)'}: path {path!r} has the "
-                         f"control character {ch!r} in its name; it cannot go into a SquashFS "
-                         "pseudo file", where=STAGE)
+        raise InputError(
+            f"package {meta.owner or '(generated)'}: path {path!r} has the "
+            f"control character {ch!r} in its name; it cannot go into a SquashFS "
+            "pseudo file",
+            where=STAGE,
+        )
     out = []
     for ch in path:
         if ch in ' "\\\t':
@@ -56,8 +59,9 @@ def squashfs_pseudo_definitions(manifest: RootManifest) -> str:
         mode = f"{meta.mode & 0o7777:04o}"
         if meta.kind in (Kind.CHAR, Kind.BLOCK):
             code = "c" if meta.kind is Kind.CHAR else "b"
-            lines.append(f"{name} {code} {mode} {meta.uid} {meta.gid} "
-                         f"{meta.rdev_major} {meta.rdev_minor}")
+            lines.append(
+                f"{name} {code} {mode} {meta.uid} {meta.gid} {meta.rdev_major} {meta.rdev_minor}"
+            )
         elif meta.kind in (Kind.FIFO, Kind.SOCKET):
             kind = "f" if meta.kind is Kind.FIFO else "s"
             lines.append(f"{name} i {mode} {meta.uid} {meta.gid} {kind}")
@@ -75,17 +79,41 @@ def _checked_level(options: ImageOptions) -> int | None:
     return compression_level(options)
 
 
-def make_squashfs(root: Path, manifest: RootManifest, options: ImageOptions, out: Path,
-                  reporter: Reporter, *, epoch: int, work: Path) -> Path:
+def make_squashfs(
+    root: Path,
+    manifest: RootManifest,
+    options: ImageOptions,
+    out: Path,
+    reporter: Reporter,
+    *,
+    epoch: int,
+    work: Path,
+) -> Path:
     level = _checked_level(options)
     pseudo = work / "squashfs.pseudo"
     # Names are bytes to the kernel and to mksquashfs: write them back as the bytes they
     # came from (a Latin-1 name is valid, just not UTF-8).
     pseudo.write_bytes(os.fsencode(squashfs_pseudo_definitions(manifest)))
-    args = ["mksquashfs", str(root), str(out), "-noappend", "-no-xattrs",
-            "-pf", str(pseudo), "-comp", options.compressor.value, "-b", "1M",
-            "-mkfs-time", str(epoch), "-all-time", str(epoch), "-no-progress",
-            "-processors", str(os.cpu_count() or 1)]
+    args = [
+        "mksquashfs",
+        str(root),
+        str(out),
+        "-noappend",
+        "-no-xattrs",
+        "-pf",
+        str(pseudo),
+        "-comp",
+        options.compressor.value,
+        "-b",
+        "1M",
+        "-mkfs-time",
+        str(epoch),
+        "-all-time",
+        str(epoch),
+        "-no-progress",
+        "-processors",
+        str(os.cpu_count() or 1),
+    ]
     if level is not None:  # zstd and gzip, the compressors that have a level here
         args += ["-Xcompression-level", str(level)]
     if options.compressor is Compressor.XZ:
@@ -105,25 +133,50 @@ def manifest_records(manifest: RootManifest) -> bytes:
     out = []
     for m in manifest.sorted():
         try:
-            out.append(encode_record(m.kind.value, m.mode, m.uid, m.gid, m.rdev_major,
-                                     m.rdev_minor, m.path))
+            out.append(
+                encode_record(
+                    m.kind.value, m.mode, m.uid, m.gid, m.rdev_major, m.rdev_minor, m.path
+                )
+            )
         except ListingError as exc:
             raise InputError(f"package {m.owner or '(generated)'}: {exc}", where=STAGE) from exc
     return b"".join(out)
 
 
-def make_erofs(root: Path, manifest: RootManifest, options: ImageOptions, out: Path,
-               reporter: Reporter, *, epoch: int, work: Path, uuid: str) -> Path:
+def make_erofs(
+    root: Path,
+    manifest: RootManifest,
+    options: ImageOptions,
+    out: Path,
+    reporter: Reporter,
+    *,
+    epoch: int,
+    work: Path,
+    uuid: str,
+) -> Path:
     level = _checked_level(options)
     listing = work / "manifest.records"
     listing.write_bytes(manifest_records(manifest))
     state = work / "fakeroot.state"
     # -P: an "app" folder in the current directory must not stand in for ours.
-    run_tool(["fakeroot", "-s", str(state), "--", sys.executable, "-P", "-m",
-              "app.compose.fakeroot_apply", str(root), str(listing)], reporter, stage=STAGE,
-             env={"PYTHONPATH": str(Path(__file__).resolve().parents[2])})
-    args = ["fakeroot", "-i", str(state), "--", "mkfs.erofs", f"-T{epoch}", f"-U{uuid}",
-            "-x-1"]
+    run_tool(
+        [
+            "fakeroot",
+            "-s",
+            str(state),
+            "--",
+            sys.executable,
+            "-P",
+            "-m",
+            "app.compose.fakeroot_apply",
+            str(root),
+            str(listing),
+        ],
+        reporter,
+        stage=STAGE,
+        env={"PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    args = ["fakeroot", "-i", str(state), "--", "mkfs.erofs", f"-T{epoch}", f"-U{uuid}", "-x-1"]
     if options.compressor is not Compressor.NONE:
         comp = options.compressor.value + (f",{level}" if level is not None else "")
         args.append(f"-z{comp}")
@@ -133,8 +186,17 @@ def make_erofs(root: Path, manifest: RootManifest, options: ImageOptions, out: P
     return out
 
 
-def make_root_image(root: Path, manifest: RootManifest, options: ImageOptions, live_dir: Path,
-                    reporter: Reporter, *, epoch: int, work: Path, uuid: str) -> Path | None:
+def make_root_image(
+    root: Path,
+    manifest: RootManifest,
+    options: ImageOptions,
+    live_dir: Path,
+    reporter: Reporter,
+    *,
+    epoch: int,
+    work: Path,
+    uuid: str,
+) -> Path | None:
     if options.format is RootImageFormat.RAM:
         return None
     out = live_dir / IMAGE_NAMES[options.format]

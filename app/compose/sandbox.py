@@ -21,9 +21,11 @@ from app.tools import find_tool
 
 OUTPUT_LIMIT = 1 << 20
 # bubblewrap run by an ordinary user needs unprivileged user namespaces.
-SETUP_HINT = ("allow unprivileged user namespaces: on Debian, sysctl "
-              "kernel.unprivileged_userns_clone=1; on Ubuntu 23.10 and later, an AppArmor "
-              "profile for bwrap or sysctl kernel.apparmor_restrict_unprivileged_userns=0")
+SETUP_HINT = (
+    "allow unprivileged user namespaces: on Debian, sysctl "
+    "kernel.unprivileged_userns_clone=1; on Ubuntu 23.10 and later, an AppArmor "
+    "profile for bwrap or sysctl kernel.apparmor_restrict_unprivileged_userns=0"
+)
 
 
 class CannotRun(StageError):
@@ -32,13 +34,28 @@ class CannotRun(StageError):
 
 
 def sandbox_argv(root: Path, argv: list[str]) -> list[str]:
-    return [find_tool("bwrap"), "--unshare-all", "--die-with-parent", "--new-session",
-            "--clearenv", "--setenv", "PATH", "/usr/sbin:/usr/bin:/sbin:/bin",
-            "--ro-bind", str(root), "/", "--chdir", "/", "--", *argv]
+    return [
+        find_tool("bwrap"),
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+        "--setenv",
+        "PATH",
+        "/usr/sbin:/usr/bin:/sbin:/bin",
+        "--ro-bind",
+        str(root),
+        "/",
+        "--chdir",
+        "/",
+        "--",
+        *argv,
+    ]
 
 
-def run_in_root(root: Path, argv: list[str], *, stage: str, timeout: float = 30,
-                limit: int = OUTPUT_LIMIT) -> str:
+def run_in_root(
+    root: Path, argv: list[str], *, stage: str, timeout: float = 30, limit: int = OUTPUT_LIMIT
+) -> str:
     """Standard output of `argv` run inside `root` (read-only, no host files, no network).
 
     StageError when it cannot run, fails, runs past `timeout` seconds or prints more than
@@ -47,8 +64,13 @@ def run_in_root(root: Path, argv: list[str], *, stage: str, timeout: float = 30,
     command = sandbox_argv(root, argv)
     what = argv[0]
     try:
-        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
     except OSError as exc:
         raise StageError(f"cannot start the sandbox for {what}: {exc}", stage=stage) from exc
     out, err, problem = bytearray(), bytearray(), None
@@ -85,8 +107,10 @@ def run_in_root(root: Path, argv: list[str], *, stage: str, timeout: float = 30,
         message = err.decode(errors="replace").strip().splitlines()
         last = message[-1] if message else ""
         if last.startswith("bwrap: execvp "):
-            problem = (f"it cannot be run here ({last.removeprefix('bwrap: ')}; built for "
-                       "another machine, or a dynamic binary without its loader?)")
+            problem = (
+                f"it cannot be run here ({last.removeprefix('bwrap: ')}; built for "
+                "another machine, or a dynamic binary without its loader?)"
+            )
             error = CannotRun
         elif last.startswith("bwrap: "):  # the sandbox itself could not be set up
             problem = f"the sandbox could not be set up ({last})"
@@ -96,6 +120,9 @@ def run_in_root(root: Path, argv: list[str], *, stage: str, timeout: float = 30,
         else:
             problem = f"it exited with status {returncode}" + (f": {last}" if last else "")
     if problem is not None:
-        raise error(f"running {what} from the packages in a sandbox failed: {problem}",
-                    stage=stage, hint=hint)
+        raise error(
+            f"running {what} from the packages in a sandbox failed: {problem}",
+            stage=stage,
+            hint=hint,
+        )
     return out.decode(errors="replace")

@@ -34,8 +34,11 @@ def is_own_scratch(work: Path) -> bool:
 def scratch_problem(work: Path) -> Problem | None:
     """Why `work` cannot be the scratch folder, or None."""
     if work.is_symlink() or (work.exists() and not work.is_dir()):
-        return Problem(str(work), "the build folder path is taken by something that is not a "
-                       "folder", hint="choose another build folder (--work-dir)")
+        return Problem(
+            str(work),
+            "the build folder path is taken by something that is not a folder",
+            hint="choose another build folder (--work-dir)",
+        )
     if is_own_scratch(work):
         return None
     try:
@@ -45,9 +48,12 @@ def scratch_problem(work: Path) -> Problem | None:
         return Problem(str(work), f"cannot read the build folder: {exc.strerror}")
     if empty:
         return None
-    return Problem(str(work), "this folder holds files that Livesmith did not put there; a "
-                   "build empties its build folder", hint="choose a new or empty build folder "
-                   "(--work-dir)")
+    return Problem(
+        str(work),
+        "this folder holds files that Livesmith did not put there; a "
+        "build empties its build folder",
+        hint="choose a new or empty build folder (--work-dir)",
+    )
 
 
 def take_scratch(work: Path) -> bool:
@@ -61,9 +67,12 @@ def take_scratch(work: Path) -> bool:
         left = remove_tree(work, keep_top=True)
         if left:
             # Building on top of an earlier build's leftovers would mix the two.
-            raise StageError(f"cannot empty the build folder of an earlier build: {left[0]}",
-                             stage="validate", where=str(work),
-                             hint="remove the folder, or choose another one (--work-dir)")
+            raise StageError(
+                f"cannot empty the build folder of an earlier build: {left[0]}",
+                stage="validate",
+                where=str(work),
+                hint="remove the folder, or choose another one (--work-dir)",
+            )
     work.mkdir(parents=True, exist_ok=True)
     (work / MARKER).write_text("Livesmith's scratch folder: emptied and removed by builds.\n")
     return own

@@ -51,8 +51,9 @@ def current_umask() -> int:
 def _inner_parts(inner_path: str) -> tuple[str, ...]:
     parts = tuple(p for p in inner_path.split("/") if p)
     if any(p in (".", "..") for p in parts):
-        raise InputError("a path inside the ISO must not contain '.' or '..' components",
-                         where=inner_path)
+        raise InputError(
+            "a path inside the ISO must not contain '.' or '..' components", where=inner_path
+        )
     return parts
 
 
@@ -88,11 +89,14 @@ def _check_names(items: list[TreeItem], depth: int, iso: Path) -> None:
                 problems.append(f"{printable(item.entry.path)}: {reason}")
                 break
     if problems:
-        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more"
-                                           if len(problems) > 5 else "")
+        shown = "; ".join(problems[:5]) + (
+            f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+        )
         raise InputError(
             f"unsafe names in the ISO would write outside the destination: {shown}; "
-            "nothing was extracted", where=str(iso))
+            "nothing was extracted",
+            where=str(iso),
+        )
 
 
 def _target(parts: tuple[str, ...], dest: Path) -> tuple[Path, bool]:
@@ -113,14 +117,21 @@ def _target(parts: tuple[str, ...], dest: Path) -> tuple[Path, bool]:
 
 def _check_clashes(items: list[TreeItem], depth: int, target: Path) -> None:
     """Filling an existing folder: refuse, before writing, names that are already taken."""
-    taken = sorted({printable(str(target / item.names[depth])) for item in items
-                    if len(item.names) == depth + 1   # the top-level entries only
-                    and os.path.lexists(target / item.names[depth])})
+    taken = sorted(
+        {
+            printable(str(target / item.names[depth]))
+            for item in items
+            if len(item.names) == depth + 1  # the top-level entries only
+            and os.path.lexists(target / item.names[depth])
+        }
+    )
     if taken:
         shown = ", ".join(taken[:5]) + (f" and {len(taken) - 5} more" if len(taken) > 5 else "")
-        raise InputError(f"already exist{'s' if len(taken) == 1 else ''}; refusing to "
-                         f"overwrite: {shown}", where=str(target),
-                         hint="extract into an empty folder")
+        raise InputError(
+            f"already exist{'s' if len(taken) == 1 else ''}; refusing to overwrite: {shown}",
+            where=str(target),
+            hint="extract into an empty folder",
+        )
 
 
 class _Writer:
@@ -133,8 +144,12 @@ class _Writer:
         self.created: list[Path] = []
 
     def copy_file(self, item: TreeItem, dir_fd: int, name: str, path: Path) -> None:
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600, dir_fd=dir_fd)
+        fd = os.open(
+            name,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o600,
+            dir_fd=dir_fd,
+        )
         # Only now is it ours: a name that was taken must never be removed by the undo.
         self.created.append(path)
         try:
@@ -149,7 +164,9 @@ class _Writer:
                     if len(data) < want:
                         raise InputError(
                             f"the image ends inside the data of {item.entry.path} "
-                            f"(byte {offset + len(data)})", where=str(self.image.path))
+                            f"(byte {offset + len(data)})",
+                            where=str(self.image.path),
+                        )
                     if data == ZERO_CHUNK[:want]:
                         pass  # leave a hole; ftruncate below sets the size
                     else:
@@ -166,8 +183,7 @@ class _Writer:
             os.close(fd)
 
 
-def extract(iso: Path, inner_path: str, dest: Path,
-            reporter: Reporter | None = None) -> list[Path]:
+def extract(iso: Path, inner_path: str, dest: Path, reporter: Reporter | None = None) -> list[Path]:
     """Extract `inner_path` (a file, symlink or directory) from `iso` to `dest`.
 
     Like `cp -r`: if `dest` is an existing directory the entry is created inside it
@@ -183,8 +199,7 @@ def extract(iso: Path, inner_path: str, dest: Path,
     with IsoImage(iso) as image:
         items = _select(image, parts, reporter)
         if not items:
-            raise InputError(f"no such file or directory in the ISO: {shown_path}",
-                             where=str(iso))
+            raise InputError(f"no such file or directory in the ISO: {shown_path}", where=str(iso))
         _check_names(items, len(parts), iso)
         target, into_existing = _target(parts, dest)
         if into_existing:
@@ -201,18 +216,20 @@ def extract(iso: Path, inner_path: str, dest: Path,
         return writer.created
 
 
-def _write_all(writer: _Writer, items: list[TreeItem], depth: int, target: Path,
-               into_existing: bool) -> None:
+def _write_all(
+    writer: _Writer, items: list[TreeItem], depth: int, target: Path, into_existing: bool
+) -> None:
     # Only the folders on the current path stay open (items come depth first): a folder
     # gets its mode once everything below it is written (a read-only folder must first
     # receive its children), and an image with thousands of folders does not run out of
     # file descriptors.
-    open_dirs: list[tuple[tuple[str, ...], int, int]] = []   # (rel, fd, final mode)
-    parent_fd = os.open(target if into_existing else target.parent,
-                        os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    open_dirs: list[tuple[tuple[str, ...], int, int]] = []  # (rel, fd, final mode)
+    parent_fd = os.open(
+        target if into_existing else target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+    )
 
     def holds(folder: tuple[str, ...], rel: tuple[str, ...] | None) -> bool:
-        return rel is not None and len(folder) < len(rel) and rel[:len(folder)] == folder
+        return rel is not None and len(folder) < len(rel) and rel[: len(folder)] == folder
 
     def finish_dirs_outside(rel: tuple[str, ...] | None) -> None:
         """Give their modes to the open folders that do not hold `rel` (None: to all)."""
@@ -236,15 +253,20 @@ def _write_all(writer: _Writer, items: list[TreeItem], depth: int, target: Path,
                 if (open_dirs[-1][0] if open_dirs else ()) != rel[:-1]:
                     # The walk lists every folder before what it holds; a path whose
                     # folder was not listed (or failed) cannot be placed.
-                    raise InputError(f"the image lists {printable(item.entry.path)} without "
-                                     "its folder", where=str(writer.image.path))
+                    raise InputError(
+                        f"the image lists {printable(item.entry.path)} without its folder",
+                        where=str(writer.image.path),
+                    )
                 name, path = rel[-1], target.joinpath(*rel)
             entry = item.entry
             if entry.type == "dir":
                 os.mkdir(name, 0o700, dir_fd=where_fd)
                 writer.created.append(path)
-                fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                             dir_fd=where_fd)
+                fd = os.open(
+                    name,
+                    os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                    dir_fd=where_fd,
+                )
                 mode = entry.mode if entry.mode is not None else DEFAULT_DIR_MODE
                 open_dirs.append((rel, fd, mode & writer.kept_bits))
             elif entry.type == "file":
@@ -253,9 +275,11 @@ def _write_all(writer: _Writer, items: list[TreeItem], depth: int, target: Path,
                 os.symlink(entry.target or "", name, dir_fd=where_fd)
                 writer.created.append(path)
             else:
-                writer.reporter.log(Level.WARNING,
-                                    f"skipped {printable(entry.path)}: devices, FIFOs and "
-                                    "sockets are not extracted")
+                writer.reporter.log(
+                    Level.WARNING,
+                    f"skipped {printable(entry.path)}: devices, FIFOs and "
+                    "sockets are not extracted",
+                )
             check_cancelled(writer.reporter)
         finish_dirs_outside(None)
     finally:

@@ -15,8 +15,12 @@ from pathlib import Path
 from app.errors import InputError, StageError
 
 # What a path that is not an image turns out to be, for the message.
-_NOT_AN_IMAGE = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device",
-                 stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory"}
+_NOT_AN_IMAGE = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a directory",
+}
 
 
 def open_image(path: Path, noun: str = "an ISO image") -> int:
@@ -31,9 +35,11 @@ def open_image(path: Path, noun: str = "an ISO image") -> int:
     except FileNotFoundError as exc:
         raise InputError("does not exist", where=str(path)) from exc
     except PermissionError as exc:
-        raise InputError("cannot be read: permission denied", where=str(path),
-                         hint="check the file's permissions or run as a user that may read it"
-                         ) from exc
+        raise InputError(
+            "cannot be read: permission denied",
+            where=str(path),
+            hint="check the file's permissions or run as a user that may read it",
+        ) from exc
     except OSError as exc:
         raise InputError(f"cannot be read: {exc.strerror or exc}", where=str(path)) from exc
     try:
@@ -66,14 +72,14 @@ class ImageWriter:
     mode = "wb"
     _RUN_LIMIT = 4 * 1024 * 1024
     _GAP_FILL = 64 * 1024
-    _DIRECT_MIN = 64 * 1024      # larger writes bypass the buffer; all-zero ones become holes
+    _DIRECT_MIN = 64 * 1024  # larger writes bypass the buffer; all-zero ones become holes
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
         self._run = bytearray()
         self._run_start = 0
         self._pos = 0
-        self._end = 0            # end of everything flushed so far
+        self._end = 0  # end of everything flushed so far
 
     @staticmethod
     @lru_cache(maxsize=8)
@@ -170,8 +176,11 @@ class LazySourceFile:
         if len(data) < want:
             # pycdlib would silently leave the rest of the file as zeros.
             self.close()
-            raise StageError("the file became shorter while it was being mastered",
-                             stage="mastering", where=self._path)
+            raise StageError(
+                "the file became shorter while it was being mastered",
+                stage="mastering",
+                where=self._path,
+            )
         if self._left <= 0:
             self.close()
         return data

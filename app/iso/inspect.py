@@ -49,8 +49,7 @@ CANCEL_CHECK_EVERY = 512  # entries between cancel checks while walking
 MAX_TREE_DEPTH = 1024
 
 PLATFORM_NAMES = {0x00: "BIOS", 0x01: "PowerPC", 0x02: "Mac", 0xEF: "UEFI"}
-EMULATION_NAMES = {0: "none", 1: "floppy 1.2", 2: "floppy 1.44", 3: "floppy 2.88",
-                   4: "hard disk"}
+EMULATION_NAMES = {0: "none", 1: "floppy 1.2", 2: "floppy 1.44", 3: "floppy 2.88", 4: "hard disk"}
 
 # Directory-record file flags (ECMA-119 9.1.6)
 FLAG_ASSOCIATED = 0x04
@@ -73,8 +72,15 @@ class IsoEntry:
     target: str | None  # symlink target
 
     def to_json(self) -> dict[str, object]:
-        return {"path": self.path, "type": self.type, "size": self.size, "mode": self.mode,
-                "uid": self.uid, "gid": self.gid, "target": self.target}
+        return {
+            "path": self.path,
+            "type": self.type,
+            "size": self.size,
+            "mode": self.mode,
+            "uid": self.uid,
+            "gid": self.gid,
+            "target": self.target,
+        }
 
 
 @dataclass(frozen=True)
@@ -91,10 +97,16 @@ class ElToritoEntry:
     bootable: bool
 
     def to_json(self) -> dict[str, object]:
-        return {"index": self.index, "platform": self.platform,
-                "platform_name": self.platform_name, "emulation": self.emulation,
-                "load_size": self.load_size, "load_rba": self.load_rba,
-                "boot_file": self.boot_file, "bootable": self.bootable}
+        return {
+            "index": self.index,
+            "platform": self.platform,
+            "platform_name": self.platform_name,
+            "emulation": self.emulation,
+            "load_size": self.load_size,
+            "load_rba": self.load_rba,
+            "boot_file": self.boot_file,
+            "bootable": self.bootable,
+        }
 
 
 @dataclass(frozen=True)
@@ -168,7 +180,9 @@ def _check_volume(path: Path, fileobj: io.FileIO, size: int) -> tuple[int, int]:
     if size < MIN_ISO_SIZE:
         raise InputError(
             f"not an ISO 9660 image: the file is only {size} bytes, smaller than the "
-            f"{MIN_ISO_SIZE} bytes the smallest ISO 9660 volume needs", where=str(path))
+            f"{MIN_ISO_SIZE} bytes the smallest ISO 9660 volume needs",
+            where=str(path),
+        )
     volume: tuple[int, int] | None = None
     catalogs: list[int] = []
     for index in range(MAX_VOLUME_DESCRIPTORS):
@@ -180,24 +194,29 @@ def _check_volume(path: Path, fileobj: io.FileIO, size: int) -> tuple[int, int]:
         if vd[1:6] != b"CD001":
             if index == 0:
                 raise InputError(
-                    "not an ISO 9660 image: no volume descriptor (\"CD001\") at byte "
-                    f"{SYSTEM_AREA_SIZE}", where=str(path))
+                    'not an ISO 9660 image: no volume descriptor ("CD001") at byte '
+                    f"{SYSTEM_AREA_SIZE}",
+                    where=str(path),
+                )
             break
         if vd[0] == 255:  # set terminator
             break
         if vd[0] == 0 and vd[7:39].rstrip(b"\0") == ELTORITO_ID:  # El Torito boot record
             catalogs.append(struct.unpack_from("<I", vd, 71)[0])
         if vd[0] == 1 and volume is None:  # primary volume descriptor
-            blocks, = struct.unpack_from("<I", vd, 80)
-            block_size, = struct.unpack_from("<H", vd, 128)
+            (blocks,) = struct.unpack_from("<I", vd, 80)
+            (block_size,) = struct.unpack_from("<H", vd, 128)
             if block_size not in (512, 1024, 2048):
-                raise InputError(f"not a valid ISO 9660 image: logical block size {block_size}",
-                                 where=str(path))
+                raise InputError(
+                    f"not a valid ISO 9660 image: logical block size {block_size}", where=str(path)
+                )
             if blocks * block_size > size:
                 raise InputError(
                     f"truncated: the ISO 9660 volume is {blocks * block_size} bytes but the file "
-                    f"has only {size} bytes", where=str(path),
-                    hint="the download or copy is incomplete; fetch or copy it again")
+                    f"has only {size} bytes",
+                    where=str(path),
+                    hint="the download or copy is incomplete; fetch or copy it again",
+                )
             volume = blocks, block_size
     if volume is None:
         raise InputError("not an ISO 9660 image: no primary volume descriptor", where=str(path))
@@ -219,7 +238,7 @@ def _check_boot_catalog(path: Path, fileobj: io.FileIO, size: int, extent: int) 
     boot_entries = 0
     owed = 0  # entries the last section header announced and we have not seen yet
     for number, offset in enumerate(range(0, len(data) - CATALOG_ENTRY + 1, CATALOG_ENTRY)):
-        rec = data[offset:offset + CATALOG_ENTRY]
+        rec = data[offset : offset + CATALOG_ENTRY]
         kind = rec[0]
         if number == 0 or kind == 0x44:
             continue  # the validation entry, or an extension of the previous entry
@@ -233,20 +252,25 @@ def _check_boot_catalog(path: Path, fileobj: io.FileIO, size: int, extent: int) 
                 raise InputError(
                     f"the El Torito boot catalog at block {extent} has more than "
                     f"{MAX_BOOT_ENTRIES} boot entries; real images have a handful",
-                    where=str(path))
+                    where=str(path),
+                )
         else:
             return  # the end (an empty entry, or padding after the final header), or damage
     if len(data) == MAX_CATALOG_SECTORS * CATALOG_SECTOR:
         raise InputError(
             f"the El Torito boot catalog at block {extent} does not end within "
-            f"{MAX_CATALOG_SECTORS} sectors; real catalogs fit in one", where=str(path))
+            f"{MAX_CATALOG_SECTORS} sectors; real catalogs fit in one",
+            where=str(path),
+        )
 
 
 def _damage(exc: Exception) -> str:
     """Words for what pycdlib tripped over; bare lookup errors carry only a number."""
     if isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], int):
-        return (f"damaged directory structure: a record points at block {exc.args[0]}, "
-                "where the image has no such directory")
+        return (
+            f"damaged directory structure: a record points at block {exc.args[0]}, "
+            "where the image has no such directory"
+        )
     if isinstance(exc, (KeyError, IndexError, struct.error)):
         return "damaged directory structure: a record is cut short or points outside the image"
     return str(exc)
@@ -265,8 +289,16 @@ def _vd_date(date: Any) -> datetime | None:
         if not date.year:
             return None
         tz = timezone(timedelta(minutes=15 * int(date.gmtoffset)))
-        return datetime(date.year, date.month, date.dayofmonth, date.hour, date.minute,
-                        date.second, int(date.hundredthsofsecond) * 10000, tzinfo=tz)
+        return datetime(
+            date.year,
+            date.month,
+            date.dayofmonth,
+            date.hour,
+            date.minute,
+            date.second,
+            int(date.hundredthsofsecond) * 10000,
+            tzinfo=tz,
+        )
     except (AttributeError, ValueError, TypeError, OverflowError):
         return None  # an unset or nonsensical date is shown as unknown
 
@@ -310,8 +342,12 @@ class IsoImage:
         self.open()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def open(self) -> None:
@@ -329,15 +365,23 @@ class IsoImage:
         except OSError as exc:
             # Opening was checked by open_image; what is left are read errors (EIO).
             fileobj.close()
-            raise InputError(f"cannot be read: {exc.strerror or exc}",
-                             where=str(self.path)) from exc
-        except (pycdlibexception.PyCdlibException, struct.error, KeyError, IndexError,
-                ValueError, UnicodeError) as exc:
+            raise InputError(
+                f"cannot be read: {exc.strerror or exc}", where=str(self.path)
+            ) from exc
+        except (
+            pycdlibexception.PyCdlibException,
+            struct.error,
+            KeyError,
+            IndexError,
+            ValueError,
+            UnicodeError,
+        ) as exc:
             # pycdlib reports damaged structures with its own exceptions; malformed ones
             # that slip past its checks surface as plain lookup/struct errors.
             fileobj.close()
-            raise InputError(f"not a valid ISO 9660 image: {_damage(exc)}",
-                             where=str(self.path)) from exc
+            raise InputError(
+                f"not a valid ISO 9660 image: {_damage(exc)}", where=str(self.path)
+            ) from exc
         self._file = fileobj
         self._iso = iso
 
@@ -384,7 +428,8 @@ class IsoImage:
         root = vd.root_directory_record()
         # (item, directory record to enter or None, extents of the folders above it)
         stack: list[tuple[TreeItem, Any, frozenset[int]]] = [
-            (self._item(source, (), [root], is_root=True), root, frozenset())]
+            (self._item(source, (), [root], is_root=True), root, frozenset())
+        ]
         entered: dict[int, str] = {}  # id() of every directory record entered -> its path
         count = 0
         while stack:
@@ -402,26 +447,33 @@ class IsoImage:
                 # reversed, so the stack pops them in name order
                 stack.extend((child, record, inner) for child, record in children)
 
-    def _check_enter(self, item: TreeItem, dir_record: Any, above: frozenset[int],
-                     entered: dict[int, str]) -> None:
+    def _check_enter(
+        self, item: TreeItem, dir_record: Any, above: frozenset[int], entered: dict[int, str]
+    ) -> None:
         path = item.entry.path
         # a directory some child link (CL) points at
         relocated = getattr(dir_record.rock_ridge, "moved_to_cl_dr", None) is not None
         what = "Rock Ridge relocation" if relocated else "directory tree"
         if dir_record.extent_location() in above:
-            raise InputError(f"{what} loops at {path}: it points back at a folder above it",
-                             where=str(self.path))
+            raise InputError(
+                f"{what} loops at {path}: it points back at a folder above it", where=str(self.path)
+            )
         seen = entered.setdefault(id(dir_record), path)
         if seen != path:
-            raise InputError(f"{what} loops at {path}: it points at {seen}, which is "
-                             "already in the tree", where=str(self.path))
+            raise InputError(
+                f"{what} loops at {path}: it points at {seen}, which is already in the tree",
+                where=str(self.path),
+            )
         if len(item.names) > MAX_TREE_DEPTH:
             shown = path if len(path) <= 200 else path[:200] + "..."
-            raise InputError(f"the folder tree is more than {MAX_TREE_DEPTH} levels deep "
-                             f"at {shown}", where=str(self.path))
+            raise InputError(
+                f"the folder tree is more than {MAX_TREE_DEPTH} levels deep at {shown}",
+                where=str(self.path),
+            )
 
-    def _children(self, source: str, names: tuple[str, ...],
-                  dir_record: Any) -> list[tuple[TreeItem, Any]]:
+    def _children(
+        self, source: str, names: tuple[str, ...], dir_record: Any
+    ) -> list[tuple[TreeItem, Any]]:
         """(item, directory record to descend into or None) for each child of a directory."""
         result: list[tuple[TreeItem, Any]] = []
         group: list[Any] = []
@@ -444,8 +496,9 @@ class IsoImage:
         flush()
         return result
 
-    def _child(self, source: str, names: tuple[str, ...],
-               records: list[Any]) -> tuple[TreeItem, Any]:
+    def _child(
+        self, source: str, names: tuple[str, ...], records: list[Any]
+    ) -> tuple[TreeItem, Any]:
         rec = records[0]
         rr = rec.rock_ridge if source == "rock_ridge" else None
         descend = rec if rec.is_dir() else None
@@ -460,8 +513,15 @@ class IsoImage:
         item = self._item(source, names + (name,), records, descend=descend)
         return item, (descend if item.entry.type == "dir" else None)
 
-    def _item(self, source: str, names: tuple[str, ...], records: list[Any], *,
-              is_root: bool = False, descend: Any = None) -> TreeItem:
+    def _item(
+        self,
+        source: str,
+        names: tuple[str, ...],
+        records: list[Any],
+        *,
+        is_root: bool = False,
+        descend: Any = None,
+    ) -> TreeItem:
         rec = records[0]
         path = "/" + "/".join(names)
         is_dir = is_root or descend is not None
@@ -492,15 +552,17 @@ class IsoImage:
                 try:
                     target = _fs_text(meta.symlink_path())
                 except pycdlibexception.PyCdlibException as exc:
-                    raise InputError(f"damaged Rock Ridge symlink entry for {path}: {exc}",
-                                     where=str(self.path)) from exc
+                    raise InputError(
+                        f"damaged Rock Ridge symlink entry for {path}: {exc}", where=str(self.path)
+                    ) from exc
         extents: tuple[tuple[int, int], ...] = ()
         size = 0
         if kind == "file":
             extents = tuple((r.extent_location(), r.get_data_length()) for r in records)
             size = sum(length for _, length in extents)
-        entry = IsoEntry(path=path, type=kind, size=size, mode=mode, uid=uid, gid=gid,
-                         target=target)
+        entry = IsoEntry(
+            path=path, type=kind, size=size, mode=mode, uid=uid, gid=gid, target=target
+        )
         return TreeItem(entry=entry, names=names, extents=extents)
 
     # -- boot structures -------------------------------------------------------------
@@ -509,20 +571,26 @@ class IsoImage:
         catalog = self.iso.eltorito_boot_catalog
         if catalog is None:
             return []
-        raw: list[tuple[int, Any]] = [(catalog.validation_entry.platform_id,
-                                       catalog.initial_entry)]
+        raw: list[tuple[int, Any]] = [(catalog.validation_entry.platform_id, catalog.initial_entry)]
         for section in catalog.sections:
             raw.extend((section.platform_id, e) for e in section.section_entries)
         raw.extend((catalog.validation_entry.platform_id, e) for e in catalog.standalone_entries)
         entries = []
         for index, (platform, entry) in enumerate(raw, start=1):
-            entries.append(ElToritoEntry(
-                index=index, platform=platform,
-                platform_name=PLATFORM_NAMES.get(platform, f"0x{platform:02x}"),
-                emulation=EMULATION_NAMES.get(entry.boot_media_type,
-                                              f"unknown ({entry.boot_media_type})"),
-                load_size=entry.sector_count, load_rba=entry.load_rba,
-                boot_file=extent_paths.get(entry.load_rba), bootable=entry.boot_indicator == 0x88))
+            entries.append(
+                ElToritoEntry(
+                    index=index,
+                    platform=platform,
+                    platform_name=PLATFORM_NAMES.get(platform, f"0x{platform:02x}"),
+                    emulation=EMULATION_NAMES.get(
+                        entry.boot_media_type, f"unknown ({entry.boot_media_type})"
+                    ),
+                    load_size=entry.sector_count,
+                    load_rba=entry.load_rba,
+                    boot_file=extent_paths.get(entry.load_rba),
+                    bootable=entry.boot_indicator == 0x88,
+                )
+            )
         return entries
 
     def volume_ids(self) -> dict[str, Any]:
@@ -550,8 +618,11 @@ def hybrid_verdict(area: SystemArea, eltorito: Sequence[ElToritoEntry] = ()) -> 
         return False, f"{why}: CD only, will not boot from a USB stick"
     bios = area.mbr_boot_code
     esps = area.efi_system_partitions
-    esp = f"an EFI System partition ({esps[0].scheme.upper()} partition {esps[0].number})" \
-        if esps else ""
+    esp = (
+        f"an EFI System partition ({esps[0].scheme.upper()} partition {esps[0].number})"
+        if esps
+        else ""
+    )
     table = "GPT" if area.gpt_valid and (area.mbr_protective or not area.mbr_partitions) else "MBR"
     if bios and esps:
         return True, f"MBR with boot code and {esp}: boots from USB on BIOS and UEFI"
@@ -562,8 +633,10 @@ def hybrid_verdict(area: SystemArea, eltorito: Sequence[ElToritoEntry] = ()) -> 
         return True, reason
     if esps:
         return True, f"{table} with {esp} but no MBR boot code: boots from USB on UEFI only"
-    return False, (f"{table} partition table without MBR boot code or an EFI System "
-                   "partition: will not boot from a USB stick")
+    return False, (
+        f"{table} partition table without MBR boot code or an EFI System "
+        "partition: will not boot from a USB stick"
+    )
 
 
 def inspect_iso(path: Path, reporter: Reporter | None = None) -> IsoReport:
@@ -584,10 +657,21 @@ def inspect_iso(path: Path, reporter: Reporter | None = None) -> IsoReport:
         area = read_system_area(path)
         hybrid, reason = hybrid_verdict(area, eltorito)
         return IsoReport(
-            path=path, label=ids["label"], system_id=ids["system_id"],
-            publisher=ids["publisher"], application=ids["application"],
-            preparer=ids["preparer"], created=ids["created"], size=image.size,
-            block_size=image.block_size, files=files, eltorito=eltorito,
-            partitions=list(area.partitions), partition_problems=list(area.problems),
-            hybrid=hybrid, hybrid_reason=reason,
-            volume_size=image.volume_blocks * image.block_size, name_source=image.name_source)
+            path=path,
+            label=ids["label"],
+            system_id=ids["system_id"],
+            publisher=ids["publisher"],
+            application=ids["application"],
+            preparer=ids["preparer"],
+            created=ids["created"],
+            size=image.size,
+            block_size=image.block_size,
+            files=files,
+            eltorito=eltorito,
+            partitions=list(area.partitions),
+            partition_problems=list(area.problems),
+            hybrid=hybrid,
+            hybrid_reason=reason,
+            volume_size=image.volume_blocks * image.block_size,
+            name_source=image.name_source,
+        )

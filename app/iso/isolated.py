@@ -26,8 +26,9 @@ def child_main(path: str) -> int:
 
 def inspect_iso_isolated(path: Path, reporter: Reporter | None = None) -> IsoReport:
     """`inspect_iso(path)`, computed in a child process."""
-    report: IsoReport = run_child("app.iso.isolated", [str(path)], reporter,
-                                  what=f"inspection of {path}", stage="inspect")
+    report: IsoReport = run_child(
+        "app.iso.isolated", [str(path)], reporter, what=f"inspection of {path}", stage="inspect"
+    )
     return report
 
 

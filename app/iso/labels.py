@@ -25,21 +25,36 @@ def validate_label(label: str, *, where: str = "label") -> list[Problem]:
     """Every problem with `label` as an ISO 9660 volume identifier (empty list: valid)."""
     problems: list[Problem] = []
     if not label:
-        problems.append(Problem(where, "the volume label is empty; it needs 1 to "
-                                f"{MAX_LABEL_LENGTH} characters of A-Z, 0-9 and _",
-                                hint=f"for example '{FALLBACK_LABEL}'"))
+        problems.append(
+            Problem(
+                where,
+                "the volume label is empty; it needs 1 to "
+                f"{MAX_LABEL_LENGTH} characters of A-Z, 0-9 and _",
+                hint=f"for example '{FALLBACK_LABEL}'",
+            )
+        )
         return problems
     suggestion = suggest_label(label)
     if len(label) > MAX_LABEL_LENGTH:
-        problems.append(Problem(
-            where, f"the volume label '{label}' has {len(label)} characters; at most "
-            f"{MAX_LABEL_LENGTH} are allowed", hint=f"use '{suggestion}'"))
+        problems.append(
+            Problem(
+                where,
+                f"the volume label '{label}' has {len(label)} characters; at most "
+                f"{MAX_LABEL_LENGTH} are allowed",
+                hint=f"use '{suggestion}'",
+            )
+        )
     if not _VALID.fullmatch(label):
         bad = sorted({ch for ch in label if not _VALID.fullmatch(ch)})
         shown = " ".join(repr(ch) for ch in bad)
-        problems.append(Problem(
-            where, f"the volume label '{label}' may only contain upper-case A-Z, digits "
-            f"0-9 and _ (not {shown})", hint=f"use '{suggestion}'"))
+        problems.append(
+            Problem(
+                where,
+                f"the volume label '{label}' may only contain upper-case A-Z, digits "
+                f"0-9 and _ (not {shown})",
+                hint=f"use '{suggestion}'",
+            )
+        )
     return problems
 
 

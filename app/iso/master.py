@@ -45,24 +45,24 @@ from app.reporter import Level, NullReporter, Reporter, check_cancelled
 
 JOLIET_LABEL_LENGTH = 16  # UCS-2 characters in the 32-byte volume identifier
 
-ISOHDPFX = Path("/usr/lib/ISOLINUX/isohdpfx.bin")   # Debian package: isolinux
+ISOHDPFX = Path("/usr/lib/ISOLINUX/isohdpfx.bin")  # Debian package: isolinux
 BLOCK = 2048
 FOUR_GIB = 4 * 1024**3
-EFI_IMAGE_LIMIT = 0xFFFF * 512      # El Torito sector count is 16 bits of 512-byte sectors
-MAX_DIRECTORIES = 0xFFFF            # path table parent numbers are 16 bits
-RELOCATION_DEPTH = 8                # ECMA-119 6.8.2.1: at most 8 levels
+EFI_IMAGE_LIMIT = 0xFFFF * 512  # El Torito sector count is 16 bits of 512-byte sectors
+MAX_DIRECTORIES = 0xFFFF  # path table parent numbers are 16 bits
+RELOCATION_DEPTH = 8  # ECMA-119 6.8.2.1: at most 8 levels
 RELOCATED_ISO_NAME = "RR_MOVED"
 RELOCATED_RR_NAME = ".rr_moved"
-ID_FIELD_LIMIT = 128                # publisher / preparer / application identifiers
+ID_FIELD_LIMIT = 128  # publisher / preparer / application identifiers
 WRITE_BLOCK = 1024 * 1024
 
 
 @dataclass(frozen=True)
 class BootSpec:
-    bios_boot: str | None = None          # path inside the tree, e.g. "boot/syslinux/isolinux.bin"
-    boot_catalog: str = "boot/boot.cat"   # created by mastering; its directory must exist
-    efi_image: str | None = None          # path inside the tree, e.g. "boot/grub/efi.img" (FAT)
-    hybrid: bool = True                   # isohybrid MBR + GPT (ESP when efi_image)
+    bios_boot: str | None = None  # path inside the tree, e.g. "boot/syslinux/isolinux.bin"
+    boot_catalog: str = "boot/boot.cat"  # created by mastering; its directory must exist
+    efi_image: str | None = None  # path inside the tree, e.g. "boot/grub/efi.img" (FAT)
+    hybrid: bool = True  # isohybrid MBR + GPT (ESP when efi_image)
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class MasterSpec:
     publisher: str = ""
     application: str = "LIVESMITH"
     preparer: str = ""
-    source_date_epoch: int | None = None   # default: env SOURCE_DATE_EPOCH if set
+    source_date_epoch: int | None = None  # default: env SOURCE_DATE_EPOCH if set
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,7 @@ class MasterCheck:
 
 
 # --------------------------------------------------------------------------- validation
+
 
 def _tree_path(path: str) -> str | None:
     """Normalized tree-relative path, or None if it leaves the tree."""
@@ -120,16 +121,25 @@ def _human(size: float) -> str:
 
 def _check_ids(spec: MasterSpec) -> list[Problem]:
     problems = validate_label(spec.label)
-    for what, value in (("publisher", spec.publisher), ("application", spec.application),
-                        ("preparer", spec.preparer)):
+    for what, value in (
+        ("publisher", spec.publisher),
+        ("application", spec.application),
+        ("preparer", spec.preparer),
+    ):
         if len(value) > ID_FIELD_LIMIT or not all(" " <= ch <= "~" for ch in value):
-            problems.append(Problem(what, f"the {what} identifier must be at most "
-                                    f"{ID_FIELD_LIMIT} printable ASCII characters"))
+            problems.append(
+                Problem(
+                    what,
+                    f"the {what} identifier must be at most "
+                    f"{ID_FIELD_LIMIT} printable ASCII characters",
+                )
+            )
     return problems
 
 
-def _boot_file(root: Node, spec_path: str, what: str, tree: Path,
-               problems: list[Problem]) -> Node | None:
+def _boot_file(
+    root: Node, spec_path: str, what: str, tree: Path, problems: list[Problem]
+) -> Node | None:
     rel = _tree_path(spec_path)
     if rel is None:
         problems.append(Problem(what, f"'{spec_path}' is not a path inside the tree"))
@@ -139,8 +149,9 @@ def _boot_file(root: Node, spec_path: str, what: str, tree: Path,
         problems.append(Problem(f"{tree}/{rel}", f"the {what} is missing from the tree"))
         return None
     if node.kind is not NodeKind.FILE:
-        problems.append(Problem(f"{tree}/{rel}", f"the {what} must be a regular file, "
-                                f"not a {node.kind.value}"))
+        problems.append(
+            Problem(f"{tree}/{rel}", f"the {what} must be a regular file, not a {node.kind.value}")
+        )
         return None
     return node
 
@@ -162,42 +173,68 @@ def _check_boot(spec: MasterSpec, root: Node, problems: list[Problem]) -> None:
     if bios is not None and boot.hybrid:
         head = _read_head(tree / bios.rel, 0x44)
         off = sysarea.ISOLINUX_SIGNATURE_OFFSET
-        if head[off:off + 4] != sysarea.ISOLINUX_HYBRID_SIGNATURE:
-            problems.append(Problem(
-                f"{tree}/{bios.rel}", "the BIOS boot file is not ISOLINUX (isolinux.bin): a "
-                "hybrid image's MBR can only start ISOLINUX",
-                hint="use isolinux.bin from the isolinux package, or master without hybrid"))
+        if head[off : off + 4] != sysarea.ISOLINUX_HYBRID_SIGNATURE:
+            problems.append(
+                Problem(
+                    f"{tree}/{bios.rel}",
+                    "the BIOS boot file is not ISOLINUX (isolinux.bin): a "
+                    "hybrid image's MBR can only start ISOLINUX",
+                    hint="use isolinux.bin from the isolinux package, or master without hybrid",
+                )
+            )
         if not ISOHDPFX.is_file():
-            problems.append(Problem(str(ISOHDPFX), "the isohybrid MBR boot code is missing",
-                                    hint="install it with: sudo apt-get install isolinux"))
+            problems.append(
+                Problem(
+                    str(ISOHDPFX),
+                    "the isohybrid MBR boot code is missing",
+                    hint="install it with: sudo apt-get install isolinux",
+                )
+            )
     if efi is not None:
         if efi.size > EFI_IMAGE_LIMIT:
-            problems.append(Problem(
-                f"{tree}/{efi.rel}", f"the EFI boot image is {_human(efi.size)}; El Torito can "
-                f"describe at most {_human(EFI_IMAGE_LIMIT)} (a 16-bit count of 512-byte "
-                "sectors)", hint="make the FAT image smaller than 32 MiB"))
+            problems.append(
+                Problem(
+                    f"{tree}/{efi.rel}",
+                    f"the EFI boot image is {_human(efi.size)}; El Torito can "
+                    f"describe at most {_human(EFI_IMAGE_LIMIT)} (a 16-bit count of 512-byte "
+                    "sectors)",
+                    hint="make the FAT image smaller than 32 MiB",
+                )
+            )
         elif efi.size < 512 or _read_head(tree / efi.rel, 512)[510:512] != b"\x55\xaa":
-            problems.append(Problem(f"{tree}/{efi.rel}", "the EFI boot image is not a FAT file "
-                                    "system image (no boot sector signature)"))
+            problems.append(
+                Problem(
+                    f"{tree}/{efi.rel}",
+                    "the EFI boot image is not a FAT file system image (no boot sector signature)",
+                )
+            )
     if boot.bios_boot is not None or boot.efi_image is not None:
         cat = _tree_path(boot.boot_catalog)
         if cat is None:
-            problems.append(Problem("boot catalog", f"'{boot.boot_catalog}' is not a path "
-                                    "inside the tree"))
+            problems.append(
+                Problem("boot catalog", f"'{boot.boot_catalog}' is not a path inside the tree")
+            )
             return
         parent = root.find(str(PurePosixPath(cat).parent)) if "/" in cat else root
         if parent is None or not parent.is_dir:
-            problems.append(Problem(
-                f"{tree}/{cat}", "the directory for the El Torito boot catalog does not exist "
-                "in the tree", hint="create it, or choose another boot catalog path"))
+            problems.append(
+                Problem(
+                    f"{tree}/{cat}",
+                    "the directory for the El Torito boot catalog does not exist in the tree",
+                    hint="create it, or choose another boot catalog path",
+                )
+            )
         elif root.find(cat) is not None:
-            problems.append(Problem(f"{tree}/{cat}", "the boot catalog path is already taken "
-                                    "by an entry of the tree",
-                                    hint="remove it, or choose another boot catalog path"))
+            problems.append(
+                Problem(
+                    f"{tree}/{cat}",
+                    "the boot catalog path is already taken by an entry of the tree",
+                    hint="remove it, or choose another boot catalog path",
+                )
+            )
 
 
-def _check_tree(spec: MasterSpec, root: Node, problems: list[Problem],
-                warnings: list[str]) -> None:
+def _check_tree(spec: MasterSpec, root: Node, problems: list[Problem], warnings: list[str]) -> None:
     dirs = 0
     deep = []
     for node in root.walk():
@@ -209,19 +246,31 @@ def _check_tree(spec: MasterSpec, root: Node, problems: list[Problem],
             warnings.append(
                 f"{spec.tree}/{node.rel} is {_human(node.size)}: files of 4 GiB or more are "
                 "stored in several ISO 9660 extents; Linux and xorriso read them, some other "
-                "systems do not")
+                "systems do not"
+            )
     if dirs > MAX_DIRECTORIES:
-        problems.append(Problem(str(spec.tree), f"the tree has {dirs} directories; an ISO 9660 "
-                                f"path table can hold at most {MAX_DIRECTORIES}"))
+        problems.append(
+            Problem(
+                str(spec.tree),
+                f"the tree has {dirs} directories; an ISO 9660 "
+                f"path table can hold at most {MAX_DIRECTORIES}",
+            )
+        )
     if deep:
         warnings.append(
             f"{len(deep)} director{'y is' if len(deep) == 1 else 'ies are'} nested deeper than "
             f"the {RELOCATION_DEPTH} levels ISO 9660 allows (first: {spec.tree}/{deep[0]}); "
             f"they are relocated to /{RELOCATED_RR_NAME} in the ISO 9660 tree. Rock Ridge "
-            f"readers (Linux, xorriso) show the real tree plus a hidden /{RELOCATED_RR_NAME}")
+            f"readers (Linux, xorriso) show the real tree plus a hidden /{RELOCATED_RR_NAME}"
+        )
         if root.find(RELOCATED_RR_NAME) is not None:
-            problems.append(Problem(f"{spec.tree}/{RELOCATED_RR_NAME}", "this name is needed "
-                                    "for relocating deep directories", hint="rename it"))
+            problems.append(
+                Problem(
+                    f"{spec.tree}/{RELOCATED_RR_NAME}",
+                    "this name is needed for relocating deep directories",
+                    hint="rename it",
+                )
+            )
 
 
 def _estimate_size(root: Node) -> int:
@@ -235,7 +284,7 @@ def _estimate_size(root: Node) -> int:
             iso_records = 2 * 160 + sum(180 + n for n in names)
             joliet_records = 2 * 40 + sum(34 + 2 * n for n in names)
             total += (-(-iso_records // BLOCK) + -(-joliet_records // BLOCK)) * BLOCK
-            total += 4 * 2 * (8 + 64)      # path table records (ISO + Joliet, LE + BE)
+            total += 4 * 2 * (8 + 64)  # path table records (ISO + Joliet, LE + BE)
     return total + total // 100 + 1024 * 1024
 
 
@@ -256,13 +305,23 @@ def _check_output(spec: MasterSpec, estimate: int, problems: list[Problem]) -> N
     except ValueError:
         pass
     else:
-        problems.append(Problem(str(out), "the output file is inside the tree being mastered",
-                                hint="write the ISO somewhere outside the tree"))
+        problems.append(
+            Problem(
+                str(out),
+                "the output file is inside the tree being mastered",
+                hint="write the ISO somewhere outside the tree",
+            )
+        )
     free = shutil.disk_usage(parent).free
     if estimate > free:
-        problems.append(Problem(
-            str(parent), f"not enough free space: the ISO needs about {_human(estimate)}, "
-            f"only {_human(free)} are free", hint="free some space or choose another output"))
+        problems.append(
+            Problem(
+                str(parent),
+                f"not enough free space: the ISO needs about {_human(estimate)}, "
+                f"only {_human(free)} are free",
+                hint="free some space or choose another output",
+            )
+        )
 
 
 def _check(spec: MasterSpec) -> tuple[MasterCheck, Node | None]:
@@ -278,8 +337,9 @@ def _check(spec: MasterSpec) -> tuple[MasterCheck, Node | None]:
     estimate = _estimate_size(root)
     _check_output(spec, estimate, problems)
     if source_date_epoch(spec) is None and os.environ.get("SOURCE_DATE_EPOCH", "").strip():
-        problems.append(Problem("SOURCE_DATE_EPOCH", "must be a whole number of seconds since "
-                                "1970-01-01 UTC"))
+        problems.append(
+            Problem("SOURCE_DATE_EPOCH", "must be a whole number of seconds since 1970-01-01 UTC")
+        )
     return MasterCheck(problems, warnings, estimate), root
 
 
@@ -295,13 +355,14 @@ def validate_master(spec: MasterSpec) -> list[Problem]:
 
 # --------------------------------------------------------------------------- naming
 
+
 @dataclass(eq=False)
 class _Names:
     """ISO 9660 and Joliet names of every node, and lookups from names to nodes."""
 
-    iso_path: dict[int, str] = field(default_factory=dict)           # id(node) -> path
+    iso_path: dict[int, str] = field(default_factory=dict)  # id(node) -> path
     joliet_path: dict[int, str] = field(default_factory=dict)
-    by_iso: dict[int, dict[bytes, Node]] = field(default_factory=dict)     # per directory
+    by_iso: dict[int, dict[bytes, Node]] = field(default_factory=dict)  # per directory
     by_joliet: dict[int, dict[bytes, Node]] = field(default_factory=dict)
     catalog_iso: str = ""
     catalog_joliet: str = ""
@@ -343,6 +404,7 @@ def _assign_names(root: Node, catalog: str | None, relocation: bool) -> _Names:
 
 # --------------------------------------------------------------------------- writing
 
+
 def _derived_ids(epoch: int | None, label: str) -> tuple[int, uuid.UUID, tuple[uuid.UUID, ...]]:
     """MBR disk id, GPT disk GUID and partition GUIDs: from epoch + label, else random."""
     seed = f"livesmith:{epoch}:{label}".encode() if epoch is not None else secrets.token_bytes(32)
@@ -356,22 +418,29 @@ def _derived_ids(epoch: int | None, label: str) -> tuple[int, uuid.UUID, tuple[u
     return disk_id, disk_guid, parts
 
 
-def _build(spec: MasterSpec, root: Node, reporter: Reporter, epoch: int | None,
-           volume_seconds: int) -> tuple[pycdlib.PyCdlib, _Names]:
+def _build(
+    spec: MasterSpec, root: Node, reporter: Reporter, epoch: int | None, volume_seconds: int
+) -> tuple[pycdlib.PyCdlib, _Names]:
     boot = spec.boot
     has_boot = boot.bios_boot is not None or boot.efi_image is not None
     catalog = _tree_path(boot.boot_catalog) if has_boot else None
-    relocation = any(n.is_dir and n.depth and n.depth % RELOCATION_DEPTH == 0
-                     for n in root.walk())
+    relocation = any(n.is_dir and n.depth and n.depth % RELOCATION_DEPTH == 0 for n in root.walk())
     names = _assign_names(root, catalog, relocation)
 
     iso = pycdlib.PyCdlib()
     # Joliet stores the volume id in UCS-2 in the same 32 bytes: at most 16 characters there.
     # The primary descriptor (what blkid, udev and the live initramfs read) keeps all 32.
-    iso.new(interchange_level=3, sys_ident="LINUX", vol_ident=spec.label[:JOLIET_LABEL_LENGTH],
-            vol_set_ident=spec.label, pub_ident_str=spec.publisher,
-            preparer_ident_str=spec.preparer, app_ident_str=spec.application,
-            rock_ridge="1.09", joliet=3)
+    iso.new(
+        interchange_level=3,
+        sys_ident="LINUX",
+        vol_ident=spec.label[:JOLIET_LABEL_LENGTH],
+        vol_set_ident=spec.label,
+        pub_ident_str=spec.publisher,
+        preparer_ident_str=spec.preparer,
+        app_ident_str=spec.application,
+        rock_ridge="1.09",
+        joliet=3,
+    )
     iso.pvd.volume_identifier = spec.label.encode("ascii").ljust(32)
     if relocation:
         iso.set_relocated_name(RELOCATED_ISO_NAME, RELOCATED_RR_NAME)
@@ -381,17 +450,25 @@ def _build(spec: MasterSpec, root: Node, reporter: Reporter, epoch: int | None,
     for count, node in enumerate(nodes, 1):
         iso_path = names.iso_path[id(node)]
         if node.kind is NodeKind.DIR:
-            iso.add_directory(iso_path, rr_name=node.name,
-                              joliet_path=names.joliet_path[id(node)], file_mode=node.mode)
+            iso.add_directory(
+                iso_path,
+                rr_name=node.name,
+                joliet_path=names.joliet_path[id(node)],
+                file_mode=node.mode,
+            )
         elif node.kind is NodeKind.FILE:
             source = cast(BinaryIO, LazySourceFile(os.path.join(tree, node.rel), node.size))
-            iso.add_fp(source, node.size,
-                       iso_path=iso_path, rr_name=node.name,
-                       joliet_path=names.joliet_path[id(node)], file_mode=node.mode)
+            iso.add_fp(
+                source,
+                node.size,
+                iso_path=iso_path,
+                rr_name=node.name,
+                joliet_path=names.joliet_path[id(node)],
+                file_mode=node.mode,
+            )
         else:
             # Joliet has no symlinks; pycdlib would store an empty file there instead.
-            iso.add_symlink(symlink_path=iso_path, rr_symlink_name=node.name,
-                            rr_path=node.target)
+            iso.add_symlink(symlink_path=iso_path, rr_symlink_name=node.name, rr_path=node.target)
         if count % 512 == 0:
             reporter.progress(count, len(nodes))
             check_cancelled(reporter)
@@ -400,16 +477,26 @@ def _build(spec: MasterSpec, root: Node, reporter: Reporter, epoch: int | None,
     # El Torito entry 1: BIOS, no emulation, 4 sectors, boot info table; then UEFI.
     if boot.bios_boot is not None:
         bios = root.find(_tree_path(boot.bios_boot) or "")
-        iso.add_eltorito(names.iso_path[id(bios)], bootcatfile=names.catalog_iso,
-                         rr_bootcatname=names.catalog_name,
-                         joliet_bootcatfile=names.catalog_joliet, boot_load_size=4,
-                         boot_info_table=True, media_name="noemul")
+        iso.add_eltorito(
+            names.iso_path[id(bios)],
+            bootcatfile=names.catalog_iso,
+            rr_bootcatname=names.catalog_name,
+            joliet_bootcatfile=names.catalog_joliet,
+            boot_load_size=4,
+            boot_info_table=True,
+            media_name="noemul",
+        )
     if boot.efi_image is not None:
         efi = root.find(_tree_path(boot.efi_image) or "")
-        iso.add_eltorito(names.iso_path[id(efi)], bootcatfile=names.catalog_iso,
-                         rr_bootcatname=names.catalog_name,
-                         joliet_bootcatfile=names.catalog_joliet, efi=True, platform_id=0xEF,
-                         media_name="noemul")
+        iso.add_eltorito(
+            names.iso_path[id(efi)],
+            bootcatfile=names.catalog_iso,
+            rr_bootcatname=names.catalog_name,
+            joliet_bootcatfile=names.catalog_joliet,
+            efi=True,
+            platform_id=0xEF,
+            media_name="noemul",
+        )
 
     def meta(node: Node | None) -> Meta:
         if node is None:
@@ -426,8 +513,16 @@ def _extent(iso: pycdlib.PyCdlib, iso_path: str) -> int:
     return int(iso.get_record(iso_path=iso_path).extent_location())
 
 
-def _write(spec: MasterSpec, root: Node, iso: pycdlib.PyCdlib, names: _Names, fd: int,
-           reporter: Reporter, epoch: int | None, volume_seconds: int) -> int:
+def _write(
+    spec: MasterSpec,
+    root: Node,
+    iso: pycdlib.PyCdlib,
+    names: _Names,
+    fd: int,
+    reporter: Reporter,
+    epoch: int | None,
+    volume_seconds: int,
+) -> int:
     def progress(done: int, total: int, _opaque: Any) -> None:
         reporter.progress(done, total)
         check_cancelled(reporter)
@@ -441,8 +536,15 @@ def _write(spec: MasterSpec, root: Node, iso: pycdlib.PyCdlib, names: _Names, fd
         return _write_system_area(spec, root, iso, names, f, size, epoch)
 
 
-def _write_system_area(spec: MasterSpec, root: Node, iso: pycdlib.PyCdlib, names: _Names,
-                       f: BinaryIO, size: int, epoch: int | None) -> int:
+def _write_system_area(
+    spec: MasterSpec,
+    root: Node,
+    iso: pycdlib.PyCdlib,
+    names: _Names,
+    f: BinaryIO,
+    size: int,
+    epoch: int | None,
+) -> int:
     """MBR + GPT for a hybrid image with boot entries; returns the final image size."""
     boot = spec.boot
     if not boot.hybrid or (boot.bios_boot is None and boot.efi_image is None):
@@ -456,8 +558,10 @@ def _write_system_area(spec: MasterSpec, root: Node, iso: pycdlib.PyCdlib, names
         boot_file_block=_extent(iso, names.iso_path[id(bios)]) if bios is not None else None,
         efi_block=_extent(iso, names.iso_path[id(efi)]) if efi is not None else None,
         efi_bytes=efi.size if efi is not None else 0,
-        disk_id=disk_id, disk_guid=disk_guid,
-        partition_guids=(part_guids[0], part_guids[1], part_guids[2]))
+        disk_id=disk_id,
+        disk_guid=disk_guid,
+        partition_guids=(part_guids[0], part_guids[1], part_guids[2]),
+    )
     return sysarea.write_hybrid_system_area(f, layout)
 
 
@@ -488,11 +592,15 @@ def master_iso(spec: MasterSpec, reporter: Reporter | None = None) -> MasterResu
             os.close(fd)
         os.replace(tmp, output)
     except PyCdlibException as exc:
-        raise StageError(f"pycdlib could not master the image: {exc}", stage="mastering",
-                         where=str(output)) from exc
+        raise StageError(
+            f"pycdlib could not master the image: {exc}", stage="mastering", where=str(output)
+        ) from exc
     except OSError as exc:
-        raise StageError(f"could not write the image: {exc.strerror or exc}",
-                         stage="mastering", where=str(exc.filename or output)) from exc
+        raise StageError(
+            f"could not write the image: {exc.strerror or exc}",
+            stage="mastering",
+            where=str(exc.filename or output),
+        ) from exc
     finally:
         if iso is not None:
             iso.close()

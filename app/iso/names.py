@@ -18,9 +18,9 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 
-ISO_FILE_MAX = 30      # name + extension, without the '.' and the ';1' version
+ISO_FILE_MAX = 30  # name + extension, without the '.' and the ';1' version
 ISO_DIR_MAX = 31
-ISO_EXT_MAX = 8        # a longer "extension" is kept as part of the name instead
+ISO_EXT_MAX = 8  # a longer "extension" is kept as part of the name instead
 JOLIET_MAX_BYTES = 64  # pycdlib's limit, counted on the UTF-8 encoding
 JOLIET_EXT_MAX = 16
 
@@ -40,7 +40,7 @@ def _d_char(ch: str) -> str:
 
 
 def _d_chars(text: str) -> str:
-    if text.isascii():          # the common case, without a Python-level loop
+    if text.isascii():  # the common case, without a Python-level loop
         return _NOT_D_ASCII.sub("_", text.upper())
     return "".join(_d_char(ch) for ch in text)
 
@@ -59,7 +59,7 @@ def _iso_parts(name: str, is_dir: bool) -> tuple[str, str]:
 
 def _iso_ident(stem: str, ext: str, is_dir: bool, suffix: str = "") -> str:
     if is_dir:
-        return stem[:ISO_DIR_MAX - len(suffix)] + suffix
+        return stem[: ISO_DIR_MAX - len(suffix)] + suffix
     room = ISO_FILE_MAX - len(ext) - len(suffix)
     return f"{stem[:room]}{suffix}.{ext}"
 
@@ -70,9 +70,13 @@ def _iso_key(ident: str) -> str:
     return ident.rstrip(".")
 
 
-def _assign(names: Sequence[str], natural: Callable[[int], str],
-            numbered: Callable[[int, int], str], key: Callable[[str], str],
-            reserved: Iterable[str]) -> list[str]:
+def _assign(
+    names: Sequence[str],
+    natural: Callable[[int], str],
+    numbered: Callable[[int, int], str],
+    key: Callable[[str], str],
+    reserved: Iterable[str],
+) -> list[str]:
     """Natural names first (lowest real name wins), then numbered names for the rest."""
     order = sorted(range(len(names)), key=lambda i: names[i].encode("utf-8", "surrogateescape"))
     taken = {key(r) for r in reserved}
@@ -125,7 +129,7 @@ def _utf8_len(text: str) -> int:
 
 def _fit_utf8(text: str, limit: int) -> str:
     """The longest prefix of `text` (whole characters) whose UTF-8 form fits `limit` bytes."""
-    encoded = text.encode("utf-8")[:max(limit, 0)]
+    encoded = text.encode("utf-8")[: max(limit, 0)]
     return encoded.decode("utf-8", "ignore")
 
 
@@ -142,6 +146,10 @@ def _joliet_ident(name: str, suffix: str = "") -> str:
 
 def joliet_names(names: Sequence[str], reserved: Iterable[str] = ()) -> list[str]:
     """Joliet names for the real names of one directory, in input order."""
-    return _assign(names, lambda i: _joliet_ident(names[i]),
-                   lambda i, number: _joliet_ident(names[i], f"_{number}"),
-                   lambda ident: ident, reserved)
+    return _assign(
+        names,
+        lambda i: _joliet_ident(names[i]),
+        lambda i, number: _joliet_ident(names[i], f"_{number}"),
+        lambda ident: ident,
+        reserved,
+    )

@@ -159,7 +159,9 @@ class SystemArea:
     def efi_system_partitions(self) -> tuple[Partition, ...]:
         """ESPs a UEFI firmware can find: MBR type 0xEF, or the ESP GUID in a valid GPT."""
         mbr = [p for p in self.mbr_partitions if p.type_id == f"0x{MBR_ESP_TYPE:02x}"]
-        gpt = [p for p in self.gpt_partitions if p.type_id == GPT_ESP_GUID] if self.gpt_valid else []
+        gpt = (
+            [p for p in self.gpt_partitions if p.type_id == GPT_ESP_GUID] if self.gpt_valid else []
+        )
         return tuple(mbr + gpt)
 
 
@@ -175,8 +177,9 @@ def read_system_area(source: str | os.PathLike[str] | BinaryIO) -> SystemArea:
         try:
             return _SystemAreaReader(fileobj, where).read()
         except OSError as exc:
-            raise InputError(f"cannot read the partition table: {exc.strerror or exc}",
-                             where=where) from exc
+            raise InputError(
+                f"cannot read the partition table: {exc.strerror or exc}", where=where
+            ) from exc
 
 
 @contextmanager
@@ -253,37 +256,53 @@ class _SystemAreaReader:
             self.problems.append(
                 "GPT present but the MBR has no protective 0xEE entry: UEFI firmware and "
                 "partitioning tools treat the disk as MBR-partitioned and may ignore the GPT"
-                if signature else
-                "GPT present but no MBR (no 0x55AA signature): firmware may not look for it")
+                if signature
+                else "GPT present but no MBR (no 0x55AA signature): firmware may not look for it"
+            )
         for part in mbr_parts + gpt_parts:
             if part.size and part.start + part.size > self.size:
                 self.problems.append(
                     f"{part.scheme.upper()} partition {part.number} ends at byte "
-                    f"{part.start + part.size}, beyond the end of the image ({self.size} bytes)")
+                    f"{part.start + part.size}, beyond the end of the image ({self.size} bytes)"
+                )
         return SystemArea(
-            sector_size=self.ss, mbr_signature=signature, mbr_boot_code=boot_code,
-            mbr_protective=protective, gpt_found=gpt_found, gpt_valid=gpt_valid,
-            partitions=tuple(mbr_parts + gpt_parts), problems=tuple(self.problems))
+            sector_size=self.ss,
+            mbr_signature=signature,
+            mbr_boot_code=boot_code,
+            mbr_protective=protective,
+            gpt_found=gpt_found,
+            gpt_valid=gpt_valid,
+            partitions=tuple(mbr_parts + gpt_parts),
+            problems=tuple(self.problems),
+        )
 
     # -- MBR ---------------------------------------------------------------
 
     def _mbr_entry(self, sector: bytes, index: int) -> tuple[int, int, int, int] | None:
         status, _chs1, ptype, _chs2, lba, count = MBR_ENTRY.unpack_from(
-            sector, MBR_TABLE_OFFSET + 16 * index)
+            sector, MBR_TABLE_OFFSET + 16 * index
+        )
         if ptype == 0 and lba == 0 and count == 0:
             return None  # an unused slot (isohybrid uses type 0x00 with a real range)
         return status, ptype, lba, count
 
-    def _mbr_partition(self, number: int, status: int, ptype: int, lba: int,
-                       count: int) -> Partition:
+    def _mbr_partition(
+        self, number: int, status: int, ptype: int, lba: int, count: int
+    ) -> Partition:
         if status not in (0x00, 0x80):
             self.problems.append(
                 f"MBR partition {number} has an invalid status byte 0x{status:02x} "
-                "(must be 0x00 or 0x80)")
+                "(must be 0x00 or 0x80)"
+            )
         return Partition(
-            scheme="mbr", number=number, type_id=f"0x{ptype:02x}",
-            type_name=MBR_TYPE_NAMES.get(ptype, "unknown"), start=lba * self.ss,
-            size=count * self.ss, bootable=status == 0x80)
+            scheme="mbr",
+            number=number,
+            type_id=f"0x{ptype:02x}",
+            type_name=MBR_TYPE_NAMES.get(ptype, "unknown"),
+            start=lba * self.ss,
+            size=count * self.ss,
+            bootable=status == 0x80,
+        )
 
     def _mbr_partitions(self, mbr: bytes) -> list[Partition]:
         primaries: list[Partition] = []
@@ -312,13 +331,15 @@ class _SystemAreaReader:
             if len(ebr) < SECTOR_SIZE or ebr[510:512] != MBR_SIGNATURE:
                 self.problems.append(
                     f"extended boot record at sector {ebr_lba} is missing or has no 0x55AA "
-                    "signature")
+                    "signature"
+                )
                 break
             logical = self._mbr_entry(ebr, 0)
             if logical is not None:
                 status, ptype, lba, count = logical
-                parts.append(self._mbr_partition(5 + len(parts), status, ptype,
-                                                 ebr_lba + lba, count))
+                parts.append(
+                    self._mbr_partition(5 + len(parts), status, ptype, ebr_lba + lba, count)
+                )
             link = self._mbr_entry(ebr, 1)
             if link is None or link[1] not in MBR_EXTENDED_TYPES:
                 break
@@ -331,55 +352,91 @@ class _SystemAreaReader:
         raw = self._read(lba * self.ss, self.ss)
         if len(raw) < GPT_HEADER.size or raw[:8] != GPT_SIGNATURE:
             return None
-        (_sig, revision, header_size, header_crc, _reserved, current_lba, backup_lba,
-         first_usable, last_usable, disk_guid, entries_lba, entry_count, entry_size,
-         array_crc) = GPT_HEADER.unpack_from(raw)
+        (
+            _sig,
+            revision,
+            header_size,
+            header_crc,
+            _reserved,
+            current_lba,
+            backup_lba,
+            first_usable,
+            last_usable,
+            disk_guid,
+            entries_lba,
+            entry_count,
+            entry_size,
+            array_crc,
+        ) = GPT_HEADER.unpack_from(raw)
         crc_ok = False
         if GPT_HEADER_MIN_SIZE <= header_size <= len(raw):
             zeroed = raw[:16] + b"\0\0\0\0" + raw[20:header_size]
             crc_ok = zlib.crc32(zeroed) == header_crc
-        return _GptHeader(revision, header_size, header_crc, current_lba, backup_lba,
-                          first_usable, last_usable, _guid(disk_guid), entries_lba,
-                          entry_count, entry_size, array_crc, crc_ok)
+        return _GptHeader(
+            revision,
+            header_size,
+            header_crc,
+            current_lba,
+            backup_lba,
+            first_usable,
+            last_usable,
+            _guid(disk_guid),
+            entries_lba,
+            entry_count,
+            entry_size,
+            array_crc,
+            crc_ok,
+        )
 
     def _gpt_array(self, header: _GptHeader, which: str) -> bytes | None:
         if header.entry_size < GPT_ENTRY.size or header.entry_size % 8:
             self.problems.append(
                 f"{which} GPT header claims an entry size of {header.entry_size} bytes "
-                "(must be a multiple of 8, at least 128)")
+                "(must be a multiple of 8, at least 128)"
+            )
             return None
         length = header.entry_count * header.entry_size
         if length > GPT_MAX_ARRAY_BYTES:
             self.problems.append(
                 f"{which} GPT header claims {header.entry_count} entries of "
-                f"{header.entry_size} bytes: implausibly large, not read")
+                f"{header.entry_size} bytes: implausibly large, not read"
+            )
             return None
         array = self._read(header.entries_lba * self.ss, length)
         if len(array) < length:
             self.problems.append(
                 f"{which} GPT entry array (sector {header.entries_lba}, {length} bytes) "
-                "extends beyond the end of the image")
+                "extends beyond the end of the image"
+            )
             return None
         return array
 
     def _gpt_partitions(self, array: bytes, header: _GptHeader) -> list[Partition]:
         parts: list[Partition] = []
         for index in range(header.entry_count):
-            (type_guid, _unique, first, last, attributes,
-             name) = GPT_ENTRY.unpack_from(array, index * header.entry_size)
+            (type_guid, _unique, first, last, attributes, name) = GPT_ENTRY.unpack_from(
+                array, index * header.entry_size
+            )
             if type_guid == b"\0" * 16:
                 continue
             type_id = _guid(type_guid)
             if last < first:
                 self.problems.append(
                     f"GPT partition {index + 1} ends (sector {last}) before it starts "
-                    f"(sector {first})")
-            parts.append(Partition(
-                scheme="gpt", number=index + 1, type_id=type_id,
-                type_name=GPT_TYPE_NAMES.get(type_id, "unknown"), start=first * self.ss,
-                size=max(0, last - first + 1) * self.ss,
-                bootable=bool(attributes & GPT_LEGACY_BIOS_BOOTABLE),
-                name=name.decode("utf-16-le", errors="replace").split("\0", 1)[0]))
+                    f"(sector {first})"
+                )
+            parts.append(
+                Partition(
+                    scheme="gpt",
+                    number=index + 1,
+                    type_id=type_id,
+                    type_name=GPT_TYPE_NAMES.get(type_id, "unknown"),
+                    start=first * self.ss,
+                    size=max(0, last - first + 1) * self.ss,
+                    bootable=bool(attributes & GPT_LEGACY_BIOS_BOOTABLE),
+                    name=name.decode("utf-16-le", errors="replace").split("\0", 1)[0],
+                )
+            )
         return parts
 
     def _gpt(self, protective: bool) -> tuple[bool, bool, list[Partition]]:
@@ -391,10 +448,13 @@ class _SystemAreaReader:
                 if protective:
                     self.problems.append(
                         "the MBR announces a GPT (0xEE entry) but there is no GPT header at "
-                        "sector 1 nor at the last sector")
+                        "sector 1 nor at the last sector"
+                    )
                 return False, False, []
-            self.problems.append("no primary GPT header at sector 1; only the backup GPT "
-                                 "at the last sector was found")
+            self.problems.append(
+                "no primary GPT header at sector 1; only the backup GPT "
+                "at the last sector was found"
+            )
             return self._gpt_from_backup_only(backup_guess)
 
         primary_ok = primary.header_crc_ok
@@ -402,7 +462,8 @@ class _SystemAreaReader:
             self.problems.append("primary GPT header CRC wrong: the header is damaged")
         if primary.current_lba != 1:
             self.problems.append(
-                f"primary GPT header says it is at sector {primary.current_lba}, not 1")
+                f"primary GPT header says it is at sector {primary.current_lba}, not 1"
+            )
         array = self._gpt_array(primary, "primary")
         array_ok = False
         if array is not None:
@@ -411,7 +472,8 @@ class _SystemAreaReader:
             if not array_ok:
                 self.problems.append(
                     f"GPT entry array CRC wrong: stored 0x{primary.array_crc:08x}, "
-                    f"computed 0x{computed:08x} over {primary.entry_count} entries")
+                    f"computed 0x{computed:08x} over {primary.entry_count} entries"
+                )
         backup_ok = self._check_backup(primary, array)
         valid = primary_ok and array_ok
         parts = self._gpt_partitions(array, primary) if array is not None else []
@@ -437,13 +499,15 @@ class _SystemAreaReader:
         if primary.backup_lba >= self.sectors:
             self.problems.append(
                 f"backup GPT header should be at sector {primary.backup_lba}, beyond the end "
-                f"of the image (last sector {last})")
+                f"of the image (last sector {last})"
+            )
             return False
         backup = self._gpt_header(primary.backup_lba)
         if backup is None:
             self.problems.append(
                 f"no backup GPT header at sector {primary.backup_lba} (where the primary says "
-                "it is)")
+                "it is)"
+            )
             return False
         differences: list[str] = []
         intact = True
@@ -453,10 +517,12 @@ class _SystemAreaReader:
         if backup.current_lba != primary.backup_lba or backup.backup_lba != 1:
             differences.append(
                 f"its own/other header locations are {backup.current_lba}/{backup.backup_lba}, "
-                f"expected {primary.backup_lba}/1")
+                f"expected {primary.backup_lba}/1"
+            )
         if backup.disk_guid != primary.disk_guid:
             differences.append(
-                f"disk GUID {backup.disk_guid} differs from the primary's {primary.disk_guid}")
+                f"disk GUID {backup.disk_guid} differs from the primary's {primary.disk_guid}"
+            )
         backup_array = self._gpt_array(backup, "backup")
         if backup_array is None:
             intact = False
@@ -465,31 +531,34 @@ class _SystemAreaReader:
             if computed != backup.array_crc:
                 differences.append(
                     f"entry array CRC wrong (stored 0x{backup.array_crc:08x}, computed "
-                    f"0x{computed:08x})")
+                    f"0x{computed:08x})"
+                )
                 intact = False
             if primary_array is not None and backup_array != primary_array:
                 numbers = self._differing_entries(primary, primary_array, backup, backup_array)
                 if numbers:
                     differences.append(
                         "entries differ from the primary's for partition"
-                        f"{'s' if len(numbers) > 1 else ''} "
-                        + ", ".join(str(n) for n in numbers))
+                        f"{'s' if len(numbers) > 1 else ''} " + ", ".join(str(n) for n in numbers)
+                    )
         if differences:
             self.problems.append("backup GPT: " + "; ".join(differences))
         if primary.backup_lba != last:
             self.problems.append(
                 f"backup GPT header is at sector {primary.backup_lba}, not at the last sector "
-                f"({last}) — usual after writing an image to a larger disk")
+                f"({last}) — usual after writing an image to a larger disk"
+            )
         return intact
 
     @staticmethod
-    def _differing_entries(primary: _GptHeader, primary_array: bytes, backup: _GptHeader,
-                           backup_array: bytes) -> list[int]:
+    def _differing_entries(
+        primary: _GptHeader, primary_array: bytes, backup: _GptHeader, backup_array: bytes
+    ) -> list[int]:
         count = max(primary.entry_count, backup.entry_count)
         numbers = []
         for index in range(count):
-            a = primary_array[index * primary.entry_size:index * primary.entry_size + 128]
-            b = backup_array[index * backup.entry_size:index * backup.entry_size + 128]
+            a = primary_array[index * primary.entry_size : index * primary.entry_size + 128]
+            b = backup_array[index * backup.entry_size : index * backup.entry_size + 128]
             if a.ljust(128, b"\0") != b.ljust(128, b"\0"):
                 numbers.append(index + 1)
         return numbers

@@ -22,8 +22,15 @@ from pycdlib import dates as pycdlib_dates
 from app.iso.staged import Node
 
 BLOCK = 2048
-_TF_FIELDS = ("creation_time", "access_time", "modification_time", "attribute_change_time",
-              "backup_time", "expiration_time", "effective_time")
+_TF_FIELDS = (
+    "creation_time",
+    "access_time",
+    "modification_time",
+    "attribute_change_time",
+    "backup_time",
+    "expiration_time",
+    "effective_time",
+)
 
 
 @dataclass(frozen=True)
@@ -46,8 +53,11 @@ def _utc_fields(seconds: int) -> time.struct_time:
 def _record_date(seconds: int) -> Any:
     t = _utc_fields(seconds)
     date = pycdlib_dates.DirectoryRecordDate()
-    date.parse(struct.pack("=BBBBBBb", t.tm_year - 1900, t.tm_mon, t.tm_mday, t.tm_hour,
-                           t.tm_min, t.tm_sec, 0))
+    date.parse(
+        struct.pack(
+            "=BBBBBBb", t.tm_year - 1900, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, 0
+        )
+    )
     return date
 
 
@@ -83,8 +93,12 @@ def _apply(rec: Any, meta: Meta) -> None:
                 setattr(tf, name, date)
 
 
-def pin_tree(top: Any, root: Node, children: dict[int, dict[bytes, Node]],
-             meta: Callable[[Node | None], Meta]) -> None:
+def pin_tree(
+    top: Any,
+    root: Node,
+    children: dict[int, dict[bytes, Node]],
+    meta: Callable[[Node | None], Meta],
+) -> None:
     """Pin every record below the root record `top` (the ISO 9660 or the Joliet tree).
 
     `children[id(directory node)]` maps each child's identifier in this tree to its
@@ -96,8 +110,8 @@ def pin_tree(top: Any, root: Node, children: dict[int, dict[bytes, Node]],
     while stack:
         rec, node, parent = stack.pop()
         records = rec.children
-        _apply(records[0], meta(node))        # "."
-        _apply(records[1], meta(parent))      # ".."
+        _apply(records[0], meta(node))  # "."
+        _apply(records[1], meta(parent))  # ".."
         by_name = children.get(id(node), {}) if node is not None else {}
         for child in records[2:]:
             child_node = by_name.get(child.file_ident)

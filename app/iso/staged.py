@@ -31,13 +31,13 @@ class Node:
     rel: str
     name: str
     kind: NodeKind
-    mode: int            # full st_mode, type bits included
+    mode: int  # full st_mode, type bits included
     uid: int
     gid: int
     size: int
     mtime: int
-    target: str = ""     # symlink target as stored
-    depth: int = 0       # number of path components (root = 0)
+    target: str = ""  # symlink target as stored
+    depth: int = 0  # number of path components (root = 0)
     children: list[Node] = field(default_factory=list)
 
     @property
@@ -62,8 +62,10 @@ class Node:
 
 
 _SPECIAL = {
-    stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
-    stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFSOCK: "a socket",
 }
 
 
@@ -75,12 +77,21 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
-
-def _node(rel: str, name: str, st: os.stat_result, depth: int, kind: NodeKind,
-          target: str = "") -> Node:
-    return Node(rel=rel, name=name, kind=kind, mode=st.st_mode, uid=st.st_uid, gid=st.st_gid,
-                size=st.st_size if kind is NodeKind.FILE else 0, mtime=int(st.st_mtime),
-                target=target, depth=depth)
+def _node(
+    rel: str, name: str, st: os.stat_result, depth: int, kind: NodeKind, target: str = ""
+) -> Node:
+    return Node(
+        rel=rel,
+        name=name,
+        kind=kind,
+        mode=st.st_mode,
+        uid=st.st_uid,
+        gid=st.st_gid,
+        size=st.st_size if kind is NodeKind.FILE else 0,
+        mtime=int(st.st_mtime),
+        target=target,
+        depth=depth,
+    )
 
 
 def scan_tree(root: Path) -> tuple[Node, list[Problem]]:
@@ -105,8 +116,13 @@ def scan_tree(root: Path) -> tuple[Node, list[Problem]]:
                 problems.append(Problem(where, f"cannot read it: {exc.strerror}"))
                 continue
             if not _is_utf8(entry.name):
-                problems.append(Problem(where, "the name is not valid UTF-8; Rock Ridge names "
-                                        "are stored as UTF-8", hint="rename it"))
+                problems.append(
+                    Problem(
+                        where,
+                        "the name is not valid UTF-8; Rock Ridge names are stored as UTF-8",
+                        hint="rename it",
+                    )
+                )
                 continue
             kind_bits = stat.S_IFMT(st.st_mode)
             depth = parent.depth + 1
@@ -126,8 +142,13 @@ def scan_tree(root: Path) -> tuple[Node, list[Problem]]:
                 node = _node(rel, entry.name, st, depth, NodeKind.SYMLINK, target)
             else:
                 what = _SPECIAL.get(kind_bits, "a special file")
-                problems.append(Problem(where, f"is {what}; an ISO image can only hold files, "
-                                        "directories and symlinks", hint="remove it from the tree"))
+                problems.append(
+                    Problem(
+                        where,
+                        f"is {what}; an ISO image can only hold files, directories and symlinks",
+                        hint="remove it from the tree",
+                    )
+                )
                 continue
             parent.children.append(node)
     return top, problems

@@ -41,10 +41,10 @@ ISO_BLOCK = 2048
 MBR_CODE_SIZE = 432
 GPT_ENTRY_COUNT = 128
 GPT_ENTRY_SIZE = 128
-GPT_ARRAY_SECTORS = GPT_ENTRY_COUNT * GPT_ENTRY_SIZE // SECTOR   # 32
-FIRST_USABLE = 2 + GPT_ARRAY_SECTORS                              # 34
-ISO_DATA_START = 16 * ISO_BLOCK // SECTOR                          # 64: the volume descriptors
-TAIL_PAD_SECTORS = 3    # 3 + 32 + 1 sectors = 18 KiB keeps the image a multiple of 2048
+GPT_ARRAY_SECTORS = GPT_ENTRY_COUNT * GPT_ENTRY_SIZE // SECTOR  # 32
+FIRST_USABLE = 2 + GPT_ARRAY_SECTORS  # 34
+ISO_DATA_START = 16 * ISO_BLOCK // SECTOR  # 64: the volume descriptors
+TAIL_PAD_SECTORS = 3  # 3 + 32 + 1 sectors = 18 KiB keeps the image a multiple of 2048
 TAIL_SECTORS = TAIL_PAD_SECTORS + GPT_ARRAY_SECTORS + 1
 
 BASIC_DATA = uuid.UUID("ebd0a0a2-b9e5-4433-87c0-68b6b72699c7")
@@ -61,8 +61,8 @@ ISOLINUX_SIGNATURE_OFFSET = 0x40
 
 @dataclass(frozen=True)
 class GptPartition:
-    first: int          # first sector (inclusive)
-    last: int           # last sector (inclusive)
+    first: int  # first sector (inclusive)
+    last: int  # last sector (inclusive)
     type_guid: uuid.UUID
     guid: uuid.UUID
     name: str
@@ -70,20 +70,27 @@ class GptPartition:
 
     def entry(self) -> bytes:
         name = self.name.encode("utf-16-le")[:72]
-        return struct.pack("<16s16sQQQ72s", self.type_guid.bytes_le, self.guid.bytes_le,
-                           self.first, self.last, self.attributes, name)
+        return struct.pack(
+            "<16s16sQQQ72s",
+            self.type_guid.bytes_le,
+            self.guid.bytes_le,
+            self.first,
+            self.last,
+            self.attributes,
+            name,
+        )
 
 
 @dataclass(frozen=True)
 class HybridLayout:
     """Everything the system area depends on."""
 
-    iso_bytes: int                        # size pycdlib wrote (a multiple of 2048)
-    boot_code: bytes                      # MBR boot code (isohdpfx.bin), or b"" for none
-    boot_file_block: int | None           # 2048-byte block of isolinux.bin
-    efi_block: int | None                 # 2048-byte block of the EFI (FAT) image
-    efi_bytes: int                        # size of the EFI image
-    disk_id: int                          # MBR disk signature
+    iso_bytes: int  # size pycdlib wrote (a multiple of 2048)
+    boot_code: bytes  # MBR boot code (isohdpfx.bin), or b"" for none
+    boot_file_block: int | None  # 2048-byte block of isolinux.bin
+    efi_block: int | None  # 2048-byte block of the EFI (FAT) image
+    efi_bytes: int  # size of the EFI image
+    disk_id: int  # MBR disk signature
     disk_guid: uuid.UUID
     partition_guids: tuple[uuid.UUID, uuid.UUID, uuid.UUID]
 
@@ -98,21 +105,30 @@ class HybridLayout:
 
 def partitions(layout: HybridLayout) -> list[GptPartition]:
     """GPT partitions: the ISO data around the ESP, never overlapping."""
-    iso_end = layout.iso_bytes // SECTOR          # first sector after the ISO data
+    iso_end = layout.iso_bytes // SECTOR  # first sector after the ISO data
     data_guid_1, esp_guid, data_guid_2 = layout.partition_guids
     if layout.efi_block is None:
-        return [GptPartition(ISO_DATA_START, iso_end - 1, BASIC_DATA, data_guid_1, "ISO9660",
-                             DATA_ATTRIBUTES)]
+        return [
+            GptPartition(
+                ISO_DATA_START, iso_end - 1, BASIC_DATA, data_guid_1, "ISO9660", DATA_ATTRIBUTES
+            )
+        ]
     esp_first = layout.efi_block * (ISO_BLOCK // SECTOR)
     esp_last = esp_first + max(1, -(-layout.efi_bytes // SECTOR)) - 1
     parts = []
     if esp_first > ISO_DATA_START:
-        parts.append(GptPartition(ISO_DATA_START, esp_first - 1, BASIC_DATA, data_guid_1,
-                                  "ISO9660", DATA_ATTRIBUTES))
+        parts.append(
+            GptPartition(
+                ISO_DATA_START, esp_first - 1, BASIC_DATA, data_guid_1, "ISO9660", DATA_ATTRIBUTES
+            )
+        )
     parts.append(GptPartition(esp_first, esp_last, EFI_SYSTEM, esp_guid, "EFI System"))
     if esp_last + 1 < iso_end:
-        parts.append(GptPartition(esp_last + 1, iso_end - 1, BASIC_DATA, data_guid_2,
-                                  "ISO9660", DATA_ATTRIBUTES))
+        parts.append(
+            GptPartition(
+                esp_last + 1, iso_end - 1, BASIC_DATA, data_guid_2, "ISO9660", DATA_ATTRIBUTES
+            )
+        )
     return parts
 
 
@@ -130,11 +146,18 @@ def build_mbr(layout: HybridLayout) -> bytes:
     code = layout.boot_code[:MBR_CODE_SIZE].ljust(MBR_CODE_SIZE, b"\0")
     boot_lba = (layout.boot_file_block or 0) * (ISO_BLOCK // SECTOR)
     size = min(layout.total_sectors - 1, 0xFFFFFFFF)
-    protective = (b"\x00" + _chs(1) + b"\xee" + _chs(layout.total_sectors - 1)
-                  + struct.pack("<II", 1, size))
+    protective = (
+        b"\x00" + _chs(1) + b"\xee" + _chs(layout.total_sectors - 1) + struct.pack("<II", 1, size)
+    )
     active_dummy = b"\x80" + _chs(0) + b"\x00" + _chs(0) + struct.pack("<II", 0, 1)
-    return (code + struct.pack("<IIIH", boot_lba, 0, layout.disk_id, 0) + protective
-            + active_dummy + b"\0" * 32 + b"\x55\xaa")
+    return (
+        code
+        + struct.pack("<IIIH", boot_lba, 0, layout.disk_id, 0)
+        + protective
+        + active_dummy
+        + b"\0" * 32
+        + b"\x55\xaa"
+    )
 
 
 def _gpt_header(layout: HybridLayout, array_crc: int, *, primary: bool) -> bytes:
@@ -144,10 +167,23 @@ def _gpt_header(layout: HybridLayout, array_crc: int, *, primary: bool) -> bytes
     last_usable = last - GPT_ARRAY_SECTORS - 1
 
     def pack(crc: int) -> bytes:
-        return struct.pack("<8sIIIIQQQQ16sQIII", b"EFI PART", 0x00010000, 92, crc, 0,
-                           my_lba, alternate, FIRST_USABLE, last_usable,
-                           layout.disk_guid.bytes_le, array_lba, GPT_ENTRY_COUNT,
-                           GPT_ENTRY_SIZE, array_crc)
+        return struct.pack(
+            "<8sIIIIQQQQ16sQIII",
+            b"EFI PART",
+            0x00010000,
+            92,
+            crc,
+            0,
+            my_lba,
+            alternate,
+            FIRST_USABLE,
+            last_usable,
+            layout.disk_guid.bytes_le,
+            array_lba,
+            GPT_ENTRY_COUNT,
+            GPT_ENTRY_SIZE,
+            array_crc,
+        )
 
     header = pack(zlib.crc32(pack(0)))
     return header.ljust(SECTOR, b"\0")
@@ -157,7 +193,7 @@ def build_gpt(layout: HybridLayout) -> tuple[bytes, bytes]:
     """(primary header + entry array for sectors 1-33, backup array + header for the end)."""
     entries = b"".join(p.entry() for p in partitions(layout))
     array = entries.ljust(GPT_ENTRY_COUNT * GPT_ENTRY_SIZE, b"\0")
-    crc = zlib.crc32(array)       # over the whole array, used entries or not
+    crc = zlib.crc32(array)  # over the whole array, used entries or not
     primary = _gpt_header(layout, crc, primary=True) + array
     backup = array + _gpt_header(layout, crc, primary=False)
     return primary, backup

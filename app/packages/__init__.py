@@ -14,6 +14,13 @@ from app.packages.resolve import Resolution, resolve
 from app.packages.sources import detect_source, open_source
 
 __all__ = [
-    "PackageInfo", "PackageSource", "Resolution", "SourceKind", "SourceSpec", "detect_source",
-    "gather", "open_source", "resolve",
+    "PackageInfo",
+    "PackageSource",
+    "Resolution",
+    "SourceKind",
+    "SourceSpec",
+    "detect_source",
+    "gather",
+    "open_source",
+    "resolve",
 ]

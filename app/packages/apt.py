@@ -93,8 +93,9 @@ class AptSource:
                 continue
             if self._known.get(name) is None:
                 size = int(stanza["Size"]) if stanza.get("Size", "").isdigit() else 0
-                self._known[name] = info_from_control(stanza, kind=SourceKind.APT, file=None,
-                                                      size=size)
+                self._known[name] = info_from_control(
+                    stanza, kind=SourceKind.APT, file=None, size=size
+                )
         for name in wanted:
             self._known.setdefault(name, None)
 
@@ -125,10 +126,17 @@ class AptSource:
             args = [apt_get, "download", "-q", "--", f"{pkg.name}={pkg.version}"]
             # stderr to a file, not a pipe nobody reads while waiting: a full pipe would
             # stop apt-get.
-            with tempfile.TemporaryFile() as errors_file, \
-                    subprocess.Popen(args, cwd=work, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=errors_file,
-                                     env={**os.environ, **APT_ENV}) as proc:
+            with (
+                tempfile.TemporaryFile() as errors_file,
+                subprocess.Popen(
+                    args,
+                    cwd=work,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=errors_file,
+                    env={**os.environ, **APT_ENV},
+                ) as proc,
+            ):
                 while proc.poll() is None:
                     if reporter.cancelled():
                         proc.terminate()
@@ -139,11 +147,14 @@ class AptSource:
                 stderr = errors_file.read().decode(errors="replace")
             debs = sorted(work.glob("*.deb"))
             if proc.returncode != 0 or len(debs) != 1:
-                errors = [ln for ln in stderr.splitlines() if ln.startswith("E:")] or \
-                    stderr.strip().splitlines()[-3:]
-                raise StageError(f"apt-get could not download {pkg.name} {pkg.version}: "
-                                 + " ".join(errors), stage="gather",
-                                 hint="check the network and `apt-get update`")
+                errors = [
+                    ln for ln in stderr.splitlines() if ln.startswith("E:")
+                ] or stderr.strip().splitlines()[-3:]
+                raise StageError(
+                    f"apt-get could not download {pkg.name} {pkg.version}: " + " ".join(errors),
+                    stage="gather",
+                    hint="check the network and `apt-get update`",
+                )
             target = cache_dir / debs[0].name
             os.replace(debs[0], target)
             return target
@@ -155,5 +166,7 @@ def require_apt() -> None:
     """InputError unless this host has apt (a Debian/Ubuntu machine)."""
     for tool in ("apt-get", "apt-cache"):
         if shutil.which(tool) is None:
-            raise InputError("the 'apt' package source needs a Debian or Ubuntu host with apt",
-                             hint=f"'{tool}' was not found")
+            raise InputError(
+                "the 'apt' package source needs a Debian or Ubuntu host with apt",
+                hint=f"'{tool}' was not found",
+            )

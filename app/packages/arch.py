@@ -85,14 +85,19 @@ def _int(text: str) -> int | None:
 def read_pkginfo(path: Path) -> dict[str, list[str]]:
     """The .PKGINFO of a package file (read from the start of the stream only)."""
     try:
-        with open(path, "rb") as raw, open_stream(raw, path.name) as stream, \
-                tarfile.open(fileobj=stream, mode="r|") as tar:
+        with (
+            open(path, "rb") as raw,
+            open_stream(raw, path.name) as stream,
+            tarfile.open(fileobj=stream, mode="r|") as tar,
+        ):
             for count, member in enumerate(tar):
                 if member_name(member.name) == ".PKGINFO" and member.isfile():
                     if member.size > METADATA_LIMIT:
-                        raise InputError(f"its .PKGINFO has {size_text(member.size)}, more "
-                                         f"than the {size_text(METADATA_LIMIT)} allowed",
-                                         where=str(path))
+                        raise InputError(
+                            f"its .PKGINFO has {size_text(member.size)}, more "
+                            f"than the {size_text(METADATA_LIMIT)} allowed",
+                            where=str(path),
+                        )
                     data = tar.extractfile(member)
                     assert data is not None
                     return parse_pkginfo(data.read().decode("utf-8", "replace"))
@@ -144,20 +149,28 @@ def read_database(db: Path) -> list[dict[str, list[str]]]:
     """Every package entry of a repo database (desc and depends merged)."""
     entries: dict[str, dict[str, list[str]]] = {}
     try:
-        with open(db, "rb") as raw, open_stream(raw, db.name) as stream, \
-                tarfile.open(fileobj=stream, mode="r|") as tar:
+        with (
+            open(db, "rb") as raw,
+            open_stream(raw, db.name) as stream,
+            tarfile.open(fileobj=stream, mode="r|") as tar,
+        ):
             for member in tar:
                 # Checked before the member is read or skipped, which decompresses it.
                 if member.offset_data + member.size > INDEX_LIMIT:
-                    raise InputError(f"the repository database is larger than "
-                                     f"{size_text(INDEX_LIMIT)} (at member {member.name!r})",
-                                     where=str(db))
+                    raise InputError(
+                        f"the repository database is larger than "
+                        f"{size_text(INDEX_LIMIT)} (at member {member.name!r})",
+                        where=str(db),
+                    )
                 parts = member_name(member.name).split("/")
                 if len(parts) == 2 and parts[1] in ("desc", "depends") and member.isfile():
                     if member.size > METADATA_LIMIT:
-                        raise InputError(f"its member {member.name!r} has "
-                                         f"{size_text(member.size)}, more than the "
-                                         f"{size_text(METADATA_LIMIT)} allowed", where=str(db))
+                        raise InputError(
+                            f"its member {member.name!r} has "
+                            f"{size_text(member.size)}, more than the "
+                            f"{size_text(METADATA_LIMIT)} allowed",
+                            where=str(db),
+                        )
                     data = tar.extractfile(member)
                     assert data is not None
                     entry = entries.setdefault(parts[0], {})
@@ -175,8 +188,9 @@ class ArchSource(FolderSource):
                 continue
             for entry in read_database(db):
                 file = self.folder / _first(entry, "FILENAME")
-                check_inside_folder(file, self.folder, f"FILENAME of {_first(entry, 'NAME')!r}",
-                                    str(db))
+                check_inside_folder(
+                    file, self.folder, f"FILENAME of {_first(entry, 'NAME')!r}", str(db)
+                )
                 if _first(entry, "NAME") and file.is_file() and file.name not in found:
                     found[file.name] = info_from_desc(entry, file)
         for path in sorted(self.folder.iterdir()):

@@ -36,9 +36,9 @@ MIB = 1 << 20
 # Metadata is read whole into memory, so its size is capped (decompressed bytes). Real
 # ones are far smaller: a control file or .PKGINFO has a few KiB, Debian's biggest
 # Packages index about 100 MiB.
-METADATA_LIMIT = 16 * MIB       # one control file, .PKGINFO, desc or depends
-METADATA_TAR_LIMIT = 64 * MIB   # a control.tar, or the part of an Arch package searched
-INDEX_LIMIT = 256 * MIB         # a Packages index or a repo database
+METADATA_LIMIT = 16 * MIB  # one control file, .PKGINFO, desc or depends
+METADATA_TAR_LIMIT = 64 * MIB  # a control.tar, or the part of an Arch package searched
+INDEX_LIMIT = 256 * MIB  # a Packages index or a repo database
 
 
 def size_text(size: int) -> str:
@@ -125,7 +125,7 @@ class _ZstdDecompressor:
         parts: list[bytes] = []
         size = pos = 0
         while pos < len(tail) and not self._dec.eof and (max_length < 0 or size < max_length):
-            part = self._dec.decompress(tail[pos:pos + ZSTD_SLICE])
+            part = self._dec.decompress(tail[pos : pos + ZSTD_SLICE])
             pos += ZSTD_SLICE
             parts.append(part)
             size += len(part)
@@ -150,7 +150,10 @@ def _bz2() -> _Decompressor:
 
 
 FACTORIES: dict[str, Callable[[], _Decompressor]] = {
-    "zst": _zstd, "xz": _xz, "gz": _gz, "bz2": _bz2,
+    "zst": _zstd,
+    "xz": _xz,
+    "gz": _gz,
+    "bz2": _bz2,
 }
 
 
@@ -165,8 +168,9 @@ def detect_compression(head: bytes) -> str:
 class CountingReader(io.RawIOBase):
     """Reads at most `limit` bytes of `raw` (None: all) and counts what it delivered."""
 
-    def __init__(self, raw: BinaryIO, limit: int | None = None,
-                 on_read: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self, raw: BinaryIO, limit: int | None = None, on_read: Callable[[int], None] | None = None
+    ) -> None:
         self.raw = raw
         self.remaining = limit
         self.count = 0
@@ -205,10 +209,10 @@ class DecompressingReader(io.RawIOBase):
         self.what = what
         self._factory = FACTORIES[fmt]
         self._dec: _Decompressor = self._factory()
-        self._pending = b""      # compressed input not yet given to the decompressor
-        self._out = b""          # decompressed bytes, returned from _pos on
-        self._pos = 0            # (an offset: slicing the rest off each time is quadratic)
-        self._started = False    # the current stream has consumed input
+        self._pending = b""  # compressed input not yet given to the decompressor
+        self._out = b""  # decompressed bytes, returned from _pos on
+        self._pos = 0  # (an offset: slicing the rest off each time is quadratic)
+        self._started = False  # the current stream has consumed input
 
     def readable(self) -> bool:
         return True
@@ -240,12 +244,20 @@ class DecompressingReader(io.RawIOBase):
                     data, self._pending = self._pending[:CHUNK], self._pending[CHUNK:]
             try:
                 out = self._dec.decompress(data, MAX_OUTPUT)
-            except (lzma.LZMAError, zlib.error, OSError, EOFError, ValueError,
-                    zstandard.ZstdError) as exc:
+            except (
+                lzma.LZMAError,
+                zlib.error,
+                OSError,
+                EOFError,
+                ValueError,
+                zstandard.ZstdError,
+            ) as exc:
                 raise DamagedArchive(f"corrupt {self.fmt} {self.what}: {exc}") from exc
             if input_ended and not out and not self._dec.eof:
-                raise DamagedArchive(f"truncated {self.fmt} {self.what}: the "
-                                     "compressed stream ends before its end marker")
+                raise DamagedArchive(
+                    f"truncated {self.fmt} {self.what}: the "
+                    "compressed stream ends before its end marker"
+                )
             self._started = True
             self._out, self._pos = out, 0
             if self._dec.eof:
@@ -257,7 +269,7 @@ class DecompressingReader(io.RawIOBase):
         if self._pos >= len(self._out) and not self._fill():
             return 0
         n = min(len(view), len(self._out) - self._pos)
-        view[:n] = memoryview(self._out)[self._pos:self._pos + n]
+        view[:n] = memoryview(self._out)[self._pos : self._pos + n]
         self._pos += n
         return n
 
@@ -315,7 +327,7 @@ class PrefetchingReader(io.RawIOBase):
                 return 0
             self._buffer, self._pos = item, 0
         n = min(len(view), len(self._buffer) - self._pos)
-        view[:n] = memoryview(self._buffer)[self._pos:self._pos + n]
+        view[:n] = memoryview(self._buffer)[self._pos : self._pos + n]
         self._pos += n
         return n
 
@@ -336,8 +348,12 @@ class XzProcessReader(io.RawIOBase):
     def __init__(self, source: BinaryIO, xz: str, what: str) -> None:
         self._source = source
         self._what = what
-        self._proc = subprocess.Popen([xz, "-dc", "-T0", "-q"], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._proc = subprocess.Popen(
+            [xz, "-dc", "-T0", "-q"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         self._feed_error: BaseException | None = None
         self._feeder = threading.Thread(target=self._feed, name="xz-feed", daemon=True)
         self._feeder.start()
@@ -367,11 +383,11 @@ class XzProcessReader(io.RawIOBase):
         self._feeder.join()
         if self._feed_error is not None:
             raise self._feed_error
-        stderr = self._proc.stderr.read().decode(errors="replace").strip() \
-            if self._proc.stderr else ""
+        stderr = (
+            self._proc.stderr.read().decode(errors="replace").strip() if self._proc.stderr else ""
+        )
         if self._proc.wait() != 0:
-            raise DamagedArchive(f"truncated or corrupt xz {self._what}: "
-                                 f"{stderr or 'xz failed'}")
+            raise DamagedArchive(f"truncated or corrupt xz {self._what}: {stderr or 'xz failed'}")
         return 0
 
     def close(self) -> None:
@@ -385,8 +401,9 @@ class XzProcessReader(io.RawIOBase):
         super().close()
 
 
-def open_stream(raw: io.RawIOBase | BinaryIO, what: str = "data", *,
-                threaded: bool = False) -> BinaryIO:
+def open_stream(
+    raw: io.RawIOBase | BinaryIO, what: str = "data", *, threaded: bool = False
+) -> BinaryIO:
     """A buffered stream of the (decompressed, if compressed) contents of `raw`;
     `threaded` decompresses ahead, beside the reader (for big extractions): xz with the
     xz program on all cores when it is installed, the rest in a background thread."""
@@ -396,10 +413,10 @@ def open_stream(raw: io.RawIOBase | BinaryIO, what: str = "data", *,
         return cast(BinaryIO, peekable)
     xz = shutil.which("xz") if threaded and fmt == "xz" else None
     if xz:
-        return cast(BinaryIO, io.BufferedReader(XzProcessReader(peekable, xz, what),
-                                                buffer_size=1 << 20))
-    stream: Any = io.BufferedReader(DecompressingReader(peekable, fmt, what),
-                                    buffer_size=1 << 20)
+        return cast(
+            BinaryIO, io.BufferedReader(XzProcessReader(peekable, xz, what), buffer_size=1 << 20)
+        )
+    stream: Any = io.BufferedReader(DecompressingReader(peekable, fmt, what), buffer_size=1 << 20)
     if threaded:
         stream = io.BufferedReader(PrefetchingReader(stream), buffer_size=1 << 20)
     return cast(BinaryIO, stream)

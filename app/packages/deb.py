@@ -70,13 +70,14 @@ def ar_members(f: BinaryIO, total: int, what: str) -> list[ArMember]:
         # size would never move past this header.
         size_field = header[48:58].rstrip(b" ")
         if not size_field or not all(0x30 <= b <= 0x39 for b in size_field):
-            raise DamagedArchive(f"corrupt ar member size {size_field!r} at byte {pos} "
-                                 f"of {what}")
+            raise DamagedArchive(f"corrupt ar member size {size_field!r} at byte {pos} of {what}")
         size = int(size_field)
         start = pos + AR_HEADER
         if start + size > total:
-            raise DamagedArchive(f"truncated: member {name} of {what} needs {size} bytes "
-                                 f"at byte {start}, the file has {total} bytes")
+            raise DamagedArchive(
+                f"truncated: member {name} of {what} needs {size} bytes "
+                f"at byte {start}, the file has {total} bytes"
+            )
         members.append(ArMember(name, start, size))
         pos = start + size + (size & 1)
     return members
@@ -90,8 +91,9 @@ def _member(members: list[ArMember], prefix: str, what: str) -> ArMember:
 
 
 @contextlib.contextmanager
-def open_member_tar(path: Path, prefix: str, on_read: Callable[[int], None] | None = None,
-                    *, threaded: bool = False) -> Iterator[tarfile.TarFile]:
+def open_member_tar(
+    path: Path, prefix: str, on_read: Callable[[int], None] | None = None, *, threaded: bool = False
+) -> Iterator[tarfile.TarFile]:
     """Stream the tarball `prefix` (control.tar / data.tar, any compression) of a .deb."""
     what = path.name
     with open(path, "rb") as f:
@@ -104,8 +106,9 @@ def open_member_tar(path: Path, prefix: str, on_read: Callable[[int], None] | No
                 with tarfile.open(fileobj=stream, mode="r|") as tar:
                     yield tar
             except tarfile.ReadError as exc:
-                raise DamagedArchive(f"corrupt or truncated {member.name} in {what}: "
-                                     f"{exc}") from exc
+                raise DamagedArchive(
+                    f"corrupt or truncated {member.name} in {what}: {exc}"
+                ) from exc
 
 
 def parse_control(text: str) -> dict[str, str]:
@@ -157,14 +160,19 @@ def parse_relations(value: str, *, keep_versioned: bool = True) -> tuple[str, ..
 
 def is_metapackage(fields: dict[str, str]) -> bool:
     summary = fields.get("Description", "").split("\n", 1)[0].lower()
-    return ("meta-package" in summary or "metapackage" in summary
-            or fields.get("Section", "").rpartition("/")[2] == "metapackages")
+    return (
+        "meta-package" in summary
+        or "metapackage" in summary
+        or fields.get("Section", "").rpartition("/")[2] == "metapackages"
+    )
 
 
-def info_from_control(fields: dict[str, str], *, kind: SourceKind, file: Path | None,
-                      size: int) -> PackageInfo:
+def info_from_control(
+    fields: dict[str, str], *, kind: SourceKind, file: Path | None, size: int
+) -> PackageInfo:
     depends = parse_relations(fields.get("Pre-Depends", "")) + parse_relations(
-        fields.get("Depends", ""))
+        fields.get("Depends", "")
+    )
     installed = fields.get("Installed-Size", "")
     sha256 = fields.get("SHA256", "").strip()
     return PackageInfo(
@@ -174,16 +182,18 @@ def info_from_control(fields: dict[str, str], *, kind: SourceKind, file: Path | 
         installed_size=int(installed) * 1024 if installed.isdigit() else None,
         description=fields.get("Description", "").split("\n", 1)[0].strip(),
         depends=depends,
-        provides=tuple(strip_constraint(p) for p in fields.get("Provides", "").split(",")
-                       if p.strip()),
+        provides=tuple(
+            strip_constraint(p) for p in fields.get("Provides", "").split(",") if p.strip()
+        ),
         # Versioned conflicts name other releases of a package, which one archive snapshot
         # never holds together with this one; without a version they are real conflicts.
         conflicts=parse_relations(fields.get("Conflicts", ""), keep_versioned=False),
         file=file,
         checksum=f"sha256:{sha256.lower()}" if sha256 else None,
         kind=kind,
-        replaces=tuple(strip_constraint(p) for p in fields.get("Replaces", "").split(",")
-                       if p.strip()),
+        replaces=tuple(
+            strip_constraint(p) for p in fields.get("Replaces", "").split(",") if p.strip()
+        ),
         metapackage=is_metapackage(fields),
     )
 
@@ -195,14 +205,19 @@ def read_control(path: Path) -> dict[str, str]:
             for member in tar:
                 # Checked before the member is read or skipped, which decompresses it.
                 if member.offset_data + member.size > METADATA_TAR_LIMIT:
-                    raise InputError(f"its control.tar is larger than "
-                                     f"{size_text(METADATA_TAR_LIMIT)} (at member "
-                                     f"{member.name!r}); not a real package", where=str(path))
+                    raise InputError(
+                        f"its control.tar is larger than "
+                        f"{size_text(METADATA_TAR_LIMIT)} (at member "
+                        f"{member.name!r}); not a real package",
+                        where=str(path),
+                    )
                 if member_name(member.name) == "control" and member.isfile():
                     if member.size > METADATA_LIMIT:
-                        raise InputError(f"its control file has {size_text(member.size)}, "
-                                         f"more than the {size_text(METADATA_LIMIT)} allowed",
-                                         where=str(path))
+                        raise InputError(
+                            f"its control file has {size_text(member.size)}, "
+                            f"more than the {size_text(METADATA_LIMIT)} allowed",
+                            where=str(path),
+                        )
                     data = tar.extractfile(member)
                     assert data is not None
                     return parse_control(data.read().decode("utf-8", "replace"))
@@ -220,19 +235,22 @@ def read_package(path: Path, kind: SourceKind = SourceKind.DEB) -> PackageInfo:
 
 def _read_index(folder: Path) -> tuple[Path, list[dict[str, str]]]:
     """The flat-repository index of `folder` and its stanzas ((folder, []) if none)."""
-    for name, opener in (("Packages", open), ("Packages.gz", gzip.open),
-                         ("Packages.xz", lzma.open)):
+    for name, opener in (
+        ("Packages", open),
+        ("Packages.gz", gzip.open),
+        ("Packages.xz", lzma.open),
+    ):
         index = folder / name
         if index.is_file():
             try:
                 with opener(index, "rb") as f:
                     data = f.read(INDEX_LIMIT + 1)
             except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
-                raise InputError(f"the package index is damaged ({exc})",
-                                 where=str(index)) from exc
+                raise InputError(f"the package index is damaged ({exc})", where=str(index)) from exc
             if len(data) > INDEX_LIMIT:
-                raise InputError(f"the package index is larger than "
-                                 f"{size_text(INDEX_LIMIT)}", where=str(index))
+                raise InputError(
+                    f"the package index is larger than {size_text(INDEX_LIMIT)}", where=str(index)
+                )
             return index, parse_stanzas(data.decode("utf-8", "replace"))
     return folder, []
 
@@ -248,11 +266,13 @@ class DebFolderSource(FolderSource):
         index, stanzas = _read_index(self.folder)
         for stanza in stanzas:
             file = (self.folder / stanza.get("Filename", "")).resolve()
-            check_inside_folder(file, self.folder,
-                                f"Filename of {stanza.get('Package', '')!r}", str(index))
+            check_inside_folder(
+                file, self.folder, f"Filename of {stanza.get('Package', '')!r}", str(index)
+            )
             if stanza.get("Package") and file.is_file():
-                found[file] = info_from_control(stanza, kind=SourceKind.DEB, file=file,
-                                                size=file.stat().st_size)
+                found[file] = info_from_control(
+                    stanza, kind=SourceKind.DEB, file=file, size=file.stat().st_size
+                )
         for path in sorted(self.folder.glob("*.deb")):
             if path.resolve() not in found and path.is_file():
                 found[path.resolve()] = read_package(path)

@@ -57,12 +57,16 @@ def split_checksum(checksum: str, where: str | None = None) -> tuple[str, str]:
     algorithm's length (it becomes a cache folder name: no '/' or '..' may slip in)."""
     algorithm, _, digest = checksum.partition(":")
     if algorithm not in ALGORITHMS or not digest:
-        raise InputError(f"unsupported checksum {checksum!r} (expected xxh128:… or sha256:…)",
-                         where=where)
+        raise InputError(
+            f"unsupported checksum {checksum!r} (expected xxh128:… or sha256:…)", where=where
+        )
     digest = digest.lower()
     if not re.fullmatch(f"[0-9a-f]{{{DIGEST_LENGTHS[algorithm]}}}", digest):
-        raise InputError(f"the checksum {checksum!r} is not a {algorithm} digest "
-                         f"({DIGEST_LENGTHS[algorithm]} hexadecimal digits)", where=where)
+        raise InputError(
+            f"the checksum {checksum!r} is not a {algorithm} digest "
+            f"({DIGEST_LENGTHS[algorithm]} hexadecimal digits)",
+            where=where,
+        )
     return algorithm, digest
 
 
@@ -108,8 +112,9 @@ class _Progress:
         self.reporter.progress(min(self.done, self.total), self.total)
 
 
-def gather(source: PackageSource, resolution: Resolution, cache_dir: Path,
-           reporter: Reporter) -> list[tuple[PackageInfo, Path]]:
+def gather(
+    source: PackageSource, resolution: Resolution, cache_dir: Path, reporter: Reporter
+) -> list[tuple[PackageInfo, Path]]:
     """Every package of `resolution` as (package, file in the cache), in install order."""
     reporter.step("gather packages")
     downloads = cache_dir / "downloads"
@@ -121,11 +126,16 @@ def gather(source: PackageSource, resolution: Resolution, cache_dir: Path,
     return result
 
 
-def _gather_one(source: PackageSource, pkg: PackageInfo, cache_dir: Path, downloads: Path,
-                reporter: Reporter, progress: _Progress) -> Path:
+def _gather_one(
+    source: PackageSource,
+    pkg: PackageInfo,
+    cache_dir: Path,
+    downloads: Path,
+    reporter: Reporter,
+    progress: _Progress,
+) -> Path:
     if pkg.checksum:
-        algorithm, expected = split_checksum(pkg.checksum,
-                                             str(pkg.file) if pkg.file else pkg.name)
+        algorithm, expected = split_checksum(pkg.checksum, str(pkg.file) if pkg.file else pkg.name)
         entry = cache_entry(cache_dir, algorithm, expected)
         cached = _cached_file(entry)
         if cached is not None:
@@ -143,9 +153,11 @@ def _gather_one(source: PackageSource, pkg: PackageInfo, cache_dir: Path, downlo
     if expected and got != expected:
         if downloaded:
             path.unlink(missing_ok=True)
-        raise InputError(f"checksum mismatch: {pkg.name} file {path} expected "
-                         f"{algorithm}:{expected} got {algorithm}:{got}",
-                         hint="the file is damaged or not the one the index describes")
+        raise InputError(
+            f"checksum mismatch: {pkg.name} file {path} expected "
+            f"{algorithm}:{expected} got {algorithm}:{got}",
+            hint="the file is damaged or not the one the index describes",
+        )
     entry = cache_entry(cache_dir, algorithm, got)
     cached = _cached_file(entry)
     if cached is not None and not downloaded and file_digest(cached, algorithm) == got:

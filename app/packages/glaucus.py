@@ -81,8 +81,10 @@ def read_small_text(path: Path) -> str:
     with open(path, "rb") as f:
         data = f.read(METADATA_LIMIT + 1)
     if len(data) > METADATA_LIMIT:
-        raise InputError(f"the file is larger than {size_text(METADATA_LIMIT)}; not package "
-                         "information", where=str(path))
+        raise InputError(
+            f"the file is larger than {size_text(METADATA_LIMIT)}; not package information",
+            where=str(path),
+        )
     return data.decode("utf-8", "replace")
 
 
@@ -98,8 +100,7 @@ class GlaucusSource(FolderSource):
         info_path = folder / "info"
         info = parse_info(read_small_text(info_path), str(info_path))
         # Both end up in file names here and in the carried tree: refuse path tricks.
-        name = check_file_name_part(str(info.get("nom") or folder.name), "name",
-                                    str(info_path))
+        name = check_file_name_part(str(info.get("nom") or folder.name), "name", str(info_path))
         version = check_file_name_part(str(info.get("ver", "")), "version", str(info_path))
         archive = folder / f"{name}-{version}.tar.zst"
         if not archive.is_file() and (folder / f"{name}.tar.zst").is_file():
@@ -109,8 +110,9 @@ class GlaucusSource(FolderSource):
         if sum_path.is_file():
             digest = parse_sum(read_small_text(sum_path), archive.name)
             if digest is None:
-                raise InputError("no XXH3-128 sum found (expected `xxhsum -H2` output)",
-                                 where=str(sum_path))
+                raise InputError(
+                    "no XXH3-128 sum found (expected `xxhsum -H2` output)", where=str(sum_path)
+                )
             checksum = f"xxh128:{digest}"
         description = str(info.get("description") or "")
         return PackageInfo(

@@ -50,17 +50,17 @@ class SourceSpec:
 class PackageInfo:
     name: str
     version: str
-    size: int                      # archive bytes (0 if unknown)
-    installed_size: int | None     # unpacked bytes, if the package says
+    size: int  # archive bytes (0 if unknown)
+    installed_size: int | None  # unpacked bytes, if the package says
     description: str
-    depends: tuple[str, ...]       # names, or "a | b" groups of alternatives
+    depends: tuple[str, ...]  # names, or "a | b" groups of alternatives
     provides: tuple[str, ...]
     conflicts: tuple[str, ...]
-    file: Path | None              # the package file, if it is local
-    checksum: str | None           # "xxh128:<hex>" or "sha256:<hex>", if the source gives one
+    file: Path | None  # the package file, if it is local
+    checksum: str | None  # "xxh128:<hex>" or "sha256:<hex>", if the source gives one
     kind: SourceKind
     replaces: tuple[str, ...] = ()  # Debian: packages whose files this one may overwrite
-    metapackage: bool = False       # only pulls in other packages (e.g. linux-image-amd64)
+    metapackage: bool = False  # only pulls in other packages (e.g. linux-image-amd64)
 
     @property
     def label(self) -> str:
@@ -129,8 +129,9 @@ def check_file_name_part(value: str, what: str, where: str) -> str:
     elif control_character(value) is not None:
         problem = "contains a control character"
     if problem:
-        raise InputError(f"the package {what} {value!r} {problem}; it cannot be used in a "
-                         "file name", where=where)
+        raise InputError(
+            f"the package {what} {value!r} {problem}; it cannot be used in a file name", where=where
+        )
     return value
 
 
@@ -139,8 +140,7 @@ def check_inside_folder(file: Path, folder: Path, what: str, where: str) -> None
     inside `folder` once links are followed: an index must not make a file elsewhere on
     the host (a backup, a key) a package that goes into the image."""
     if not file.resolve().is_relative_to(folder.resolve()):
-        raise InputError(f"the {what} points outside the package folder: {file}",
-                         where=where)
+        raise InputError(f"the {what} points outside the package folder: {file}", where=where)
 
 
 def split_name_version(stem: str) -> tuple[str, str]:
@@ -148,7 +148,7 @@ def split_name_version(stem: str) -> tuple[str, str]:
     match = re.search(r"-(?=\d)", stem)
     if not match:
         return stem, ""
-    return stem[: match.start()], stem[match.end():]
+    return stem[: match.start()], stem[match.end() :]
 
 
 # Version ordering: dpkg's algorithm (epoch, then alternating non-digit / digit runs where

@@ -37,17 +37,45 @@ from app.reporter import Level, Reporter, check_cancelled
 
 ARCH_REPO = "livesmith"
 # Control fields in the order dpkg-scanpackages writes them; others follow alphabetically.
-_DEB_ORDER = ("Package", "Source", "Version", "Installed-Size", "Maintainer", "Architecture",
-              "Replaces", "Provides", "Depends", "Pre-Depends", "Recommends", "Suggests",
-              "Conflicts", "Breaks", "Homepage", "Description")
+_DEB_ORDER = (
+    "Package",
+    "Source",
+    "Version",
+    "Installed-Size",
+    "Maintainer",
+    "Architecture",
+    "Replaces",
+    "Provides",
+    "Depends",
+    "Pre-Depends",
+    "Recommends",
+    "Suggests",
+    "Conflicts",
+    "Breaks",
+    "Homepage",
+    "Description",
+)
 _DEB_TAIL = ("Filename", "Size", "MD5sum", "SHA1", "SHA256")
 # pacman's desc keys carried from .PKGINFO: (desc key, .PKGINFO key).
-_ARCH_DESC = (("NAME", "pkgname"), ("BASE", "pkgbase"), ("VERSION", "pkgver"),
-              ("DESC", "pkgdesc"), ("URL", "url"), ("ARCH", "arch"),
-              ("BUILDDATE", "builddate"), ("PACKAGER", "packager"), ("ISIZE", "size"),
-              ("LICENSE", "license"), ("REPLACES", "replaces"), ("CONFLICTS", "conflict"),
-              ("PROVIDES", "provides"), ("DEPENDS", "depend"), ("OPTDEPENDS", "optdepend"),
-              ("MAKEDEPENDS", "makedepend"), ("CHECKDEPENDS", "checkdepend"))
+_ARCH_DESC = (
+    ("NAME", "pkgname"),
+    ("BASE", "pkgbase"),
+    ("VERSION", "pkgver"),
+    ("DESC", "pkgdesc"),
+    ("URL", "url"),
+    ("ARCH", "arch"),
+    ("BUILDDATE", "builddate"),
+    ("PACKAGER", "packager"),
+    ("ISIZE", "size"),
+    ("LICENSE", "license"),
+    ("REPLACES", "replaces"),
+    ("CONFLICTS", "conflict"),
+    ("PROVIDES", "provides"),
+    ("DEPENDS", "depend"),
+    ("OPTDEPENDS", "optdepend"),
+    ("MAKEDEPENDS", "makedepend"),
+    ("CHECKDEPENDS", "checkdepend"),
+)
 
 
 @dataclass(frozen=True)
@@ -74,30 +102,46 @@ def carried_path(kind: SourceKind, pkg: PackageInfo, file_name: str) -> str:
     return f"{pkg.name}/{_glaucus_archive_name(pkg)}" if kind is SourceKind.GLAUCUS else file_name
 
 
-def repository_files(kind: SourceKind,
-                     packages: Sequence[tuple[PackageInfo, str]]) -> list[tuple[str, str]]:
+def repository_files(
+    kind: SourceKind, packages: Sequence[tuple[PackageInfo, str]]
+) -> list[tuple[str, str]]:
     """(relative path, what) of every file `write_repository` writes for (package, file name)
     pairs: the plan of a build lists them before anything is built."""
-    files = [("index.json", "index of carried packages"),
-             ("SHA256SUMS", "checksums of the packages")]
+    files = [
+        ("index.json", "index of carried packages"),
+        ("SHA256SUMS", "checksums of the packages"),
+    ]
     for pkg, name in packages:
         path = carried_path(kind, pkg, name)
         files.append((path, "carried package"))
         if kind is SourceKind.GLAUCUS:
             folder = path.rsplit("/", 1)[0]
-            files += [(f"{folder}/info", "package information"),
-                      (f"{folder}/sum", "XXH3-128 checksum")]
+            files += [
+                (f"{folder}/info", "package information"),
+                (f"{folder}/sum", "XXH3-128 checksum"),
+            ]
     if kind in (SourceKind.DEB, SourceKind.APT):
-        files += [("Packages", "apt index"), ("Packages.gz", "apt index (compressed)"),
-                  ("Release", "apt repository checksums")]
+        files += [
+            ("Packages", "apt index"),
+            ("Packages.gz", "apt index (compressed)"),
+            ("Release", "apt repository checksums"),
+        ]
     elif kind is SourceKind.ARCH:
-        files += [(f"{ARCH_REPO}.db.tar.gz", "pacman repository database"),
-                  (f"{ARCH_REPO}.db", "pacman repository database (link)")]
+        files += [
+            (f"{ARCH_REPO}.db.tar.gz", "pacman repository database"),
+            (f"{ARCH_REPO}.db", "pacman repository database (link)"),
+        ]
     return files
 
 
-def write_repository(kind: SourceKind, archives: Sequence[tuple[PackageInfo, Path]],
-                     folder: Path, reporter: Reporter, *, epoch: int = 0) -> list[CarriedFile]:
+def write_repository(
+    kind: SourceKind,
+    archives: Sequence[tuple[PackageInfo, Path]],
+    folder: Path,
+    reporter: Reporter,
+    *,
+    epoch: int = 0,
+) -> list[CarriedFile]:
     """Copy `archives` (package, file) into `folder` with the native index for `kind`."""
     folder.mkdir(parents=True, exist_ok=True)
     carried: list[CarriedFile] = []
@@ -129,21 +173,33 @@ def _inside(folder: Path, relative: str, pkg: PackageInfo) -> Path:
     dest = folder / relative
     resolved, base = dest.resolve(), folder.resolve()
     if resolved == base or not resolved.is_relative_to(base):
-        raise InputError(f"package {pkg.label!r} would be carried to {relative!r}, outside "
-                         "the carried packages folder",
-                         where=str(pkg.file) if pkg.file else pkg.name)
+        raise InputError(
+            f"package {pkg.label!r} would be carried to {relative!r}, outside "
+            "the carried packages folder",
+            where=str(pkg.file) if pkg.file else pkg.name,
+        )
     return dest
 
 
 def _write_generic_index(folder: Path, carried: Sequence[CarriedFile]) -> None:
-    index = [{"name": c.package.name, "version": c.package.version, "file": c.path,
-              "size": c.size, "sha256": c.sha256, "depends": list(c.package.depends),
-              "description": c.package.description} for c in carried]
+    index = [
+        {
+            "name": c.package.name,
+            "version": c.package.version,
+            "file": c.path,
+            "size": c.size,
+            "sha256": c.sha256,
+            "depends": list(c.package.depends),
+            "description": c.package.description,
+        }
+        for c in carried
+    ]
     (folder / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
     (folder / "SHA256SUMS").write_text("".join(f"{c.sha256}  {c.path}\n" for c in carried))
 
 
 # -- Debian ------------------------------------------------------------------------------------
+
 
 def _control_stanza(fields: dict[str, str]) -> str:
     keys = [k for k in _DEB_ORDER if k in fields]
@@ -156,14 +212,22 @@ def _control_stanza(fields: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_deb_index(folder: Path, carried: Sequence[CarriedFile],
-                     digests: dict[str, dict[str, str]], epoch: int) -> None:
+def _write_deb_index(
+    folder: Path, carried: Sequence[CarriedFile], digests: dict[str, dict[str, str]], epoch: int
+) -> None:
     stanzas = []
     for c in sorted(carried, key=lambda c: (c.package.name, c.package.version)):
         fields = {k: v for k, v in read_control(folder / c.path).items() if k not in _DEB_TAIL}
         sums = digests[c.path]
-        fields.update({"Filename": f"./{c.path}", "Size": str(c.size), "MD5sum": sums["md5"],
-                       "SHA1": sums["sha1"], "SHA256": sums["sha256"]})
+        fields.update(
+            {
+                "Filename": f"./{c.path}",
+                "Size": str(c.size),
+                "MD5sum": sums["md5"],
+                "SHA1": sums["sha1"],
+                "SHA256": sums["sha256"],
+            }
+        )
         stanzas.append(_control_stanza(fields))
     packages = "\n".join(stanzas).encode()
     packed = io.BytesIO()
@@ -183,15 +247,20 @@ def _write_deb_index(folder: Path, carried: Sequence[CarriedFile],
 
 # -- Arch --------------------------------------------------------------------------------------
 
+
 def _write_arch_database(folder: Path, carried: Sequence[CarriedFile], epoch: int) -> None:
     packed = io.BytesIO()
-    with gzip.GzipFile(fileobj=packed, mode="wb", mtime=epoch) as gz, \
-            tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+    with (
+        gzip.GzipFile(fileobj=packed, mode="wb", mtime=epoch) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as tar,
+    ):
         for c in sorted(carried, key=lambda c: (c.package.name, c.package.version)):
             info = read_pkginfo(folder / c.path)
             where = str(folder / c.path)
-            entry = (f"{check_file_name_part(c.package.name, 'name', where)}-"
-                     f"{check_file_name_part(c.package.version, 'version', where)}")
+            entry = (
+                f"{check_file_name_part(c.package.name, 'name', where)}-"
+                f"{check_file_name_part(c.package.version, 'version', where)}"
+            )
             fields: list[tuple[str, list[str]]] = [("FILENAME", [c.path])]
             for key, source in _ARCH_DESC:
                 values = info.get(source, [])
@@ -199,8 +268,9 @@ def _write_arch_database(folder: Path, carried: Sequence[CarriedFile], epoch: in
                     fields.append((key, values))
                 if key == "DESC":
                     fields += [("CSIZE", [str(c.size)]), ("SHA256SUM", [c.sha256])]
-            desc = "".join(f"%{key}%\n" + "".join(f"{v}\n" for v in values) + "\n"
-                           for key, values in fields).encode()
+            desc = "".join(
+                f"%{key}%\n" + "".join(f"{v}\n" for v in values) + "\n" for key, values in fields
+            ).encode()
             _add_tar_dir(tar, entry, epoch)
             _add_tar_file(tar, f"{entry}/desc", desc, epoch)
     database = folder / f"{ARCH_REPO}.db.tar.gz"
@@ -223,12 +293,14 @@ def _add_tar_file(tar: tarfile.TarFile, name: str, data: bytes, epoch: int) -> N
 
 # -- glaucus -----------------------------------------------------------------------------------
 
+
 def _glaucus_archive_name(pkg: PackageInfo) -> str:
     return f"{pkg.name}-{pkg.version}.tar.zst" if pkg.version else f"{pkg.name}.tar.zst"
 
 
-def _write_glaucus_tree(folder: Path, carried: Sequence[CarriedFile],
-                        digests: dict[str, dict[str, str]]) -> None:
+def _write_glaucus_tree(
+    folder: Path, carried: Sequence[CarriedFile], digests: dict[str, dict[str, str]]
+) -> None:
     for c in carried:
         pkg_folder = _inside(folder, c.path, c.package).parent
         source_info = c.package.file.parent / "info" if c.package.file else None

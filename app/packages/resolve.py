@@ -18,11 +18,11 @@ from app.packages.model import PackageInfo, PackageSource, alternatives
 
 @dataclass(frozen=True)
 class Resolution:
-    packages: tuple[PackageInfo, ...]             # install order: dependencies first
+    packages: tuple[PackageInfo, ...]  # install order: dependencies first
     reasons: dict[str, str] = field(default_factory=dict)  # name -> "selected" / "required by X"
-    missing: tuple[tuple[str, str], ...] = ()     # (dependency, required by)
-    unknown: tuple[str, ...] = ()                 # selected names that do not exist
-    conflicts: tuple[tuple[str, str], ...] = ()   # (package, package it conflicts with)
+    missing: tuple[tuple[str, str], ...] = ()  # (dependency, required by)
+    unknown: tuple[str, ...] = ()  # selected names that do not exist
+    conflicts: tuple[tuple[str, str], ...] = ()  # (package, package it conflicts with)
 
     @property
     def ok(self) -> bool:
@@ -38,12 +38,15 @@ class Resolution:
     def problems(self, source: str = "") -> list[Problem]:
         """Everything that stops this resolution from being built, as validation problems."""
         where = f" in {source}" if source else ""
-        found = [Problem(f"package {name}", f"no such package{where}")
-                 for name in self.unknown]
-        found += [Problem(f"package {by}", f"needs {dep}, which is not available{where}")
-                  for dep, by in self.missing]
-        found += [Problem(f"package {a}", f"conflicts with package {b}; select only one")
-                  for a, b in self.conflicts]
+        found = [Problem(f"package {name}", f"no such package{where}") for name in self.unknown]
+        found += [
+            Problem(f"package {by}", f"needs {dep}, which is not available{where}")
+            for dep, by in self.missing
+        ]
+        found += [
+            Problem(f"package {a}", f"conflicts with package {b}; select only one")
+            for a, b in self.conflicts
+        ]
         return found
 
 
@@ -82,7 +85,7 @@ class _Resolver:
     def __init__(self, source: PackageSource, follow: bool) -> None:
         self.source = source
         self.follow = follow
-        self.in_set: dict[str, PackageInfo] = {}   # names and provided names -> package
+        self.in_set: dict[str, PackageInfo] = {}  # names and provided names -> package
         self.order: list[PackageInfo] = []
         self.done: set[str] = set()
         self.reasons: dict[str, str] = {}
@@ -142,8 +145,9 @@ def _conflicts(packages: Sequence[PackageInfo]) -> list[tuple[str, str]]:
     return found
 
 
-def resolve(source: PackageSource, wanted: Sequence[str], *,
-            follow_dependencies: bool = True) -> Resolution:
+def resolve(
+    source: PackageSource, wanted: Sequence[str], *, follow_dependencies: bool = True
+) -> Resolution:
     """The packages to install for the selection `wanted`, dependencies first."""
     names = _dedupe(wanted)
     source.lookup(names)

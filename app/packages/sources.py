@@ -22,8 +22,9 @@ def _folder(location: str) -> Path:
     if not path.exists():
         raise InputError("the package source folder does not exist", where=location)
     if not path.is_dir():
-        raise InputError("a package source must be a folder (or 'apt' for the host's apt)",
-                         where=location)
+        raise InputError(
+            "a package source must be a folder (or 'apt' for the host's apt)", where=location
+        )
     return path
 
 
@@ -46,7 +47,8 @@ def detect_source(path: str) -> SourceSpec:
     raise InputError(
         "no packages found: expected a glaucus tree (<name>/info), Arch packages "
         "(*.pkg.tar.zst), Debian packages (*.deb) or tarballs (*.tar.zst/xz/gz)",
-        where=location)
+        where=location,
+    )
 
 
 def open_source(spec: SourceSpec) -> PackageSource:

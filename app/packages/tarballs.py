@@ -33,9 +33,19 @@ class TarballSource(FolderSource):
             if not (is_tarball(path) and path.is_file()):
                 continue
             name, version = split_name_version(tarball_stem(path))
-            found.append(PackageInfo(
-                name=name, version=version, size=path.stat().st_size, installed_size=None,
-                description="", depends=(), provides=(), conflicts=(), file=path,
-                checksum=None, kind=SourceKind.TARBALLS,
-            ))
+            found.append(
+                PackageInfo(
+                    name=name,
+                    version=version,
+                    size=path.stat().st_size,
+                    installed_size=None,
+                    description="",
+                    depends=(),
+                    provides=(),
+                    conflicts=(),
+                    file=path,
+                    checksum=None,
+                    kind=SourceKind.TARBALLS,
+                )
+            )
         return found

@@ -25,10 +25,10 @@ from app.usb.errors import (
 )
 
 # <linux/fs.h>
-BLKROGET = 0x125E     # _IO(0x12, 94): int
-BLKRRPART = 0x125F    # _IO(0x12, 95): re-read the partition table
-BLKFLSBUF = 0x1261    # _IO(0x12, 97): flush and drop the device's buffer cache
-BLKSSZGET = 0x1268    # _IO(0x12, 104): logical sector size, int
+BLKROGET = 0x125E  # _IO(0x12, 94): int
+BLKRRPART = 0x125F  # _IO(0x12, 95): re-read the partition table
+BLKFLSBUF = 0x1261  # _IO(0x12, 97): flush and drop the device's buffer cache
+BLKSSZGET = 0x1268  # _IO(0x12, 104): logical sector size, int
 BLKGETSIZE64 = 0x80081272  # _IOR(0x12, 114, size_t): size in bytes, u64
 
 SYSFS_DEVNO = Path("/sys/dev/block")
@@ -164,30 +164,48 @@ def still_present(devno: Devno | None) -> bool:
     return (SYSFS_DEVNO / f"{devno[0]}:{devno[1]}").exists()
 
 
-def io_error(exc: OSError, *, doing: str, offset: int, where: str, is_block: bool,
-             devno: Devno | None = None) -> LivesmithError:
+def io_error(
+    exc: OSError, *, doing: str, offset: int, where: str, is_block: bool, devno: Devno | None = None
+) -> LivesmithError:
     """A typed, worded error for an OSError raised at byte `offset` while `doing` it."""
     code = exc.errno
     if code in UNPLUGGED_ERRNOS or (is_block and not still_present(devno)):
-        return DeviceUnplugged(f"the device was unplugged (at byte {offset} while {doing})",
-                               where=where, hint="plug it in again and start over")
+        return DeviceUnplugged(
+            f"the device was unplugged (at byte {offset} while {doing})",
+            where=where,
+            hint="plug it in again and start over",
+        )
     if code == errno.ENOSPC:
         if is_block:
             return DeviceIOError(
                 f"the device refused data at byte {offset} while {doing}: no space left",
-                where=where, offset=offset,
-                hint="the stick may be smaller than it claims (a fake-capacity stick)")
-        return DeviceIOError(f"no space left on the file system at byte {offset} while {doing}",
-                             where=where, offset=offset, hint="free some space and try again")
+                where=where,
+                offset=offset,
+                hint="the stick may be smaller than it claims (a fake-capacity stick)",
+            )
+        return DeviceIOError(
+            f"no space left on the file system at byte {offset} while {doing}",
+            where=where,
+            offset=offset,
+            hint="free some space and try again",
+        )
     if code in (errno.EROFS, errno.EPERM) and doing.startswith("writ"):
-        return DeviceReadOnly(f"is read-only (refused at byte {offset})", where=where,
-                              hint="check the write-protect switch of the card or stick")
+        return DeviceReadOnly(
+            f"is read-only (refused at byte {offset})",
+            where=where,
+            hint="check the write-protect switch of the card or stick",
+        )
     if code == errno.EACCES:
         return DevicePermissionDenied("permission denied", where=where)
     if code == errno.EBUSY:
         return DeviceBusy("is in use by another program", where=where)
     if code == errno.EIO:
-        return DeviceIOError(f"I/O error at byte {offset} while {doing}", where=where,
-                             offset=offset, hint="the stick may be failing; try another one")
-    return DeviceIOError(f"{exc.strerror or exc} at byte {offset} while {doing}", where=where,
-                         offset=offset)
+        return DeviceIOError(
+            f"I/O error at byte {offset} while {doing}",
+            where=where,
+            offset=offset,
+            hint="the stick may be failing; try another one",
+        )
+    return DeviceIOError(
+        f"{exc.strerror or exc} at byte {offset} while {doing}", where=where, offset=offset
+    )

@@ -28,19 +28,40 @@ from app.usb.source import ImageSource, open_image
 READ_BLOCK = 4 << 20
 
 # Checksum files recognised beside an image, besides `<image>.<ext>` for these extensions.
-SUMS_NAMES = ("SHA256SUMS", "SHA512SUMS", "sha256sums", "sha512sums", "SHA256SUMS.txt",
-              "SHA512SUMS.txt", "sha256sums.txt", "sha512sums.txt", "sha256sum.txt",
-              "sha512sum.txt", "CHECKSUM", "CHECKSUMS")
-SUMS_SUFFIXES = (".sha256", ".sha512", ".sha256sum", ".sha512sum", ".sha256sums", ".sha512sums",
-                 "-CHECKSUM", ".CHECKSUM")
+SUMS_NAMES = (
+    "SHA256SUMS",
+    "SHA512SUMS",
+    "sha256sums",
+    "sha512sums",
+    "SHA256SUMS.txt",
+    "SHA512SUMS.txt",
+    "sha256sums.txt",
+    "sha512sums.txt",
+    "sha256sum.txt",
+    "sha512sum.txt",
+    "CHECKSUM",
+    "CHECKSUMS",
+)
+SUMS_SUFFIXES = (
+    ".sha256",
+    ".sha512",
+    ".sha256sum",
+    ".sha512sum",
+    ".sha256sums",
+    ".sha512sums",
+    "-CHECKSUM",
+    ".CHECKSUM",
+)
 SIGNATURE_SUFFIXES = (".gpg", ".sig", ".asc", ".sign")
 
 ALGORITHMS = {64: "sha256", 128: "sha512"}
 LABELS = {"sha256": "SHA-256", "sha512": "SHA-512"}
 
 GNU_LINE = re.compile(r"^(?P<digest>[0-9a-fA-F]{64}|[0-9a-fA-F]{128})\s+[*]?(?P<name>.+?)\s*$")
-BSD_LINE = re.compile(r"^(?P<algo>SHA256|SHA512)\s*\((?P<name>.+)\)\s*=\s*"
-                      r"(?P<digest>[0-9a-fA-F]{64}|[0-9a-fA-F]{128})\s*$")
+BSD_LINE = re.compile(
+    r"^(?P<algo>SHA256|SHA512)\s*\((?P<name>.+)\)\s*=\s*"
+    r"(?P<digest>[0-9a-fA-F]{64}|[0-9a-fA-F]{128})\s*$"
+)
 BARE_LINE = re.compile(r"^(?P<digest>[0-9a-fA-F]{64}|[0-9a-fA-F]{128})\s*$")
 CLEARSIGN_BEGIN = "-----BEGIN PGP SIGNED MESSAGE-----"
 SIGNATURE_BEGIN = "-----BEGIN PGP SIGNATURE-----"
@@ -49,7 +70,7 @@ SIGNATURE_BEGIN = "-----BEGIN PGP SIGNATURE-----"
 class ChecksumState(enum.Enum):
     MATCH = "match"
     MISMATCH = "mismatch"
-    NOT_LISTED = "not-listed"      # checksum files exist, but none names this image
+    NOT_LISTED = "not-listed"  # checksum files exist, but none names this image
     NO_FILE = "no-checksum-file"
 
 
@@ -57,15 +78,15 @@ class SignatureState(enum.Enum):
     GOOD = "good"
     BAD = "bad"
     UNKNOWN_KEY = "unknown-key"
-    NONE = "none"                  # the checksum file is not signed
-    ERROR = "error"                # gpgv could not check it (damaged signature file)
+    NONE = "none"  # the checksum file is not signed
+    ERROR = "error"  # gpgv could not check it (damaged signature file)
 
 
 @dataclass(frozen=True)
 class ChecksumEntry:
-    algorithm: str   # "sha256" | "sha512"
-    digest: str      # lower-case hex
-    name: str        # file name as listed (without "./" or "*")
+    algorithm: str  # "sha256" | "sha512"
+    digest: str  # lower-case hex
+    name: str  # file name as listed (without "./" or "*")
 
 
 @dataclass(frozen=True)
@@ -73,7 +94,7 @@ class ChecksumFile:
     path: Path
     entries: tuple[ChecksumEntry, ...]
     clearsigned: bool
-    signature: Path | None   # detached signature beside it
+    signature: Path | None  # detached signature beside it
 
     def lookup(self, name: str) -> ChecksumEntry | None:
         for entry in self.entries:
@@ -95,11 +116,15 @@ class SignatureResult:
         if self.state is SignatureState.GOOD:
             return f"{where}: good signature by {self.signer or self.key_id}"
         if self.state is SignatureState.BAD:
-            return (f"{where}: BAD signature (key {self.key_id}) — the checksum file was "
-                    "changed after it was signed")
+            return (
+                f"{where}: BAD signature (key {self.key_id}) — the checksum file was "
+                "changed after it was signed"
+            )
         if self.state is SignatureState.UNKNOWN_KEY:
-            return (f"{where}: signed by key {self.key_id}, which is not in any trusted "
-                    "keyring, so the signature could not be checked")
+            return (
+                f"{where}: signed by key {self.key_id}, which is not in any trusted "
+                "keyring, so the signature could not be checked"
+            )
         if self.state is SignatureState.ERROR:
             return f"{where}: the signature could not be checked ({self.detail})"
         return "the checksum file is not signed"
@@ -114,9 +139,8 @@ class ChecksumResult:
     expected: str | None = None
     actual: str | None = None
     listed_name: str | None = None
-    decompressed: bool = False   # the listed hash is of the decompressed image
-    signature: SignatureResult = field(default_factory=lambda: SignatureResult(
-        SignatureState.NONE))
+    decompressed: bool = False  # the listed hash is of the decompressed image
+    signature: SignatureResult = field(default_factory=lambda: SignatureResult(SignatureState.NONE))
 
     @property
     def verified(self) -> bool:
@@ -126,14 +150,15 @@ class ChecksumResult:
     @property
     def failed(self) -> bool:
         """The image or its checksum file is proven wrong: do not write it."""
-        return (self.state is ChecksumState.MISMATCH
-                or self.signature.state is SignatureState.BAD)
+        return self.state is ChecksumState.MISMATCH or self.signature.state is SignatureState.BAD
 
     def lines(self) -> list[str]:
         """What happened, in words, one finding a line."""
         if self.state is ChecksumState.NO_FILE:
-            return ["no checksum file (SHA256SUMS, *.sha256, CHECKSUM …) beside the image: "
-                    "its integrity was NOT checked"]
+            return [
+                "no checksum file (SHA256SUMS, *.sha256, CHECKSUM …) beside the image: "
+                "its integrity was NOT checked"
+            ]
         assert self.checksum_file is not None
         sums = self.checksum_file.name
         if self.state is ChecksumState.NOT_LISTED:
@@ -143,19 +168,25 @@ class ChecksumResult:
         if self.state is ChecksumState.MATCH:
             first = f"{label} of {what} matches {sums}"
         else:
-            first = (f"{label} of {what} does NOT match {sums}: expected {self.expected}, "
-                     f"got {self.actual}")
+            first = (
+                f"{label} of {what} does NOT match {sums}: expected {self.expected}, "
+                f"got {self.actual}"
+            )
         return [first, self.signature.describe()]
 
     def error(self) -> VerificationError | None:
         """The error to stop with when `failed`."""
         if not self.failed:
             return None
-        return VerificationError("; ".join(self.lines()), where=str(self.image),
-                                 hint="download the image (and its checksum file) again")
+        return VerificationError(
+            "; ".join(self.lines()),
+            where=str(self.image),
+            hint="download the image (and its checksum file) again",
+        )
 
 
 # --- finding and parsing ---------------------------------------------------------------------
+
 
 def find_checksum_files(image: Path) -> list[Path]:
     """Checksum files beside `image`: its own `<image>.sha256` etc. first, then shared ones."""
@@ -166,8 +197,9 @@ def find_checksum_files(image: Path) -> list[Path]:
         listing = sorted(p for p in folder.iterdir() if p.is_file())
     except OSError:
         listing = []
-    other = [p for p in listing if p.name.endswith(SUMS_SUFFIXES)
-             and not p.name.startswith(image.name)]
+    other = [
+        p for p in listing if p.name.endswith(SUMS_SUFFIXES) and not p.name.startswith(image.name)
+    ]
     found: list[Path] = []
     for path in [*own, *shared, *other]:
         if path.is_file() and path not in found:
@@ -182,9 +214,9 @@ def signed_text(text: str) -> tuple[str, bool]:
         return text, False
     body: list[str] = []
     i = 1
-    while i < len(lines) and lines[i].strip():   # armor headers ("Hash: SHA256") end at a blank
+    while i < len(lines) and lines[i].strip():  # armor headers ("Hash: SHA256") end at a blank
         i += 1
-    for line in lines[i + 1:]:
+    for line in lines[i + 1 :]:
         if line.strip() == SIGNATURE_BEGIN:
             break
         body.append(line[2:] if line.startswith("- ") else line)
@@ -200,8 +232,7 @@ def parse_checksum_file(path: Path, *, default_name: str | None = None) -> Check
     try:
         raw = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
-        raise InputError(f"cannot read the checksum file: {exc.strerror}",
-                         where=str(path)) from exc
+        raise InputError(f"cannot read the checksum file: {exc.strerror}", where=str(path)) from exc
     text, clearsigned = signed_text(raw)
     entries: list[ChecksumEntry] = []
     for line in text.splitlines():
@@ -228,6 +259,7 @@ def parse_checksum_file(path: Path, *, default_name: str | None = None) -> Check
 
 # --- signatures ------------------------------------------------------------------------------
 
+
 def default_keyrings() -> list[Path]:
     """Keyrings trusted by default: the user's gpgv keyring and the system's keyrings."""
     home = Path(os.environ.get("GNUPGHOME") or Path.home() / ".gnupg")
@@ -238,8 +270,9 @@ def default_keyrings() -> list[Path]:
     return [p for p in candidates if p.is_file()]
 
 
-def check_signature(checksum_file: ChecksumFile, *,
-                    keyrings: Iterable[Path] | None = None) -> SignatureResult:
+def check_signature(
+    checksum_file: ChecksumFile, *, keyrings: Iterable[Path] | None = None
+) -> SignatureResult:
     if checksum_file.clearsigned:
         args = [str(checksum_file.path)]
         shown: Path | None = checksum_file.path
@@ -255,8 +288,9 @@ def check_signature(checksum_file: ChecksumFile, *,
         command = [gpgv, "--homedir", home, "--status-fd", "1"]
         for ring in rings:
             command += ["--keyring", str(Path(ring).resolve())]
-        out = subprocess.run(command + args, capture_output=True, text=True, check=False,
-                             stdin=subprocess.DEVNULL)
+        out = subprocess.run(
+            command + args, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
+        )
     return parse_gpgv_status(out.stdout, out.stderr, shown)
 
 
@@ -265,7 +299,7 @@ def parse_gpgv_status(status: str, stderr: str, signature_file: Path | None) -> 
     found: dict[str, str] = {}
     for line in status.splitlines():
         if line.startswith("[GNUPG:] "):
-            keyword, _, rest = line[len("[GNUPG:] "):].partition(" ")
+            keyword, _, rest = line[len("[GNUPG:] ") :].partition(" ")
             found.setdefault(keyword, rest)
 
     def key_and_uid(keyword: str) -> tuple[str | None, str | None]:
@@ -286,6 +320,7 @@ def parse_gpgv_status(status: str, stderr: str, signature_file: Path | None) -> 
 
 
 # --- hashing ---------------------------------------------------------------------------------
+
 
 def hash_file(path: Path, algorithm: str, reporter: Reporter) -> str:
     digest = hashlib.new(algorithm)
@@ -321,8 +356,12 @@ def _stem_without_compression(name: str) -> str | None:
     return None
 
 
-def check_image(image: str | os.PathLike[str], *, reporter: Reporter | None = None,
-                keyrings: Iterable[Path] | None = None) -> ChecksumResult:
+def check_image(
+    image: str | os.PathLike[str],
+    *,
+    reporter: Reporter | None = None,
+    keyrings: Iterable[Path] | None = None,
+) -> ChecksumResult:
     """Find a checksum file beside `image`, check its signature, hash the image, compare."""
     image = Path(image)
     reporter = reporter or NullReporter()
@@ -344,8 +383,10 @@ def check_image(image: str | os.PathLike[str], *, reporter: Reporter | None = No
         signed = parsed.clearsigned or parsed.signature is not None
         # Prefer a signed file, then the stronger hash.
         rank = (signed, entry.algorithm == "sha512")
-        if chosen is None or rank > (chosen[0].clearsigned or chosen[0].signature is not None,
-                                     chosen[1].algorithm == "sha512"):
+        if chosen is None or rank > (
+            chosen[0].clearsigned or chosen[0].signature is not None,
+            chosen[1].algorithm == "sha512",
+        ):
             chosen = (parsed, entry, decompressed)
     if chosen is None:
         return ChecksumResult(ChecksumState.NOT_LISTED, image, checksum_file=files[0])
@@ -357,6 +398,14 @@ def check_image(image: str | os.PathLike[str], *, reporter: Reporter | None = No
     else:
         actual = hash_file(image, entry.algorithm, reporter)
     state = ChecksumState.MATCH if actual == entry.digest else ChecksumState.MISMATCH
-    return ChecksumResult(state, image, checksum_file=parsed.path, algorithm=entry.algorithm,
-                          expected=entry.digest, actual=actual, listed_name=entry.name,
-                          decompressed=decompressed, signature=signature)
+    return ChecksumResult(
+        state,
+        image,
+        checksum_file=parsed.path,
+        algorithm=entry.algorithm,
+        expected=entry.digest,
+        actual=actual,
+        listed_name=entry.name,
+        decompressed=decompressed,
+        signature=signature,
+    )

@@ -71,7 +71,7 @@ class Drive:
 
     @property
     def name(self) -> str:
-        """"Vendor Model", or the device node when udev knows neither."""
+        """ "Vendor Model", or the device node when udev knows neither."""
         return " ".join(p for p in (self.vendor, self.model) if p) or self.devnode
 
     @property
@@ -86,7 +86,8 @@ class Drive:
         data = asdict(self)
         data["devno"] = f"{self.devno[0]}:{self.devno[1]}" if self.devno else None
         data["mounted_partitions"] = [
-            {"devnode": node, "mountpoint": point} for node, point in self.mounted_partitions]
+            {"devnode": node, "mountpoint": point} for node, point in self.mounted_partitions
+        ]
         data["offered"] = self.offered
         return data
 
@@ -106,8 +107,15 @@ def drive_bus(device: pyudev.Device) -> str:
     return ""
 
 
-def _exclusion(device: pyudev.Device, *, bus: str, removable: bool, read_only: bool,
-               size: int, system_refusal: str | None) -> str | None:
+def _exclusion(
+    device: pyudev.Device,
+    *,
+    bus: str,
+    removable: bool,
+    read_only: bool,
+    size: int,
+    system_refusal: str | None,
+) -> str | None:
     """Why a whole disk is not offered, most important reason first."""
     sys_path = device.sys_path
     kind = kind_refusal(sys_path, allow_loop=False)
@@ -127,8 +135,13 @@ def _exclusion(device: pyudev.Device, *, bus: str, removable: bool, read_only: b
     return None
 
 
-def drive_from_device(device: pyudev.Device, *, mounts: Sequence[Mount],
-                      swaps: Sequence[Swap], image: str | Path | None = None) -> Drive:
+def drive_from_device(
+    device: pyudev.Device,
+    *,
+    mounts: Sequence[Mount],
+    swaps: Sequence[Swap],
+    image: str | Path | None = None,
+) -> Drive:
     """Describe and classify one whole disk (a pyudev block device with DEVTYPE=disk)."""
     sys_path = device.sys_path
     ident = disk_identity(device)
@@ -139,22 +152,42 @@ def drive_from_device(device: pyudev.Device, *, mounts: Sequence[Mount],
     bus = drive_bus(device)
     family = disk_family(sys_path)
     use = disk_use(sys_path, mounts=mounts, swaps=swaps, image=image, family=family)
-    reason = _exclusion(device, bus=bus, removable=removable, read_only=read_only, size=size,
-                        system_refusal=use.refusal())
+    reason = _exclusion(
+        device,
+        bus=bus,
+        removable=removable,
+        read_only=read_only,
+        size=size,
+        system_refusal=use.refusal(),
+    )
     devno = parse_devno(read_attr(sys_path, "dev"))
     devnode = device.device_node or f"/dev/{device.sys_name}"
     return Drive(
-        devnode=devnode, sys_path=sys_path, devno=devno, vendor=ident.vendor,
-        model=ident.model, serial=ident.serial, size=size, bus=bus, removable=removable,
-        read_only=read_only, mounted_partitions=use.critical_mounts + use.other_mounts,
-        excluded_reason=reason, large=size > LARGE_DRIVE,
+        devnode=devnode,
+        sys_path=sys_path,
+        devno=devno,
+        vendor=ident.vendor,
+        model=ident.model,
+        serial=ident.serial,
+        size=size,
+        bus=bus,
+        removable=removable,
+        read_only=read_only,
+        mounted_partitions=use.critical_mounts + use.other_mounts,
+        excluded_reason=reason,
+        large=size > LARGE_DRIVE,
         diskseq=sysfs_diskseq(sys_path),
     )
 
 
-def list_drives(context: pyudev.Context | None = None, *, include_excluded: bool = False,
-                mounts: Sequence[Mount] | None = None, swaps: Sequence[Swap] | None = None,
-                image: str | Path | None = None) -> list[Drive]:
+def list_drives(
+    context: pyudev.Context | None = None,
+    *,
+    include_excluded: bool = False,
+    mounts: Sequence[Mount] | None = None,
+    swaps: Sequence[Swap] | None = None,
+    image: str | Path | None = None,
+) -> list[Drive]:
     """Whole disks a user would flash (and with `include_excluded`, all others with a reason).
 
     `mounts` and `swaps` default to the running system's; `image` is the source image, whose

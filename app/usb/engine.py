@@ -76,7 +76,7 @@ from app.usb.wipe import WIPED_MESSAGE, wipe_signatures
 
 BLOCK = 4 << 20
 VERIFY_BLOCK = 8 << 20
-HEAD = 64 << 10           # written last
+HEAD = 64 << 10  # written last
 FSYNC_EVERY = 32 << 20
 PIPELINE_DEPTH = 3
 LARGE_DEVICE = 64 * 1000**3
@@ -110,18 +110,27 @@ def target_for_reading(path: str | os.PathLike[str]) -> Target:
     except FileNotFoundError as exc:
         raise DeviceNotFound("no such device or file", where=str(given)) from exc
     if stat.S_ISREG(st.st_mode):
-        return Target(Path(os.path.abspath(given)), TargetKind.FILE, st.st_size, 512, True,
-                      "file", None)
+        return Target(
+            Path(os.path.abspath(given)), TargetKind.FILE, st.st_size, 512, True, "file", None
+        )
     if not stat.S_ISBLK(st.st_mode):
         raise DeviceNotFound("is neither a block device nor a regular file", where=str(given))
     devno = (os.major(st.st_rdev), os.minor(st.st_rdev))
     sys_path = sys_path_of_devno(devno)
     if sys_path is None:
-        raise DeviceNotFound("the kernel does not know this block device (unplugged?)",
-                             where=str(given))
+        raise DeviceNotFound(
+            "the kernel does not know this block device (unplugged?)", where=str(given)
+        )
     size = disk_size(sys_path)
-    return Target(Path(os.path.realpath(given)), TargetKind.BLOCK, size,
-                  target_sector_size(sys_path), True, describe_disk(sys_path, size), devno)
+    return Target(
+        Path(os.path.realpath(given)),
+        TargetKind.BLOCK,
+        size,
+        target_sector_size(sys_path),
+        True,
+        describe_disk(sys_path, size),
+        devno,
+    )
 
 
 def is_block_target(target: Target) -> bool:
@@ -136,9 +145,9 @@ Opener = Callable[[Target, bool], int]
 class WriteResult:
     image: str
     target: str
-    image_size: int             # image bytes written (and verified, if `verified`)
+    image_size: int  # image bytes written (and verified, if `verified`)
     verified: bool
-    digest: str                 # XXH3-128 of the image bytes
+    digest: str  # XXH3-128 of the image bytes
     write_seconds: float
     verify_seconds: float = 0.0
     warnings: tuple[str, ...] = field(default_factory=tuple)
@@ -146,8 +155,10 @@ class WriteResult:
     def summary(self) -> str:
         size = f"{human_size(self.image_size)} ({self.image_size} bytes)"
         if self.verified:
-            return (f"written and verified: {size} to {self.target}, read back bypassing the "
-                    "page cache and identical to the image")
+            return (
+                f"written and verified: {size} to {self.target}, read back bypassing the "
+                "page cache and identical to the image"
+            )
         return f"written, not verified: {size} to {self.target}"
 
     def to_json(self) -> dict[str, Any]:
@@ -168,8 +179,10 @@ class VerifyResult:
     seconds: float
 
     def summary(self) -> str:
-        return (f"verified: the first {human_size(self.image_size)} ({self.image_size} bytes) "
-                f"of {self.target} are identical to the image (read bypassing the page cache)")
+        return (
+            f"verified: the first {human_size(self.image_size)} ({self.image_size} bytes) "
+            f"of {self.target} are identical to the image (read bypassing the page cache)"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -180,6 +193,7 @@ class VerifyResult:
 
 
 # --- opening ---------------------------------------------------------------------------------
+
 
 def open_target(target: Target, write: bool) -> int:
     """Open the target directly (root or group `disk`); O_DIRECT where the target allows it.
@@ -206,18 +220,23 @@ def open_target(target: Target, write: bool) -> int:
     except PermissionError as exc:
         if block and os.geteuid() != 0:
             return _open_through_udisks(target, write, exc)
-        raise DevicePermissionDenied("permission denied", where=where,
-                                     hint="run as root, or join the group 'disk'") from exc
+        raise DevicePermissionDenied(
+            "permission denied", where=where, hint="run as root, or join the group 'disk'"
+        ) from exc
     except OSError as exc:
         if exc.errno == errno.EROFS:
             raise DeviceReadOnly("is read-only", where=where) from exc
         if exc.errno == errno.EBUSY:
-            raise DeviceBusy("is in use: mounted, or opened exclusively by another program",
-                             where=where, hint="unmount its partitions and try again") from exc
+            raise DeviceBusy(
+                "is in use: mounted, or opened exclusively by another program",
+                where=where,
+                hint="unmount its partitions and try again",
+            ) from exc
         if exc.errno == errno.ENOMEDIUM:
             raise DeviceNotFound("has no medium", where=where) from exc
-        raise io_error(exc, doing="opening", offset=0, where=where, is_block=block,
-                       devno=target.devno) from exc
+        raise io_error(
+            exc, doing="opening", offset=0, where=where, is_block=block, devno=target.devno
+        ) from exc
 
 
 def _open_through_udisks(target: Target, write: bool, cause: OSError) -> int:
@@ -234,7 +253,9 @@ def _open_through_udisks(target: Target, write: bool, cause: OSError) -> int:
     except udisks.UDisksUnavailable as exc:
         raise DevicePermissionDenied(
             f"permission denied, and UDisks2 cannot open it either ({exc.message})",
-            where=where, hint="run as root, or join the group 'disk'") from cause
+            where=where,
+            hint="run as root, or join the group 'disk'",
+        ) from cause
 
 
 # --- the reader pipeline ---------------------------------------------------------------------
@@ -249,8 +270,9 @@ class _Pipeline:
     next one (the buffer is refilled then). A short fill ends the stream.
     """
 
-    def __init__(self, produce: Callable[[memoryview], int], block: int,
-                 depth: int = PIPELINE_DEPTH) -> None:
+    def __init__(
+        self, produce: Callable[[memoryview], int], block: int, depth: int = PIPELINE_DEPTH
+    ) -> None:
         self._produce = produce
         self._block = block
         self._free: queue.Queue[Any] = queue.Queue()
@@ -300,6 +322,7 @@ class _Pipeline:
 
 # --- checks before writing -------------------------------------------------------------------
 
+
 def read_image_head(source: ImageSource, length: int = HEAD) -> bytes:
     # Buffers are left to the garbage collector: an exception's traceback may still hold a
     # slice of them, and closing an mmap with live slices raises BufferError.
@@ -314,13 +337,13 @@ def layout_warnings(source: ImageSource, *, force: bool) -> list[str]:
     head = read_image_head(source)
     if head[510:512] == b"\x55\xaa":
         return []
-    what = ("an ISO 9660 image for CDs/DVDs" if head[32769:32774] == b"CD001"
-            else "not a disk image")
-    message = (f"{source.path.name} has no partition table (no MBR boot signature at byte "
-               f"510): it is {what}, not a hybrid image, and will not boot from a USB stick")
+    what = "an ISO 9660 image for CDs/DVDs" if head[32769:32774] == b"CD001" else "not a disk image"
+    message = (
+        f"{source.path.name} has no partition table (no MBR boot signature at byte "
+        f"510): it is {what}, not a hybrid image, and will not boot from a USB stick"
+    )
     if not force:
-        raise NotHybridImage(message, where=str(source.path),
-                             hint="use --force to write it anyway")
+        raise NotHybridImage(message, where=str(source.path), hint="use --force to write it anyway")
     return [message]
 
 
@@ -331,13 +354,18 @@ def check_fits(source: ImageSource, capacity: int, where: str) -> None:
         raise DeviceTooSmall(
             f"the image ({at_least}{human_size(need)}, {need} bytes) does not fit on the "
             f"device ({human_size(capacity)}, {capacity} bytes); nothing was written",
-            where=where, image_size=need, device_size=capacity)
+            where=where,
+            image_size=need,
+            device_size=capacity,
+        )
 
 
 # --- write -----------------------------------------------------------------------------------
 
+
 def _checking_identity(opener: Opener, expect: BlockIdentity, consequence: str) -> Opener:
     """`opener`, refusing a descriptor whose device is not the disk `expect` describes."""
+
     def open_checked(target: Target, write: bool) -> int:
         fd = opener(target, write)
         try:
@@ -346,12 +374,20 @@ def _checking_identity(opener: Opener, expect: BlockIdentity, consequence: str) 
             os.close(fd)
             raise
         return fd
+
     return open_checked
 
 
-def write_image(source: ImageSource, target: Target, *, reporter: Reporter | None = None,
-                verify: bool = True, force: bool = False, opener: Opener = open_target,
-                expect: BlockIdentity | None = None) -> WriteResult:
+def write_image(
+    source: ImageSource,
+    target: Target,
+    *,
+    reporter: Reporter | None = None,
+    verify: bool = True,
+    force: bool = False,
+    opener: Opener = open_target,
+    expect: BlockIdentity | None = None,
+) -> WriteResult:
     """Write `source` to `target`, then (unless `verify` is False) verify it.
 
     Raises DeviceTooSmall / DeviceReadOnly before writing anything; DeviceIOError (with the
@@ -369,8 +405,11 @@ def write_image(source: ImageSource, target: Target, *, reporter: Reporter | Non
     first_opener = opener
     if expect is not None:
         if not block:
-            raise DeviceChanged(f"the drive you chose is gone; {where} is not a block device "
-                                f"now; {NOTHING_WRITTEN}", where=where)
+            raise DeviceChanged(
+                f"the drive you chose is gone; {where} is not a block device "
+                f"now; {NOTHING_WRITTEN}",
+                where=where,
+            )
         # By path first, so that UDisks unmounts nothing of another disk; then each
         # descriptor, which closes the gap between this check and the open.
         check_path(target.path, expect)
@@ -382,13 +421,18 @@ def write_image(source: ImageSource, target: Target, *, reporter: Reporter | Non
         capacity: int | None = None
         if block:
             if is_read_only(fd):
-                raise DeviceReadOnly("is read-only; nothing was written", where=where,
-                                     hint="check the write-protect switch of the card or stick")
+                raise DeviceReadOnly(
+                    "is read-only; nothing was written",
+                    where=where,
+                    hint="check the write-protect switch of the card or stick",
+                )
             capacity = device_size(fd)
             check_fits(source, capacity, where)
             if capacity > LARGE_DEVICE:
-                warnings.append(f"{where} is larger than {human_size(LARGE_DEVICE)} "
-                                f"({human_size(capacity)}): make sure it is the right drive")
+                warnings.append(
+                    f"{where} is larger than {human_size(LARGE_DEVICE)} "
+                    f"({human_size(capacity)}): make sure it is the right drive"
+                )
             sector = logical_sector_size(fd)
         else:
             sector = max(512, target.logical_sector)
@@ -398,13 +442,16 @@ def write_image(source: ImageSource, target: Target, *, reporter: Reporter | Non
         reporter.step(PHASE_WRITE)
         started = time.monotonic()
         try:
-            written, digest = _copy(source, fd, capacity=capacity, sector=sector,
-                                    reporter=reporter, target=target)
+            written, digest = _copy(
+                source, fd, capacity=capacity, sector=sector, reporter=reporter, target=target
+            )
             if not block and (written > original_size or not existed):
                 os.ftruncate(fd, max(written, original_size))
                 os.fsync(fd)
-            reporter.log(Level.DEBUG, f"wrote {written} bytes, direct I/O "
-                         f"{'on' if has_direct_io(fd) else 'off'}")
+            reporter.log(
+                Level.DEBUG,
+                f"wrote {written} bytes, direct I/O {'on' if has_direct_io(fd) else 'off'}",
+            )
         except (LivesmithError, OSError, KeyboardInterrupt) as exc:
             raise _clean_up_after(exc, fd, target, existed=existed, reporter=reporter) from exc
         write_seconds = time.monotonic() - started
@@ -414,28 +461,50 @@ def write_image(source: ImageSource, target: Target, *, reporter: Reporter | Non
         os.close(fd)
         if not written_ok and not existed and not block:
             _remove_quietly(target.path)  # a file we created and did not finish
-    result = WriteResult(image=str(source.path), target=where, image_size=written,
-                         verified=False, digest=digest, write_seconds=write_seconds,
-                         warnings=tuple(warnings))
+    result = WriteResult(
+        image=str(source.path),
+        target=where,
+        image_size=written,
+        verified=False,
+        digest=digest,
+        write_seconds=write_seconds,
+        warnings=tuple(warnings),
+    )
     if not verify:
         return result
     reporter.step(PHASE_VERIFY)
     started = time.monotonic()
     try:
-        _verify_after_write(source, target, written, digest, sector=sector, reporter=reporter,
-                            opener=opener)
+        _verify_after_write(
+            source, target, written, digest, sector=sector, reporter=reporter, opener=opener
+        )
     except Cancelled as exc:
-        raise Cancelled("verification cancelled: the image was written but NOT verified "
-                        "(run `livesmith verify` to check it)", where=where) from exc
+        raise Cancelled(
+            "verification cancelled: the image was written but NOT verified "
+            "(run `livesmith verify` to check it)",
+            where=where,
+        ) from exc
     except VerificationError as exc:
         raise _clean_up_after_verify(exc, target, opener, reporter) from exc
-    return WriteResult(**{**asdict(result), "verified": True,
-                          "verify_seconds": time.monotonic() - started,
-                          "warnings": tuple(warnings)})
+    return WriteResult(
+        **{
+            **asdict(result),
+            "verified": True,
+            "verify_seconds": time.monotonic() - started,
+            "warnings": tuple(warnings),
+        }
+    )
 
 
-def _copy(source: ImageSource, fd: int, *, capacity: int | None, sector: int,
-          reporter: Reporter, target: Target) -> tuple[int, str]:
+def _copy(
+    source: ImageSource,
+    fd: int,
+    *,
+    capacity: int | None,
+    sector: int,
+    reporter: Reporter,
+    target: Target,
+) -> tuple[int, str]:
     where = str(target.path)
     block = is_block_target(target)
     hasher = xxhash.xxh3_128()
@@ -444,8 +513,14 @@ def _copy(source: ImageSource, fd: int, *, capacity: int | None, sector: int,
     offset = 0
 
     def fail(exc: OSError, doing: str, at: int) -> LivesmithError:
-        return io_error(exc, doing=doing, offset=failing_offset(exc, at), where=where,
-                        is_block=block, devno=target.devno)
+        return io_error(
+            exc,
+            doing=doing,
+            offset=failing_offset(exc, at),
+            where=where,
+            is_block=block,
+            devno=target.devno,
+        )
 
     # Zero the head first: while we write, the old partition table must not be there either.
     head_len = HEAD if capacity is None else min(HEAD, capacity)
@@ -459,8 +534,11 @@ def _copy(source: ImageSource, fd: int, *, capacity: int | None, sector: int,
         known = source.size is not None
         total = source.size if source.size is not None else source.file_size
         if not known:
-            reporter.log(Level.INFO, f"the {source.compression.value} file does not record "
-                         "the image's size: progress counts compressed bytes read")
+            reporter.log(
+                Level.INFO,
+                f"the {source.compression.value} file does not record "
+                "the image's size: progress counts compressed bytes read",
+            )
         consumed = 0
 
         def produce(view: memoryview) -> int:
@@ -481,10 +559,13 @@ def _copy(source: ImageSource, fd: int, *, capacity: int | None, sector: int,
                     raise DeviceTooSmall(
                         f"the image is larger than the device ({human_size(capacity)}, "
                         f"{capacity} bytes): it goes on past the device's end",
-                        where=where, image_size=offset + n, device_size=capacity)
+                        where=where,
+                        image_size=offset + n,
+                        device_size=capacity,
+                    )
                 padded = round_up(n, sector)
                 if padded != n:
-                    view[n:padded] = bytes(padded - n)   # zero padding beyond the image
+                    view[n:padded] = bytes(padded - n)  # zero padding beyond the image
                 start = 0
                 if first:
                     head_len = min(padded, HEAD)
@@ -524,15 +605,22 @@ def _fsync(fd: int, fail: Callable[[OSError, str, int], LivesmithError], offset:
         raise fail(exc, "flushing the data written before it", offset) from exc
 
 
-def _clean_up_after(exc: BaseException, fd: int, target: Target, *, existed: bool,
-                    reporter: Reporter) -> BaseException:
+def _clean_up_after(
+    exc: BaseException, fd: int, target: Target, *, existed: bool, reporter: Reporter
+) -> BaseException:
     """Wipe (or remove) a half-written target; return the error to raise, saying so."""
     where = str(target.path)
     if isinstance(exc, KeyboardInterrupt):
         exc = Cancelled()
     if isinstance(exc, OSError):
-        exc = io_error(exc, doing="writing", offset=failing_offset(exc, 0), where=where,
-                       is_block=is_block_target(target), devno=target.devno)
+        exc = io_error(
+            exc,
+            doing="writing",
+            offset=failing_offset(exc, 0),
+            where=where,
+            is_block=is_block_target(target),
+            devno=target.devno,
+        )
     if isinstance(exc, DeviceUnplugged):
         return exc  # nothing left to wipe
     if not is_block_target(target) and not existed:
@@ -540,14 +628,14 @@ def _clean_up_after(exc: BaseException, fd: int, target: Target, *, existed: boo
     else:
         reporter.step(PHASE_WIPE)
         try:
-            ranges = wipe_signatures(fd, size=device_size(fd) if is_block_target(target)
-                                     else None)
-            reporter.log(Level.INFO, "zeroed " + ", ".join(f"bytes {a}-{b - 1}"
-                                                           for a, b in ranges))
+            ranges = wipe_signatures(fd, size=device_size(fd) if is_block_target(target) else None)
+            reporter.log(Level.INFO, "zeroed " + ", ".join(f"bytes {a}-{b - 1}" for a, b in ranges))
             note = WIPED_MESSAGE
         except OSError as wipe_exc:
-            note = (f"wiping its partition-table signatures failed too ({wipe_exc.strerror}): "
-                    "it may look half-bootable")
+            note = (
+                f"wiping its partition-table signatures failed too ({wipe_exc.strerror}): "
+                "it may look half-bootable"
+            )
     if isinstance(exc, Cancelled):
         return Cancelled(f"cancelled; {note}", where=where)
     if isinstance(exc, LivesmithError):
@@ -564,6 +652,7 @@ def _remove_quietly(path: Path) -> None:
 
 # --- verify ----------------------------------------------------------------------------------
 
+
 def _open_for_reading(target: Target, opener: Opener) -> int:
     fd = opener(target, False)
     if not has_direct_io(fd):
@@ -571,8 +660,16 @@ def _open_for_reading(target: Target, opener: Opener) -> int:
     return fd
 
 
-def hash_device(fd: int, length: int, *, sector: int, reporter: Reporter, where: str,
-                is_block: bool, devno: tuple[int, int] | None = None) -> str:
+def hash_device(
+    fd: int,
+    length: int,
+    *,
+    sector: int,
+    reporter: Reporter,
+    where: str,
+    is_block: bool,
+    devno: tuple[int, int] | None = None,
+) -> str:
     """XXH3-128 of the first `length` bytes of `fd`, read in large O_DIRECT blocks."""
     hasher = xxhash.xxh3_128()
     offset = 0
@@ -586,8 +683,14 @@ def hash_device(fd: int, length: int, *, sector: int, reporter: Reporter, where:
         try:
             n = pread_full(fd, view[:want], offset)
         except OSError as exc:
-            raise io_error(exc, doing="reading back", offset=failing_offset(exc, offset),
-                           where=where, is_block=is_block, devno=devno) from exc
+            raise io_error(
+                exc,
+                doing="reading back",
+                offset=failing_offset(exc, offset),
+                where=where,
+                is_block=is_block,
+                devno=devno,
+            ) from exc
         offset += n
         return n  # short of the block: the stream ends
 
@@ -603,52 +706,87 @@ def hash_device(fd: int, length: int, *, sector: int, reporter: Reporter, where:
             if hashed >= length:
                 break
     if hashed < length:
-        raise VerificationError(f"the device ended after {hashed} bytes, before the image's "
-                                f"{length}", where=where, offset=hashed)
+        raise VerificationError(
+            f"the device ended after {hashed} bytes, before the image's {length}",
+            where=where,
+            offset=hashed,
+        )
     return hasher.hexdigest()
 
 
-def _verify_after_write(source: ImageSource, target: Target, length: int, digest: str, *,
-                        sector: int, reporter: Reporter, opener: Opener) -> None:
+def _verify_after_write(
+    source: ImageSource,
+    target: Target,
+    length: int,
+    digest: str,
+    *,
+    sector: int,
+    reporter: Reporter,
+    opener: Opener,
+) -> None:
     where = str(target.path)
     fd = _open_for_reading(target, opener)
     try:
-        actual = hash_device(fd, length, sector=sector, reporter=reporter, where=where,
-                             is_block=is_block_target(target), devno=target.devno)
+        actual = hash_device(
+            fd,
+            length,
+            sector=sector,
+            reporter=reporter,
+            where=where,
+            is_block=is_block_target(target),
+            devno=target.devno,
+        )
         if actual == digest:
             return
         reporter.step(PHASE_LOCATE)
-        offset, _ = first_difference(source, fd, sector=sector, reporter=reporter,
-                                     where=where, is_block=is_block_target(target),
-                                     devno=target.devno)
+        offset, _ = first_difference(
+            source,
+            fd,
+            sector=sector,
+            reporter=reporter,
+            where=where,
+            is_block=is_block_target(target),
+            devno=target.devno,
+        )
     finally:
         os.close(fd)
     if offset is None:
-        raise VerificationError("the device returned different data on two read-backs: it "
-                                "is unreliable", where=where)
+        raise VerificationError(
+            "the device returned different data on two read-backs: it is unreliable", where=where
+        )
     raise _mismatch(offset, where)
 
 
 def _mismatch(offset: int, where: str) -> VerificationError:
-    return VerificationError(f"verification failed: byte {offset} differs from the image",
-                             where=where, offset=offset,
-                             hint="the stick may be failing or fake; try another one")
+    return VerificationError(
+        f"verification failed: byte {offset} differs from the image",
+        where=where,
+        offset=offset,
+        hint="the stick may be failing or fake; try another one",
+    )
 
 
 def _first_differing_byte(a: memoryview, b: memoryview) -> int:
     """Index of the first byte where `a` and `b` differ (they are known to differ)."""
     step = 4096
     for start in range(0, len(a), step):
-        if a[start:start + step].tobytes() != b[start:start + step].tobytes():
-            x = a[start:start + step].tobytes()
-            y = b[start:start + step].tobytes()
+        if a[start : start + step].tobytes() != b[start : start + step].tobytes():
+            x = a[start : start + step].tobytes()
+            y = b[start : start + step].tobytes()
             return start + next(i for i in range(len(x)) if i >= len(y) or x[i] != y[i])
     return len(a)
 
 
-def first_difference(source: ImageSource, fd: int, *, sector: int, reporter: Reporter,
-                     where: str, is_block: bool,
-                     devno: tuple[int, int] | None = None) -> tuple[int | None, int]:
+def first_difference(
+    source: ImageSource,
+    fd: int,
+    *,
+    sector: int,
+    reporter: Reporter,
+    where: str,
+    is_block: bool,
+    devno: tuple[int, int] | None = None,
+) -> tuple[int | None, int]:
     """Compare the device with the source block by block.
 
     Returns (the first differing offset or None, image bytes compared). A device that ends
@@ -667,24 +805,30 @@ def first_difference(source: ImageSource, fd: int, *, sector: int, reporter: Rep
                 try:
                     got = pread_full(fd, device_view[:want], offset)
                 except OSError as exc:
-                    raise io_error(exc, doing="reading back",
-                                   offset=failing_offset(exc, offset), where=where,
-                                   is_block=is_block, devno=devno) from exc
+                    raise io_error(
+                        exc,
+                        doing="reading back",
+                        offset=failing_offset(exc, offset),
+                        where=where,
+                        is_block=is_block,
+                        devno=devno,
+                    ) from exc
                 same = min(got, n)
-                if (xxhash.xxh3_128_digest(view[:same])
-                        != xxhash.xxh3_128_digest(device_view[:same])):
+                if xxhash.xxh3_128_digest(view[:same]) != xxhash.xxh3_128_digest(
+                    device_view[:same]
+                ):
                     at = offset + _first_differing_byte(view[:same], device_view[:same])
                     return at, at
                 if got < n:
                     return offset + got, offset + got
                 offset += n
-                reporter.progress(offset if source.size is not None else reader.consumed,
-                                  total)
+                reporter.progress(offset if source.size is not None else reader.consumed, total)
     return None, offset
 
 
-def _clean_up_after_verify(exc: VerificationError, target: Target, opener: Opener,
-                           reporter: Reporter) -> VerificationError:
+def _clean_up_after_verify(
+    exc: VerificationError, target: Target, opener: Opener, reporter: Reporter
+) -> VerificationError:
     """A stick that fails verification is wiped, so nobody boots a corrupt system from it."""
     if not is_block_target(target):
         return exc
@@ -702,9 +846,13 @@ def _clean_up_after_verify(exc: VerificationError, target: Target, opener: Opene
     return exc
 
 
-def verify_written(source: ImageSource, target: Target, *,
-                   reporter: Reporter | None = None,
-                   opener: Opener = open_target) -> VerifyResult:
+def verify_written(
+    source: ImageSource,
+    target: Target,
+    *,
+    reporter: Reporter | None = None,
+    opener: Opener = open_target,
+) -> VerifyResult:
     """Check an already written target against the image (`livesmith verify`).
 
     Reads the image and the device side by side (the device with O_DIRECT) and raises
@@ -721,14 +869,24 @@ def verify_written(source: ImageSource, target: Target, *,
         if source.size is not None and source.size > capacity:
             raise VerificationError(
                 f"the device ({capacity} bytes) is smaller than the image ({source.size} "
-                "bytes): it cannot hold it", where=where, offset=capacity)
+                "bytes): it cannot hold it",
+                where=where,
+                offset=capacity,
+            )
         reporter.step(PHASE_VERIFY)
-        offset, length = first_difference(source, fd, sector=sector, reporter=reporter,
-                                          where=where, is_block=block, devno=target.devno)
+        offset, length = first_difference(
+            source,
+            fd,
+            sector=sector,
+            reporter=reporter,
+            where=where,
+            is_block=block,
+            devno=target.devno,
+        )
     finally:
         os.close(fd)
     if offset is not None:
         raise _mismatch(offset, where)
-    return VerifyResult(image=str(source.path), target=where, image_size=length,
-                        seconds=time.monotonic() - started)
-
+    return VerifyResult(
+        image=str(source.path), target=where, image_size=length, seconds=time.monotonic() - started
+    )

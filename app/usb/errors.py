@@ -36,8 +36,15 @@ class DevicePermissionDenied(DeviceError):
 class DeviceTooSmall(DeviceError):
     """The image does not fit on the device."""
 
-    def __init__(self, message: str, *, where: str | None = None, image_size: int = 0,
-                 device_size: int = 0, hint: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        where: str | None = None,
+        image_size: int = 0,
+        device_size: int = 0,
+        hint: str | None = None,
+    ):
         super().__init__(message, where=where, hint=hint)
         self.image_size = image_size
         self.device_size = device_size
@@ -46,7 +53,13 @@ class DeviceTooSmall(DeviceError):
 class DeviceIOError(DeviceError):
     """The device failed to read or write at a byte offset."""
 
-    def __init__(self, message: str, *, where: str | None = None, offset: int | None = None,
-                 hint: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        where: str | None = None,
+        offset: int | None = None,
+        hint: str | None = None,
+    ):
         super().__init__(message, where=where, hint=hint)
         self.offset = offset

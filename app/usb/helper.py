@@ -51,11 +51,16 @@ ERROR_EXTRAS = ("offset", "image_size", "device_size", "tool", "package", "stage
 
 # --- errors across the process boundary ------------------------------------------------------
 
+
 def error_to_json(exc: BaseException) -> dict[str, Any]:
     if not isinstance(exc, LivesmithError):
         return {"type": "internal", "message": f"{type(exc).__name__}: {exc}"}
-    data: dict[str, Any] = {"type": type(exc).__name__, "message": exc.message,
-                            "where": exc.where, "hint": exc.hint}
+    data: dict[str, Any] = {
+        "type": type(exc).__name__,
+        "message": exc.message,
+        "where": exc.where,
+        "hint": exc.hint,
+    }
     for name in ERROR_EXTRAS:
         if hasattr(exc, name):
             data[name] = getattr(exc, name)
@@ -81,11 +86,11 @@ def error_from_json(data: dict[str, Any]) -> LivesmithError:
     """The typed exception described by `error_to_json` (a plain DeviceError if unknown)."""
     if data.get("type") == "internal":
         return LivesmithError(f"the writer helper failed: {data.get('message')}")
-    cls: type[LivesmithError] = _error_classes().get(str(data.get("type")),
-                                                     core_errors.DeviceError)
+    cls: type[LivesmithError] = _error_classes().get(str(data.get("type")), core_errors.DeviceError)
     exc = cls.__new__(cls)
-    LivesmithError.__init__(exc, str(data.get("message", "")), where=data.get("where"),
-                            hint=data.get("hint"))
+    LivesmithError.__init__(
+        exc, str(data.get("message", "")), where=data.get("where"), hint=data.get("hint")
+    )
     for name in ERROR_EXTRAS:
         if name in data:
             setattr(exc, name, data[name])
@@ -95,6 +100,7 @@ def error_from_json(data: dict[str, Any]) -> LivesmithError:
 
 
 # --- the helper process ----------------------------------------------------------------------
+
 
 class ProtocolReporter(NullReporter):
     """A Reporter that prints protocol lines; cancelled by `cancel()` from any thread."""
@@ -138,9 +144,12 @@ def helper_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("target")
     parser.add_argument("--no-verify", action="store_true")
     parser.add_argument("--force", action="store_true")
-    parser.add_argument("--expect", type=_identity_argument, default=None,
-                        help="the confirmed disk, as JSON (device number, size, serial, "
-                        "diskseq)")
+    parser.add_argument(
+        "--expect",
+        type=_identity_argument,
+        default=None,
+        help="the confirmed disk, as JSON (device number, size, serial, diskseq)",
+    )
     args = parser.parse_args(argv)
     out = sys.stdout
     reporter = ProtocolReporter(out)
@@ -181,17 +190,29 @@ def _run(args: argparse.Namespace, reporter: Reporter) -> dict[str, Any]:
             # refuse a system disk too, with a less telling reason).
             check_path(args.target, args.expect)
         target = resolve_target(args.target, image=source.path)
-        return write_image(source, target, reporter=reporter, verify=not args.no_verify,
-                           force=args.force, expect=args.expect).to_json()
-    return verify_written(source, target_for_reading(args.target),
-                          reporter=reporter).to_json()
+        return write_image(
+            source,
+            target,
+            reporter=reporter,
+            verify=not args.no_verify,
+            force=args.force,
+            expect=args.expect,
+        ).to_json()
+    return verify_written(source, target_for_reading(args.target), reporter=reporter).to_json()
 
 
 # --- the parent side -------------------------------------------------------------------------
 
-def helper_command(command: str, image: str | os.PathLike[str], target: str | os.PathLike[str],
-                   *, verify: bool = True, force: bool = False,
-                   expect: BlockIdentity | None = None) -> list[str]:
+
+def helper_command(
+    command: str,
+    image: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    *,
+    verify: bool = True,
+    force: bool = False,
+    expect: BlockIdentity | None = None,
+) -> list[str]:
     # -P: an "app" folder in the current directory must not stand in for ours.
     args = [sys.executable, "-P", "-m", "app.usb.helper", command, str(image), str(target)]
     if not verify:
@@ -208,10 +229,17 @@ def helper_env() -> dict[str, str]:
     return {**child_env(), "PYTHONUNBUFFERED": "1"}
 
 
-def run_helper(command: str, image: str | os.PathLike[str], target: str | os.PathLike[str], *,
-               reporter: Reporter | None = None, verify: bool = True, force: bool = False,
-               expect: BlockIdentity | None = None,
-               argv: list[str] | None = None) -> dict[str, Any]:
+def run_helper(
+    command: str,
+    image: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    *,
+    reporter: Reporter | None = None,
+    verify: bool = True,
+    force: bool = False,
+    expect: BlockIdentity | None = None,
+    argv: list[str] | None = None,
+) -> dict[str, Any]:
     """Run the helper, relaying its progress into `reporter`; returns the DONE object.
 
     Raises the helper's typed error. Cancel through `reporter` (or Ctrl-C here) asks the
@@ -220,10 +248,15 @@ def run_helper(command: str, image: str | os.PathLike[str], target: str | os.Pat
     Pass `argv` to run the helper under a different launcher (pkexec, a test wrapper).
     """
     reporter = reporter or NullReporter()
-    proc = subprocess.Popen(argv or helper_command(command, image, target, verify=verify,
-                                                   force=force, expect=expect),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, bufsize=1, env=helper_env())
+    proc = subprocess.Popen(
+        argv or helper_command(command, image, target, verify=verify, force=force, expect=expect),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+        env=helper_env(),
+    )
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     stdin = proc.stdin
     sent = threading.Event()
@@ -246,8 +279,9 @@ def run_helper(command: str, image: str | os.PathLike[str], target: str | os.Pat
 
     threading.Thread(target=watch, daemon=True).start()
     stderr_lines: list[str] = []
-    stderr_reader = threading.Thread(target=lambda: stderr_lines.extend(proc.stderr or []),
-                                     daemon=True)
+    stderr_reader = threading.Thread(
+        target=lambda: stderr_lines.extend(proc.stderr or []), daemon=True
+    )
     stderr_reader.start()
     # Ctrl-C asks the helper to stop (it gets the SIGINT of the terminal too) instead of
     # abandoning it: we must wait for it to wipe the stick and report.
@@ -271,12 +305,14 @@ def run_helper(command: str, image: str | os.PathLike[str], target: str | os.Pat
         tail = "".join(stderr_lines[-5:]).strip()
         raise core_errors.DeviceError(
             f"the writer helper stopped without a result (exit status {status})"
-            + (f": {tail}" if tail else ""))
+            + (f": {tail}" if tail else "")
+        )
     return done
 
 
-def _relay(lines: IO[str], reporter: Reporter, cancel: Callable[[], None]
-           ) -> tuple[dict[str, Any] | None, LivesmithError | None]:
+def _relay(
+    lines: IO[str], reporter: Reporter, cancel: Callable[[], None]
+) -> tuple[dict[str, Any] | None, LivesmithError | None]:
     """Turn the helper's lines into reporter calls; returns (DONE object, ERROR)."""
     done: dict[str, Any] | None = None
     error: LivesmithError | None = None
@@ -289,8 +325,9 @@ def _relay(lines: IO[str], reporter: Reporter, cancel: Callable[[], None]
             reporter.progress(int(done_bytes), int(total))
         elif kind == "LOG":
             level, _, text = rest.partition(" ")
-            reporter.log(Level[level] if level in Level.__members__ else Level.INFO,
-                         json.loads(text))
+            reporter.log(
+                Level[level] if level in Level.__members__ else Level.INFO, json.loads(text)
+            )
         elif kind == "ERROR":
             error = error_from_json(json.loads(rest))
         elif kind == "DONE":

@@ -29,7 +29,7 @@ from app.usb.drives import Drive, list_drives
 from app.usb.target import MOUNTINFO, Mount, Swap
 
 DEBOUNCE_SECONDS = 0.5
-MAX_WAIT_FACTOR = 4   # a re-listing waits at most this many quiet periods for a burst to end
+MAX_WAIT_FACTOR = 4  # a re-listing waits at most this many quiet periods for a burst to end
 UDEV_CONTROL = Path("/run/udev/control")  # exists while systemd-udevd runs
 
 ChangeCallback = Callable[[list[Drive]], None]
@@ -38,7 +38,7 @@ ErrorCallback = Callable[[BaseException], None]
 
 
 def event_source() -> str:
-    """"udev" (events after udev has filled in its database) when udevd runs, else "kernel".
+    """ "udev" (events after udev has filled in its database) when udevd runs, else "kernel".
 
     Without udevd (a container, a minimal VM) nothing arrives on the udev group; the kernel's
     own events still say when disks come and go, and the listing reads sysfs.
@@ -66,11 +66,19 @@ class DriveMonitor:
     The listing options are those of `list_drives`.
     """
 
-    def __init__(self, on_change: ChangeCallback, on_removed: RemovedCallback | None = None, *,
-                 context: pyudev.Context | None = None, debounce: float = DEBOUNCE_SECONDS,
-                 include_excluded: bool = False, mounts: Sequence[Mount] | None = None,
-                 swaps: Sequence[Swap] | None = None, image: str | Path | None = None,
-                 on_error: ErrorCallback | None = None) -> None:
+    def __init__(
+        self,
+        on_change: ChangeCallback,
+        on_removed: RemovedCallback | None = None,
+        *,
+        context: pyudev.Context | None = None,
+        debounce: float = DEBOUNCE_SECONDS,
+        include_excluded: bool = False,
+        mounts: Sequence[Mount] | None = None,
+        swaps: Sequence[Swap] | None = None,
+        image: str | Path | None = None,
+        on_error: ErrorCallback | None = None,
+    ) -> None:
         self._on_change = on_change
         self._on_removed = on_removed
         self._on_error = on_error
@@ -112,8 +120,9 @@ class DriveMonitor:
         monitor.start()
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, args=(monitor,),
-                                        name="livesmith-drive-monitor", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(monitor,), name="livesmith-drive-monitor", daemon=True
+        )
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -162,10 +171,9 @@ class DriveMonitor:
         except OSError:
             return None
 
-    def _loop(self, monitor: pyudev.Monitor, poller: select.poll, mount_table: int | None
-              ) -> None:
+    def _loop(self, monitor: pyudev.Monitor, poller: select.poll, mount_table: int | None) -> None:
         deadline: float | None = None
-        first: float | None = None   # the first event not yet covered by a re-listing
+        first: float | None = None  # the first event not yet covered by a re-listing
 
         def later(restart: bool) -> float:
             # Each event restarts the quiet period, but never past the maximum wait: a disk
@@ -219,8 +227,13 @@ class DriveMonitor:
 
     def _relist(self) -> None:
         try:
-            every_disk = list_drives(self._context, include_excluded=True, mounts=self._mounts,
-                                     swaps=self._swaps, image=self._image)
+            every_disk = list_drives(
+                self._context,
+                include_excluded=True,
+                mounts=self._mounts,
+                swaps=self._swaps,
+                image=self._image,
+            )
         except Exception as exc:  # a vanished sysfs entry mid-listing: try at the next event
             self._report_error(exc)
             return

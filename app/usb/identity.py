@@ -53,8 +53,12 @@ class BlockIdentity:
     diskseq: int | None  # None on kernels older than 5.15
 
     def to_json(self) -> dict[str, Any]:
-        return {"devno": f"{self.devno[0]}:{self.devno[1]}", "size": self.size,
-                "serial": self.serial, "diskseq": self.diskseq}
+        return {
+            "devno": f"{self.devno[0]}:{self.devno[1]}",
+            "size": self.size,
+            "serial": self.serial,
+            "diskseq": self.diskseq,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BlockIdentity:
@@ -62,8 +66,12 @@ class BlockIdentity:
         if devno is None:
             raise ValueError(f"not a device number: {data.get('devno')!r}")
         diskseq = data.get("diskseq")
-        return cls(devno, int(data["size"]), str(data.get("serial") or ""),
-                   None if diskseq is None else int(diskseq))
+        return cls(
+            devno,
+            int(data["size"]),
+            str(data.get("serial") or ""),
+            None if diskseq is None else int(diskseq),
+        )
 
 
 def _serial(sys_path: Path) -> str:
@@ -84,10 +92,8 @@ def identity_of_devno(devno: Devno) -> BlockIdentity:
     """The identity of the disk the kernel now knows under `devno` (sysfs and udev)."""
     sys_path = sys_path_of_devno(devno)
     if sys_path is None:
-        raise DeviceNotFound(f"the kernel knows no block device {devno[0]}:{devno[1]} "
-                             "(unplugged?)")
-    return BlockIdentity(devno, disk_size(sys_path), _serial(sys_path),
-                         sysfs_diskseq(sys_path))
+        raise DeviceNotFound(f"the kernel knows no block device {devno[0]}:{devno[1]} (unplugged?)")
+    return BlockIdentity(devno, disk_size(sys_path), _serial(sys_path), sysfs_diskseq(sys_path))
 
 
 def identity_at(path: str | os.PathLike[str]) -> BlockIdentity:
@@ -125,16 +131,19 @@ def differences(expected: BlockIdentity, actual: BlockIdentity) -> list[str]:
     """What tells `actual` apart from `expected`, in words (empty if they are the same disk)."""
     found = []
     if actual.devno != expected.devno:
-        found.append(f"device number {actual.devno[0]}:{actual.devno[1]}, not "
-                     f"{expected.devno[0]}:{expected.devno[1]}")
+        found.append(
+            f"device number {actual.devno[0]}:{actual.devno[1]}, not "
+            f"{expected.devno[0]}:{expected.devno[1]}"
+        )
     # A known diskseq must match; one we cannot read now is no proof of the same disk.
     if expected.diskseq is not None and actual.diskseq != expected.diskseq:
         now = "unknown" if actual.diskseq is None else str(actual.diskseq)
         found.append(f"disk sequence number {now}, not {expected.diskseq}")
     # udev may fill in a serial after the disk was listed: with the same diskseq, a serial
     # that was unknown then is no difference. Two different serials always are.
-    late_serial = (not expected.serial and expected.diskseq is not None
-                   and actual.diskseq == expected.diskseq)
+    late_serial = (
+        not expected.serial and expected.diskseq is not None and actual.diskseq == expected.diskseq
+    )
     if actual.serial != expected.serial and not late_serial:
         found.append(f"serial {actual.serial or 'none'}, not {expected.serial or 'none'}")
     if actual.size != expected.size:
@@ -143,36 +152,49 @@ def differences(expected: BlockIdentity, actual: BlockIdentity) -> list[str]:
 
 
 def changed_error(where: str, found: list[str], consequence: str) -> DeviceChanged:
-    return DeviceChanged(f"the drive you chose is gone; {where} is now a different drive "
-                         f"({'; '.join(found)}); {consequence}", where=where,
-                         hint="choose the drive again if you still mean to write it")
+    return DeviceChanged(
+        f"the drive you chose is gone; {where} is now a different drive "
+        f"({'; '.join(found)}); {consequence}",
+        where=where,
+        hint="choose the drive again if you still mean to write it",
+    )
 
 
-def check_identity(actual: BlockIdentity, expected: BlockIdentity, where: str, *,
-                   consequence: str = NOTHING_WRITTEN) -> None:
+def check_identity(
+    actual: BlockIdentity,
+    expected: BlockIdentity,
+    where: str,
+    *,
+    consequence: str = NOTHING_WRITTEN,
+) -> None:
     """Raise DeviceChanged unless `actual` is the disk `expected` describes."""
     found = differences(expected, actual)
     if found:
         raise changed_error(where, found, consequence)
 
 
-def check_path(path: str | os.PathLike[str], expected: BlockIdentity, *,
-               consequence: str = NOTHING_WRITTEN) -> None:
+def check_path(
+    path: str | os.PathLike[str], expected: BlockIdentity, *, consequence: str = NOTHING_WRITTEN
+) -> None:
     """Raise DeviceChanged unless `path` still names the disk `expected` describes."""
     where = str(path)
     try:
         actual = identity_at(path)
     except DeviceNotFound as exc:
-        raise DeviceChanged(f"the drive you chose is gone ({exc.message}); {consequence}",
-                            where=where) from exc
+        raise DeviceChanged(
+            f"the drive you chose is gone ({exc.message}); {consequence}", where=where
+        ) from exc
     check_identity(actual, expected, where, consequence=consequence)
 
 
-def check_descriptor(fd: int, expected: BlockIdentity, where: str, *,
-                     consequence: str = NOTHING_WRITTEN) -> None:
+def check_descriptor(
+    fd: int, expected: BlockIdentity, where: str, *, consequence: str = NOTHING_WRITTEN
+) -> None:
     """Raise DeviceChanged unless the device open on `fd` is the disk `expected` describes."""
     actual = identity_of_fd(fd)
     if actual is None:
-        raise DeviceChanged(f"the drive you chose is gone; {where} is not a block device "
-                            f"now; {consequence}", where=where)
+        raise DeviceChanged(
+            f"the drive you chose is gone; {where} is not a block device now; {consequence}",
+            where=where,
+        )
     check_identity(actual, expected, where, consequence=consequence)

@@ -69,9 +69,12 @@ def _identity_of(target: Target) -> BlockIdentity:
     """The identity of the disk just checked; refused if the path changed meanwhile."""
     identity = identity_at(target.path)
     if identity.devno != target.devno or identity.size != target.size:
-        raise DeviceChanged("changed while it was being checked (unplugged, or another "
-                            "drive plugged in); nothing was written", where=str(target.path),
-                            hint="choose the drive again")
+        raise DeviceChanged(
+            "changed while it was being checked (unplugged, or another "
+            "drive plugged in); nothing was written",
+            where=str(target.path),
+            hint="choose the drive again",
+        )
     return identity
 
 
@@ -90,12 +93,14 @@ def unmount_partitions(preflight: Preflight) -> None:
         umount = find_tool("umount")
         # Deepest first: a filesystem mounted inside another one goes before it.
         for node, point in sorted(mounted, key=lambda m: m[1].count("/"), reverse=True):
-            out = subprocess.run([umount, point], capture_output=True, text=True,
-                                 check=False)
+            out = subprocess.run([umount, point], capture_output=True, text=True, check=False)
             if out.returncode != 0:
-                raise DeviceBusy(f"{node} on {point} could not be unmounted: "
-                                 f"{out.stderr.strip() or f'exit status {out.returncode}'}",
-                                 where=where, hint=hint)
+                raise DeviceBusy(
+                    f"{node} on {point} could not be unmounted: "
+                    f"{out.stderr.strip() or f'exit status {out.returncode}'}",
+                    where=where,
+                    hint=hint,
+                )
     else:
         from app.usb import udisks
 
@@ -103,16 +108,20 @@ def unmount_partitions(preflight: Preflight) -> None:
             udisks.unmount_all(target.devno)
         except udisks.UDisksUnavailable as exc:
             listed = ", ".join(f"{node} on {point}" for node, point in mounted)
-            raise DeviceBusy(f"has mounted partitions ({listed}) and they could not be "
-                             f"unmounted: {exc.message}", where=where, hint=hint) from exc
+            raise DeviceBusy(
+                f"has mounted partitions ({listed}) and they could not be unmounted: {exc.message}",
+                where=where,
+                hint=hint,
+            ) from exc
     left = mounted_partitions(target.devno)
     if left:
         listed = ", ".join(f"{node} on {point}" for node, point in left)
         raise DeviceBusy(f"still has mounted partitions: {listed}", where=where, hint=hint)
 
 
-def write_task(source: ImageSource, preflight: Preflight, *, verify: bool,
-               force: bool) -> Callable[[Reporter], WriteResult]:
+def write_task(
+    source: ImageSource, preflight: Preflight, *, verify: bool, force: bool
+) -> Callable[[Reporter], WriteResult]:
     def run(reporter: Reporter) -> WriteResult:
         if preflight.identity is not None:
             # Unmount nothing of a disk that took the confirmed one's name.
@@ -121,7 +130,15 @@ def write_task(source: ImageSource, preflight: Preflight, *, verify: bool,
             reporter.step(PHASE_UNMOUNT)
             unmount_partitions(preflight)
             check_cancelled(reporter)
-        done = run_helper("write", source.path, preflight.target.path, reporter=reporter,
-                          verify=verify, force=force, expect=preflight.identity)
+        done = run_helper(
+            "write",
+            source.path,
+            preflight.target.path,
+            reporter=reporter,
+            verify=verify,
+            force=force,
+            expect=preflight.identity,
+        )
         return WriteResult.from_json(done)
+
     return run

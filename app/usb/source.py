@@ -83,8 +83,9 @@ class ImageReader:
         try:
             self._raw: io.FileIO = open_regular(source.path)
         except OSError as exc:
-            raise InputError(f"cannot open the image: {exc.strerror}",
-                             where=str(source.path)) from exc
+            raise InputError(
+                f"cannot open the image: {exc.strerror}", where=str(source.path)
+            ) from exc
         try:
             os.posix_fadvise(self._raw.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
         except OSError:
@@ -98,7 +99,8 @@ class ImageReader:
             self._stream = gzip.GzipFile(fileobj=self._buffered_raw(), mode="rb")
         else:
             self._stream = zstandard.ZstdDecompressor().stream_reader(
-                self._raw, read_size=COMPRESSED_CHUNK, read_across_frames=True, closefd=False)
+                self._raw, read_size=COMPRESSED_CHUNK, read_across_frames=True, closefd=False
+            )
         self.position = 0  # decompressed bytes handed out so far
 
     def _buffered_raw(self) -> io.BufferedReader:
@@ -120,16 +122,24 @@ class ImageReader:
         while filled < total:
             try:
                 n = self._stream.readinto(buf[filled:])
-            except (lzma.LZMAError, zlib.error, EOFError, gzip.BadGzipFile,
-                    zstandard.ZstdError) as exc:
+            except (
+                lzma.LZMAError,
+                zlib.error,
+                EOFError,
+                gzip.BadGzipFile,
+                zstandard.ZstdError,
+            ) as exc:
                 raise InputError(
                     f"the {self.source.compression.value} data is damaged after "
                     f"{self.position + filled} bytes of image ({exc})",
                     where=str(self.source.path),
-                    hint="download the image again") from exc
+                    hint="download the image again",
+                ) from exc
             except OSError as exc:
-                raise InputError(f"cannot read the image at byte {self.position + filled}: "
-                                 f"{exc.strerror}", where=str(self.source.path)) from exc
+                raise InputError(
+                    f"cannot read the image at byte {self.position + filled}: {exc.strerror}",
+                    where=str(self.source.path),
+                ) from exc
             if not n:
                 break
             filled += n
@@ -179,7 +189,7 @@ class XzStreamReader:
                 data = b""
             out = self._dec.decompress(data, len(buf))
             if out:
-                buf[:len(out)] = out
+                buf[: len(out)] = out
                 return len(out)
 
     def close(self) -> None:
@@ -205,9 +215,11 @@ def open_image(path: str | os.PathLike[str]) -> ImageSource:
             head = fh.read(8)
             if head.startswith((BZIP2_MAGIC, ZIP_MAGIC)):
                 kind = "bzip2" if head.startswith(BZIP2_MAGIC) else "zip"
-                raise InputError(f"{kind} images cannot be written directly",
-                                 where=str(path),
-                                 hint="decompress it first, or use .xz/.zst/.gz")
+                raise InputError(
+                    f"{kind} images cannot be written directly",
+                    where=str(path),
+                    hint="decompress it first, or use .xz/.zst/.gz",
+                )
             compression = detect_compression(head)
             file_size = st.st_size
             if file_size == 0:
@@ -227,16 +239,20 @@ def open_image(path: str | os.PathLike[str]) -> ImageSource:
                     size = None
                     at_least = gzip_size_at_least(fh, file_size)
             except (ValueError, struct.error) as exc:
-                raise InputError(f"the {compression.value} container is damaged ({exc})",
-                                 where=str(path), hint="download the image again") from exc
+                raise InputError(
+                    f"the {compression.value} container is damaged ({exc})",
+                    where=str(path),
+                    hint="download the image again",
+                ) from exc
     except FileNotFoundError as exc:
         raise InputError("the image does not exist", where=str(path)) from exc
     except IsADirectoryError as exc:
         raise InputError("the image is a directory, not a file", where=str(path)) from exc
     except PermissionError as exc:
         raise InputError("no permission to read the image", where=str(path)) from exc
-    return ImageSource(path=path, compression=compression, file_size=file_size, size=size,
-                       size_at_least=at_least)
+    return ImageSource(
+        path=path, compression=compression, file_size=file_size, size=size, size_at_least=at_least
+    )
 
 
 def _is_regular(mode: int) -> bool:
@@ -264,6 +280,7 @@ def open_regular(path: str | os.PathLike[str]) -> io.FileIO:
 
 
 # --- .xz: sizes from the index at the end of each stream -------------------------------------
+
 
 def _read_at(fh: BinaryIO, offset: int, length: int) -> bytes:
     fh.seek(offset)
@@ -368,6 +385,7 @@ def zstd_content_size(fh: BinaryIO, file_size: int) -> int | None:
 
 
 # --- .gz: ISIZE is the last member's size mod 2^32 -------------------------------------------
+
 
 def gzip_size_at_least(fh: BinaryIO, file_size: int) -> int:
     """A lower bound of the decompressed size: the last member's ISIZE.

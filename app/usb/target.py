@@ -282,9 +282,14 @@ def disk_family(disk_sys_path: str | Path) -> dict[Devno, str]:
     return family
 
 
-def disk_use(disk_sys_path: str | Path, *, mounts: Sequence[Mount] | None = None,
-             swaps: Sequence[Swap] | None = None, image: str | Path | None = None,
-             family: dict[Devno, str] | None = None) -> DiskUse:
+def disk_use(
+    disk_sys_path: str | Path,
+    *,
+    mounts: Sequence[Mount] | None = None,
+    swaps: Sequence[Swap] | None = None,
+    image: str | Path | None = None,
+    family: dict[Devno, str] | None = None,
+) -> DiskUse:
     """What the system does with the disk at `disk_sys_path` (mounts, swap, source image)."""
     if mounts is None:
         mounts = read_mounts()
@@ -303,11 +308,13 @@ def disk_use(disk_sys_path: str | Path, *, mounts: Sequence[Mount] | None = None
     holds_image = False
     if image is not None:
         holds_image = filesystem_devno(image, mounts) in family or _loop_backs_onto(
-            disk_sys_path, image)
+            disk_sys_path, image
+        )
     own = {Path(disk_sys_path).name, *(p.name for p in partitions_of(disk_sys_path))}
     holders = tuple(node for node in family.values() if node.removeprefix("/dev/") not in own)
-    return DiskUse(tuple(critical), tuple(swap_entries), holds_image,
-                   tuple(dict.fromkeys(other)), holders)
+    return DiskUse(
+        tuple(critical), tuple(swap_entries), holds_image, tuple(dict.fromkeys(other)), holders
+    )
 
 
 def _loop_backs_onto(disk_sys_path: str | Path, image: str | Path) -> bool:
@@ -398,7 +405,7 @@ def _name_or_empty(text: str) -> str:
 
 
 def describe_disk(disk_sys_path: str | Path, size: int) -> str:
-    """"Vendor Model Serial Size" of a whole disk (only the size if nothing else is known)."""
+    """ "Vendor Model Serial Size" of a whole disk (only the size if nothing else is known)."""
     try:
         device = pyudev.Devices.from_sys_path(pyudev.Context(), str(disk_sys_path))
         ident = disk_identity(device)
@@ -430,10 +437,15 @@ def _format_mounts(entries: Iterable[tuple[str, str]]) -> str:
     return ", ".join(f"{node} on {point}" for node, point in entries)
 
 
-def resolve_target(path: str | Path, *, image: Path | None = None,
-                   allow_loop: bool = True, allow_mounted: bool = False,
-                   mounts: Sequence[Mount] | None = None,
-                   swaps: Sequence[Swap] | None = None) -> Target:
+def resolve_target(
+    path: str | Path,
+    *,
+    image: Path | None = None,
+    allow_loop: bool = True,
+    allow_mounted: bool = False,
+    mounts: Sequence[Mount] | None = None,
+    swaps: Sequence[Swap] | None = None,
+) -> Target:
     """Check an explicitly named target and describe it, or raise a typed DeviceError.
 
     `allow_mounted=True` skips only the "other partitions mounted" rule (DeviceBusy), for a
@@ -451,10 +463,16 @@ def resolve_target(path: str | Path, *, image: Path | None = None,
     if stat.S_ISDIR(st.st_mode):
         raise DeviceNotAllowed("is a directory; name a file or a whole disk", where=str(given))
     if not stat.S_ISBLK(st.st_mode):
-        raise DeviceNotAllowed("is neither a block device nor a regular file",
-                               where=str(given))
-    return _block_target(given, st, image=image, allow_loop=allow_loop,
-                         allow_mounted=allow_mounted, mounts=mounts, swaps=swaps)
+        raise DeviceNotAllowed("is neither a block device nor a regular file", where=str(given))
+    return _block_target(
+        given,
+        st,
+        image=image,
+        allow_loop=allow_loop,
+        allow_mounted=allow_mounted,
+        mounts=mounts,
+        swaps=swaps,
+    )
 
 
 def _new_file_target(given: Path) -> Target:
@@ -462,13 +480,16 @@ def _new_file_target(given: Path) -> Target:
     parent = Path(os.path.realpath(absolute.parent))
     # A typo such as /dev/sdx must not quietly create a regular file in /dev.
     if parent == Path("/dev") or Path("/dev") in parent.parents:
-        raise DeviceNotFound("no such device", where=str(given),
-                             hint="run `livesmith drives` to see the drives you can write")
+        raise DeviceNotFound(
+            "no such device",
+            where=str(given),
+            hint="run `livesmith drives` to see the drives you can write",
+        )
     if not parent.is_dir():
-        raise DeviceNotFound(f"no such file or device, and the directory {parent} does not exist",
-                             where=str(given))
-    return Target(absolute, TargetKind.FILE, 0, 512, not os.access(parent, os.W_OK), "file",
-                  None)
+        raise DeviceNotFound(
+            f"no such file or device, and the directory {parent} does not exist", where=str(given)
+        )
+    return Target(absolute, TargetKind.FILE, 0, 512, not os.access(parent, os.W_OK), "file", None)
 
 
 def _file_target(given: Path, st: os.stat_result, image: Path | None) -> Target:
@@ -477,24 +498,34 @@ def _file_target(given: Path, st: os.stat_result, image: Path | None) -> Target:
         with contextlib.suppress(OSError):
             if os.path.samefile(absolute, image):
                 raise DeviceNotAllowed("is the source image itself", where=str(given))
-    return Target(absolute, TargetKind.FILE, st.st_size, 512,
-                  not os.access(absolute, os.W_OK), "file", None)
+    return Target(
+        absolute, TargetKind.FILE, st.st_size, 512, not os.access(absolute, os.W_OK), "file", None
+    )
 
 
-def _block_target(given: Path, st: os.stat_result, *, image: Path | None, allow_loop: bool,
-                  allow_mounted: bool, mounts: Sequence[Mount] | None,
-                  swaps: Sequence[Swap] | None) -> Target:
+def _block_target(
+    given: Path,
+    st: os.stat_result,
+    *,
+    image: Path | None,
+    allow_loop: bool,
+    allow_mounted: bool,
+    mounts: Sequence[Mount] | None,
+    swaps: Sequence[Swap] | None,
+) -> Target:
     devno = (os.major(st.st_rdev), os.minor(st.st_rdev))
     devnode = Path(os.path.realpath(given))
     where = str(devnode)
     sys_path = sys_path_of_devno(devno)
     if sys_path is None:
-        raise DeviceNotFound("the kernel does not know this block device (unplugged?)",
-                             where=where)
+        raise DeviceNotFound("the kernel does not know this block device (unplugged?)", where=where)
     if is_partition(sys_path):
         disk = f"/dev/{sys_path.parent.name}"
-        raise DeviceNotAllowed(f"is a partition of {disk}; name the whole disk", where=where,
-                               hint=f"to write the image, name {disk}")
+        raise DeviceNotAllowed(
+            f"is a partition of {disk}; name the whole disk",
+            where=where,
+            hint=f"to write the image, name {disk}",
+        )
     refusal = kind_refusal(sys_path, allow_loop=allow_loop)
     if refusal:
         raise DeviceNotAllowed(f"cannot be a write target: {refusal}", where=where)
@@ -506,26 +537,42 @@ def _block_target(given: Path, st: os.stat_result, *, image: Path | None, allow_
         raise DeviceNotAllowed(f"refusing to write: this disk {refusal}", where=where)
     size = disk_size(sys_path)
     if size == 0:
-        raise DeviceNotFound("has no medium (size 0)", where=where,
-                             hint="insert the card or stick, or attach the loop device's file")
+        raise DeviceNotFound(
+            "has no medium (size 0)",
+            where=where,
+            hint="insert the card or stick, or attach the loop device's file",
+        )
     read_only = read_attr(sys_path, "ro") == "1" or _ioctl_read_only(devnode) is True
     if read_only:
-        raise DeviceReadOnly("is read-only", where=where,
-                             hint="check the write-protect switch of the card or stick")
+        raise DeviceReadOnly(
+            "is read-only", where=where, hint="check the write-protect switch of the card or stick"
+        )
     if use.other_mounts and not allow_mounted:
-        raise DeviceBusy(f"has mounted partitions: {_format_mounts(use.other_mounts)}",
-                         where=where, hint="unmount them (or eject the drive's filesystems) "
-                         "and try again")
+        raise DeviceBusy(
+            f"has mounted partitions: {_format_mounts(use.other_mounts)}",
+            where=where,
+            hint="unmount them (or eject the drive's filesystems) and try again",
+        )
     if use.holders and not allow_mounted:
-        raise DeviceBusy(f"is in use by {', '.join(use.holders)} (an open LUKS container, "
-                         "LVM or RAID)", where=where,
-                         hint="lock or deactivate it (e.g. eject the drive) and try again")
-    return Target(devnode, TargetKind.BLOCK, size, logical_sector_size(sys_path), False,
-                  describe_disk(sys_path, size), devno)
+        raise DeviceBusy(
+            f"is in use by {', '.join(use.holders)} (an open LUKS container, LVM or RAID)",
+            where=where,
+            hint="lock or deactivate it (e.g. eject the drive) and try again",
+        )
+    return Target(
+        devnode,
+        TargetKind.BLOCK,
+        size,
+        logical_sector_size(sys_path),
+        False,
+        describe_disk(sys_path, size),
+        devno,
+    )
 
 
-def mounted_partitions(devno: Devno, *, mounts: Sequence[Mount] | None = None
-                       ) -> list[tuple[str, str]]:
+def mounted_partitions(
+    devno: Devno, *, mounts: Sequence[Mount] | None = None
+) -> list[tuple[str, str]]:
     """(devnode, mountpoint) of every mounted filesystem on the disk `devno` and its family."""
     sys_path = sys_path_of_devno(devno)
     if sys_path is None:

@@ -37,10 +37,12 @@ OBJECT_MANAGER = "org.freedesktop.DBus.ObjectManager"
 QUICK_TIMEOUT = 25.0
 INTERACTIVE_TIMEOUT = 300.0
 
-_NOT_RUNNING = ("org.freedesktop.DBus.Error.ServiceUnknown",
-                "org.freedesktop.DBus.Error.NameHasNoOwner",
-                "org.freedesktop.DBus.Error.NoReply",
-                "org.freedesktop.DBus.Error.TimedOut")
+_NOT_RUNNING = (
+    "org.freedesktop.DBus.Error.ServiceUnknown",
+    "org.freedesktop.DBus.Error.NameHasNoOwner",
+    "org.freedesktop.DBus.Error.NoReply",
+    "org.freedesktop.DBus.Error.TimedOut",
+)
 
 
 class UDisksUnavailable(DeviceError):
@@ -69,16 +71,24 @@ def _error_for(reply: Message, action: str, where: str | None) -> DeviceError:
     name = str(reply.header.fields.get(HeaderFields.error_name, ""))
     text = str(reply.body[0]) if reply.body else name
     if name in _NOT_RUNNING:
-        return UDisksUnavailable("the UDisks2 service is not running", where=where,
-                                 hint="start it with: sudo systemctl start udisks2, or run "
-                                 "livesmith as root")
+        return UDisksUnavailable(
+            "the UDisks2 service is not running",
+            where=where,
+            hint="start it with: sudo systemctl start udisks2, or run livesmith as root",
+        )
     if ".NotAuthorized" in name:
-        return DevicePermissionDenied(f"not allowed to {action}: {text}", where=where,
-                                      hint="the administrator password was not given, or "
-                                      "polkit does not allow it for this user")
+        return DevicePermissionDenied(
+            f"not allowed to {action}: {text}",
+            where=where,
+            hint="the administrator password was not given, or "
+            "polkit does not allow it for this user",
+        )
     if name.endswith(".DeviceBusy") or "busy" in text.lower():
-        return DeviceBusy(f"cannot {action}: {text}", where=where,
-                          hint="close programs using the drive and try again")
+        return DeviceBusy(
+            f"cannot {action}: {text}",
+            where=where,
+            hint="close programs using the drive and try again",
+        )
     if name.endswith((".NotFound", ".UnknownObject")):
         return DeviceNotFound(f"UDisks2 cannot {action}: {text}", where=where)
     return DeviceError(f"UDisks2 could not {action}: {text} [{name}]", where=where)
@@ -91,9 +101,10 @@ class UDisksClient:
         try:
             self._conn: DBusConnection = open_dbus_connection(bus=bus, enable_fds=True)
         except (OSError, RuntimeError, KeyError, StopIteration) as exc:
-            raise UDisksUnavailable(f"cannot reach the system D-Bus: {exc}",
-                                    hint="is dbus running? (or run livesmith as root)"
-                                    ) from exc
+            raise UDisksUnavailable(
+                f"cannot reach the system D-Bus: {exc}",
+                hint="is dbus running? (or run livesmith as root)",
+            ) from exc
 
     def close(self) -> None:
         self._conn.close()
@@ -106,30 +117,42 @@ class UDisksClient:
 
     # ------------------------------------------------------------ calls
 
-    def _call(self, path: str, interface: str, method: str, signature: str | None,
-              body: tuple[Any, ...], *, action: str, where: str | None = None,
-              interactive: bool = False) -> tuple[Any, ...]:
-        message = new_method_call(DBusAddress(path, SERVICE, interface), method, signature,
-                                  body)
+    def _call(
+        self,
+        path: str,
+        interface: str,
+        method: str,
+        signature: str | None,
+        body: tuple[Any, ...],
+        *,
+        action: str,
+        where: str | None = None,
+        interactive: bool = False,
+    ) -> tuple[Any, ...]:
+        message = new_method_call(DBusAddress(path, SERVICE, interface), method, signature, body)
         if interactive:
             message.header.flags |= MessageFlag.allow_interactive_authorization
         try:
             reply = self._conn.send_and_get_reply(
-                message, timeout=INTERACTIVE_TIMEOUT if interactive else QUICK_TIMEOUT)
+                message, timeout=INTERACTIVE_TIMEOUT if interactive else QUICK_TIMEOUT
+            )
         except TimeoutError as exc:
-            raise UDisksUnavailable(f"UDisks2 did not answer while trying to {action}",
-                                    where=where) from exc
+            raise UDisksUnavailable(
+                f"UDisks2 did not answer while trying to {action}", where=where
+            ) from exc
         except OSError as exc:
-            raise UDisksUnavailable(f"lost the D-Bus connection while trying to {action}: "
-                                    f"{exc}", where=where) from exc
+            raise UDisksUnavailable(
+                f"lost the D-Bus connection while trying to {action}: {exc}", where=where
+            ) from exc
         if reply.header.message_type == MessageType.error:
             raise _error_for(reply, action, where)
         return tuple(reply.body)
 
     def block_objects(self) -> list[BlockObject]:
         """Every block device UDisks2 knows, with its mount points (one D-Bus call)."""
-        (objects,) = self._call(ROOT_PATH, OBJECT_MANAGER, "GetManagedObjects", None, (),
-                                action="list block devices")
+        (objects,) = self._call(
+            ROOT_PATH, OBJECT_MANAGER, "GetManagedObjects", None, (), action="list block devices"
+        )
         result = []
         for path, interfaces in objects.items():
             block = interfaces.get(BLOCK)
@@ -143,8 +166,9 @@ class UDisksClient:
             if ENCRYPTED in interfaces:
                 value = str(interfaces[ENCRYPTED].get("CleartextDevice", ("o", "/"))[1])
                 cleartext = value if value != "/" else None
-            result.append(BlockObject(str(path), devno, _bytes_path(block["Device"][1]),
-                                      mounts, cleartext))
+            result.append(
+                BlockObject(str(path), devno, _bytes_path(block["Device"][1]), mounts, cleartext)
+            )
         return result
 
     def find_block_object(self, devno: Devno) -> str:
@@ -152,9 +176,10 @@ class UDisksClient:
         for obj in self.block_objects():
             if obj.devno == devno:
                 return obj.path
-        raise DeviceNotFound(f"UDisks2 does not know the block device {devno[0]}:{devno[1]}",
-                             hint="it may have been unplugged, or udev has not announced it "
-                             "yet")
+        raise DeviceNotFound(
+            f"UDisks2 does not know the block device {devno[0]}:{devno[1]}",
+            hint="it may have been unplugged, or udev has not announced it yet",
+        )
 
     def unmount_all(self, drive_devno: Devno) -> list[str]:
         """Unmount (forced) every filesystem on the drive, its partitions and what is stacked
@@ -166,51 +191,83 @@ class UDisksClient:
         objects = [o for o in self.block_objects() if o.devno in family]
         unmounted: list[str] = []
         # Deepest mount first: a filesystem mounted inside another one goes before it.
-        deepest_first = sorted(objects, reverse=True,
-                               key=lambda o: max((p.count("/") for p in o.mount_points),
-                                                 default=-1))
+        deepest_first = sorted(
+            objects,
+            reverse=True,
+            key=lambda o: max((p.count("/") for p in o.mount_points), default=-1),
+        )
         for obj in deepest_first:
             if obj.mount_points:
-                self._call(obj.path, FILESYSTEM, "Unmount", "a{sv}",
-                           ({"force": ("b", True)},), action="unmount "
-                           + ", ".join(obj.mount_points), where=obj.device, interactive=True)
+                self._call(
+                    obj.path,
+                    FILESYSTEM,
+                    "Unmount",
+                    "a{sv}",
+                    ({"force": ("b", True)},),
+                    action="unmount " + ", ".join(obj.mount_points),
+                    where=obj.device,
+                    interactive=True,
+                )
                 unmounted.extend(obj.mount_points)
         for obj in objects:
             if obj.cleartext_device:
-                self._call(obj.path, ENCRYPTED, "Lock", "a{sv}", ({},),
-                           action="lock the encrypted partition", where=obj.device,
-                           interactive=True)
+                self._call(
+                    obj.path,
+                    ENCRYPTED,
+                    "Lock",
+                    "a{sv}",
+                    ({},),
+                    action="lock the encrypted partition",
+                    where=obj.device,
+                    interactive=True,
+                )
         return unmounted
 
-    def _open(self, devnode: str | os.PathLike[str], method: str, signature: str,
-              body: tuple[Any, ...], action: str) -> int:
+    def _open(
+        self,
+        devnode: str | os.PathLike[str],
+        method: str,
+        signature: str,
+        body: tuple[Any, ...],
+        action: str,
+    ) -> int:
         where = str(devnode)
         path = self.find_block_object(block_devno(devnode))
-        (fd_obj,) = self._call(path, BLOCK, method, signature, body, action=action,
-                               where=where, interactive=True)
+        (fd_obj,) = self._call(
+            path, BLOCK, method, signature, body, action=action, where=where, interactive=True
+        )
         return int(fd_obj.to_raw_fd())
 
     def open_for_write(self, devnode: str | os.PathLike[str]) -> int:
         """A write-only, exclusive, O_SYNC file descriptor with O_DIRECT added; the caller
         owns (closes) it."""
         try:
-            fd = self._open(devnode, "OpenForRestore", "a{sv}", ({},),
-                            "open the drive for writing")
+            fd = self._open(devnode, "OpenForRestore", "a{sv}", ({},), "open the drive for writing")
         except DeviceError as exc:
             if "UnknownMethod" not in str(exc):
                 raise
             # UDisks2 older than 2.7.3 (the same release added both; kept for clarity)
             flags = os.O_EXCL | os.O_SYNC | os.O_CLOEXEC
-            fd = self._open(devnode, "OpenDevice", "sa{sv}", ("w", {"flags": ("i", flags)}),
-                            "open the drive for writing")
+            fd = self._open(
+                devnode,
+                "OpenDevice",
+                "sa{sv}",
+                ("w", {"flags": ("i", flags)}),
+                "open the drive for writing",
+            )
         return _add_direct(fd, devnode)
 
     def open_for_read(self, devnode: str | os.PathLike[str]) -> int:
         """A read-only O_DIRECT file descriptor (not exclusive: reading a stick that the
         desktop has just mounted again must work); the caller owns (closes) it."""
         flags = os.O_DIRECT | os.O_CLOEXEC
-        return self._open(devnode, "OpenDevice", "sa{sv}", ("r", {"flags": ("i", flags)}),
-                          "open the drive for reading")
+        return self._open(
+            devnode,
+            "OpenDevice",
+            "sa{sv}",
+            ("r", {"flags": ("i", flags)}),
+            "open the drive for reading",
+        )
 
 
 def _add_direct(fd: int, devnode: str | os.PathLike[str]) -> int:
@@ -221,8 +278,9 @@ def _add_direct(fd: int, devnode: str | os.PathLike[str]) -> int:
         fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_DIRECT)
     except OSError as exc:
         os.close(fd)
-        raise DeviceError(f"cannot switch the device to direct I/O: {exc}",
-                          where=str(devnode)) from exc
+        raise DeviceError(
+            f"cannot switch the device to direct I/O: {exc}", where=str(devnode)
+        ) from exc
     return fd
 
 

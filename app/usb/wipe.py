@@ -21,7 +21,9 @@ WIPE_SPAN = 1 << 20
 WIPED_MESSAGE = "the stick was wiped so it does not look half-bootable"
 
 
-def wipe_signatures(fd: int, *, size: int | None = None, sector: int = 512) -> list[tuple[int, int]]:
+def wipe_signatures(
+    fd: int, *, size: int | None = None, sector: int = 512
+) -> list[tuple[int, int]]:
     """Zero the first and last MiB of `fd` (of `size` bytes); returns the zeroed ranges.
 
     Raises OSError if a write fails (a dying stick); the caller says so.

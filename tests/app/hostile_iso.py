@@ -44,15 +44,20 @@ def _rename(data: bytearray, old: bytes, new: bytes) -> None:
     needle = b"NM" + bytes([5 + len(old), 1, 0]) + old
     start = data.find(needle)
     assert start > 0 and data.find(needle, start + 1) == -1, old
-    data[start + 5:start + 5 + len(old)] = new
+    data[start + 5 : start + 5 + len(old)] = new
 
 
 def make_hostile_iso(path: Path) -> Path:
     """Rock Ridge image: /FILE_NAMES..., /dd/SLASH_NAME, /dd/plain.txt, /link -> LINK_TARGET;
     publisher, application and label hold HTML and escapes."""
     iso = pycdlib.PyCdlib()
-    iso.new(interchange_level=4, rock_ridge="1.09", vol_ident=LABEL, pub_ident_str=PUBLISHER,
-            app_ident_str=APPLICATION)
+    iso.new(
+        interchange_level=4,
+        rock_ridge="1.09",
+        vol_ident=LABEL,
+        pub_ident_str=PUBLISHER,
+        app_ident_str=APPLICATION,
+    )
     renames: list[tuple[bytes, bytes]] = []
     for index, name in enumerate(FILE_NAMES):
         raw = name.encode()
@@ -84,18 +89,19 @@ def rename_gpt_partition(iso: Path, number: int, name: str) -> None:
     encoded = name.encode("utf-16-le").ljust(72, b"\0")
     assert len(encoded) == 72
     primary = 512
-    assert data[primary:primary + 8] == b"EFI PART"
+    assert data[primary : primary + 8] == b"EFI PART"
     backup = struct.unpack_from("<Q", data, primary + 32)[0] * 512
     for header in (primary, backup):
-        if data[header:header + 8] != b"EFI PART":
+        if data[header : header + 8] != b"EFI PART":
             continue
-        size, = struct.unpack_from("<I", data, header + 12)
+        (size,) = struct.unpack_from("<I", data, header + 12)
         entries_lba, count, entry_size = struct.unpack_from("<QII", data, header + 72)
         entries = entries_lba * 512
         slot = entries + (number - 1) * entry_size
-        data[slot + 56:slot + 128] = encoded
-        struct.pack_into("<I", data, header + 88, zlib.crc32(data[entries:entries
-                                                                   + count * entry_size]))
+        data[slot + 56 : slot + 128] = encoded
+        struct.pack_into(
+            "<I", data, header + 88, zlib.crc32(data[entries : entries + count * entry_size])
+        )
         struct.pack_into("<I", data, header + 16, 0)
-        struct.pack_into("<I", data, header + 16, zlib.crc32(data[header:header + size]))
+        struct.pack_into("<I", data, header + 16, zlib.crc32(data[header : header + size]))
     iso.write_bytes(bytes(data))

@@ -39,9 +39,13 @@ messages.flush()
 
 
 def test_a_job_child_keeps_its_message_pipes_from_the_tools_it_runs() -> None:
-    child = subprocess.run([sys.executable, "-c", CHATTY_CHILD],
-                           input=frame(("job", "the arguments")), capture_output=True,
-                           env=child_env(), timeout=60)
+    child = subprocess.run(
+        [sys.executable, "-c", CHATTY_CHILD],
+        input=frame(("job", "the arguments")),
+        capture_output=True,
+        env=child_env(),
+        timeout=60,
+    )
     assert child.returncode == 0, child.stderr
     assert b"stray print" in child.stderr and b"stray tool output" in child.stderr
     read, write = os.pipe()
@@ -87,12 +91,18 @@ def test_the_programs_of_a_child_that_dies_are_stopped_too() -> None:
             assert tool is not None
             seen.update(child=child, tool=tool, child_sid=os.getsid(child))
             os.kill(child, signal.SIGKILL)
+
         threading.Thread(target=watch).start()
 
     with pytest.raises(ChildDied, match="stopped unexpectedly"):
-        run_child("tests.support.tool_child", ["tool"], ActAt("tool",
-                  kill_child_once_its_tool_runs), what="test job", stage="test",
-                  job=("go",))
+        run_child(
+            "tests.support.tool_child",
+            ["tool"],
+            ActAt("tool", kill_child_once_its_tool_runs),
+            what="test job",
+            stage="test",
+            job=("go",),
+        )
     assert seen["child_sid"] != os.getsid(0)  # its own session: Ctrl+C is not for it
     deadline = time.monotonic() + 10  # SIGKILL was sent; dying takes a moment
     while process_state(seen["tool"]) not in (None, "Z") and time.monotonic() < deadline:
@@ -102,12 +112,19 @@ def test_the_programs_of_a_child_that_dies_are_stopped_too() -> None:
 
 def test_an_error_the_parent_cannot_rebuild_arrives_with_its_text() -> None:
     with pytest.raises(StageError, match="^test: OddError: a very odd failure$"):
-        run_child("tests.support.tool_child", ["odd-error"], None, what="test job",
-                  stage="test", job=("go",))
+        run_child(
+            "tests.support.tool_child",
+            ["odd-error"],
+            None,
+            what="test job",
+            stage="test",
+            job=("go",),
+        )
 
 
 def test_an_app_folder_in_the_current_directory_is_not_imported_by_the_child(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     impostor = tmp_path / "app"
     impostor.mkdir()
     (impostor / "__init__.py").write_text("raise SystemExit('the wrong app package')\n")
@@ -125,7 +142,13 @@ def test_a_parent_that_fails_still_reads_what_the_child_says_while_it_cleans_up(
 
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="the relay broke"):
-        run_child("tests.support.tool_child", ["chatty"], ActAt("tool", fail),
-                  what="test job", stage="test", job=("go",))
+        run_child(
+            "tests.support.tool_child",
+            ["chatty"],
+            ActAt("tool", fail),
+            what="test job",
+            stage="test",
+            job=("go",),
+        )
     assert time.monotonic() - started < CLEANUP_SECONDS / 2
     assert child_pids("tests.support.tool_child") == []

@@ -14,8 +14,13 @@ from tests.conftest import ROOT
 
 
 def test_version_via_python_m_app() -> None:
-    out = subprocess.run([sys.executable, "-m", "app", "--version"], cwd=ROOT,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "app", "--version"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == f"livesmith {__version__}"
 
 
@@ -26,8 +31,9 @@ def test_help_lists_subcommands(capsys) -> None:
 
 
 def test_unknown_command_is_a_usage_error() -> None:
-    out = subprocess.run([sys.executable, "-m", "app", "no-such-command"], cwd=ROOT,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "app", "no-such-command"], cwd=ROOT, capture_output=True, text=True
+    )
     assert out.returncode == 2
     assert "invalid choice" in out.stderr
 
@@ -49,18 +55,27 @@ def test_the_gui_without_a_display_says_so_and_fails(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     env.update(QT_QPA_PLATFORM="xcb", PYTHONPATH=str(ROOT))
     # In tmp_path: a crash may leave a core file in the working directory.
-    out = subprocess.run([sys.executable, "-m", "app"], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "app"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == EXIT_FAILURE, out.stderr  # an exit status, not a crash
     ours = [line for line in out.stderr.splitlines() if line.startswith("livesmith:")]
     assert any("display" in line.lower() for line in ours), out.stderr
 
 
 def imported_modules(*args: str) -> set[str]:
-    code = ("import sys\nfrom app.cli import main\ntry:\n    main(sys.argv[1:])\n"
-            "except SystemExit:\n    pass\nprint('\\n'.join(sys.modules), file=sys.stderr)")
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                         cwd=ROOT)
+    code = (
+        "import sys\nfrom app.cli import main\ntry:\n    main(sys.argv[1:])\n"
+        "except SystemExit:\n    pass\nprint('\\n'.join(sys.modules), file=sys.stderr)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     return set(out.stderr.split())
 
@@ -85,12 +100,15 @@ def test_terminal_escapes_in_errors_and_logs_are_shown_not_obeyed(capsys) -> Non
     problems = [Problem(hostile, "missing"), Problem("label", "bad\x9b31m")]
     report_error(ValidationError(problems))
     err = capsys.readouterr().err
-    assert err.splitlines() == ["livesmith: error: 2 problems found:",
-                                "  - /tmp/x\\x1b]0;pwned\\x07.iso: missing",
-                                "  - label: bad\\x9b31m"]
+    assert err.splitlines() == [
+        "livesmith: error: 2 problems found:",
+        "  - /tmp/x\\x1b]0;pwned\\x07.iso: missing",
+        "  - label: bad\\x9b31m",
+    ]
     stream = io.StringIO()
     console = ConsoleReporter(stream)
     console.step("Step\x1b[2J")
     console.log(Level.WARNING, "tool said \x1b[31mred\nand more")
-    assert stream.getvalue() == ("==> Step\\x1b[2J\n"
-                                 "    warning: tool said \\x1b[31mred\nand more\n")
+    assert stream.getvalue() == (
+        "==> Step\\x1b[2J\n    warning: tool said \\x1b[31mred\nand more\n"
+    )

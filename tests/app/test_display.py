@@ -10,22 +10,26 @@ import pytest
 from app.display import printable
 
 
-@pytest.mark.parametrize(("text", "shown"), [
-    ("\x1b]0;pwned\x07", "\\x1b]0;pwned\\x07"),
-    ("a\x00b", "a\\x00b"),
-    ("one\ntwo\r\tthree", "one\\ntwo\\r\\tthree"),
-    ("\x7f\x9b[2J", "\\x7f\\x9b[2J"),  # DEL and the 8-bit CSI
-    ("evil\u202egnp.exe", "evil\\u202egnp.exe"),  # a bidi override (category Cf)
-    ("\U000e0041tag", "\\U000e0041tag"),  # a tag character (Cf, beyond the BMP)
-    ("private\ue000", "private\\ue000"),  # private use (Co)
-    (b"caf\xe9".decode("utf-8", "surrogateescape"), "caf\\xe9"),  # not UTF-8: the byte
-])
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("\x1b]0;pwned\x07", "\\x1b]0;pwned\\x07"),
+        ("a\x00b", "a\\x00b"),
+        ("one\ntwo\r\tthree", "one\\ntwo\\r\\tthree"),
+        ("\x7f\x9b[2J", "\\x7f\\x9b[2J"),  # DEL and the 8-bit CSI
+        ("evil\u202egnp.exe", "evil\\u202egnp.exe"),  # a bidi override (category Cf)
+        ("\U000e0041tag", "\\U000e0041tag"),  # a tag character (Cf, beyond the BMP)
+        ("private\ue000", "private\\ue000"),  # private use (Co)
+        (b"caf\xe9".decode("utf-8", "surrogateescape"), "caf\\xe9"),  # not UTF-8: the byte
+    ],
+)
 def test_control_characters_become_visible_escapes(text: str, shown: str) -> None:
     assert printable(text) == shown
 
 
-@pytest.mark.parametrize("text", ["", "plain name.txt", "Grüße ∕ 日本語 🐧", "a\u00a0b",
-                                  "<b>bold</b>", "back\\slash"])
+@pytest.mark.parametrize(
+    "text", ["", "plain name.txt", "Grüße ∕ 日本語 🐧", "a\u00a0b", "<b>bold</b>", "back\\slash"]
+)
 def test_printable_text_is_unchanged(text: str) -> None:
     assert printable(text) == text
 

@@ -25,8 +25,9 @@ from tests.conftest import ROOT
 
 
 def inspect(cmd: list[str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*cmd, "inspect", *args], cwd=ROOT, capture_output=True, text=True,
-                          errors="surrogateescape")
+    return subprocess.run(
+        [*cmd, "inspect", *args], cwd=ROOT, capture_output=True, text=True, errors="surrogateescape"
+    )
 
 
 def control_characters(text: str) -> list[str]:
@@ -45,14 +46,17 @@ def test_names_and_ids_are_escaped(livesmith_cmd: list[str], hostile_iso: Path) 
     assert control_characters(out.stdout) == []
     lines = out.stdout.splitlines()
     assert "Application: <img src=/etc/hostname>\\x1b]0;app\\x07" in lines
-    tree = lines[lines.index("Files (9):") + 1:]
+    tree = lines[lines.index("Files (9):") + 1 :]
     # One line per entry: the line feed in a name forges no line of its own.
     assert len(tree) == 9
     assert FORGED_LINE.split("\n")[1] not in lines
     paths = [line.split(maxsplit=4)[-1] for line in tree]
     assert [p for p in paths if "\\" in p] == [
-        "/\\x1b[2J\\x1b[31mEVIL\\x1b[0m", "/\\x1b]0;pwned\\x07",
-        "/a\\x00b\\n-rw-r--r--     0     0 9 /FORGED", "/link -> \\x1b[2Jtarget"]
+        "/\\x1b[2J\\x1b[31mEVIL\\x1b[0m",
+        "/\\x1b]0;pwned\\x07",
+        "/a\\x00b\\n-rw-r--r--     0     0 9 /FORGED",
+        "/link -> \\x1b[2Jtarget",
+    ]
 
 
 def test_json_keeps_the_names_as_they_are(livesmith_cmd: list[str], hostile_iso: Path) -> None:

@@ -23,8 +23,9 @@ def test_importing_every_app_module_loads_no_qt_and_no_ui() -> None:
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6', 'ui'))\n"
         "print(json.dumps({'modules': names, 'bad': bad}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     result = json.loads(out.stdout)
     assert "app.cli" in result["modules"]  # the walk really found the package
     assert result["bad"] == []
@@ -57,10 +58,15 @@ def test_the_guard_detects_a_qt_import(tmp_path: Path) -> None:
 
 
 def _is_main_guard(node: ast.AST) -> bool:
-    return (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
-            and isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__"
-            and any(isinstance(c, ast.Constant) and c.value == "__main__"
-                    for c in node.test.comparators))
+    return (
+        isinstance(node, ast.If)
+        and isinstance(node.test, ast.Compare)
+        and isinstance(node.test.left, ast.Name)
+        and node.test.left.id == "__name__"
+        and any(
+            isinstance(c, ast.Constant) and c.value == "__main__" for c in node.test.comparators
+        )
+    )
 
 
 def _exits(tree: ast.AST) -> list[int]:
@@ -69,9 +75,11 @@ def _exits(tree: ast.AST) -> list[int]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             func = node.func
-            if (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
-                    and (func.value.id, func.attr) in {("sys", "exit"), ("os", "_exit")}) or (
-                    isinstance(func, ast.Name) and func.id in {"exit", "quit"}):
+            if (
+                isinstance(func, ast.Attribute)
+                and isinstance(func.value, ast.Name)
+                and (func.value.id, func.attr) in {("sys", "exit"), ("os", "_exit")}
+            ) or (isinstance(func, ast.Name) and func.id in {"exit", "quit"}):
                 lines.append(node.lineno)
         elif isinstance(node, ast.Raise) and node.exc is not None:
             raised = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
@@ -92,8 +100,9 @@ def test_app_leaves_the_interpreter_only_from_entry_points() -> None:
         for node in ast.walk(tree):
             if _is_main_guard(node):
                 allowed |= set(_exits(node))
-        offenders += [f"{path.relative_to(ROOT)}:{line}" for line in _exits(tree)
-                      if line not in allowed]
+        offenders += [
+            f"{path.relative_to(ROOT)}:{line}" for line in _exits(tree) if line not in allowed
+        ]
     assert offenders == []
     # The scan does see exits: the entry blocks have them.
     assert _exits(ast.parse((APP / "__main__.py").read_text()))

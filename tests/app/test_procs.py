@@ -36,8 +36,10 @@ def test_cancel_kills_the_program_and_its_children_early(tmp_path: Path) -> None
     reporter = RecordingReporter()
     ticks, finished, marker = tmp_path / "ticks", tmp_path / "finished", tmp_path / "child-pid"
     # The work runs in a child of the program: 300 ticks of 0.1 s, 30 s or more if not stopped.
-    script = (f"(for i in $(seq {WORK_TICKS}); do echo $i >> {ticks}; sleep 0.1; done; "
-              f"echo done > {finished}) & echo $! > {marker}; wait")
+    script = (
+        f"(for i in $(seq {WORK_TICKS}); do echo $i >> {ticks}; sleep 0.1; done; "
+        f"echo done > {finished}) & echo $! > {marker}; wait"
+    )
 
     def ticked() -> int:
         return len(ticks.read_text().split()) if ticks.exists() else 0

@@ -18,7 +18,7 @@ def test_the_app_icon_is_found_in_the_checkout_and_is_a_square_svg() -> None:
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
     assert root.get("viewBox") == "0 0 128 128"  # square: icon themes need square icons
     # Icons must be self-contained: no external images or fonts.
-    assert b"xlink:href=\"http" not in path.read_bytes() and b"<image" not in path.read_bytes()
+    assert b'xlink:href="http' not in path.read_bytes() and b"<image" not in path.read_bytes()
 
 
 def test_a_missing_resource_names_the_file_and_the_folder() -> None:
@@ -29,8 +29,9 @@ def test_a_missing_resource_names_the_file_and_the_folder() -> None:
     assert "reinstall" in text
 
 
-@pytest.mark.parametrize("bad", ["", "/etc/passwd", "../pyproject.toml", "icons/../../x",
-                                 "icons\\livesmith.svg"])
+@pytest.mark.parametrize(
+    "bad", ["", "/etc/passwd", "../pyproject.toml", "icons/../../x", "icons\\livesmith.svg"]
+)
 def test_names_outside_the_resources_package_are_refused(bad: str) -> None:
     with pytest.raises(ValueError):
         resource_path(bad)
@@ -42,8 +43,11 @@ def test_a_directory_is_not_a_resource_file() -> None:
 
 
 def test_resources_load_without_qt() -> None:
-    script = ("import sys; from app.resources import app_icon_path; app_icon_path(); "
-              "print(any(m.startswith(('PySide6', 'shiboken6')) for m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
-                         text=True, check=True)
+    script = (
+        "import sys; from app.resources import app_icon_path; app_icon_path(); "
+        "print(any(m.startswith(('PySide6', 'shiboken6')) for m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "False"

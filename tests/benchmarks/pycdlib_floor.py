@@ -43,12 +43,32 @@ def floor(tree: str, output: str) -> None:
         for f, entry in enumerate(files):
             size = entry.stat(follow_symlinks=False).st_size
             record = dr.DirectoryRecord()
-            record.new_file(pvd, size, f"F{f:06d}.;1".encode(), parent, sequence, "1.09",
-                            entry.name.encode(), False, 0o100644, time.time())
+            record.new_file(
+                pvd,
+                size,
+                f"F{f:06d}.;1".encode(),
+                parent,
+                sequence,
+                "1.09",
+                entry.name.encode(),
+                False,
+                0o100644,
+                time.time(),
+            )
             parent.add_child(record, block)
             joliet_record = dr.DirectoryRecord()
-            joliet_record.new_file(joliet, size, entry.name.encode("utf-16-be"), joliet_parent,
-                                   sequence, "", b"", False, 0o100644, time.time())
+            joliet_record.new_file(
+                joliet,
+                size,
+                entry.name.encode("utf-16-be"),
+                joliet_parent,
+                sequence,
+                "",
+                b"",
+                False,
+                0o100644,
+                time.time(),
+            )
             joliet_parent.add_child(joliet_record, block)
             records += (record, joliet_record)
             sources.append((entry.path, size))

@@ -36,8 +36,10 @@ def test_minimal_profile_with_a_warm_cache(tmp_path: Path) -> None:
         for key, seconds in result.stage_seconds:
             stages.setdefault(key, []).append(seconds)
     median = statistics.median(totals)
-    print(f"\nminimal profile, warm cache: median {median:.1f} s of {RUNS} "
-          f"({', '.join(f'{t:.1f}' for t in totals)}); goal <= {GOAL_SECONDS:.0f} s")
+    print(
+        f"\nminimal profile, warm cache: median {median:.1f} s of {RUNS} "
+        f"({', '.join(f'{t:.1f}' for t in totals)}); goal <= {GOAL_SECONDS:.0f} s"
+    )
     for key, values in stages.items():
         print(f"  {key:12} {statistics.median(values):6.2f} s")
     # What was timed made a real live ISO: checksum file, label, BIOS + UEFI boot entries.
@@ -50,5 +52,9 @@ def test_minimal_profile_with_a_warm_cache(tmp_path: Path) -> None:
     assert report.hybrid, report.hybrid_reason
     assert [e.platform for e in report.eltorito] == [0x00, 0xEF]
     names = {f.path for f in report.files}
-    assert {"/live/vmlinuz", "/live/initramfs.img", "/live/rootfs.sfs",
-            f"/live/{result.build_id}.id"} <= names
+    assert {
+        "/live/vmlinuz",
+        "/live/initramfs.img",
+        "/live/rootfs.sfs",
+        f"/live/{result.build_id}.id",
+    } <= names

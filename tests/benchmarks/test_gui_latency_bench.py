@@ -60,12 +60,15 @@ def report(case: str, runs: list[Heartbeat]) -> None:
     longest = max(h.longest_gap() for h in runs) * 1000
     p99 = statistics.median(h.percentile(99) for h in runs) * 1000
     ticks = sum(len(h.gaps) for h in runs)
-    print(f"\n{case}: longest gap {longest:.0f} ms, median p99 {p99:.0f} ms over {len(runs)} "
-          f"run(s), {ticks} ticks; goal <= {GOAL_MS:.0f} ms")
+    print(
+        f"\n{case}: longest gap {longest:.0f} ms, median p99 {p99:.0f} ms over {len(runs)} "
+        f"run(s), {ticks} ticks; goal <= {GOAL_MS:.0f} ms"
+    )
 
 
-def build_with_heartbeat(qtbot: Any, view: BuildView, prof: Profile, out: Path,
-                         cache: Path) -> Heartbeat:
+def build_with_heartbeat(
+    qtbot: Any, view: BuildView, prof: Profile, out: Path, cache: Path
+) -> Heartbeat:
     heartbeat = Heartbeat(10)
     heartbeat.start()
     with qtbot.waitSignal(view.succeeded, timeout=300_000):
@@ -85,23 +88,34 @@ def view(qtbot: Any) -> BuildView:
 
 
 @pytest.mark.parametrize("fmt", [RootImageFormat.RAM, RootImageFormat.SQUASHFS])
-def test_gui_latency_during_a_fixture_build(qtbot: Any, view: BuildView, tmp_path: Path,
-                                            fmt: RootImageFormat) -> None:
+def test_gui_latency_during_a_fixture_build(
+    qtbot: Any, view: BuildView, tmp_path: Path, fmt: RootImageFormat
+) -> None:
     repo = live_glaucus_repo(tmp_path)
-    runs = [build_with_heartbeat(qtbot, view, profile(repo, fmt=fmt), tmp_path / "live.iso",
-                                 tmp_path / "cache") for _ in range(RUNS)]
+    runs = [
+        build_with_heartbeat(
+            qtbot, view, profile(repo, fmt=fmt), tmp_path / "live.iso", tmp_path / "cache"
+        )
+        for _ in range(RUNS)
+    ]
     report(f"fixture build ({fmt.value})", runs)
     assert all(h.gaps for h in runs)
 
 
-def test_gui_latency_during_a_build_of_many_small_files(qtbot: Any, view: BuildView,
-                                                        tmp_path: Path) -> None:
+def test_gui_latency_during_a_build_of_many_small_files(
+    qtbot: Any, view: BuildView, tmp_path: Path
+) -> None:
     # Per-file work in Python (assemble, configure, the cpio writer) competes for the GIL.
-    many = text_package("many", files={f"usr/share/many/{n // 1000}/f{n}": f"{n}\n"
-                                       for n in range(MANY_FILES)})
+    many = text_package(
+        "many", files={f"usr/share/many/{n // 1000}/f{n}": f"{n}\n" for n in range(MANY_FILES)}
+    )
     repo = live_glaucus_repo(tmp_path, many)
-    runs = [build_with_heartbeat(qtbot, view, profile(repo, "many"), tmp_path / "live.iso",
-                                 tmp_path / "cache") for _ in range(RUNS)]
+    runs = [
+        build_with_heartbeat(
+            qtbot, view, profile(repo, "many"), tmp_path / "live.iso", tmp_path / "cache"
+        )
+        for _ in range(RUNS)
+    ]
     report(f"RAM build with {MANY_FILES} small files", runs)
     assert all(h.gaps for h in runs)
 
@@ -149,8 +163,9 @@ def writer_page(qtbot: Any) -> Iterator[WriterPage]:
 
 
 @needs_root
-def test_gui_latency_during_a_write_and_verify(qtbot: Any, writer_page: WriterPage,
-                                               tmp_path: Path) -> None:
+def test_gui_latency_during_a_write_and_verify(
+    qtbot: Any, writer_page: WriterPage, tmp_path: Path
+) -> None:
     # The writer page while the helper writes and reads back 512 MiB onto a loop device.
     page = writer_page
     image = big_sparse_image(tmp_path / "big.iso")
@@ -158,7 +173,7 @@ def test_gui_latency_during_a_write_and_verify(qtbot: Any, writer_page: WriterPa
     runs = []
     with loop_device(sparse_backing(tmp_path / "stick.img", 600 * MiB)) as node:
         for _ in range(RUNS):
-            name_target(qtbot, page, node)   # "Write another" asks for the drive again
+            name_target(qtbot, page, node)  # "Write another" asks for the drive again
             heartbeat = Heartbeat(10)
             heartbeat.start()
             write_confirmed(qtbot, page)

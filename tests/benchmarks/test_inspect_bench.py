@@ -28,8 +28,11 @@ def median_seconds(action: Callable[[], object]) -> float:
 
 
 def make_iso(tree: Path, iso: Path) -> Path:
-    subprocess.run(["xorriso", "-as", "mkisofs", "-R", "-J", "-o", str(iso), str(tree)],
-                   capture_output=True, check=True)
+    subprocess.run(
+        ["xorriso", "-as", "mkisofs", "-R", "-J", "-o", str(iso), str(tree)],
+        capture_output=True,
+        check=True,
+    )
     return iso
 
 
@@ -43,12 +46,18 @@ def test_inspect_many_files(tmp_path: Path, count: int) -> None:
         path.write_text(str(i))
     iso = make_iso(tree, tmp_path / "many.iso")
     ours = median_seconds(lambda: inspect_iso(iso))
-    theirs = median_seconds(lambda: subprocess.run(
-        ["xorriso", "-indev", str(iso), "-find", "/", "-exec", "lsdl"],
-        capture_output=True, check=True))
+    theirs = median_seconds(
+        lambda: subprocess.run(
+            ["xorriso", "-indev", str(iso), "-find", "/", "-exec", "lsdl"],
+            capture_output=True,
+            check=True,
+        )
+    )
     assert len(inspect_iso(iso).files) == count + count // 500 + 1
-    print(f"\ninspect {count} files: livesmith {ours:.3f} s, xorriso listing {theirs:.3f} s, "
-          f"ratio {ours / theirs:.2f}x ({ours / count * 1e6:.0f} us/file)")
+    print(
+        f"\ninspect {count} files: livesmith {ours:.3f} s, xorriso listing {theirs:.3f} s, "
+        f"ratio {ours / theirs:.2f}x ({ours / count * 1e6:.0f} us/file)"
+    )
 
 
 @pytest.mark.benchmark
@@ -74,13 +83,18 @@ def test_extract_300_mb(tmp_path: Path) -> None:
 
     def theirs() -> None:
         out = tmp_path / f"theirs{next(counter)}"
-        subprocess.run(["xorriso", "-osirrox", "on", "-indev", str(iso), "-extract",
-                        "/big.bin", str(out)], capture_output=True, check=True)
+        subprocess.run(
+            ["xorriso", "-osirrox", "on", "-indev", str(iso), "-extract", "/big.bin", str(out)],
+            capture_output=True,
+            check=True,
+        )
         keep_first("xorriso", out)
 
     a, b = median_seconds(ours), median_seconds(theirs)
-    print(f"\nextract 300 MB: livesmith {a:.3f} s ({300 / a:.0f} MB/s), xorriso {b:.3f} s, "
-          f"ratio {a / b:.2f}x")
+    print(
+        f"\nextract 300 MB: livesmith {a:.3f} s ({300 / a:.0f} MB/s), xorriso {b:.3f} s, "
+        f"ratio {a / b:.2f}x"
+    )
     assert sorted(kept) == ["livesmith", "xorriso"]
     for tool, out in kept.items():
         assert filecmp.cmp(out, source, shallow=False), f"{tool}: {out} differs from big.bin"

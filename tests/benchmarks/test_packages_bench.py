@@ -69,14 +69,20 @@ def test_kernel_assembly_versus_dpkg_deb(tmp_path: Path) -> None:
     ours_s, dpkg_s = _best(2, ours), _best(2, dpkg)
     size = sum(p.stat().st_size for _, p in gathered)
     print(f"\ngather (warm cache, verify {size / 1e6:.0f} MB): {warm:.2f} s")
-    print(f"assemble_root kernel + busybox: {ours_s:.2f} s; dpkg-deb -x: {dpkg_s:.2f} s; "
-          f"ratio {ours_s / dpkg_s:.2f}")
+    print(
+        f"assemble_root kernel + busybox: {ours_s:.2f} s; dpkg-deb -x: {dpkg_s:.2f} s; "
+        f"ratio {ours_s / dpkg_s:.2f}"
+    )
     # The last run of each left its tree: the same paths, types and sizes, or the figures
     # compare unlike work.
     ours_tree, dpkg_tree = listing(ours_root), listing(dpkg_root)
-    assert any(name.startswith(("lib/modules/", "usr/lib/modules/"))
-               for name in dpkg_tree)
-    differing = sorted(name for name in ours_tree.keys() | dpkg_tree.keys()
-                       if ours_tree.get(name) != dpkg_tree.get(name))
-    assert not differing, (f"{len(differing)} paths differ, e.g. "
-                           f"{[(n, ours_tree.get(n), dpkg_tree.get(n)) for n in differing[:5]]}")
+    assert any(name.startswith(("lib/modules/", "usr/lib/modules/")) for name in dpkg_tree)
+    differing = sorted(
+        name
+        for name in ours_tree.keys() | dpkg_tree.keys()
+        if ours_tree.get(name) != dpkg_tree.get(name)
+    )
+    assert not differing, (
+        f"{len(differing)} paths differ, e.g. "
+        f"{[(n, ours_tree.get(n), dpkg_tree.get(n)) for n in differing[:5]]}"
+    )

@@ -28,8 +28,11 @@ def make_iso(tmp_path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(str(i))
     iso = tmp_path / "many.iso"
-    subprocess.run(["xorriso", "-as", "mkisofs", "-R", "-J", "-o", str(iso), str(tree)],
-                   capture_output=True, check=True)
+    subprocess.run(
+        ["xorriso", "-as", "mkisofs", "-R", "-J", "-o", str(iso), str(tree)],
+        capture_output=True,
+        check=True,
+    )
     return iso
 
 
@@ -70,6 +73,8 @@ def test_preview_of_twenty_thousand_entries(qtbot: Any, tmp_path: Path) -> None:
         search_times[text] = statistics.median(runs)
     view.shutdown()
     assert view.model.entry_count() == COUNT + COUNT // 500 * 11
-    print(f"\npreview {COUNT} files: loaded in {loaded:.2f} s, longest GUI pause "
-          f"{max(stalls):.3f} s; search " +
-          ", ".join(f"{t!r} {s * 1000:.0f} ms" for t, s in search_times.items()))
+    print(
+        f"\npreview {COUNT} files: loaded in {loaded:.2f} s, longest GUI pause "
+        f"{max(stalls):.3f} s; search "
+        + ", ".join(f"{t!r} {s * 1000:.0f} ms" for t, s in search_times.items())
+    )

@@ -45,8 +45,14 @@ def drop_caches() -> None:
 
 def timed(commands: list[list[str]]) -> dict[str, float]:
     drop_caches()
-    out = subprocess.run([sys.executable, "-c", TIMER, json.dumps(commands)], cwd=ROOT,
-                         capture_output=True, text=True, check=True, timeout=900)
+    out = subprocess.run(
+        [sys.executable, "-c", TIMER, json.dumps(commands)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=900,
+    )
     return json.loads(out.stdout)
 
 
@@ -59,8 +65,14 @@ def make_random_image(path: Path, size: int) -> None:
         for _ in range(size // (16 << 20)):
             fh.write(os.urandom(16 << 20))
     # An MBR like a hybrid ISO, or the writer refuses the image without --force.
-    run("sfdisk", "-q", "--no-reread", "--no-tell-kernel", str(path),
-        input="label: dos\nstart=2048, type=c\n")
+    run(
+        "sfdisk",
+        "-q",
+        "--no-reread",
+        "--no-tell-kernel",
+        str(path),
+        input="label: dos\nstart=2048, type=c\n",
+    )
 
 
 def test_write_and_verify_against_dd_and_cmp(tmp_path: Path) -> None:
@@ -71,9 +83,18 @@ def test_write_and_verify_against_dd_and_cmp(tmp_path: Path) -> None:
         fh.truncate(GiB + (64 << 20))
     with loop_device(backing, direct_io=True) as node:
         livesmith = [[sys.executable, "-m", "app", "write", str(image), node, "--yes"]]
-        dd_cmp = [["dd", f"if={image}", f"of={node}", "bs=4M", "oflag=direct", "conv=fsync",
-                   "status=none"],
-                  ["cmp", "-n", str(GiB), str(image), node]]
+        dd_cmp = [
+            [
+                "dd",
+                f"if={image}",
+                f"of={node}",
+                "bs=4M",
+                "oflag=direct",
+                "conv=fsync",
+                "status=none",
+            ],
+            ["cmp", "-n", str(GiB), str(image), node],
+        ]
         timed(dd_cmp)  # warm-up: allocates the backing file's blocks once, not counted
         ours, theirs = [], []
         for _ in range(RUNS):
@@ -84,8 +105,9 @@ def test_write_and_verify_against_dd_and_cmp(tmp_path: Path) -> None:
         run("blkdiscard", node)
         drop_caches()
         assert not same_bytes(image, node, GiB), "the wipe left the image on the stick"
-        written = subprocess.run(livesmith[0], cwd=ROOT, capture_output=True, text=True,
-                                 timeout=900)
+        written = subprocess.run(
+            livesmith[0], cwd=ROOT, capture_output=True, text=True, timeout=900
+        )
         assert written.returncode == 0, written.stderr
         drop_caches()
         assert same_bytes(image, node, GiB), "the stick does not hold the image"
@@ -93,12 +115,11 @@ def test_write_and_verify_against_dd_and_cmp(tmp_path: Path) -> None:
     theirs_s = statistics.median(r["seconds"] for r in theirs)
     rss_mb = max(r["max_rss_kb"] for r in ours) / 1024
     ratio = ours_s / theirs_s
+
     def runs(results: list[dict[str, float]]) -> str:
         return ", ".join(f"{r['seconds']:.2f}" for r in results)
 
     print(f"\n1 GiB, direct-io loop on disk, caches dropped, median of {RUNS}:")
-    print(f"  livesmith write --yes (write + verify): {ours_s:6.2f} s  "
-          f"(runs: {runs(ours)})")
-    print(f"  dd oflag=direct conv=fsync + cmp:       {theirs_s:6.2f} s  "
-          f"(runs: {runs(theirs)})")
+    print(f"  livesmith write --yes (write + verify): {ours_s:6.2f} s  (runs: {runs(ours)})")
+    print(f"  dd oflag=direct conv=fsync + cmp:       {theirs_s:6.2f} s  (runs: {runs(theirs)})")
     print(f"  ratio {ratio:.2f}x (goal <= 1.0x); peak RSS {rss_mb:.0f} MB (goal <= 100 MB)")

@@ -26,8 +26,9 @@ def package_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def build_iso(tmp_path_factory: pytest.TempPathFactory,
-              package_cache: Path) -> Callable[[Profile, str], BuildResult]:
+def build_iso(
+    tmp_path_factory: pytest.TempPathFactory, package_cache: Path
+) -> Callable[[Profile, str], BuildResult]:
     built: dict[str, BuildResult] = {}
 
     def build(profile: Profile, key: str) -> BuildResult:
@@ -35,8 +36,7 @@ def build_iso(tmp_path_factory: pytest.TempPathFactory,
             out = tmp_path_factory.mktemp(f"iso-{key}") / f"{key}.iso"
             os.environ["SOURCE_DATE_EPOCH"] = EPOCH
             try:
-                built[key] = run_build(profile, out, RecordingReporter(),
-                                       cache_dir=package_cache)
+                built[key] = run_build(profile, out, RecordingReporter(), cache_dir=package_cache)
             finally:
                 del os.environ["SOURCE_DATE_EPOCH"]
         return built[key]
@@ -55,5 +55,6 @@ def minimal_iso(build_iso, minimal_profile: Profile) -> BuildResult:
 
 
 def with_format(profile: Profile, fmt: RootImageFormat, compressor) -> Profile:
-    return replace(profile, image=replace(profile.image, format=fmt, compressor=compressor,
-                                          level=None))
+    return replace(
+        profile, image=replace(profile.image, format=fmt, compressor=compressor, level=None)
+    )

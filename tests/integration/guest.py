@@ -27,16 +27,18 @@ exec /bin/busybox getty -L 115200 ttyS0 vt100
 """
 
 
-def _newc_entry(name: str, mode: int, data: bytes = b"", *, ino: int,
-                rdev: tuple[int, int] = (0, 0)) -> bytes:
+def _newc_entry(
+    name: str, mode: int, data: bytes = b"", *, ino: int, rdev: tuple[int, int] = (0, 0)
+) -> bytes:
     fields = [ino, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1], len(name) + 1, 0]
     header = b"070701" + b"".join(b"%08X" % f for f in fields) + name.encode() + b"\0"
     header += b"\0" * (-len(header) % 4)
     return header + data + b"\0" * (-len(data) % 4)
 
 
-def write_busybox_initramfs(path: Path, busybox: Path, init: str,
-                            files: dict[str, str] | None = None) -> Path:
+def write_busybox_initramfs(
+    path: Path, busybox: Path, init: str, files: dict[str, str] | None = None
+) -> Path:
     """A newc cpio: busybox as /bin/busybox (+ sh, login links), /dev/console, `init` as
     /init and `files` (path -> text) as regular files."""
     entries: list[tuple[str, int, bytes, tuple[int, int]]] = [
@@ -52,10 +54,13 @@ def write_busybox_initramfs(path: Path, busybox: Path, init: str,
         ("init", 0o100755, init.encode(), (0, 0)),
     ]
     for name, text in sorted((files or {}).items()):
-        entries.append((name, 0o100644 if "shadow" not in name else 0o100600, text.encode(),
-                        (0, 0)))
-    blob = b"".join(_newc_entry(name, mode, data, ino=i + 1, rdev=rdev)
-                    for i, (name, mode, data, rdev) in enumerate(entries))
+        entries.append(
+            (name, 0o100644 if "shadow" not in name else 0o100600, text.encode(), (0, 0))
+        )
+    blob = b"".join(
+        _newc_entry(name, mode, data, ino=i + 1, rdev=rdev)
+        for i, (name, mode, data, rdev) in enumerate(entries)
+    )
     blob += _newc_entry("TRAILER!!!", 0, ino=0)
     path.write_bytes(blob)
     return path
@@ -65,12 +70,16 @@ def write_marker_initramfs(path: Path, busybox: Path) -> Path:
     return write_busybox_initramfs(path, busybox, MARKER_INIT)
 
 
-def write_login_initramfs(path: Path, busybox: Path, *, password: str,
-                          hostname: str = "harness") -> Path:
+def write_login_initramfs(
+    path: Path, busybox: Path, *, password: str, hostname: str = "harness"
+) -> Path:
     """/init runs getty on ttyS0; root's password is `password` (SHA-512 crypt)."""
-    hashed = subprocess.run([str(busybox), "mkpasswd", "-m", "sha512", password,
-                             "livesmithsalt"], capture_output=True, text=True,
-                            check=True).stdout.strip()
+    hashed = subprocess.run(
+        [str(busybox), "mkpasswd", "-m", "sha512", password, "livesmithsalt"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     files = {
         "etc/passwd": "root:x:0:0:root:/root:/bin/sh\n",
         "etc/group": "root:x:0:\n",

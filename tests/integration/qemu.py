@@ -46,7 +46,7 @@ ISOHYBRID_MBR = Path("/usr/lib/ISOLINUX/isohdpfx.bin")
 SYSLINUX_BIOS = Path("/usr/lib/syslinux/modules/bios")
 
 SECTOR = 2048
-ELTORITO_OFFSET = 17 * SECTOR + 7   # boot system identifier of the El Torito boot record
+ELTORITO_OFFSET = 17 * SECTOR + 7  # boot system identifier of the El Torito boot record
 ELTORITO_ID = b"EL TORITO SPECIFICATION"
 TCG_SLOWDOWN = 3.0
 # qemu's default CPU model: "-cpu host" can fail on nested/paravirtual KVM (MSR errors).
@@ -60,10 +60,10 @@ Firmware = Literal["bios", "uefi"]
 Medium = Literal["cd", "usb", "none"]  # "none": no disk (e.g. a -kernel boot)
 
 _ESCAPE = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]"     # CSI: colours, cursor movement, modes
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor movement, modes
     r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC
-    r"|\x1b[()][0-9A-Za-z]"        # character set selection
-    r"|\x1b[@-Z\\^-~]"             # two-character escapes (ESC c: reset, ...)
+    r"|\x1b[()][0-9A-Za-z]"  # character set selection
+    r"|\x1b[@-Z\\^-~]"  # two-character escapes (ESC c: reset, ...)
 )
 
 
@@ -79,6 +79,7 @@ def qemu_binary() -> str:
 
 
 # ----------------------------------------------------------------------- acceleration
+
 
 def _kvm_usable_device() -> bool:
     try:
@@ -98,12 +99,30 @@ def _probe_iso(directory: Path) -> Path:
     shutil.copyfile(SYSLINUX_BIOS / "ldlinux.c32", boot / "ldlinux.c32")
     # Prints the marker, then waits at the boot prompt until the probe kills qemu.
     (boot / "isolinux.cfg").write_text(
-        "SERIAL 0 115200\nSAY LIVESMITH-KVM-PROBE-OK\nPROMPT 1\nTIMEOUT 0\n")
+        "SERIAL 0 115200\nSAY LIVESMITH-KVM-PROBE-OK\nPROMPT 1\nTIMEOUT 0\n"
+    )
     iso = directory / "probe.iso"
-    subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-o", str(iso),
-                    "-b", "isolinux/isolinux.bin", "-c", "isolinux/boot.cat", "-no-emul-boot",
-                    "-boot-load-size", "4", "-boot-info-table", str(tree)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "xorriso",
+            "-as",
+            "mkisofs",
+            "-quiet",
+            "-o",
+            str(iso),
+            "-b",
+            "isolinux/isolinux.bin",
+            "-c",
+            "isolinux/boot.cat",
+            "-no-emul-boot",
+            "-boot-load-size",
+            "4",
+            "-boot-info-table",
+            str(tree),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return iso
 
 
@@ -146,6 +165,7 @@ def timeout_scale() -> float:
 
 # -------------------------------------------------------------------------- disk images
 
+
 def blank_eltorito_signature(disk: Path) -> None:
     """Remove the El Torito signature so firmware must boot through the partition table."""
     with open(disk, "r+b") as f:
@@ -182,8 +202,9 @@ def relabel_iso(disk: Path, label: str) -> None:
         raise ValueError(f"{disk}: no primary volume descriptor")
 
 
-def prepare_usb_disk(iso: Path, dest: Path, *, blank_eltorito: bool,
-                     new_label: str | None = None) -> Path:
+def prepare_usb_disk(
+    iso: Path, dest: Path, *, blank_eltorito: bool, new_label: str | None = None
+) -> Path:
     """A raw copy of `iso` as a USB stick would hold it, optionally with the El Torito
     signature blanked and/or the volume label rewritten."""
     shutil.copyfile(iso, dest)
@@ -195,6 +216,7 @@ def prepare_usb_disk(iso: Path, dest: Path, *, blank_eltorito: bool,
 
 
 # ----------------------------------------------------------------------------- sessions
+
 
 @dataclass
 class BootConfig:
@@ -240,16 +262,22 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
 class QemuSession:
     """One running qemu with its serial console on pipes; use as a context manager."""
 
-    def __init__(self, config: BootConfig, *, accel: list[str] | None = None,
-                 scale: float | None = None, log_path: Path | None = None,
-                 extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        config: BootConfig,
+        *,
+        accel: list[str] | None = None,
+        scale: float | None = None,
+        log_path: Path | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.config = config
         self.scale = timeout_scale() if scale is None else scale
         self.workdir = Path(tempfile.mkdtemp(prefix="livesmith-qemu-"))
         self._cond = threading.Condition()
-        self._text = ""           # console output, escapes and CRs removed
-        self._pos = 0             # where the next expect() starts searching
-        self._held = ""           # an unfinished escape sequence at the end of the last read
+        self._text = ""  # console output, escapes and CRs removed
+        self._pos = 0  # where the next expect() starts searching
+        self._held = ""  # an unfinished escape sequence at the end of the last read
         self._stderr = ""
         self._eof = False
         self._counter = 0
@@ -257,15 +285,33 @@ class QemuSession:
         self.started = time.monotonic()
         self._log = open(log_path, "wb") if log_path else None
         try:
-            argv = [qemu_binary(), *(accel if accel is not None else accel_args()),
-                    *self._machine_args(), *self._medium_args(),
-                    "-m", str(config.memory_mb), "-smp", "1",
-                    *(["-nographic"] if config.firmware_console else ["-display", "none"]),
-                    "-serial", "stdio", "-monitor", "none", "-nic", "none", "-no-reboot",
-                    *extra_args]
+            argv = [
+                qemu_binary(),
+                *(accel if accel is not None else accel_args()),
+                *self._machine_args(),
+                *self._medium_args(),
+                "-m",
+                str(config.memory_mb),
+                "-smp",
+                "1",
+                *(["-nographic"] if config.firmware_console else ["-display", "none"]),
+                "-serial",
+                "stdio",
+                "-monitor",
+                "none",
+                "-nic",
+                "none",
+                "-no-reboot",
+                *extra_args,
+            ]
             self.argv = argv
-            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                preexec_fn=_die_with_parent,
+            )
         except BaseException:
             shutil.rmtree(self.workdir, ignore_errors=True)
             raise
@@ -284,9 +330,14 @@ class QemuSession:
             return ["-M", "pc"]
         vars_copy = self.workdir / "OVMF_VARS.fd"
         shutil.copyfile(OVMF_VARS, vars_copy)
-        return ["-M", "q35",
-                "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
-                "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}"]
+        return [
+            "-M",
+            "q35",
+            "-drive",
+            f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+            "-drive",
+            f"if=pflash,format=raw,unit=1,file={vars_copy}",
+        ]
 
     def _medium_args(self) -> list[str]:
         config = self.config
@@ -297,15 +348,26 @@ class QemuSession:
         if config.medium == "cd":
             if config.blank_eltorito or config.new_label:
                 raise ValueError("blank_eltorito and new_label apply to USB disk copies only")
-            return ["-drive", f"if=none,id=medium,media=cdrom,readonly=on,format=raw,"
-                              f"file={config.image}",
-                    "-device", "ide-cd,drive=medium,bootindex=0"]
-        disk = prepare_usb_disk(config.image, self.workdir / "usb.img",
-                                blank_eltorito=config.blank_eltorito,
-                                new_label=config.new_label)
-        return ["-drive", f"if=none,id=medium,format=raw,file={disk}",
-                "-device", "qemu-xhci,id=xhci",
-                "-device", "usb-storage,bus=xhci.0,drive=medium,bootindex=0"]
+            return [
+                "-drive",
+                f"if=none,id=medium,media=cdrom,readonly=on,format=raw,file={config.image}",
+                "-device",
+                "ide-cd,drive=medium,bootindex=0",
+            ]
+        disk = prepare_usb_disk(
+            config.image,
+            self.workdir / "usb.img",
+            blank_eltorito=config.blank_eltorito,
+            new_label=config.new_label,
+        )
+        return [
+            "-drive",
+            f"if=none,id=medium,format=raw,file={disk}",
+            "-device",
+            "qemu-xhci,id=xhci",
+            "-device",
+            "usb-storage,bus=xhci.0,drive=medium,bootindex=0",
+        ]
 
     # -- reading
 
@@ -368,9 +430,11 @@ class QemuSession:
         with self._cond:
             tail = self._text[-TAIL_CHARS:]
             stderr = self._stderr[-1500:]
-        message = (f"{self.config.describe()}: {what} after {self.elapsed:.0f} s.\n"
-                   f"--- last {len(tail)} characters of the serial console ---\n{tail}\n"
-                   f"--- end of console ---")
+        message = (
+            f"{self.config.describe()}: {what} after {self.elapsed:.0f} s.\n"
+            f"--- last {len(tail)} characters of the serial console ---\n{tail}\n"
+            f"--- end of console ---"
+        )
         if stderr.strip():
             message += f"\n--- qemu stderr ---\n{stderr}"
         return QemuError(message)
@@ -492,9 +556,16 @@ class QemuSession:
 
 # ------------------------------------------------------------------------- test ISOs
 
-def make_hybrid_iso(tree: Path, output: Path, label: str, *, method: str | None = None,
-                    bios_boot: str = "boot/syslinux/isolinux.bin",
-                    efi_image: str = "boot/grub/efi.img") -> Path:
+
+def make_hybrid_iso(
+    tree: Path,
+    output: Path,
+    label: str,
+    *,
+    method: str | None = None,
+    bios_boot: str = "boot/syslinux/isolinux.bin",
+    efi_image: str = "boot/grub/efi.img",
+) -> Path:
     """Master a hybrid (BIOS+UEFI, CD+USB) ISO of `tree` for boot tests.
 
     method "xorriso" (default, or $LIVESMITH_TEST_ISO_MASTER) uses `xorriso -as mkisofs`
@@ -504,18 +575,51 @@ def make_hybrid_iso(tree: Path, output: Path, label: str, *, method: str | None 
     if method == "master":
         # Imported here: app.iso.master is another stage's work and may not exist yet.
         from app.iso.master import BootSpec, MasterSpec, master_iso
-        master_iso(MasterSpec(tree, output, label,
-                              boot=BootSpec(bios_boot=bios_boot, efi_image=efi_image,
-                                            hybrid=True)), NullReporter())
+
+        master_iso(
+            MasterSpec(
+                tree,
+                output,
+                label,
+                boot=BootSpec(bios_boot=bios_boot, efi_image=efi_image, hybrid=True),
+            ),
+            NullReporter(),
+        )
         return output
     if method != "xorriso":
         raise ValueError(f"unknown ISO mastering method {method!r}")
     subprocess.run(
-        ["xorriso", "-as", "mkisofs", "-quiet", "-o", str(output), "-R", "-J",
-         "-iso-level", "3", "-V", label,
-         "-isohybrid-mbr", str(ISOHYBRID_MBR), "-c", "boot/boot.cat",
-         "-b", bios_boot, "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table",
-         "-eltorito-alt-boot", "-e", efi_image, "-no-emul-boot", "-isohybrid-gpt-basdat",
-         str(tree)],
-        check=True, capture_output=True)
+        [
+            "xorriso",
+            "-as",
+            "mkisofs",
+            "-quiet",
+            "-o",
+            str(output),
+            "-R",
+            "-J",
+            "-iso-level",
+            "3",
+            "-V",
+            label,
+            "-isohybrid-mbr",
+            str(ISOHYBRID_MBR),
+            "-c",
+            "boot/boot.cat",
+            "-b",
+            bios_boot,
+            "-no-emul-boot",
+            "-boot-load-size",
+            "4",
+            "-boot-info-table",
+            "-eltorito-alt-boot",
+            "-e",
+            efi_image,
+            "-no-emul-boot",
+            "-isohybrid-gpt-basdat",
+            str(tree),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return output

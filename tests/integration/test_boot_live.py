@@ -32,8 +32,9 @@ def mount_table(text: str) -> dict[str, tuple[str, set[str]]]:
     return table
 
 
-def boot_and_check(config: BootConfig, password: str, *, lower_type: str | None = "squashfs"
-                   ) -> str:
+def boot_and_check(
+    config: BootConfig, password: str, *, lower_type: str | None = "squashfs"
+) -> str:
     """Log in, check what / is, write to it; `lower_type` None: RAM mode, / is the initramfs."""
     with QemuSession(config) as vm:
         vm.login("root", password)
@@ -54,14 +55,18 @@ def boot_and_check(config: BootConfig, password: str, *, lower_type: str | None 
         return cmdline
 
 
-@pytest.mark.parametrize(("firmware", "medium", "blank"), [
-    ("bios", "cd", False),
-    ("bios", "usb", False),
-    ("uefi", "cd", False),
-    ("uefi", "usb", True),  # El Torito blanked: firmware must boot through the partition table
-])
-def test_minimal_boots_four_ways(minimal_iso, tmp_path: Path, firmware: str, medium: str,
-                                 blank: bool) -> None:
+@pytest.mark.parametrize(
+    ("firmware", "medium", "blank"),
+    [
+        ("bios", "cd", False),
+        ("bios", "usb", False),
+        ("uefi", "cd", False),
+        ("uefi", "usb", True),  # El Torito blanked: firmware must boot through the partition table
+    ],
+)
+def test_minimal_boots_four_ways(
+    minimal_iso, tmp_path: Path, firmware: str, medium: str, blank: bool
+) -> None:
     image = minimal_iso.iso
     if medium == "usb":
         image = prepare_usb_disk(minimal_iso.iso, tmp_path / "stick.img", blank_eltorito=blank)
@@ -71,20 +76,23 @@ def test_minimal_boots_four_ways(minimal_iso, tmp_path: Path, firmware: str, med
 
 
 def test_a_relabelled_stick_still_boots(minimal_iso, tmp_path: Path) -> None:
-    stick = prepare_usb_disk(minimal_iso.iso, tmp_path / "stick.img", blank_eltorito=False,
-                             new_label="RENAMED")
+    stick = prepare_usb_disk(
+        minimal_iso.iso, tmp_path / "stick.img", blank_eltorito=False, new_label="RENAMED"
+    )
     boot_and_check(BootConfig(firmware="uefi", medium="usb", image=stick), "live")
 
 
 def test_ram_mode_boots(build_iso, minimal_profile) -> None:
     profile = with_format(minimal_profile, RootImageFormat.RAM, Compressor.ZSTD)
     result = build_iso(profile, "ram")
-    boot_and_check(BootConfig(firmware="bios", medium="cd", image=result.iso), "live",
-                   lower_type=None)
+    boot_and_check(
+        BootConfig(firmware="bios", medium="cd", image=result.iso), "live", lower_type=None
+    )
 
 
 def test_erofs_mode_boots(build_iso, minimal_profile) -> None:
     profile = with_format(minimal_profile, RootImageFormat.EROFS, Compressor.LZ4HC)
     result = build_iso(profile, "erofs")
-    boot_and_check(BootConfig(firmware="bios", medium="cd", image=result.iso), "live",
-                   lower_type="erofs")
+    boot_and_check(
+        BootConfig(firmware="bios", medium="cd", image=result.iso), "live", lower_type="erofs"
+    )

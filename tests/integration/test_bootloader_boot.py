@@ -42,10 +42,12 @@ EXTRA = "quiet livesmith.test=1"
 
 # ----------------------------------------------------------------------------- the ISO
 
+
 def _menu() -> BootMenu:
     # A short menu timeout keeps the boots quick; the default entry still has to start alone.
-    return default_menu(title=TITLE, build_id=BUILD_ID, label=LABEL, extra_cmdline=EXTRA,
-                        timeout_s=1)
+    return default_menu(
+        title=TITLE, build_id=BUILD_ID, label=LABEL, extra_cmdline=EXTRA, timeout_s=1
+    )
 
 
 def _build_iso(work: Path, *, with_id_file: bool = True) -> Path:
@@ -58,8 +60,9 @@ def _build_iso(work: Path, *, with_id_file: bool = True) -> Path:
         (stage / id_file_path(BUILD_ID)).write_text(f"{BUILD_ID}\n{LABEL}\n")
     bios_boot = install_isolinux(stage, _menu(), NullReporter())
     efi_image = install_grub_efi(stage, _menu(), NullReporter(), epoch=1_700_000_000)
-    return make_hybrid_iso(stage, work / "boot-test.iso", LABEL, bios_boot=bios_boot,
-                           efi_image=efi_image)
+    return make_hybrid_iso(
+        stage, work / "boot-test.iso", LABEL, bios_boot=bios_boot, efi_image=efi_image
+    )
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +95,7 @@ def _boot_default_entry(config: BootConfig) -> str:
 
 def _without_loader_additions(cmdline: str) -> str:
     # GRUB prepends BOOT_IMAGE=..., isolinux appends initrd=...; the rest is ours.
-    return " ".join(w for w in cmdline.split()
-                    if not w.startswith(("BOOT_IMAGE=", "initrd=")))
+    return " ".join(w for w in cmdline.split() if not w.startswith(("BOOT_IMAGE=", "initrd=")))
 
 
 BOOTS = [
@@ -106,7 +108,8 @@ BOOTS = [
 
 @pytest.mark.parametrize(("firmware", "medium", "blank"), BOOTS)
 def test_the_default_entry_boots_with_the_contract_cmdline(
-        boot_iso: Path, firmware: Firmware, medium: Medium, blank: bool) -> None:
+    boot_iso: Path, firmware: Firmware, medium: Medium, blank: bool
+) -> None:
     config = BootConfig(firmware, medium, boot_iso, blank_eltorito=blank, memory_mb=512)
     cmdline = _boot_default_entry(config)
     live = _menu().entries[0]
@@ -119,8 +122,9 @@ def test_the_default_entry_boots_with_the_contract_cmdline(
 
 
 def test_uefi_stick_with_a_changed_label_is_found_by_its_id_file(boot_iso: Path) -> None:
-    config = BootConfig("uefi", "usb", boot_iso, blank_eltorito=True, new_label="RENAMED",
-                        memory_mb=512)
+    config = BootConfig(
+        "uefi", "usb", boot_iso, blank_eltorito=True, new_label="RENAMED", memory_mb=512
+    )
     with QemuSession(config) as vm:
         # The menu comes from boot/grub/grub.cfg on the ISO 9660 file system, so GRUB found
         # the medium; the label cannot have led it there (there is no such label any more),
@@ -131,7 +135,8 @@ def test_uefi_stick_with_a_changed_label_is_found_by_its_id_file(boot_iso: Path)
 
 
 def test_uefi_falls_back_to_the_label_without_the_id_file(
-        tmp_path_factory: pytest.TempPathFactory) -> None:
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     iso = _build_iso(tmp_path_factory.mktemp("noid"), with_id_file=False)
     with QemuSession(BootConfig("uefi", "cd", iso, memory_mb=512)) as vm:
         vm.expect(f"found the medium by its label {LABEL}", timeout=40)

@@ -18,10 +18,18 @@ def test_minimal_build_is_a_hybrid_live_iso(minimal_iso) -> None:
     report = inspect_iso(iso)
     names = {f.path for f in report.files}
     build_id = minimal_iso.build_id
-    for expected in ("/live/vmlinuz", "/live/initramfs.img", "/live/rootfs.sfs",
-                     "/live/rootfs.sfs.sha512", f"/live/{build_id}.id",
-                     "/boot/syslinux/isolinux.bin", "/boot/syslinux/syslinux.cfg",
-                     "/boot/grub/grub.cfg", "/boot/grub/efi.img", "/EFI/BOOT/BOOTX64.EFI"):
+    for expected in (
+        "/live/vmlinuz",
+        "/live/initramfs.img",
+        "/live/rootfs.sfs",
+        "/live/rootfs.sfs.sha512",
+        f"/live/{build_id}.id",
+        "/boot/syslinux/isolinux.bin",
+        "/boot/syslinux/syslinux.cfg",
+        "/boot/grub/grub.cfg",
+        "/boot/grub/efi.img",
+        "/EFI/BOOT/BOOTX64.EFI",
+    ):
         assert expected in names, expected
     assert [e.platform for e in report.eltorito] == [0x00, 0xEF]
     assert report.hybrid, report.hybrid_reason
@@ -32,21 +40,37 @@ def test_minimal_build_is_a_hybrid_live_iso(minimal_iso) -> None:
 def test_the_system_area_passes_sgdisk_and_xorriso(minimal_iso) -> None:
     out = subprocess.run(["sgdisk", "-v", str(minimal_iso.iso)], capture_output=True, text=True)
     assert "No problems found" in out.stdout, out.stdout
-    report = subprocess.run(["xorriso", "-indev", str(minimal_iso.iso), "-report_el_torito",
-                             "plain", "-report_system_area", "plain"], capture_output=True,
-                            text=True).stdout
+    report = subprocess.run(
+        [
+            "xorriso",
+            "-indev",
+            str(minimal_iso.iso),
+            "-report_el_torito",
+            "plain",
+            "-report_system_area",
+            "plain",
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout
     assert "El Torito boot img :   1  BIOS" in report and "UEFI" in report
 
 
-def test_root_image_carries_root_ownership_and_the_live_config(minimal_iso,
-                                                               tmp_path: Path) -> None:
+def test_root_image_carries_root_ownership_and_the_live_config(minimal_iso, tmp_path: Path) -> None:
     from app.iso.extract import extract
 
     extract(minimal_iso.iso, "/live/rootfs.sfs", tmp_path)
-    listing = subprocess.run(["unsquashfs", "-lln", str(tmp_path / "rootfs.sfs")],
-                             capture_output=True, text=True, check=True).stdout
-    entries = {line.split("squashfs-root", 1)[1].split(" -> ")[0]: line.split()[:2]
-               for line in listing.splitlines() if "squashfs-root/" in line}
+    listing = subprocess.run(
+        ["unsquashfs", "-lln", str(tmp_path / "rootfs.sfs")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    entries = {
+        line.split("squashfs-root", 1)[1].split(" -> ")[0]: line.split()[:2]
+        for line in listing.splitlines()
+        if "squashfs-root/" in line
+    }
     assert entries["/bin/busybox"] == ["-rwxr-xr-x", "0/0"]
     assert entries["/etc/shadow"] == ["-rw-------", "0/0"]
     assert entries["/tmp"][0] == "drwxrwxrwt"
@@ -54,16 +78,20 @@ def test_root_image_carries_root_ownership_and_the_live_config(minimal_iso,
     assert any(path.startswith("/lib/modules/") for path in entries)
 
 
-def test_same_epoch_and_inputs_give_identical_bytes(build_iso, minimal_profile,
-                                                   minimal_iso) -> None:
+def test_same_epoch_and_inputs_give_identical_bytes(
+    build_iso, minimal_profile, minimal_iso
+) -> None:
     again = build_iso(minimal_profile.with_changes(), "minimal-again")
     assert again.sha256 == minimal_iso.sha256
 
 
 def test_cli_lists_builtin_profiles(livesmith_cmd) -> None:
-    out = subprocess.run([*livesmith_cmd, "profiles"], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([*livesmith_cmd, "profiles"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("minimal")
-    shown = subprocess.run([*livesmith_cmd, "profiles", "--show", "minimal"],
-                           capture_output=True, text=True, check=True).stdout
+    shown = subprocess.run(
+        [*livesmith_cmd, "profiles", "--show", "minimal"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert 'name = "minimal"' in shown and 'kind = "apt"' in shown

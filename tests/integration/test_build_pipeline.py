@@ -40,16 +40,22 @@ from tests.support.unprivileged import run_as_nobody
 EPOCH = 1_767_225_600
 
 
-def glaucus_profile(repo: Path, *names: str, fmt: RootImageFormat = RootImageFormat.SQUASHFS,
-                    **system: str) -> Profile:
+def glaucus_profile(
+    repo: Path, *names: str, fmt: RootImageFormat = RootImageFormat.SQUASHFS, **system: str
+) -> Profile:
     return live_profile(repo, *names, fmt=fmt, **system)
 
 
 def build(profile: Profile, out: Path, **kwargs) -> object:  # type: ignore[no-untyped-def]
     os.environ["SOURCE_DATE_EPOCH"] = str(EPOCH)
     try:
-        return run_build(profile, out, kwargs.pop("reporter", RecordingReporter()),
-                         cache_dir=out.parent / "cache", **kwargs)
+        return run_build(
+            profile,
+            out,
+            kwargs.pop("reporter", RecordingReporter()),
+            cache_dir=out.parent / "cache",
+            **kwargs,
+        )
     finally:
         del os.environ["SOURCE_DATE_EPOCH"]
 
@@ -93,16 +99,24 @@ def test_validation_reports_every_problem_at_once(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as info:
         build(profile, out)
     text = str(info.value)
-    for expected in ("my live!", "MY_LIVE", "unknown package 'nope'", "'ghost' is needed by docs",
-                     "no kernel among the selected packages", "no static shell toolkit",
-                     "'bad host!' is not a valid host name", "'Root User' is not a valid user"):
+    for expected in (
+        "my live!",
+        "MY_LIVE",
+        "unknown package 'nope'",
+        "'ghost' is needed by docs",
+        "no kernel among the selected packages",
+        "no static shell toolkit",
+        "'bad host!' is not a valid host name",
+        "'Root User' is not a valid user",
+    ):
         assert expected in text, expected
     assert not out.exists() and leftovers(tmp_path) == ["glaucus"]
 
 
 @pytest.mark.parametrize("evil", ["dotdot", "absolute", "through-symlink"])
-def test_malicious_packages_are_refused_and_write_nothing_outside(tmp_path: Path,
-                                                                  evil: str) -> None:
+def test_malicious_packages_are_refused_and_write_nothing_outside(
+    tmp_path: Path, evil: str
+) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     sentinel = outside / "sentinel"
@@ -143,13 +157,15 @@ def test_truncated_package_and_checksum_mismatch_say_which_package(tmp_path: Pat
 
 
 def test_file_conflict_names_both_packages(tmp_path: Path) -> None:
-    repo = live_glaucus_repo(tmp_path, text_package("one", files={"etc/motd": "1"}),
-                             text_package("two", files={"etc/motd": "2"}))
+    repo = live_glaucus_repo(
+        tmp_path,
+        text_package("one", files={"etc/motd": "1"}),
+        text_package("two", files={"etc/motd": "2"}),
+    )
     (tmp_path / "out").mkdir()
     with pytest.raises(LivesmithError) as info:
         build(glaucus_profile(repo, "one", "two"), tmp_path / "out" / "live.iso")
-    assert "etc/motd" in str(info.value) and "one" in str(info.value) \
-        and "two" in str(info.value)
+    assert "etc/motd" in str(info.value) and "one" in str(info.value) and "two" in str(info.value)
 
 
 @needs_root
@@ -194,7 +210,8 @@ def test_a_work_dir_holding_other_files_is_refused_and_left_alone(tmp_path: Path
     with pytest.raises(ValidationError) as info:
         build(glaucus_profile(repo), tmp_path / "live.iso", work_dir=documents)
     assert f"{documents}: this folder holds files that Livesmith did not put there" in str(
-        info.value)
+        info.value
+    )
     assert (documents / "letters/precious.txt").read_text() == "keep me"
     assert sorted(p.name for p in documents.iterdir()) == ["letters"]
 
@@ -204,7 +221,7 @@ def test_an_empty_work_dir_is_used_then_emptied_and_a_stale_one_removed(tmp_path
     empty = tmp_path / "scratch"
     empty.mkdir()
     build(glaucus_profile(repo), tmp_path / "a.iso", work_dir=empty)
-    assert empty.is_dir() and not any(empty.iterdir())   # the user's folder stays, empty
+    assert empty.is_dir() and not any(empty.iterdir())  # the user's folder stays, empty
     # A scratch folder left by a killed build (it has the marker) is taken and removed.
     out_dir = tmp_path / "out"
     stale = out_dir / ".live.iso.build"
@@ -215,9 +232,15 @@ def test_an_empty_work_dir_is_used_then_emptied_and_a_stale_one_removed(tmp_path
 
 
 def test_rootless_build_keeps_package_owners_and_modes(tmp_path: Path) -> None:
-    suid = FixturePackage("tools", entries=(
-        directory("usr/bin"), file("usr/bin/su", "#!/bin/sh\n", 0o4755),
-        file("etc/private", "x", 0o640, 0, 42), directory("home/ana", 0o700, 1000, 1000)))
+    suid = FixturePackage(
+        "tools",
+        entries=(
+            directory("usr/bin"),
+            file("usr/bin/su", "#!/bin/sh\n", 0o4755),
+            file("etc/private", "x", 0o640, 0, 42),
+            directory("home/ana", 0o700, 1000, 1000),
+        ),
+    )
     repo = live_glaucus_repo(tmp_path, suid)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
@@ -230,10 +253,20 @@ def test_rootless_build_keeps_package_owners_and_modes(tmp_path: Path) -> None:
         os.chown(profile_file, 65534, 65534)
         result = run_as_nobody(
             "import sys; from app.cli import main; sys.exit(main(sys.argv[1:]))".replace(
-                "sys.argv[1:]", repr(["build", str(profile_file), "-o",
-                                      str(out_dir / f"{name}.iso"), "--cache-dir",
-                                      str(tmp_path / "cache")])),
-            extra_paths=(tmp_path,))
+                "sys.argv[1:]",
+                repr(
+                    [
+                        "build",
+                        str(profile_file),
+                        "-o",
+                        str(out_dir / f"{name}.iso"),
+                        "--cache-dir",
+                        str(tmp_path / "cache"),
+                    ]
+                ),
+            ),
+            extra_paths=(tmp_path,),
+        )
         assert result.returncode == 0, result.stderr.decode()
         assert (out_dir / f"{name}.iso").stat().st_uid == 65534  # really built by nobody
 
@@ -242,10 +275,17 @@ def test_rootless_build_keeps_package_owners_and_modes(tmp_path: Path) -> None:
     (tmp_path / "x").mkdir()
     (tmp_path / "y").mkdir()
     extract(out_dir / "sfs.iso", "/live/rootfs.sfs", tmp_path / "x")
-    listing = subprocess.run(["unsquashfs", "-lln", str(tmp_path / "x" / "rootfs.sfs")],
-                             capture_output=True, text=True, check=True).stdout
-    owners = {line.split("squashfs-root", 1)[1].split(" -> ")[0]: line.split()[:2]
-              for line in listing.splitlines() if "squashfs-root/" in line}
+    listing = subprocess.run(
+        ["unsquashfs", "-lln", str(tmp_path / "x" / "rootfs.sfs")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    owners = {
+        line.split("squashfs-root", 1)[1].split(" -> ")[0]: line.split()[:2]
+        for line in listing.splitlines()
+        if "squashfs-root/" in line
+    }
     assert owners["/usr/bin/su"] == ["-rwsr-xr-x", "0/0"]
     assert owners["/etc/private"] == ["-rw-r-----", "0/42"]
     assert owners["/home/ana"] == ["drwx------", "1000/1000"]
@@ -253,10 +293,12 @@ def test_rootless_build_keeps_package_owners_and_modes(tmp_path: Path) -> None:
 
     # RAM mode: the same truth in the initramfs's cpio listing
     extract(out_dir / "ram.iso", "/live/initramfs.img", tmp_path / "y")
-    raw = subprocess.run(["zstd", "-dc", str(tmp_path / "y" / "initramfs.img")],
-                         capture_output=True, check=True).stdout
-    cpio = subprocess.run(["cpio", "-itv", "--numeric-uid-gid", "--quiet"], input=raw,
-                          capture_output=True, check=True).stdout.decode()
+    raw = subprocess.run(
+        ["zstd", "-dc", str(tmp_path / "y" / "initramfs.img")], capture_output=True, check=True
+    ).stdout
+    cpio = subprocess.run(
+        ["cpio", "-itv", "--numeric-uid-gid", "--quiet"], input=raw, capture_output=True, check=True
+    ).stdout.decode()
     rows = {line.split()[-1]: line.split() for line in cpio.splitlines()}
     assert rows["usr/bin/su"][0] == "-rwsr-xr-x" and rows["usr/bin/su"][2:4] == ["0", "0"]
     assert rows["home/ana"][2:4] == ["1000", "1000"]
@@ -267,8 +309,11 @@ def test_build_log_names_every_stage(tmp_path: Path) -> None:
     repo = live_glaucus_repo(tmp_path)
     reporter = RecordingReporter()
     (tmp_path / "out").mkdir()
-    build(glaucus_profile(repo, fmt=RootImageFormat.RAM), tmp_path / "out" / "ram.iso",
-          reporter=reporter)
+    build(
+        glaucus_profile(repo, fmt=RootImageFormat.RAM),
+        tmp_path / "out" / "ram.iso",
+        reporter=reporter,
+    )
     from app.compose.pipeline import STAGES
 
     assert reporter.steps == ["Validate", *[s.title for s in STAGES]]
@@ -300,8 +345,9 @@ def test_carried_packages_are_on_the_iso_with_their_index(tmp_path: Path) -> Non
         source = next((repo / entry["name"]).glob("*.tar.zst")).read_bytes()
         assert data == source and hashlib.sha256(data).hexdigest() == entry["sha256"]
     sums = (dest / "SHA256SUMS").read_text().splitlines()
-    assert len(sums) == 3 and all(line.split("  ")[1] in {e["file"] for e in index}
-                                  for line in sums)
+    assert len(sums) == 3 and all(
+        line.split("  ")[1] in {e["file"] for e in index} for line in sums
+    )
     # The glaucus tree itself, as rad reads it: info and XXH3-128 sum beside each tarball.
     from app.packages.glaucus import GlaucusSource
 

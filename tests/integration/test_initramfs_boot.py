@@ -45,9 +45,11 @@ echo "LIVESMITH-ROOT-OK root=$root writable=$w lower=${lower:-none} lower_ro=$lo
 medium=${medium:-none} private=$private pid=$$"
 $bb poweroff -f
 """
-MARKER = (r"LIVESMITH-ROOT-OK root=(?P<root>\S+) writable=(?P<writable>\S+) "
-          r"lower=(?P<lower>\S+) lower_ro=(?P<lower_ro>\S+) medium=(?P<medium>\S+) "
-          r"private=(?P<private>\S+) pid=(?P<pid>\d+)\r?\n")
+MARKER = (
+    r"LIVESMITH-ROOT-OK root=(?P<root>\S+) writable=(?P<writable>\S+) "
+    r"lower=(?P<lower>\S+) lower_ro=(?P<lower_ro>\S+) medium=(?P<medium>\S+) "
+    r"private=(?P<private>\S+) pid=(?P<pid>\d+)\r?\n"
+)
 
 
 class SerialConsole:
@@ -55,8 +57,9 @@ class SerialConsole:
 
     def __init__(self, name: str, args: list[str]):
         self.name = name
-        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
         self.output = bytearray()
         self._pos = 0
 
@@ -71,14 +74,17 @@ class SerialConsole:
                 return match
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"{self.name}: no {pattern!r} within {timeout} s; "
-                                     f"console:\n{self.tail()}")
+                raise AssertionError(
+                    f"{self.name}: no {pattern!r} within {timeout} s; console:\n{self.tail()}"
+                )
             ready, _, _ = select.select([self.proc.stdout], [], [], min(remaining, 1.0))
             if ready:
                 chunk = os.read(self.proc.stdout.fileno(), 65536)
                 if not chunk:
-                    raise AssertionError(f"{self.name}: QEMU exited ({self.proc.wait()}) "
-                                         f"before {pattern!r}; console:\n{self.tail()}")
+                    raise AssertionError(
+                        f"{self.name}: QEMU exited ({self.proc.wait()}) "
+                        f"before {pattern!r}; console:\n{self.tail()}"
+                    )
                 self.output += chunk
 
     def send(self, line: str) -> None:
@@ -102,13 +108,34 @@ class SerialConsole:
 
 def boot(name: str, initramfs: Path, cmdline: str, media: list[str]) -> SerialConsole:
     vmlinuz, _, _ = kernel_tree()
-    args = [shutil.which("qemu-system-x86_64") or "qemu-system-x86_64",
-            "-accel", "tcg", "-M", "pc", "-m", "512", "-smp", "1",
-            "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",
-            "-serial", "stdio", "-no-reboot",
-            "-kernel", str(vmlinuz), "-initrd", str(initramfs),
-            # panic=-1 + -no-reboot: a kernel panic ends QEMU at once instead of a timeout
-            "-append", f"console=ttyS0,115200 panic=-1 quiet {cmdline}", *media]
+    args = [
+        shutil.which("qemu-system-x86_64") or "qemu-system-x86_64",
+        "-accel",
+        "tcg",
+        "-M",
+        "pc",
+        "-m",
+        "512",
+        "-smp",
+        "1",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-serial",
+        "stdio",
+        "-no-reboot",
+        "-kernel",
+        str(vmlinuz),
+        "-initrd",
+        str(initramfs),
+        # panic=-1 + -no-reboot: a kernel panic ends QEMU at once instead of a timeout
+        "-append",
+        f"console=ttyS0,115200 panic=-1 quiet {cmdline}",
+        *media,
+    ]
     return SerialConsole(name, args)
 
 
@@ -139,16 +166,29 @@ def system_root(work: Path) -> Path:
 @pytest.fixture(scope="module")
 def squashfs(work: Path, system_root: Path) -> Path:
     image = work / "rootfs.sfs"
-    subprocess.run(["mksquashfs", str(system_root), str(image), "-noappend", "-quiet",
-                    "-comp", "zstd", "-all-root"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            "mksquashfs",
+            str(system_root),
+            str(image),
+            "-noappend",
+            "-quiet",
+            "-comp",
+            "zstd",
+            "-all-root",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return image
 
 
 @pytest.fixture(scope="module")
 def erofs(work: Path, system_root: Path) -> Path:
     image = work / "rootfs.erofs"
-    subprocess.run(["mkfs.erofs", "--quiet", "-zlz4hc", "--all-root", str(image),
-                    str(system_root)], check=True)
+    subprocess.run(
+        ["mkfs.erofs", "--quiet", "-zlz4hc", "--all-root", str(image), str(system_root)], check=True
+    )
     return image
 
 
@@ -159,15 +199,19 @@ def make_iso(work: Path, name: str, label: str, image: Path, *, id_file: bool = 
         (tree / "live" / f"{BUILD_ID}.id").write_text(f"{BUILD_ID}\n{LABEL}\n")
     shutil.copy(image, tree / "live" / image.name)
     iso = work / f"{name}.iso"
-    subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-R", "-J", "-V", label,
-                    "-o", str(iso), str(tree)], check=True, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        ["xorriso", "-as", "mkisofs", "-quiet", "-R", "-J", "-V", label, "-o", str(iso), str(tree)],
+        check=True,
+        stderr=subprocess.DEVNULL,
+    )
     return iso
 
 
 def make_fat(work: Path, name: str, label: str, files: dict[str, Path]) -> Path:
     disk = work / f"{name}.img"
-    subprocess.run(["mkfs.vfat", "-C", "-n", label, str(disk), "16384"], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["mkfs.vfat", "-C", "-n", label, str(disk), "16384"], check=True, stdout=subprocess.DEVNULL
+    )
     for directory in sorted({str(Path(t).parent) for t in files} - {"."}):
         subprocess.run(["mmd", "-i", str(disk), f"::/{directory}"], check=True)
     for target, source in files.items():
@@ -184,9 +228,17 @@ def iso(work: Path, squashfs: Path) -> Path:
 def initramfs(work: Path) -> Path:
     _, mod_dir, version = kernel_tree()
     out = work / "initramfs.img"
-    build_initramfs(InitramfsSpec(busybox=busybox_static(), kernel_version=version,
-                                  modules_dir=mod_dir, build_id=BUILD_ID, label=LABEL),
-                    out, NullReporter())
+    build_initramfs(
+        InitramfsSpec(
+            busybox=busybox_static(),
+            kernel_version=version,
+            modules_dir=mod_dir,
+            build_id=BUILD_ID,
+            label=LABEL,
+        ),
+        out,
+        NullReporter(),
+    )
     return out
 
 
@@ -217,9 +269,19 @@ def test_boots_from_a_cd(initramfs: Path, iso: Path) -> None:
 
 
 def test_boots_from_a_usb_stick(initramfs: Path, iso: Path) -> None:
-    console = boot("usb", initramfs, medium_args(), [
-        "-device", "qemu-xhci", "-device", "usb-storage,drive=stick",
-        "-drive", f"if=none,id=stick,format=raw,readonly=on,file={iso}"])
+    console = boot(
+        "usb",
+        initramfs,
+        medium_args(),
+        [
+            "-device",
+            "qemu-xhci",
+            "-device",
+            "usb-storage,drive=stick",
+            "-drive",
+            f"if=none,id=stick,format=raw,readonly=on,file={iso}",
+        ],
+    )
     try:
         assert_overlay_root(booted_root(console))
         assert "found the live medium on /dev/sda by its ID file" in console.text()
@@ -227,19 +289,30 @@ def test_boots_from_a_usb_stick(initramfs: Path, iso: Path) -> None:
         console.close()
 
 
-def test_without_the_id_file_the_label_is_used(initramfs: Path, work: Path,
-                                               squashfs: Path) -> None:
+def test_without_the_id_file_the_label_is_used(initramfs: Path, work: Path, squashfs: Path) -> None:
     # A FAT stick labelled like the build but from another build (other ID): the label
     # fallback finds it, with a warning.
     stick = make_fat(work, "label-only", LABEL, {"live/rootfs.sfs": squashfs})
-    console = boot("label", initramfs, medium_args(id_="ffffffffffffffff"), [
-        "-device", "qemu-xhci", "-device", "usb-storage,drive=stick",
-        "-drive", f"if=none,id=stick,format=raw,file={stick}"])
+    console = boot(
+        "label",
+        initramfs,
+        medium_args(id_="ffffffffffffffff"),
+        [
+            "-device",
+            "qemu-xhci",
+            "-device",
+            "usb-storage,drive=stick",
+            "-drive",
+            f"if=none,id=stick,format=raw,file={stick}",
+        ],
+    )
     try:
         assert_overlay_root(booted_root(console))
         text = console.text()
-        assert "no device holds /live/ffffffffffffffff.id; using /dev/sda, found by its label " \
-               f"'{LABEL}'" in text
+        assert (
+            "no device holds /live/ffffffffffffffff.id; using /dev/sda, found by its label "
+            f"'{LABEL}'" in text
+        )
     finally:
         console.close()
 
@@ -248,9 +321,17 @@ def test_no_medium_explains_and_opens_a_rescue_shell(initramfs: Path, work: Path
     blank = work / "blank.img"
     blank.write_bytes(bytes(4 << 20))
     other_fat = make_fat(work, "other", "DATA", {})
-    console = boot("no-medium", initramfs, medium_args(extra="livesmith.timeout=3"), [
-        "-drive", f"if=virtio,format=raw,file={blank}",
-        "-drive", f"if=virtio,format=raw,file={other_fat}"])
+    console = boot(
+        "no-medium",
+        initramfs,
+        medium_args(extra="livesmith.timeout=3"),
+        [
+            "-drive",
+            f"if=virtio,format=raw,file={blank}",
+            "-drive",
+            f"if=virtio,format=raw,file={other_fat}",
+        ],
+    )
     try:
         console.expect(r"starting a rescue shell")
         console.expect(r"livesmith-rescue# ")
@@ -277,9 +358,18 @@ def test_no_medium_explains_and_opens_a_rescue_shell(initramfs: Path, work: Path
 def test_ram_mode_runs_the_system_from_the_initramfs(work: Path, system_root: Path) -> None:
     _, mod_dir, version = kernel_tree()
     image = work / "initramfs-ram.img"
-    build_initramfs(InitramfsSpec(busybox=busybox_static(), kernel_version=version,
-                                  modules_dir=mod_dir, build_id=BUILD_ID, label=LABEL,
-                                  ram_root=system_root), image, NullReporter())
+    build_initramfs(
+        InitramfsSpec(
+            busybox=busybox_static(),
+            kernel_version=version,
+            modules_dir=mod_dir,
+            build_id=BUILD_ID,
+            label=LABEL,
+            ram_root=system_root,
+        ),
+        image,
+        NullReporter(),
+    )
     console = boot("ram", image, "", [])
     try:
         found = booted_root(console)
@@ -290,14 +380,19 @@ def test_ram_mode_runs_the_system_from_the_initramfs(work: Path, system_root: Pa
         console.close()
 
 
-def test_a_relabelled_medium_with_an_erofs_image_copied_to_ram(initramfs: Path, work: Path,
-                                                              erofs: Path) -> None:
+def test_a_relabelled_medium_with_an_erofs_image_copied_to_ram(
+    initramfs: Path, work: Path, erofs: Path
+) -> None:
     # Three features, one boot (each boot costs ~30 s under TCG): the volume label differs
     # from livesmith.label, so only the ID file can find the medium; the root image is
     # EROFS; copy-to-RAM lets the medium go.
     medium = make_iso(work, "relabelled-erofs", "SOMETHING_ELSE", erofs)
-    console = boot("relabelled-erofs-copytoram", initramfs, medium_args(
-        extra="livesmith.image=/live/rootfs.erofs livesmith.copytoram"), ["-cdrom", str(medium)])
+    console = boot(
+        "relabelled-erofs-copytoram",
+        initramfs,
+        medium_args(extra="livesmith.image=/live/rootfs.erofs livesmith.copytoram"),
+        ["-cdrom", str(medium)],
+    )
     try:
         found = booted_root(console)
         assert_overlay_root(found, lower="erofs")

@@ -23,9 +23,14 @@ def inspected(iso: Path) -> dict[str, Listed]:
     for entry in inspect_iso(iso).files:
         assert entry.mode is not None and entry.uid is not None and entry.gid is not None
         type_bits = {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "symlink": stat.S_IFLNK}
-        listing[entry.path] = Listed(entry.type, type_bits[entry.type] | entry.mode, entry.uid,
-                                     entry.gid, entry.size if entry.type == "file" else 0,
-                                     entry.target or "")
+        listing[entry.path] = Listed(
+            entry.type,
+            type_bits[entry.type] | entry.mode,
+            entry.uid,
+            entry.gid,
+            entry.size if entry.type == "file" else 0,
+            entry.target or "",
+        )
     return listing
 
 
@@ -42,10 +47,15 @@ def test_master_then_inspect_gives_the_source_tree_back(tmp_path: Path, big_file
         with open(tree / "big.img", "wb") as f:  # > 4 GiB, sparse: multi-extent at level 3
             f.seek((4 << 30) + 12345)
             f.write(b"end")
-    iso = master_iso(MasterSpec(tree=tree, output=tmp_path / "out.iso", label="ROUNDTRIP",
-                                boot=BootSpec(bios_boot="boot/syslinux/isolinux.bin",
-                                              efi_image="boot/grub/efi.img")),
-                     None).path
+    iso = master_iso(
+        MasterSpec(
+            tree=tree,
+            output=tmp_path / "out.iso",
+            label="ROUNDTRIP",
+            boot=BootSpec(bios_boot="boot/syslinux/isolinux.bin", efi_image="boot/grub/efi.img"),
+        ),
+        None,
+    ).path
     ours = without_iso_only(inspected(iso))
     theirs = without_iso_only(xorriso_listing(iso))
     source = tree_listing(tree)

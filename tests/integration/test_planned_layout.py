@@ -21,9 +21,13 @@ def test_planned_tree_matches_the_built_iso(tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     result = build(profile, tmp_path / "out" / "planned.iso")
     source = GlaucusSource(profile.packages.source)
-    carried = [(pkg, pkg.file.name) for pkg in source.packages()
-               if pkg.name in ("busybox", "linux", "docs") and pkg.file is not None]
-    planned = {f.path for f in planned_iso_tree(profile, build_id=result.build_id,
-                                                packages=carried)}
+    carried = [
+        (pkg, pkg.file.name)
+        for pkg in source.packages()
+        if pkg.name in ("busybox", "linux", "docs") and pkg.file is not None
+    ]
+    planned = {
+        f.path for f in planned_iso_tree(profile, build_id=result.build_id, packages=carried)
+    }
     built = {f.path for f in inspect_iso(result.iso).files if f.type != "dir"}
     assert planned == built

@@ -35,8 +35,13 @@ def _blank_disk(path: Path, size: int = 1024 * 1024) -> Path:
 
 def _qemu_children() -> set[int]:
     """qemu processes started by this test process."""
-    out = subprocess.run(["ps", "-o", "pid=,ppid=,comm="], capture_output=True, text=True,
-                         check=True, env={**os.environ, "PS_FORMAT": ""})
+    out = subprocess.run(
+        ["ps", "-o", "pid=,ppid=,comm="],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PS_FORMAT": ""},
+    )
     found = set()
     for line in out.stdout.splitlines():
         pid, ppid, comm = line.split(None, 2)
@@ -45,8 +50,9 @@ def _qemu_children() -> set[int]:
     return found
 
 
-def test_kvm_probe_gives_a_consistent_answer(monkeypatch: pytest.MonkeyPatch,
-                                             tmp_path: Path) -> None:
+def test_kvm_probe_gives_a_consistent_answer(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("LIVESMITH_QEMU_ACCEL", raising=False)  # the probe, not an override
     kvm_works.cache_clear()
     try:
@@ -62,8 +68,9 @@ def test_kvm_probe_gives_a_consistent_answer(monkeypatch: pytest.MonkeyPatch,
     # /dev/kvm opens, but some hosts fail in the guest's first instructions ("KVM internal
     # error ... emulation failure"): KVM may only be used if a real isolinux boot under it
     # reaches its prompt.
-    isolinux_boots = qemu._probe_boot(BootConfig("bios", "cd", qemu._probe_iso(tmp_path),
-                                                 memory_mb=128), "LIVESMITH-KVM-PROBE-OK")
+    isolinux_boots = qemu._probe_boot(
+        BootConfig("bios", "cd", qemu._probe_iso(tmp_path), memory_mb=128), "LIVESMITH-KVM-PROBE-OK"
+    )
     assert isolinux_boots or not first, "isolinux fails under KVM, yet the probe says it works"
 
 
@@ -99,8 +106,9 @@ def test_expect_timeout_shows_the_console(tmp_path: Path) -> None:
 
 def test_a_qemu_that_dies_fails_at_once_with_its_stderr(tmp_path: Path) -> None:
     disk = _blank_disk(tmp_path / "blank.img")
-    with QemuSession(BootConfig("bios", "usb", disk, memory_mb=64),
-                     extra_args=("-no-such-option",)) as vm:
+    with QemuSession(
+        BootConfig("bios", "usb", disk, memory_mb=64), extra_args=("-no-such-option",)
+    ) as vm:
         with pytest.raises(QemuError, match=r"(?s)qemu exited \(status 1\).*no-such-option"):
             vm.expect("anything", timeout=60)
         assert vm.elapsed < 30
@@ -108,8 +116,10 @@ def test_a_qemu_that_dies_fails_at_once_with_its_stderr(tmp_path: Path) -> None:
 
 def test_close_kills_qemu_even_when_the_test_fails(tmp_path: Path) -> None:
     disk = _blank_disk(tmp_path / "blank.img")
-    with pytest.raises(RuntimeError), QemuSession(BootConfig("bios", "usb", disk,
-                                                             memory_mb=64)) as vm:
+    with (
+        pytest.raises(RuntimeError),
+        QemuSession(BootConfig("bios", "usb", disk, memory_mb=64)) as vm,
+    ):
         assert vm.proc.poll() is None
         raise RuntimeError("a failing test body")
     assert vm.proc.poll() is not None
@@ -124,7 +134,8 @@ def small_iso(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (tree / "boot" / "syslinux").mkdir(parents=True)
     (tree / "boot" / "grub").mkdir(parents=True)
     (tree / "boot" / "syslinux" / "isolinux.bin").write_bytes(
-        Path("/usr/lib/ISOLINUX/isolinux.bin").read_bytes())
+        Path("/usr/lib/ISOLINUX/isolinux.bin").read_bytes()
+    )
     with open(tree / "boot" / "grub" / "efi.img", "wb") as f:
         f.truncate(64 * 1024)
     (tree / "hello.txt").write_text("hello\n")
@@ -132,8 +143,9 @@ def small_iso(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _isoinfo(image: Path) -> str:
-    return subprocess.run(["isoinfo", "-d", "-i", str(image)], capture_output=True, text=True,
-                          check=True).stdout
+    return subprocess.run(
+        ["isoinfo", "-d", "-i", str(image)], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def _joliet_label(image: Path) -> str:
@@ -148,15 +160,16 @@ def _joliet_label(image: Path) -> str:
 
 def test_prepare_usb_disk_blanks_el_torito_and_relabels(small_iso: Path, tmp_path: Path) -> None:
     assert "ORIGINAL_LABEL" in _isoinfo(small_iso)
-    disk = prepare_usb_disk(small_iso, tmp_path / "stick.img", blank_eltorito=True,
-                            new_label="RENAMED")
+    disk = prepare_usb_disk(
+        small_iso, tmp_path / "stick.img", blank_eltorito=True, new_label="RENAMED"
+    )
     data = disk.read_bytes()
-    assert data[ELTORITO_OFFSET:ELTORITO_OFFSET + len(ELTORITO_ID)] == bytes(len(ELTORITO_ID))
+    assert data[ELTORITO_OFFSET : ELTORITO_OFFSET + len(ELTORITO_ID)] == bytes(len(ELTORITO_ID))
     assert re.search(r"Volume id: RENAMED\n", _isoinfo(disk))
     assert _joliet_label(disk) == "RENAMED"
     # Only the copy changed; everything but the two fields is the same.
     original = small_iso.read_bytes()
-    assert original[ELTORITO_OFFSET:ELTORITO_OFFSET + len(ELTORITO_ID)] == ELTORITO_ID
+    assert original[ELTORITO_OFFSET : ELTORITO_OFFSET + len(ELTORITO_ID)] == ELTORITO_ID
     differing = [i for i in range(len(original)) if original[i] != data[i]]
     assert differing and all(16 * 2048 <= i < 20 * 2048 for i in differing)
 
@@ -176,8 +189,14 @@ def test_cd_sessions_refuse_disk_edits(small_iso: Path) -> None:
 def test_login_and_run_on_a_serial_console(tmp_path: Path) -> None:
     vmlinuz, _modules, version = kernel_tree()
     initrd = write_login_initramfs(tmp_path / "initrd.img", busybox_static(), password="s3cret")
-    kernel = ("-kernel", str(vmlinuz), "-initrd", str(initrd),
-              "-append", "console=ttyS0,115200 quiet")
+    kernel = (
+        "-kernel",
+        str(vmlinuz),
+        "-initrd",
+        str(initrd),
+        "-append",
+        "console=ttyS0,115200 quiet",
+    )
     with QemuSession(BootConfig("bios", "none", None, memory_mb=256), extra_args=kernel) as vm:
         vm.login("root", "s3cret", timeout=60)
         assert vm.run("uname -r") == version

@@ -42,6 +42,9 @@ def make_iso(tmp: Path, label: str = "LIVESMITH_TEST") -> Path:
     (tree / "boot").mkdir(parents=True)
     (tree / "boot" / "hello.txt").write_text("hello from the test ISO\n")
     iso = tmp / "test.iso"
-    subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-V", label, "-R", "-J",
-                    "-o", str(iso), str(tree)], check=True, capture_output=True)
+    subprocess.run(
+        ["xorriso", "-as", "mkisofs", "-quiet", "-V", label, "-R", "-J", "-o", str(iso), str(tree)],
+        check=True,
+        capture_output=True,
+    )
     return iso

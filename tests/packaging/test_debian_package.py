@@ -22,14 +22,24 @@ from tests.packaging.conftest import DEBIAN_PYTHON, PACKAGING, command_names, ma
 
 pytestmark = pytest.mark.slow
 
-DEBIAN_PYTHON_LIBS = ["python3-jeepney", "python3-pycdlib", "python3-pyudev", "python3-tomli-w",
-                      "python3-xxhash", "python3-zstandard"]
+DEBIAN_PYTHON_LIBS = [
+    "python3-jeepney",
+    "python3-pycdlib",
+    "python3-pyudev",
+    "python3-tomli-w",
+    "python3-xxhash",
+    "python3-zstandard",
+]
 CHECKOUT_ONLY = {"python3-venv", "librsvg2-bin"}  # as in packaging/debian/rules
 
 
 def checkout_state() -> list[str]:
-    out = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--ignored",
-                          "--untracked-files=all"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--ignored", "--untracked-files=all"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return sorted(line for line in out.stdout.splitlines() if "__pycache__" not in line)
 
 
@@ -45,8 +55,9 @@ class Built:
 def built(tmp_path_factory) -> Built:
     out = tmp_path_factory.mktemp("deb")
     before = checkout_state()
-    proc = subprocess.run([sys.executable, str(PACKAGING / "build-deb"), str(out)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(PACKAGING / "build-deb"), str(out)], capture_output=True, text=True
+    )
     after = checkout_state()
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     deb = Path(proc.stdout.strip().splitlines()[-1])
@@ -56,14 +67,23 @@ def built(tmp_path_factory) -> Built:
     return Built(deb, root, before, after)
 
 
-def run_packaged(built: Built, *args: str, env: dict[str, str] | None = None,
-                 cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_packaged(
+    built: Built, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """The unpacked /usr/bin/livesmith with Debian's python3 and a minimal environment."""
-    base = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8",
-            "PYTHONDONTWRITEBYTECODE": "1", "LIVESMITH_PYSIDE6_DIR": "/nonexistent"}
-    return subprocess.run([DEBIAN_PYTHON, str(built.root / "usr/bin/livesmith"), *args],
-                          capture_output=True, text=True, env=base | (env or {}),
-                          cwd=cwd or built.root)
+    base = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "LIVESMITH_PYSIDE6_DIR": "/nonexistent",
+    }
+    return subprocess.run(
+        [DEBIAN_PYTHON, str(built.root / "usr/bin/livesmith"), *args],
+        capture_output=True,
+        text=True,
+        env=base | (env or {}),
+        cwd=cwd or built.root,
+    )
 
 
 def test_building_leaves_the_checkout_untouched(built: Built) -> None:
@@ -72,23 +92,27 @@ def test_building_leaves_the_checkout_untouched(built: Built) -> None:
 
 
 def test_package_holds_the_desktop_integration_and_the_command(built: Built) -> None:
-    listing = subprocess.run(["dpkg-deb", "-c", str(built.deb)], capture_output=True,
-                             text=True, check=True).stdout
+    listing = subprocess.run(
+        ["dpkg-deb", "-c", str(built.deb)], capture_output=True, text=True, check=True
+    ).stdout
     paths = {line.split()[5].removeprefix(".") for line in listing.splitlines()}
     expected = {
         "/usr/bin/livesmith",
         f"/usr/share/applications/{APP_ID}.desktop",
         f"/usr/share/metainfo/{APP_ID}.metainfo.xml",
         f"/usr/share/icons/hicolor/scalable/apps/{APP_ID}.svg",
-        *(f"/usr/share/icons/hicolor/{n}x{n}/apps/{APP_ID}.png"
-          for n in (16, 24, 32, 48, 64, 128, 256, 512)),
+        *(
+            f"/usr/share/icons/hicolor/{n}x{n}/apps/{APP_ID}.png"
+            for n in (16, 24, 32, 48, 64, 128, 256, 512)
+        ),
         "/usr/share/man/man1/livesmith.1.gz",
         "/usr/share/doc/livesmith/copyright",
         "/usr/share/doc/livesmith/README.Debian",
     }
     assert expected <= paths, sorted(expected - paths)
     assert [line for line in listing.splitlines() if line.split()[5] == "./usr/bin/livesmith"][
-        0].startswith("-rwxr-xr-x")
+        0
+    ].startswith("-rwxr-xr-x")
     # Every module and every resource of the checkout, and no byte code.
     for package in ("app", "ui", "resources"):
         for source in (ROOT / package).rglob("*"):
@@ -99,8 +123,9 @@ def test_package_holds_the_desktop_integration_and_the_command(built: Built) -> 
 
 
 def field(deb: Path, name: str) -> list[str]:
-    value = subprocess.run(["dpkg-deb", "-f", str(deb), name], capture_output=True, text=True,
-                           check=True).stdout
+    value = subprocess.run(
+        ["dpkg-deb", "-f", str(deb), name], capture_output=True, text=True, check=True
+    ).stdout
     return [part.strip() for part in value.replace("\n", " ").split(",") if part.strip()]
 
 
@@ -119,9 +144,12 @@ def test_depends_on_debian_libraries_and_every_run_time_tool(built: Built) -> No
 
 def test_apt_resolves_every_dependency_in_the_debian_archive(built: Built) -> None:
     # A simulated install computes the full dependency closure against the archive.
-    out = subprocess.run(["apt-get", "install", "--simulate", "--no-install-recommends",
-                          str(built.deb)], capture_output=True, text=True,
-                         env=dict(os.environ, LC_ALL="C"))
+    out = subprocess.run(
+        ["apt-get", "install", "--simulate", "--no-install-recommends", str(built.deb)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, LC_ALL="C"),
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert f"Inst livesmith ({__version__}" in out.stdout
 
@@ -134,18 +162,27 @@ def test_unpacked_command_runs_with_debian_python_alone(built: Built) -> None:
     for name in command_names():
         assert name in help_text
     where = subprocess.run(
-        [DEBIAN_PYTHON, "-c", "import sys; sys.argv=['x','--version']; "
-         f"sys.path.insert(0, {str(built.root / 'usr/share/livesmith')!r}); "
-         "import app.resources, pycdlib; print(app.resources.app_icon_path()); "
-         "print(pycdlib.__file__)"],
-        capture_output=True, text=True, check=True, cwd=built.root,
-        env={"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"}).stdout.split()
+        [
+            DEBIAN_PYTHON,
+            "-c",
+            "import sys; sys.argv=['x','--version']; "
+            f"sys.path.insert(0, {str(built.root / 'usr/share/livesmith')!r}); "
+            "import app.resources, pycdlib; print(app.resources.app_icon_path()); "
+            "print(pycdlib.__file__)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=built.root,
+        env={"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"},
+    ).stdout.split()
     assert where[0] == str(built.root / "usr/share/livesmith/resources/icons/livesmith.svg")
     assert where[1].startswith("/usr/lib/python3/dist-packages/")  # Debian's, not pip's
 
 
-def test_unpacked_command_inspects_an_iso_with_debian_libraries(built: Built,
-                                                                tmp_path: Path) -> None:
+def test_unpacked_command_inspects_an_iso_with_debian_libraries(
+    built: Built, tmp_path: Path
+) -> None:
     iso = make_iso(tmp_path, "DEB_INSPECT")
     out = run_packaged(built, "inspect", str(iso))
     assert out.returncode == 0, out.stderr
@@ -169,8 +206,9 @@ def test_launcher_asks_for_the_pyside6_that_pyproject_requires() -> None:
     launcher = (PACKAGING / "livesmith-launcher").read_text()
     (pyside,) = [d for d in deps if d.startswith("PySide6")]
     assert f'PYSIDE6_REQUIREMENT = "{pyside}"' in launcher
-    assert f"'{pyside}'" in (PACKAGING / "debian" / "README.Debian").read_text() \
-        .replace("\\\n           ", "")
+    assert f"'{pyside}'" in (PACKAGING / "debian" / "README.Debian").read_text().replace(
+        "\\\n           ", ""
+    )
 
 
 def test_gui_starts_with_a_pip_installed_pyside6(built: Built, tmp_path: Path) -> None:
@@ -179,11 +217,21 @@ def test_gui_starts_with_a_pip_installed_pyside6(built: Built, tmp_path: Path) -
     import PySide6
 
     pyside_dir = Path(PySide6.__file__).resolve().parent.parent
-    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
-           "LIVESMITH_PYSIDE6_DIR": str(pyside_dir), "QT_QPA_PLATFORM": "offscreen",
-           "HOME": str(tmp_path)}
-    proc = subprocess.Popen([DEBIAN_PYTHON, str(built.root / "usr/bin/livesmith")], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "LIVESMITH_PYSIDE6_DIR": str(pyside_dir),
+        "QT_QPA_PLATFORM": "offscreen",
+        "HOME": str(tmp_path),
+    }
+    proc = subprocess.Popen(
+        [DEBIAN_PYTHON, str(built.root / "usr/bin/livesmith")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         maps = Path(f"/proc/{proc.pid}/maps")
         widgets = str(pyside_dir / "PySide6")
@@ -208,10 +256,12 @@ def test_gui_starts_with_a_pip_installed_pyside6(built: Built, tmp_path: Path) -
 
 def test_packaged_man_page_documents_every_command(built: Built, tmp_path: Path) -> None:
     page = tmp_path / "livesmith.1"
-    page.write_bytes(gzip.decompress(
-        (built.root / "usr/share/man/man1/livesmith.1.gz").read_bytes()))
-    groff = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z", str(page)],
-                           capture_output=True, text=True)
+    page.write_bytes(
+        gzip.decompress((built.root / "usr/share/man/man1/livesmith.1.gz").read_bytes())
+    )
+    groff = subprocess.run(
+        ["groff", "-man", "-Tutf8", "-ww", "-z", str(page)], capture_output=True, text=True
+    )
     assert groff.returncode == 0 and groff.stderr == ""
     text = page.read_text()
     for name in command_names():
@@ -223,9 +273,11 @@ def test_installed_tree_passes_appstream_and_desktop_validation(built: Built) ->
     out = subprocess.run(["desktop-file-validate", str(desktop)], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout == "", out.stdout
     # validate-tree checks metainfo, desktop file and icon together, as software centres do.
-    tree = subprocess.run(["appstreamcli", "validate-tree", "--no-net", "--no-color",
-                           str(built.root)], capture_output=True, text=True)
+    tree = subprocess.run(
+        ["appstreamcli", "validate-tree", "--no-net", "--no-color", str(built.root)],
+        capture_output=True,
+        text=True,
+    )
     assert tree.returncode == 0, tree.stdout + tree.stderr
     assert f"{APP_ID}.metainfo.xml" in tree.stdout  # it found our component...
-    assert not [line for line in tree.stdout.splitlines() if line.strip()[:2] in ("E:", "W:",
-                                                                                   "I:")]
+    assert not [line for line in tree.stdout.splitlines() if line.strip()[:2] in ("E:", "W:", "I:")]

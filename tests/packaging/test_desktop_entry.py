@@ -47,8 +47,11 @@ def test_desktop_entry_starts_the_command_with_our_icon() -> None:
 
 
 def test_metainfo_passes_appstreamcli_validate() -> None:
-    out = subprocess.run(["appstreamcli", "validate", "--no-net", "--no-color", str(METAINFO)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        ["appstreamcli", "validate", "--no-net", "--no-color", str(METAINFO)],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     # Only pedantic notes may remain (upper case in the reverse-DNS id is Flathub practice).
     findings = [line for line in out.stdout.splitlines() if re.match(r"^[EWI]: ", line)]
@@ -74,8 +77,9 @@ def test_metainfo_matches_the_desktop_file_and_the_app() -> None:
 
 
 def test_screenshots_point_into_docs_screenshots() -> None:
-    images = [i.text or "" for i in ET.parse(METAINFO).getroot().findall(
-        "screenshots/screenshot/image")]
+    images = [
+        i.text or "" for i in ET.parse(METAINFO).getroot().findall("screenshots/screenshot/image")
+    ]
     assert images, "AppStream needs at least one screenshot"
     for url in images:
         parsed = urlparse(url)
@@ -95,8 +99,11 @@ def test_debian_changelog_is_at_this_version() -> None:
 
 def test_only_one_app_id_is_used() -> None:
     # Any other reverse-DNS spelling of the id in packaging/ would break the desktop linkage.
-    texts = [p.read_text(errors="replace") for p in PACKAGING.rglob("*")
-             if p.is_file() and p.suffix in ("", ".xml", ".desktop", ".json", ".md", ".install")]
+    texts = [
+        p.read_text(errors="replace")
+        for p in PACKAGING.rglob("*")
+        if p.is_file() and p.suffix in ("", ".xml", ".desktop", ".json", ".md", ".install")
+    ]
     ids = set()
     for text in texts:
         ids |= set(re.findall(r"io\.github\.[A-Za-z]+\.[A-Za-z]+", text))

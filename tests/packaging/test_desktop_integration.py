@@ -20,8 +20,9 @@ SIZES = (16, 24, 32, 48, 64, 128, 256, 512)
 def test_icons_render_at_every_theme_size(tmp_path: Path) -> None:
     written = integration.render_icons(tmp_path)
     theme = tmp_path / "hicolor"
-    assert (theme / "scalable" / "apps" / f"{APP_ID}.svg").read_bytes() == \
-        (ROOT / "resources" / "icons" / "livesmith.svg").read_bytes()
+    assert (theme / "scalable" / "apps" / f"{APP_ID}.svg").read_bytes() == (
+        ROOT / "resources" / "icons" / "livesmith.svg"
+    ).read_bytes()
     assert integration.ICON_SIZES == SIZES
     for size in SIZES:
         png = theme / f"{size}x{size}" / "apps" / f"{APP_ID}.png"
@@ -51,8 +52,13 @@ def make(target: str, home: Path) -> subprocess.CompletedProcess[str]:
     # reinstall it (or touch apt) from inside the suite.
     env = {k: v for k, v in os.environ.items() if k not in ("XDG_DATA_HOME", "MAKEFLAGS")}
     env["HOME"] = str(home)
-    return subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "-o", "setup",
-                           target], capture_output=True, text=True, env=env, check=True)
+    return subprocess.run(
+        ["make", "--no-print-directory", "-C", str(ROOT), "-o", "setup", target],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
 
 
 def test_make_install_desktop_then_uninstall_desktop(tmp_path: Path) -> None:
@@ -67,8 +73,9 @@ def test_make_install_desktop_then_uninstall_desktop(tmp_path: Path) -> None:
     assert entry["Icon"] == APP_ID
     out = subprocess.run(["desktop-file-validate", str(desktop)], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout == "", out.stdout
-    assert (data / "metainfo" / f"{APP_ID}.metainfo.xml").read_bytes() == \
-        (PACKAGING / f"{APP_ID}.metainfo.xml").read_bytes()
+    assert (data / "metainfo" / f"{APP_ID}.metainfo.xml").read_bytes() == (
+        PACKAGING / f"{APP_ID}.metainfo.xml"
+    ).read_bytes()
     for size in SIZES:
         assert (data / "icons" / "hicolor" / f"{size}x{size}" / "apps" / f"{APP_ID}.png").is_file()
     assert (data / "icons" / "hicolor" / "scalable" / "apps" / f"{APP_ID}.svg").is_file()

@@ -42,13 +42,27 @@ def test_manifest_identity_and_runtime() -> None:
 
 def test_permissions_are_those_a_usb_writer_needs() -> None:
     args = manifest()["finish-args"]
-    for needed in ("--system-talk-name=org.freedesktop.UDisks2", "--device=all",
-                   "--socket=wayland", "--socket=fallback-x11", "--share=ipc"):
+    for needed in (
+        "--system-talk-name=org.freedesktop.UDisks2",
+        "--device=all",
+        "--socket=wayland",
+        "--socket=fallback-x11",
+        "--share=ipc",
+    ):
         assert needed in args
     # No blanket access: home/host stay behind the file chooser portal; no session bus holes.
-    assert not any(a.startswith(("--filesystem=home", "--filesystem=host", "--talk-name=org."
-                                 "freedesktop.Flatpak", "--socket=session-bus",
-                                 "--socket=system-bus")) for a in args)
+    assert not any(
+        a.startswith(
+            (
+                "--filesystem=home",
+                "--filesystem=host",
+                "--talk-name=org.freedesktop.Flatpak",
+                "--socket=session-bus",
+                "--socket=system-bus",
+            )
+        )
+        for a in args
+    )
     assert len(args) == len(set(args))
 
 
@@ -67,8 +81,7 @@ def test_every_python_dependency_is_a_pinned_module() -> None:
         assert source["url"].startswith("https://files.pythonhosted.org/packages/")
         assert re.fullmatch(r"[0-9a-f]{64}", source["sha256"])
         filename = source["url"].rsplit("/", 1)[1]
-        match = re.match(r"([A-Za-z0-9_.]+?)-(\d[^-]*?)(?:-py3-none-any\.whl|\.tar\.gz)$",
-                         filename)
+        match = re.match(r"([A-Za-z0-9_.]+?)-(\d[^-]*?)(?:-py3-none-any\.whl|\.tar\.gz)$", filename)
         assert match, filename
         assert canonicalize_name(match.group(1)) == name
         assert Version(match.group(2)) in req.specifier, f"{filename} does not satisfy {spec}"

@@ -22,15 +22,20 @@ def render(page_file, *, width: int = 100) -> str:
     """The page as man-db shows it; groff warnings (-ww via --warnings) fail the test."""
     env = {k: v for k, v in os.environ.items() if k != "MAN_KEEP_FORMATTING"}
     env.update(MANWIDTH=str(width), LC_ALL="C.UTF-8")
-    out = subprocess.run(["man", "--warnings", "-E", "UTF-8", "-P", "cat", "-l", str(page_file)],
-                         capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        ["man", "--warnings", "-E", "UTF-8", "-P", "cat", "-l", str(page_file)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert out.returncode == 0 and out.stderr == "", out.stderr
     return out.stdout
 
 
 def groff_warnings(page_file) -> str:
-    out = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z", str(page_file)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        ["groff", "-man", "-Tutf8", "-ww", "-z", str(page_file)], capture_output=True, text=True
+    )
     assert out.returncode == 0
     return out.stderr
 
@@ -39,8 +44,12 @@ def groff_warnings(page_file) -> str:
 def page_file(tmp_path_factory) -> os.PathLike:
     path = tmp_path_factory.mktemp("man") / "livesmith.1"
     env = dict(os.environ, SOURCE_DATE_EPOCH="1700000000", PYTHONDONTWRITEBYTECODE="1")
-    subprocess.run([sys.executable, str(PACKAGING / "make-manpage"), "-o", str(path)],
-                   check=True, env=env, cwd=ROOT)
+    subprocess.run(
+        [sys.executable, str(PACKAGING / "make-manpage"), "-o", str(path)],
+        check=True,
+        env=env,
+        cwd=ROOT,
+    )
     return path
 
 
@@ -72,8 +81,11 @@ def test_exit_statuses_come_from_app_cli(page_file) -> None:
     text = render(page_file)
     section = text.split("EXIT STATUS", 1)[1].split("NOTES", 1)[0]
     codes = sorted(v for k, v in vars(app.cli).items() if k.startswith("EXIT_"))
-    assert [int(line.split()[0]) for line in section.splitlines()
-            if line.strip() and line.split()[0].isdigit()] == codes
+    assert [
+        int(line.split()[0])
+        for line in section.splitlines()
+        if line.strip() and line.split()[0].isdigit()
+    ] == codes
 
 
 def test_whatis_can_parse_the_name_section(page_file) -> None:
@@ -86,14 +98,23 @@ def test_a_new_command_appears_without_editing_the_generator(tmp_path) -> None:
     # choices and roff-hostile help texts must all come out right.
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    extra = sub.add_parser("frobnicate", help="frob things", aliases=["frob"],
-                           description=".leading dot and a back\\slash must survive")
-    extra.add_argument("--mode", choices=["fast", "safe"], default="safe",
-                       help="how to frob (default: %(default)s)")
+    extra = sub.add_parser(
+        "frobnicate",
+        help="frob things",
+        aliases=["frob"],
+        description=".leading dot and a back\\slash must survive",
+    )
+    extra.add_argument(
+        "--mode",
+        choices=["fast", "safe"],
+        default="safe",
+        help="how to frob (default: %(default)s)",
+    )
     extra.add_argument("target", metavar="TARGET", help="'quoted' target")
     nested = extra.add_subparsers(dest="what", metavar="WHAT")
-    nested.add_parser("twice", help="frob it twice").add_argument("-n", type=int, metavar="N",
-                                                                  help="how many")
+    nested.add_parser("twice", help="frob it twice").add_argument(
+        "-n", type=int, metavar="N", help="how many"
+    )
     page = tmp_path / "livesmith.1"
     page.write_text(make_manpage.manpage(parser, "9.9", "2030-01-01"))
     assert groff_warnings(page) == ""

@@ -27,8 +27,11 @@ GUI_ONLY = {"pyside6-essentials"}
 
 
 def source_files(package: str) -> set[str]:
-    return {str(p.relative_to(ROOT)) for p in (ROOT / package).rglob("*")
-            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
+    return {
+        str(p.relative_to(ROOT))
+        for p in (ROOT / package).rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    }
 
 
 @dataclass
@@ -52,8 +55,12 @@ def dist(tmp_path_factory) -> Dist:
     (source / "resources" / "__pycache__").mkdir(exist_ok=True)
     (source / "resources" / "__pycache__" / "stale.cpython-311.pyc").write_bytes(b"stale")
     out = work / "dist"
-    proc = subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(source)],
-                          capture_output=True, text=True, env=clean_env())
+    proc = subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(out), str(source)],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (sdist,) = out.glob("livesmith-*.tar.gz")
     (wheel,) = out.glob("livesmith-*.whl")
@@ -62,10 +69,21 @@ def dist(tmp_path_factory) -> Dist:
     # the core's dependencies; PySide6 is left out, so the CLI must not need Qt.
     venv = work / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    requirements = [r for r in wheel_requirements(wheel)
-                    if canonicalize_name(Requirement(r).name) not in GUI_ONLY]
-    pip = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
-           "--quiet", "--disable-pip-version-check"]
+    requirements = [
+        r
+        for r in wheel_requirements(wheel)
+        if canonicalize_name(Requirement(r).name) not in GUI_ONLY
+    ]
+    pip = [
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        str(venv / "bin" / "python"),
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+    ]
     subprocess.run([*pip, "--no-deps", str(wheel)], check=True, env=clean_env())
     subprocess.run([*pip, *requirements], check=True, env=clean_env())
     return Dist(sdist, wheel, venv)
@@ -74,17 +92,22 @@ def dist(tmp_path_factory) -> Dist:
 def wheel_metadata(wheel: Path) -> email.message.Message:
     with zipfile.ZipFile(wheel) as zf:
         return email.parser.Parser().parsestr(
-            zf.read(f"livesmith-{__version__}.dist-info/METADATA").decode())
+            zf.read(f"livesmith-{__version__}.dist-info/METADATA").decode()
+        )
 
 
 def wheel_requirements(wheel: Path) -> list[str]:
-    return [r for r in wheel_metadata(wheel).get_all("Requires-Dist") or []
-            if "extra ==" not in r]
+    return [r for r in wheel_metadata(wheel).get_all("Requires-Dist") or [] if "extra ==" not in r]
 
 
 def run(dist: Dist, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(dist.venv / "bin" / "livesmith"), *args], capture_output=True,
-                          text=True, cwd=cwd, env=clean_env(QT_QPA_PLATFORM="offscreen"))
+    return subprocess.run(
+        [str(dist.venv / "bin" / "livesmith"), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=clean_env(QT_QPA_PLATFORM="offscreen"),
+    )
 
 
 def test_wheel_holds_every_module_and_resource_and_no_byte_code(dist: Dist) -> None:
@@ -95,15 +118,19 @@ def test_wheel_holds_every_module_and_resource_and_no_byte_code(dist: Dist) -> N
         assert not missing, sorted(missing)
     assert "resources/icons/livesmith.svg" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
-    entry_points = zipfile.ZipFile(dist.wheel).read(
-        f"livesmith-{__version__}.dist-info/entry_points.txt").decode()
+    entry_points = (
+        zipfile.ZipFile(dist.wheel)
+        .read(f"livesmith-{__version__}.dist-info/entry_points.txt")
+        .decode()
+    )
     assert "livesmith = app.cli:main" in entry_points
 
 
 def test_wheel_requires_what_pyproject_declares(dist: Dist) -> None:
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert sorted(map(str, map(Requirement, wheel_requirements(dist.wheel)))) == \
-        sorted(map(str, map(Requirement, declared)))
+    assert sorted(map(str, map(Requirement, wheel_requirements(dist.wheel)))) == sorted(
+        map(str, map(Requirement, declared))
+    )
     assert wheel_metadata(dist.wheel)["Version"] == __version__
 
 
@@ -125,16 +152,25 @@ def test_installed_wheel_runs_the_command_line(dist: Dist, tmp_path: Path) -> No
         assert name in help_text
     # The modules and resources come from the venv, not from this checkout.
     where = subprocess.run(
-        [str(dist.venv / "bin" / "python"), "-c",
-         "import app, app.resources; print(app.__file__); print(app.resources.app_icon_path())"],
-        capture_output=True, text=True, check=True, cwd=tmp_path, env=clean_env()).stdout.split()
+        [
+            str(dist.venv / "bin" / "python"),
+            "-c",
+            "import app, app.resources; print(app.__file__); print(app.resources.app_icon_path())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+        env=clean_env(),
+    ).stdout.split()
     site = dist.venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
     assert all(Path(p).is_relative_to(site / "site-packages") for p in where), where
     assert where[1].endswith("resources/icons/livesmith.svg")
 
 
-def test_installed_wheel_without_qt_explains_that_the_gui_cannot_start(dist: Dist,
-                                                                       tmp_path: Path) -> None:
+def test_installed_wheel_without_qt_explains_that_the_gui_cannot_start(
+    dist: Dist, tmp_path: Path
+) -> None:
     out = run(dist, cwd=tmp_path)
     assert out.returncode == 1
     assert "the graphical app cannot start" in out.stderr and "PySide6" in out.stderr

@@ -40,8 +40,9 @@ def debian_package(name: str) -> Path:
         found = sorted(debs.glob(f"{name}_*.deb"))
         if found:
             return found[-1]
-        subprocess.run(["apt-get", "download", "-q", name], cwd=debs, check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["apt-get", "download", "-q", name], cwd=debs, check=True, capture_output=True
+        )
         found = sorted(debs.glob(f"{name}_*.deb"))
         if not found:
             raise RuntimeError(f"apt-get download {name} produced no .deb in {debs}")

@@ -42,8 +42,12 @@ def kernel_package(name: str = "linux") -> FixturePackage:
     for index in MODULE_INDEX_FILES:
         if (mod_dir / index).is_file():
             entries.append(file(f"lib/modules/{version}/{index}", (mod_dir / index).read_bytes()))
-    return FixturePackage(name, version.split("-")[0], tuple(entries),
-                          description="The Linux kernel (live modules only)")
+    return FixturePackage(
+        name,
+        version.split("-")[0],
+        tuple(entries),
+        description="The Linux kernel (live modules only)",
+    )
 
 
 def live_packages(*extra: FixturePackage) -> list[FixturePackage]:
@@ -54,19 +58,27 @@ def live_glaucus_repo(tmp: Path, *extra: FixturePackage, name: str = "glaucus") 
     return make_glaucus_repo(tmp, live_packages(*extra), name=name)
 
 
-def live_profile(repo: Path, *extra: str, fmt: RootImageFormat = RootImageFormat.SQUASHFS,
-                 name: str = "fixture", label: str = "FIXTURE", **system: str) -> Profile:
+def live_profile(
+    repo: Path,
+    *extra: str,
+    fmt: RootImageFormat = RootImageFormat.SQUASHFS,
+    name: str = "fixture",
+    label: str = "FIXTURE",
+    **system: str,
+) -> Profile:
     """A profile that builds the live fixture set (busybox, the kernel, `extra`) from the
     glaucus tree `repo`; zstd level 3 (lz4hc for EROFS) keeps builds quick."""
     erofs = fmt is RootImageFormat.EROFS
     return Profile(
         name=name,
-        packages=PackageOptions(SourceSpec(SourceKind.GLAUCUS, str(repo)),
-                                ("busybox", "linux", *extra)),
+        packages=PackageOptions(
+            SourceSpec(SourceKind.GLAUCUS, str(repo)), ("busybox", "linux", *extra)
+        ),
         kernel=KernelOptions(package="linux"),
         system=SystemOptions(**system),
-        image=ImageOptions(fmt, Compressor.LZ4HC if erofs else Compressor.ZSTD,
-                           None if erofs else 3),
+        image=ImageOptions(
+            fmt, Compressor.LZ4HC if erofs else Compressor.ZSTD, None if erofs else 3
+        ),
         iso=IsoOptions(label=label),
     )
 

@@ -16,7 +16,9 @@ from tests.support.debian import (
 
 def test_busybox_static_is_a_working_static_binary() -> None:
     busybox = busybox_static()
-    out = subprocess.run([str(busybox), "echo", "hello"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [str(busybox), "echo", "hello"], capture_output=True, text=True, check=True
+    )
     assert out.stdout == "hello\n"
 
 

@@ -33,8 +33,7 @@ def unprivileged_python(*extra_paths: Path) -> Iterator[list[str]]:
         yield [sys.executable]
         return
     real = Path(os.path.realpath(sys.executable))
-    needed = [real.parent, Path(sys.prefix), Path(sys.base_prefix) / "lib", REPO,
-              *extra_paths]
+    needed = [real.parent, Path(sys.prefix), Path(sys.base_prefix) / "lib", REPO, *extra_paths]
     changed = _blocking_dirs(needed)
     modes = {d: d.stat().st_mode for d in changed}
     try:
@@ -46,8 +45,14 @@ def unprivileged_python(*extra_paths: Path) -> Iterator[list[str]]:
             d.chmod(stat.S_IMODE(mode))
 
 
-def run_as_nobody(code: str, *, cwd: Path = REPO, input: bytes | None = None,
-                  extra_paths: tuple[Path, ...] = ()) -> subprocess.CompletedProcess[bytes]:
+def run_as_nobody(
+    code: str, *, cwd: Path = REPO, input: bytes | None = None, extra_paths: tuple[Path, ...] = ()
+) -> subprocess.CompletedProcess[bytes]:
     with unprivileged_python(*extra_paths) as prefix:
-        return subprocess.run([*prefix, "-c", code], cwd=cwd, input=input,
-                              capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+        return subprocess.run(
+            [*prefix, "-c", code],
+            cwd=cwd,
+            input=input,
+            capture_output=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )

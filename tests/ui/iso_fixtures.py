@@ -56,8 +56,9 @@ def make_source_tree(root: Path) -> Path:
 
 
 def master(tree: Path, iso: Path, label: str = "PREVIEW_TEST") -> Path:
-    return master_iso(MasterSpec(tree=tree, output=iso, label=label,
-                                 publisher="LIVESMITH TESTS")).path
+    return master_iso(
+        MasterSpec(tree=tree, output=iso, label=label, publisher="LIVESMITH TESTS")
+    ).path
 
 
 def source_listing(root: Path) -> dict[str, tuple[str, str, str, str, str]]:
@@ -69,22 +70,28 @@ def source_listing(root: Path) -> dict[str, tuple[str, str, str, str, str]]:
             st = path.lstat()
             is_file = stat.S_ISREG(st.st_mode)
             listing["/" + str(path.relative_to(root))] = (
-                name, human_size(st.st_size) if is_file else "", stat.filemode(st.st_mode),
-                f"{st.st_uid}:{st.st_gid}", os.readlink(path) if path.is_symlink() else "")
+                name,
+                human_size(st.st_size) if is_file else "",
+                stat.filemode(st.st_mode),
+                f"{st.st_uid}:{st.st_gid}",
+                os.readlink(path) if path.is_symlink() else "",
+            )
     return listing
 
 
-def model_listing(model: QAbstractItemModel,
-                  parent: QModelIndex | QPersistentModelIndex | None = None,
-                  ) -> dict[str, tuple[str, str, str, str, str]]:
+def model_listing(
+    model: QAbstractItemModel,
+    parent: QModelIndex | QPersistentModelIndex | None = None,
+) -> dict[str, tuple[str, str, str, str, str]]:
     """The same view of every row a (proxy or source) model shows."""
     listing = {}
     parent = parent if parent is not None else QModelIndex()
     for row in range(model.rowCount(parent)):
         index = model.index(row, 0, parent)
-        cells = tuple(str(model.index(row, c, parent).data() or "")
-                      for c in (Column.NAME, Column.SIZE, Column.MODE, Column.OWNER,
-                                Column.TARGET))
+        cells = tuple(
+            str(model.index(row, c, parent).data() or "")
+            for c in (Column.NAME, Column.SIZE, Column.MODE, Column.OWNER, Column.TARGET)
+        )
         listing[str(index.data(PATH_ROLE))] = cells
         listing.update(model_listing(model, index))
     return listing  # type: ignore[return-value]

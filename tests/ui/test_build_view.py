@@ -49,8 +49,9 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name != "cache")
 
 
-def test_a_real_build_ends_with_every_stage_done(qtbot: Any, view: BuildView, repo: Path,
-                                                 tmp_path: Path) -> None:
+def test_a_real_build_ends_with_every_stage_done(
+    qtbot: Any, view: BuildView, repo: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "live.iso"
     heartbeat = Heartbeat(10)
     heartbeat.start()
@@ -58,8 +59,10 @@ def test_a_real_build_ends_with_every_stage_done(qtbot: Any, view: BuildView, re
         view.start(ram_profile(repo), out, cache_dir=tmp_path / "cache")
         assert view.is_running() and view.cancel_button.isEnabled()
     heartbeat.stop()
-    print(f"GUI heartbeat during the build: longest gap {heartbeat.longest_gap() * 1000:.0f} ms, "
-          f"p99 {heartbeat.percentile(99) * 1000:.0f} ms over {len(heartbeat.gaps)} ticks")
+    print(
+        f"GUI heartbeat during the build: longest gap {heartbeat.longest_gap() * 1000:.0f} ms, "
+        f"p99 {heartbeat.percentile(99) * 1000:.0f} ms over {len(heartbeat.gaps)} ticks"
+    )
     result = outcome.args[0]
     assert result.iso == out and out.is_file() and view.result is result
     assert leftovers(tmp_path) == ["live.iso", "live.iso.sha256"]
@@ -81,7 +84,8 @@ def test_a_real_build_ends_with_every_stage_done(qtbot: Any, view: BuildView, re
 
 
 def test_cancel_asks_first_then_leaves_no_iso_and_a_reusable_view(
-        qtbot: Any, view: BuildView, repo: Path, tmp_path: Path) -> None:
+    qtbot: Any, view: BuildView, repo: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "live.iso"
     at_initramfs = threading.Event()
     release = threading.Event()
@@ -101,8 +105,10 @@ def test_cancel_asks_first_then_leaves_no_iso_and_a_reusable_view(
     # validation and the first stages take far longer than setting this.
     reporter.step = hold_at_initramfs  # type: ignore[method-assign]
     try:
-        qtbot.waitUntil(lambda: view.stage_state("Make the initramfs") is StageState.RUNNING,
-                        timeout=BUILD_TIMEOUT_MS)
+        qtbot.waitUntil(
+            lambda: view.stage_state("Make the initramfs") is StageState.RUNNING,
+            timeout=BUILD_TIMEOUT_MS,
+        )
         box = view.request_cancel()
         assert box is not None and box.isVisible() and box.objectName() == "cancelBuildBox"
         box.escapeButton().click()  # changed their mind
@@ -124,8 +130,9 @@ def test_cancel_asks_first_then_leaves_no_iso_and_a_reusable_view(
     assert states["Make the initramfs"] is StageState.CANCELLED
     assert states["Master the ISO"] is StageState.PENDING
     assert not view.is_running() and view.error_box is None
-    assert any(e.level is Level.WARNING and "cancelled" in e.text
-               for e in view.log_buffer.entries())
+    assert any(
+        e.level is Level.WARNING and "cancelled" in e.text for e in view.log_buffer.entries()
+    )
     # The view is usable again: a second build runs to the end from a clean slate.
     with qtbot.waitSignal(view.succeeded, timeout=BUILD_TIMEOUT_MS):
         view.start(ram_profile(repo), out, cache_dir=tmp_path / "cache")
@@ -134,7 +141,8 @@ def test_cancel_asks_first_then_leaves_no_iso_and_a_reusable_view(
 
 
 def test_a_failing_validation_marks_the_step_failed_and_shows_the_error(
-        qtbot: Any, view: BuildView, repo: Path, tmp_path: Path) -> None:
+    qtbot: Any, view: BuildView, repo: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "live.iso"
     with qtbot.waitSignal(view.failed, timeout=BUILD_TIMEOUT_MS) as outcome:
         view.start(ram_profile(repo, hostname="bad host!"), out, cache_dir=tmp_path / "cache")
@@ -153,11 +161,24 @@ def test_a_failing_validation_marks_the_step_failed_and_shows_the_error(
 
 
 def test_keyboard_and_accessibility(view: BuildView) -> None:
-    for widget in (view.stage_list, view.cancel_button, view.overall_bar, view.stage_bar,
-                   view.log_view.level_combo, view.log_view.filter_edit,
-                   view.log_view.copy_button, view.log_view.save_button, view.log_view.text):
+    for widget in (
+        view.stage_list,
+        view.cancel_button,
+        view.overall_bar,
+        view.stage_bar,
+        view.log_view.level_combo,
+        view.log_view.filter_edit,
+        view.log_view.copy_button,
+        view.log_view.save_button,
+        view.log_view.text,
+    ):
         assert widget.accessibleName() and widget.objectName()
-    for widget in (view.cancel_button, view.log_view.level_combo, view.log_view.filter_edit,
-                   view.log_view.copy_button, view.log_view.save_button):
+    for widget in (
+        view.cancel_button,
+        view.log_view.level_combo,
+        view.log_view.filter_edit,
+        view.log_view.copy_button,
+        view.log_view.save_button,
+    ):
         assert widget.focusPolicy() & Qt.FocusPolicy.TabFocus
     assert view.request_cancel() is None  # nothing to cancel while idle

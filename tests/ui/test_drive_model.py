@@ -19,8 +19,19 @@ GB = 1000**3
 
 
 def drive(name: str, size: int = 16 * GB, **changes: Any) -> Drive:
-    base = Drive(f"/dev/{name}", f"/sys/block/{name}", (8, 0), "Vendor", name.upper(), "S1",
-                 size, "usb", True, False, large=size > 64 * GB)
+    base = Drive(
+        f"/dev/{name}",
+        f"/sys/block/{name}",
+        (8, 0),
+        "Vendor",
+        name.upper(),
+        "S1",
+        size,
+        "usb",
+        True,
+        False,
+        large=size > 64 * GB,
+    )
     return dataclasses.replace(base, **changes)
 
 
@@ -32,12 +43,10 @@ def model(qtbot: Any) -> DriveListModel:
 
 
 def nodes(model: DriveListModel) -> list[str]:
-    return [model.data(model.index(r), DriveListModel.DevnodeRole)
-            for r in range(model.rowCount())]
+    return [model.data(model.index(r), DriveListModel.DevnodeRole) for r in range(model.rowCount())]
 
 
-def test_rows_are_inserted_updated_and_removed_in_place(model: DriveListModel,
-                                                        qtbot: Any) -> None:
+def test_rows_are_inserted_updated_and_removed_in_place(model: DriveListModel, qtbot: Any) -> None:
     model.set_drives([drive("sdb"), drive("sdd")])
     assert nodes(model) == ["/dev/sdb", "/dev/sdd"]
     inserted: list[tuple[int, int]] = []
@@ -46,16 +55,16 @@ def test_rows_are_inserted_updated_and_removed_in_place(model: DriveListModel,
     resets: list[bool] = []
     model.rowsInserted.connect(lambda _p, first, last: inserted.append((first, last)))
     model.rowsRemoved.connect(lambda _p, first, last: removed.append((first, last)))
-    model.dataChanged.connect(lambda top, _bottom, _roles: changed.append(
-        model.data(top, DriveListModel.DevnodeRole)))
+    model.dataChanged.connect(
+        lambda top, _bottom, _roles: changed.append(model.data(top, DriveListModel.DevnodeRole))
+    )
     model.modelReset.connect(lambda: resets.append(True))
 
     mounted = drive("sdd", mounted_partitions=(("/dev/sdd1", "/media/x"),))
     model.set_drives([drive("sdb"), drive("sdc"), mounted])
     assert nodes(model) == ["/dev/sdb", "/dev/sdc", "/dev/sdd"]
     assert inserted == [(1, 1)] and removed == [] and changed == ["/dev/sdd"] and resets == []
-    assert "In use: /dev/sdd1 on /media/x" in model.data(model.index(2),
-                                                          DriveListModel.WarningRole)
+    assert "In use: /dev/sdd1 on /media/x" in model.data(model.index(2), DriveListModel.WarningRole)
 
     model.set_drives([drive("sdc")])
     assert nodes(model) == ["/dev/sdc"]
@@ -69,8 +78,7 @@ def test_a_reordered_list_resets_the_model(model: DriveListModel) -> None:
 
 
 def test_excluded_drives_are_shown_disabled_with_the_reason(model: DriveListModel) -> None:
-    model.set_drives([drive("sdb", excluded_reason="read-only (check the write-protect "
-                                                   "switch)")])
+    model.set_drives([drive("sdb", excluded_reason="read-only (check the write-protect switch)")])
     index = model.index(0)
     assert model.flags(index) == Qt.ItemFlag.NoItemFlags
     assert model.data(index).endswith("not offered: read-only (check the write-protect switch)")

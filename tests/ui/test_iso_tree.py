@@ -65,12 +65,20 @@ def test_the_tree_is_the_source_tree(source: tuple[Path, IsoReport]) -> None:
     assert shown["/shared"][2] == "drwxrwxrwt"
     assert shown["/data/huge.bin"][1] == "1.5 MiB"
     assert shown["/data/link-dangling"][4] == "/nowhere/at/all"
-    assert top_names(model) == ["README.txt", "bin", "data", "docs", "empty",
-                                "link-to-readme", "shared"]
+    assert top_names(model) == [
+        "README.txt",
+        "bin",
+        "data",
+        "docs",
+        "empty",
+        "link-to-readme",
+        "shared",
+    ]
 
 
-def test_index_parent_round_trip_passes_qt_model_tester(qtmodeltester: Any,
-                                                        source: tuple[Path, IsoReport]) -> None:
+def test_index_parent_round_trip_passes_qt_model_tester(
+    qtmodeltester: Any, source: tuple[Path, IsoReport]
+) -> None:
     model, proxy = model_for(source[1])
     # pytest-qt's Python checks: PySide6 6.11's QAbstractItemModelTester fails to construct.
     qtmodeltester.check(model, force_py=True)
@@ -92,8 +100,7 @@ def test_lookups_by_path_and_entry(source: tuple[Path, IsoReport]) -> None:
     assert index.flags() & Qt.ItemFlag.ItemNeverHasChildren
     assert index.siblingAtColumn(Column.TYPE).data() == "File"
     assert model.index_of("/data").siblingAtColumn(Column.TYPE).data() == "Folder"
-    assert model.index_of("/link-to-readme").siblingAtColumn(Column.TYPE).data() == \
-        "Symbolic link"
+    assert model.index_of("/link-to-readme").siblingAtColumn(Column.TYPE).data() == "Symbolic link"
     assert index.siblingAtColumn(Column.SIZE).data(Qt.ItemDataRole.ToolTipRole) == "9 bytes"
 
 
@@ -113,16 +120,29 @@ def test_sizes_sort_by_bytes_not_by_text(source: tuple[Path, IsoReport]) -> None
 def test_names_sort_folders_first_case_insensitive(source: tuple[Path, IsoReport]) -> None:
     model, proxy = model_for(source[1])
     proxy.sort(Column.NAME, Qt.SortOrder.AscendingOrder)
-    assert top_names(proxy) == ["bin", "data", "docs", "empty", "shared", "link-to-readme",
-                                "README.txt"]
+    assert top_names(proxy) == [
+        "bin",
+        "data",
+        "docs",
+        "empty",
+        "shared",
+        "link-to-readme",
+        "README.txt",
+    ]
 
 
 def test_search_keeps_the_folders_above_a_match(source: tuple[Path, IsoReport]) -> None:
     model, proxy = model_for(source[1])
     proxy.set_search("NEEDLE")  # case-insensitive
     shown = set(model_listing(proxy))
-    assert shown == {"/data", "/data/nested", "/data/nested/deeper",
-                     "/data/nested/deeper/needle.txt", "/docs", "/docs/Needle-Guide.md"}
+    assert shown == {
+        "/data",
+        "/data/nested",
+        "/data/nested/deeper",
+        "/data/nested/deeper/needle.txt",
+        "/docs",
+        "/docs/Needle-Guide.md",
+    }
     opened = {i.data(PATH_ROLE) for i in proxy.expansions()}
     assert opened == {"/data", "/data/nested", "/data/nested/deeper", "/docs"}
 
@@ -130,25 +150,34 @@ def test_search_keeps_the_folders_above_a_match(source: tuple[Path, IsoReport]) 
 def test_a_matching_folder_keeps_its_contents(source: tuple[Path, IsoReport]) -> None:
     model, proxy = model_for(source[1])
     proxy.set_search("nest")
-    assert set(model_listing(proxy)) == {"/data", "/data/nested", "/data/nested/deeper",
-                                         "/data/nested/deeper/needle.txt",
-                                         "/data/nested/deeper/hay.txt"}
+    assert set(model_listing(proxy)) == {
+        "/data",
+        "/data/nested",
+        "/data/nested/deeper",
+        "/data/nested/deeper/needle.txt",
+        "/data/nested/deeper/hay.txt",
+    }
     assert {i.data(PATH_ROLE) for i in proxy.expansions()} == {"/data"}
 
 
 def test_search_with_a_slash_matches_paths(source: tuple[Path, IsoReport]) -> None:
     model, proxy = model_for(source[1])
     proxy.set_search("deeper/h")
-    assert set(model_listing(proxy)) == {"/data", "/data/nested", "/data/nested/deeper",
-                                         "/data/nested/deeper/hay.txt"}
+    assert set(model_listing(proxy)) == {
+        "/data",
+        "/data/nested",
+        "/data/nested/deeper",
+        "/data/nested/deeper/hay.txt",
+    }
     proxy.set_search("no such name")
     assert proxy.rowCount() == 0
     proxy.set_search("")
     assert model_listing(proxy) == model_listing(model)
 
 
-@pytest.mark.parametrize(("package", "name"), [("ipxe", "ipxe.iso"),
-                                               ("grub-rescue-pc", "grub-rescue-cdrom.iso")])
+@pytest.mark.parametrize(
+    ("package", "name"), [("ipxe", "ipxe.iso"), ("grub-rescue-pc", "grub-rescue-cdrom.iso")]
+)
 def test_debian_isos_show_every_entry(package: str, name: str) -> None:
     report = inspect_iso(packaged_file(package, name))
     model, _ = model_for(report)
@@ -160,8 +189,7 @@ def test_debian_isos_show_every_entry(package: str, name: str) -> None:
 
 def test_mode_text_is_like_ls() -> None:
     def entry(kind: str, mode: int | None) -> IsoEntry:
-        return IsoEntry(path="/x", type=kind, size=0, mode=mode, uid=None, gid=None,
-                        target=None)
+        return IsoEntry(path="/x", type=kind, size=0, mode=mode, uid=None, gid=None, target=None)
 
     assert mode_text(entry("dir", 0o755)) == stat.filemode(stat.S_IFDIR | 0o755)
     assert mode_text(entry("file", 0o2644)) == "-rw-r-Sr--"
@@ -188,8 +216,16 @@ def test_an_entry_without_its_parent_folder_is_kept_without_inventing_folders() 
 
 def test_a_name_with_a_slash_stays_in_its_folder_and_is_marked() -> None:
     model = IsoTreeModel()
-    model.set_entries([listed("/", "dir"), listed("/d", "dir"), listed("/d/x/y</b>", "dir"),
-                       listed("/d/x/y</b>/inner.txt"), listed("/d/plain.txt"), listed("/e.txt")])
+    model.set_entries(
+        [
+            listed("/", "dir"),
+            listed("/d", "dir"),
+            listed("/d/x/y</b>", "dir"),
+            listed("/d/x/y</b>/inner.txt"),
+            listed("/d/plain.txt"),
+            listed("/e.txt"),
+        ]
+    )
     assert model.entry_count() == 5
     assert top_names(model) == ["d", "e.txt"]
     folder = model.index_of("/d")
@@ -217,10 +253,21 @@ def test_a_path_listed_twice_is_marked_ambiguous_the_second_time() -> None:
 def test_twenty_thousand_entries_build_sort_and_filter_quickly() -> None:
     entries = [IsoEntry(path="/", type="dir", size=0, mode=0o755, uid=0, gid=0, target=None)]
     for d in range(40):
-        entries.append(IsoEntry(path=f"/d{d:02d}", type="dir", size=0, mode=0o755, uid=0,
-                                gid=0, target=None))
-        entries += [IsoEntry(path=f"/d{d:02d}/file-{i:05d}.txt", type="file", size=i,
-                             mode=0o644, uid=0, gid=0, target=None) for i in range(500)]
+        entries.append(
+            IsoEntry(path=f"/d{d:02d}", type="dir", size=0, mode=0o755, uid=0, gid=0, target=None)
+        )
+        entries += [
+            IsoEntry(
+                path=f"/d{d:02d}/file-{i:05d}.txt",
+                type="file",
+                size=i,
+                mode=0o644,
+                uid=0,
+                gid=0,
+                target=None,
+            )
+            for i in range(500)
+        ]
     started = time.monotonic()
     model = IsoTreeModel()
     model.set_entries(entries)
@@ -239,8 +286,11 @@ def test_twenty_thousand_entries_build_sort_and_filter_quickly() -> None:
 def test_an_image_without_rock_ridge_shows_unknown_modes_and_owners(tmp_path: Path) -> None:
     tree = make_source_tree(tmp_path / "tree")
     iso = tmp_path / "joliet.iso"
-    subprocess.run(["xorriso", "-as", "mkisofs", "--norock", "-J", "-joliet-long", "-o", str(iso),
-                    str(tree)], capture_output=True, check=True)
+    subprocess.run(
+        ["xorriso", "-as", "mkisofs", "--norock", "-J", "-joliet-long", "-o", str(iso), str(tree)],
+        capture_output=True,
+        check=True,
+    )
     report = inspect_iso(iso)
     assert report.name_source == "joliet"
     model, _ = model_for(report)

@@ -66,7 +66,10 @@ def test_level_and_text_filters(qtbot: Any) -> None:
     fill(buffer)
     view = make_view(qtbot, buffer)
     assert [line.split("  ", 1)[1] for line in shown_lines(view)] == [
-        "installed busybox", "warning: busybox has no man pages", "error: linux is missing"]
+        "installed busybox",
+        "warning: busybox has no man pages",
+        "error: linux is missing",
+    ]
     view.set_min_level(Level.WARNING)
     assert len(shown_lines(view)) == 2
     view.set_min_level(Level.DEBUG)
@@ -125,7 +128,10 @@ def test_save_writes_every_line_or_only_the_visible_ones(qtbot: Any, tmp_path: P
     lines = (tmp_path / "all.log").read_text().splitlines()
     assert lines[0] == "(1 older lines were dropped)"
     assert [line.split("  ", 1)[1] for line in lines[1:]] == [
-        "installed busybox", "warning: busybox has no man pages", "error: linux is missing"]
+        "installed busybox",
+        "warning: busybox has no man pages",
+        "error: linux is missing",
+    ]
     view.save_to(tmp_path / "visible.log", visible_only=True)
     assert (tmp_path / "visible.log").read_text().count("\n") == 1
 
@@ -183,8 +189,9 @@ def test_a_backlog_is_drawn_in_slices_that_keep_the_event_loop_free(qtbot: Any) 
     assert shown_lines(view)[-1].endswith("line 11999")
 
 
-def test_save_button_asks_where_without_blocking_and_saves_there(qtbot: Any,
-                                                                 tmp_path: Path) -> None:
+def test_save_button_asks_where_without_blocking_and_saves_there(
+    qtbot: Any, tmp_path: Path
+) -> None:
     buffer = LogBuffer()
     fill(buffer)
     view = make_view(qtbot, buffer)

@@ -22,11 +22,15 @@ def test_start_screen_offers_three_ways_in(qtbot, settings) -> None:
     start = window.start
     labels = [b.text() for b in (start.compose_button, start.write_button, start.inspect_button)]
     assert labels == ["Compose a live ISO…", "Write an ISO to USB…", "Inspect an ISO…"]
-    assert all(b.isVisible() and b.isEnabled() for b in
-               (start.compose_button, start.write_button, start.inspect_button))
+    assert all(
+        b.isVisible() and b.isEnabled()
+        for b in (start.compose_button, start.write_button, start.inspect_button)
+    )
     # Built-in profiles to start from, the shipped default first.
     assert start.profile_combo.count() >= 1
-    assert "minimal" in [start.profile_combo.itemData(i) for i in range(start.profile_combo.count())]
+    assert "minimal" in [
+        start.profile_combo.itemData(i) for i in range(start.profile_combo.count())
+    ]
     start.profile_combo.setCurrentIndex(start.profile_combo.findData("minimal"))
     assert start.profile_about.text() == start.builtins["minimal"].description != ""
 
@@ -44,8 +48,9 @@ def test_write_button_opens_the_writer_and_back_returns(qtbot, settings) -> None
     assert window.writer is writer  # kept: a running write would still be shown
 
 
-def test_an_image_given_to_the_writer_is_remembered_as_recent(qtbot, settings,
-                                                                tmp_path: Path) -> None:
+def test_an_image_given_to_the_writer_is_remembered_as_recent(
+    qtbot, settings, tmp_path: Path
+) -> None:
     image = tmp_path / "disk.img"
     image.write_bytes(b"\0" * 4096)
     window = make_window(qtbot, settings)
@@ -64,8 +69,7 @@ def test_recent_lists_say_when_they_are_empty(qtbot, settings) -> None:
     assert not start.profiles_list.item(0).flags() & Qt.ItemFlag.ItemIsEnabled
 
 
-def test_a_broken_profile_file_is_an_error_naming_the_file(qtbot, settings,
-                                                           tmp_path: Path) -> None:
+def test_a_broken_profile_file_is_an_error_naming_the_file(qtbot, settings, tmp_path: Path) -> None:
     broken = tmp_path / "broken.toml"
     broken.write_text("name = [unclosed\n")
     window = make_window(qtbot, settings)
@@ -91,4 +95,3 @@ def test_validation_errors_are_shown_with_every_problem(qtbot) -> None:
     assert isinstance(box, QMessageBox)
     assert "2 problem" in box.text()
     assert "label: bad" in box.detailedText() and "hostname: empty" in box.detailedText()
-

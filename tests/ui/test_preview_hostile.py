@@ -68,8 +68,7 @@ def all_indexes(view: PreviewView, parent: QModelIndex | None = None) -> list[QM
     return found
 
 
-def test_volume_ids_are_shown_literally(qtbot: Any, view: PreviewView,
-                                        hostile_iso: Path) -> None:
+def test_volume_ids_are_shown_literally(qtbot: Any, view: PreviewView, hostile_iso: Path) -> None:
     load(qtbot, view, hostile_iso)
     assert view.facts["label"].text() == LABEL
     assert view.facts["publisher"].text() == PUBLISHER
@@ -79,23 +78,23 @@ def test_volume_ids_are_shown_literally(qtbot: Any, view: PreviewView,
     # others are the form's row titles, which are ours.
     ours = [label for label in view.findChildren(QLabel) if label.objectName()]
     assert len(ours) >= 12
-    assert [label.objectName() for label in ours
-            if label.textFormat() != Qt.TextFormat.PlainText] == []
+    assert [
+        label.objectName() for label in ours if label.textFormat() != Qt.TextFormat.PlainText
+    ] == []
 
 
-def test_tree_tooltips_show_names_literally(qtbot: Any, view: PreviewView,
-                                            hostile_iso: Path) -> None:
+def test_tree_tooltips_show_names_literally(
+    qtbot: Any, view: PreviewView, hostile_iso: Path
+) -> None:
     load(qtbot, view, hostile_iso)
     tips = {rendered(index.data(Qt.ItemDataRole.ToolTipRole)) for index in all_indexes(view)}
     assert "/" + HTML_NAME in tips
     assert f"/{LINK_NAME} → {printable(LINK_TARGET)}" in tips
     target = view.model.index_of("/" + LINK_NAME, Column.TARGET)
-    assert rendered(target.data(Qt.ItemDataRole.ToolTipRole)) == \
-        f"/{LINK_NAME} → \\x1b[2Jtarget"
+    assert rendered(target.data(Qt.ItemDataRole.ToolTipRole)) == f"/{LINK_NAME} → \\x1b[2Jtarget"
 
 
-def test_partition_names_are_shown_literally(qtbot: Any, view: PreviewView,
-                                             tmp_path: Path) -> None:
+def test_partition_names_are_shown_literally(qtbot: Any, view: PreviewView, tmp_path: Path) -> None:
     iso = make_isohybrid_gpt_iso(tmp_path)
     rename_gpt_partition(iso, 1, GPT_NAME)
     load(qtbot, view, iso)
@@ -117,7 +116,8 @@ def test_error_messages_are_plain_text(qtbot: Any) -> None:
 
 
 def test_a_name_with_a_slash_invents_no_folders_and_is_not_extracted(
-        qtbot: Any, view: PreviewView, hostile_iso: Path, tmp_path: Path) -> None:
+    qtbot: Any, view: PreviewView, hostile_iso: Path, tmp_path: Path
+) -> None:
     report = load(qtbot, view, hostile_iso)
     assert view.model.entry_count() == len(report.files) - 1  # one row per entry, no more
     folder = view.model.index_of("/dd")
@@ -125,16 +125,20 @@ def test_a_name_with_a_slash_invents_no_folders_and_is_not_extracted(
     assert names == ["<a href=x>y<∕a>", "plain.txt"]
     slashed = view.model.index(0, 0, folder)
     assert SLASH_NAME == "<a href=x>y</a>" and view.model.is_ambiguous(slashed)
-    assert rendered(slashed.data(Qt.ItemDataRole.ToolTipRole)) == \
-        f"/dd/<a href=x>y<∕a> ({AMBIGUOUS_NOTE})"
+    assert (
+        rendered(slashed.data(Qt.ItemDataRole.ToolTipRole))
+        == f"/dd/<a href=x>y<∕a> ({AMBIGUOUS_NOTE})"
+    )
 
     view.tree.setCurrentIndex(view.proxy.mapFromSource(slashed))
     assert view.choose_destination() is None and view.extract_selected_to(tmp_path) is None
     assert not view.is_extracting() and list(tmp_path.iterdir()) == []
     assert view.error_box is not None
-    assert view.error_box.text() == ("/dd/<a href=x>y<∕a>: cannot extract this entry: "
-                                     f"{AMBIGUOUS_NOTE} (the image holds a name with “/” "
-                                     "in it, which no folder can hold)")
+    assert view.error_box.text() == (
+        "/dd/<a href=x>y<∕a>: cannot extract this entry: "
+        f"{AMBIGUOUS_NOTE} (the image holds a name with “/” "
+        "in it, which no folder can hold)"
+    )
     assert view.extract_label.text() == f"Cannot extract /dd/<a href=x>y<∕a>: {AMBIGUOUS_NOTE}."
 
     assert view.select_path("/dd/plain.txt")  # its neighbour extracts as before

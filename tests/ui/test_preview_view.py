@@ -90,8 +90,10 @@ def extract(qtbot: Any, view: PreviewView, inner: str, dest: Path) -> list[Path]
 
 # --- a mastered ISO -------------------------------------------------------------------------------
 
+
 def test_shows_the_mastered_tree_with_modes_sizes_and_owners(
-        qtbot: Any, view: PreviewView, mastered: tuple[Path, Path]) -> None:
+    qtbot: Any, view: PreviewView, mastered: tuple[Path, Path]
+) -> None:
     tree, iso = mastered
     report = load(qtbot, view, iso)
     assert model_listing(view.proxy) == source_listing(tree)
@@ -103,8 +105,10 @@ def test_shows_the_mastered_tree_with_modes_sizes_and_owners(
     assert view.title.text() == iso.name
     # No boot files were given: no El Torito, no partitions, and the verdict says so.
     assert view.eltorito_table.rowCount() == 0 and view.partition_table.rowCount() == 0
-    assert view.usb_label.text() == ("Bootable from a USB stick: no — no partition table: "
-                                     "CD only, will not boot from a USB stick")
+    assert view.usb_label.text() == (
+        "Bootable from a USB stick: no — no partition table: "
+        "CD only, will not boot from a USB stick"
+    )
     assert view.cd_label.text().startswith("Bootable as a CD/DVD: no")
     assert view.count_label.text() == f"{len(report.files) - 1:,} entries"
     shown = model_listing(view.proxy)
@@ -116,14 +120,20 @@ def test_shows_the_mastered_tree_with_modes_sizes_and_owners(
 
 
 def test_the_search_field_filters_and_keeps_parents(
-        qtbot: Any, view: PreviewView, mastered: tuple[Path, Path]) -> None:
+    qtbot: Any, view: PreviewView, mastered: tuple[Path, Path]
+) -> None:
     load(qtbot, view, mastered[1])
     qtbot.keyClicks(view.search, "needle")
     assert view.proxy.search() == ""  # the search runs when the typing pauses
     qtbot.waitUntil(lambda: view.proxy.search() == "needle", timeout=5_000)
     assert set(model_listing(view.proxy)) == {
-        "/data", "/data/nested", "/data/nested/deeper", "/data/nested/deeper/needle.txt",
-        "/docs", "/docs/Needle-Guide.md"}
+        "/data",
+        "/data/nested",
+        "/data/nested/deeper",
+        "/data/nested/deeper/needle.txt",
+        "/docs",
+        "/docs/Needle-Guide.md",
+    }
     # The folders leading to the matches are opened, so the matches are on screen.
     deeper = view.proxy.mapFromSource(view.model.index_of("/data/nested/deeper"))
     assert view.tree.isExpanded(deeper)
@@ -140,7 +150,8 @@ def test_the_search_field_filters_and_keeps_parents(
 
 
 def test_extracting_a_file_gives_identical_bytes(
-        qtbot: Any, view: PreviewView, mastered: tuple[Path, Path], tmp_path: Path) -> None:
+    qtbot: Any, view: PreviewView, mastered: tuple[Path, Path], tmp_path: Path
+) -> None:
     tree, iso = mastered
     load(qtbot, view, iso)
     created = extract(qtbot, view, "/data/huge.bin", tmp_path)
@@ -167,7 +178,8 @@ def tree_snapshot(root: Path) -> dict[str, tuple[str, int, bytes | str]]:
 
 
 def test_extracting_a_folder_gives_the_same_tree(
-        qtbot: Any, view: PreviewView, mastered: tuple[Path, Path], tmp_path: Path) -> None:
+    qtbot: Any, view: PreviewView, mastered: tuple[Path, Path], tmp_path: Path
+) -> None:
     tree, iso = mastered
     load(qtbot, view, iso)
     created = extract(qtbot, view, "/data", tmp_path)
@@ -179,7 +191,8 @@ def test_extracting_a_folder_gives_the_same_tree(
 
 
 def test_extracting_over_an_existing_file_is_refused_and_the_view_stays_usable(
-        qtbot: Any, view: PreviewView, mastered: tuple[Path, Path], tmp_path: Path) -> None:
+    qtbot: Any, view: PreviewView, mastered: tuple[Path, Path], tmp_path: Path
+) -> None:
     load(qtbot, view, mastered[1])
     (tmp_path / "README.txt").write_text("mine")
     view.select_path("/README.txt")
@@ -191,8 +204,9 @@ def test_extracting_over_an_existing_file_is_refused_and_the_view_stays_usable(
     assert extract(qtbot, view, "/README.txt", tmp_path / "copy.txt") == [tmp_path / "copy.txt"]
 
 
-def test_nothing_selected_extracts_nothing(qtbot: Any, view: PreviewView,
-                                           mastered: tuple[Path, Path], tmp_path: Path) -> None:
+def test_nothing_selected_extracts_nothing(
+    qtbot: Any, view: PreviewView, mastered: tuple[Path, Path], tmp_path: Path
+) -> None:
     load(qtbot, view, mastered[1])
     assert view.selected_entry() is None and not view.extract_button.isEnabled()
     assert view.extract_selected_to(tmp_path) is None
@@ -200,7 +214,8 @@ def test_nothing_selected_extracts_nothing(qtbot: Any, view: PreviewView,
 
 
 def test_open_containing_folder_and_write_request(
-        qtbot: Any, view: PreviewView, mastered: tuple[Path, Path]) -> None:
+    qtbot: Any, view: PreviewView, mastered: tuple[Path, Path]
+) -> None:
     iso = mastered[1]
     assert not view.folder_button.isEnabled() and not view.write_button.isEnabled()
     load(qtbot, view, iso)
@@ -222,8 +237,9 @@ def test_open_containing_folder_and_write_request(
     assert view.error_box is not None and str(iso.parent) in view.error_box.text()
 
 
-def test_loading_runs_off_the_gui_thread(qtbot: Any, view: PreviewView,
-                                         mastered: tuple[Path, Path]) -> None:
+def test_loading_runs_off_the_gui_thread(
+    qtbot: Any, view: PreviewView, mastered: tuple[Path, Path]
+) -> None:
     gui = threading.get_ident()
     seen: list[int] = []
     task = view.load(mastered[1])
@@ -241,10 +257,13 @@ def test_loading_runs_off_the_gui_thread(qtbot: Any, view: PreviewView,
 
 # --- Debian's ISOs ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("package", "name"), [("ipxe", "ipxe.iso"),
-                                               ("grub-rescue-pc", "grub-rescue-cdrom.iso")])
+
+@pytest.mark.parametrize(
+    ("package", "name"), [("ipxe", "ipxe.iso"), ("grub-rescue-pc", "grub-rescue-cdrom.iso")]
+)
 def test_debian_isos_show_their_files_and_boot_entries(
-        qtbot: Any, view: PreviewView, package: str, name: str) -> None:
+    qtbot: Any, view: PreviewView, package: str, name: str
+) -> None:
     iso = packaged_file(package, name)
     load(qtbot, view, iso)
     shown = model_listing(view.proxy)
@@ -259,35 +278,58 @@ def test_debian_isos_show_their_files_and_boot_entries(
     partitions = table_rows(view.partition_table)
     if package == "ipxe":
         assert [(r[1], r[2], r[4], r[5]) for r in eltorito] == [
-            ("BIOS", "none", "/isolinux.bin", "yes"), ("UEFI", "none", "/efi.img", "yes")]
+            ("BIOS", "none", "/isolinux.bin", "yes"),
+            ("UEFI", "none", "/efi.img", "yes"),
+        ]
         assert eltorito[0][3] == "4 sectors (2.0 KiB)"
         assert [r[:3] for r in partitions] == [["MBR", "1", "Hidden HPFS/NTFS (0x17)"]]
         assert "BIOS only" in view.usb_label.text()
-        assert view.cd_label.text() == ("Bootable as a CD/DVD: yes — El Torito entries for "
-                                        "BIOS, UEFI")
-        assert set(shown) == {"/boot.cat", "/efi.img", "/ipxe.krn", "/isolinux.bin",
-                              "/isolinux.cfg", "/ldlinux.c32"}
+        assert view.cd_label.text() == (
+            "Bootable as a CD/DVD: yes — El Torito entries for BIOS, UEFI"
+        )
+        assert set(shown) == {
+            "/boot.cat",
+            "/efi.img",
+            "/ipxe.krn",
+            "/isolinux.bin",
+            "/isolinux.cfg",
+            "/ldlinux.c32",
+        }
     else:
         assert [(r[1], r[4]) for r in eltorito] == [("BIOS", "/boot/grub/i386-pc/eltorito.img")]
         assert [r[2] for r in partitions] == ["ISO 9660 (grub-mkrescue) (0xcd)"]
         assert "/boot/grub/i386-pc/eltorito.img" in shown
 
 
-def test_the_boot_file_of_ipxe_extracts_like_xorriso(qtbot: Any, view: PreviewView,
-                                                     tmp_path: Path) -> None:
+def test_the_boot_file_of_ipxe_extracts_like_xorriso(
+    qtbot: Any, view: PreviewView, tmp_path: Path
+) -> None:
     iso = packaged_file("ipxe", "ipxe.iso")
     load(qtbot, view, iso)
     extract(qtbot, view, "/isolinux.cfg", tmp_path / "ours.cfg")
-    subprocess.run(["xorriso", "-osirrox", "on", "-indev", str(iso), "-extract",
-                    "/isolinux.cfg", str(tmp_path / "theirs.cfg")], capture_output=True,
-                   check=True)
+    subprocess.run(
+        [
+            "xorriso",
+            "-osirrox",
+            "on",
+            "-indev",
+            str(iso),
+            "-extract",
+            "/isolinux.cfg",
+            str(tmp_path / "theirs.cfg"),
+        ],
+        capture_output=True,
+        check=True,
+    )
     assert (tmp_path / "ours.cfg").read_bytes() == (tmp_path / "theirs.cfg").read_bytes()
 
 
 # --- errors -----------------------------------------------------------------------------------
 
+
 def test_a_file_that_is_not_an_iso_gives_a_clear_error_and_the_view_stays_usable(
-        qtbot: Any, view: PreviewView, mastered: tuple[Path, Path], tmp_path: Path) -> None:
+    qtbot: Any, view: PreviewView, mastered: tuple[Path, Path], tmp_path: Path
+) -> None:
     notes = tmp_path / "notes.iso"
     notes.write_bytes(b"just some text, not an image\n" * 4000)
     exc = load_fails(qtbot, view, notes)
@@ -308,8 +350,9 @@ def test_a_file_that_is_not_an_iso_gives_a_clear_error_and_the_view_stays_usable
     assert model_listing(view.proxy) == source_listing(mastered[0])
 
 
-def test_a_newer_load_replaces_a_running_one(qtbot: Any, view: PreviewView,
-                                             mastered: tuple[Path, Path]) -> None:
+def test_a_newer_load_replaces_a_running_one(
+    qtbot: Any, view: PreviewView, mastered: tuple[Path, Path]
+) -> None:
     ipxe = packaged_file("ipxe", "ipxe.iso")
     reports: list[IsoReport] = []
     view.loaded.connect(reports.append)
@@ -323,18 +366,25 @@ def test_a_newer_load_replaces_a_running_one(qtbot: Any, view: PreviewView,
 
 # --- drag and drop ------------------------------------------------------------------------------
 
+
 def drag(view: PreviewView, *paths: Path, kind: type = QDragEnterEvent) -> Any:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    event = kind(QPoint(30, 30), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                 Qt.KeyboardModifier.NoModifier)
+    event = kind(
+        QPoint(30, 30),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     event.ignore()
     QApplication.sendEvent(view, event)
     return event
 
 
-def test_dropping_an_iso_loads_it(qtbot: Any, view: PreviewView,
-                                  mastered: tuple[Path, Path]) -> None:
+def test_dropping_an_iso_loads_it(
+    qtbot: Any, view: PreviewView, mastered: tuple[Path, Path]
+) -> None:
     iso = mastered[1]
     assert drag(view, iso).isAccepted()
     assert drag(view, iso, kind=QDragMoveEvent).isAccepted()
@@ -343,8 +393,9 @@ def test_dropping_an_iso_loads_it(qtbot: Any, view: PreviewView,
     assert blocker.args[0].path == iso
 
 
-def test_other_drops_are_refused(qtbot: Any, view: PreviewView, mastered: tuple[Path, Path],
-                                 tmp_path: Path) -> None:
+def test_other_drops_are_refused(
+    qtbot: Any, view: PreviewView, mastered: tuple[Path, Path], tmp_path: Path
+) -> None:
     tree, iso = mastered
     text = tmp_path / "readme.txt"
     text.write_text("not an image")
@@ -356,8 +407,10 @@ def test_other_drops_are_refused(qtbot: Any, view: PreviewView, mastered: tuple[
 
 # --- keyboard and accessibility -------------------------------------------------------------------
 
-def test_ctrl_f_goes_to_the_search_field(qtbot: Any, view: PreviewView,
-                                         mastered: tuple[Path, Path]) -> None:
+
+def test_ctrl_f_goes_to_the_search_field(
+    qtbot: Any, view: PreviewView, mastered: tuple[Path, Path]
+) -> None:
     load(qtbot, view, mastered[1])
     view.activateWindow()
     view.tree.setFocus()
@@ -368,8 +421,9 @@ def test_ctrl_f_goes_to_the_search_field(qtbot: Any, view: PreviewView,
     assert view.search.selectedText() == "old"  # typing replaces the old search
 
 
-def test_the_tree_is_keyboard_usable(qtbot: Any, view: PreviewView,
-                                     mastered: tuple[Path, Path]) -> None:
+def test_the_tree_is_keyboard_usable(
+    qtbot: Any, view: PreviewView, mastered: tuple[Path, Path]
+) -> None:
     load(qtbot, view, mastered[1])
     assert view.tree.focusPolicy() & Qt.FocusPolicy.TabFocus
     view.activateWindow()
@@ -384,17 +438,23 @@ def test_the_tree_is_keyboard_usable(qtbot: Any, view: PreviewView,
     assert view.extract_button.isEnabled()
 
 
-def test_every_control_has_an_accessible_name(qtbot: Any, view: PreviewView,
-                                              mastered: tuple[Path, Path]) -> None:
+def test_every_control_has_an_accessible_name(
+    qtbot: Any, view: PreviewView, mastered: tuple[Path, Path]
+) -> None:
     load(qtbot, view, mastered[1])
     view.select_path("/README.txt")
-    controls = [w for w in view.findChildren(QWidget)
-                if w.focusPolicy() & Qt.FocusPolicy.TabFocus and w.isVisibleTo(view)]
+    controls = [
+        w
+        for w in view.findChildren(QWidget)
+        if w.focusPolicy() & Qt.FocusPolicy.TabFocus and w.isVisibleTo(view)
+    ]
     assert view.tree in controls and view.search in controls
     unnamed = [f"{type(w).__name__}:{w.objectName()}" for w in controls if not w.accessibleName()]
     assert not unnamed
-    assert view.tree.model().index(0, Column.NAME).data(
-        Qt.ItemDataRole.AccessibleTextRole) == "Folder bin"
+    assert (
+        view.tree.model().index(0, Column.NAME).data(Qt.ItemDataRole.AccessibleTextRole)
+        == "Folder bin"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -409,8 +469,8 @@ def thousand_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_cancel_while_reading_goes_back_without_an_error_box(
-        qtbot: Any, view: PreviewView, mastered: tuple[Path, Path],
-        thousand_files: Path) -> None:
+    qtbot: Any, view: PreviewView, mastered: tuple[Path, Path], thousand_files: Path
+) -> None:
     report = load(qtbot, view, mastered[1])
     with qtbot.waitSignal(view.failed, timeout=LOAD_TIMEOUT) as blocker:
         view.load(thousand_files)
@@ -425,8 +485,10 @@ def test_cancel_while_reading_goes_back_without_an_error_box(
 
 # --- dialogs and the main window -------------------------------------------------------------
 
+
 def test_open_iso_asks_without_blocking_and_loads_the_choice(
-        qtbot: Any, view: PreviewView, mastered: tuple[Path, Path]) -> None:
+    qtbot: Any, view: PreviewView, mastered: tuple[Path, Path]
+) -> None:
     iso = mastered[1]
     qtbot.mouseClick(view.open_button, Qt.MouseButton.LeftButton)
     dialog = view.file_dialog
@@ -439,7 +501,8 @@ def test_open_iso_asks_without_blocking_and_loads_the_choice(
 
 
 def test_extract_asks_for_a_folder_and_extracts_into_it(
-        qtbot: Any, view: PreviewView, mastered: tuple[Path, Path], tmp_path: Path) -> None:
+    qtbot: Any, view: PreviewView, mastered: tuple[Path, Path], tmp_path: Path
+) -> None:
     tree, iso = mastered
     load(qtbot, view, iso)
     view.select_path("/docs")
@@ -453,7 +516,8 @@ def test_extract_asks_for_a_folder_and_extracts_into_it(
 
 
 def test_the_main_window_inspects_an_image_and_hands_it_to_the_writer(
-        qtbot: Any, settings: Any, mastered: tuple[Path, Path]) -> None:
+    qtbot: Any, settings: Any, mastered: tuple[Path, Path]
+) -> None:
     from ui.main_window import MainWindow
 
     window = MainWindow(settings)

@@ -17,8 +17,9 @@ def test_newest_first_without_duplicates_and_bounded(settings: QSettings, tmp_pa
     assert recent.paths() == [files[3], files[2], files[0]]
 
 
-def test_survives_a_new_settings_object_and_forgets_deleted_files(settings: QSettings,
-                                                                    tmp_path: Path) -> None:
+def test_survives_a_new_settings_object_and_forgets_deleted_files(
+    settings: QSettings, tmp_path: Path
+) -> None:
     kept, gone = tmp_path / "kept.toml", tmp_path / "gone.toml"
     kept.write_text("name = 'x'\n")
     gone.write_text("name = 'y'\n")

@@ -10,8 +10,7 @@ from app.packages.model import SourceKind
 from ui.settings import last_source_folder, remember_source_folder
 
 
-def test_folders_are_remembered_per_kind_and_survive_a_new_settings_object(
-        tmp_path: Path) -> None:
+def test_folders_are_remembered_per_kind_and_survive_a_new_settings_object(tmp_path: Path) -> None:
     ini = str(tmp_path / "livesmith.ini")
     settings = QSettings(ini, QSettings.Format.IniFormat)
     assert last_source_folder(settings, SourceKind.ARCH) == ""

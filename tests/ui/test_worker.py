@@ -107,8 +107,14 @@ def test_a_log_flood_arrives_whole_in_order_without_starving_the_event_loop(qtbo
     with qtbot.waitSignal(task.ended, timeout=60_000):
         task.start()
     heartbeat.stop()
-    expected = ["step flood", *map(str, range(lines // 2 + 1)), "step second half",
-                *map(str, range(lines // 2 + 1, lines)), "progress", "finished"]
+    expected = [
+        "step flood",
+        *map(str, range(lines // 2 + 1)),
+        "step second half",
+        *map(str, range(lines // 2 + 1, lines)),
+        "progress",
+        "finished",
+    ]
     assert heard == expected
     # The same lines also came in batches, far fewer signals than lines.
     assert [text for batch in batches for _, text in batch] == list(map(str, range(lines)))

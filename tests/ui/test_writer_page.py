@@ -55,6 +55,7 @@ WRITE_TIMEOUT = 120_000  # ms; the writes here take a second or two
 
 # --- fixtures and helpers --------------------------------------------------------------------
 
+
 @pytest.fixture
 def page(qtbot: Any) -> Iterator[WriterPage]:
     model = DriveListModel(include_excluded=True, debounce=0.1)
@@ -116,8 +117,9 @@ def press_write(qtbot: Any, page: WriterPage) -> QMessageBox:
     """Press Write (keyboard) and return the confirmation box once it is open."""
     assert page.write_button.isEnabled(), page.missing()
     qtbot.keyClick(page.write_button, Qt.Key.Key_Space)
-    qtbot.waitUntil(lambda: page.confirm_box is not None and page.confirm_box.isVisible(),
-                    timeout=10_000)
+    qtbot.waitUntil(
+        lambda: page.confirm_box is not None and page.confirm_box.isVisible(), timeout=10_000
+    )
     assert page.confirm_box is not None
     return page.confirm_box
 
@@ -150,10 +152,12 @@ def error_text(page: WriterPage) -> str:
 
 # --- whole writes ----------------------------------------------------------------------------
 
+
 @needs_root
 @pytest.mark.root
-def test_write_and_verify_onto_a_loop_device(qtbot: Any, page: WriterPage, image: Path,
-                                             tmp_path: Path) -> None:
+def test_write_and_verify_onto_a_loop_device(
+    qtbot: Any, page: WriterPage, image: Path, tmp_path: Path
+) -> None:
     digest = hashlib.sha256(image.read_bytes()).hexdigest()
     (tmp_path / "SHA256SUMS").write_text(f"{digest}  live.iso\n")
     choose_image(qtbot, page, image)
@@ -182,8 +186,9 @@ def test_write_and_verify_onto_a_loop_device(qtbot: Any, page: WriterPage, image
 
 @needs_root
 @pytest.mark.root
-def test_the_gui_thread_keeps_running_through_a_long_write(qtbot: Any, page: WriterPage,
-                                                            tmp_path: Path) -> None:
+def test_the_gui_thread_keeps_running_through_a_long_write(
+    qtbot: Any, page: WriterPage, tmp_path: Path
+) -> None:
     # Long enough (512 MiB, a second or more) that a GUI thread waiting for the helper
     # would miss many ticks of a 10 ms heartbeat; the latency goal itself is a benchmark's.
     image = big_sparse_image(tmp_path / "big.iso")
@@ -207,15 +212,18 @@ def test_the_gui_thread_keeps_running_through_a_long_write(qtbot: Any, page: Wri
             fh.seek(size - MiB)
             assert device_bytes(node, MiB, size - MiB) == fh.read()  # written to the end
     during = [t for t in ticks if span["write"] < t < span["end"]]
-    assert len(during) >= 10, (f"{len(during)} ticks in a write of "
-                               f"{span['end'] - span['write']:.2f} s: the GUI thread waited")
+    assert len(during) >= 10, (
+        f"{len(during)} ticks in a write of "
+        f"{span['end'] - span['write']:.2f} s: the GUI thread waited"
+    )
     gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
     # A guard only: a loaded machine may stall any thread for a while.
     assert max(gaps) < 3.0, f"GUI blocked for {max(gaps):.2f} s"
 
 
-def test_write_onto_an_image_file_by_keyboard(qtbot: Any, page: WriterPage, image: Path,
-                                              tmp_path: Path) -> None:
+def test_write_onto_an_image_file_by_keyboard(
+    qtbot: Any, page: WriterPage, image: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "vm" / "disk.raw"
     out.parent.mkdir()
     choose_image(qtbot, page, image)
@@ -245,8 +253,9 @@ def test_write_onto_an_image_file_by_keyboard(qtbot: Any, page: WriterPage, imag
     assert page.image() == image and page.target_path() is None
 
 
-def test_a_non_hybrid_image_needs_the_explicit_override(qtbot: Any, page: WriterPage,
-                                                        tmp_path: Path) -> None:
+def test_a_non_hybrid_image_needs_the_explicit_override(
+    qtbot: Any, page: WriterPage, tmp_path: Path
+) -> None:
     iso = tmp_path / "cd-only.iso"
     data = bytearray(os.urandom(4 * MiB))
     data[510:512] = b"\0\0"
@@ -264,14 +273,14 @@ def test_a_non_hybrid_image_needs_the_explicit_override(qtbot: Any, page: Writer
     page.force_check.setChecked(True)
     assert page.write_button.isEnabled()
     write_confirmed(qtbot, page)
-    assert page.outcome is not None and page.outcome.kind is OutcomeKind.VERIFIED, \
-        page.outcome
+    assert page.outcome is not None and page.outcome.kind is OutcomeKind.VERIFIED, page.outcome
     assert "no partition table" in page.result_details.text()  # the warning, kept
     assert out.read_bytes() == bytes(data)
 
 
-def test_a_checksum_mismatch_is_shown_and_blocks_writing(qtbot: Any, page: WriterPage,
-                                                         image: Path, tmp_path: Path) -> None:
+def test_a_checksum_mismatch_is_shown_and_blocks_writing(
+    qtbot: Any, page: WriterPage, image: Path, tmp_path: Path
+) -> None:
     (tmp_path / "SHA256SUMS").write_text(f"{'0' * 64}  live.iso\n")
     choose_image(qtbot, page, image)
     assert "MISMATCH" in page.checksum_label.text()
@@ -295,8 +304,7 @@ def test_an_unusable_image_is_reported(qtbot: Any, page: WriterPage, tmp_path: P
 
 @needs_root
 @pytest.mark.root
-def test_cancel_mid_write_wipes_the_stick(qtbot: Any, page: WriterPage,
-                                          tmp_path: Path) -> None:
+def test_cancel_mid_write_wipes_the_stick(qtbot: Any, page: WriterPage, tmp_path: Path) -> None:
     image = big_sparse_image(tmp_path / "big.iso")
     choose_image(qtbot, page, image)
     backing = sparse_backing(tmp_path / "stick.img", 600 * MiB)
@@ -320,8 +328,7 @@ def test_cancel_mid_write_wipes_the_stick(qtbot: Any, page: WriterPage,
         assert asked, "the write never started"
         outcome = page.outcome
         assert outcome is not None and outcome.kind is OutcomeKind.CANCELLED, outcome
-        assert outcome.title == ("Cancelled; the stick was wiped so it does not look "
-                                 "half-bootable")
+        assert outcome.title == ("Cancelled; the stick was wiped so it does not look half-bootable")
         assert "wiped" in page.result_title.text()
         assert ended - asked[0] < 30, "cancel hangs"  # a guard, not a goal
         assert device_bytes(node, 64 * 1024) == bytes(64 * 1024)
@@ -332,9 +339,9 @@ def test_cancel_mid_write_wipes_the_stick(qtbot: Any, page: WriterPage,
         assert "PTTYPE" not in blkid.stdout
 
 
-def test_without_verification_the_result_says_not_verified(qtbot: Any, page: WriterPage,
-                                                           image: Path,
-                                                           tmp_path: Path) -> None:
+def test_without_verification_the_result_says_not_verified(
+    qtbot: Any, page: WriterPage, image: Path, tmp_path: Path
+) -> None:
     choose_image(qtbot, page, image)
     name_target(qtbot, page, tmp_path / "out.raw")
     qtbot.mouseClick(page.verify_check, Qt.MouseButton.LeftButton)
@@ -349,8 +356,9 @@ def test_without_verification_the_result_says_not_verified(qtbot: Any, page: Wri
 
 @needs_root
 @pytest.mark.root
-def test_cancel_during_verification_is_never_a_success(qtbot: Any, page: WriterPage,
-                                                       tmp_path: Path) -> None:
+def test_cancel_during_verification_is_never_a_success(
+    qtbot: Any, page: WriterPage, tmp_path: Path
+) -> None:
     image = big_sparse_image(tmp_path / "big.iso")
     choose_image(qtbot, page, image)
     with loop_device(sparse_backing(tmp_path / "stick.img", 600 * MiB)) as node:
@@ -376,8 +384,9 @@ def test_cancel_during_verification_is_never_a_success(qtbot: Any, page: WriterP
 
 @needs_root
 @pytest.mark.root
-def test_a_read_only_loop_gives_the_read_only_error(qtbot: Any, page: WriterPage,
-                                                    image: Path, tmp_path: Path) -> None:
+def test_a_read_only_loop_gives_the_read_only_error(
+    qtbot: Any, page: WriterPage, image: Path, tmp_path: Path
+) -> None:
     choose_image(qtbot, page, image)
     with loop_device(sparse_backing(tmp_path / "ro.img", 32 * MiB), read_only=True) as node:
         name_target(qtbot, page, node)
@@ -388,8 +397,9 @@ def test_a_read_only_loop_gives_the_read_only_error(qtbot: Any, page: WriterPage
 
 @needs_root
 @pytest.mark.root
-def test_an_image_larger_than_the_device_is_refused(qtbot: Any, page: WriterPage,
-                                                    image: Path, tmp_path: Path) -> None:
+def test_an_image_larger_than_the_device_is_refused(
+    qtbot: Any, page: WriterPage, image: Path, tmp_path: Path
+) -> None:
     choose_image(qtbot, page, image)
     backing = sparse_backing(tmp_path / "small.img", 8 * MiB)
     with loop_device(backing) as node:
@@ -402,7 +412,8 @@ def test_an_image_larger_than_the_device_is_refused(qtbot: Any, page: WriterPage
 @needs_root
 @pytest.mark.root
 def test_a_stick_turning_read_only_mid_write_is_not_called_untouched(
-        qtbot: Any, page: WriterPage, tmp_path: Path) -> None:
+    qtbot: Any, page: WriterPage, tmp_path: Path
+) -> None:
     image = big_sparse_image(tmp_path / "big.iso")
     choose_image(qtbot, page, image)
     backing = sparse_backing(tmp_path / "stick.img", 600 * MiB)
@@ -418,8 +429,9 @@ def test_a_stick_turning_read_only_mid_write_is_not_called_untouched(
                 locked.append(done)
                 subprocess.run(["blockdev", "--setro", node], check=True)
 
-        page.writeStarted.connect(lambda: page._write_task.progressChanged.connect(
-            lock_once_data_is_on_it))  # type: ignore[union-attr]
+        page.writeStarted.connect(
+            lambda: page._write_task.progressChanged.connect(lock_once_data_is_on_it)
+        )  # type: ignore[union-attr]
         try:
             write_confirmed(qtbot, page)
         finally:
@@ -428,21 +440,23 @@ def test_a_stick_turning_read_only_mid_write_is_not_called_untouched(
         outcome = page.outcome
         assert outcome is not None and outcome.kind is OutcomeKind.FAILED, outcome
         assert "nothing was written" not in outcome.title.lower()
-        assert outcome.title == ("The drive refused writing (read-only) after writing had "
-                                 "begun: the drive does not hold the image")
+        assert outcome.title == (
+            "The drive refused writing (read-only) after writing had "
+            "begun: the drive does not hold the image"
+        )
         assert "writing had begun" in plain(page.result_title)
         assert "read-only" in error_text(page)
         # What the title says is so: the old partition table is gone, the image's first
         # block is there (the wipe was refused too).
         assert device_bytes(node, 512)[510:512] == b"\0\0"
-        assert device_bytes(node, MiB, 64 * 1024) == image.read_bytes()[64 * 1024:MiB
-                                                                       + 64 * 1024]
+        assert device_bytes(node, MiB, 64 * 1024) == image.read_bytes()[64 * 1024 : MiB + 64 * 1024]
 
 
 @needs_root
 @pytest.mark.root
 def test_an_image_found_too_big_mid_write_is_not_called_untouched(
-        qtbot: Any, page: WriterPage, tmp_path: Path) -> None:
+    qtbot: Any, page: WriterPage, tmp_path: Path
+) -> None:
     # .gz records the size only mod 2^32: two members pass the check before writing (the
     # lower bound fits) and the write runs past the device's end.
     image = tmp_path / "live.iso"
@@ -457,8 +471,10 @@ def test_an_image_found_too_big_mid_write_is_not_called_untouched(
         outcome = page.outcome
         assert outcome is not None and outcome.kind is OutcomeKind.FAILED, outcome
         assert "write" in page._phases
-        assert outcome.title == ("The image did not fit on the drive after writing had "
-                                 "begun: the drive does not hold the image")
+        assert outcome.title == (
+            "The image did not fit on the drive after writing had "
+            "begun: the drive does not hold the image"
+        )
         assert "nothing was written" not in outcome.details.lower()
         assert "wiped" in outcome.details
         assert device_bytes(node, 64 * 1024) == bytes(64 * 1024)
@@ -466,8 +482,9 @@ def test_an_image_found_too_big_mid_write_is_not_called_untouched(
 
 @needs_root
 @pytest.mark.root
-def test_an_unplugged_stick_is_reported_at_once(qtbot: Any, page: WriterPage,
-                                                tmp_path: Path) -> None:
+def test_an_unplugged_stick_is_reported_at_once(
+    qtbot: Any, page: WriterPage, tmp_path: Path
+) -> None:
     image = big_sparse_image(tmp_path / "big.iso")
     choose_image(qtbot, page, image)
     with loop_device(sparse_backing(tmp_path / "stick.img", 600 * MiB)) as node:
@@ -497,36 +514,41 @@ def test_an_unplugged_stick_is_reported_at_once(qtbot: Any, page: WriterPage,
 
 @needs_root
 @pytest.mark.root
-def test_mounted_partitions_are_named_and_unmounted_first(qtbot: Any, page: WriterPage,
-                                                          image: Path,
-                                                          tmp_path: Path) -> None:
+def test_mounted_partitions_are_named_and_unmounted_first(
+    qtbot: Any, page: WriterPage, image: Path, tmp_path: Path
+) -> None:
     choose_image(qtbot, page, image)
     with partitioned_loop(tmp_path) as (node, p1), mounted(p1, tmp_path / "mnt") as mnt:
         name_target(qtbot, page, node)
         assert page.target_path() == node
         asked = write_confirmed(qtbot, page)
         assert f"Its mounted partitions are unmounted first: {p1} on {mnt}." in asked
-        assert page.outcome is not None and page.outcome.kind is OutcomeKind.VERIFIED, \
-            page.outcome
+        assert page.outcome is not None and page.outcome.kind is OutcomeKind.VERIFIED, page.outcome
         assert not os.path.ismount(mnt)
         cmp_prefix(image, node, image.stat().st_size)
 
 
 # --- the drive list --------------------------------------------------------------------------
 
+
 @needs_root
 @pytest.mark.root
-def test_loop_devices_are_listed_only_with_show_all(qtbot: Any, page: WriterPage,
-                                                    tmp_path: Path) -> None:
+def test_loop_devices_are_listed_only_with_show_all(
+    qtbot: Any, page: WriterPage, tmp_path: Path
+) -> None:
     with loop_device(sparse_backing(tmp_path / "listed.img", 32 * MiB)) as node:
         qtbot.waitUntil(lambda: page.model.row_of(node) >= 0, timeout=10_000)
-        shown = [page.drives.index(r, 0).data(DriveListModel.DevnodeRole)
-                 for r in range(page.drives.rowCount())]
+        shown = [
+            page.drives.index(r, 0).data(DriveListModel.DevnodeRole)
+            for r in range(page.drives.rowCount())
+        ]
         assert node not in shown
         qtbot.mouseClick(page.show_all_check, Qt.MouseButton.LeftButton)
         assert page.show_all_check.isChecked()
-        rows = {page.drives.index(r, 0).data(DriveListModel.DevnodeRole): r
-                for r in range(page.drives.rowCount())}
+        rows = {
+            page.drives.index(r, 0).data(DriveListModel.DevnodeRole): r
+            for r in range(page.drives.rowCount())
+        }
         assert node in rows
         index = page.drives.index(rows[node], 0)
         assert not page.drives.flags(index) & Qt.ItemFlag.ItemIsEnabled
@@ -534,48 +556,64 @@ def test_loop_devices_are_listed_only_with_show_all(qtbot: Any, page: WriterPage
         assert tooltip.startswith("Not offered: loop device (name it explicitly to use it)")
         page.drive_view.setCurrentIndex(index)
         assert page.selected_drive() is None or page.target_path() is None
-    qtbot.waitUntil(lambda: page.model.row_of(node) < 0 or page.model.drive_at(
-        page.model.row_of(node)).size == 0, timeout=10_000)  # type: ignore[union-attr]
+    qtbot.waitUntil(
+        lambda: (
+            page.model.row_of(node) < 0 or page.model.drive_at(page.model.row_of(node)).size == 0
+        ),
+        timeout=10_000,
+    )  # type: ignore[union-attr]
 
 
 @needs_root
 @pytest.mark.root
-def test_a_drive_chosen_from_the_list_is_named_and_written(qtbot: Any, page: WriterPage,
-                                                           image: Path,
-                                                           tmp_path: Path) -> None:
+def test_a_drive_chosen_from_the_list_is_named_and_written(
+    qtbot: Any, page: WriterPage, image: Path, tmp_path: Path
+) -> None:
     choose_image(qtbot, page, image)
     with loop_device(sparse_backing(tmp_path / "stick.img", 32 * MiB)) as node:
         # Feed the list ourselves (loop devices are never offered by the monitor): the real
         # description of the loop device, offered under a stick's name.
         page.model.stop()
         real = next(d for d in list_drives(include_excluded=True) if d.devnode == node)
-        page.model.set_drives([dataclasses.replace(real, vendor="Test", model="Loop Stick",
-                                                   excluded_reason=None)])
+        page.model.set_drives(
+            [dataclasses.replace(real, vendor="Test", model="Loop Stick", excluded_reason=None)]
+        )
         page.drive_view.setFocus()
         qtbot.keyClick(page.drive_view, Qt.Key.Key_Down)
         assert page.selected_drive() is not None and page.target_path() == node
         assert "Selected: Test Loop Stick (33.6 MB, " + node in plain(page.target_label)
         asked = write_confirmed(qtbot, page)
-        assert asked.startswith(f"Everything on Test Loop Stick (33.6 MB, {node}) will be "
-                                "erased.")
+        assert asked.startswith(f"Everything on Test Loop Stick (33.6 MB, {node}) will be erased.")
         assert page.outcome is not None and page.outcome.kind is OutcomeKind.VERIFIED
         cmp_prefix(image, node, image.stat().st_size)
         # The list paints drives on two lines.
         assert page.drive_view.sizeHintForRow(0) > 2 * page.fontMetrics().height()
-        assert drive_lines(page.model.drives()[0]) == ("Test Loop Stick \u2014 33.6 MB",
-                                                       f"{node} \u00b7 {real.bus.upper()}"
-                                                       if real.bus else node)
+        assert drive_lines(page.model.drives()[0]) == (
+            "Test Loop Stick \u2014 33.6 MB",
+            f"{node} \u00b7 {real.bus.upper()}" if real.bus else node,
+        )
 
 
 def fake_drive(name: str, **changes: Any) -> Drive:
     """A drive row as the monitor reports it (list behaviour only; nothing is written)."""
-    base = Drive(f"/dev/{name}", f"/sys/block/{name}", (8, 16), "Vendor", name.upper(), "S1",
-                 16 * 1000**3, "usb", True, False)
+    base = Drive(
+        f"/dev/{name}",
+        f"/sys/block/{name}",
+        (8, 16),
+        "Vendor",
+        name.upper(),
+        "S1",
+        16 * 1000**3,
+        "usb",
+        True,
+        False,
+    )
     return dataclasses.replace(base, **changes)
 
 
 def test_a_chosen_drive_that_leaves_is_not_replaced_by_its_neighbour(
-        qtbot: Any, page: WriterPage) -> None:
+    qtbot: Any, page: WriterPage
+) -> None:
     page.model.stop()  # this test feeds the list itself
     page.model.set_drives([fake_drive("sdb"), fake_drive("sdc"), fake_drive("sdd")])
     page.drive_view.setCurrentIndex(page.drives.index(1, 0))
@@ -598,7 +636,8 @@ def test_a_chosen_drive_that_leaves_is_not_replaced_by_its_neighbour(
 @pytest.mark.parametrize("show_all", [False, True])
 @pytest.mark.parametrize("chosen", [0, 1])
 def test_a_chosen_drive_no_longer_offered_in_place_is_not_replaced_by_its_neighbour(
-        qtbot: Any, page: WriterPage, chosen: int, show_all: bool) -> None:
+    qtbot: Any, page: WriterPage, chosen: int, show_all: bool
+) -> None:
     page.model.stop()  # this test feeds the list itself
     page.show_all_check.setChecked(show_all)
     drives = [fake_drive("sdb"), fake_drive("sdc")]
@@ -609,20 +648,24 @@ def test_a_chosen_drive_no_longer_offered_in_place_is_not_replaced_by_its_neighb
     page.model.rowsRemoved.connect(lambda *_: changes.append("removed"))
     page.model.modelReset.connect(lambda: changes.append("reset"))
     # The model updates the row in place (the order stays); only the filter drops it.
-    locked = dataclasses.replace(drives[chosen], read_only=True,
-                                 excluded_reason="read-only (check the write-protect switch)")
+    locked = dataclasses.replace(
+        drives[chosen], read_only=True, excluded_reason="read-only (check the write-protect switch)"
+    )
     page.model.set_drives([locked if row == chosen else d for row, d in enumerate(drives)])
     assert changes == []
     assert page.drives.rowCount() == (2 if show_all else 1)
     assert page.selected_drive() is None and page.target_path() is None
     assert not page.write_button.isEnabled()
     text = plain(page.target_label)
-    assert text == (f"\u26a0 {drive_words(drives[chosen])} is no longer offered; choose it "
-                    "again if you mean it.")
+    assert text == (
+        f"\u26a0 {drive_words(drives[chosen])} is no longer offered; choose it "
+        "again if you mean it."
+    )
     assert "Selected" not in text
 
 
 # --- a chosen drive that goes away while the user is asked ------------------------------------
+
 
 def filled_backing(path: Path, size: int = 32 * MiB) -> tuple[Path, bytes]:
     """A backing file with random contents, so any write to it shows."""
@@ -653,9 +696,9 @@ def no_write_started(qtbot: Any, page: WriterPage, started: list[bool]) -> None:
 
 @needs_root
 @pytest.mark.root
-def test_unplugging_the_named_drive_withdraws_the_question(qtbot: Any, page: WriterPage,
-                                                           image: Path,
-                                                           tmp_path: Path) -> None:
+def test_unplugging_the_named_drive_withdraws_the_question(
+    qtbot: Any, page: WriterPage, image: Path, tmp_path: Path
+) -> None:
     choose_image(qtbot, page, image)
     chosen, _ = filled_backing(tmp_path / "chosen.img")
     other, other_data = filled_backing(tmp_path / "other.img")
@@ -680,9 +723,9 @@ def test_unplugging_the_named_drive_withdraws_the_question(qtbot: Any, page: Wri
 
 @needs_root
 @pytest.mark.root
-def test_a_listed_drive_that_leaves_withdraws_the_question(qtbot: Any, page: WriterPage,
-                                                           image: Path,
-                                                           tmp_path: Path) -> None:
+def test_a_listed_drive_that_leaves_withdraws_the_question(
+    qtbot: Any, page: WriterPage, image: Path, tmp_path: Path
+) -> None:
     choose_image(qtbot, page, image)
     backing, data = filled_backing(tmp_path / "stick.img")
     started: list[bool] = []
@@ -697,8 +740,13 @@ def test_a_listed_drive_that_leaves_withdraws_the_question(qtbot: Any, page: Wri
             elif leave == "gone from the list":
                 page.model.set_drives([])  # the list without it, a moment later
             else:
-                page.model.set_drives([dataclasses.replace(
-                    stick, excluded_reason="read-only (check the write-protect switch)")])
+                page.model.set_drives(
+                    [
+                        dataclasses.replace(
+                            stick, excluded_reason="read-only (check the write-protect switch)"
+                        )
+                    ]
+                )
             assert page.confirm_box is None, leave
             assert page.selected_drive() is None and page.target_path() is None, leave
             text = plain(page.target_label)
@@ -710,7 +758,8 @@ def test_a_listed_drive_that_leaves_withdraws_the_question(qtbot: Any, page: Wri
 @needs_root
 @pytest.mark.root
 def test_a_listed_drive_that_is_now_another_disk_is_not_asked_about(
-        qtbot: Any, page: WriterPage, image: Path, tmp_path: Path) -> None:
+    qtbot: Any, page: WriterPage, image: Path, tmp_path: Path
+) -> None:
     choose_image(qtbot, page, image)
     chosen, _ = filled_backing(tmp_path / "chosen.img")
     other, other_data = filled_backing(tmp_path / "other.img")
@@ -736,25 +785,40 @@ def test_the_empty_list_says_what_to_do(qtbot: Any, page: WriterPage) -> None:
 
 # --- drag and drop, keyboard, accessibility --------------------------------------------------
 
-def test_dropping_a_file_on_the_page_chooses_it(qtbot: Any, page: WriterPage,
-                                                image: Path) -> None:
+
+def test_dropping_a_file_on_the_page_chooses_it(qtbot: Any, page: WriterPage, image: Path) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(image))])
     where = QPoint(20, 20)
-    enter = QDragEnterEvent(where, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(
+        where,
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     QApplication.sendEvent(page, enter)
     assert enter.isAccepted()
     with qtbot.waitSignal(page.imageChecked, timeout=30_000):
-        drop = QDropEvent(where, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                          Qt.KeyboardModifier.NoModifier)
+        drop = QDropEvent(
+            where,
+            Qt.DropAction.CopyAction,
+            mime,
+            Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier,
+        )
         QApplication.sendEvent(page, drop)
     assert page.image() == image and page.image_edit.text() == str(image)
 
     two = QMimeData()
     two.setUrls([QUrl.fromLocalFile(str(image)), QUrl.fromLocalFile(str(image.parent))])
-    refused = QDragEnterEvent(where, Qt.DropAction.CopyAction, two, Qt.MouseButton.LeftButton,
-                              Qt.KeyboardModifier.NoModifier)
+    refused = QDragEnterEvent(
+        where,
+        Qt.DropAction.CopyAction,
+        two,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     refused.ignore()
     QApplication.sendEvent(page, refused)
     assert not refused.isAccepted()
@@ -763,8 +827,9 @@ def test_dropping_a_file_on_the_page_chooses_it(qtbot: Any, page: WriterPage,
 def test_prefilled_image_and_set_image(qtbot: Any, image: Path) -> None:
     widget = WriterPage(image=image, model=DriveListModel(include_excluded=True))
     qtbot.addWidget(widget)
-    qtbot.waitUntil(lambda: widget.facts is not None and widget.checksum is not None,
-                    timeout=30_000)
+    qtbot.waitUntil(
+        lambda: widget.facts is not None and widget.checksum is not None, timeout=30_000
+    )
     assert widget.image() == image and widget.facts is not None
     assert widget.facts.source.size == image.stat().st_size
     assert widget.set_image(None) and widget.image() is None
@@ -773,11 +838,13 @@ def test_prefilled_image_and_set_image(qtbot: Any, image: Path) -> None:
 
 
 def test_every_control_has_an_accessible_name_and_a_keyboard_path(page: WriterPage) -> None:
-    controls = [w for w in page.findChildren(QWidget)
-                if w.focusPolicy() & Qt.FocusPolicy.TabFocus and w.isVisibleTo(page)]
+    controls = [
+        w
+        for w in page.findChildren(QWidget)
+        if w.focusPolicy() & Qt.FocusPolicy.TabFocus and w.isVisibleTo(page)
+    ]
     assert controls
-    unnamed = [type(w).__name__ + ":" + w.objectName() for w in controls
-               if not w.accessibleName()]
+    unnamed = [type(w).__name__ + ":" + w.objectName() for w in controls if not w.accessibleName()]
     assert not unnamed
     # The tab chain goes from the image field through the drive list to the Write button.
     chain = [page.image_edit]
@@ -791,14 +858,19 @@ def test_every_control_has_an_accessible_name_and_a_keyboard_path(page: WriterPa
     assert {page.image_edit, page.drive_view, page.target_edit} <= buddies
     # No two shortcuts (Alt+letter) on the form clash.
     page.force_check.setVisible(True)
-    texts = [w.text() for w in page.stack.widget(SETUP).findChildren(QWidget)
-             if isinstance(w, QLabel | QAbstractButton) and "&" in w.text()
-             and not w.text().startswith("<")]
+    texts = [
+        w.text()
+        for w in page.stack.widget(SETUP).findChildren(QWidget)
+        if isinstance(w, QLabel | QAbstractButton)
+        and "&" in w.text()
+        and not w.text().startswith("<")
+    ]
     keys = [t[t.index("&") + 1].lower() for t in texts]
     assert len(keys) >= 9 and len(keys) == len(set(keys)), texts
 
 
 # --- signatures ------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def signer() -> Iterator[Any]:
@@ -810,15 +882,25 @@ def signer() -> Iterator[Any]:
     key.close()
 
 
-@pytest.mark.parametrize(("case", "shown", "blocked"), [
-    ("good", "Signature (SHA256SUMS.gpg): good, by Signer <signer@example.org>", False),
-    ("unknown", "Signature (SHA256SUMS.gpg): unknown key", False),
-    ("bad", "Signature (SHA256SUMS.gpg): BAD", True),
-])
-def test_the_signature_verdict_is_shown(qtbot: Any, page: WriterPage, image: Path,
-                                        tmp_path: Path, signer: Any,
-                                        monkeypatch: pytest.MonkeyPatch, case: str, shown: str,
-                                        blocked: bool) -> None:
+@pytest.mark.parametrize(
+    ("case", "shown", "blocked"),
+    [
+        ("good", "Signature (SHA256SUMS.gpg): good, by Signer <signer@example.org>", False),
+        ("unknown", "Signature (SHA256SUMS.gpg): unknown key", False),
+        ("bad", "Signature (SHA256SUMS.gpg): BAD", True),
+    ],
+)
+def test_the_signature_verdict_is_shown(
+    qtbot: Any,
+    page: WriterPage,
+    image: Path,
+    tmp_path: Path,
+    signer: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+    shown: str,
+    blocked: bool,
+) -> None:
     trusted = tmp_path / "gnupg"
     trusted.mkdir()
     if case != "unknown":

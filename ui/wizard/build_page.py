@@ -24,16 +24,22 @@ from ui.wizard.state import WizardState
 class BuildPage(StatePage):
     built = Signal(object)  # BuildResult
 
-    def __init__(self, state: WizardState, parent: QWidget | None = None, *,
-                 build_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        state: WizardState,
+        parent: QWidget | None = None,
+        *,
+        build_options: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(state, parent)
         self.setTitle("Build")
-        self.setSubTitle("The live ISO is being built. You can follow every stage and its "
-                         "log; cancelling removes the unfinished ISO.")
+        self.setSubTitle(
+            "The live ISO is being built. You can follow every stage and its "
+            "log; cancelling removes the unfinished ISO."
+        )
         self.build_options = dict(build_options or {})  # extra run_build arguments (tests)
         self.view = BuildView()
-        self.again_button = named(QPushButton("Build &again"), "buildAgain",
-                                  "Build the ISO again")
+        self.again_button = named(QPushButton("Build &again"), "buildAgain", "Build the ISO again")
         self.again_button.setVisible(False)
         self.again_button.clicked.connect(self.start_build)
         row = QHBoxLayout()

@@ -60,9 +60,15 @@ class ComposeWizard(QWizard):
     isoBuilt = Signal(object)  # Path of the new ISO
     writeRequested = Signal(object)  # Path of the ISO to write to a USB stick
 
-    def __init__(self, profile: Profile, *, settings: QSettings | None = None,
-                 output: Path | None = None, parent: QWidget | None = None,
-                 build_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        settings: QSettings | None = None,
+        output: Path | None = None,
+        parent: QWidget | None = None,
+        build_options: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setObjectName("composeWizard")
         self.setAccessibleName("Compose a live ISO")
@@ -71,9 +77,12 @@ class ComposeWizard(QWizard):
         self.setOption(QWizard.WizardOption.NoBackButtonOnStartPage, True)
         self.resize(900, 680)
         settings = settings if settings is not None else app_settings()
-        self.state = WizardState(profile, settings,
-                                 output if output is not None
-                                 else default_output(profile, settings), self)
+        self.state = WizardState(
+            profile,
+            settings,
+            output if output is not None else default_output(profile, settings),
+            self,
+        )
         self.state.profileChanged.connect(self.profileChanged)
         self.state.resolutionChanged.connect(self.resolutionChanged)
         self.packages_page = PackagesPage(self.state)
@@ -84,19 +93,24 @@ class ComposeWizard(QWizard):
         self.build_page = BuildPage(self.state, build_options=build_options)
         self.preview_page = PreviewPage(self.state)
         pages: dict[PageId, StatePage] = {
-            PageId.PACKAGES: self.packages_page, PageId.KERNEL_BOOT: self.kernel_page,
-            PageId.SYSTEM: self.system_page, PageId.IMAGE: self.image_page,
-            PageId.REVIEW: self.review_page, PageId.BUILD: self.build_page,
+            PageId.PACKAGES: self.packages_page,
+            PageId.KERNEL_BOOT: self.kernel_page,
+            PageId.SYSTEM: self.system_page,
+            PageId.IMAGE: self.image_page,
+            PageId.REVIEW: self.review_page,
+            PageId.BUILD: self.build_page,
             PageId.PREVIEW: self.preview_page,
         }
         for page_id, page in pages.items():
             page.setObjectName(f"page-{page_id.name.lower()}")
             self.setPage(page_id, page)
         self._pages = pages
-        for which, text in ((QWizard.WizardButton.NextButton, "Next"),
-                            (QWizard.WizardButton.BackButton, "Back"),
-                            (QWizard.WizardButton.CancelButton, "Cancel"),
-                            (QWizard.WizardButton.FinishButton, "Finish")):
+        for which, text in (
+            (QWizard.WizardButton.NextButton, "Next"),
+            (QWizard.WizardButton.BackButton, "Back"),
+            (QWizard.WizardButton.CancelButton, "Cancel"),
+            (QWizard.WizardButton.FinishButton, "Finish"),
+        ):
             self.button(which).setAccessibleName(text)
         self.review_page.setButtonText(QWizard.WizardButton.NextButton, "&Build")
         self.setButtonText(QWizard.WizardButton.FinishButton, "&Done")

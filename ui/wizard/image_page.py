@@ -37,8 +37,9 @@ class ImagePage(StatePage):
         self.format_group = QButtonGroup(self)
         self.format_buttons: dict[RootImageFormat, QRadioButton] = {}
         for fmt, title in FORMAT_TITLES.items():
-            button = named(QRadioButton(title), f"format-{fmt.value}",
-                           f"Root image format {fmt.value}")
+            button = named(
+                QRadioButton(title), f"format-{fmt.value}", f"Root image format {fmt.value}"
+            )
             self.format_group.addButton(button)
             self.format_buttons[fmt] = button
             formats.addWidget(button)
@@ -47,15 +48,19 @@ class ImagePage(StatePage):
         self.compressor_combo = named(QComboBox(), "compressor", "Compressor")
         form.addRow("&Compressor:", self.compressor_combo)
         level_row = QHBoxLayout()
-        self.default_level_check = named(QCheckBox("&Default level"), "defaultLevel",
-                                         "Use the compressor's default level")
+        self.default_level_check = named(
+            QCheckBox("&Default level"), "defaultLevel", "Use the compressor's default level"
+        )
         self.level_spin = named(QSpinBox(), "compressionLevel", "Compression level")
         level_row.addWidget(self.default_level_check)
         level_row.addWidget(self.level_spin)
         level_row.addStretch(1)
         form.addRow(buddy_label("&Level:", self.default_level_check), level_row)
-        self.carry_check = named(QCheckBox("Carry the &package files on the ISO (/packages)"),
-                                 "carryPackages", "Carry the package files on the ISO")
+        self.carry_check = named(
+            QCheckBox("Carry the &package files on the ISO (/packages)"),
+            "carryPackages",
+            "Carry the package files on the ISO",
+        )
         form.addRow("", self.carry_check)
 
         self._fill_from_profile()
@@ -64,8 +69,7 @@ class ImagePage(StatePage):
         self.compressor_combo.currentIndexChanged.connect(self._on_compressor)
         self.default_level_check.toggled.connect(self._on_level)
         self.level_spin.valueChanged.connect(self._on_level)
-        self.carry_check.toggled.connect(
-            lambda on: self.state.update("packages", carry=on))
+        self.carry_check.toggled.connect(lambda on: self.state.update("packages", carry=on))
 
     def _fill_from_profile(self) -> None:
         self._loading = True
@@ -84,8 +88,9 @@ class ImagePage(StatePage):
         for compressor in allowed:
             self.compressor_combo.addItem(compressor.value, compressor)
         if image.compressor not in allowed:  # e.g. from a hand-written profile
-            self.compressor_combo.addItem(f"{image.compressor.value} (not possible)",
-                                          image.compressor)
+            self.compressor_combo.addItem(
+                f"{image.compressor.value} (not possible)", image.compressor
+            )
         self.compressor_combo.setCurrentIndex(self.compressor_combo.findData(image.compressor))
         self._loading = was_loading
 

@@ -57,11 +57,13 @@ class KernelBootPage(StatePage):
         self.cmdline_edit = named(QLineEdit(), "bootCmdline", "Extra kernel parameters")
         self.cmdline_edit.setPlaceholderText("e.g. quiet loglevel=3")
         form.addRow("Extra kernel &parameters:", self.cmdline_edit)
-        self.copytoram_check = named(QCheckBox("Add a \"copy to &RAM\" entry"),
-                                     "bootCopyToRam", "Add a copy to RAM boot entry")
+        self.copytoram_check = named(
+            QCheckBox('Add a "copy to &RAM" entry'), "bootCopyToRam", "Add a copy to RAM boot entry"
+        )
         form.addRow("", self.copytoram_check)
-        self.safe_check = named(QCheckBox("Add a \"safe &graphics\" entry"), "bootSafe",
-                                "Add a safe graphics boot entry")
+        self.safe_check = named(
+            QCheckBox('Add a "safe &graphics" entry'), "bootSafe", "Add a safe graphics boot entry"
+        )
         form.addRow("", self.safe_check)
 
         self._fill_from_profile()

@@ -56,8 +56,12 @@ class PackageTableModel(QAbstractTableModel):
         self._problems: dict[str, list[str]] = {}
 
     # -- feeding ------------------------------------------------------------------------
-    def set_packages(self, packages: Sequence[PackageInfo], selected: Sequence[str],
-                     resolution: Resolution | None) -> None:
+    def set_packages(
+        self,
+        packages: Sequence[PackageInfo],
+        selected: Sequence[str],
+        resolution: Resolution | None,
+    ) -> None:
         self.beginResetModel()
         known = {p.name for p in packages}
         self._rows = [Row(p.name, p) for p in sorted(packages, key=lambda p: p.name)]
@@ -70,14 +74,16 @@ class PackageTableModel(QAbstractTableModel):
         """New selection and resolution for the same packages (rows keep their order)."""
         known = {r.name for r in self._rows}
         if any(n not in known for n in selected):
-            self.set_packages([r.info for r in self._rows if r.info is not None], selected,
-                              resolution)
+            self.set_packages(
+                [r.info for r in self._rows if r.info is not None], selected, resolution
+            )
             return
         self._selected = tuple(selected)
         self._set_resolution(resolution)
         if self._rows:
-            self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1,
-                                                                 len(COLUMNS) - 1))
+            self.dataChanged.emit(
+                self.index(0, 0), self.index(len(self._rows) - 1, len(COLUMNS) - 1)
+            )
 
     def _set_resolution(self, resolution: Resolution | None) -> None:
         self._resolution = resolution
@@ -104,8 +110,7 @@ class PackageTableModel(QAbstractTableModel):
 
     def is_dependency(self, name: str) -> bool:
         res = self._resolution
-        return (res is not None and name not in self._selected
-                and res.get(name) is not None)
+        return res is not None and name not in self._selected and res.get(name) is not None
 
     def status(self, name: str) -> str:
         parts = list(self._problems.get(name, []))
@@ -126,8 +131,9 @@ class PackageTableModel(QAbstractTableModel):
     def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(COLUMNS)
 
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
         if orientation is Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
         return None
@@ -149,8 +155,7 @@ class PackageTableModel(QAbstractTableModel):
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
             return self._text(row, column)
         if role == Qt.ItemDataRole.CheckStateRole and column == NAME:
-            return (Qt.CheckState.Checked if self.is_checked(row.name)
-                    else Qt.CheckState.Unchecked)
+            return Qt.CheckState.Checked if self.is_checked(row.name) else Qt.CheckState.Unchecked
         if role == Qt.ItemDataRole.ToolTipRole:
             return self.status(row.name) or None
         if role == Qt.ItemDataRole.BackgroundRole and self.has_problem(row.name):

@@ -54,16 +54,22 @@ from ui.wizard.package_model import (
 from ui.wizard.state import WizardState
 from ui.worker import BackgroundTask
 
-KIND_ORDER = (SourceKind.GLAUCUS, SourceKind.ARCH, SourceKind.TARBALLS, SourceKind.DEB,
-              SourceKind.APT)
+KIND_ORDER = (
+    SourceKind.GLAUCUS,
+    SourceKind.ARCH,
+    SourceKind.TARBALLS,
+    SourceKind.DEB,
+    SourceKind.APT,
+)
 
 
 def problem_lines(resolution: Resolution | None) -> list[str]:
     """What is wrong with the selection, in words that say which packages."""
     if resolution is None:
         return []
-    lines = [f"{by} needs {dep}, which is not in the package source"
-             for dep, by in resolution.missing]
+    lines = [
+        f"{by} needs {dep}, which is not in the package source" for dep, by in resolution.missing
+    ]
     lines += [f"{a} conflicts with {b}; select only one" for a, b in resolution.conflicts]
     lines += [f"{name} is not in this package source" for name in resolution.unknown]
     return lines
@@ -74,8 +80,10 @@ class PackagesPage(StatePage):
         super().__init__(state, parent)
         self.file_dialog: QFileDialog | None = None
         self.setTitle("Packages")
-        self.setSubTitle("Choose where the packages come from and which ones to include. "
-                         "Their dependencies are added automatically.")
+        self.setSubTitle(
+            "Choose where the packages come from and which ones to include. "
+            "Their dependencies are added automatically."
+        )
         self._source: PackageSource | None = None  # used only inside tasks
         self._source_generation = 0  # bumped whenever the loaded source is dropped
         self._task_generation = 0  # the generation the running (or just finished) task is for
@@ -94,8 +102,9 @@ class PackagesPage(StatePage):
         folder_row = QHBoxLayout()
         self.folder_edit = named(QLineEdit(), "sourceFolder", "Package source folder")
         self.folder_edit.setPlaceholderText("Folder with the packages")
-        self.browse_button = named(QPushButton("Br&owse…"), "browseSource",
-                                   "Browse for the package source folder")
+        self.browse_button = named(
+            QPushButton("Br&owse…"), "browseSource", "Browse for the package source folder"
+        )
         self.load_button = named(QPushButton("&Load"), "loadSource", "Load the package list")
         folder_row.addWidget(self.folder_edit, 1)
         folder_row.addWidget(self.browse_button)
@@ -112,8 +121,11 @@ class PackagesPage(StatePage):
         add_row.addWidget(self.add_button)
         form.addRow(buddy_label("Add b&y name:", self.add_edit), add_row)
 
-        self.follow_check = named(QCheckBox("Include &dependencies automatically"),
-                                  "followDependencies", "Include dependencies automatically")
+        self.follow_check = named(
+            QCheckBox("Include &dependencies automatically"),
+            "followDependencies",
+            "Include dependencies automatically",
+        )
         form.addRow("", self.follow_check)
         self.search_edit = named(QLineEdit(), "packageSearch", "Search packages")
         self.search_edit.setPlaceholderText("Search names and descriptions")
@@ -249,9 +261,14 @@ class PackagesPage(StatePage):
     @Slot()
     def _browse(self) -> None:
         start = self.folder_edit.text() or str(Path.home())
-        self.file_dialog = choose_path(self, title="Package source folder", start=start,
-                                       kind=PathKind.FOLDER, name="sourceFolderDialog",
-                                       on_chosen=self._folder_chosen)
+        self.file_dialog = choose_path(
+            self,
+            title="Package source folder",
+            start=start,
+            kind=PathKind.FOLDER,
+            name="sourceFolderDialog",
+            on_chosen=self._folder_chosen,
+        )
 
     def _folder_chosen(self, folder: Path) -> None:
         self.folder_edit.setText(str(folder))
@@ -345,12 +362,12 @@ class PackagesPage(StatePage):
         _selected, packages, resolution = result
         if self._task_generation != self._source_generation:
             return  # resolved against a source the user has left
-        self._show_resolution(packages, resolution,
-                              reset=len(packages) != len(self._packages))
+        self._show_resolution(packages, resolution, reset=len(packages) != len(self._packages))
         self._packages = packages
 
-    def _show_resolution(self, packages: list[PackageInfo], resolution: Resolution,
-                         *, reset: bool) -> None:
+    def _show_resolution(
+        self, packages: list[PackageInfo], resolution: Resolution, *, reset: bool
+    ) -> None:
         self.state.set_resolution(resolution)
         if reset:
             self.model.set_packages(packages, self.selected(), resolution)
@@ -384,10 +401,13 @@ class PackagesPage(StatePage):
         packed = sum(p.size for p in resolution.packages)
         unpacked = sum(p.installed_size or 0 for p in resolution.packages)
         dependencies = len(resolution.packages) - sum(
-            1 for p in resolution.packages if p.name in self.selected())
+            1 for p in resolution.packages if p.name in self.selected()
+        )
         count = len(resolution.packages)
-        text = (f"{count} package{'s' if count != 1 else ''} ({dependencies} as "
-                f"dependencies), {human_size(packed)} to download")
+        text = (
+            f"{count} package{'s' if count != 1 else ''} ({dependencies} as "
+            f"dependencies), {human_size(packed)} to download"
+        )
         if unpacked:
             text += f", {human_size(unpacked)} installed"
         self.total_label.setText(text)

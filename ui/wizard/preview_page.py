@@ -16,8 +16,10 @@ class PreviewPage(StatePage):
     def __init__(self, state: WizardState, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
         self.setTitle("Preview")
-        self.setSubTitle("What is on the new ISO, read back from the file. Write it to a USB "
-                         "stick, or extract a file to look at it.")
+        self.setSubTitle(
+            "What is on the new ISO, read back from the file. Write it to a USB "
+            "stick, or extract a file to look at it."
+        )
         self.iso: Path | None = None
         self._stale = False  # a new build replaced the file: read it again
         self.view = PreviewView()

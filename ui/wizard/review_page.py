@@ -43,21 +43,25 @@ RECHECK_DELAY_MS = 300  # typing in a field re-checks once the user pauses
 
 
 def summary_lines(profile: Profile) -> list[str]:
-    packages, boot, system, image = (profile.packages, profile.boot, profile.system,
-                                     profile.image)
-    firmware = " and ".join(name for name, on in (("BIOS", boot.bios), ("UEFI", boot.uefi))
-                            if on) or "nothing"
+    packages, boot, system, image = (profile.packages, profile.boot, profile.system, profile.image)
+    firmware = (
+        " and ".join(name for name, on in (("BIOS", boot.bios), ("UEFI", boot.uefi)) if on)
+        or "nothing"
+    )
     level = compression_level(image)
-    entries = ["live"] + (["copy to RAM"] if boot.copytoram_entry else []) + \
-        (["safe graphics"] if boot.safe_entry else [])
+    entries = (
+        ["live"]
+        + (["copy to RAM"] if boot.copytoram_entry else [])
+        + (["safe graphics"] if boot.safe_entry else [])
+    )
     lines = [
         f"Name: {profile.name}",
         f"Packages: {', '.join(packages.packages) or 'none'} from {packages.source}"
         + (" (with their dependencies)" if packages.follow_dependencies else ""),
         f"Kernel: {profile.kernel.package or 'found among the selected packages'}",
         f"Boots on: {firmware}; menu entries: {', '.join(entries)}; "
-        f"timeout {boot.timeout} s" + (f"; kernel parameters: {boot.cmdline}"
-                                       if boot.cmdline else ""),
+        f"timeout {boot.timeout} s"
+        + (f"; kernel parameters: {boot.cmdline}" if boot.cmdline else ""),
         f"Volume label: {profile.iso.label}; host name: {system.hostname}",
         "Log in: root" + (f" or {system.user}" if system.user else ""),
         f"Root image: {image.format.value}, {image.compressor.value}"
@@ -115,14 +119,16 @@ class ReviewPage(StatePage):
         form = QFormLayout()
         output_row = QHBoxLayout()
         self.output_edit = named(QLineEdit(), "outputPath", "Output ISO file")
-        self.output_button = named(QPushButton("Bro&wse…"), "browseOutput",
-                                   "Choose the output ISO file")
+        self.output_button = named(
+            QPushButton("Bro&wse…"), "browseOutput", "Choose the output ISO file"
+        )
         output_row.addWidget(self.output_edit, 1)
         output_row.addWidget(self.output_button)
         form.addRow(buddy_label("&Output ISO:", self.output_edit), output_row)
         layout.addLayout(form)
-        self.save_button = named(QPushButton("&Save profile…"), "saveProfile",
-                                 "Save the profile to a file")
+        self.save_button = named(
+            QPushButton("&Save profile…"), "saveProfile", "Save the profile to a file"
+        )
         save_row = QHBoxLayout()
         save_row.addStretch(1)
         save_row.addWidget(self.save_button)
@@ -168,8 +174,11 @@ class ReviewPage(StatePage):
         generation = self._source_generation
         self.status_label.setText("Checking the profile, the packages, tools and free space…")
         self._show_summary(profile, planned_iso_tree(profile))
-        task = BackgroundTask(lambda reporter: (generation, plan_build(
-            profile, output, reporter, source=source)), self, name="livesmith-review")
+        task = BackgroundTask(
+            lambda reporter: (generation, plan_build(profile, output, reporter, source=source)),
+            self,
+            name="livesmith-review",
+        )
         task.finished.connect(self._on_checked)
         task.failed.connect(self._on_failed)
         task.ended.connect(self._on_ended)
@@ -196,13 +205,17 @@ class ReviewPage(StatePage):
         self.problem_list.setVisible(bool(check.problems))
         count = len(check.problems)
         self.status_label.setText(
-            f"{count} problem{'s' if count != 1 else ''} to fix before building:" if count
-            else "No problems found: ready to build.")
+            f"{count} problem{'s' if count != 1 else ''} to fix before building:"
+            if count
+            else "No problems found: ready to build."
+        )
         self._show_summary(check.profile, check.tree)
         if check.iso_bytes:
-            self.size_label.setText(f"Estimated ISO size: about {human_size(check.iso_bytes)}; "
-                                    f"the build needs about {human_size(check.scratch_bytes)} "
-                                    "of scratch space.")
+            self.size_label.setText(
+                f"Estimated ISO size: about {human_size(check.iso_bytes)}; "
+                f"the build needs about {human_size(check.scratch_bytes)} "
+                "of scratch space."
+            )
         else:
             self.size_label.setText("Estimated size: known once the packages are resolved.")
         self.completeChanged.emit()
@@ -249,9 +262,14 @@ class ReviewPage(StatePage):
     def _browse_output(self) -> None:
         start = self.output_edit.text() or str(Path.home() / f"{self.state.profile.name}.iso")
         self.file_dialog = choose_path(
-            self, title="Write the ISO to", start=start, kind=PathKind.SAVE_FILE,
-            filters="ISO images (*.iso)", name="outputDialog",
-            on_chosen=lambda path: self.output_edit.setText(str(path)))
+            self,
+            title="Write the ISO to",
+            start=start,
+            kind=PathKind.SAVE_FILE,
+            filters="ISO images (*.iso)",
+            name="outputDialog",
+            on_chosen=lambda path: self.output_edit.setText(str(path)),
+        )
 
     def save_profile_to(self, path: Path) -> None:
         save_profile(self.state.profile, path)
@@ -261,9 +279,14 @@ class ReviewPage(StatePage):
     def _ask_save(self) -> None:
         start = str(Path.home() / f"{self.state.profile.name or 'profile'}.toml")
         self.file_dialog = choose_path(
-            self, title="Save profile", start=start, kind=PathKind.SAVE_FILE,
-            filters="Livesmith profiles (*.toml)", name="saveProfileDialog",
-            on_chosen=self._save_chosen)
+            self,
+            title="Save profile",
+            start=start,
+            kind=PathKind.SAVE_FILE,
+            filters="Livesmith profiles (*.toml)",
+            name="saveProfileDialog",
+            on_chosen=self._save_chosen,
+        )
 
     def _save_chosen(self, path: Path) -> None:
         try:

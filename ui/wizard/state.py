@@ -21,8 +21,13 @@ class WizardState(QObject):
     outputChanged = Signal(object)  # Path | None
     sourceLoaded = Signal()  # the Packages page (re)opened its package source
 
-    def __init__(self, profile: Profile, settings: QSettings, output: Path | None,
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        settings: QSettings,
+        output: Path | None,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self._profile = profile
         self._resolution: Resolution | None = None

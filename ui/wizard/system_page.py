@@ -33,8 +33,12 @@ def issue_preview(profile: Profile, today: date | None = None) -> str:
     problems = validate_issue(profile.system.issue)
     if problems:
         return "\n".join(str(p) for p in problems)
-    facts = BuildFacts(name=profile.name, label=profile.iso.label, build_id=PREVIEW_BUILD_ID,
-                       date=(today or date.today()).isoformat())
+    facts = BuildFacts(
+        name=profile.name,
+        label=profile.iso.label,
+        build_id=PREVIEW_BUILD_ID,
+        date=(today or date.today()).isoformat(),
+    )
     return render_issue(profile.system, facts)
 
 
@@ -55,8 +59,9 @@ class SystemPage(StatePage):
         self.label_problem = named(QLabel(), "labelProblem", "Volume label problem")
         self.label_problem.setWordWrap(True)
         self.label_problem.setStyleSheet("color: #b00000;")
-        self.suggest_button = named(QPushButton(), "labelSuggestion",
-                                    "Use the suggested volume label")
+        self.suggest_button = named(
+            QPushButton(), "labelSuggestion", "Use the suggested volume label"
+        )
         label_row.addWidget(self.label_problem, 1)
         label_row.addWidget(self.suggest_button)
         form.addRow("", label_row)
@@ -75,8 +80,10 @@ class SystemPage(StatePage):
         self.issue_edit = named(QPlainTextEdit(), "issueText", "/etc/issue text")
         self.issue_edit.setTabChangesFocus(True)
         self.issue_edit.setFont(mono)
-        self.issue_edit.setToolTip("Placeholders: {name} {label} {date} {hostname} {user} "
-                                   "{user_password} {root_password} {user_line} {build_id}")
+        self.issue_edit.setToolTip(
+            "Placeholders: {name} {label} {date} {hostname} {user} "
+            "{user_password} {root_password} {user_line} {build_id}"
+        )
         form.addRow("/etc/&issue:", self.issue_edit)
         self.issue_preview = named(QPlainTextEdit(), "issuePreview", "/etc/issue preview")
         self.issue_preview.setReadOnly(True)
@@ -87,8 +94,9 @@ class SystemPage(StatePage):
         overlay_row = QHBoxLayout()
         self.overlay_edit = named(QLineEdit(), "overlayFolder", "Overlay folder")
         self.overlay_edit.setPlaceholderText("optional: a folder copied on top of the root")
-        self.overlay_button = named(QPushButton("Bro&wse…"), "browseOverlay",
-                                    "Browse for the overlay folder")
+        self.overlay_button = named(
+            QPushButton("Bro&wse…"), "browseOverlay", "Browse for the overlay folder"
+        )
         overlay_row.addWidget(self.overlay_edit, 1)
         overlay_row.addWidget(self.overlay_button)
         form.addRow(buddy_label("&Overlay folder:", self.overlay_edit), overlay_row)
@@ -102,7 +110,8 @@ class SystemPage(StatePage):
         self.user_edit.textChanged.connect(lambda t: self._set_system(user=t.strip()))
         self.user_password_edit.textChanged.connect(lambda t: self._set_system(user_password=t))
         self.issue_edit.textChanged.connect(
-            lambda: self._set_system(issue=self.issue_edit.toPlainText()))
+            lambda: self._set_system(issue=self.issue_edit.toPlainText())
+        )
         self.overlay_edit.textChanged.connect(lambda t: self._set_system(overlay=t.strip()))
         self.overlay_button.clicked.connect(self._browse_overlay)
         state.profileChanged.connect(self._update_preview)
@@ -155,5 +164,10 @@ class SystemPage(StatePage):
     def _browse_overlay(self) -> None:
         start = self.overlay_edit.text() or str(Path.home())
         self.file_dialog = choose_path(
-            self, title="Overlay folder", start=start, kind=PathKind.FOLDER,
-            name="overlayDialog", on_chosen=lambda folder: self.overlay_edit.setText(str(folder)))
+            self,
+            title="Overlay folder",
+            start=start,
+            kind=PathKind.FOLDER,
+            name="overlayDialog",
+            on_chosen=lambda folder: self.overlay_edit.setText(str(folder)),
+        )

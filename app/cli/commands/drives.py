@@ -14,8 +14,9 @@ ORDER = 40
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--all", action="store_true",
-                        help="also show disks that are not offered, with the reason")
+    parser.add_argument(
+        "--all", action="store_true", help="also show disks that are not offered, with the reason"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -28,9 +29,15 @@ def run(args: argparse.Namespace) -> int:
     if drives:
         print(format_table(drives, show_reason=args.all))
     if not any(d.offered for d in drives):
-        print(("\n" if drives else "") + "No USB stick or SD card found. Plug one in"
-              + (", or run `livesmith drives --all` to see why disks are not offered."
-                 if not args.all else "."))
+        print(
+            ("\n" if drives else "")
+            + "No USB stick or SD card found. Plug one in"
+            + (
+                ", or run `livesmith drives --all` to see why disks are not offered."
+                if not args.all
+                else "."
+            )
+        )
     return 0
 
 
@@ -45,12 +52,18 @@ def format_table(drives: list[Drive], *, show_reason: bool) -> str:
     rows = [header]
     for drive in drives:
         size = drive.size_text + (" (large!)" if drive.large else "")
-        row = [drive.devnode, size, " ".join(p for p in (drive.vendor, drive.model) if p) or "-",
-               drive.bus or "-", _mounted_text(drive)]
+        row = [
+            drive.devnode,
+            size,
+            " ".join(p for p in (drive.vendor, drive.model) if p) or "-",
+            drive.bus or "-",
+            _mounted_text(drive),
+        ]
         if show_reason:
             row.append(drive.excluded_reason or "-")
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
-             for r in rows]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    ]
     return "\n".join(lines)

@@ -15,11 +15,18 @@ ORDER = 31
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("iso", type=Path, metavar="ISO", help="the ISO image")
-    parser.add_argument("path", metavar="PATH",
-                        help="file or directory inside the ISO, e.g. /boot/grub/grub.cfg")
-    parser.add_argument("-o", "--output", type=Path, default=Path("."), metavar="DEST",
-                        help="an existing folder to extract into, or the new file/folder's "
-                             "path (default: the current folder)")
+    parser.add_argument(
+        "path", metavar="PATH", help="file or directory inside the ISO, e.g. /boot/grub/grub.cfg"
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("."),
+        metavar="DEST",
+        help="an existing folder to extract into, or the new file/folder's "
+        "path (default: the current folder)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

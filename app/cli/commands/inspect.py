@@ -17,15 +17,17 @@ NAME = "inspect"
 HELP = "show an ISO image's boot structure, partitions and file tree (any ISO)"
 ORDER = 30
 
-NAME_SOURCES = {"rock_ridge": "Rock Ridge", "joliet": "Joliet",
-                "iso9660": "ISO 9660 only (no Rock Ridge, no Joliet)"}
+NAME_SOURCES = {
+    "rock_ridge": "Rock Ridge",
+    "joliet": "Joliet",
+    "iso9660": "ISO 9660 only (no Rock Ridge, no Joliet)",
+}
 TYPE_BITS = {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "symlink": stat.S_IFLNK}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("iso", type=Path, metavar="ISO", help="the ISO image (or a device)")
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON object instead of text")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     shown = parser.add_mutually_exclusive_group()
     shown.add_argument("--no-files", action="store_true", help="leave out the file tree")
     shown.add_argument("--tree-only", action="store_true", help="show only the file tree")
@@ -76,8 +78,7 @@ def format_summary(report: IsoReport) -> list[str]:
         ("Preparer", printable(report.preparer) or "-"),
         ("System id", printable(report.system_id) or "-"),
         ("Created", created),
-        ("Volume size", f"{human_size(report.volume_size)}, blocks of {report.block_size} "
-                        "bytes"),
+        ("Volume size", f"{human_size(report.volume_size)}, blocks of {report.block_size} bytes"),
         ("Names", NAME_SOURCES.get(report.name_source, report.name_source)),
     ]
     lines = [f"{key + ':':13}{value}" for key, value in rows]
@@ -89,23 +90,27 @@ def format_summary(report: IsoReport) -> list[str]:
         lines.append(
             f"  {e.index}. {e.platform_name:6} emulation {e.emulation:10} load {e.load_size:5} "
             f"sectors from block {e.load_rba:<8} {flag:12} "
-            f"{printable(e.boot_file or '(not in the tree)')}")
+            f"{printable(e.boot_file or '(not in the tree)')}"
+        )
     lines += ["", "Partitions:"]
     if not report.partitions:
         lines.append("  none")
     id_width = max((len(printable(p.type_id)) for p in report.partitions), default=4)
     for p in report.partitions:
-        extra = (" bootable" if p.bootable else "") + \
-            (f" \"{printable(p.name)}\"" if p.name else "")
+        extra = (" bootable" if p.bootable else "") + (f' "{printable(p.name)}"' if p.name else "")
         lines.append(
             f"  {p.scheme.upper()} {p.number:<3} {printable(p.type_id):{id_width}} "
             f"{printable(p.type_name):22.22} "
-            f"start {p.start:>12} size {p.size:>12} ({human_size(p.size)}){extra}")
+            f"start {p.start:>12} size {p.size:>12} ({human_size(p.size)}){extra}"
+        )
     if report.partition_problems:
         lines += ["", "Partition table problems:"]
         lines += [f"  - {printable(problem)}" for problem in report.partition_problems]
-    lines += ["", f"Bootable from USB as a disk (hybrid): {'yes' if report.hybrid else 'no'}",
-              f"  {printable(report.hybrid_reason)}"]
+    lines += [
+        "",
+        f"Bootable from USB as a disk (hybrid): {'yes' if report.hybrid else 'no'}",
+        f"  {printable(report.hybrid_reason)}",
+    ]
     return lines
 
 

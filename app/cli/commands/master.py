@@ -18,24 +18,41 @@ ORDER = 20
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("tree", metavar="DIR", type=Path, help="the directory tree to master")
-    parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUT.iso",
-                        help="the ISO file to write (replaced if it exists)")
-    parser.add_argument("--label", required=True,
-                        help="volume label: 1-32 characters of A-Z, 0-9 and _")
-    parser.add_argument("--bios-boot", metavar="PATH",
-                        help="BIOS boot file inside the tree (ISOLINUX), e.g. "
-                             "boot/syslinux/isolinux.bin")
-    parser.add_argument("--efi-image", metavar="PATH",
-                        help="FAT EFI boot image inside the tree, e.g. boot/grub/efi.img")
-    parser.add_argument("--boot-catalog", metavar="PATH",
-                        help="where the El Torito boot catalog goes (default: boot/boot.cat)")
-    parser.add_argument("--no-hybrid", action="store_true",
-                        help="no MBR/GPT: an image for optical media only")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        type=Path,
+        metavar="OUT.iso",
+        help="the ISO file to write (replaced if it exists)",
+    )
+    parser.add_argument(
+        "--label", required=True, help="volume label: 1-32 characters of A-Z, 0-9 and _"
+    )
+    parser.add_argument(
+        "--bios-boot",
+        metavar="PATH",
+        help="BIOS boot file inside the tree (ISOLINUX), e.g. boot/syslinux/isolinux.bin",
+    )
+    parser.add_argument(
+        "--efi-image",
+        metavar="PATH",
+        help="FAT EFI boot image inside the tree, e.g. boot/grub/efi.img",
+    )
+    parser.add_argument(
+        "--boot-catalog",
+        metavar="PATH",
+        help="where the El Torito boot catalog goes (default: boot/boot.cat)",
+    )
+    parser.add_argument(
+        "--no-hybrid", action="store_true", help="no MBR/GPT: an image for optical media only"
+    )
     parser.add_argument("--publisher", default="", help="publisher identifier")
     parser.add_argument("--application", default="LIVESMITH", help="application identifier")
     parser.add_argument("--preparer", default="", help="data preparer identifier")
-    parser.add_argument("--check", action="store_true",
-                        help="only check the tree and the settings; write nothing")
+    parser.add_argument(
+        "--check", action="store_true", help="only check the tree and the settings; write nothing"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="more output")
 
 
@@ -46,10 +63,16 @@ def run(args: argparse.Namespace) -> int:
 
     catalog = {"boot_catalog": args.boot_catalog} if args.boot_catalog else {}
     spec = MasterSpec(
-        tree=args.tree, output=args.output, label=args.label,
-        boot=BootSpec(bios_boot=args.bios_boot, efi_image=args.efi_image,
-                      hybrid=not args.no_hybrid, **catalog),
-        publisher=args.publisher, application=args.application, preparer=args.preparer)
+        tree=args.tree,
+        output=args.output,
+        label=args.label,
+        boot=BootSpec(
+            bios_boot=args.bios_boot, efi_image=args.efi_image, hybrid=not args.no_hybrid, **catalog
+        ),
+        publisher=args.publisher,
+        application=args.application,
+        preparer=args.preparer,
+    )
     if args.check:
         check = check_master(spec)
         for warning in check.warnings:

@@ -19,15 +19,25 @@ ORDER = 30
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", metavar="SOURCE",
-                        help="a folder (glaucus tree, Arch packages, .deb files, tarballs) "
-                        "or 'apt' for the Debian archive through this machine's apt")
-    parser.add_argument("--resolve", nargs="+", metavar="NAME",
-                        help="resolve these packages: show what is pulled in and why, "
-                        "missing dependencies and conflicts")
-    parser.add_argument("--no-deps", action="store_true",
-                        help="with --resolve: do not follow dependencies (meta-packages "
-                        "still lead to the package they stand for)")
+    parser.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="a folder (glaucus tree, Arch packages, .deb files, tarballs) "
+        "or 'apt' for the Debian archive through this machine's apt",
+    )
+    parser.add_argument(
+        "--resolve",
+        nargs="+",
+        metavar="NAME",
+        help="resolve these packages: show what is pulled in and why, "
+        "missing dependencies and conflicts",
+    )
+    parser.add_argument(
+        "--no-deps",
+        action="store_true",
+        help="with --resolve: do not follow dependencies (meta-packages "
+        "still lead to the package they stand for)",
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -37,18 +47,30 @@ def human_size(size: int | None) -> str:
 
 def package_dict(pkg: PackageInfo) -> dict[str, Any]:
     return {
-        "name": pkg.name, "version": pkg.version, "size": pkg.size,
-        "installed_size": pkg.installed_size, "description": pkg.description,
-        "depends": list(pkg.depends), "provides": list(pkg.provides),
-        "conflicts": list(pkg.conflicts), "file": str(pkg.file) if pkg.file else None,
+        "name": pkg.name,
+        "version": pkg.version,
+        "size": pkg.size,
+        "installed_size": pkg.installed_size,
+        "description": pkg.description,
+        "depends": list(pkg.depends),
+        "provides": list(pkg.provides),
+        "conflicts": list(pkg.conflicts),
+        "file": str(pkg.file) if pkg.file else None,
         "checksum": pkg.checksum,
     }
 
 
 def resolution_dict(res: Resolution) -> dict[str, Any]:
     return {
-        "packages": [{"name": p.name, "version": p.version, "size": p.size,
-                      "reason": res.reasons.get(p.name, "")} for p in res.packages],
+        "packages": [
+            {
+                "name": p.name,
+                "version": p.version,
+                "size": p.size,
+                "reason": res.reasons.get(p.name, ""),
+            }
+            for p in res.packages
+        ],
         "missing": [{"dependency": dep, "required_by": by} for dep, by in res.missing],
         "unknown": list(res.unknown),
         "conflicts": [list(pair) for pair in res.conflicts],
@@ -69,8 +91,9 @@ def print_packages(packages: list[PackageInfo], out: TextIO | None = None) -> No
     out = out or sys.stdout
     rows = [["NAME", "VERSION", "SIZE", "DEPENDS", "DESCRIPTION"]]
     for p in packages:
-        rows.append([p.name, p.version, human_size(p.size), ", ".join(p.depends) or "-",
-                     p.description])
+        rows.append(
+            [p.name, p.version, human_size(p.size), ", ".join(p.depends) or "-", p.description]
+        )
     print(_table(rows), file=out)
 
 
@@ -98,8 +121,9 @@ def run(args: argparse.Namespace) -> int:
         resolution = resolve(source, args.resolve, follow_dependencies=not args.no_deps)
     if args.json:
         data: dict[str, Any] = {"source": {"kind": spec.kind.value, "location": spec.location}}
-        data["packages"] = [package_dict(p) for p in (
-            resolution.packages if resolution else source.packages())]
+        data["packages"] = [
+            package_dict(p) for p in (resolution.packages if resolution else source.packages())
+        ]
         if resolution:
             data["resolution"] = resolution_dict(resolution)
         print(json.dumps(data, indent=2))
@@ -108,8 +132,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         packages = source.packages()
         if spec.kind is SourceKind.APT:
-            print("the apt source lists the packages you name: use --resolve NAME ...",
-                  file=sys.stderr)
+            print(
+                "the apt source lists the packages you name: use --resolve NAME ...",
+                file=sys.stderr,
+            )
         else:
             print(f"{spec.kind.title}: {spec.location}")
             print_packages(packages)

@@ -59,8 +59,10 @@ class WriteProgress(ConsoleReporter):
     def line(self, done: int, total: int, now: float) -> str:
         elapsed = max(now - self._started, 1e-6)
         speed = done / elapsed
-        text = (f"{min(100, done * 100 // total):3d}%  {human_size(done)} of "
-                f"{human_size(total)}  {human_size(int(speed))}/s")
+        text = (
+            f"{min(100, done * 100 // total):3d}%  {human_size(done)} of "
+            f"{human_size(total)}  {human_size(int(speed))}/s"
+        )
         if 0 < done < total and speed > 0:
             left = int((total - done) / speed)
             text += f"  ETA {left // 60}:{left % 60:02d}"
@@ -70,18 +72,29 @@ class WriteProgress(ConsoleReporter):
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", help="the image to write (.iso/.img, may be .xz/.zst/.gz)")
     parser.add_argument("target", help="a whole disk (/dev/sdX, /dev/mmcblkN) or a file")
-    parser.add_argument("--yes", action="store_true",
-                        help="do not ask for confirmation (everything on TARGET is destroyed)")
-    parser.add_argument("--no-verify", action="store_true",
-                        help="skip reading the device back (the result is 'not verified')")
-    parser.add_argument("--force", action="store_true",
-                        help="write an image that will not boot from USB (no partition table)")
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="do not ask for confirmation (everything on TARGET is destroyed)",
+    )
+    parser.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="skip reading the device back (the result is 'not verified')",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write an image that will not boot from USB (no partition table)",
+    )
 
 
 def refuse_without_terminal() -> None:
     if not sys.stdin.isatty():
-        raise InputError("refusing to write without confirmation: standard input is not a "
-                         "terminal", hint="pass --yes to confirm on the command line")
+        raise InputError(
+            "refusing to write without confirmation: standard input is not a terminal",
+            hint="pass --yes to confirm on the command line",
+        )
 
 
 def confirm(question: str, stream: TextIO) -> bool:
@@ -121,20 +134,32 @@ def run(args: argparse.Namespace) -> int:
     if error is not None:
         raise error
     if not args.yes:
-        erase = ("everything on it will be destroyed" if target.kind is TargetKind.BLOCK
-                 else "the file will be overwritten")
+        erase = (
+            "everything on it will be destroyed"
+            if target.kind is TargetKind.BLOCK
+            else "the file will be overwritten"
+        )
         if not confirm(f"Write to {what}? {erase}. Type 'yes' to go on: ", out):
             print("livesmith: not confirmed; nothing was written", file=out)
             return EXIT_CANCELLED
     try:
-        done = run_helper("write", source.path, target.path, reporter=reporter,
-                          verify=not args.no_verify, force=args.force, expect=expect)
+        done = run_helper(
+            "write",
+            source.path,
+            target.path,
+            reporter=reporter,
+            verify=not args.no_verify,
+            force=args.force,
+            expect=expect,
+        )
     except Cancelled as exc:
         print(f"livesmith: {exc}", file=out)
         return EXIT_CANCELLED
     result = WriteResult.from_json(done)
     print(result.summary(), file=sys.stdout)
     if result.verified:
-        print(f"took {result.write_seconds:.1f} s to write, {result.verify_seconds:.1f} s to "
-              "verify", file=out)
+        print(
+            f"took {result.write_seconds:.1f} s to write, {result.verify_seconds:.1f} s to verify",
+            file=out,
+        )
     return EXIT_OK

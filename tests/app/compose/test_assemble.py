@@ -49,12 +49,17 @@ MAKERS = {
     "deb-dpkg": lambda tmp, pkgs: make_deb_folder(tmp, pkgs, builder="dpkg-deb"),
     "deb-python": lambda tmp, pkgs: make_deb_folder(tmp, pkgs, builder="python"),
 }
-KINDS = {"glaucus": SourceKind.GLAUCUS, "arch": SourceKind.ARCH, "deb": SourceKind.DEB,
-         "tarballs": SourceKind.TARBALLS}
+KINDS = {
+    "glaucus": SourceKind.GLAUCUS,
+    "arch": SourceKind.ARCH,
+    "deb": SourceKind.DEB,
+    "tarballs": SourceKind.TARBALLS,
+}
 
 
-def packages_of(folder: Path, fmt: str, names: list[str] | None = None
-                ) -> list[tuple[PackageInfo, Path]]:
+def packages_of(
+    folder: Path, fmt: str, names: list[str] | None = None
+) -> list[tuple[PackageInfo, Path]]:
     source = open_source(SourceSpec(KINDS[fmt.split("-")[0]], str(folder)))
     pkgs = source.packages()
     if names is not None:
@@ -84,8 +89,9 @@ def snapshot(top: Path, skip: Path) -> dict[str, tuple[int, int]]:
 # -- good packages ---------------------------------------------------------------------
 @pytest.mark.parametrize("fmt", sorted(MAKERS))
 def test_real_busybox_is_extracted_from_every_format(tmp_path: Path, fmt: str) -> None:
-    pkgs = build(tmp_path, fmt, [busybox_package(), text_package("motd", files={
-        "etc/motd": "hello\n"})])
+    pkgs = build(
+        tmp_path, fmt, [busybox_package(), text_package("motd", files={"etc/motd": "hello\n"})]
+    )
     root = tmp_path / "root"
     manifest = assemble_root(pkgs, root, RecordingReporter())
 
@@ -112,10 +118,14 @@ def test_real_debian_busybox_static_matches_dpkg_deb(tmp_path: Path) -> None:
     pkg = read_package(deb)
     root = tmp_path / "root"
     manifest = assemble_root([(pkg, deb)], root, NullReporter())
-    listing = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True,
-                             check=True).stdout
-    names = subprocess.run(["tar", "-t"], input=listing, capture_output=True,
-                           check=True).stdout.decode().split()
+    listing = subprocess.run(
+        ["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True, check=True
+    ).stdout
+    names = (
+        subprocess.run(["tar", "-t"], input=listing, capture_output=True, check=True)
+        .stdout.decode()
+        .split()
+    )
     expected = {n.removeprefix("./").rstrip("/") for n in names} - {""}
     assert {m.path for m in manifest} == expected
     for rel in expected:
@@ -131,17 +141,20 @@ def test_real_debian_folder_with_packages_in_order(tmp_path: Path) -> None:
 
 
 def test_metadata_is_kept_in_the_manifest_not_on_disk(tmp_path: Path) -> None:
-    pkg = FixturePackage("special", entries=(
-        file("usr/bin/su", b"#!/bin/sh\n", 0o4755),
-        file("usr/bin/wall", b"#!/bin/sh\n", 0o2755, uid=0, gid=5),
-        file("etc/shadow", b"root:*:1::::::\n", 0o640, uid=0, gid=42),
-        directory("tmp", 0o1777),
-        directory("home/user", 0o750, uid=1000, gid=1000),
-        file("home/user/.profile", b"PS1='$ '\n", 0o644, uid=1000, gid=1000),
-        device("dev/null", "c", 1, 3),
-        device("dev/sda", "b", 8, 0, 0o660),
-        fifo("run/initctl", 0o600),
-    ))
+    pkg = FixturePackage(
+        "special",
+        entries=(
+            file("usr/bin/su", b"#!/bin/sh\n", 0o4755),
+            file("usr/bin/wall", b"#!/bin/sh\n", 0o2755, uid=0, gid=5),
+            file("etc/shadow", b"root:*:1::::::\n", 0o640, uid=0, gid=42),
+            directory("tmp", 0o1777),
+            directory("home/user", 0o750, uid=1000, gid=1000),
+            file("home/user/.profile", b"PS1='$ '\n", 0o644, uid=1000, gid=1000),
+            device("dev/null", "c", 1, 3),
+            device("dev/sda", "b", 8, 0, 0o660),
+            fifo("run/initctl", 0o600),
+        ),
+    )
     pkgs = build(tmp_path, "deb-python", [pkg])
     root = tmp_path / "root"
     manifest = assemble_root(pkgs, root, NullReporter())
@@ -180,11 +193,14 @@ def test_disk_modes_never_carry_special_bits() -> None:
 
 
 def test_hardlinks_become_hardlink_entries_and_real_links(tmp_path: Path) -> None:
-    pkg = FixturePackage("links", entries=(
-        file("usr/bin/gzip", b"gzip binary", 0o755),
-        hardlink("usr/bin/gunzip", "usr/bin/gzip"),
-        hardlink("usr/bin/zcat", "usr/bin/gunzip"),
-    ))
+    pkg = FixturePackage(
+        "links",
+        entries=(
+            file("usr/bin/gzip", b"gzip binary", 0o755),
+            hardlink("usr/bin/gunzip", "usr/bin/gzip"),
+            hardlink("usr/bin/zcat", "usr/bin/gunzip"),
+        ),
+    )
     for fmt in ("deb-dpkg", "tarballs-zst"):
         pkgs = build(tmp_path / fmt, fmt, [pkg])
         root = tmp_path / fmt / "root"
@@ -218,11 +234,14 @@ def test_directory_handle_cache_eviction_keeps_links_right(tmp_path: Path, monke
 
 
 def test_absolute_symlinks_are_created_but_never_followed(tmp_path: Path) -> None:
-    pkg = FixturePackage("links", entries=(
-        file("bin/busybox", b"x", 0o755),
-        symlink("bin/sh", "/bin/busybox"),
-        symlink("etc/mtab", "/proc/self/mounts"),
-    ))
+    pkg = FixturePackage(
+        "links",
+        entries=(
+            file("bin/busybox", b"x", 0o755),
+            symlink("bin/sh", "/bin/busybox"),
+            symlink("etc/mtab", "/proc/self/mounts"),
+        ),
+    )
     pkgs = build(tmp_path, "arch", [pkg])
     root = tmp_path / "root"
     manifest = assemble_root(pkgs, root, NullReporter())
@@ -231,10 +250,22 @@ def test_absolute_symlinks_are_created_but_never_followed(tmp_path: Path) -> Non
 
 
 def test_shared_directories_and_identical_symlinks_are_fine(tmp_path: Path) -> None:
-    a = FixturePackage("a", entries=(directory("usr/share", 0o755), file("usr/share/a", "a"),
-                                     symlink("usr/lib/os-release", "../../etc/os-release")))
-    b = FixturePackage("b", entries=(directory("usr/share", 0o755), file("usr/share/b", "b"),
-                                     symlink("usr/lib/os-release", "../../etc/os-release")))
+    a = FixturePackage(
+        "a",
+        entries=(
+            directory("usr/share", 0o755),
+            file("usr/share/a", "a"),
+            symlink("usr/lib/os-release", "../../etc/os-release"),
+        ),
+    )
+    b = FixturePackage(
+        "b",
+        entries=(
+            directory("usr/share", 0o755),
+            file("usr/share/b", "b"),
+            symlink("usr/lib/os-release", "../../etc/os-release"),
+        ),
+    )
     pkgs = build(tmp_path, "tarballs-zst", [a, b])
     manifest = assemble_root(pkgs, tmp_path / "root", NullReporter())
     assert manifest.get("usr/share").owner == "a"  # type: ignore[union-attr]
@@ -244,8 +275,9 @@ def test_shared_directories_and_identical_symlinks_are_fine(tmp_path: Path) -> N
 
 def test_debian_replaces_lets_a_package_take_over_a_file(tmp_path: Path) -> None:
     old = FixturePackage("old-tools", entries=(file("bin/tool", "old"),))
-    new = FixturePackage("new-tools", entries=(file("bin/tool", "new"),),
-                         extra={"Replaces": "old-tools (<< 2)"})
+    new = FixturePackage(
+        "new-tools", entries=(file("bin/tool", "new"),), extra={"Replaces": "old-tools (<< 2)"}
+    )
     pkgs = build(tmp_path, "deb-python", [old, new])
     reporter = RecordingReporter()
     manifest = assemble_root(pkgs, tmp_path / "root", reporter)
@@ -282,8 +314,9 @@ def _fails(pkgs, root: Path, error: type[Exception] = InputError) -> str:  # typ
 @pytest.mark.parametrize("fmt", ["tarballs-zst", "deb-python", "arch", "glaucus"])
 def test_dotdot_member_is_refused(tmp_path: Path, arena, fmt: str) -> None:  # type: ignore[no-untyped-def]
     root, outside = arena
-    evil = FixturePackage("evil", entries=(file("usr/../../../outside/evil", "x"),),
-                          auto_dirs=False)
+    evil = FixturePackage(
+        "evil", entries=(file("usr/../../../outside/evil", "x"),), auto_dirs=False
+    )
     message = _fails(build(tmp_path, fmt, [evil]), root)
     assert "evil" in message and "'..'" in message and "usr/../../../outside/evil" in message
     assert not (outside / "evil").exists()
@@ -301,8 +334,9 @@ def test_absolute_member_is_refused(tmp_path: Path, arena, fmt: str) -> None:  #
 
 def test_file_through_absolute_symlink_is_refused(tmp_path: Path, arena) -> None:  # type: ignore[no-untyped-def]
     root, outside = arena
-    evil = FixturePackage("evil", entries=(symlink("etc", str(outside)),
-                                           file("etc/passwd", "owned\n")))
+    evil = FixturePackage(
+        "evil", entries=(symlink("etc", str(outside)), file("etc/passwd", "owned\n"))
+    )
     message = _fails(build(tmp_path, "tarballs-zst", [evil]), root)
     assert "through the symlink /etc" in message and str(outside) in message
     assert "etc/passwd" in message
@@ -320,8 +354,9 @@ def test_file_through_absolute_symlink_to_system_dir_is_refused(tmp_path: Path, 
 
 def test_file_through_escaping_relative_symlink_is_refused(tmp_path: Path, arena) -> None:  # type: ignore[no-untyped-def]
     root, outside = arena
-    evil = FixturePackage("evil", entries=(symlink("x", "../../outside"),
-                                           file("x/sentinel", "overwritten\n")))
+    evil = FixturePackage(
+        "evil", entries=(symlink("x", "../../outside"), file("x/sentinel", "overwritten\n"))
+    )
     message = _fails(build(tmp_path, "glaucus", [evil]), root)
     assert "through the symlink /x -> ../../outside" in message
 
@@ -336,8 +371,9 @@ def test_symlink_from_one_package_cannot_be_used_by_another(tmp_path: Path, aren
 
 def test_hardlink_to_a_file_outside_the_package_is_refused(tmp_path: Path, arena) -> None:  # type: ignore[no-untyped-def]
     root, outside = arena
-    evil = FixturePackage("evil", entries=(hardlink("etc/copy", "../outside/sentinel"),),
-                          auto_dirs=True)
+    evil = FixturePackage(
+        "evil", entries=(hardlink("etc/copy", "../outside/sentinel"),), auto_dirs=True
+    )
     message = _fails(build(tmp_path, "tarballs-zst", [evil]), root)
     assert "hard link target" in message
     evil2 = FixturePackage("evil2", entries=(hardlink("etc/copy", "etc/missing"),))
@@ -354,8 +390,9 @@ def test_truncated_tar_zst_is_reported_as_damaged(tmp_path: Path, arena) -> None
     assert str(pkgs[0][1]) in message
 
 
-@pytest.mark.parametrize("fmt,keep", [("glaucus", 0.3), ("arch", 0.999), ("tarballs-xz", 0.5),
-                                      ("tarballs-gz", 0.5)])
+@pytest.mark.parametrize(
+    "fmt,keep", [("glaucus", 0.3), ("arch", 0.999), ("tarballs-xz", 0.5), ("tarballs-gz", 0.5)]
+)
 def test_truncated_archives_of_every_format(tmp_path: Path, arena, fmt: str, keep: float) -> None:  # type: ignore[no-untyped-def]
     root, _ = arena
     pkgs = build(tmp_path, fmt, [busybox_package()])
@@ -388,8 +425,9 @@ def test_file_conflicts_list_every_path_and_both_packages(tmp_path: Path, arena)
 def test_hard_links_to_a_conflicting_file_are_conflicts_too(tmp_path: Path, arena) -> None:  # type: ignore[no-untyped-def]
     root, _ = arena
     a = FixturePackage("gzip", entries=(file("bin/gzip", "a", 0o755),))
-    b = FixturePackage("busybox", entries=(file("bin/gzip", "b", 0o755),
-                                           hardlink("bin/gunzip", "bin/gzip")))
+    b = FixturePackage(
+        "busybox", entries=(file("bin/gzip", "b", 0o755), hardlink("bin/gunzip", "bin/gzip"))
+    )
     with pytest.raises(ValidationError) as info:
         assemble_root(build(tmp_path, "tarballs-zst", [a, b]), root, NullReporter())
     assert {p.where for p in info.value.problems} == {"/bin/gzip", "/bin/gunzip"}
@@ -439,14 +477,28 @@ PSEUDO_INJECTION = "x\vm\v0644\v0\v0\npwn\vf\v0644\v0\v0\vtouch${IFS}PWNED_BY_PA
 LISTING_INJECTION = "a\nfile\t1777\t0\t0\t0\t0\t/tmp/victim"
 
 
-@pytest.mark.parametrize("name", [PSEUDO_INJECTION, LISTING_INJECTION, "usr/a\x85b",
-                                  "usr/a\u2028b", "usr/a\u2029b", "usr/a\x7fb", "usr/a\rb",
-                                  "usr/a\x9bb", "usr/a\tb"],
-                         ids=["pseudo-poc", "listing-poc", "nel", "line-sep", "par-sep", "del",
-                              "cr", "csi", "tab"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        PSEUDO_INJECTION,
+        LISTING_INJECTION,
+        "usr/a\x85b",
+        "usr/a\u2028b",
+        "usr/a\u2029b",
+        "usr/a\x7fb",
+        "usr/a\rb",
+        "usr/a\x9bb",
+        "usr/a\tb",
+    ],
+    ids=["pseudo-poc", "listing-poc", "nel", "line-sep", "par-sep", "del", "cr", "csi", "tab"],
+)
 @pytest.mark.parametrize("fmt", ["tarballs-zst", "deb-python"])
-def test_member_names_with_control_characters_are_refused(tmp_path: Path, arena, fmt: str,  # type: ignore[no-untyped-def]
-                                                          name: str) -> None:
+def test_member_names_with_control_characters_are_refused(
+    tmp_path: Path,
+    arena,
+    fmt: str,  # type: ignore[no-untyped-def]
+    name: str,
+) -> None:
     root, _ = arena
     evil = FixturePackage("evil", entries=(file(name, "hi"),), auto_dirs=False)
     message = _fails(build(tmp_path, fmt, [evil]), root)
@@ -454,11 +506,16 @@ def test_member_names_with_control_characters_are_refused(tmp_path: Path, arena,
     assert "control character" in message
 
 
-@pytest.mark.parametrize("entry", [symlink("usr/link", "a\nb"), symlink("usr/link", "a\u2028"),
-                                   hardlink("usr/hard", "usr/a\vb")],
-                         ids=["symlink-newline", "symlink-line-sep", "hardlink-vtab"])
-def test_link_targets_with_control_characters_are_refused(tmp_path: Path, arena,  # type: ignore[no-untyped-def]
-                                                          entry) -> None:
+@pytest.mark.parametrize(
+    "entry",
+    [symlink("usr/link", "a\nb"), symlink("usr/link", "a\u2028"), hardlink("usr/hard", "usr/a\vb")],
+    ids=["symlink-newline", "symlink-line-sep", "hardlink-vtab"],
+)
+def test_link_targets_with_control_characters_are_refused(
+    tmp_path: Path,
+    arena,  # type: ignore[no-untyped-def]
+    entry,
+) -> None:
     root, _ = arena
     evil = FixturePackage("evil", entries=(file("usr/plain", "x"), entry))
     message = _fails(build(tmp_path, "tarballs-zst", [evil]), root)
@@ -513,8 +570,7 @@ def test_no_space_stays_a_build_folder_error_not_a_package_error(tmp_path: Path)
     try:
         big = FixturePackage("big", entries=(file("usr/big", os.urandom(1 << 20)),))
         with pytest.raises(StageError, match="no space left") as info:
-            assemble_root(build(tmp_path, "tarballs-zst", [big]), small / "root",
-                          NullReporter())
+            assemble_root(build(tmp_path, "tarballs-zst", [big]), small / "root", NullReporter())
         assert not isinstance(info.value, InputError)
     finally:
         subprocess.run(["umount", str(small)], check=True)

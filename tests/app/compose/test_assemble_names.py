@@ -25,19 +25,28 @@ def latin1_root(tmp_path: Path, fmt: RootImageFormat) -> Path:
     assert os.path.exists(os.fsencode(root) + b"/" + RAW)
     live = tmp_path / "live"
     live.mkdir()
-    options = (ImageOptions() if fmt is RootImageFormat.SQUASHFS
-               else ImageOptions(fmt, Compressor.LZ4HC))
-    image = make_root_image(root, manifest, options, live, NullReporter(),
-                            epoch=1_700_000_000, work=tmp_path,
-                            uuid="12345678-1234-1234-1234-123456789abc")
+    options = (
+        ImageOptions() if fmt is RootImageFormat.SQUASHFS else ImageOptions(fmt, Compressor.LZ4HC)
+    )
+    image = make_root_image(
+        root,
+        manifest,
+        options,
+        live,
+        NullReporter(),
+        epoch=1_700_000_000,
+        work=tmp_path,
+        uuid="12345678-1234-1234-1234-123456789abc",
+    )
     assert image is not None
     return image
 
 
 def test_a_latin1_name_reaches_the_squashfs_image(tmp_path: Path) -> None:
     image = latin1_root(tmp_path, RootImageFormat.SQUASHFS)
-    listing = subprocess.run(["unsquashfs", "-lln", str(image)], capture_output=True,
-                             check=True).stdout
+    listing = subprocess.run(
+        ["unsquashfs", "-lln", str(image)], capture_output=True, check=True
+    ).stdout
     line = next(ln for ln in listing.splitlines() if ln.endswith(b"/" + RAW))
     assert line.split()[:2] == [b"-rw-r-----", b"5/6"]
 
@@ -53,4 +62,3 @@ def test_a_latin1_name_reaches_the_erofs_image(tmp_path: Path) -> None:
         assert (st.st_uid, st.st_gid, st.st_mode) == (5, 6, 0o100640)
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
-

@@ -68,20 +68,26 @@ def _assemble_as_nobody(packages, root: Path) -> dict:  # type: ignore[no-untype
     return data
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to the nobody user; as an "
-                    "ordinary user every other assembly test already runs rootless")
+@pytest.mark.skipif(
+    os.geteuid() != 0,
+    reason="needs root to switch to the nobody user; as an "
+    "ordinary user every other assembly test already runs rootless",
+)
 @pytest.mark.parametrize("fmt", ["deb", "arch"])
 def test_assembly_as_nobody_keeps_owners_setuid_and_devices(fmt: str) -> None:
     # Not under pytest's tmp_path: that is private to root (0700) and nobody cannot enter it.
     work = Path(tempfile.mkdtemp(prefix="livesmith-rootless-"))
     try:
-        pkg = FixturePackage("base", entries=(
-            directory("root", 0o700),
-            file("usr/bin/passwd", b"#!/bin/sh\necho passwd\n", 0o4755),
-            directory("home/alice", 0o750, uid=1000, gid=1000),
-            file("home/alice/notes", b"hi\n", 0o600, uid=1000, gid=1000),
-            device("dev/null", "c", 1, 3, 0o666),
-        ))
+        pkg = FixturePackage(
+            "base",
+            entries=(
+                directory("root", 0o700),
+                file("usr/bin/passwd", b"#!/bin/sh\necho passwd\n", 0o4755),
+                directory("home/alice", 0o750, uid=1000, gid=1000),
+                file("home/alice/notes", b"hi\n", 0o600, uid=1000, gid=1000),
+                device("dev/null", "c", 1, 3, 0o666),
+            ),
+        )
         src = work / "src"
         if fmt == "deb":
             folder = make_deb_folder(src, [pkg, busybox_package()], builder="python")
@@ -105,8 +111,12 @@ def test_assembly_as_nobody_keeps_owners_setuid_and_devices(fmt: str) -> None:
         assert (entries["home/alice"]["uid"], entries["home/alice"]["gid"]) == (1000, 1000)
         assert entries["home/alice/notes"]["mode"] == 0o600
         null = entries["dev/null"]
-        assert (null["kind"], null["rdev_major"], null["rdev_minor"], null["mode"]) == \
-            ("char", 1, 3, 0o666)
+        assert (null["kind"], null["rdev_major"], null["rdev_minor"], null["mode"]) == (
+            "char",
+            1,
+            3,
+            0o666,
+        )
         assert entries["bin/busybox"]["mode"] == 0o755 and entries["bin/sh"]["kind"] == "symlink"
         # on disk: the build user's files, no device node, no setuid bit
         root = build / "root"

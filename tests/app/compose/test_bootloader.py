@@ -28,8 +28,10 @@ from app.reporter import NullReporter, RecordingReporter
 BUILD_ID = "0123456789abcdef"
 LABEL = "LIVESMITH_TEST"
 EPOCH = 1_700_000_000
-BASE = (f"livesmith.id={BUILD_ID} livesmith.label={LABEL} livesmith.image=/live/rootfs.sfs "
-        "console=tty0 console=ttyS0,115200")
+BASE = (
+    f"livesmith.id={BUILD_ID} livesmith.label={LABEL} livesmith.image=/live/rootfs.sfs "
+    "console=tty0 console=ttyS0,115200"
+)
 
 
 def _menu(**kwargs: object) -> BootMenu:
@@ -37,6 +39,7 @@ def _menu(**kwargs: object) -> BootMenu:
 
 
 # ----------------------------------------------------------------------------- the menu
+
 
 def test_default_menu_follows_the_medium_contract() -> None:
     menu = _menu(extra_cmdline="quiet splash")
@@ -57,20 +60,36 @@ def test_ram_mode_menu_has_no_copy_to_ram_entry() -> None:
 
 
 def test_validate_menu_lists_every_problem() -> None:
-    bad = BootMenu(title="", build_id="XYZ", label="lower case", default=3, timeout_s=9,
-                   entries=(BootEntry("live", "A", 'quiet x="a b"'),
-                            BootEntry("live", "B\n", "quiet", kernel="vmlinuz")))
+    bad = BootMenu(
+        title="",
+        build_id="XYZ",
+        label="lower case",
+        default=3,
+        timeout_s=9,
+        entries=(
+            BootEntry("live", "A", 'quiet x="a b"'),
+            BootEntry("live", "B\n", "quiet", kernel="vmlinuz"),
+        ),
+    )
     text = "\n".join(str(p) for p in validate_menu(bad))
-    for expected in ("build ID 'XYZ'", "volume label 'lower case'", "default entry 3",
-                     "timeout 9 s", "menu title", "two entries have this key",
-                     "the title is empty or has control characters", "kernel path 'vmlinuz'",
-                     'contains "'):
+    for expected in (
+        "build ID 'XYZ'",
+        "volume label 'lower case'",
+        "default entry 3",
+        "timeout 9 s",
+        "menu title",
+        "two entries have this key",
+        "the title is empty or has control characters",
+        "kernel path 'vmlinuz'",
+        'contains "',
+    ):
         assert expected in text, expected
 
 
 def test_install_refuses_an_invalid_menu(tmp_path: Path) -> None:
-    menu = BootMenu(title="T", build_id="nothex", label=LABEL,
-                    entries=(BootEntry("live", "T", "quiet"),))
+    menu = BootMenu(
+        title="T", build_id="nothex", label=LABEL, entries=(BootEntry("live", "T", "quiet"),)
+    )
     with pytest.raises(ValidationError, match="16 lowercase hex"):
         install_isolinux(tmp_path, menu, NullReporter())
     assert not (tmp_path / "boot").exists()
@@ -78,30 +97,46 @@ def test_install_refuses_an_invalid_menu(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------ isolinux
 
+
 def test_install_isolinux_writes_loader_modules_and_menu(tmp_path: Path) -> None:
     menu = _menu(extra_cmdline="quiet", timeout_s=3)
     boot_file = install_isolinux(tmp_path, menu, RecordingReporter())
     assert boot_file == "boot/syslinux/isolinux.bin"
     target = tmp_path / "boot" / "syslinux"
     assert sorted(p.name for p in target.iterdir()) == [
-        "isolinux.bin", "ldlinux.c32", "libutil.c32", "menu.c32", "syslinux.cfg"]
+        "isolinux.bin",
+        "ldlinux.c32",
+        "libutil.c32",
+        "menu.c32",
+        "syslinux.cfg",
+    ]
     assert (target / "isolinux.bin").read_bytes() == Path(
-        "/usr/lib/ISOLINUX/isolinux.bin").read_bytes()
+        "/usr/lib/ISOLINUX/isolinux.bin"
+    ).read_bytes()
     cfg = (target / "syslinux.cfg").read_text()
     assert "SERIAL 0 115200\n" in cfg
     assert "UI menu.c32\n" in cfg
-    assert "TIMEOUT 30\n" in cfg          # tenths of a second
+    assert "TIMEOUT 30\n" in cfg  # tenths of a second
     assert "DEFAULT live\n" in cfg
     for entry in menu.entries:
-        block = (f"LABEL {entry.key}\n  MENU LABEL {entry.title}\n  KERNEL /live/vmlinuz\n"
-                 f"  INITRD /live/initramfs.img\n  APPEND {entry.cmdline}\n")
+        block = (
+            f"LABEL {entry.key}\n  MENU LABEL {entry.title}\n  KERNEL /live/vmlinuz\n"
+            f"  INITRD /live/initramfs.img\n  APPEND {entry.cmdline}\n"
+        )
         assert block in cfg
     assert f"APPEND {BASE} livesmith.copytoram quiet\n" in cfg
 
 
 def test_syslinux_zero_timeout_boots_at_once_and_serial_can_be_off() -> None:
-    menu = BootMenu(title="T", build_id=BUILD_ID, label=LABEL, timeout_s=0, serial=False,
-                    default=1, entries=(BootEntry("live", "L", "a"), BootEntry("safe", "S", "b")))
+    menu = BootMenu(
+        title="T",
+        build_id=BUILD_ID,
+        label=LABEL,
+        timeout_s=0,
+        serial=False,
+        default=1,
+        entries=(BootEntry("live", "L", "a"), BootEntry("safe", "S", "b")),
+    )
     cfg = syslinux_config(menu)
     assert "TIMEOUT 1\n" in cfg  # 0 would mean "wait forever" to syslinux
     assert "SERIAL" not in cfg
@@ -110,17 +145,25 @@ def test_syslinux_zero_timeout_boots_at_once_and_serial_can_be_off() -> None:
 
 # ---------------------------------------------------------------------------------- GRUB
 
+
 @pytest.fixture(scope="module")
 def grub_stage(tmp_path_factory: pytest.TempPathFactory) -> Path:
     stage = tmp_path_factory.mktemp("stage")
-    assert install_grub_efi(stage, _menu(extra_cmdline="quiet"), NullReporter(),
-                            epoch=EPOCH) == "boot/grub/efi.img"
+    assert (
+        install_grub_efi(stage, _menu(extra_cmdline="quiet"), NullReporter(), epoch=EPOCH)
+        == "boot/grub/efi.img"
+    )
     return stage
 
 
 def _mtools(*argv: str) -> str:
-    return subprocess.run(list(argv), capture_output=True, text=True, check=True,
-                          env={"MTOOLS_SKIP_CHECK": "1", "PATH": "/usr/bin:/bin"}).stdout
+    return subprocess.run(
+        list(argv),
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"MTOOLS_SKIP_CHECK": "1", "PATH": "/usr/bin:/bin"},
+    ).stdout
 
 
 def test_efi_image_is_a_small_fat_holding_bootx64(grub_stage: Path, tmp_path: Path) -> None:
@@ -152,8 +195,10 @@ def test_grub_cfg_has_the_same_entries(grub_stage: Path) -> None:
     menu = _menu(extra_cmdline="quiet")
     cfg = (grub_stage / "boot" / "grub" / "grub.cfg").read_text()
     assert cfg == grub_config(menu)
-    assert ("if serial --unit=0 --speed=115200; then terminal_input console serial; "
-            "terminal_output console serial; fi\n") in cfg
+    assert (
+        "if serial --unit=0 --speed=115200; then terminal_input console serial; "
+        "terminal_output console serial; fi\n"
+    ) in cfg
     assert "set default=live\n" in cfg and "set timeout=5\n" in cfg
     for entry in menu.entries:
         assert f"menuentry '{entry.title}' --id {entry.key} {{\n" in cfg
@@ -161,8 +206,12 @@ def test_grub_cfg_has_the_same_entries(grub_stage: Path) -> None:
 
 
 def test_grub_quotes_words_it_would_otherwise_interpret() -> None:
-    menu = BootMenu(title="T", build_id=BUILD_ID, label=LABEL,
-                    entries=(BootEntry("live", "It's live", "a=$HOME b;c {d}"),))
+    menu = BootMenu(
+        title="T",
+        build_id=BUILD_ID,
+        label=LABEL,
+        entries=(BootEntry("live", "It's live", "a=$HOME b;c {d}"),),
+    )
     assert validate_menu(menu) == []
     cfg = grub_config(menu)
     assert "menuentry 'It'\\''s live' --id live {" in cfg
@@ -174,8 +223,12 @@ def test_grub_efi_is_reproducible(tmp_path: Path) -> None:
     for run in ("a", "b"):
         stage = tmp_path / run
         install_grub_efi(stage, _menu(), NullReporter(), epoch=EPOCH)
-        outputs.append([(stage / rel).read_bytes() for rel in
-                        ("boot/grub/efi.img", "EFI/BOOT/BOOTX64.EFI", "boot/grub/grub.cfg")])
+        outputs.append(
+            [
+                (stage / rel).read_bytes()
+                for rel in ("boot/grub/efi.img", "EFI/BOOT/BOOTX64.EFI", "boot/grub/grub.cfg")
+            ]
+        )
     assert outputs[0] == outputs[1]
     # and the epoch really is what dates the files (not a constant)
     other = tmp_path / "c"
@@ -183,13 +236,15 @@ def test_grub_efi_is_reproducible(tmp_path: Path) -> None:
     assert (other / "boot/grub/efi.img").read_bytes() != outputs[0][0]
 
 
-def test_source_date_epoch_is_the_default_epoch(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_source_date_epoch_is_the_default_epoch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     install_grub_efi(tmp_path / "a", _menu(), NullReporter(), epoch=EPOCH)
     monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
     install_grub_efi(tmp_path / "b", _menu(), NullReporter())
-    assert (tmp_path / "a/boot/grub/efi.img").read_bytes() == \
-        (tmp_path / "b/boot/grub/efi.img").read_bytes()
+    assert (tmp_path / "a/boot/grub/efi.img").read_bytes() == (
+        tmp_path / "b/boot/grub/efi.img"
+    ).read_bytes()
 
 
 class _CancelAfterFirstCheck(NullReporter):
@@ -217,19 +272,24 @@ def test_a_failing_tool_is_reported_with_its_output(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------- validation
 
+
 def test_validate_bootloaders_is_clean_on_this_host() -> None:
     assert validate_bootloaders(True, True) == []
 
 
 def test_missing_files_name_their_debian_packages(tmp_path: Path) -> None:
-    files = BootFiles(isolinux_bin=tmp_path / "isolinux.bin", syslinux_modules=tmp_path / "bios",
-                      grub_efi_modules=tmp_path / "x86_64-efi")
+    files = BootFiles(
+        isolinux_bin=tmp_path / "isolinux.bin",
+        syslinux_modules=tmp_path / "bios",
+        grub_efi_modules=tmp_path / "x86_64-efi",
+    )
     problems = validate_bootloaders(True, True, files=files)
     text = "\n".join(str(p) for p in problems)
     assert "isolinux.bin" in text and "install the Debian package isolinux" in text
     assert f"missing {tmp_path / 'bios'} (install the Debian package syslinux-common)" in text
-    assert f"missing {tmp_path / 'x86_64-efi'} (install the Debian package grub-efi-amd64-bin)" \
-        in text
+    assert (
+        f"missing {tmp_path / 'x86_64-efi'} (install the Debian package grub-efi-amd64-bin)" in text
+    )
     assert len(problems) == 3  # one per package, not one per file
     (tmp_path / "x86_64-efi").mkdir()
     text = "\n".join(str(p) for p in validate_bootloaders(False, True, files=files))

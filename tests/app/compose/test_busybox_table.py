@@ -21,14 +21,18 @@ EM_AARCH64 = (183).to_bytes(2, "little")
 
 def listed_by_running(busybox: Path) -> list[str]:
     # Debian's own binaries from the test cache: trusted, so run directly for the truth.
-    return subprocess.run([str(busybox), "--list-full"], capture_output=True, text=True,
-                          check=True).stdout.split()
+    return subprocess.run(
+        [str(busybox), "--list-full"], capture_output=True, text=True, check=True
+    ).stdout.split()
 
 
-@pytest.mark.parametrize("binary", [
-    pytest.param(busybox_static, id="busybox-static"),
-    pytest.param(lambda: packaged_file("busybox", "busybox"), id="busybox (dynamic)"),
-])
+@pytest.mark.parametrize(
+    "binary",
+    [
+        pytest.param(busybox_static, id="busybox-static"),
+        pytest.param(lambda: packaged_file("busybox", "busybox"), id="busybox (dynamic)"),
+    ],
+)
 def test_the_list_read_from_the_binary_is_the_one_it_prints(binary) -> None:  # type: ignore[no-untyped-def]
     path = binary()
     listed = listed_by_running(path)
@@ -62,8 +66,10 @@ def test_a_busybox_that_cannot_run_here_is_read_instead(tmp_path: Path) -> None:
     assert applets == listed_by_running(busybox_static())
     [(level, message)] = [entry for entry in reporter.logs if "read the" in entry[1]]
     assert level is Level.WARNING
-    assert message.startswith("running /bin/busybox from the packages in a sandbox failed: "
-                              "it cannot be run here (execvp /bin/busybox: ")
+    assert message.startswith(
+        "running /bin/busybox from the packages in a sandbox failed: "
+        "it cannot be run here (execvp /bin/busybox: "
+    )
     assert message.endswith(f"; read the {len(applets)} applets from the binary instead")
 
 
@@ -79,6 +85,9 @@ def test_what_is_read_from_the_binary_is_checked_like_what_it_prints(tmp_path: P
     crafted = root / "bin" / "busybox"
     crafted.write_bytes(data)
     crafted.chmod(0o755)
-    with pytest.raises(StageError, match=r"/bin/busybox --list-full holds 1 line\(s\) that are "
-                                         r"not applet paths, e\.g\. 'usr/bin/\.\.'"):
+    with pytest.raises(
+        StageError,
+        match=r"/bin/busybox --list-full holds 1 line\(s\) that are "
+        r"not applet paths, e\.g\. 'usr/bin/\.\.'",
+    ):
         busybox_applets(root, crafted, RecordingReporter())

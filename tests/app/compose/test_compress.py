@@ -22,21 +22,22 @@ DECOMPRESS = {
 }
 
 
-def write(path: Path, compression: Compression, level: int | None = None,
-          data: bytes = SAMPLE) -> bytes:
+def write(
+    path: Path, compression: Compression, level: int | None = None, data: bytes = SAMPLE
+) -> bytes:
     with open_compressed_writer(path, compression, level) as out:
         for start in range(0, len(data), 100_000):
-            out.write(data[start:start + 100_000])
+            out.write(data[start : start + 100_000])
     return path.read_bytes()
 
 
 @pytest.mark.parametrize("compression", list(Compression))
-def test_the_standard_tools_decompress_every_method(tmp_path: Path,
-                                                    compression: Compression) -> None:
+def test_the_standard_tools_decompress_every_method(
+    tmp_path: Path, compression: Compression
+) -> None:
     target = tmp_path / "out"
     written = write(target, compression)
-    out = subprocess.run([*DECOMPRESS[compression], str(target)], capture_output=True,
-                         check=True)
+    out = subprocess.run([*DECOMPRESS[compression], str(target)], capture_output=True, check=True)
     assert out.stdout == SAMPLE
     if compression is not Compression.NONE:
         assert len(written) < len(SAMPLE) // 3
@@ -57,15 +58,16 @@ def test_zstd_output_does_not_depend_on_the_number_of_cores(tmp_path: Path) -> N
             compressor = zstandard.ZstdCompressor(level=9, threads=threads)
             with compressor.stream_writer(raw, closefd=False) as out:
                 for start in range(0, len(SAMPLE), 100_000):
-                    out.write(SAMPLE[start:start + 100_000])
+                    out.write(SAMPLE[start : start + 100_000])
         assert target.read_bytes() == ours
 
 
 def test_xz_uses_crc32_checks_which_the_kernel_can_verify(tmp_path: Path) -> None:
     target = tmp_path / "out.xz"
     write(target, Compression.XZ)
-    listing = subprocess.run(["xz", "--robot", "--list", str(target)], capture_output=True,
-                             text=True, check=True).stdout
+    listing = subprocess.run(
+        ["xz", "--robot", "--list", str(target)], capture_output=True, text=True, check=True
+    ).stdout
     file_line = next(line for line in listing.splitlines() if line.startswith("file\t"))
     assert file_line.split("\t")[6] == "CRC32"
 

@@ -13,8 +13,9 @@ from app.errors import InputError, StageError
 from app.reporter import RecordingReporter
 from tests.support.debian import busybox_static
 
-FACTS = BuildFacts(name="minimal", label="LIVESMITH", build_id="0123456789abcdef",
-                   date="2026-11-22")
+FACTS = BuildFacts(
+    name="minimal", label="LIVESMITH", build_id="0123456789abcdef", date="2026-11-22"
+)
 
 
 def busybox_root(tmp_path: Path) -> tuple[Path, RootManifest]:
@@ -29,15 +30,16 @@ def busybox_root(tmp_path: Path) -> tuple[Path, RootManifest]:
 
 def test_a_busybox_root_gets_init_accounts_and_issue(tmp_path: Path) -> None:
     root, manifest = busybox_root(tmp_path)
-    options = SystemOptions(hostname="box", root_password="secret", user="ana",
-                            user_password="pw")
+    options = SystemOptions(hostname="box", root_password="secret", user="ana", user_password="pw")
     configure_root(root, manifest, options, FACTS, RecordingReporter(), epoch=1_700_000_000)
 
     assert (root / "etc/hostname").read_text() == "box\n"
     assert (root / "sbin/init").is_symlink() and (root / "bin/sh").is_symlink()
     assert "ttyS0::respawn:/sbin/getty -L 115200 ttyS0" in (root / "etc/inittab").read_text()
-    shadow = {line.split(":")[0]: line.split(":")[1]
-              for line in (root / "etc/shadow").read_text().splitlines()}
+    shadow = {
+        line.split(":")[0]: line.split(":")[1]
+        for line in (root / "etc/shadow").read_text().splitlines()
+    }
     salt = shadow["root"].split("$")[2]
     assert shadow["root"] == sha512_crypt("secret", salt)
     assert shadow["ana"] == sha512_crypt("pw", shadow["ana"].split("$")[2])
@@ -68,8 +70,9 @@ def test_a_hostile_etc_symlink_never_reaches_the_host(tmp_path: Path) -> None:
     (root / "etc").symlink_to("/etc")
     before = Path("/etc/hostname").read_bytes() if Path("/etc/hostname").exists() else None
     with pytest.raises(InputError):
-        configure_root(root, manifest, SystemOptions(hostname="pwned"), FACTS,
-                       RecordingReporter(), epoch=0)
+        configure_root(
+            root, manifest, SystemOptions(hostname="pwned"), FACTS, RecordingReporter(), epoch=0
+        )
     after = Path("/etc/hostname").read_bytes() if Path("/etc/hostname").exists() else None
     assert before == after
 
@@ -90,8 +93,7 @@ def test_without_init_or_busybox_the_error_says_what_to_add(tmp_path: Path) -> N
     root = tmp_path / "root"
     root.mkdir()
     with pytest.raises(StageError, match="add busybox"):
-        configure_root(root, RootManifest(), SystemOptions(), FACTS, RecordingReporter(),
-                       epoch=0)
+        configure_root(root, RootManifest(), SystemOptions(), FACTS, RecordingReporter(), epoch=0)
 
 
 def test_overlay_is_copied_on_top_as_root(tmp_path: Path) -> None:
@@ -102,8 +104,9 @@ def test_overlay_is_copied_on_top_as_root(tmp_path: Path) -> None:
     (overlay / "usr/local/bin").mkdir(parents=True)
     (overlay / "usr/local/bin/tool").write_text("#!/bin/sh\n")
     (overlay / "usr/local/bin/tool").chmod(0o750)
-    configure_root(root, manifest, SystemOptions(overlay=str(overlay)), FACTS,
-                   RecordingReporter(), epoch=0)
+    configure_root(
+        root, manifest, SystemOptions(overlay=str(overlay)), FACTS, RecordingReporter(), epoch=0
+    )
     assert (root / "etc/motd.d/hello").read_text() == "hi\n"
     assert manifest.get("usr/local/bin/tool") == FileMeta("usr/local/bin/tool", Kind.FILE, 0o750)
 

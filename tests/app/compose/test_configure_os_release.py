@@ -23,8 +23,7 @@ def configured_root(tmp_path: Path, name: str) -> Path:
     shutil.copy2(busybox_static(), root / "bin/busybox")
     manifest = RootManifest()
     manifest.add(FileMeta("bin/busybox", Kind.FILE, 0o755))
-    facts = BuildFacts(name=name, label="LIVESMITH", build_id="0123456789abcdef",
-                       date="2026-11-22")
+    facts = BuildFacts(name=name, label="LIVESMITH", build_id="0123456789abcdef", date="2026-11-22")
     configure_root(root, manifest, SystemOptions(), facts, RecordingReporter(), epoch=0)
     return root
 
@@ -32,9 +31,19 @@ def configured_root(tmp_path: Path, name: str) -> Path:
 def test_the_name_reads_back_in_a_shell(tmp_path: Path) -> None:
     for number, name in enumerate(NAMES):
         os_release = configured_root(tmp_path / str(number), name) / "etc/os-release"
-        out = subprocess.run(["sh", "-c", '. "$1" && printf "%s|%s|%s" "$PRETTY_NAME" "$ID" '
-                              '"$BUILD_ID"', "sh", str(os_release)],
-                             capture_output=True, text=True, check=True, timeout=10)
+        out = subprocess.run(
+            [
+                "sh",
+                "-c",
+                '. "$1" && printf "%s|%s|%s" "$PRETTY_NAME" "$ID" "$BUILD_ID"',
+                "sh",
+                str(os_release),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
         assert out.stdout == f"{name} (Livesmith live)|livesmith|0123456789abcdef", name
 
 

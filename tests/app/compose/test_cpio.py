@@ -44,26 +44,35 @@ def parse_newc(archive: bytes) -> list[Entry]:
     offset = 0
     while True:
         assert offset % 4 == 0
-        header = archive[offset:offset + 110]
+        header = archive[offset : offset + 110]
         assert header[:6] == b"070701", f"bad magic at {offset}"
-        fields = [int(header[6 + 8 * i:14 + 8 * i], 16) for i in range(13)]
+        fields = [int(header[6 + 8 * i : 14 + 8 * i], 16) for i in range(13)]
         ino, mode, uid, gid, nlink, mtime, size, dmaj, dmin, rmaj, rmin, namesize, check = fields
         assert check == 0
         name_end = offset + 110 + namesize
-        name = archive[offset + 110:name_end - 1].decode()
+        name = archive[offset + 110 : name_end - 1].decode()
         assert archive[name_end - 1] == 0
         data_start = name_end + (-name_end % 4)
-        data = archive[data_start:data_start + size]
+        data = archive[data_start : data_start + size]
         offset = data_start + size + (-size % 4)
         if name == "TRAILER!!!":
             assert offset == len(archive)
             return entries
-        entries.append(Entry(name, ino, mode, uid, gid, nlink, mtime, (dmaj, dmin), (rmaj, rmin),
-                             data))
+        entries.append(
+            Entry(name, ino, mode, uid, gid, nlink, mtime, (dmaj, dmin), (rmaj, rmin), data)
+        )
 
 
-def meta(path: str, kind: Kind, mode: int, uid: int = 0, gid: int = 0, target: str = "",
-         major: int = 0, minor: int = 0) -> FileMeta:
+def meta(
+    path: str,
+    kind: Kind,
+    mode: int,
+    uid: int = 0,
+    gid: int = 0,
+    target: str = "",
+    major: int = 0,
+    minor: int = 0,
+) -> FileMeta:
     return FileMeta(path, kind, mode, uid, gid, target, major, minor, MTIME)
 
 
@@ -86,20 +95,25 @@ def staged(tmp_path: Path) -> tuple[Path, RootManifest]:
 
     manifest = RootManifest()
     for entry in [
-        meta("bin", Kind.DIR, 0o755), meta("bin/busybox", Kind.FILE, 0o755),
+        meta("bin", Kind.DIR, 0o755),
+        meta("bin/busybox", Kind.FILE, 0o755),
         meta("bin/sh", Kind.SYMLINK, 0o777, target="busybox"),
         meta("bin/su", Kind.FILE, 0o4755),
         meta("dev", Kind.DIR, 0o755),
         meta("dev/console", Kind.CHAR, 0o600, major=5, minor=1),
         meta("dev/null", Kind.CHAR, 0o666, major=1, minor=3),
         meta("dev/sda", Kind.BLOCK, 0o660, gid=6, major=8, minor=0),
-        meta("etc", Kind.DIR, 0o755), meta("etc/passwd", Kind.FILE, 0o644),
+        meta("etc", Kind.DIR, 0o755),
+        meta("etc/passwd", Kind.FILE, 0o644),
         meta("etc/shadow", Kind.FILE, 0o640, gid=42),
-        meta("home", Kind.DIR, 0o755), meta("home/user", Kind.DIR, 0o700, 1000, 1000),
+        meta("home", Kind.DIR, 0o755),
+        meta("home/user", Kind.DIR, 0o700, 1000, 1000),
         meta("home/user/.profile", Kind.FILE, 0o644, 1000, 1000),
-        meta("run", Kind.DIR, 0o755), meta("run/initctl", Kind.FIFO, 0o600),
+        meta("run", Kind.DIR, 0o755),
+        meta("run/initctl", Kind.FIFO, 0o600),
         meta("tmp", Kind.DIR, 0o1777),
-        meta("usr", Kind.DIR, 0o755), meta("usr/bin", Kind.DIR, 0o755),
+        meta("usr", Kind.DIR, 0o755),
+        meta("usr/bin", Kind.DIR, 0o755),
         meta("usr/bin/a", Kind.FILE, 0o755),
         meta("usr/bin/b", Kind.HARDLINK, 0o755, target="usr/bin/a"),
         meta("usr/bin/c", Kind.HARDLINK, 0o755, target="usr/bin/a"),
@@ -114,13 +128,19 @@ def archive_of(root: Path, manifest: RootManifest | None, **kw: str) -> bytes:
     return out.getvalue()
 
 
-LISTING = re.compile(r"^(?P<mode>\S{10})\s+(?P<nlink>\d+)\s+(?P<uid>\d+)\s+(?P<gid>\d+)\s+"
-                     r"(?P<size>\d+,\s*\d+|\d+)\s+\w{3}\s+\d+\s+[\d:]+\s+(?P<name>.*)$")
+LISTING = re.compile(
+    r"^(?P<mode>\S{10})\s+(?P<nlink>\d+)\s+(?P<uid>\d+)\s+(?P<gid>\d+)\s+"
+    r"(?P<size>\d+,\s*\d+|\d+)\s+\w{3}\s+\d+\s+[\d:]+\s+(?P<name>.*)$"
+)
 
 
 def gnu_listing(archive: bytes) -> dict[str, dict[str, str]]:
-    out = subprocess.run(["cpio", "-itv", "--numeric-uid-gid", "--quiet"], input=archive,
-                         capture_output=True, check=True)
+    out = subprocess.run(
+        ["cpio", "-itv", "--numeric-uid-gid", "--quiet"],
+        input=archive,
+        capture_output=True,
+        check=True,
+    )
     listing = {}
     for line in out.stdout.decode().splitlines():
         match = LISTING.match(line)
@@ -151,8 +171,13 @@ def test_gnu_cpio_lists_owners_modes_devices_links_from_the_manifest(staged) -> 
     }
     for name, (mode, nlink, uid, gid, size) in expected.items():
         got = listing[name]
-        assert (got["mode"], got["nlink"], got["uid"], got["gid"], got["size"]) == \
-            (mode, nlink, uid, gid, size), name
+        assert (got["mode"], got["nlink"], got["uid"], got["gid"], got["size"]) == (
+            mode,
+            nlink,
+            uid,
+            gid,
+            size,
+        ), name
     assert listing["bin/sh"]["target"] == "busybox"
     assert listing["usr/bin/a"]["size"] == listing["usr/bin/b"]["size"] == "0"
     assert listing["usr/bin/a"]["nlink"] == "3"
@@ -166,16 +191,19 @@ def test_gnu_cpio_extracts_the_same_tree(staged, tmp_path: Path) -> None:
     root, manifest = staged
     dest = tmp_path / "extracted"
     dest.mkdir()
-    subprocess.run(["cpio", "-idm", "--quiet"], input=archive_of(root, manifest), cwd=dest,
-                   check=True)
+    subprocess.run(
+        ["cpio", "-idm", "--quiet"], input=archive_of(root, manifest), cwd=dest, check=True
+    )
     for entry in manifest:
         st = (dest / entry.path).lstat()
         assert stat.S_IMODE(st.st_mode) == entry.mode, entry.path
         assert (st.st_uid, st.st_gid) == (entry.uid, entry.gid), entry.path
         assert stat.S_IFMT(st.st_mode) == entry.type_bits, entry.path
         if entry.kind in (Kind.CHAR, Kind.BLOCK):
-            assert (os.major(st.st_rdev), os.minor(st.st_rdev)) == \
-                (entry.rdev_major, entry.rdev_minor)
+            assert (os.major(st.st_rdev), os.minor(st.st_rdev)) == (
+                entry.rdev_major,
+                entry.rdev_minor,
+            )
         if entry.kind is Kind.FILE:
             assert (dest / entry.path).read_bytes() == (root / entry.path).read_bytes()
             assert int(st.st_mtime) == MTIME
@@ -235,8 +263,11 @@ def test_writer_creates_missing_parents_and_writes_directories_once() -> None:
     writer.add(meta("a", Kind.DIR, 0o700))  # already created: skipped
     writer.close()
     entries = parse_newc(out.getvalue())
-    assert [(e.name, stat.S_IMODE(e.mode)) for e in entries] == \
-        [("a", 0o755), ("a/b", 0o755), ("a/b/file", 0o600)]
+    assert [(e.name, stat.S_IMODE(e.mode)) for e in entries] == [
+        ("a", 0o755),
+        ("a/b", 0o755),
+        ("a/b/file", 0o600),
+    ]
     assert writer.has("a/b/file") and not writer.has("a/c")
 
 

@@ -36,15 +36,23 @@ def victim(tmp_path: Path) -> Path:
 def erofs(tmp_path: Path, root: Path, manifest: RootManifest) -> Path:
     live = tmp_path / "live"
     live.mkdir(exist_ok=True)
-    image = make_root_image(root, manifest, EROFS, live, RecordingReporter(),
-                            epoch=1_700_000_000, work=tmp_path,
-                            uuid="12345678-1234-1234-1234-123456789abc")
+    image = make_root_image(
+        root,
+        manifest,
+        EROFS,
+        live,
+        RecordingReporter(),
+        epoch=1_700_000_000,
+        work=tmp_path,
+        uuid="12345678-1234-1234-1234-123456789abc",
+    )
     assert image is not None
     return image
 
 
-def test_a_name_with_a_line_break_stays_one_entry_inside_the_root(tmp_path: Path,
-                                                                  victim: Path) -> None:
+def test_a_name_with_a_line_break_stays_one_entry_inside_the_root(
+    tmp_path: Path, victim: Path
+) -> None:
     # The audit's proof: with a line-based listing this name became a second line, an entry
     # with the absolute path of the victim, and its mode was really changed to 1777.
     root, manifest = staged_root(tmp_path)
@@ -63,8 +71,9 @@ def test_a_name_with_a_line_break_stays_one_entry_inside_the_root(tmp_path: Path
     assert [r.path for r in records] == [m.path for m in manifest.sorted()]
 
 
-def test_a_symlinked_directory_inside_the_root_is_never_followed(tmp_path: Path,
-                                                                 victim: Path) -> None:
+def test_a_symlinked_directory_inside_the_root_is_never_followed(
+    tmp_path: Path, victim: Path
+) -> None:
     # The manifest says etc is a directory; on disk it is a symlink to the outside.
     root, manifest = staged_root(tmp_path)
     (root / "etc/shadow").unlink()
@@ -80,8 +89,7 @@ def test_a_symlinked_directory_inside_the_root_is_never_followed(tmp_path: Path,
     assert stat.S_IMODE(victim.stat().st_mode) == 0o600
 
 
-def test_a_symlink_where_the_manifest_has_a_file_is_refused(tmp_path: Path,
-                                                            victim: Path) -> None:
+def test_a_symlink_where_the_manifest_has_a_file_is_refused(tmp_path: Path, victim: Path) -> None:
     root, manifest = staged_root(tmp_path)
     (root / "bin/tool").symlink_to(victim)
     manifest.add(FileMeta("bin/tool", Kind.FILE, 0o4777))
@@ -91,8 +99,9 @@ def test_a_symlink_where_the_manifest_has_a_file_is_refused(tmp_path: Path,
     assert stat.S_IMODE(victim.stat().st_mode) == 0o600
 
 
-@pytest.mark.parametrize("path", [b"/etc/passwd", b"../outside", b"a/../../b", b"a//b",
-                                  b"./a", b"a/", b""])
+@pytest.mark.parametrize(
+    "path", [b"/etc/passwd", b"../outside", b"a/../../b", b"a//b", b"./a", b"a/", b""]
+)
 def test_the_helper_refuses_paths_that_are_not_normalised_and_relative(path: bytes) -> None:
     record = b"file\x00644\x000\x000\x000\x000\x00" + path + b"\x00"
     with pytest.raises(ListingError, match="unsafe path"):

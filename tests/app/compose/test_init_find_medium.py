@@ -51,15 +51,25 @@ umount() { rm -rf "$1"/*; }
 
 
 def find_medium(tmp_path: Path, *, stick_has_id: bool) -> list[str]:
-    program = "\n".join([
-        f"T={tmp_path}", f"RUN={tmp_path}/run", f"LIVESMITH_ID={BUILD_ID}",
-        "LIVESMITH_LABEL=LIVETEST", "LIVESMITH_IMAGE=/live/rootfs.sfs",
-        "LIVESMITH_TIMEOUT=5", f"STICK_HAS_ID={'yes' if stick_has_id else 'no'}", "ROUNDS=0",
-        STUBS, script_function("find_by_label"), script_function("find_medium"),
-        'find_medium; echo "RESULT $? $FOUND rounds=$ROUNDS"',
-    ])
-    run = subprocess.run([str(busybox_static()), "sh", "-c", program], capture_output=True,
-                         text=True, timeout=30)
+    program = "\n".join(
+        [
+            f"T={tmp_path}",
+            f"RUN={tmp_path}/run",
+            f"LIVESMITH_ID={BUILD_ID}",
+            "LIVESMITH_LABEL=LIVETEST",
+            "LIVESMITH_IMAGE=/live/rootfs.sfs",
+            "LIVESMITH_TIMEOUT=5",
+            f"STICK_HAS_ID={'yes' if stick_has_id else 'no'}",
+            "ROUNDS=0",
+            STUBS,
+            script_function("find_by_label"),
+            script_function("find_medium"),
+            'find_medium; echo "RESULT $? $FOUND rounds=$ROUNDS"',
+        ]
+    )
+    run = subprocess.run(
+        [str(busybox_static()), "sh", "-c", program], capture_output=True, text=True, timeout=30
+    )
     assert run.returncode == 0, run.stderr
     return run.stdout.splitlines()
 
@@ -73,6 +83,8 @@ def test_a_stick_that_appears_during_a_round_is_found_by_its_id_file(tmp_path: P
 
 def test_a_labelled_stick_without_the_id_file_is_used_with_a_warning(tmp_path: Path) -> None:
     lines = find_medium(tmp_path, stick_has_id=False)
-    assert (f"MSG warning: no device holds /live/{BUILD_ID}.id; using /dev/sda, found by "
-            "its label 'LIVETEST'") in lines
+    assert (
+        f"MSG warning: no device holds /live/{BUILD_ID}.id; using /dev/sda, found by "
+        "its label 'LIVETEST'"
+    ) in lines
     assert lines[-1] == "RESULT 0 /dev/sda rounds=0"

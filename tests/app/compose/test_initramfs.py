@@ -23,18 +23,28 @@ BUILD_ID = "0123456789abcdef"
 @pytest.fixture(scope="module")
 def spec() -> InitramfsSpec:
     _, mod_dir, version = kernel_tree()
-    return InitramfsSpec(busybox=busybox_static(), kernel_version=version, modules_dir=mod_dir,
-                         build_id=BUILD_ID, label="LIVE_TEST")
+    return InitramfsSpec(
+        busybox=busybox_static(),
+        kernel_version=version,
+        modules_dir=mod_dir,
+        build_id=BUILD_ID,
+        label="LIVE_TEST",
+    )
 
 
 def unpack(image: Path) -> bytes:
-    return subprocess.run(["zstd", "-d", "-c", "-q", str(image)], capture_output=True,
-                          check=True).stdout
+    return subprocess.run(
+        ["zstd", "-d", "-c", "-q", str(image)], capture_output=True, check=True
+    ).stdout
 
 
 def listing(archive: bytes) -> dict[str, tuple[str, str, str, str]]:
-    out = subprocess.run(["cpio", "-itv", "--numeric-uid-gid", "--quiet"], input=archive,
-                         capture_output=True, check=True).stdout.decode()
+    out = subprocess.run(
+        ["cpio", "-itv", "--numeric-uid-gid", "--quiet"],
+        input=archive,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
     result = {}
     for line in out.splitlines():
         match = LISTING.match(line)
@@ -91,21 +101,24 @@ def test_the_result_describes_the_file(built) -> None:
 def test_the_init_script_is_valid_busybox_sh() -> None:
     script = init_script()
     assert script.startswith(b"#!/.livesmith/bin/sh\n")
-    check = subprocess.run([str(busybox_static()), "sh", "-n", "/dev/stdin"], input=script,
-                           capture_output=True)
+    check = subprocess.run(
+        [str(busybox_static()), "sh", "-n", "/dev/stdin"], input=script, capture_output=True
+    )
     assert check.returncode == 0, check.stderr
 
 
-def test_same_inputs_give_the_same_bytes(spec, tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_same_inputs_give_the_same_bytes(
+    spec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     small = replace(spec, modules=("loop", "squashfs"), compression=Compression.GZIP)
     first = build_initramfs(small, tmp_path / "a.img", NullReporter())
     second = build_initramfs(small, tmp_path / "b.img", NullReporter())
     assert first.path.read_bytes() == second.path.read_bytes()
     assert first.modules == ("loop", "squashfs")
-    archive = subprocess.run(["gzip", "-d", "-c", str(first.path)], capture_output=True,
-                             check=True).stdout
+    archive = subprocess.run(
+        ["gzip", "-d", "-c", str(first.path)], capture_output=True, check=True
+    ).stdout
     assert {e.mtime for e in parse_newc(archive)} == {1700000000}
 
 
@@ -143,13 +156,26 @@ def test_ram_mode_puts_the_system_first_with_its_manifest_metadata(spec, tmp_pat
 def test_every_problem_of_a_spec_is_reported_at_once(spec, tmp_path: Path) -> None:
     dynamic = shutil.which("ls")
     assert dynamic is not None
-    bad = replace(spec, busybox=Path(dynamic), build_id="XYZ", label="my label",
-                  level=42, image="rootfs.sfs", modules_dir=tmp_path / "nope")
+    bad = replace(
+        spec,
+        busybox=Path(dynamic),
+        build_id="XYZ",
+        label="my label",
+        level=42,
+        image="rootfs.sfs",
+        modules_dir=tmp_path / "nope",
+    )
     problems = validate_spec(bad)
     text = "\n".join(str(p) for p in problems)
     assert len(problems) == 6, text
-    for expected in ("dynamically linked", "16 lowercase hex", "'my label'", "level 42",
-                     "absolute path", "modules directory is missing"):
+    for expected in (
+        "dynamically linked",
+        "16 lowercase hex",
+        "'my label'",
+        "level 42",
+        "absolute path",
+        "modules directory is missing",
+    ):
         assert expected in text
     with pytest.raises(ValidationError):
         build_initramfs(bad, tmp_path / "x.img", NullReporter())

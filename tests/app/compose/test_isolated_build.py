@@ -35,15 +35,15 @@ def ram_profile(repo: Path, **system: str) -> Profile:
 
 
 def test_a_build_in_the_child_gives_the_iso_and_relays_steps_and_logs(
-        repo: Path, tmp_path: Path) -> None:
+    repo: Path, tmp_path: Path
+) -> None:
     reporter = RecordingReporter()
     out = tmp_path / "live.iso"
     result = run_build_isolated(ram_profile(repo), out, reporter, cache_dir=tmp_path / "cache")
     assert isinstance(result, BuildResult) and result.iso == out
     assert result.sha256 == hashlib.sha256(out.read_bytes()).hexdigest()
     assert reporter.steps == TITLES
-    assert any(level is Level.INFO and "BusyBox applets" in text
-               for level, text in reporter.logs)
+    assert any(level is Level.INFO and "BusyBox applets" in text for level, text in reporter.logs)
     assert reporter.last_progress is not None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "live.iso", "live.iso.sha256"]
     assert child_pids("app.compose.isolated") == []
@@ -55,7 +55,8 @@ def kill_the_build_child(_: ActAt) -> None:
 
 
 def test_a_cancel_stops_the_very_step_it_was_made_in_and_cleans_up(
-        repo: Path, tmp_path: Path) -> None:
+    repo: Path, tmp_path: Path
+) -> None:
     reporter = ActAt("Make the initramfs", ActAt.cancel)
     out = tmp_path / "live.iso"
     with pytest.raises(Cancelled):
@@ -69,24 +70,37 @@ def test_a_cancel_stops_the_very_step_it_was_made_in_and_cleans_up(
 
 
 def test_problems_found_in_the_child_arrive_as_the_same_validation_error(
-        repo: Path, tmp_path: Path) -> None:
+    repo: Path, tmp_path: Path
+) -> None:
     with pytest.raises(ValidationError) as caught:
-        run_build_isolated(ram_profile(repo, hostname="bad host!"), tmp_path / "live.iso",
-                           RecordingReporter(), cache_dir=tmp_path / "cache")
+        run_build_isolated(
+            ram_profile(repo, hostname="bad host!"),
+            tmp_path / "live.iso",
+            RecordingReporter(),
+            cache_dir=tmp_path / "cache",
+        )
     assert ("hostname", "'bad host!' is not a valid host name") in [
-        (p.where, p.message) for p in caught.value.problems]
+        (p.where, p.message) for p in caught.value.problems
+    ]
     assert not (tmp_path / "live.iso").exists()
 
 
 def test_a_child_that_dies_is_a_stage_error_and_its_scratch_folder_is_removed(
-        repo: Path, tmp_path: Path) -> None:
+    repo: Path, tmp_path: Path
+) -> None:
     earlier = tmp_path / "live.iso"
     earlier.write_bytes(b"an earlier build's ISO")
-    with pytest.raises(StageError, match=r"the build of live.iso stopped unexpectedly "
-                                         r"\(exit status -9\)"):
-        run_build_isolated(ram_profile(repo), tmp_path / "live.iso",
-                           ActAt("Configure the system", kill_the_build_child),
-                           cache_dir=tmp_path / "cache")
+    with pytest.raises(
+        StageError,
+        match=r"the build of live.iso stopped unexpectedly "
+        r"\(exit status -9\)",
+    ):
+        run_build_isolated(
+            ram_profile(repo),
+            tmp_path / "live.iso",
+            ActAt("Configure the system", kill_the_build_child),
+            cache_dir=tmp_path / "cache",
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "live.iso"]
     assert earlier.read_bytes() == b"an earlier build's ISO"  # not this build's: kept
     assert child_pids("app.compose.isolated") == []
@@ -101,34 +115,46 @@ def test_an_iso_the_dead_child_left_unchecked_is_removed(repo: Path, tmp_path: P
         kill_the_build_child(reporter)
 
     with pytest.raises(StageError, match="stopped unexpectedly"):
-        run_build_isolated(ram_profile(repo), tmp_path / "live.iso",
-                           ActAt("Checksum and structure check", plant_part_file_and_kill),
-                           cache_dir=tmp_path / "cache")
+        run_build_isolated(
+            ram_profile(repo),
+            tmp_path / "live.iso",
+            ActAt("Checksum and structure check", plant_part_file_and_kill),
+            cache_dir=tmp_path / "cache",
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
 
 
 def test_a_build_folder_the_user_gave_is_emptied_not_removed_after_a_death(
-        repo: Path, tmp_path: Path) -> None:
+    repo: Path, tmp_path: Path
+) -> None:
     work = tmp_path / "my-build-folder"
     work.mkdir()
     with pytest.raises(StageError, match="stopped unexpectedly"):
-        run_build_isolated(ram_profile(repo), tmp_path / "live.iso",
-                           ActAt("Configure the system", kill_the_build_child),
-                           cache_dir=tmp_path / "cache", work_dir=work)
+        run_build_isolated(
+            ram_profile(repo),
+            tmp_path / "live.iso",
+            ActAt("Configure the system", kill_the_build_child),
+            cache_dir=tmp_path / "cache",
+            work_dir=work,
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "my-build-folder"]
     assert list(work.iterdir()) == []
 
 
 def test_when_the_parent_goes_away_the_child_cancels_and_cleans_up(
-        repo: Path, tmp_path: Path) -> None:
+    repo: Path, tmp_path: Path
+) -> None:
     # Play the parent by hand: send the job, answer the first steps, then close the pipe
     # mid-build as a parent that crashed would.
     out = tmp_path / "live.iso"
-    child = subprocess.Popen([sys.executable, "-m", "app.compose.isolated"],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=child_env())
+    child = subprocess.Popen(
+        [sys.executable, "-m", "app.compose.isolated"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=child_env(),
+    )
     assert child.stdin is not None and child.stdout is not None
-    child.stdin.write(frame(("build", ram_profile(repo), out,
-                             {"cache_dir": tmp_path / "cache"})))
+    child.stdin.write(frame(("build", ram_profile(repo), out, {"cache_dir": tmp_path / "cache"})))
     child.stdin.flush()
     reader = FrameReader(child.stdout.fileno())
     steps = []
@@ -151,8 +177,13 @@ def test_when_the_parent_goes_away_the_child_cancels_and_cleans_up(
 
 
 def test_a_child_without_a_job_says_so(tmp_path: Path) -> None:
-    child = subprocess.run([sys.executable, "-m", "app.compose.isolated"], input=b"",
-                           capture_output=True, env=child_env(), timeout=60)
+    child = subprocess.run(
+        [sys.executable, "-m", "app.compose.isolated"],
+        input=b"",
+        capture_output=True,
+        env=child_env(),
+        timeout=60,
+    )
     assert child.returncode == 1
     reader_r, reader_w = os.pipe()
     os.write(reader_w, child.stdout)
@@ -166,7 +197,11 @@ def test_a_child_without_a_job_says_so(tmp_path: Path) -> None:
 
 def test_keep_work_keeps_the_build_folder_of_a_dead_child(repo: Path, tmp_path: Path) -> None:
     with pytest.raises(StageError, match="stopped unexpectedly"):
-        run_build_isolated(ram_profile(repo), tmp_path / "live.iso",
-                           ActAt("Configure the system", kill_the_build_child),
-                           cache_dir=tmp_path / "cache", keep_work=True)
+        run_build_isolated(
+            ram_profile(repo),
+            tmp_path / "live.iso",
+            ActAt("Configure the system", kill_the_build_child),
+            cache_dir=tmp_path / "cache",
+            keep_work=True,
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == [".live.iso.build", "cache"]

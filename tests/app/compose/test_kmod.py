@@ -89,8 +89,9 @@ def test_modules_dep_lists_the_whole_chain_closest_first(live: list[KernelModule
     uas = lines["kernel/drivers/usb/storage/uas.ko"].split()
     # modprobe loads from the end of the list: basic modules last
     assert uas[0] == "kernel/drivers/usb/storage/usb-storage.ko"
-    assert uas.index("kernel/drivers/usb/core/usbcore.ko") < \
-        uas.index("kernel/drivers/usb/common/usb-common.ko")
+    assert uas.index("kernel/drivers/usb/core/usbcore.ko") < uas.index(
+        "kernel/drivers/usb/common/usb-common.ko"
+    )
     assert lines["kernel/fs/overlayfs/overlay.ko"].strip() == ""
     assert lines["kernel/lib/libcrc32c.ko"].split() == ["kernel/crypto/crc32c_generic.ko"]
     assert len(lines) == len(live)
@@ -109,24 +110,41 @@ def test_busybox_modprobe_reads_the_generated_modules_dep(live, tmp_path: Path) 
     shutil.copy(busybox_static(), tmp_path / "bin/busybox")
 
     def show(name: str) -> list[str]:
-        out = subprocess.run(["chroot", str(tmp_path), "/bin/busybox", "modprobe", "-D", name],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            ["chroot", str(tmp_path), "/bin/busybox", "modprobe", "-D", name],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         return [line.split()[1].rsplit("/", 1)[1] for line in out.stdout.splitlines()]
 
-    assert show("uas") == ["usb-common.ko", "usbcore.ko", "scsi_common.ko", "scsi_mod.ko",
-                           "usb-storage.ko", "uas.ko"]
+    assert show("uas") == [
+        "usb-common.ko",
+        "usbcore.ko",
+        "scsi_common.ko",
+        "scsi_mod.ko",
+        "usb-storage.ko",
+        "uas.ko",
+    ]
     assert show("erofs") == ["crc32c_generic.ko", "libcrc32c.ko", "erofs.ko"]
-    assert show("usb-storage")[-1] == "usb-storage.ko"   # dash/underscore-insensitive
-    missing = subprocess.run(["chroot", str(tmp_path), "/bin/busybox", "modprobe", "-D", "nope"],
-                             capture_output=True, text=True)
+    assert show("usb-storage")[-1] == "usb-storage.ko"  # dash/underscore-insensitive
+    missing = subprocess.run(
+        ["chroot", str(tmp_path), "/bin/busybox", "modprobe", "-D", "nope"],
+        capture_output=True,
+        text=True,
+    )
     assert missing.returncode != 0
 
 
 def test_compressed_modules_and_an_existing_modules_dep(kernel, tmp_path: Path) -> None:
     source, _ = kernel
     mods = tmp_path / "modules"
-    picks = {"fs/fat/vfat.ko": "xz", "fs/fat/fat.ko": "zst", "fs/isofs/isofs.ko": "",
-             "drivers/cdrom/cdrom.ko": "xz"}
+    picks = {
+        "fs/fat/vfat.ko": "xz",
+        "fs/fat/fat.ko": "zst",
+        "fs/isofs/isofs.ko": "",
+        "drivers/cdrom/cdrom.ko": "xz",
+    }
     for rel, kind in picks.items():
         data = (source / "kernel" / rel).read_bytes()
         target = mods / "kernel" / rel
@@ -151,34 +169,50 @@ def test_compressed_modules_and_an_existing_modules_dep(kernel, tmp_path: Path) 
 def test_builtin_and_missing_names(kernel) -> None:
     mod_dir, _ = kernel
     reporter = RecordingReporter()
-    resolved = resolve_modules(mod_dir, ["nls_base", "no_such_module", "loop"],
-                               reporter=reporter)
-    assert [m.name for m in resolved] == ["loop"]          # nls_base is built in: skipped
+    resolved = resolve_modules(mod_dir, ["nls_base", "no_such_module", "loop"], reporter=reporter)
+    assert [m.name for m in resolved] == ["loop"]  # nls_base is built in: skipped
     assert [msg for level, msg in reporter.logs if level == Level.WARNING] == [
-        f"kernel module no_such_module is not in {mod_dir} and not built in; it is left out"]
+        f"kernel module no_such_module is not in {mod_dir} and not built in; it is left out"
+    ]
     assert missing_modules(mod_dir, ["nls_base", "no_such_module"]) == ["no_such_module"]
 
 
 def test_unknown_extra_modules_name_the_kernel_and_its_closest_modules(kernel) -> None:
     mod_dir, version = kernel
     # Modules (either spelling), a builtin one and an alias the generic module provides pass.
-    wanted = ["nvme", "usb-storage", "nls_base", "crc32c", "usb_storag", "e1000x",
-              "zz_no_such_thing_zz", "usb_storag"]
+    wanted = [
+        "nvme",
+        "usb-storage",
+        "nls_base",
+        "crc32c",
+        "usb_storag",
+        "e1000x",
+        "zz_no_such_thing_zz",
+        "usb_storag",
+    ]
     problems = unknown_module_problems(mod_dir, version, wanted)
     assert [(p.where, p.message, p.hint) for p in problems] == [
-        ("extra kernel module",
-         f"'usb_storag' is neither a module of kernel {version} nor built into it",
-         "did you mean 'usb_storage'?"),
-        ("extra kernel module",
-         f"'e1000x' is neither a module of kernel {version} nor built into it",
-         "did you mean 'e1000' or 'e1000e' or 'e100'?"),
-        ("extra kernel module",
-         f"'zz_no_such_thing_zz' is neither a module of kernel {version} nor built into it",
-         problems[2].hint),
+        (
+            "extra kernel module",
+            f"'usb_storag' is neither a module of kernel {version} nor built into it",
+            "did you mean 'usb_storage'?",
+        ),
+        (
+            "extra kernel module",
+            f"'e1000x' is neither a module of kernel {version} nor built into it",
+            "did you mean 'e1000' or 'e1000e' or 'e100'?",
+        ),
+        (
+            "extra kernel module",
+            f"'zz_no_such_thing_zz' is neither a module of kernel {version} nor built into it",
+            problems[2].hint,
+        ),
     ]
     assert problems[2].hint is not None and "has a similar name" in problems[2].hint
-    assert unknown_module_problems(None, "6.1.0-x", ["nvme"])[0].message == \
-        "'nvme' is not in kernel 6.1.0-x, which has no modules"
+    assert (
+        unknown_module_problems(None, "6.1.0-x", ["nvme"])[0].message
+        == "'nvme' is not in kernel 6.1.0-x, which has no modules"
+    )
     assert unknown_module_problems(mod_dir, version, []) == []
 
 
@@ -190,7 +224,8 @@ def test_module_names_are_checked_before_the_build_and_every_real_one_passes(ker
     bad = ("nvme.ko", "kernel/drivers/nvme", "usb storage", "-x", "")
     problems = module_name_problems(KernelOptions(extra_modules=("nvme", *bad)))
     assert [p.message for p in problems] == [
-        "not valid module names: 'nvme.ko', 'kernel/drivers/nvme', 'usb storage', '-x', ''"]
+        "not valid module names: 'nvme.ko', 'kernel/drivers/nvme', 'usb storage', '-x', ''"
+    ]
 
 
 def test_elf_section_rejects_files_that_are_not_modules(tmp_path: Path) -> None:
@@ -207,9 +242,9 @@ def test_find_kernel_and_modules_dir(tmp_path: Path) -> None:
     (root / "boot/vmlinuz-6.1.0-10-amd64").write_bytes(b"new")
     host_kernel = tmp_path / "host-vmlinuz"
     host_kernel.write_bytes(b"host")
-    os.symlink(host_kernel, root / "boot/vmlinuz-9.9.9")      # never followed out of the root
+    os.symlink(host_kernel, root / "boot/vmlinuz-9.9.9")  # never followed out of the root
     (root / "usr/lib/modules/6.1.0-10-amd64").mkdir(parents=True)
-    os.symlink("usr/lib", root / "lib")                        # merged /usr
+    os.symlink("usr/lib", root / "lib")  # merged /usr
     assert find_kernel(root) == (root / "boot/vmlinuz-6.1.0-10-amd64", "6.1.0-10-amd64")
     assert modules_dir(root, "6.1.0-10-amd64") == root / "usr/lib/modules/6.1.0-10-amd64"
     assert modules_dir(root, "6.1.0-9-amd64") is None

@@ -16,9 +16,11 @@ from tests.support.live_fixtures import live_glaucus_repo
 
 
 def fixture_profile(repo: Path, *names: str) -> Profile:
-    return Profile("plan", packages=PackageOptions(SourceSpec(SourceKind.GLAUCUS, str(repo)),
-                                                   names, carry=True),
-                   iso=IsoOptions(label="PLAN"))
+    return Profile(
+        "plan",
+        packages=PackageOptions(SourceSpec(SourceKind.GLAUCUS, str(repo)), names, carry=True),
+        iso=IsoOptions(label="PLAN"),
+    )
 
 
 def test_a_good_profile_plans_without_problems(tmp_path: Path) -> None:
@@ -60,7 +62,8 @@ exec /usr/bin/apt-cache "$@"
 
 
 def test_a_plan_asks_the_source_the_last_plan_opened_again(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The Review page re-checks at every edit; with apt each fresh source costs about ten
     # apt-cache runs (seconds). The source the first plan opened answers the second plan
     # from what it has already looked up: apt-cache (counted by a wrapper on PATH) runs for
@@ -72,8 +75,9 @@ def test_a_plan_asks_the_source_the_last_plan_opened_again(
     wrapper.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     apt = SourceSpec(SourceKind.APT)
-    profile = Profile("plan", packages=PackageOptions(apt, ("busybox-static",)),
-                      iso=IsoOptions(label="PLAN"))
+    profile = Profile(
+        "plan", packages=PackageOptions(apt, ("busybox-static",)), iso=IsoOptions(label="PLAN")
+    )
     first = plan_build(profile, tmp_path / "a.iso")
     assert first.source is not None and first.iso_bytes > 0  # busybox-static resolved
     first_runs = log.read_text().splitlines()
@@ -92,6 +96,7 @@ def test_a_plan_asks_the_source_the_last_plan_opened_again(
 
     # Another source in the profile: the one passed in is not used.
     repo = live_glaucus_repo(tmp_path / "repo")
-    other = plan_build(fixture_profile(repo, "busybox", "linux"), tmp_path / "d.iso",
-                       source=first.source)
+    other = plan_build(
+        fixture_profile(repo, "busybox", "linux"), tmp_path / "d.iso", source=first.source
+    )
     assert other.ok and other.source is not first.source

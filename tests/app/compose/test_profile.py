@@ -43,12 +43,20 @@ def test_unknown_builtin_lists_the_available_ones() -> None:
 
 def test_save_and_load_round_trip(tmp_path: Path) -> None:
     profile = Profile(
-        name="custom", description="all options changed",
-        packages=PackageOptions(SourceSpec(SourceKind.GLAUCUS, "/srv/glaucus"),
-                                ("busybox", "linux"), True, True),
+        name="custom",
+        description="all options changed",
+        packages=PackageOptions(
+            SourceSpec(SourceKind.GLAUCUS, "/srv/glaucus"), ("busybox", "linux"), True, True
+        ),
         boot=BootOptions(bios=False, uefi=True, timeout=2, cmdline="quiet"),
-        system=SystemOptions(hostname="h", root_password="r", user="u", user_password="p",
-                             issue="hi {user}", overlay="/tmp/o"),
+        system=SystemOptions(
+            hostname="h",
+            root_password="r",
+            user="u",
+            user_password="p",
+            issue="hi {user}",
+            overlay="/tmp/o",
+        ),
         image=ImageOptions(RootImageFormat.EROFS, Compressor.LZ4HC, 9),
     )
     path = tmp_path / "p.toml"
@@ -59,15 +67,22 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
 
 def test_every_problem_in_a_profile_file_is_reported_at_once(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
-    path.write_text('version = 1\nname = "x"\n[image]\nformat = "zip"\nlevel = "high"\n'
-                    '[boot]\nbios = "yes"\ncolour = 1\n[packages.source]\nkind = "rpm"\n'
-                    '[mystery]\n')
+    path.write_text(
+        'version = 1\nname = "x"\n[image]\nformat = "zip"\nlevel = "high"\n'
+        '[boot]\nbios = "yes"\ncolour = 1\n[packages.source]\nkind = "rpm"\n'
+        "[mystery]\n"
+    )
     with pytest.raises(ValidationError) as info:
         load_profile(path)
     text = str(info.value)
-    for expected in ("image.format: unknown value 'zip'", "image.level: must be int",
-                     "boot.bios: must be bool", "boot.colour: unknown setting",
-                     "unknown source kind 'rpm'", "mystery: unknown section"):
+    for expected in (
+        "image.format: unknown value 'zip'",
+        "image.level: must be int",
+        "boot.bios: must be bool",
+        "boot.colour: unknown setting",
+        "unknown source kind 'rpm'",
+        "mystery: unknown section",
+    ):
         assert expected in text
     assert len(info.value.problems) == 6
 
@@ -84,8 +99,11 @@ def test_unreadable_and_invalid_toml_say_where(tmp_path: Path) -> None:
 
 def image_profile(fmt: RootImageFormat, compressor: Compressor, level: int | None) -> Profile:
     """A profile whose only possible problems are in its image options."""
-    return Profile(name="image", packages=PackageOptions(packages=("busybox-static",)),
-                   image=ImageOptions(fmt, compressor, level))
+    return Profile(
+        name="image",
+        packages=PackageOptions(packages=("busybox-static",)),
+        image=ImageOptions(fmt, compressor, level),
+    )
 
 
 def test_ram_mode_zstd_levels_stop_where_the_initramfs_writer_stops() -> None:
@@ -93,17 +111,20 @@ def test_ram_mode_zstd_levels_stop_where_the_initramfs_writer_stops() -> None:
         problems = validate_profile(image_profile(RootImageFormat.RAM, Compressor.ZSTD, level))
         assert [str(p) for p in problems] == [
             f"compression level: level {level} is out of range for zstd in RAM mode "
-            "(choose 1 to 19)"]
+            "(choose 1 to 19)"
+        ]
     assert validate_profile(image_profile(RootImageFormat.RAM, Compressor.ZSTD, 19)) == []
     # mksquashfs takes zstd's --ultra levels, so a SquashFS image still may.
     assert validate_profile(image_profile(RootImageFormat.SQUASHFS, Compressor.ZSTD, 22)) == []
 
 
-@pytest.mark.parametrize("compressor", [c for c, levels in
-                                        COMPRESSION_LEVELS[RootImageFormat.RAM].items()
-                                        if levels is not None])
+@pytest.mark.parametrize(
+    "compressor",
+    [c for c, levels in COMPRESSION_LEVELS[RootImageFormat.RAM].items() if levels is not None],
+)
 def test_ram_mode_levels_are_exactly_what_the_initramfs_writer_takes(
-        tmp_path: Path, compressor: Compressor) -> None:
+    tmp_path: Path, compressor: Compressor
+) -> None:
     levels = COMPRESSION_LEVELS[RootImageFormat.RAM][compressor]
     assert levels is not None
     compression = Compression(compressor.value)
@@ -126,13 +147,15 @@ def test_levels_are_checked_against_the_format_and_compressor() -> None:
 
     assert problems(RootImageFormat.EROFS, Compressor.LZ4, 3) == [
         "compression level: lz4 in an EROFS image takes no level (got 3) "
-        "(mkfs.erofs has no lz4 level; leave the level at the default)"]
+        "(mkfs.erofs has no lz4 level; leave the level at the default)"
+    ]
     assert problems(RootImageFormat.EROFS, Compressor.LZ4HC, 13) == [
-        "compression level: level 13 is out of range for lz4hc in an EROFS image "
-        "(choose 1 to 12)"]
+        "compression level: level 13 is out of range for lz4hc in an EROFS image (choose 1 to 12)"
+    ]
     # A compressor the format cannot use is one problem, not a second one about its level.
     assert problems(RootImageFormat.EROFS, Compressor.ZSTD, 30) == [
-        "compressor: erofs cannot use zstd; choose lz4hc, lz4, none"]
+        "compressor: erofs cannot use zstd; choose lz4hc, lz4, none"
+    ]
     assert problems(RootImageFormat.SQUASHFS, Compressor.GZIP, None) == []
 
 
@@ -147,25 +170,38 @@ def test_the_default_level_depends_on_the_format() -> None:
 
 def package_profile(kind: SourceKind, *names: str, kernel: str = "") -> Profile:
     location = "" if kind is SourceKind.APT else "/srv/packages"
-    return Profile(name="names", packages=PackageOptions(SourceSpec(kind, location), names),
-                   kernel=KernelOptions(package=kernel))
+    return Profile(
+        name="names",
+        packages=PackageOptions(SourceSpec(kind, location), names),
+        kernel=KernelOptions(package=kernel),
+    )
 
 
 # Names a command line would misread (an option, a path, a second argument) or that no
 # package can have; the same for every kind of source.
-NEVER_NAMES = ("-oAPT::Architecture=foo", "--help", ".hidden", "pkg/evil", "/bin/sh",
-               "two words", "tab\there", "line\nbreak", "esc\x1b[31m", "")
+NEVER_NAMES = (
+    "-oAPT::Architecture=foo",
+    "--help",
+    ".hidden",
+    "pkg/evil",
+    "/bin/sh",
+    "two words",
+    "tab\there",
+    "line\nbreak",
+    "esc\x1b[31m",
+    "",
+)
 
 
 @pytest.mark.parametrize("kind", list(SourceKind))
 def test_every_bad_package_name_is_reported_in_one_problem(kind: SourceKind) -> None:
-    problems = validate_profile(package_profile(kind, "busybox", *NEVER_NAMES,
-                                                kernel="-linux"))
+    problems = validate_profile(package_profile(kind, "busybox", *NEVER_NAMES, kernel="-linux"))
     assert len(problems) == 1
     problem = problems[0]
     assert problem.where == "packages" and problem.hint
     assert problem.message == "not valid package names: " + ", ".join(
-        repr(n) for n in (*NEVER_NAMES, "-linux"))
+        repr(n) for n in (*NEVER_NAMES, "-linux")
+    )
 
 
 def test_debian_names_follow_debian_policy() -> None:
@@ -174,13 +210,15 @@ def test_debian_names_follow_debian_policy() -> None:
     bad = ("Busybox", "x", "lib_foo", "pkg@1")
     problems = validate_profile(package_profile(SourceKind.DEB, *good, *bad))
     assert [p.message for p in problems] == [
-        "not valid package names: 'Busybox', 'x', 'lib_foo', 'pkg@1'"]
+        "not valid package names: 'Busybox', 'x', 'lib_foo', 'pkg@1'"
+    ]
     assert "Debian package names" in str(problems[0].hint)
 
 
 def test_every_name_the_hosts_apt_knows_is_a_valid_debian_name() -> None:
-    names = subprocess.run(["apt-cache", "pkgnames"], capture_output=True, text=True,
-                           check=True).stdout.split()
+    names = subprocess.run(
+        ["apt-cache", "pkgnames"], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert len(names) > 1000, "apt has no package lists: run apt-get update"
     assert bad_package_names(SourceKind.APT, names) == []
 
@@ -189,9 +227,22 @@ def test_every_name_the_hosts_apt_knows_is_a_valid_debian_name() -> None:
 def test_arch_glaucus_and_tarball_names(kind: SourceKind) -> None:
     # Real Arch and glaucus names (python-typing_extensions has an '_', which Debian's
     # rule refuses), and what makepkg allows beyond them: upper case, '@', one character.
-    real = ("gtk-update-icon-cache", "libxml2", "python-pip", "c++utilities", "0ad",
-            "lib32-glibc", "xorg-server", "python-typing_extensions", "libsigc++", "r",
-            "gcc-libs", "s6-linux-init", "skalibs", "musl")
+    real = (
+        "gtk-update-icon-cache",
+        "libxml2",
+        "python-pip",
+        "c++utilities",
+        "0ad",
+        "lib32-glibc",
+        "xorg-server",
+        "python-typing_extensions",
+        "libsigc++",
+        "r",
+        "gcc-libs",
+        "s6-linux-init",
+        "skalibs",
+        "musl",
+    )
     allowed = ("Foo", "pkg@2", "x", "_private")
     assert validate_profile(package_profile(kind, *real, *allowed)) == []
     assert bad_package_names(kind, ("-x", ".x", "a/b", "a b")) == ["-x", ".x", "a/b", "a b"]

@@ -17,8 +17,11 @@ from app.compose.profile import (
 
 
 def system_profile(**system: str) -> Profile:
-    return Profile(name="names", packages=PackageOptions(packages=("busybox-static",)),
-                   system=SystemOptions(**{"user_password": "pw", **system}))
+    return Profile(
+        name="names",
+        packages=PackageOptions(packages=("busybox-static",)),
+        system=SystemOptions(**{"user_password": "pw", **system}),
+    )
 
 
 def problem_places(profile: Profile) -> list[str]:
@@ -39,6 +42,8 @@ def test_a_user_name_with_a_final_newline_is_refused() -> None:
 
 def test_a_saved_profile_with_newline_names_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "p.toml"
-    path.write_text('name = "n"\n[packages]\npackages = ["busybox-static"]\n'
-                    '[system]\nhostname = "box\\n"\nuser = "ana\\n"\nuser_password = "pw"\n')
+    path.write_text(
+        'name = "n"\n[packages]\npackages = ["busybox-static"]\n'
+        '[system]\nhostname = "box\\n"\nuser = "ana\\n"\nuser_password = "pw"\n'
+    )
     assert sorted(problem_places(load_profile(path))) == ["hostname", "user"]

@@ -47,8 +47,9 @@ def staged_root(tmp_path: Path) -> tuple[Path, RootManifest]:
 
 def squashfs_listing(image: Path) -> dict[str, tuple[str, str]]:
     """path -> (mode string, owner) as the SquashFS image itself says."""
-    out = subprocess.run(["unsquashfs", "-lln", str(image)], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["unsquashfs", "-lln", str(image)], capture_output=True, text=True, check=True
+    ).stdout
     result = {}
     for line in out.splitlines():
         if not line.startswith(("-", "d", "l", "c", "b", "p", "s")):
@@ -60,14 +61,23 @@ def squashfs_listing(image: Path) -> dict[str, tuple[str, str]]:
 
 
 @pytest.mark.parametrize("user", ["root", "nobody"])
-def test_squashfs_carries_owners_modes_and_devices_from_the_manifest(tmp_path: Path,
-                                                                    user: str) -> None:
+def test_squashfs_carries_owners_modes_and_devices_from_the_manifest(
+    tmp_path: Path, user: str
+) -> None:
     root, manifest = staged_root(tmp_path)
     live = tmp_path / "live"
     live.mkdir()
     if user == "root":
-        image = make_root_image(root, manifest, ImageOptions(), live, RecordingReporter(),
-                                epoch=1_700_000_000, work=tmp_path, uuid="")
+        image = make_root_image(
+            root,
+            manifest,
+            ImageOptions(),
+            live,
+            RecordingReporter(),
+            epoch=1_700_000_000,
+            work=tmp_path,
+            uuid="",
+        )
     else:
         # Rootless: the same call as an unprivileged user on a tree that user owns.
         subprocess.run(["chown", "-R", "nobody:nogroup", str(tmp_path)], check=True)
@@ -79,9 +89,11 @@ def test_squashfs_carries_owners_modes_and_devices_from_the_manifest(tmp_path: P
             "from app.reporter import NullReporter\n"
             "root, manifest, live, work = pickle.load(sys.stdin.buffer)\n"
             "make_root_image(root, manifest, ImageOptions(), live, NullReporter(),"
-            " epoch=1700000000, work=work, uuid='')\n")
-        result = run_as_nobody(script, input=pickle.dumps((root, manifest, live, tmp_path)),
-                               extra_paths=(tmp_path,))
+            " epoch=1700000000, work=work, uuid='')\n"
+        )
+        result = run_as_nobody(
+            script, input=pickle.dumps((root, manifest, live, tmp_path)), extra_paths=(tmp_path,)
+        )
         assert result.returncode == 0, result.stderr.decode()
         image = live / "rootfs.sfs"
         assert image.stat().st_uid == 65534  # really made by nobody
@@ -101,9 +113,16 @@ def test_same_inputs_give_identical_squashfs(tmp_path: Path) -> None:
         root, manifest = staged_root(tmp_path / run)
         live = tmp_path / run / "live"
         live.mkdir()
-        image = make_root_image(root, manifest, ImageOptions(level=3), live,
-                                RecordingReporter(), epoch=1_700_000_000, work=tmp_path / run,
-                                uuid="")
+        image = make_root_image(
+            root,
+            manifest,
+            ImageOptions(level=3),
+            live,
+            RecordingReporter(),
+            epoch=1_700_000_000,
+            work=tmp_path / run,
+            uuid="",
+        )
         digests.append(image.read_bytes())
     assert digests[0] == digests[1]
 
@@ -113,10 +132,16 @@ def erofs_image(tmp_path: Path) -> Path:
     root, manifest = staged_root(tmp_path)
     live = tmp_path / "live"
     live.mkdir()
-    image = make_root_image(root, manifest, ImageOptions(RootImageFormat.EROFS,
-                                                         Compressor.LZ4HC), live,
-                            RecordingReporter(), epoch=1_700_000_000, work=tmp_path,
-                            uuid="12345678-1234-1234-1234-123456789abc")
+    image = make_root_image(
+        root,
+        manifest,
+        ImageOptions(RootImageFormat.EROFS, Compressor.LZ4HC),
+        live,
+        RecordingReporter(),
+        epoch=1_700_000_000,
+        work=tmp_path,
+        uuid="12345678-1234-1234-1234-123456789abc",
+    )
     assert image is not None
     return image
 
@@ -131,36 +156,58 @@ def test_erofs_image_has_owners_from_the_manifest(tmp_path: Path) -> None:
     mnt.mkdir()
     subprocess.run(["mount", "-t", "erofs", "-o", "loop,ro", str(image), str(mnt)], check=True)
     try:
+
         def owner_mode(rel: str) -> tuple[int, int, int]:
             st = (mnt / rel).lstat()
             return st.st_uid, st.st_gid, st.st_mode
+
         assert owner_mode("bin/su") == (0, 0, 0o104755)
         assert owner_mode("etc/shadow") == (0, 42, 0o100640)
         assert owner_mode("etc/with space") == (7, 7, 0o100600)
         assert owner_mode("home/ana") == (1000, 1000, 0o40700)
-        assert owner_mode("dev/null")[2] == 0o20666 and (mnt / "dev/null").stat().st_rdev == \
-            os.makedev(1, 3)
+        assert owner_mode("dev/null")[2] == 0o20666 and (
+            mnt / "dev/null"
+        ).stat().st_rdev == os.makedev(1, 3)
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
 
 
 def test_ram_mode_makes_no_image(tmp_path: Path) -> None:
     root, manifest = staged_root(tmp_path)
-    assert make_root_image(root, manifest, ImageOptions(RootImageFormat.RAM), tmp_path,
-                           RecordingReporter(), epoch=0, work=tmp_path, uuid="") is None
+    assert (
+        make_root_image(
+            root,
+            manifest,
+            ImageOptions(RootImageFormat.RAM),
+            tmp_path,
+            RecordingReporter(),
+            epoch=0,
+            work=tmp_path,
+            uuid="",
+        )
+        is None
+    )
 
 
 def test_pseudo_definitions_escape_spaces() -> None:
     m = RootManifest()
-    m.add(FileMeta("a b/c\"d", Kind.FILE, 0o644, 1, 2))
+    m.add(FileMeta('a b/c"d', Kind.FILE, 0o644, 1, 2))
     assert squashfs_pseudo_definitions(m) == '/a\\ b/c\\"d m 0644 1 2\n'
 
 
 IMAGE_FORMATS = (RootImageFormat.SQUASHFS, RootImageFormat.EROFS)
-WITH_LEVELS = [(fmt, c) for fmt in IMAGE_FORMATS
-               for c, levels in COMPRESSION_LEVELS[fmt].items() if levels is not None]
-WITHOUT_LEVELS = [(fmt, c) for fmt in IMAGE_FORMATS
-                  for c, levels in COMPRESSION_LEVELS[fmt].items() if levels is None]
+WITH_LEVELS = [
+    (fmt, c)
+    for fmt in IMAGE_FORMATS
+    for c, levels in COMPRESSION_LEVELS[fmt].items()
+    if levels is not None
+]
+WITHOUT_LEVELS = [
+    (fmt, c)
+    for fmt in IMAGE_FORMATS
+    for c, levels in COMPRESSION_LEVELS[fmt].items()
+    if levels is None
+]
 
 
 def compressible_root(tmp_path: Path) -> tuple[Path, RootManifest]:
@@ -179,17 +226,26 @@ def image_at(tmp_path: Path, name: str, options: ImageOptions) -> Path:
     root, manifest = compressible_root(tmp_path / name)
     live = tmp_path / name / "live"
     live.mkdir()
-    image = make_root_image(root, manifest, options, live, RecordingReporter(),
-                            epoch=1_700_000_000, work=tmp_path / name,
-                            uuid="12345678-1234-1234-1234-123456789abc")
+    image = make_root_image(
+        root,
+        manifest,
+        options,
+        live,
+        RecordingReporter(),
+        epoch=1_700_000_000,
+        work=tmp_path / name,
+        uuid="12345678-1234-1234-1234-123456789abc",
+    )
     assert image is not None
     return image
 
 
-@pytest.mark.parametrize(("fmt", "compressor"), WITH_LEVELS,
-                         ids=[f"{f.value}-{c.value}" for f, c in WITH_LEVELS])
+@pytest.mark.parametrize(
+    ("fmt", "compressor"), WITH_LEVELS, ids=[f"{f.value}-{c.value}" for f, c in WITH_LEVELS]
+)
 def test_every_level_the_table_offers_reaches_the_real_tool(
-        tmp_path: Path, fmt: RootImageFormat, compressor: Compressor) -> None:
+    tmp_path: Path, fmt: RootImageFormat, compressor: Compressor
+) -> None:
     levels = COMPRESSION_LEVELS[fmt][compressor]
     assert levels is not None
     low = image_at(tmp_path, "low", ImageOptions(fmt, compressor, levels.low))
@@ -199,15 +255,21 @@ def test_every_level_the_table_offers_reaches_the_real_tool(
     assert high.stat().st_size < low.stat().st_size
 
 
-@pytest.mark.parametrize(("fmt", "compressor"), WITHOUT_LEVELS,
-                         ids=[f"{f.value}-{c.value}" for f, c in WITHOUT_LEVELS])
+@pytest.mark.parametrize(
+    ("fmt", "compressor"), WITHOUT_LEVELS, ids=[f"{f.value}-{c.value}" for f, c in WITHOUT_LEVELS]
+)
 def test_a_level_is_refused_where_the_real_tool_has_none(
-        tmp_path: Path, fmt: RootImageFormat, compressor: Compressor) -> None:
+    tmp_path: Path, fmt: RootImageFormat, compressor: Compressor
+) -> None:
     problems = validate_profile(image_profile(fmt, compressor, 6))
     assert [(p.where, p.message) for p in problems] == [
-        ("compression level", f"{compressor.value} in "
-         f"{'a SquashFS' if fmt is RootImageFormat.SQUASHFS else 'an EROFS'} image takes no "
-         "level (got 6)")]
+        (
+            "compression level",
+            f"{compressor.value} in "
+            f"{'a SquashFS' if fmt is RootImageFormat.SQUASHFS else 'an EROFS'} image takes no "
+            "level (got 6)",
+        )
+    ]
     assert problems[0].hint is not None and "leave the level at the default" in problems[0].hint
     # The stage refuses it as well, instead of building without it.
     with pytest.raises(InputError, match="takes no level"):
@@ -221,10 +283,12 @@ def test_squashfs_xz_has_no_level_but_the_x86_filter(tmp_path: Path) -> None:
     problems = validate_profile(image_profile(RootImageFormat.SQUASHFS, Compressor.XZ, 9))
     assert [str(p) for p in problems] == [
         "compression level: xz in a SquashFS image takes no level (got 9) "
-        "(mksquashfs has no xz level; leave the level at the default)"]
+        "(mksquashfs has no xz level; leave the level at the default)"
+    ]
     image = image_at(tmp_path, "xz", ImageOptions(RootImageFormat.SQUASHFS, Compressor.XZ))
-    stats = subprocess.run(["unsquashfs", "-s", str(image)], capture_output=True, text=True,
-                           check=True).stdout
+    stats = subprocess.run(
+        ["unsquashfs", "-s", str(image)], capture_output=True, text=True, check=True
+    ).stdout
     assert "Compression xz" in stats and "Filters selected: x86" in stats
 
 
@@ -233,10 +297,14 @@ def test_squashfs_xz_has_no_level_but_the_x86_filter(tmp_path: Path) -> None:
 PSEUDO_INJECTION = "x\vm\v0644\v0\v0\npwn\vf\v0644\v0\v0\vtouch${IFS}PWNED_BY_PACKAGE;#"
 
 
-@pytest.mark.parametrize("name", [PSEUDO_INJECTION, "a\rb", "a\x85b", "a\u2028b", "a\fb"],
-                         ids=["poc", "cr", "nel", "line-sep", "ff"])
+@pytest.mark.parametrize(
+    "name",
+    [PSEUDO_INJECTION, "a\rb", "a\x85b", "a\u2028b", "a\fb"],
+    ids=["poc", "cr", "nel", "line-sep", "ff"],
+)
 def test_pseudo_writer_refuses_names_that_could_start_a_definition(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
     # Defence in depth: a manifest made by anything but extraction reaches the writer as is.
     root, manifest = staged_root(tmp_path)
     (root / name).write_text("hi")
@@ -247,8 +315,16 @@ def test_pseudo_writer_refuses_names_that_could_start_a_definition(
     monkeypatch.chdir(cwd)
     error: InputError | None = None
     try:
-        make_root_image(root, manifest, ImageOptions(), live, RecordingReporter(),
-                        epoch=1_700_000_000, work=tmp_path, uuid="")
+        make_root_image(
+            root,
+            manifest,
+            ImageOptions(),
+            live,
+            RecordingReporter(),
+            epoch=1_700_000_000,
+            work=tmp_path,
+            uuid="",
+        )
     except InputError as exc:
         error = exc
     assert list(tmp_path.rglob("PWNED_BY_PACKAGE")) == []  # no command ran

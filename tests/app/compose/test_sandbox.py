@@ -43,13 +43,16 @@ def test_package_code_sees_no_host_file_and_writes_nothing(tmp_path: Path) -> No
     host_secret = tmp_path / "secret"
     host_secret.write_text("host data\n")
     witness = tmp_path / "written-by-package"
-    root, fake = make_root(tmp_path, f"""
+    root, fake = make_root(
+        tmp_path,
+        f"""
 cat {host_secret} && echo "read the host file"
 echo pwned > {witness} && echo "wrote a host file"
 echo pwned > /bin/planted && echo "wrote into the root"
 echo usr/bin/ls
 echo bin/sh
-""")
+""",
+    )
     applets = busybox_applets(root, fake)
     assert applets == ["usr/bin/ls", "bin/sh"]  # neither the secret nor a success line
     assert not witness.exists()
@@ -62,11 +65,14 @@ def test_package_code_has_no_network(tmp_path: Path) -> None:
         server.bind(("127.0.0.1", 0))
         server.listen(1)
         port = server.getsockname()[1]
-        root, fake = make_root(tmp_path, f"""
+        root, fake = make_root(
+            tmp_path,
+            f"""
 if nc 127.0.0.1 {port} </dev/null 2>/dev/null; then echo reached-the-host; fi
 ls /sys/class/net 2>/dev/null
 echo bin/sh
-""")
+""",
+        )
         shutil.copy(busybox_static(), root / "bin" / "nc")
         shutil.copy(busybox_static(), root / "bin" / "ls")
         out = run_in_root(root, ["/bin/busybox"], stage="configure")
@@ -74,16 +80,20 @@ echo bin/sh
     assert out.splitlines()[-1] == "bin/sh"
 
 
-@pytest.mark.parametrize(("script", "message"), [
-    ("echo ../../etc/cron.d/x\n", "not applet paths, e.g. '../../etc/cron.d/x'"),
-    ("echo /etc/passwd\n", "not applet paths, e.g. '/etc/passwd'"),
-    ("printf 'bin/a\\033]0;x\\n'\n", r"not applet paths, e.g. 'bin/a\x1b]0;x'"),
-    ("echo bin/..\n", "not applet paths, e.g. 'bin/..'"),
-    ("true\n", "listed no applets"),
-    ("echo oops >&2; exit 3\n", "exited with status 3: oops"),
-])
-def test_output_that_is_not_an_applet_list_is_refused(tmp_path: Path, script: str,
-                                                      message: str) -> None:
+@pytest.mark.parametrize(
+    ("script", "message"),
+    [
+        ("echo ../../etc/cron.d/x\n", "not applet paths, e.g. '../../etc/cron.d/x'"),
+        ("echo /etc/passwd\n", "not applet paths, e.g. '/etc/passwd'"),
+        ("printf 'bin/a\\033]0;x\\n'\n", r"not applet paths, e.g. 'bin/a\x1b]0;x'"),
+        ("echo bin/..\n", "not applet paths, e.g. 'bin/..'"),
+        ("true\n", "listed no applets"),
+        ("echo oops >&2; exit 3\n", "exited with status 3: oops"),
+    ],
+)
+def test_output_that_is_not_an_applet_list_is_refused(
+    tmp_path: Path, script: str, message: str
+) -> None:
     root, fake = make_root(tmp_path, script)
     with pytest.raises(StageError) as caught:
         busybox_applets(root, fake)
@@ -110,9 +120,12 @@ def test_a_binary_for_another_machine_is_a_clear_error(tmp_path: Path) -> None:
     # An ELF header for AArch64 (e_machine 183): the kernel cannot run it here.
     foreign.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(9) + b"\x02\x00\xb7\x00" + bytes(200))
     foreign.chmod(0o755)
-    with pytest.raises(StageError, match=r"running /bin/busybox from the packages in a "
-                                         r"sandbox failed: it cannot be run here \(execvp "
-                                         r"/bin/busybox: .*; built for another machine"):
+    with pytest.raises(
+        StageError,
+        match=r"running /bin/busybox from the packages in a "
+        r"sandbox failed: it cannot be run here \(execvp "
+        r"/bin/busybox: .*; built for another machine",
+    ):
         busybox_applets(root, foreign)
 
 
@@ -124,13 +137,21 @@ def test_an_ordinary_user_can_run_the_sandbox(tmp_path: Path) -> None:
         shared.chmod(0o755)
         (shared / "bin").mkdir()
         shutil.copy(busybox_static(), shared / "bin" / "busybox")
-        code = ("import sys; from pathlib import Path; from app.compose.sandbox import run_in_root;"
-                "print(run_in_root(Path(sys.argv[1]), ['/bin/busybox', '--list-full'],"
-                " stage='configure'))")
+        code = (
+            "import sys; from pathlib import Path; from app.compose.sandbox import run_in_root;"
+            "print(run_in_root(Path(sys.argv[1]), ['/bin/busybox', '--list-full'],"
+            " stage='configure'))"
+        )
         child = subprocess.run(
-            ["/usr/bin/python3", "-c", code, str(shared)], capture_output=True, text=True,
-            user=NOBODY, group=NOBODY, extra_groups=[], timeout=60,
-            env={"PYTHONPATH": str(REPO), "PATH": os.environ["PATH"]})
+            ["/usr/bin/python3", "-c", code, str(shared)],
+            capture_output=True,
+            text=True,
+            user=NOBODY,
+            group=NOBODY,
+            extra_groups=[],
+            timeout=60,
+            env={"PYTHONPATH": str(REPO), "PATH": os.environ["PATH"]},
+        )
     finally:
         shutil.rmtree(shared)
     assert child.returncode == 0, child.stderr
@@ -138,11 +159,13 @@ def test_an_ordinary_user_can_run_the_sandbox(tmp_path: Path) -> None:
 
 
 def test_a_sandbox_that_cannot_be_set_up_is_told_apart_from_a_failing_program(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     # bubblewrap's own complaint (here: the root to bind is missing) is not the program's.
     with pytest.raises(StageError) as caught:
         run_in_root(tmp_path / "no-such-root", ["/bin/busybox"], stage="configure")
     assert str(caught.value) == (
         "configure: running /bin/busybox from the packages in a sandbox failed: the sandbox "
         f"could not be set up (bwrap: Can't find source path {tmp_path}/no-such-root: No such "
-        "file or directory)")
+        "file or directory)"
+    )

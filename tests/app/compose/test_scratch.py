@@ -17,9 +17,11 @@ def test_removes_read_only_folders_even_without_root(tmp_path: Path) -> None:
     (work / "proc/sub").chmod(0o555)
     (work / "proc").chmod(0o555)
     subprocess.run(["chown", "-R", "nobody:nogroup", str(tmp_path)], check=True)
-    result = run_as_nobody(f"from app.compose.scratch import remove_tree; from pathlib import "
-                           f"Path; print(remove_tree(Path({str(work)!r})))",
-                           extra_paths=(tmp_path,))
+    result = run_as_nobody(
+        f"from app.compose.scratch import remove_tree; from pathlib import "
+        f"Path; print(remove_tree(Path({str(work)!r})))",
+        extra_paths=(tmp_path,),
+    )
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().strip() == "[]"
     assert not work.exists()
@@ -32,11 +34,13 @@ def test_never_changes_permissions_outside_the_tree(tmp_path: Path) -> None:
     (outer / "work/inside").mkdir(parents=True)
     subprocess.run(["chown", "-R", "nobody:nogroup", str(tmp_path)], check=True)
     outer.chmod(0o555)
-    result = run_as_nobody(f"from app.compose.scratch import remove_tree; from pathlib import "
-                           f"Path; print(remove_tree(Path({str(outer / 'work')!r})))",
-                           extra_paths=(tmp_path,))
+    result = run_as_nobody(
+        f"from app.compose.scratch import remove_tree; from pathlib import "
+        f"Path; print(remove_tree(Path({str(outer / 'work')!r})))",
+        extra_paths=(tmp_path,),
+    )
     assert result.returncode == 0, result.stderr.decode()
-    assert "Permission denied" in result.stdout.decode()   # reported, not swallowed
+    assert "Permission denied" in result.stdout.decode()  # reported, not swallowed
     assert stat.S_IMODE(outer.stat().st_mode) == 0o555
     assert (outer / "work").is_dir() and not (outer / "work/inside").exists()
 
@@ -68,10 +72,10 @@ def test_taking_a_folder_marks_it_and_says_whether_it_is_ours(tmp_path: Path) ->
     assert take_scratch(tmp_path / "new") is True
     assert (tmp_path / "new" / MARKER).is_file()
     (tmp_path / "empty").mkdir()
-    assert take_scratch(tmp_path / "empty") is False     # the user's: emptied, never removed
+    assert take_scratch(tmp_path / "empty") is False  # the user's: emptied, never removed
     (tmp_path / "new/root").mkdir()
     (tmp_path / "new/root/file").write_text("from an earlier build")
-    assert take_scratch(tmp_path / "new") is True        # marked by an earlier build
+    assert take_scratch(tmp_path / "new") is True  # marked by an earlier build
     assert sorted(p.name for p in (tmp_path / "new").iterdir()) == [MARKER]
 
 

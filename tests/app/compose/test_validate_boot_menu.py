@@ -31,18 +31,22 @@ def with_cmdline(profile: Profile, cmdline: str) -> Profile:
     return replace(profile, boot=BootOptions(cmdline=cmdline))
 
 
-@pytest.mark.parametrize(("cmdline", "shown"), [('quiet x="a b"', '"'),
-                                                ("quiet path=C:\\live", "\\"),
-                                                ("quiet x='a'", "'")])
+@pytest.mark.parametrize(
+    ("cmdline", "shown"),
+    [('quiet x="a b"', '"'), ("quiet path=C:\\live", "\\"), ("quiet x='a'", "'")],
+)
 def test_quotes_and_backslashes_in_the_command_line_are_refused_up_front(
-        repo: Path, tmp_path: Path, cmdline: str, shown: str) -> None:
+    repo: Path, tmp_path: Path, cmdline: str, shown: str
+) -> None:
     profile = with_cmdline(live_profile(repo), cmdline)
     assert refused_before_building(profile, tmp_path) == [
-        f"kernel command line: the kernel command line contains {shown} {QUOTES_HINT}"]
+        f"kernel command line: the kernel command line contains {shown} {QUOTES_HINT}"
+    ]
 
 
 def test_a_command_line_the_kernel_cannot_take_is_refused_up_front(
-        repo: Path, tmp_path: Path) -> None:
+    repo: Path, tmp_path: Path
+) -> None:
     profile = with_cmdline(live_profile(repo), "x" * (MAX_CMDLINE - 100))
     menu = boot_menu(make_context(profile, tmp_path / "live.iso", RecordingReporter()))
     longest = max(len(e.cmdline) for e in menu.entries)
@@ -50,23 +54,28 @@ def test_a_command_line_the_kernel_cannot_take_is_refused_up_front(
     assert refused_before_building(profile, tmp_path) == [
         f"kernel command line: with the extra parameters, the 'toram' boot entry's kernel "
         f"command line is {longest} characters long (at most {MAX_CMDLINE}) (shorten the "
-        f"extra parameters by at least {longest - MAX_CMDLINE} characters)"]
+        f"extra parameters by at least {longest - MAX_CMDLINE} characters)"
+    ]
 
 
 @pytest.mark.parametrize("name", ["fixture\n", "fix\x1bture", "fix\tture"])
 def test_a_profile_name_with_control_characters_is_refused_up_front(
-        repo: Path, tmp_path: Path, name: str) -> None:
+    repo: Path, tmp_path: Path, name: str
+) -> None:
     profile = live_profile(repo, name=name)
     assert refused_before_building(profile, tmp_path) == [
         f"name: the profile name {name!r} has control characters (use letters, digits, "
-        "spaces and punctuation, on one line)"]
+        "spaces and punctuation, on one line)"
+    ]
 
 
-def test_every_menu_problem_is_reported_once_with_the_others(repo: Path,
-                                                             tmp_path: Path) -> None:
+def test_every_menu_problem_is_reported_once_with_the_others(repo: Path, tmp_path: Path) -> None:
     # All at once, and not once per boot entry: a bad label, name and command line.
     profile = with_cmdline(live_profile(repo, name="a\x7fb", label="bad label"), 'x="y"')
     assert sorted(p.where for p in validate_profile(profile)) == [
-        "kernel command line", "label", "name"]
+        "kernel command line",
+        "label",
+        "name",
+    ]
     problems = refused_before_building(profile, tmp_path)
     assert sorted(p.split(":")[0] for p in problems) == ["kernel command line", "label", "name"]

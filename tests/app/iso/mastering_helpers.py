@@ -23,8 +23,9 @@ UEFI_MARKER = "LIVESMITH-UEFI-MARKER"
 
 
 def run(*cmd: str | Path) -> str:
-    out = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, check=False,
-                         stdin=subprocess.DEVNULL)
+    out = subprocess.run(
+        [str(c) for c in cmd], capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
+    )
     assert out.returncode == 0, f"{cmd}: {out.returncode}\n{out.stdout}\n{out.stderr}"
     return out.stdout + out.stderr
 
@@ -32,12 +33,20 @@ def run(*cmd: str | Path) -> str:
 def grub_efi_binary(dest: Path) -> Path:
     """A small GRUB EFI binary whose embedded grub.cfg prints UEFI_MARKER on serial."""
     cfg = dest.parent / "grub-embedded.cfg"
-    cfg.write_text("serial --unit=0 --speed=115200\nterminal_output serial\n"
-                   f"echo {UEFI_MARKER}\n")
-    run("grub-mkstandalone", "-O", "x86_64-efi", "-o", dest,
+    cfg.write_text(f"serial --unit=0 --speed=115200\nterminal_output serial\necho {UEFI_MARKER}\n")
+    run(
+        "grub-mkstandalone",
+        "-O",
+        "x86_64-efi",
+        "-o",
+        dest,
         "--install-modules=normal echo serial terminal configfile",
-        "--modules=serial terminal echo", "--locales=", "--fonts=", "--themes=",
-        f"boot/grub/grub.cfg={cfg}")
+        "--modules=serial terminal echo",
+        "--locales=",
+        "--fonts=",
+        "--themes=",
+        f"boot/grub/grub.cfg={cfg}",
+    )
     return dest
 
 
@@ -69,24 +78,27 @@ def make_boot_tree(root: Path) -> Path:
 
 @dataclass(frozen=True)
 class Listed:
-    kind: str          # "file", "dir", "symlink"
-    mode: int          # full st_mode
+    kind: str  # "file", "dir", "symlink"
+    mode: int  # full st_mode
     uid: int
     gid: int
-    size: int          # 0 for directories and symlinks
+    size: int  # 0 for directories and symlinks
     target: str = ""
 
 
 _KIND = {"-": "file", "d": "dir", "l": "symlink", "e": "file"}
 _TYPE_BITS = {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "symlink": stat.S_IFLNK}
-_LSDL = re.compile(r"^(\S{10})\s+\d+\s+(\d+)\s+(\d+)\s+(\d+)\s+\w{3}\s+\d+\s+[\d:]+\s+"
-                   r"'(.*?)'(?: -> '(.*)')?$")
+_LSDL = re.compile(
+    r"^(\S{10})\s+\d+\s+(\d+)\s+(\d+)\s+(\d+)\s+\w{3}\s+\d+\s+[\d:]+\s+"
+    r"'(.*?)'(?: -> '(.*)')?$"
+)
 
 
 def _mode(text: str) -> int:
     bits = 0
-    for i, (char, value) in enumerate(zip(text[1:], (0o400, 0o200, 0o100, 0o40, 0o20, 0o10,
-                                                      0o4, 0o2, 0o1), strict=True)):
+    for i, (char, value) in enumerate(
+        zip(text[1:], (0o400, 0o200, 0o100, 0o40, 0o20, 0o10, 0o4, 0o2, 0o1), strict=True)
+    ):
         if char not in "-ST":
             bits |= value
         if i == 2 and char in "sS":
@@ -100,32 +112,36 @@ def _mode(text: str) -> int:
 
 def xorriso_listing(iso: Path) -> dict[str, Listed]:
     """Every entry of the ISO as xorriso reads it (Rock Ridge): `-find / -exec lsdl`."""
-    out = subprocess.run(["xorriso", "-indev", str(iso), "-find", "/", "-exec", "lsdl"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["xorriso", "-indev", str(iso), "-find", "/", "-exec", "lsdl"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     listing = {}
     for line in out.splitlines():
         match = _LSDL.match(line)
         assert match, f"unexpected xorriso line: {line!r}"
         perms, uid, gid, size, path, target = match.groups()
         kind = _KIND[perms[0]]
-        listing[path] = Listed(kind, _mode(perms), int(uid), int(gid),
-                               int(size) if kind == "file" else 0, target or "")
+        listing[path] = Listed(
+            kind, _mode(perms), int(uid), int(gid), int(size) if kind == "file" else 0, target or ""
+        )
     return listing
 
 
 def tree_listing(root: Path) -> dict[str, Listed]:
     """The same view of a directory tree, from lstat."""
     listing = {}
-    for dirpath, dirnames, filenames in os.walk(root):   # symlinked dirs are not entered
+    for dirpath, dirnames, filenames in os.walk(root):  # symlinked dirs are not entered
         for name in ["", *dirnames, *filenames]:
             if not name and Path(dirpath) != root:
-                continue                                       # listed by its parent
+                continue  # listed by its parent
             path = Path(dirpath) / name if name else Path(dirpath)
             st = path.lstat()
             rel = "/" + str(path.relative_to(root)) if path != root else "/"
             if stat.S_ISLNK(st.st_mode):
-                listed = Listed("symlink", st.st_mode, st.st_uid, st.st_gid, 0,
-                                os.readlink(path))
+                listed = Listed("symlink", st.st_mode, st.st_uid, st.st_gid, 0, os.readlink(path))
             elif stat.S_ISDIR(st.st_mode):
                 listed = Listed("dir", st.st_mode, st.st_uid, st.st_gid, 0)
             else:
@@ -135,5 +151,6 @@ def tree_listing(root: Path) -> dict[str, Listed]:
 
 
 def xorriso_report(iso: Path) -> str:
-    return run("xorriso", "-indev", iso, "-report_el_torito", "plain",
-               "-report_system_area", "plain")
+    return run(
+        "xorriso", "-indev", iso, "-report_el_torito", "plain", "-report_system_area", "plain"
+    )

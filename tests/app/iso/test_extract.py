@@ -45,8 +45,11 @@ def expected_mode(source: Path) -> int:
 
 def assert_same_tree(source: Path, extracted: Path, *, root_mode: bool = True) -> None:
     """Same names, types, contents, symlink targets and kept modes; special files skipped."""
-    src_entries = {p.relative_to(source) for p in source.rglob("*")
-                   if p.is_symlink() or p.is_dir() or p.is_file()}
+    src_entries = {
+        p.relative_to(source)
+        for p in source.rglob("*")
+        if p.is_symlink() or p.is_dir() or p.is_file()
+    }
     out_entries = {p.relative_to(extracted) for p in extracted.rglob("*")}
     assert out_entries == src_entries
     for rel in [Path("."), *src_entries] if root_mode else src_entries:
@@ -70,8 +73,9 @@ def test_extract_a_file(sample: tuple[Path, Path], tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "random.bin").stat().st_mode) == masked(0o644)
 
 
-def test_extract_a_file_to_a_new_name_keeps_mode_but_not_setuid(sample: tuple[Path, Path],
-                                                                tmp_path: Path) -> None:
+def test_extract_a_file_to_a_new_name_keeps_mode_but_not_setuid(
+    sample: tuple[Path, Path], tmp_path: Path
+) -> None:
     tree, iso = sample
     extract(iso, "bin/private", tmp_path / "copy")  # leading "/" optional
     assert (tmp_path / "copy").read_bytes() == b"secret"
@@ -85,8 +89,12 @@ def test_extract_a_directory(sample: tuple[Path, Path], tmp_path: Path) -> None:
     tree, iso = sample
     created = extract(iso, "/boot", tmp_path)
     assert created[0] == tmp_path / "boot"
-    assert set(created) == {tmp_path / "boot", tmp_path / "boot/grub",
-                            tmp_path / "boot/grub/grub.cfg", tmp_path / "boot/link-rel"}
+    assert set(created) == {
+        tmp_path / "boot",
+        tmp_path / "boot/grub",
+        tmp_path / "boot/grub/grub.cfg",
+        tmp_path / "boot/link-rel",
+    }
     assert_same_tree(tree / "boot", tmp_path / "boot")
 
 
@@ -100,8 +108,11 @@ def test_extract_the_whole_image(sample: tuple[Path, Path], tmp_path: Path) -> N
     assert any(m.startswith("skipped /fifo") for m in skipped)
     assert reporter.last_progress is not None
     done, total = reporter.last_progress
-    assert done == total == sum(p.stat().st_size for p in tree.rglob("*")
-                                if p.is_file() and not p.is_symlink())
+    assert (
+        done
+        == total
+        == sum(p.stat().st_size for p in tree.rglob("*") if p.is_file() and not p.is_symlink())
+    )
 
 
 @pytest.fixture(params=[0o077, 0o022], ids=["umask077", "umask022"])
@@ -125,11 +136,17 @@ def test_modes_from_the_image_are_limited_by_the_umask(umask: int, tmp_path: Pat
     (tree / "open").chmod(0o777)
     iso = mkisofs(tree, tmp_path / "modes.iso", "-R")
     extract(iso, "/", tmp_path / "out")
-    modes = {str(p.relative_to(tmp_path / "out")): stat.S_IMODE(p.lstat().st_mode)
-             for p in (tmp_path / "out").rglob("*")}
-    assert modes == {"open": 0o777 & ~umask, "open/anyone.txt": 0o666 & ~umask,
-                     "open/run.sh": 0o777 & ~umask, "open/mine": 0o600,
-                     "shared": 0o1777 & ~umask}
+    modes = {
+        str(p.relative_to(tmp_path / "out")): stat.S_IMODE(p.lstat().st_mode)
+        for p in (tmp_path / "out").rglob("*")
+    }
+    assert modes == {
+        "open": 0o777 & ~umask,
+        "open/anyone.txt": 0o666 & ~umask,
+        "open/run.sh": 0o777 & ~umask,
+        "open/mine": 0o600,
+        "shared": 0o1777 & ~umask,
+    }
 
 
 def test_extract_into_an_existing_directory(sample: tuple[Path, Path], tmp_path: Path) -> None:
@@ -143,16 +160,29 @@ def test_extract_into_an_existing_directory(sample: tuple[Path, Path], tmp_path:
 def test_extract_matches_xorriso_on_ipxe(tmp_path: Path) -> None:
     iso = debian_iso("ipxe", "ipxe.iso")
     extract(iso, "/", tmp_path / "ours")
-    subprocess.run(["xorriso", "-osirrox", "on", "-indev", str(iso), "-extract", "/",
-                    str(tmp_path / "theirs")], capture_output=True, check=True)
+    subprocess.run(
+        [
+            "xorriso",
+            "-osirrox",
+            "on",
+            "-indev",
+            str(iso),
+            "-extract",
+            "/",
+            str(tmp_path / "theirs"),
+        ],
+        capture_output=True,
+        check=True,
+    )
     names = sorted(p.name for p in (tmp_path / "theirs").iterdir())
     assert sorted(p.name for p in (tmp_path / "ours").iterdir()) == names
     for name in names:
         assert filecmp.cmp(tmp_path / "ours" / name, tmp_path / "theirs" / name, shallow=False)
 
 
-def test_extract_from_a_joliet_only_image_uses_default_modes(sample: tuple[Path, Path],
-                                                             tmp_path: Path) -> None:
+def test_extract_from_a_joliet_only_image_uses_default_modes(
+    sample: tuple[Path, Path], tmp_path: Path
+) -> None:
     tree, _ = sample
     iso = mkisofs(tree, tmp_path / "joliet.iso", "--norock", "-J")
     extract(iso, "/bin", tmp_path / "bin")
@@ -187,16 +217,20 @@ def rename_in_rock_ridge(iso: Path, old: str, new: str) -> None:
     needle = b"NM" + bytes([5 + len(old), 1, 0]) + old.encode()
     start = data.find(needle)
     assert start > 0 and data.find(needle, start + 1) == -1, f"NM entry {old!r} not unique"
-    data[start + 5:start + 5 + len(old)] = new.encode()
+    data[start + 5 : start + 5 + len(old)] = new.encode()
     iso.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize(("old", "new", "message"), [
-    ("qq", "..", "the name '..' is not a valid file name"),
-    ("aXb", "a/b", "the name 'a/b' contains '/'"),
-])
-def test_refuses_unsafe_names_before_writing(tmp_path: Path, old: str, new: str,
-                                             message: str) -> None:
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("qq", "..", "the name '..' is not a valid file name"),
+        ("aXb", "a/b", "the name 'a/b' contains '/'"),
+    ],
+)
+def test_refuses_unsafe_names_before_writing(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
     tree = tmp_path / "tree"
     write(tree / "dir" / old / "payload", "escaped?")
     write(tree / "dir/ok", "fine")
@@ -239,8 +273,9 @@ class CancelAfter(NullReporter):
 
 
 @pytest.mark.parametrize("into_existing", [False, True])
-def test_cancel_removes_partial_output(sample: tuple[Path, Path], tmp_path: Path,
-                                       into_existing: bool) -> None:
+def test_cancel_removes_partial_output(
+    sample: tuple[Path, Path], tmp_path: Path, into_existing: bool
+) -> None:
     _, iso = sample
     dest = tmp_path / "dest"
     if into_existing:
@@ -254,22 +289,30 @@ def test_cancel_removes_partial_output(sample: tuple[Path, Path], tmp_path: Path
         assert not dest.exists()
 
 
-def test_cli_extract(livesmith_cmd: list[str], sample: tuple[Path, Path],
-                     tmp_path: Path) -> None:
+def test_cli_extract(livesmith_cmd: list[str], sample: tuple[Path, Path], tmp_path: Path) -> None:
     tree, iso = sample
-    out = subprocess.run([*livesmith_cmd, "extract", str(iso), "/boot/grub", "-o",
-                          str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run(
+        [*livesmith_cmd, "extract", str(iso), "/boot/grub", "-o", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"extracted 2 entries to {tmp_path / 'grub'}"
     assert_same_tree(tree / "boot/grub", tmp_path / "grub")
-    again = subprocess.run([*livesmith_cmd, "extract", str(iso), "/boot/grub", "-o",
-                            str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    again = subprocess.run(
+        [*livesmith_cmd, "extract", str(iso), "/boot/grub", "-o", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert again.returncode == EXIT_INPUT
     assert f"livesmith: error: {tmp_path / 'grub'}: already exists" in again.stderr
 
 
 def test_a_name_clash_in_an_existing_folder_is_refused_and_loses_nothing(
-        sample: tuple[Path, Path], tmp_path: Path) -> None:
+    sample: tuple[Path, Path], tmp_path: Path
+) -> None:
     _, iso = sample
     # The image has a directory /bin and a file /data/random.bin; here both names are taken.
     (tmp_path / "bin").write_text("mine")
@@ -284,7 +327,8 @@ def test_a_name_clash_in_an_existing_folder_is_refused_and_loses_nothing(
 
 
 def test_a_file_that_appears_during_extraction_is_never_removed(
-        sample: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sample: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A name taken after the up-front check (another program racing us): the exclusive
     # create fails, the undo removes what we made and leaves that file alone.
     _, iso = sample
@@ -294,12 +338,12 @@ def test_a_file_that_appears_during_extraction_is_never_removed(
 
     def check_then_race(items: list, depth: int, target: Path) -> None:
         check(items, depth, target)
-        (target / ("n" * 200)).write_text("theirs")   # a top-level file of the image
+        (target / ("n" * 200)).write_text("theirs")  # a top-level file of the image
 
     monkeypatch.setattr(extract_module, "_check_clashes", check_then_race)
     with pytest.raises(InputError, match="File exists"):
         extract(iso, "/", tmp_path)
-    assert [p.name for p in tmp_path.iterdir()] == ["n" * 200]   # ours undone, theirs kept
+    assert [p.name for p in tmp_path.iterdir()] == ["n" * 200]  # ours undone, theirs kept
     assert (tmp_path / ("n" * 200)).read_text() == "theirs"
 
 
@@ -310,15 +354,22 @@ def test_an_image_with_more_folders_than_open_files_allowed_extracts(tmp_path: P
     for n in range(600):
         (tree / f"top{n // 30:02d}" / f"dir{n:03d}").mkdir(parents=True)
         (tree / f"top{n // 30:02d}" / f"dir{n:03d}" / "f").write_text(str(n))
-    (tree / "top00").chmod(0o555)   # a read-only folder still gets its children first
+    (tree / "top00").chmod(0o555)  # a read-only folder still gets its children first
     iso = mkisofs(tree, tmp_path / "many-folders.iso", "-R")
-    script = ("import resource, sys\n"
-              "resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))\n"
-              "from pathlib import Path\n"
-              "from app.iso.extract import extract\n"
-              "extract(Path(sys.argv[1]), '/', Path(sys.argv[2]))\n")
-    out = subprocess.run([sys.executable, "-c", script, str(iso), str(tmp_path / "out")],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    script = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))\n"
+        "from pathlib import Path\n"
+        "from app.iso.extract import extract\n"
+        "extract(Path(sys.argv[1]), '/', Path(sys.argv[2]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(iso), str(tmp_path / "out")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert sum(1 for p in (tmp_path / "out").rglob("f")) == 600
     assert (tmp_path / "out/top19/dir599/f").read_text() == "599"

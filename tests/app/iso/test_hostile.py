@@ -61,8 +61,14 @@ class Outcome:
 def run_limited(*args: str) -> Outcome:
     """inspect (args: "inspect", iso) or extract (args: "extract", iso, inner, dest)."""
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    done = subprocess.run([sys.executable, "-c", CHILD.format(limit=MEMORY_LIMIT), *args],
-                          capture_output=True, text=True, timeout=TIMEOUT, env=env, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD.format(limit=MEMORY_LIMIT), *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=env,
+        cwd=ROOT,
+    )
     return Outcome(done.returncode, done.stdout.strip(), done.stderr.strip())
 
 
@@ -74,6 +80,7 @@ def assert_input_error(outcome: Outcome, message: str) -> None:
 
 # -- image surgery ---------------------------------------------------------------------------
 
+
 def both_endian(value: int) -> bytes:
     return struct.pack("<I", value) + struct.pack(">I", value)
 
@@ -84,8 +91,9 @@ def directory_records(data: bytes | bytearray, extent: int) -> dict[bytes, int]:
     offset = extent * BLOCK
     while data[offset]:
         length, name_length = data[offset], data[offset + 32]
-        records[bytes(data[offset + 33:offset + 33 + name_length])] = \
-            struct.unpack_from("<I", data, offset + 2)[0]
+        records[bytes(data[offset + 33 : offset + 33 + name_length])] = struct.unpack_from(
+            "<I", data, offset + 2
+        )[0]
         offset += length
     return records
 
@@ -113,10 +121,11 @@ def point_child_link(data: bytearray, extent: int) -> None:
     """Aim the image's only Rock Ridge CL (child link) entry at `extent`."""
     cl = data.find(b"CL\x0c\x01")
     assert cl > 0 and data.find(b"CL\x0c\x01", cl + 1) == -1
-    data[cl + 4:cl + 12] = both_endian(extent)
+    data[cl + 4 : cl + 12] = both_endian(extent)
 
 
 # -- 1. Rock Ridge relocation loops ----------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def relocated_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
@@ -132,21 +141,30 @@ def relocated_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
     return images
 
 
-def test_an_intact_relocated_tree_still_reads_and_extracts(relocated_images: dict[str, Path],
-                                                           tmp_path: Path) -> None:
-    assert run_limited("inspect", str(relocated_images["good"])).stdout == \
-        "ok: 15 entries, 0 boot entries"
-    assert run_limited("extract", str(relocated_images["good"]), "/", str(tmp_path / "out")) \
-        .stdout == "ok"
+def test_an_intact_relocated_tree_still_reads_and_extracts(
+    relocated_images: dict[str, Path], tmp_path: Path
+) -> None:
+    assert (
+        run_limited("inspect", str(relocated_images["good"])).stdout
+        == "ok: 15 entries, 0 boot entries"
+    )
+    assert (
+        run_limited("extract", str(relocated_images["good"]), "/", str(tmp_path / "out")).stdout
+        == "ok"
+    )
     assert (tmp_path / "out").joinpath(*"abcdefghij", "f.txt").read_text() == "deep\n"
 
 
 @pytest.mark.parametrize("operation", ["inspect", "extract"])
-def test_a_child_link_to_an_ancestor_is_a_loop(relocated_images: dict[str, Path],
-                                               tmp_path: Path, operation: str) -> None:
+def test_a_child_link_to_an_ancestor_is_a_loop(
+    relocated_images: dict[str, Path], tmp_path: Path, operation: str
+) -> None:
     iso = str(relocated_images["ancestor"])
-    args = ("inspect", iso) if operation == "inspect" else \
-        ("extract", iso, "/a", str(tmp_path / "out"))
+    args = (
+        ("inspect", iso)
+        if operation == "inspect"
+        else ("extract", iso, "/a", str(tmp_path / "out"))
+    )
     outcome = run_limited(*args)
     assert_input_error(outcome, f"{iso}: Rock Ridge relocation loops at /a/b/c/d/e/f/g/h")
     assert not (tmp_path / "out").exists()
@@ -159,15 +177,18 @@ def test_a_child_link_to_a_folder_elsewhere_is_refused(relocated_images: dict[st
     assert "which is already in the tree" in outcome.stdout
 
 
-def test_the_tree_depth_is_capped(relocated_images: dict[str, Path],
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_tree_depth_is_capped(
+    relocated_images: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(inspect, "MAX_TREE_DEPTH", 5)
-    with pytest.raises(InputError, match="the folder tree is more than 5 levels deep at "
-                                         "/a/b/c/d/e/f$"):
+    with pytest.raises(
+        InputError, match="the folder tree is more than 5 levels deep at /a/b/c/d/e/f$"
+    ):
         inspect_iso(relocated_images["good"])
 
 
 # -- 2. El Torito catalogs with endless entries ----------------------------------------------
+
 
 def validation_entry() -> bytes:
     rec = bytearray(struct.pack("<BBH24sHBB", 1, 0, 0, b"hostile".ljust(24), 0, 0x55, 0xAA))
@@ -203,7 +224,7 @@ def catalog_iso(out: Path, boot_entries: int, *, extra: bytes = b"") -> Path:
         struct.pack_into("<I", data, PVD + 80, len(data) // BLOCK)
         struct.pack_into(">I", data, PVD + 84, len(data) // BLOCK)
     else:
-        data[place * BLOCK:place * BLOCK + len(catalog)] = catalog
+        data[place * BLOCK : place * BLOCK + len(catalog)] = catalog
     struct.pack_into("<I", data, 17 * BLOCK + 71, place)  # the boot record's catalog pointer
     out.write_bytes(data)
     return out
@@ -227,19 +248,26 @@ def test_a_catalog_that_does_not_end_is_refused(tmp_path: Path) -> None:
     # Section headers announcing no entries, four sectors of them: no boot entries at all.
     header = struct.pack("<BBH28s", 0x90, 0, 0, bytes(28))
     iso = catalog_iso(tmp_path / "cat.iso", 1, extra=header * (4 * BLOCK // 32))
-    with pytest.raises(InputError, match=r"the El Torito boot catalog at block \d+ does not "
-                                         "end within 4 sectors; real catalogs fit in one"):
+    with pytest.raises(
+        InputError,
+        match=r"the El Torito boot catalog at block \d+ does not "
+        "end within 4 sectors; real catalogs fit in one",
+    ):
         inspect_iso(iso)
 
 
 # -- 3. paths that are not images: FIFOs, character devices ----------------------------------
 
+
 @pytest.mark.parametrize("operation", ["inspect", "extract"])
 def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path, operation: str) -> None:
     fifo = tmp_path / "image.iso"
     os.mkfifo(fifo)
-    args = ("inspect", str(fifo)) if operation == "inspect" else \
-        ("extract", str(fifo), "/", str(tmp_path / "out"))
+    args = (
+        ("inspect", str(fifo))
+        if operation == "inspect"
+        else ("extract", str(fifo), "/", str(tmp_path / "out"))
+    )
     outcome = run_limited(*args)  # the timeout guards against the old endless wait
     assert_input_error(outcome, f"{fifo}: is a FIFO, not an ISO image")
 
@@ -247,11 +275,16 @@ def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path, operatio
 def test_the_partition_reader_refuses_a_fifo(tmp_path: Path) -> None:
     fifo = tmp_path / "disk.img"
     os.mkfifo(fifo)
-    code = ("from app.iso.partitions import read_system_area\n"
-            f"read_system_area({str(fifo)!r})")
+    code = f"from app.iso.partitions import read_system_area\nread_system_area({str(fifo)!r})"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=TIMEOUT, env=env, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=env,
+        cwd=ROOT,
+    )
     assert f"InputError: {fifo}: is a FIFO, not an image or a device" in done.stderr
 
 
@@ -261,18 +294,24 @@ def test_a_character_device_is_refused(device: str, tmp_path: Path) -> None:
         inspect_iso(Path(device))
     with pytest.raises(InputError, match=f"^{device}: is a character device, not an ISO image$"):
         extract(Path(device), "/", tmp_path / "out")
-    with pytest.raises(InputError, match=f"^{device}: is a character device, not an image or a "
-                                         "device$"):
+    with pytest.raises(
+        InputError, match=f"^{device}: is a character device, not an image or a device$"
+    ):
         read_system_area(device)
 
 
 @pytest.mark.root
 @needs_root
-def test_an_iso_on_a_loop_device_is_still_read_and_extracted(relocated_images: dict[str, Path],
-                                                             tmp_path: Path) -> None:
+def test_an_iso_on_a_loop_device_is_still_read_and_extracted(
+    relocated_images: dict[str, Path], tmp_path: Path
+) -> None:
     iso = relocated_images["good"]
-    device = subprocess.run(["losetup", "--find", "--show", "--read-only", str(iso)],
-                            capture_output=True, text=True, check=True).stdout.strip()
+    device = subprocess.run(
+        ["losetup", "--find", "--show", "--read-only", str(iso)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     try:
         on_device = inspect_iso(Path(device))
         extract(Path(device), "/a", tmp_path)
@@ -286,18 +325,21 @@ def test_an_iso_on_a_loop_device_is_still_read_and_extracted(relocated_images: d
 
 # -- 5. damaged directories: words, not a bare number ----------------------------------------
 
+
 @pytest.mark.parametrize("extent", [5, 2_147_483_632])
-def test_a_directory_record_pointing_nowhere_is_explained(relocated_images: dict[str, Path],
-                                                          tmp_path: Path, extent: int) -> None:
+def test_a_directory_record_pointing_nowhere_is_explained(
+    relocated_images: dict[str, Path], tmp_path: Path, extent: int
+) -> None:
     data = bytearray(relocated_images["good"].read_bytes())
     offset = root_extent(data) * BLOCK
-    while data[offset + 33:offset + 33 + data[offset + 32]] != b"A":
+    while data[offset + 33 : offset + 33 + data[offset + 32]] != b"A":
         offset += data[offset]
-    data[offset + 2:offset + 10] = both_endian(extent)  # /a's extent: no directory there
+    data[offset + 2 : offset + 10] = both_endian(extent)  # /a's extent: no directory there
     damaged = tmp_path / "damaged.iso"
     damaged.write_bytes(data)
     with pytest.raises(InputError) as caught:
         inspect_iso(damaged)
     assert str(caught.value) == (
         f"{damaged}: not a valid ISO 9660 image: damaged directory structure: a record points "
-        f"at block {extent}, where the image has no such directory")
+        f"at block {extent}, where the image has no such directory"
+    )

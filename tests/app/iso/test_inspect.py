@@ -39,6 +39,7 @@ EPOCH = 1_700_000_000
 
 # -- independent readers: xorriso ----------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class XEntry:
     path: str
@@ -52,9 +53,18 @@ class XEntry:
 
 LSDL = re.compile(
     r"^(?P<perm>\S{10})\s+\d+\s+(?P<uid>\d+)\s+(?P<gid>\d+)\s+(?P<size>\d+|\d+,\d+)\s+"
-    r"\w{3}\s+\d+\s+[\d:]+\s+'(?P<path>.*?)'(?: -> '(?P<target>.*)')?$")
-XORRISO_TYPES = {"d": "dir", "-": "file", "e": "file", "l": "symlink", "p": "other",
-                 "c": "other", "b": "other", "s": "other"}
+    r"\w{3}\s+\d+\s+[\d:]+\s+'(?P<path>.*?)'(?: -> '(?P<target>.*)')?$"
+)
+XORRISO_TYPES = {
+    "d": "dir",
+    "-": "file",
+    "e": "file",
+    "l": "symlink",
+    "p": "other",
+    "c": "other",
+    "b": "other",
+    "s": "other",
+}
 
 
 def perm_bits(perm: str) -> int:
@@ -84,8 +94,15 @@ def xorriso_listing(iso: Path) -> dict[str, XEntry]:
             continue
         kind = XORRISO_TYPES[m["perm"][0]]
         size = int(m["size"]) if kind == "file" else 0
-        entries[m["path"]] = XEntry(m["path"], kind, size, perm_bits(m["perm"][1:]),
-                                    int(m["uid"]), int(m["gid"]), m["target"])
+        entries[m["path"]] = XEntry(
+            m["path"],
+            kind,
+            size,
+            perm_bits(m["perm"][1:]),
+            int(m["uid"]),
+            int(m["gid"]),
+            m["target"],
+        )
     assert "/" in entries, "xorriso listed nothing"
     return entries
 
@@ -99,23 +116,26 @@ class XBoot:
 
 
 def xorriso_boot(iso: Path) -> XBoot:
-    text = xorriso("-indev", str(iso), "-report_el_torito", "plain",
-                   "-report_system_area", "plain")
+    text = xorriso("-indev", str(iso), "-report_el_torito", "plain", "-report_system_area", "plain")
     boot = XBoot({}, [], {}, text.splitlines())
     for line in boot.lines:
         key, _, value = line.partition(" : ")
         key, fields = key.strip(), value.split()
         if key == "El Torito boot img":
             n, pltf, b, emul, _seg, _hdpt, ldsiz, lba = fields
-            boot.eltorito[int(n)] = {"platform_name": pltf, "bootable": b == "y",
-                                     "emulation": emul, "load_size": int(ldsiz),
-                                     "load_rba": int(lba), "boot_file": None}
+            boot.eltorito[int(n)] = {
+                "platform_name": pltf,
+                "bootable": b == "y",
+                "emulation": emul,
+                "load_size": int(ldsiz),
+                "load_rba": int(lba),
+                "boot_file": None,
+            }
         elif key == "El Torito img path":
             boot.eltorito[int(fields[0])]["boot_file"] = value.split(None, 1)[1].strip()
         elif key == "MBR partition":
             n, status, ptype, start, blocks = fields
-            boot.mbr.append((int(n), status == "0x80", ptype, int(start) * 512,
-                             int(blocks) * 512))
+            boot.mbr.append((int(n), status == "0x80", ptype, int(start) * 512, int(blocks) * 512))
         elif key == "GPT type GUID":
             raw = bytes.fromhex(fields[1])
             guid = str(uuid.UUID(bytes_le=raw)).upper()
@@ -143,21 +163,35 @@ def assert_tree_matches_xorriso(report: IsoReport, iso: Path, *, rock_ridge: boo
 
 def assert_boot_matches_xorriso(report: IsoReport, iso: Path) -> XBoot:
     boot = xorriso_boot(iso)
-    ours = {e.index: {"platform_name": e.platform_name, "bootable": e.bootable,
-                      "emulation": e.emulation, "load_size": e.load_size,
-                      "load_rba": e.load_rba, "boot_file": e.boot_file}
-            for e in report.eltorito}
+    ours = {
+        e.index: {
+            "platform_name": e.platform_name,
+            "bootable": e.bootable,
+            "emulation": e.emulation,
+            "load_size": e.load_size,
+            "load_rba": e.load_rba,
+            "boot_file": e.boot_file,
+        }
+        for e in report.eltorito
+    }
     assert ours == boot.eltorito
-    mbr = [(p.number, p.bootable, p.type_id, p.start, p.size)
-           for p in report.partitions if p.scheme == "mbr"]
+    mbr = [
+        (p.number, p.bootable, p.type_id, p.start, p.size)
+        for p in report.partitions
+        if p.scheme == "mbr"
+    ]
     assert mbr == boot.mbr
-    gpt = {p.number: {"type_id": p.type_id, "start": p.start, "size": p.size, "name": p.name}
-           for p in report.partitions if p.scheme == "gpt"}
+    gpt = {
+        p.number: {"type_id": p.type_id, "start": p.start, "size": p.size, "name": p.name}
+        for p in report.partitions
+        if p.scheme == "gpt"
+    }
     assert gpt == boot.gpt
     return boot
 
 
 # -- images ----------------------------------------------------------------------------------
+
 
 def debian_iso(package: str, name: str) -> Path:
     """The ISO a Debian package ships (the package is downloaded and unpacked, not installed)."""
@@ -224,9 +258,12 @@ def source_entries(root: Path) -> dict[str, tuple]:
 
 
 def mkisofs(tree: Path, out: Path, *options: str, env: dict[str, str] | None = None) -> Path:
-    subprocess.run(["xorriso", "-as", "mkisofs", *options, "-o", str(out), str(tree)],
-                   capture_output=True, check=True,
-                   env={**os.environ, "SOURCE_DATE_EPOCH": str(EPOCH), **(env or {})})
+    subprocess.run(
+        ["xorriso", "-as", "mkisofs", *options, "-o", str(out), str(tree)],
+        capture_output=True,
+        check=True,
+        env={**os.environ, "SOURCE_DATE_EPOCH": str(EPOCH), **(env or {})},
+    )
     return out
 
 
@@ -236,9 +273,11 @@ def make_efi_image(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     loader = path.parent / "BOOTX64.EFI"
     loader.write_bytes(b"MZ" + os.urandom(20_000))
-    for cmd in (["mformat", "-i", str(path), "-C", "-f", "1440", "::"],
-                ["mmd", "-i", str(path), "::/EFI", "::/EFI/BOOT"],
-                ["mcopy", "-i", str(path), str(loader), "::/EFI/BOOT/BOOTX64.EFI"]):
+    for cmd in (
+        ["mformat", "-i", str(path), "-C", "-f", "1440", "::"],
+        ["mmd", "-i", str(path), "::/EFI", "::/EFI/BOOT"],
+        ["mcopy", "-i", str(path), str(loader), "::/EFI/BOOT/BOOTX64.EFI"],
+    ):
         subprocess.run(cmd, capture_output=True, check=True, env=env)
     loader.unlink()
     return path
@@ -253,16 +292,37 @@ def make_boot_tree(root: Path) -> Path:
     return root
 
 
-BIOS_BOOT = ["-b", "isolinux/isolinux.bin", "-c", "isolinux/boot.cat", "-no-emul-boot",
-             "-boot-load-size", "4", "-boot-info-table"]
+BIOS_BOOT = [
+    "-b",
+    "isolinux/isolinux.bin",
+    "-c",
+    "isolinux/boot.cat",
+    "-no-emul-boot",
+    "-boot-load-size",
+    "4",
+    "-boot-info-table",
+]
 
 
 def make_isohybrid_gpt_iso(work: Path) -> Path:
     """isohybrid MBR + GPT (`-isohybrid-gpt-basdat`), BIOS and EFI El Torito entries."""
     tree = make_boot_tree(work / "hybrid-tree")
-    return mkisofs(tree, work / "hybrid.iso", "-R", "-J", "-V", "HYBRID", *BIOS_BOOT,
-                   "-isohybrid-mbr", str(ISOHDPFX), "-eltorito-alt-boot", "-e", "boot/efi.img",
-                   "-no-emul-boot", "-isohybrid-gpt-basdat")
+    return mkisofs(
+        tree,
+        work / "hybrid.iso",
+        "-R",
+        "-J",
+        "-V",
+        "HYBRID",
+        *BIOS_BOOT,
+        "-isohybrid-mbr",
+        str(ISOHDPFX),
+        "-eltorito-alt-boot",
+        "-e",
+        "boot/efi.img",
+        "-no-emul-boot",
+        "-isohybrid-gpt-basdat",
+    )
 
 
 def make_appended_esp_iso(work: Path) -> Path:
@@ -270,11 +330,26 @@ def make_appended_esp_iso(work: Path) -> Path:
     tree = make_boot_tree(work / "esp-tree")
     efi = tree / "boot/efi.img"
     shutil.move(efi, work / "efi.img")
-    return mkisofs(tree, work / "appended.iso", "-R", "-J", "-V", "APPENDED", *BIOS_BOOT,
-                   "-isohybrid-mbr", str(ISOHDPFX), "-eltorito-alt-boot", "-e",
-                   "--interval:appended_partition_2:all::", "-no-emul-boot",
-                   "-append_partition", "2", ESP_GUID, str(work / "efi.img"),
-                   "-appended_part_as_gpt")
+    return mkisofs(
+        tree,
+        work / "appended.iso",
+        "-R",
+        "-J",
+        "-V",
+        "APPENDED",
+        *BIOS_BOOT,
+        "-isohybrid-mbr",
+        str(ISOHDPFX),
+        "-eltorito-alt-boot",
+        "-e",
+        "--interval:appended_partition_2:all::",
+        "-no-emul-boot",
+        "-append_partition",
+        "2",
+        ESP_GUID,
+        str(work / "efi.img"),
+        "-appended_part_as_gpt",
+    )
 
 
 def make_pycdlib_hybrid(work: Path) -> Path:
@@ -283,13 +358,22 @@ def make_pycdlib_hybrid(work: Path) -> Path:
     iso = pycdlib.PyCdlib()
     iso.new(interchange_level=3, rock_ridge="1.09", joliet=3, vol_ident="PYCDLIB")
     iso.add_directory("/ISOLINUX", rr_name="isolinux", joliet_path="/isolinux")
-    iso.add_file(str(tree / "isolinux/isolinux.bin"), "/ISOLINUX/ISOLINUX.BIN;1",
-                 rr_name="isolinux.bin", joliet_path="/isolinux/isolinux.bin")
+    iso.add_file(
+        str(tree / "isolinux/isolinux.bin"),
+        "/ISOLINUX/ISOLINUX.BIN;1",
+        rr_name="isolinux.bin",
+        joliet_path="/isolinux/isolinux.bin",
+    )
     iso.add_directory("/BOOT", rr_name="boot", joliet_path="/boot")
-    iso.add_file(str(tree / "boot/efi.img"), "/BOOT/EFI.IMG;1", rr_name="efi.img",
-                 joliet_path="/boot/efi.img")
-    iso.add_eltorito("/ISOLINUX/ISOLINUX.BIN;1", "/BOOT.CAT;1", boot_load_size=4,
-                     boot_info_table=True)
+    iso.add_file(
+        str(tree / "boot/efi.img"),
+        "/BOOT/EFI.IMG;1",
+        rr_name="efi.img",
+        joliet_path="/boot/efi.img",
+    )
+    iso.add_eltorito(
+        "/ISOLINUX/ISOLINUX.BIN;1", "/BOOT.CAT;1", boot_load_size=4, boot_info_table=True
+    )
     iso.add_eltorito("/BOOT/EFI.IMG;1", "/BOOT.CAT;1", efi=True, platform_id=0xEF)
     iso.add_isohybrid(efi=True)
     out = work / "pycdlib.iso"
@@ -305,6 +389,7 @@ def fresh_dir(path: Path) -> Path:
 
 # -- fixtures --------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("inspect")
@@ -317,15 +402,31 @@ def sample_tree(work: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def sample_iso(work: Path, sample_tree: Path) -> Path:
-    return mkisofs(sample_tree, work / "sample.iso", "-R", "-J", "-joliet-long",
-                   "-V", "SAMPLE_TREE", "-publisher", "Livesmith tests",
-                   "-A", "livesmith test suite", "-p", "pytest", "-sysid", "LINUX")
+    return mkisofs(
+        sample_tree,
+        work / "sample.iso",
+        "-R",
+        "-J",
+        "-joliet-long",
+        "-V",
+        "SAMPLE_TREE",
+        "-publisher",
+        "Livesmith tests",
+        "-A",
+        "livesmith test suite",
+        "-p",
+        "pytest",
+        "-sysid",
+        "LINUX",
+    )
 
 
 # -- third-party ISOs ------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("package", "name"), [("ipxe", "ipxe.iso"),
-                                               ("grub-rescue-pc", "grub-rescue-cdrom.iso")])
+
+@pytest.mark.parametrize(
+    ("package", "name"), [("ipxe", "ipxe.iso"), ("grub-rescue-pc", "grub-rescue-cdrom.iso")]
+)
 def test_debian_isos_match_xorriso(package: str, name: str) -> None:
     iso = debian_iso(package, name)
     report = inspect_iso(iso)
@@ -342,13 +443,16 @@ def test_ipxe_verdict_bios_only() -> None:
     # its UEFI image is reachable only through El Torito (as a CD).
     report = inspect_iso(debian_iso("ipxe", "ipxe.iso"))
     assert [(e.platform_name, e.boot_file) for e in report.eltorito] == [
-        ("BIOS", "/isolinux.bin"), ("UEFI", "/efi.img")]
+        ("BIOS", "/isolinux.bin"),
+        ("UEFI", "/efi.img"),
+    ]
     assert [(p.scheme, p.type_id) for p in report.partitions] == [("mbr", "0x17")]
     assert report.partition_problems == []
     assert report.hybrid is True
     assert report.hybrid_reason == (
         "MBR with boot code but no EFI System partition: boots from USB on BIOS only "
-        "(its UEFI El Torito image is used only when it boots as a CD)")
+        "(its UEFI El Torito image is used only when it boots as a CD)"
+    )
 
 
 def test_grub_rescue_verdict_bios_only() -> None:
@@ -357,13 +461,16 @@ def test_grub_rescue_verdict_bios_only() -> None:
     assert [e.platform_name for e in report.eltorito] == ["BIOS"]
     assert report.eltorito[0].boot_file == "/boot/grub/i386-pc/eltorito.img"
     assert [(p.type_id, p.type_name) for p in report.partitions] == [
-        ("0xcd", "ISO 9660 (grub-mkrescue)")]
+        ("0xcd", "ISO 9660 (grub-mkrescue)")
+    ]
     assert report.hybrid is True
-    assert report.hybrid_reason == ("MBR with boot code but no EFI System partition: "
-                                    "boots from USB on BIOS only")
+    assert report.hybrid_reason == (
+        "MBR with boot code but no EFI System partition: boots from USB on BIOS only"
+    )
 
 
 # -- xorriso-made ISOs -----------------------------------------------------------------------
+
 
 def test_rock_ridge_tree_equals_source_and_xorriso(sample_iso: Path, sample_tree: Path) -> None:
     report = inspect_iso(sample_iso)
@@ -451,8 +558,11 @@ def test_rock_ridge_relocated_deep_directories(work: Path, sample_tree: Path) ->
     # genisoimage moves directories deeper than 8 levels to /rr_moved and links them back
     # with Rock Ridge CL/PL/RE entries; the tree must show them where they belong.
     iso = work / "genisoimage.iso"
-    subprocess.run(["genisoimage", "-quiet", "-R", "-J", "-o", str(iso), str(sample_tree)],
-                   capture_output=True, check=True)
+    subprocess.run(
+        ["genisoimage", "-quiet", "-R", "-J", "-o", str(iso), str(sample_tree)],
+        capture_output=True,
+        check=True,
+    )
     report = inspect_iso(iso)
     assert_tree_matches_xorriso(report, iso, rock_ridge=True)
     paths = [f.path for f in report.files]
@@ -466,13 +576,17 @@ def test_isohybrid_gpt_iso(work: Path) -> None:
     assert_tree_matches_xorriso(report, iso, rock_ridge=True)
     assert_boot_matches_xorriso(report, iso)
     assert [(e.platform, e.boot_file) for e in report.eltorito] == [
-        (0x00, "/isolinux/isolinux.bin"), (0xEF, "/boot/efi.img")]
+        (0x00, "/isolinux/isolinux.bin"),
+        (0xEF, "/boot/efi.img"),
+    ]
     efi = next(f for f in report.files if f.path == "/boot/efi.img")
     esp = next(p for p in report.partitions if p.type_id == "0xef")
     assert esp.size == efi.size and esp.start == report.eltorito[1].load_rba * 2048
     assert report.hybrid is True
-    assert report.hybrid_reason == ("MBR with boot code and an EFI System partition "
-                                    "(MBR partition 2): boots from USB on BIOS and UEFI")
+    assert report.hybrid_reason == (
+        "MBR with boot code and an EFI System partition "
+        "(MBR partition 2): boots from USB on BIOS and UEFI"
+    )
     # xorriso's isohybrid GPT is announced by no 0xEE entry: said, not hidden.
     assert len(report.partition_problems) == 1
     assert "no protective 0xEE entry" in report.partition_problems[0]
@@ -486,23 +600,38 @@ def test_gpt_with_appended_esp(work: Path) -> None:
     assert report.partition_problems == []
     sgdisk = subprocess.run(["sgdisk", "-v", str(iso)], capture_output=True, text=True)
     assert "No problems found" in sgdisk.stdout
-    assert report.hybrid_reason == ("MBR with boot code and an EFI System partition "
-                                    "(GPT partition 2): boots from USB on BIOS and UEFI")
+    assert report.hybrid_reason == (
+        "MBR with boot code and an EFI System partition "
+        "(GPT partition 2): boots from USB on BIOS and UEFI"
+    )
 
 
 def test_uefi_only_gpt_iso(work: Path, sample_tree: Path) -> None:
     # No isohybrid MBR: xorriso writes a protective MBR without boot code.
     efi = make_efi_image(work / "uefi-only" / "efi.img")
-    iso = mkisofs(sample_tree, work / "uefi-only.iso", "-R", "-J", "-e",
-                  "--interval:appended_partition_2:all::", "-no-emul-boot",
-                  "-append_partition", "2", ESP_GUID, str(efi), "-appended_part_as_gpt")
+    iso = mkisofs(
+        sample_tree,
+        work / "uefi-only.iso",
+        "-R",
+        "-J",
+        "-e",
+        "--interval:appended_partition_2:all::",
+        "-no-emul-boot",
+        "-append_partition",
+        "2",
+        ESP_GUID,
+        str(efi),
+        "-appended_part_as_gpt",
+    )
     report = inspect_iso(iso)
     assert_boot_matches_xorriso(report, iso)
     assert [e.platform_name for e in report.eltorito] == ["UEFI"]
     assert report.partition_problems == []
     assert report.hybrid is True
-    assert report.hybrid_reason == ("GPT with an EFI System partition (GPT partition 2) but no "
-                                    "MBR boot code: boots from USB on UEFI only")
+    assert report.hybrid_reason == (
+        "GPT with an EFI System partition (GPT partition 2) but no "
+        "MBR boot code: boots from USB on UEFI only"
+    )
 
 
 def test_pycdlib_hybrid_gpt_problems_are_reported(work: Path) -> None:
@@ -523,8 +652,12 @@ def test_pycdlib_hybrid_gpt_problems_are_reported(work: Path) -> None:
 @needs_root
 def test_inspects_an_iso_on_a_block_device(work: Path) -> None:
     iso = make_isohybrid_gpt_iso(fresh_dir(work / "device"))
-    device = subprocess.run(["losetup", "--find", "--show", "--read-only", str(iso)],
-                            capture_output=True, text=True, check=True).stdout.strip()
+    device = subprocess.run(
+        ["losetup", "--find", "--show", "--read-only", str(iso)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     try:
         on_device = inspect_iso(Path(device))
     finally:
@@ -538,10 +671,16 @@ def test_inspects_an_iso_on_a_block_device(work: Path) -> None:
 
 # -- verdict rules ---------------------------------------------------------------------------
 
+
 def area(**kw: object) -> SystemArea:
-    base: dict[str, object] = {"sector_size": 512, "mbr_signature": True,
-                               "mbr_boot_code": False, "mbr_protective": False,
-                               "gpt_found": False, "gpt_valid": False}
+    base: dict[str, object] = {
+        "sector_size": 512,
+        "mbr_signature": True,
+        "mbr_boot_code": False,
+        "mbr_protective": False,
+        "gpt_found": False,
+        "gpt_valid": False,
+    }
     base.update(kw)
     return SystemArea(**base)  # type: ignore[arg-type]
 
@@ -557,24 +696,31 @@ def test_verdict_for_a_damaged_gpt_without_mbr_entries(work: Path) -> None:
         f.seek(size - 512 + 24)
         f.write(b"\xff")  # and the backup header
     verdict = hybrid_verdict(read_system_area(iso))
-    assert verdict == (False, "a GPT that is damaged and no MBR partition entries: CD only, "
-                              "will not boot from a USB stick")
+    assert verdict == (
+        False,
+        "a GPT that is damaged and no MBR partition entries: CD only, "
+        "will not boot from a USB stick",
+    )
 
 
 def test_verdict_for_a_data_disk_without_boot_code(tmp_path: Path) -> None:
     disk = mbr_disk(tmp_path / "data.img")  # sfdisk leaves the boot code area empty
     assert hybrid_verdict(read_system_area(disk)) == (
-        False, "MBR partition table without MBR boot code or an EFI System partition: will "
-               "not boot from a USB stick")
+        False,
+        "MBR partition table without MBR boot code or an EFI System partition: will "
+        "not boot from a USB stick",
+    )
 
 
 def test_verdict_mbr_signature_without_entries() -> None:
     assert hybrid_verdict(area(mbr_boot_code=True)) == (
-        False, "an MBR signature but no partition entries: CD only, will not boot from a USB "
-               "stick")
+        False,
+        "an MBR signature but no partition entries: CD only, will not boot from a USB stick",
+    )
 
 
 # -- errors ----------------------------------------------------------------------------------
+
 
 def test_missing_path(tmp_path: Path) -> None:
     missing = tmp_path / "nope.iso"
@@ -588,8 +734,11 @@ def test_directory(tmp_path: Path) -> None:
         inspect_iso(tmp_path)
 
 
-@pytest.mark.parametrize("content", [b"just some text\n" * 5000, os.urandom(2 * 1024 * 1024),
-                                     b"tiny"], ids=["text", "random", "tiny"])
+@pytest.mark.parametrize(
+    "content",
+    [b"just some text\n" * 5000, os.urandom(2 * 1024 * 1024), b"tiny"],
+    ids=["text", "random", "tiny"],
+)
 def test_not_an_iso(tmp_path: Path, content: bytes) -> None:
     path = write(tmp_path / "fake.iso", content)
     with pytest.raises(InputError, match="not an ISO 9660 image") as info:
@@ -597,20 +746,24 @@ def test_not_an_iso(tmp_path: Path, content: bytes) -> None:
     assert str(path) in str(info.value)
 
 
-@pytest.mark.parametrize(("package", "name"), [("ipxe", "ipxe.iso"),
-                                               ("grub-rescue-pc", "grub-rescue-cdrom.iso")])
+@pytest.mark.parametrize(
+    ("package", "name"), [("ipxe", "ipxe.iso"), ("grub-rescue-pc", "grub-rescue-cdrom.iso")]
+)
 def test_truncated_iso(tmp_path: Path, package: str, name: str) -> None:
     data = debian_iso(package, name).read_bytes()
     half = write(tmp_path / name, data[: len(data) // 2])
-    with pytest.raises(InputError, match=r"truncated: the ISO 9660 volume is \d+ bytes but the "
-                                         rf"file has only {len(data) // 2} bytes"):
+    with pytest.raises(
+        InputError,
+        match=r"truncated: the ISO 9660 volume is \d+ bytes but the "
+        rf"file has only {len(data) // 2} bytes",
+    ):
         inspect_iso(half)
 
 
 def test_damaged_directory_is_an_input_error(tmp_path: Path, sample_iso: Path) -> None:
     data = bytearray(sample_iso.read_bytes())
-    root_extent = int.from_bytes(data[16 * 2048 + 156 + 2:16 * 2048 + 156 + 6], "little")
-    data[root_extent * 2048: root_extent * 2048 + 2048] = b"\xff" * 2048  # garbage records
+    root_extent = int.from_bytes(data[16 * 2048 + 156 + 2 : 16 * 2048 + 156 + 6], "little")
+    data[root_extent * 2048 : root_extent * 2048 + 2048] = b"\xff" * 2048  # garbage records
     broken = write(tmp_path / "broken.iso", bytes(data))
     with pytest.raises(InputError, match="not a valid ISO 9660 image"):
         inspect_iso(broken)
@@ -658,8 +811,19 @@ def test_cancelled_before_start(sample_iso: Path) -> None:
 
 def test_to_json_has_the_contract_keys(sample_iso: Path) -> None:
     data = inspect_iso(sample_iso).to_json()
-    for key in ("label", "files", "eltorito", "partitions", "hybrid", "hybrid_reason",
-                "partition_problems", "publisher", "application", "created", "system_id"):
+    for key in (
+        "label",
+        "files",
+        "eltorito",
+        "partitions",
+        "hybrid",
+        "hybrid_reason",
+        "partition_problems",
+        "publisher",
+        "application",
+        "created",
+        "system_id",
+    ):
         assert key in data
     assert data["created"] == "2023-11-14T22:13:20+00:00"
     files = data["files"]

@@ -79,8 +79,7 @@ def test_multi_extent_file_over_4_gib(tmp_path: Path) -> None:
     needed = 2 * FOUR_GIB + 100 * 1024**2  # the image, plus headroom
     free = shutil.disk_usage(tmp_path).free
     if free < needed:
-        pytest.skip(f"needs {needed // 1024**2} MiB free in {tmp_path}, only "
-                    f"{free // 1024**2} MiB")
+        pytest.skip(f"needs {needed // 1024**2} MiB free in {tmp_path}, only {free // 1024**2} MiB")
     tree = tmp_path / "tree"
     tree.mkdir()
     huge = tree / "huge.bin"

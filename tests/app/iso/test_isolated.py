@@ -37,9 +37,11 @@ def test_an_error_in_the_child_arrives_as_the_same_error(tmp_path: Path) -> None
 
 
 def test_errors_pickle_with_all_their_attributes() -> None:
-    for error in (InputError("bad", where="/x", hint="fix it"),
-                  StageError("broke", stage="master", hint="retry"),
-                  ValidationError([Problem("label", "too long", "use LIVE")])):
+    for error in (
+        InputError("bad", where="/x", hint="fix it"),
+        StageError("broke", stage="master", hint="retry"),
+        ValidationError([Problem("label", "too long", "use LIVE")]),
+    ):
         again = pickle.loads(pickle.dumps(error))
         assert type(again) is type(error) and str(again) == str(error)
         assert again.__dict__ == error.__dict__
@@ -60,8 +62,11 @@ def test_cancel_terminates_the_child_mid_way(tmp_path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(str(i))
     iso = tmp_path / "many.iso"
-    subprocess.run(["xorriso", "-as", "mkisofs", "-R", "-J", "-o", str(iso), str(tree)],
-                   capture_output=True, check=True)
+    subprocess.run(
+        ["xorriso", "-as", "mkisofs", "-R", "-J", "-o", str(iso), str(tree)],
+        capture_output=True,
+        check=True,
+    )
     reporter = CancelOnFirstProgress()
     started = time.monotonic()
     with pytest.raises(Cancelled):
@@ -77,8 +82,9 @@ def test_messages_written_together_all_arrive_at_once() -> None:
     read_end, write_end = os.pipe()
     try:
         reader = FrameReader(read_end)
-        os.write(write_end, frame(("step", "one")) + frame(("progress", 1, 2))
-                 + frame(("log", 20, "ü")))
+        os.write(
+            write_end, frame(("step", "one")) + frame(("progress", 1, 2)) + frame(("log", 20, "ü"))
+        )
         assert reader.read() == [("step", "one"), ("progress", 1, 2), ("log", 20, "ü")]
     finally:
         os.close(read_end)
@@ -89,12 +95,12 @@ def test_a_message_split_across_writes_arrives_when_complete() -> None:
     read_end, write_end = os.pipe()
     try:
         reader = FrameReader(read_end)
-        whole = frame(("done", b"x" * 20_000))   # smaller than the pipe buffer: no blocking
+        whole = frame(("done", b"x" * 20_000))  # smaller than the pipe buffer: no blocking
         os.write(write_end, frame(("step", "a")) + whole[:5000])
         assert reader.read() == [("step", "a")]
         os.write(write_end, whole[5000:])
         messages = []
-        while not messages:   # a pipe may hand the rest over in pieces
+        while not messages:  # a pipe may hand the rest over in pieces
             messages = reader.read() or []
         assert messages == [("done", b"x" * 20_000)]
         os.close(write_end)
@@ -106,8 +112,7 @@ def test_a_message_split_across_writes_arrives_when_complete() -> None:
             os.close(write_end)
 
 
-def test_a_child_that_writes_much_to_stderr_does_not_stall(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_child_that_writes_much_to_stderr_does_not_stall(monkeypatch: pytest.MonkeyPatch) -> None:
     # The interpreter's import tracing: about 170 KB on stderr, more than a pipe holds. Read
     # only at the end, a stderr pipe would have stopped the child for good.
     import threading
@@ -115,8 +120,7 @@ def test_a_child_that_writes_much_to_stderr_does_not_stall(
     monkeypatch.setenv("PYTHONVERBOSE", "3")
     iso = ipxe_iso()
     results: list[object] = []
-    worker = threading.Thread(target=lambda: results.append(inspect_iso_isolated(iso)),
-                              daemon=True)
+    worker = threading.Thread(target=lambda: results.append(inspect_iso_isolated(iso)), daemon=True)
     worker.start()
     worker.join(timeout=120)
     assert results == [inspect_iso(iso)]

@@ -33,19 +33,27 @@ COLLIDING = [f"a-very-long-common-prefix-for-names-{i:03d}.txt" for i in range(4
 AMBIGUOUS = ["README", "readme", "ReadMe", "read.me", "READ_ME", "read_me."]
 NON_ASCII = "Grüße, 世界 😀.txt"
 LONG_ASCII = "L" * 255
-LONG_UTF8 = "ü" * 127          # 254 bytes
+LONG_UTF8 = "ü" * 127  # 254 bytes
 
 
 def build_rich_tree(root: Path) -> Path:
     """Everything a live tree can hold: modes, owners, links, depth, awkward names."""
     make_boot_tree(root)
-    files = {"plain.txt": 0o644, "tool": 0o755, "secret": 0o600, "suid-tool": 0o4755,
-             "empty-file": 0o644, NON_ASCII: 0o644, LONG_ASCII: 0o640, LONG_UTF8: 0o444}
+    files = {
+        "plain.txt": 0o644,
+        "tool": 0o755,
+        "secret": 0o600,
+        "suid-tool": 0o4755,
+        "empty-file": 0o644,
+        NON_ASCII: 0o644,
+        LONG_ASCII: 0o640,
+        LONG_UTF8: 0o444,
+    }
     for name, mode in files.items():
         path = root / name
         path.write_bytes(b"" if name == "empty-file" else f"content of {name}\n".encode())
         if os.geteuid() == 0 and name == "suid-tool":
-            os.chown(path, 1000, 100)       # before chmod: chown clears set-uid
+            os.chown(path, 1000, 100)  # before chmod: chown clears set-uid
         path.chmod(mode)
     (root / "sticky").mkdir(mode=0o755)
     (root / "sticky").chmod(0o1777)
@@ -77,8 +85,9 @@ def rich(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[str
     base = tmp_path_factory.mktemp("rich")
     tree = build_rich_tree(base / "tree")
     iso = base / "rich.iso"
-    result = master_iso(MasterSpec(tree=tree, output=iso, label="RICH_TREE", boot=BOOT,
-                                   publisher="LIVESMITH TESTS"))
+    result = master_iso(
+        MasterSpec(tree=tree, output=iso, label="RICH_TREE", boot=BOOT, publisher="LIVESMITH TESTS")
+    )
     assert result.path == iso and result.size == iso.stat().st_size
     return tree, iso, result.warnings
 
@@ -104,10 +113,14 @@ def test_every_entry_keeps_name_type_size_mode_owner_and_target(rich) -> None:
 
 def test_deep_directories_are_relocated_with_a_warning(rich) -> None:
     _, iso, warnings = rich
-    assert any("nested deeper than the 8 levels ISO 9660 allows" in w
-               and "level8" in w and "/.rr_moved" in w for w in warnings), warnings
+    assert any(
+        "nested deeper than the 8 levels ISO 9660 allows" in w
+        and "level8" in w
+        and "/.rr_moved" in w
+        for w in warnings
+    ), warnings
     plain = run("isoinfo", "-f", "-i", iso).split()
-    assert "/RR_MOVED/LEVEL8" in plain           # the ISO 9660 tree has at most 8 levels
+    assert "/RR_MOVED/LEVEL8" in plain  # the ISO 9660 tree has at most 8 levels
     assert max(p.count("/") for p in plain) <= 8
 
 
@@ -138,9 +151,9 @@ def test_iso9660_and_joliet_names_are_valid_unique_and_complete(rich) -> None:
     # Joliet has no symlinks; every other entry is there (plus the boot catalog).
     expected = {p for p, e in tree_listing(tree).items() if e.kind != "symlink" and p != "/"}
     assert len(joliet) == len(expected) + 1
-    assert f"/{NON_ASCII.replace('😀', '_')}" in joliet      # UCS-2 has no emoji
-    assert "/" + "L" * 64 in joliet                            # cut to 64 characters
-    assert "/" + "ü" * 32 in joliet                            # cut to 64 bytes of UTF-8
+    assert f"/{NON_ASCII.replace('😀', '_')}" in joliet  # UCS-2 has no emoji
+    assert "/" + "L" * 64 in joliet  # cut to 64 characters
+    assert "/" + "ü" * 32 in joliet  # cut to 64 bytes of UTF-8
     assert len([p for p in joliet if p.startswith("/collide/a-very-long")]) == len(COLLIDING)
 
 
@@ -176,8 +189,7 @@ def test_el_torito_has_bios_and_uefi_entries(rich) -> None:
     _, iso, _ = rich
     report = xorriso_report(iso)
     assert re.search(r"El Torito boot img :\s+1\s+BIOS\s+y\s+none\s+0x0000\s+0x00\s+4\s", report)
-    assert re.search(r"El Torito boot img :\s+2\s+UEFI\s+y\s+none\s+0x0000\s+0x00\s+4096\s",
-                     report)
+    assert re.search(r"El Torito boot img :\s+2\s+UEFI\s+y\s+none\s+0x0000\s+0x00\s+4096\s", report)
     assert "El Torito img path :   1  /boot/syslinux/isolinux.bin" in report
     assert "El Torito img opts :   1  boot-info-table isohybrid-suitable" in report
     assert "El Torito img path :   2  /boot/grub/efi.img" in report
@@ -191,8 +203,9 @@ def _boot_only_tree(tmp_path: Path) -> Path:
 def test_bios_only_image(tmp_path: Path) -> None:
     tree = _boot_only_tree(tmp_path)
     iso = tmp_path / "bios.iso"
-    master_iso(MasterSpec(tree=tree, output=iso, label="BIOS_ONLY",
-                          boot=BootSpec(bios_boot=BIOS_BOOT)))
+    master_iso(
+        MasterSpec(tree=tree, output=iso, label="BIOS_ONLY", boot=BootSpec(bios_boot=BIOS_BOOT))
+    )
     report = xorriso_report(iso)
     assert "El Torito boot img :   1  BIOS" in report
     assert "UEFI" not in report
@@ -203,12 +216,13 @@ def test_bios_only_image(tmp_path: Path) -> None:
 def test_uefi_only_image(tmp_path: Path) -> None:
     tree = _boot_only_tree(tmp_path)
     iso = tmp_path / "uefi.iso"
-    master_iso(MasterSpec(tree=tree, output=iso, label="UEFI_ONLY",
-                          boot=BootSpec(efi_image=EFI_IMAGE)))
+    master_iso(
+        MasterSpec(tree=tree, output=iso, label="UEFI_ONLY", boot=BootSpec(efi_image=EFI_IMAGE))
+    )
     report = xorriso_report(iso)
     assert re.search(r"El Torito boot img :\s+1\s+UEFI", report)
     assert "BIOS" not in report.split("El Torito images")[1].split("System area")[0]
-    assert iso.read_bytes()[:432] == bytes(432)     # no BIOS boot code without ISOLINUX
+    assert iso.read_bytes()[:432] == bytes(432)  # no BIOS boot code without ISOLINUX
     assert "EFI System" in run("fdisk", "-l", iso)
 
 
@@ -218,9 +232,15 @@ def test_any_boot_image_without_hybrid(tmp_path: Path) -> None:
     (tree / "boot").mkdir(parents=True)
     (tree / "boot" / "loader.bin").write_bytes(b"\xeb\xfe" + bytes(2046))
     iso = tmp_path / "cd.iso"
-    master_iso(MasterSpec(tree=tree, output=iso, label="CD_ONLY",
-                          boot=BootSpec(bios_boot="boot/loader.bin", hybrid=False)))
-    assert iso.read_bytes()[:512] == bytes(512)       # no MBR
+    master_iso(
+        MasterSpec(
+            tree=tree,
+            output=iso,
+            label="CD_ONLY",
+            boot=BootSpec(bios_boot="boot/loader.bin", hybrid=False),
+        )
+    )
+    assert iso.read_bytes()[:512] == bytes(512)  # no MBR
     assert "El Torito img path :   1  /boot/loader.bin" in xorriso_report(iso)
 
 
@@ -260,8 +280,8 @@ def test_same_source_date_epoch_gives_identical_bytes(tmp_path: Path, monkeypatc
     assert _sha256(first) != _sha256(other)
     # The volume dates are the epoch (2023-11-14 22:13:20 UTC) in every descriptor.
     data = first.read_bytes()
-    for sector in (16, 18):    # PVD, Joliet SVD (17 is the El Torito boot record)
-        assert data[sector * 2048 + 813:sector * 2048 + 830] == b"2023111422132000\0"
+    for sector in (16, 18):  # PVD, Joliet SVD (17 is the El Torito boot record)
+        assert data[sector * 2048 + 813 : sector * 2048 + 830] == b"2023111422132000\0"
 
 
 def test_explicit_epoch_wins_and_older_mtimes_are_kept(tmp_path: Path, monkeypatch) -> None:
@@ -270,12 +290,11 @@ def test_explicit_epoch_wins_and_older_mtimes_are_kept(tmp_path: Path, monkeypat
     tree.mkdir()
     old = tree / "old.txt"
     old.write_text("old\n")
-    os.utime(old, (981173106, 981173106))          # 2001-02-03 04:05:06 UTC
+    os.utime(old, (981173106, 981173106))  # 2001-02-03 04:05:06 UTC
     (tree / "new.txt").write_text("new\n")
     isos = [tmp_path / "a.iso", tmp_path / "b.iso"]
     for iso in isos:
-        master_iso(MasterSpec(tree=tree, output=iso, label="EPOCH",
-                              source_date_epoch=1700000000))
+        master_iso(MasterSpec(tree=tree, output=iso, label="EPOCH", source_date_epoch=1700000000))
     assert _sha256(isos[0]) == _sha256(isos[1])
     reader = pycdlib.PyCdlib()
     reader.open(str(isos[0]))
@@ -284,8 +303,13 @@ def test_explicit_epoch_wins_and_older_mtimes_are_kept(tmp_path: Path, monkeypat
         new_date = reader.get_record(rr_path="/new.txt").date
     finally:
         reader.close()
-    assert (old_date.years_since_1900, old_date.month, old_date.day_of_month,
-            old_date.hour, old_date.gmtoffset) == (101, 2, 3, 4, 0)
+    assert (
+        old_date.years_since_1900,
+        old_date.month,
+        old_date.day_of_month,
+        old_date.hour,
+        old_date.gmtoffset,
+    ) == (101, 2, 3, 4, 0)
     assert (new_date.years_since_1900, new_date.month, new_date.day_of_month) == (123, 11, 14)
 
 
@@ -308,8 +332,11 @@ def test_success_leaves_only_the_output_and_reports_progress(tmp_path: Path) -> 
     reporter = RecordingReporter()
     result = master_iso(MasterSpec(tree=tree, output=out_dir / "x.iso", label="X"), reporter)
     assert os.listdir(out_dir) == ["x.iso"]
-    assert reporter.steps[:3] == ["Checking the tree", "Laying out the ISO image",
-                                  "Writing the ISO image"]
+    assert reporter.steps[:3] == [
+        "Checking the tree",
+        "Laying out the ISO image",
+        "Writing the ISO image",
+    ]
     assert reporter.last_progress is not None
     done, total = reporter.last_progress
     assert done == total >= 3 * 1024 * 1024
@@ -361,8 +388,10 @@ def test_a_failure_while_writing_leaves_nothing(tmp_path: Path) -> None:
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     with pytest.raises(StageError) as info:
-        master_iso(MasterSpec(tree=tree, output=out_dir / "x.iso", label="X"),
-                   DeleteBeforeWriting(tree / "a.bin"))
+        master_iso(
+            MasterSpec(tree=tree, output=out_dir / "x.iso", label="X"),
+            DeleteBeforeWriting(tree / "a.bin"),
+        )
     assert "could not write the image" in str(info.value)
     assert str(tree / "a.bin") in str(info.value)
     assert os.listdir(out_dir) == []
@@ -376,27 +405,28 @@ def test_a_sparse_file_over_4_gib_is_mastered_in_several_extents(tmp_path: Path)
     tree = tmp_path / "tree"
     tree.mkdir()
     big = tree / "big.img"
-    with open(big, "wb") as f:                 # sparse: only the ends hold data
+    with open(big, "wb") as f:  # sparse: only the ends hold data
         f.write(b"HEAD")
         f.seek(size - 4)
         f.write(b"TAIL")
     (tree / "small.txt").write_text("small\n")
     iso = tmp_path / "big.iso"
     result = master_iso(MasterSpec(tree=tree, output=iso, label="BIG"))
-    assert any("big.img is 4.0 GiB" in w and "several ISO 9660 extents" in w
-               for w in result.warnings)
+    assert any(
+        "big.img is 4.0 GiB" in w and "several ISO 9660 extents" in w for w in result.warnings
+    )
     listing = xorriso_listing(iso)
     assert listing["/big.img"].size == size
     assert listing["/small.txt"].size == 6
     extents = [line for line in run("isoinfo", "-l", "-i", iso).splitlines() if "BIG.IMG" in line]
     assert len(extents) == 2
     first_block = min(int(re.search(r"\[\s*(\d+)", line).group(1)) for line in extents)
-    with open(iso, "rb") as f:                 # the data of both extents is in place
+    with open(iso, "rb") as f:  # the data of both extents is in place
         f.seek(first_block * 2048)
         assert f.read(4) == b"HEAD"
         f.seek(first_block * 2048 + size - 4)
         assert f.read(4) == b"TAIL"
-    assert iso.stat().st_blocks * 512 < 1024**3    # zeros were not written: still sparse
+    assert iso.stat().st_blocks * 512 < 1024**3  # zeros were not written: still sparse
 
 
 def test_image_writer_gives_the_same_bytes_as_a_plain_file(tmp_path: Path) -> None:
@@ -405,8 +435,8 @@ def test_image_writer_gives_the_same_bytes_as_a_plain_file(tmp_path: Path) -> No
     rng = random.Random(3)
     ops: list[tuple[int, bytes]] = []
     for block in range(40):
-        ops.append((19 * 2048 + block * 12, rng.randbytes(12)))       # LE path table
-        ops.append((21 * 2048 + block * 12, rng.randbytes(12)))       # BE path table
+        ops.append((19 * 2048 + block * 12, rng.randbytes(12)))  # LE path table
+        ops.append((21 * 2048 + block * 12, rng.randbytes(12)))  # BE path table
         ops.append(((30 + block) * 2048, rng.randbytes(rng.randrange(34, 2048))))
     position = 80 * 2048
     for _ in range(30):
@@ -414,15 +444,16 @@ def test_image_writer_gives_the_same_bytes_as_a_plain_file(tmp_path: Path) -> No
         ops.append((position, data))
         position += len(data) + rng.randrange(0, 3000)
         ops.append((position - 1, b"\0"))
-    ops.append((80 * 2048 + 8, rng.randbytes(56)))                      # boot info table
+    ops.append((80 * 2048 + 8, rng.randbytes(56)))  # boot info table
     ops.append((position, rng.randbytes(100 * 1024)))
-    ops.append((position + 1000, bytes(64 * 1024)))                      # zeros over data
-    ops.append((position + 200 * 1024, bytes(70 * 1024)))                # ends in a hole
+    ops.append((position + 1000, bytes(64 * 1024)))  # zeros over data
+    ops.append((position + 200 * 1024, bytes(70 * 1024)))  # ends in a hole
     expected = bytearray()
     for offset, data in ops:
-        expected[len(expected):offset + len(data)] = bytes(max(0, offset + len(data)
-                                                               - len(expected)))
-        expected[offset:offset + len(data)] = data
+        expected[len(expected) : offset + len(data)] = bytes(
+            max(0, offset + len(data) - len(expected))
+        )
+        expected[offset : offset + len(data)] = data
     path = tmp_path / "out"
     fd = os.open(path, os.O_RDWR | os.O_CREAT)
     try:
@@ -434,7 +465,7 @@ def test_image_writer_gives_the_same_bytes_as_a_plain_file(tmp_path: Path) -> No
     finally:
         os.close(fd)
     assert path.read_bytes() == bytes(expected)
-    assert path.stat().st_blocks * 512 < len(expected)                  # zeros left as holes
+    assert path.stat().st_blocks * 512 < len(expected)  # zeros left as holes
 
 
 class TruncateBeforeWriting(NullReporter):
@@ -452,10 +483,11 @@ def test_a_file_that_shrinks_while_mastering_is_an_error_not_zeros(tmp_path: Pat
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     with pytest.raises(StageError) as info:
-        master_iso(MasterSpec(tree=tree, output=out_dir / "x.iso", label="X"),
-                   TruncateBeforeWriting(tree / "a.bin"))
-    assert str(info.value) == (f"{tree}/a.bin: the file became shorter while it was being "
-                               "mastered")
+        master_iso(
+            MasterSpec(tree=tree, output=out_dir / "x.iso", label="X"),
+            TruncateBeforeWriting(tree / "a.bin"),
+        )
+    assert str(info.value) == (f"{tree}/a.bin: the file became shorter while it was being mastered")
     assert os.listdir(out_dir) == []
 
 

@@ -28,7 +28,7 @@ from tests.app.iso.mastering_helpers import (
 
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
-EL_TORITO_ID = 17 * 2048 + 7          # "EL TORITO SPECIFICATION" in the boot record
+EL_TORITO_ID = 17 * 2048 + 7  # "EL TORITO SPECIFICATION" in the boot record
 TIMEOUT = 120
 
 
@@ -37,8 +37,14 @@ def usb_disk(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("boot")
     tree = make_boot_tree(base / "tree")
     iso = base / "live.iso"
-    master_iso(MasterSpec(tree=tree, output=iso, label="BOOT_TEST",
-                          boot=BootSpec(bios_boot=BIOS_BOOT, efi_image=EFI_IMAGE)))
+    master_iso(
+        MasterSpec(
+            tree=tree,
+            output=iso,
+            label="BOOT_TEST",
+            boot=BootSpec(bios_boot=BIOS_BOOT, efi_image=EFI_IMAGE),
+        )
+    )
     disk = base / "stick.img"
     shutil.copy(iso, disk)
     with open(disk, "r+b") as f:
@@ -53,10 +59,24 @@ def boot_until(marker: str, args: list[str]) -> tuple[bool, str]:
     """Run QEMU until `marker` appears on the serial console (or the timeout)."""
     # -display none, not -nographic: SeaBIOS would mirror the VGA text to the same serial
     # port, and the two copies interleave character by character.
-    cmd = ["qemu-system-x86_64", "-accel", "tcg", "-m", "256", "-display", "none",
-           "-no-reboot", "-monitor", "none", "-serial", "stdio", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
+    cmd = [
+        "qemu-system-x86_64",
+        "-accel",
+        "tcg",
+        "-m",
+        "256",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-monitor",
+        "none",
+        "-serial",
+        "stdio",
+        *args,
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+    )
     assert proc.stdout is not None
     output = b""
     deadline = time.monotonic() + TIMEOUT
@@ -75,8 +95,14 @@ def boot_until(marker: str, args: list[str]) -> tuple[bool, str]:
 
 
 def usb_stick(disk: Path) -> list[str]:
-    return ["-drive", f"if=none,id=stick,format=raw,file={disk}", "-device", "qemu-xhci",
-            "-device", "usb-storage,drive=stick,bootindex=0"]
+    return [
+        "-drive",
+        f"if=none,id=stick,format=raw,file={disk}",
+        "-device",
+        "qemu-xhci",
+        "-device",
+        "usb-storage,drive=stick,bootindex=0",
+    ]
 
 
 @pytest.mark.slow
@@ -90,7 +116,11 @@ def test_bios_boots_isolinux_through_the_mbr(usb_disk: Path) -> None:
 def test_uefi_boots_grub_through_the_gpt_esp(usb_disk: Path, tmp_path: Path) -> None:
     variables = tmp_path / "OVMF_VARS.fd"
     shutil.copy(OVMF_VARS, variables)
-    firmware = ["-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
-                "-drive", f"if=pflash,format=raw,file={variables}"]
+    firmware = [
+        "-drive",
+        f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+        "-drive",
+        f"if=pflash,format=raw,file={variables}",
+    ]
     found, console = boot_until(UEFI_MARKER, ["-M", "q35", *firmware, *usb_stick(usb_disk)])
     assert found, console

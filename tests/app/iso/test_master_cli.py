@@ -12,15 +12,32 @@ from tests.conftest import ROOT
 
 
 def livesmith(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "app", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "app", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_master_writes_a_bootable_hybrid_iso(tmp_path: Path) -> None:
     tree = make_boot_tree(tmp_path / "tree")
     iso = tmp_path / "out.iso"
-    out = livesmith("master", tree, "-o", iso, "--label", "CLI_TEST", "--bios-boot", BIOS_BOOT,
-                    "--efi-image", EFI_IMAGE, "--publisher", "ME")
+    out = livesmith(
+        "master",
+        tree,
+        "-o",
+        iso,
+        "--label",
+        "CLI_TEST",
+        "--bios-boot",
+        BIOS_BOOT,
+        "--efi-image",
+        EFI_IMAGE,
+        "--publisher",
+        "ME",
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"{iso}: {iso.stat().st_size} bytes"
     assert "==> Writing the ISO image" in out.stderr
@@ -28,7 +45,7 @@ def test_master_writes_a_bootable_hybrid_iso(tmp_path: Path) -> None:
     assert "Volume id    : 'CLI_TEST'" in report
     assert "El Torito img path :   2  /boot/grub/efi.img" in report
     assert "GPT partition path :   2  /boot/grub/efi.img" in report
-    assert "El Torito cat path : /boot/boot.cat" in report            # the default
+    assert "El Torito cat path : /boot/boot.cat" in report  # the default
 
 
 def test_invalid_input_lists_every_problem_and_exits_3(tmp_path: Path) -> None:
@@ -60,13 +77,23 @@ def test_no_hybrid_masters_any_no_emulation_boot_image(tmp_path: Path) -> None:
     (tree / "boot").mkdir(parents=True)
     (tree / "boot" / "own-loader.bin").write_bytes(bytes(2048))
     iso = tmp_path / "out.iso"
-    out = livesmith("master", tree, "-o", iso, "--label", "OWN", "--bios-boot",
-                    "boot/own-loader.bin", "--no-hybrid", "--boot-catalog", "boot/cat.bin")
+    out = livesmith(
+        "master",
+        tree,
+        "-o",
+        iso,
+        "--label",
+        "OWN",
+        "--bios-boot",
+        "boot/own-loader.bin",
+        "--no-hybrid",
+        "--boot-catalog",
+        "boot/cat.bin",
+    )
     assert out.returncode == 0, out.stderr
     report = xorriso_report(iso)
     assert "El Torito cat path : /boot/cat.bin" in report
     assert "El Torito img path :   1  /boot/own-loader.bin" in report
-
 
 
 def test_help_names_the_core_default_boot_catalog() -> None:

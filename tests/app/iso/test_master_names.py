@@ -10,9 +10,25 @@ import pycdlib
 
 from app.iso.names import ISO_DIR_MAX, ISO_FILE_MAX, iso9660_names, joliet_names
 
-AWKWARD = ["README", "readme", "ReadMe", "read.me", "READ_ME", "read_me.", ".bashrc",
-           "vmlinuz-6.1.0-13-amd64", "initramfs.img", "a.b.c.tar.gz", "Grüße 世界.txt",
-           "x" * 200, "x" * 199 + "y", "y" * 80 + ".longextension", "日本語", "-", "é"]
+AWKWARD = [
+    "README",
+    "readme",
+    "ReadMe",
+    "read.me",
+    "READ_ME",
+    "read_me.",
+    ".bashrc",
+    "vmlinuz-6.1.0-13-amd64",
+    "initramfs.img",
+    "a.b.c.tar.gz",
+    "Grüße 世界.txt",
+    "x" * 200,
+    "x" * 199 + "y",
+    "y" * 80 + ".longextension",
+    "日本語",
+    "-",
+    "é",
+]
 
 
 def test_names_depend_only_on_the_set_of_names_not_their_order() -> None:
@@ -46,9 +62,14 @@ def test_natural_names_go_to_the_first_real_name_and_numbers_to_the_rest() -> No
     names = iso9660_names([("readme", False), ("README", False), ("ReadMe", False)])
     # Sorted by bytes: README < ReadMe < readme.
     assert names == ["README_2.", "README.", "README_1."]
-    assert iso9660_names([("vmlinuz-6.1.0-13-amd64", False), (".bashrc", False),
-                          ("initramfs.img", False), ("Grüße.txt", False)]) == [
-        "VMLINUZ_6_1_0_13_AMD64.", "_BASHRC.", "INITRAMFS.IMG", "GRU_E.TXT"]
+    assert iso9660_names(
+        [
+            ("vmlinuz-6.1.0-13-amd64", False),
+            (".bashrc", False),
+            ("initramfs.img", False),
+            ("Grüße.txt", False),
+        ]
+    ) == ["VMLINUZ_6_1_0_13_AMD64.", "_BASHRC.", "INITRAMFS.IMG", "GRU_E.TXT"]
 
 
 def test_a_directory_and_a_file_with_the_same_stem_do_not_collide() -> None:
@@ -80,14 +101,16 @@ def test_pycdlib_accepts_every_generated_name() -> None:
     iso = pycdlib.PyCdlib()
     iso.new(interchange_level=3, rock_ridge="1.09", joliet=3)
     for real, iso_name, jol_name in zip(files, iso_names, jol_names, strict=True):
-        iso.add_fp(io.BytesIO(b"x"), 1, f"/{iso_name};1", rr_name=real,
-                   joliet_path=f"/{jol_name}")
+        iso.add_fp(io.BytesIO(b"x"), 1, f"/{iso_name};1", rr_name=real, joliet_path=f"/{jol_name}")
     out = io.BytesIO()
     iso.write_fp(out)
     iso.close()
     reader = pycdlib.PyCdlib()
     reader.open_fp(out)
-    stored = [c.rock_ridge.name().decode() for c in reader.list_children(rr_path="/")
-              if not (c.is_dot() or c.is_dotdot())]
+    stored = [
+        c.rock_ridge.name().decode()
+        for c in reader.list_children(rr_path="/")
+        if not (c.is_dot() or c.is_dotdot())
+    ]
     assert sorted(stored) == sorted(files)
     reader.close()

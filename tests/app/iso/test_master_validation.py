@@ -62,7 +62,8 @@ def test_lower_case_label_offers_the_upper_case_form(tree: Path) -> None:
 
 def test_too_long_and_empty_labels(tree: Path) -> None:
     assert "has 33 characters; at most 32 are allowed" in only(
-        validate_master(spec(tree, label="A" * 33)))
+        validate_master(spec(tree, label="A" * 33))
+    )
     assert "the volume label is empty" in only(validate_master(spec(tree, label="")))
 
 
@@ -86,14 +87,17 @@ def test_a_name_that_is_not_utf8_is_rejected(tree: Path) -> None:
 def test_a_symlink_target_that_is_not_utf8_is_rejected(tree: Path) -> None:
     os.symlink(b"caf\xe9", os.path.join(os.fsencode(tree), b"link"))
     assert only(validate_master(spec(tree))) == (
-        f"{tree}/link: the symlink target is not valid UTF-8")
+        f"{tree}/link: the symlink target is not valid UTF-8"
+    )
 
 
 def test_special_files_cannot_go_into_an_iso(tree: Path) -> None:
     os.mkfifo(tree / "pipe")
     text = only(validate_master(spec(tree)))
-    assert text == (f"{tree}/pipe: is a FIFO (named pipe); an ISO image can only hold files, "
-                    "directories and symlinks (remove it from the tree)")
+    assert text == (
+        f"{tree}/pipe: is a FIFO (named pipe); an ISO image can only hold files, "
+        "directories and symlinks (remove it from the tree)"
+    )
 
 
 def test_an_unreadable_file_is_reported() -> None:
@@ -107,17 +111,27 @@ def test_an_unreadable_file_is_reported() -> None:
         out.chmod(0o777)
         (tree / "file.txt").write_text("x\n")
         (tree / "file.txt").chmod(0)
-        script = ("import sys; from pathlib import Path; "
-                  "from app.iso.master import MasterSpec, validate_master; "
-                  "[print(p) for p in validate_master(MasterSpec(tree=Path(sys.argv[1]), "
-                  "output=Path(sys.argv[2]), label='X'))]")
-        as_user = (["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-                   if os.geteuid() == 0 else [])
-        result = subprocess.run([*as_user, sys.executable, "-c", script, str(tree),
-                                 str(out / "x.iso")], cwd=ROOT, capture_output=True,
-                                text=True, check=True)
+        script = (
+            "import sys; from pathlib import Path; "
+            "from app.iso.master import MasterSpec, validate_master; "
+            "[print(p) for p in validate_master(MasterSpec(tree=Path(sys.argv[1]), "
+            "output=Path(sys.argv[2]), label='X'))]"
+        )
+        as_user = (
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+            if os.geteuid() == 0
+            else []
+        )
+        result = subprocess.run(
+            [*as_user, sys.executable, "-c", script, str(tree), str(out / "x.iso")],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         assert result.stdout.splitlines() == [
-            f"{tree}/file.txt: cannot read this file: permission denied"]
+            f"{tree}/file.txt: cannot read this file: permission denied"
+        ]
     finally:
         shutil.rmtree(base)
 
@@ -127,7 +141,8 @@ def test_too_many_directories_for_the_path_table(tree: Path, monkeypatch) -> Non
     for name in ("a", "b", "c"):
         (tree / name).mkdir()
     assert only(validate_master(spec(tree))) == (
-        f"{tree}: the tree has 4 directories; an ISO 9660 path table can hold at most 3")
+        f"{tree}: the tree has 4 directories; an ISO 9660 path table can hold at most 3"
+    )
 
 
 def test_deep_directories_are_a_warning_not_an_error(tree: Path) -> None:
@@ -137,30 +152,32 @@ def test_deep_directories_are_a_warning_not_an_error(tree: Path) -> None:
     assert check.warnings == [
         f"1 directory is nested deeper than the 8 levels ISO 9660 allows (first: "
         f"{tree}/1/2/3/4/5/6/7/8); they are relocated to /.rr_moved in the ISO 9660 tree. "
-        "Rock Ridge readers (Linux, xorriso) show the real tree plus a hidden /.rr_moved"]
+        "Rock Ridge readers (Linux, xorriso) show the real tree plus a hidden /.rr_moved"
+    ]
 
 
 def test_the_relocation_name_must_be_free_when_needed(tree: Path) -> None:
     (tree / "1/2/3/4/5/6/7/8").mkdir(parents=True)
     (tree / ".rr_moved").mkdir()
     assert only(validate_master(spec(tree))) == (
-        f"{tree}/.rr_moved: this name is needed for relocating deep directories (rename it)")
+        f"{tree}/.rr_moved: this name is needed for relocating deep directories (rename it)"
+    )
 
 
 def test_files_of_4_gib_are_a_warning(tree: Path) -> None:
     with open(tree / "huge.img", "wb") as f:
-        f.truncate(4 * 1024**3)                    # sparse; never read by validation
+        f.truncate(4 * 1024**3)  # sparse; never read by validation
     check = check_master(spec(tree))
     assert check.problems == []
     assert check.warnings == [
         f"{tree}/huge.img is 4.0 GiB: files of 4 GiB or more are stored in several ISO 9660 "
-        "extents; Linux and xorriso read them, some other systems do not"]
+        "extents; Linux and xorriso read them, some other systems do not"
+    ]
 
 
 def test_missing_boot_files(tree: Path) -> None:
     (tree / "boot").mkdir()
-    problems = validate_master(spec(tree, boot=BootSpec(bios_boot=BIOS_BOOT,
-                                                        efi_image=EFI_IMAGE)))
+    problems = validate_master(spec(tree, boot=BootSpec(bios_boot=BIOS_BOOT, efi_image=EFI_IMAGE)))
     assert messages(problems) == [
         f"{tree}/{BIOS_BOOT}: the BIOS boot file is missing from the tree",
         f"{tree}/{EFI_IMAGE}: the EFI boot image is missing from the tree",
@@ -169,8 +186,9 @@ def test_missing_boot_files(tree: Path) -> None:
 
 def test_boot_paths_must_stay_inside_the_tree_and_be_files(tree: Path) -> None:
     (tree / "boot").mkdir()
-    problems = validate_master(spec(tree, boot=BootSpec(bios_boot="../isolinux.bin",
-                                                        efi_image="boot")))
+    problems = validate_master(
+        spec(tree, boot=BootSpec(bios_boot="../isolinux.bin", efi_image="boot"))
+    )
     assert messages(problems) == [
         "BIOS boot file: '../isolinux.bin' is not a path inside the tree",
         f"{tree}/boot: the EFI boot image must be a regular file, not a dir",
@@ -182,9 +200,11 @@ def test_hybrid_needs_isolinux_as_bios_boot_file(tree: Path) -> None:
     (tree / "boot" / "grub-eltorito.img").write_bytes(bytes(4096))
     boot = BootSpec(bios_boot="boot/grub-eltorito.img")
     text = only(validate_master(spec(tree, boot=boot)))
-    assert text == (f"{tree}/boot/grub-eltorito.img: the BIOS boot file is not ISOLINUX "
-                    "(isolinux.bin): a hybrid image's MBR can only start ISOLINUX (use "
-                    "isolinux.bin from the isolinux package, or master without hybrid)")
+    assert text == (
+        f"{tree}/boot/grub-eltorito.img: the BIOS boot file is not ISOLINUX "
+        "(isolinux.bin): a hybrid image's MBR can only start ISOLINUX (use "
+        "isolinux.bin from the isolinux package, or master without hybrid)"
+    )
     no_hybrid = BootSpec(bios_boot="boot/grub-eltorito.img", hybrid=False)
     assert validate_master(spec(tree, boot=no_hybrid)) == []
 
@@ -194,8 +214,10 @@ def test_the_isohybrid_mbr_code_must_be_installed(tree: Path, monkeypatch) -> No
     shutil.copy(ISOLINUX_BIN, tree / "boot" / "isolinux.bin")
     monkeypatch.setattr(master_module, "ISOHDPFX", tree / "no-such-isohdpfx.bin")
     text = only(validate_master(spec(tree, boot=BootSpec(bios_boot="boot/isolinux.bin"))))
-    assert text == (f"{tree}/no-such-isohdpfx.bin: the isohybrid MBR boot code is missing "
-                    "(install it with: sudo apt-get install isolinux)")
+    assert text == (
+        f"{tree}/no-such-isohdpfx.bin: the isohybrid MBR boot code is missing "
+        "(install it with: sudo apt-get install isolinux)"
+    )
 
 
 def test_the_efi_image_must_stay_below_32_mib(tree: Path) -> None:
@@ -203,9 +225,11 @@ def test_the_efi_image_must_stay_below_32_mib(tree: Path) -> None:
     image = tree / "boot" / "efi.img"
     subprocess.run(["mformat", "-C", "-T", str(65536), "-i", str(image), "::"], check=True)
     text = only(validate_master(spec(tree, boot=BootSpec(efi_image="boot/efi.img"))))
-    assert text == (f"{image}: the EFI boot image is 32.0 MiB; El Torito can describe at most "
-                    "32.0 MiB (a 16-bit count of 512-byte sectors) (make the FAT image "
-                    "smaller than 32 MiB)")
+    assert text == (
+        f"{image}: the EFI boot image is 32.0 MiB; El Torito can describe at most "
+        "32.0 MiB (a 16-bit count of 512-byte sectors) (make the FAT image "
+        "smaller than 32 MiB)"
+    )
     make_efi_image(image.with_name("small.img"), ISOLINUX_BIN, sectors=65535)
     assert validate_master(spec(tree, boot=BootSpec(efi_image="boot/small.img"))) == []
 
@@ -215,15 +239,16 @@ def test_the_efi_image_must_be_a_fat_image(tree: Path) -> None:
     boot = BootSpec(efi_image="efi.img", boot_catalog="boot.cat")
     assert only(validate_master(spec(tree, boot=boot))) == (
         f"{tree}/efi.img: the EFI boot image is not a FAT file system image (no boot sector "
-        "signature)")
+        "signature)"
+    )
 
 
 def test_bios_boot_and_efi_image_must_differ(tree: Path) -> None:
     make_efi_image(tree / "efi.img", ISOLINUX_BIN)
-    boot = BootSpec(bios_boot="efi.img", efi_image="efi.img", hybrid=False,
-                    boot_catalog="boot.cat")
+    boot = BootSpec(bios_boot="efi.img", efi_image="efi.img", hybrid=False, boot_catalog="boot.cat")
     assert only(validate_master(spec(tree, boot=boot))) == (
-        "boot: the BIOS boot file and the EFI image are the same file")
+        "boot: the BIOS boot file and the EFI image are the same file"
+    )
 
 
 def test_boot_catalog_needs_its_directory_and_a_free_name(tmp_path: Path) -> None:
@@ -231,33 +256,40 @@ def test_boot_catalog_needs_its_directory_and_a_free_name(tmp_path: Path) -> Non
     boot = BootSpec(bios_boot=BIOS_BOOT, boot_catalog="isolinux/boot.cat")
     assert only(validate_master(spec(tree, boot=boot))) == (
         f"{tree}/isolinux/boot.cat: the directory for the El Torito boot catalog does not "
-        "exist in the tree (create it, or choose another boot catalog path)")
+        "exist in the tree (create it, or choose another boot catalog path)"
+    )
     boot = BootSpec(bios_boot=BIOS_BOOT, boot_catalog="boot/syslinux/isolinux.cfg")
     assert only(validate_master(spec(tree, boot=boot))) == (
         f"{tree}/boot/syslinux/isolinux.cfg: the boot catalog path is already taken by an "
-        "entry of the tree (remove it, or choose another boot catalog path)")
+        "entry of the tree (remove it, or choose another boot catalog path)"
+    )
 
 
 def test_output_location_problems(tree: Path) -> None:
     assert only(validate_master(spec(tree, output=tree.parent / "nope" / "x.iso"))) == (
-        f"{tree.parent}/nope/x.iso: the output directory {tree.parent}/nope does not exist")
+        f"{tree.parent}/nope/x.iso: the output directory {tree.parent}/nope does not exist"
+    )
     assert only(validate_master(spec(tree, output=tree))) == (
-        f"{tree}: the output path is a directory")
+        f"{tree}: the output path is a directory"
+    )
     assert only(validate_master(spec(tree, output=tree / "self.iso"))) == (
         f"{tree}/self.iso: the output file is inside the tree being mastered (write the ISO "
-        "somewhere outside the tree)")
+        "somewhere outside the tree)"
+    )
 
 
 def test_the_tree_must_be_a_directory(tmp_path: Path) -> None:
     missing = tmp_path / "missing"
     assert only(validate_master(spec(missing))) == (
-        f"{missing}: the tree to master is not a directory")
+        f"{missing}: the tree to master is not a directory"
+    )
 
 
 def test_source_date_epoch_must_be_a_number(tree: Path, monkeypatch) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
     assert only(validate_master(spec(tree))) == (
-        "SOURCE_DATE_EPOCH: must be a whole number of seconds since 1970-01-01 UTC")
+        "SOURCE_DATE_EPOCH: must be a whole number of seconds since 1970-01-01 UTC"
+    )
 
 
 @needs_root
@@ -283,15 +315,23 @@ def test_all_problems_come_together_and_nothing_is_written(tree: Path) -> None:
     os.mkfifo(tree / "pipe")
     out = tree.parent / "out"
     out.mkdir()
-    bad = spec(tree, label="bad label", output=out / "x.iso",
-               boot=BootSpec(bios_boot="missing.bin", efi_image="missing.img"))
+    bad = spec(
+        tree,
+        label="bad label",
+        output=out / "x.iso",
+        boot=BootSpec(bios_boot="missing.bin", efi_image="missing.img"),
+    )
     with pytest.raises(ValidationError) as info:
         master_iso(bad)
     assert len(info.value.problems) == 5
     text = str(info.value)
     assert text.startswith("5 problems found:")
-    for part in ("volume label 'bad label'", "pipe: is a FIFO", "missing.bin: the BIOS boot",
-                 "missing.img: the EFI boot image is missing",
-                 "boot/boot.cat: the directory for the El Torito boot catalog does not exist"):
+    for part in (
+        "volume label 'bad label'",
+        "pipe: is a FIFO",
+        "missing.bin: the BIOS boot",
+        "missing.img: the EFI boot image is missing",
+        "boot/boot.cat: the directory for the El Torito boot catalog does not exist",
+    ):
         assert part in text
     assert os.listdir(out) == []

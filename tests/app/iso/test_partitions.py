@@ -38,11 +38,29 @@ def sfdisk_partitions(image: Path | str) -> tuple[str, list[dict], int]:
 def make_gpt_disk(path: Path, size: int = 16 * MiB) -> Path:
     with open(path, "wb") as f:
         f.truncate(size)
-    run("sgdisk", "-o",
-        "-n", "1:2048:+1M", "-t", "1:ef00", "-c", "1:EFI system",
-        "-n", "2:0:+3M", "-t", "2:8300", "-c", "2:Linux root ÄÖ",
-        "-n", "4:0:+1M", "-t", "4:ef02", "-A", "4:set:2",
-        str(path))
+    run(
+        "sgdisk",
+        "-o",
+        "-n",
+        "1:2048:+1M",
+        "-t",
+        "1:ef00",
+        "-c",
+        "1:EFI system",
+        "-n",
+        "2:0:+3M",
+        "-t",
+        "2:8300",
+        "-c",
+        "2:Linux root ÄÖ",
+        "-n",
+        "4:0:+1M",
+        "-t",
+        "4:ef02",
+        "-A",
+        "4:set:2",
+        str(path),
+    )
     return path
 
 
@@ -61,13 +79,15 @@ def mbr_disk(path: Path, size: int = 32 * MiB) -> Path:
     with open(path, "wb") as f:
         f.truncate(size)
     # Three primaries (one bootable), an extended partition holding two logical ones.
-    script = ("label: dos\n"
-              "start=2048, size=4M, type=c, bootable\n"
-              "size=4M, type=83\n"
-              "size=16M, type=5\n"
-              "size=2M, type=83\n"
-              "size=3M, type=82\n"
-              "size=1M, type=83\n")
+    script = (
+        "label: dos\n"
+        "start=2048, size=4M, type=c, bootable\n"
+        "size=4M, type=83\n"
+        "size=16M, type=5\n"
+        "size=2M, type=83\n"
+        "size=3M, type=82\n"
+        "size=1M, type=83\n"
+    )
     run("sfdisk", "--no-reread", str(path), stdin=script)
     return path
 
@@ -99,8 +119,11 @@ def test_gpt_disk_matches_sfdisk(tmp_path: Path, gpt_template: Path) -> None:
     assert [(p.number, p.type_id, p.type_name) for p in mbr] == [(1, "0xee", "GPT protective")]
     esp = [p for p in area.gpt_partitions if p.number == 1][0]
     assert (esp.type_id, esp.type_name, esp.name) == (GPT_ESP_GUID, "EFI System", "EFI system")
-    assert [p.type_name for p in area.gpt_partitions] == ["EFI System", "Linux filesystem",
-                                                          "BIOS boot"]
+    assert [p.type_name for p in area.gpt_partitions] == [
+        "EFI System",
+        "Linux filesystem",
+        "BIOS boot",
+    ]
     assert area.efi_system_partitions == (esp,)
 
 
@@ -110,8 +133,14 @@ def test_mbr_disk_with_logical_partitions_matches_sfdisk(tmp_path: Path) -> None
     assert problems == []
     assert_matches_sfdisk(parts, image)
     assert [p.number for p in parts] == [1, 2, 3, 4, 5, 6]
-    assert [p.type_name for p in parts] == ["W95 FAT32 (LBA)", "Linux", "Extended", "Linux",
-                                            "Linux swap", "Linux"]
+    assert [p.type_name for p in parts] == [
+        "W95 FAT32 (LBA)",
+        "Linux",
+        "Extended",
+        "Linux",
+        "Linux swap",
+        "Linux",
+    ]
     assert [p.start // 512 for p in parts if p.number >= 5] == [20480, 28672]
     assert [p.bootable for p in parts] == [True] + [False] * 5
 
@@ -122,7 +151,9 @@ def test_reads_an_open_binary_file(tmp_path: Path, gpt_template: Path) -> None:
         assert read_partitions(f) == read_partitions(image)
 
 
-def test_primary_entry_array_damage_is_reported_like_sgdisk(tmp_path: Path, gpt_template: Path) -> None:
+def test_primary_entry_array_damage_is_reported_like_sgdisk(
+    tmp_path: Path, gpt_template: Path
+) -> None:
     image = copy_of(gpt_template, tmp_path / "gpt.img")
     with open(image, "r+b") as f:  # rename partition 1 in the primary array only
         f.seek(2 * 512 + 56)
@@ -188,8 +219,9 @@ def test_missing_and_directory_paths(tmp_path: Path) -> None:
 
 @contextmanager
 def loop_device(image: Path, sector_size: int = 512) -> Iterator[str]:
-    device = run("losetup", "--find", "--show", "--sector-size", str(sector_size),
-                 str(image)).strip()
+    device = run(
+        "losetup", "--find", "--show", "--sector-size", str(sector_size), str(image)
+    ).strip()
     try:
         yield device
     finally:
@@ -204,8 +236,9 @@ def test_block_device_with_4k_sectors(tmp_path: Path) -> None:
     with open(image, "wb") as f:
         f.truncate(16 * MiB)
     with loop_device(image, 4096) as device:
-        run("sgdisk", "-o", "-n", "1:0:+2M", "-t", "1:ef00", "-n", "2:0:+4M", "-t", "2:8300",
-            device)
+        run(
+            "sgdisk", "-o", "-n", "1:0:+2M", "-t", "1:ef00", "-n", "2:0:+4M", "-t", "2:8300", device
+        )
         area = read_system_area(device)
         assert area.sector_size == 4096
         assert area.problems == ()

@@ -30,10 +30,16 @@ BASIC_DATA = uuid.UUID("ebd0a0a2-b9e5-4433-87c0-68b6b72699c7")
 
 
 def _layout(iso_bytes: int, **changes) -> sysarea.HybridLayout:
-    values = dict(iso_bytes=iso_bytes, boot_code=ISOHDPFX.read_bytes(), boot_file_block=50,
-                  efi_block=100, efi_bytes=2 * 1024 * 1024, disk_id=0x12345678,
-                  disk_guid=uuid.UUID(int=1, version=4),
-                  partition_guids=tuple(uuid.UUID(int=i, version=4) for i in (2, 3, 4)))
+    values = dict(
+        iso_bytes=iso_bytes,
+        boot_code=ISOHDPFX.read_bytes(),
+        boot_file_block=50,
+        efi_block=100,
+        efi_bytes=2 * 1024 * 1024,
+        disk_id=0x12345678,
+        disk_guid=uuid.UUID(int=1, version=4),
+        partition_guids=tuple(uuid.UUID(int=i, version=4) for i in (2, 3, 4)),
+    )
     values.update(changes)
     return sysarea.HybridLayout(**values)
 
@@ -49,24 +55,47 @@ def _fake_iso(path: Path, size: int) -> None:
 
 
 def _header(data: bytes, lba: int) -> dict:
-    raw = data[lba * 512:lba * 512 + 92]
+    raw = data[lba * 512 : lba * 512 + 92]
     fields = struct.unpack("<8sIIIIQQQQ16sQIII", raw)
-    names = ("sig", "rev", "size", "crc", "res", "my", "alt", "first", "last", "guid",
-             "array", "count", "entry_size", "array_crc")
+    names = (
+        "sig",
+        "rev",
+        "size",
+        "crc",
+        "res",
+        "my",
+        "alt",
+        "first",
+        "last",
+        "guid",
+        "array",
+        "count",
+        "entry_size",
+        "array_crc",
+    )
     header = dict(zip(names, fields, strict=True))
     header["crc_ok"] = zlib.crc32(raw[:16] + b"\0\0\0\0" + raw[20:]) == header["crc"]
     return header
 
 
 def _entries(data: bytes, lba: int) -> list[tuple[uuid.UUID, uuid.UUID, int, int, int, str]]:
-    array = data[lba * 512:lba * 512 + 128 * 128]
+    array = data[lba * 512 : lba * 512 + 128 * 128]
     found = []
     for i in range(128):
         type_le, guid_le, first, last, attrs, name = struct.unpack_from(
-            "<16s16sQQQ72s", array, i * 128)
+            "<16s16sQQQ72s", array, i * 128
+        )
         if type_le != bytes(16):
-            found.append((uuid.UUID(bytes_le=type_le), uuid.UUID(bytes_le=guid_le), first,
-                          last, attrs, name.decode("utf-16-le").rstrip("\0")))
+            found.append(
+                (
+                    uuid.UUID(bytes_le=type_le),
+                    uuid.UUID(bytes_le=guid_le),
+                    first,
+                    last,
+                    attrs,
+                    name.decode("utf-16-le").rstrip("\0"),
+                )
+            )
     return found
 
 
@@ -87,8 +116,8 @@ def test_gpt_headers_entries_and_crcs_are_consistent(tmp_path: Path) -> None:
         assert (header["first"], header["last"]) == (34, last - 33)
         assert (header["count"], header["entry_size"]) == (128, 128)
         assert uuid.UUID(bytes_le=header["guid"]) == layout.disk_guid
-        table = data[array * 512:array * 512 + 128 * 128]
-        assert zlib.crc32(table) == header["array_crc"]     # the whole array, not used part
+        table = data[array * 512 : array * 512 + 128 * 128]
+        assert zlib.crc32(table) == header["array_crc"]  # the whole array, not used part
     assert _entries(data, 2) == _entries(data, last - 32)
     hidden_ro = (1 << 60) | (1 << 62) | (1 << 63)
     assert _entries(data, 2) == [
@@ -146,14 +175,23 @@ def hybrid(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tree = make_boot_tree(base / "tree")
     (tree / "filler.bin").write_bytes(bytes(range(256)) * 4096)
     iso = base / "hybrid.iso"
-    master_iso(MasterSpec(tree=tree, output=iso, label="HYBRID",
-                          boot=BootSpec(bios_boot=BIOS_BOOT, efi_image=EFI_IMAGE)))
+    master_iso(
+        MasterSpec(
+            tree=tree,
+            output=iso,
+            label="HYBRID",
+            boot=BootSpec(bios_boot=BIOS_BOOT, efi_image=EFI_IMAGE),
+        )
+    )
     return iso
 
 
 def _eltorito_lba(report: str, entry: int) -> int:
-    match = re.search(rf"El Torito boot img :\s+{entry}\s+\S+\s+y\s+none\s+\S+\s+\S+\s+\d+\s+"
-                      r"(\d+)", report)
+    match = re.search(
+        rf"El Torito boot img :\s+{entry}\s+\S+\s+y\s+none\s+\S+\s+\S+\s+\d+\s+"
+        r"(\d+)",
+        report,
+    )
     assert match, report
     return int(match.group(1))
 
@@ -200,8 +238,11 @@ def test_pycdlib_opens_the_hybrid_image(hybrid: Path) -> None:
         reader.close()
 
 
-@pytest.mark.parametrize("boot", [BootSpec(bios_boot=BIOS_BOOT), BootSpec(efi_image=EFI_IMAGE)],
-                         ids=["bios-only", "uefi-only"])
+@pytest.mark.parametrize(
+    "boot",
+    [BootSpec(bios_boot=BIOS_BOOT), BootSpec(efi_image=EFI_IMAGE)],
+    ids=["bios-only", "uefi-only"],
+)
 def test_sgdisk_verifies_single_boot_hybrids(tmp_path: Path, boot: BootSpec) -> None:
     tree = make_boot_tree(tmp_path / "tree")
     iso = tmp_path / "x.iso"

@@ -34,15 +34,23 @@ print(json.dumps(result))
 """
 
 
-def run_isolated(body: str, *, memory_limit: int | None = None,
-                 timeout: float = 60) -> dict[str, Any]:
+def run_isolated(
+    body: str, *, memory_limit: int | None = None, timeout: float = 60
+) -> dict[str, Any]:
     """Run `body` (Python statements) in a fresh interpreter; its InputError comes back as
     {"ok": False, "message", "where"}, success as {"ok": True}, plus "peak_rss_kib".
     A hang beyond `timeout` seconds raises subprocess.TimeoutExpired."""
-    code = _WRAPPER.format(limit=memory_limit or 0,
-                           body=textwrap.indent(textwrap.dedent(body), "    "))
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, env={"PYTHONPATH": str(ROOT)})
+    code = _WRAPPER.format(
+        limit=memory_limit or 0, body=textwrap.indent(textwrap.dedent(body), "    ")
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT)},
+    )
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result

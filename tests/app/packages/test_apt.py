@@ -28,10 +28,14 @@ def apt() -> AptSource:
 
 
 def _candidate(name: str) -> str:
-    out = subprocess.run(["apt-cache", "policy", name], capture_output=True, text=True,
-                         check=True).stdout
-    return next(line.split(":", 1)[1].strip() for line in out.splitlines()
-                if line.strip().startswith("Candidate:"))
+    out = subprocess.run(
+        ["apt-cache", "policy", name], capture_output=True, text=True, check=True
+    ).stdout
+    return next(
+        line.split(":", 1)[1].strip()
+        for line in out.splitlines()
+        if line.strip().startswith("Candidate:")
+    )
 
 
 def test_metadata_is_the_candidate_version(apt: AptSource) -> None:
@@ -56,8 +60,10 @@ def test_the_kernel_metapackage_resolves_to_the_versioned_kernel(apt: AptSource)
 def test_virtual_names_have_providers(apt: AptSource) -> None:
     names = [p.name for p in apt.providers("awk")]
     assert "mawk" in names
-    text = ("Package: awk\nVersions: \n\nReverse Depends: \n  x,awk\nDependencies: \n"
-            "Provides: \nReverse Provides: \nmawk 1.3.4 (= )\ngawk 1:5.2.1-2 (= )\n")
+    text = (
+        "Package: awk\nVersions: \n\nReverse Depends: \n  x,awk\nDependencies: \n"
+        "Provides: \nReverse Provides: \nmawk 1.3.4 (= )\ngawk 1:5.2.1-2 (= )\n"
+    )
     assert parse_reverse_provides(text) == {"awk": ["mawk", "gawk"]}
 
 

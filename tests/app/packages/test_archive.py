@@ -76,8 +76,10 @@ def test_multithreaded_tool_output_is_read(tmp_path) -> None:  # type: ignore[no
     subprocess.run(["zstd", "-q", "-T2", "-k", str(src)], check=True)
     for suffix in (".xz", ".zst"):
         for threaded in (False, True):
-            with open(str(src) + suffix, "rb") as raw, \
-                    open_stream(raw, threaded=threaded) as stream:
+            with (
+                open(str(src) + suffix, "rb") as raw,
+                open_stream(raw, threaded=threaded) as stream,
+            ):
                 assert stream.read() == DATA * 4
 
 
@@ -95,6 +97,7 @@ def test_a_closed_threaded_stream_leaves_no_process_or_thread() -> None:
     stream.close()
     assert threading.active_count() == before
     # no zombie xz left behind
-    children = subprocess.run(["ps", "--ppid", str(os.getpid()), "-o", "comm="],
-                              capture_output=True, text=True).stdout.split()
+    children = subprocess.run(
+        ["ps", "--ppid", str(os.getpid()), "-o", "comm="], capture_output=True, text=True
+    ).stdout.split()
     assert "xz" not in children

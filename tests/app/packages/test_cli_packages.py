@@ -16,9 +16,12 @@ from tests.app.packages.fixtures import (
 )
 from tests.conftest import ROOT
 
-PKGS = [busybox_package(depends=("musl",), conflicts=("toybox",)), text_package("musl"),
-        text_package("app", depends=("busybox", "libgone")),
-        text_package("toybox", description="Another small userland")]
+PKGS = [
+    busybox_package(depends=("musl",), conflicts=("toybox",)),
+    text_package("musl"),
+    text_package("app", depends=("busybox", "libgone")),
+    text_package("toybox", description="Another small userland"),
+]
 
 
 def test_lists_name_version_size_description_dependencies(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -54,9 +57,23 @@ def test_resolve_ok_exits_zero(tmp_path: Path, capsys) -> None:  # type: ignore[
 
 def test_json_output_as_a_subprocess(tmp_path: Path) -> None:
     repo = make_glaucus_repo(tmp_path, PKGS)
-    out = subprocess.run([sys.executable, "-m", "app", "packages", str(repo), "--json",
-                          "--resolve", "busybox", "--no-deps"], cwd=ROOT, capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "app",
+            "packages",
+            str(repo),
+            "--json",
+            "--resolve",
+            "busybox",
+            "--no-deps",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     data = json.loads(out.stdout)
     assert data["source"] == {"kind": "glaucus", "location": str(repo)}
     assert [p["name"] for p in data["packages"]] == ["busybox"]
@@ -64,15 +81,24 @@ def test_json_output_as_a_subprocess(tmp_path: Path) -> None:
     assert data["resolution"]["packages"][0]["reason"] == "selected"
     assert data["resolution"]["ok"] is True
 
-    listing = subprocess.run([sys.executable, "-m", "app", "packages", str(repo), "--json"],
-                             cwd=ROOT, capture_output=True, text=True, check=True)
+    listing = subprocess.run(
+        [sys.executable, "-m", "app", "packages", str(repo), "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     names = [p["name"] for p in json.loads(listing.stdout)["packages"]]
     assert names == ["app", "busybox", "musl", "toybox"]
 
 
 def test_bad_source_is_an_input_error(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "app", "packages", str(tmp_path / "nope")],
-                         cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "app", "packages", str(tmp_path / "nope")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == EXIT_INPUT
     assert "does not exist" in out.stderr and str(tmp_path / "nope") in out.stderr
 

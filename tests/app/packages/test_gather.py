@@ -75,7 +75,8 @@ def test_glaucus_checksum_mismatch(tmp_path: Path) -> None:
     expected = (repo / "busybox" / "sum").read_text().split()[0]
     got = xxhash.xxh3_128_hexdigest(bytes(data))
     assert str(info.value).startswith(
-        f"checksum mismatch: busybox file {archive} expected xxh128:{expected} got xxh128:{got}")
+        f"checksum mismatch: busybox file {archive} expected xxh128:{expected} got xxh128:{got}"
+    )
     assert not (tmp_path / "cache" / "by-hash" / f"xxh128-{got}").exists()
 
 
@@ -96,8 +97,7 @@ def test_arch_database_sha256_is_verified(tmp_path: Path) -> None:
 def test_packages_without_checksum_are_keyed_by_content(tmp_path: Path) -> None:
     folder = make_tarball_folder(tmp_path, PKGS)
     source = open_source(detect_source(str(folder)))
-    got = gather(source, resolve(source, ["busybox", "musl"]), tmp_path / "cache",
-                 NullReporter())
+    got = gather(source, resolve(source, ["busybox", "musl"]), tmp_path / "cache", NullReporter())
     for pkg, path in got:
         assert path.parent.name == "xxh128-" + file_digest(pkg.file, "xxh128")  # type: ignore[arg-type]
     # a changed source file gets a new entry, the old one stays intact
@@ -118,8 +118,9 @@ def test_a_damaged_cache_entry_is_replaced(tmp_path: Path) -> None:
     [(_, again)] = gather(source, res, tmp_path / "cache", reporter)  # type: ignore[arg-type]
     assert again.read_bytes() == pkg.file.read_bytes()  # type: ignore[union-attr]
     assert source.fetched == ["musl", "musl"]
-    assert any(level is Level.WARNING and "damaged cache entry" in msg
-               for level, msg in reporter.logs)
+    assert any(
+        level is Level.WARNING and "damaged cache entry" in msg for level, msg in reporter.logs
+    )
 
 
 def test_gather_can_be_cancelled(tmp_path: Path) -> None:

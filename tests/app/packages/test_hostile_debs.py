@@ -20,11 +20,14 @@ def test_a_negative_ar_member_size_does_not_hang(tmp_path: Path) -> None:
     deb = tmp_path / "loop_1.0_all.deb"
     deb.write_bytes(b"!<arch>\n" + ar_header("debian-binary", "-60"))
     assert deb.stat().st_size == 68
-    result = run_isolated(f"""
+    result = run_isolated(
+        f"""
         from pathlib import Path
         from app.packages.deb import read_package
         read_package(Path({str(deb)!r}))
-    """, timeout=30)
+    """,
+        timeout=30,
+    )
     assert result["ok"] is False
     assert result["where"] == str(deb)
     assert "corrupt ar member size" in result["message"]

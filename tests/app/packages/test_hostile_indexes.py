@@ -30,14 +30,17 @@ from tests.app.packages.fixtures import (
 def arch_database(folder: Path, filename: str) -> Path:
     desc = f"%FILENAME%\n{filename}\n\n%NAME%\nbusybox\n\n%VERSION%\n1-1\n\n"
     db = folder / "core.db.tar.gz"
-    db.write_bytes(compress(tar_bytes([directory("busybox-1-1"),
-                                       file("busybox-1-1/desc", desc)], auto_dirs=False), "gz"))
+    db.write_bytes(
+        compress(
+            tar_bytes([directory("busybox-1-1"), file("busybox-1-1/desc", desc)], auto_dirs=False),
+            "gz",
+        )
+    )
     return db
 
 
 @pytest.mark.parametrize("how", ["dotdot", "symlink", "absolute"])
-def test_an_arch_database_filename_outside_the_folder_is_refused(tmp_path: Path,
-                                                                  how: str) -> None:
+def test_an_arch_database_filename_outside_the_folder_is_refused(tmp_path: Path, how: str) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     secret = outside / "private-backup.tar"
@@ -77,14 +80,19 @@ def test_a_packages_index_filename_outside_the_folder_is_refused(tmp_path: Path)
     assert "outside the package folder" in error.value.message and "hello" in error.value.message
 
 
-def test_a_checksum_that_is_not_hex_is_refused_before_the_cache_is_touched(
-        tmp_path: Path) -> None:
+def test_a_checksum_that_is_not_hex_is_refused_before_the_cache_is_touched(tmp_path: Path) -> None:
     folder = make_arch_folder(tmp_path, [text_package("hello")], name="repo")
     pkg_file = next(folder.glob("hello-*.pkg.tar.zst"))
-    desc = (f"%FILENAME%\n{pkg_file.name}\n\n%NAME%\nhello\n\n%VERSION%\n1.0-1\n\n"
-            "%SHA256SUM%\n/../../../victim\n\n")
-    (folder / "core.db.tar.gz").write_bytes(compress(tar_bytes(
-        [directory("hello-1.0-1"), file("hello-1.0-1/desc", desc)], auto_dirs=False), "gz"))
+    desc = (
+        f"%FILENAME%\n{pkg_file.name}\n\n%NAME%\nhello\n\n%VERSION%\n1.0-1\n\n"
+        "%SHA256SUM%\n/../../../victim\n\n"
+    )
+    (folder / "core.db.tar.gz").write_bytes(
+        compress(
+            tar_bytes([directory("hello-1.0-1"), file("hello-1.0-1/desc", desc)], auto_dirs=False),
+            "gz",
+        )
+    )
     # A folder outside the cache that the digest, used as a cache entry name, would reach
     # if the entry's first part existed: it looks like a damaged entry and gets replaced.
     victim = tmp_path / "victim"

@@ -22,12 +22,21 @@ def everything_under(folder: Path) -> list[Path]:
     return sorted(folder.rglob("*")) if folder.exists() else []
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("ver", ESCAPE), ("ver", "1/2"), ("ver", ".."), ("ver", "1\x01"),
-    ("nom", "../hello"), ("nom", ".hidden"), ("nom", "a/b"),
-])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("ver", ESCAPE),
+        ("ver", "1/2"),
+        ("ver", ".."),
+        ("ver", "1\x01"),
+        ("nom", "../hello"),
+        ("nom", ".hidden"),
+        ("nom", "a/b"),
+    ],
+)
 def test_glaucus_info_with_a_path_in_its_name_or_version_is_refused(
-        tmp_path: Path, key: str, value: str) -> None:
+    tmp_path: Path, key: str, value: str
+) -> None:
     repo = make_glaucus_repo(tmp_path, [text_package("hello", "2.10")])
     info = repo / "hello" / "info"
     info.write_text(f"{key}={value!r}\n".replace("\\x01", "\x01"))
@@ -54,8 +63,7 @@ def test_carrying_a_package_whose_version_escapes_writes_nothing_outside(tmp_pat
     stage.mkdir(parents=True)
     before = {p for p in everything_under(tmp_path) if not p.is_relative_to(build)}
     with pytest.raises(InputError) as error:
-        write_repository(SourceKind.GLAUCUS, [(hostile, real.file)], stage,
-                         RecordingReporter())
+        write_repository(SourceKind.GLAUCUS, [(hostile, real.file)], stage, RecordingReporter())
     assert "outside" in error.value.message and error.value.where == str(real.file)
     after = {p for p in everything_under(tmp_path) if not p.is_relative_to(build)}
     assert after == before

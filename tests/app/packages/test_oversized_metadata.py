@@ -37,8 +37,10 @@ CONTROL = b"Package: hello\nVersion: 1.0\nArchitecture: all\nDescription: hi\n"
 def zstd_tar(members: Sequence[tuple[str, bytes | int]]) -> bytes:
     """A zstd-compressed tar; an int member is that many zero bytes (streamed, not held)."""
     out = io.BytesIO()
-    with zstandard.ZstdCompressor(level=3).stream_writer(out, closefd=False) as writer, \
-            tarfile.open(fileobj=writer, mode="w|", format=tarfile.GNU_FORMAT) as tar:
+    with (
+        zstandard.ZstdCompressor(level=3).stream_writer(out, closefd=False) as writer,
+        tarfile.open(fileobj=writer, mode="w|", format=tarfile.GNU_FORMAT) as tar,
+    ):
         for name, data in members:
             info = tarfile.TarInfo(name)
             if isinstance(data, int):
@@ -53,9 +55,15 @@ def zstd_tar(members: Sequence[tuple[str, bytes | int]]) -> bytes:
 
 def hostile_deb(folder: Path, control_members: Sequence[tuple[str, bytes | int]]) -> Path:
     path = folder / "hello_1.0_all.deb"
-    path.write_bytes(ar_archive([("debian-binary", b"2.0\n"),
-                                 ("control.tar.zst", zstd_tar(control_members)),
-                                 ("data.tar.zst", zstd_tar([]))]))
+    path.write_bytes(
+        ar_archive(
+            [
+                ("debian-binary", b"2.0\n"),
+                ("control.tar.zst", zstd_tar(control_members)),
+                ("data.tar.zst", zstd_tar([])),
+            ]
+        )
+    )
     return path
 
 
@@ -70,11 +78,15 @@ def test_an_oversized_control_file_is_refused(tmp_path: Path) -> None:
 def test_a_huge_control_tar_is_refused_without_decompressing_it(tmp_path: Path) -> None:
     path = hostile_deb(tmp_path, [("./junk", 512 * MIB), ("./control", CONTROL)])
     assert path.stat().st_size < 64 * 1024
-    result = run_isolated(f"""
+    result = run_isolated(
+        f"""
         from pathlib import Path
         from app.packages.deb import read_package
         read_package(Path({str(path)!r}))
-    """, memory_limit=1024 * MIB, timeout=60)
+    """,
+        memory_limit=1024 * MIB,
+        timeout=60,
+    )
     assert result["ok"] is False and result["where"] == str(path)
     assert "control.tar is larger than 64 MiB" in result["message"]
     assert result["peak_rss_kib"] < 100 * 1024
@@ -94,13 +106,18 @@ def test_an_oversized_pkginfo_is_refused(tmp_path: Path) -> None:
 
 
 def test_the_pkginfo_search_stops_at_a_huge_member(tmp_path: Path) -> None:
-    path = arch_package(tmp_path, [("usr/junk", 512 * MIB),
-                                   (".PKGINFO", b"pkgname = hello\npkgver = 1.0-1\n")])
-    result = run_isolated(f"""
+    path = arch_package(
+        tmp_path, [("usr/junk", 512 * MIB), (".PKGINFO", b"pkgname = hello\npkgver = 1.0-1\n")]
+    )
+    result = run_isolated(
+        f"""
         from pathlib import Path
         from app.packages.arch import read_pkginfo
         read_pkginfo(Path({str(path)!r}))
-    """, memory_limit=1024 * MIB, timeout=60)
+    """,
+        memory_limit=1024 * MIB,
+        timeout=60,
+    )
     assert result["ok"] is False and result["where"] == str(path)
     assert "no .PKGINFO at its start" in result["message"]
     assert result["peak_rss_kib"] < 100 * 1024
@@ -115,8 +132,9 @@ def test_an_oversized_repo_database_entry_is_refused(tmp_path: Path) -> None:
     assert error.value.where == str(db)
 
 
-def test_an_oversized_repo_database_is_refused(tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_oversized_repo_database_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(arch, "INDEX_LIMIT", 4 * MIB)  # the real limit is 256 MiB
     folder = make_arch_folder(tmp_path, [text_package("hello")])
     db = folder / "core.db.tar.zst"
@@ -127,8 +145,9 @@ def test_an_oversized_repo_database_is_refused(tmp_path: Path,
 
 
 @pytest.mark.parametrize("name", ["Packages", "Packages.gz", "Packages.xz"])
-def test_an_oversized_packages_index_is_refused(tmp_path: Path, name: str,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_oversized_packages_index_is_refused(
+    tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(deb, "INDEX_LIMIT", 4 * MIB)  # the real limit is 256 MiB
     folder = make_deb_folder(tmp_path, [text_package("hello")], builder="python")
     text = write_packages_index(folder).read_bytes() + b"\n" + b"X-Padding: 1\n" * (MIB // 2)

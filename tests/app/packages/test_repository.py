@@ -30,15 +30,21 @@ EPOCH = 1_700_000_000
 
 
 def packages() -> list[FixturePackage]:
-    return [text_package("hello", "2.10", description="Says hello\n second line",
-                         depends=("libgreet",)),
-            text_package("libgreet", "1.0", description="Greeting library")]
+    return [
+        text_package(
+            "hello", "2.10", description="Says hello\n second line", depends=("libgreet",)
+        ),
+        text_package("libgreet", "1.0", description="Greeting library"),
+    ]
 
 
 def carry(kind: SourceKind, source_folder: Path, dest: Path) -> Path:
-    source = {SourceKind.DEB: DebFolderSource, SourceKind.ARCH: ArchSource,
-              SourceKind.GLAUCUS: GlaucusSource,
-              SourceKind.TARBALLS: TarballSource}[kind](SourceSpec(kind, str(source_folder)))
+    source = {
+        SourceKind.DEB: DebFolderSource,
+        SourceKind.ARCH: ArchSource,
+        SourceKind.GLAUCUS: GlaucusSource,
+        SourceKind.TARBALLS: TarballSource,
+    }[kind](SourceSpec(kind, str(source_folder)))
     archives = [(pkg, pkg.file) for pkg in source.packages()]
     assert len(archives) == 2 and all(path is not None for _, path in archives)
     write_repository(kind, archives, dest, RecordingReporter(), epoch=EPOCH)  # type: ignore[arg-type]
@@ -54,13 +60,16 @@ def assert_generic_index(dest: Path) -> None:
 
 
 def apt(*args: str, root: Path) -> subprocess.CompletedProcess[str]:
-    options = [f"-oDir::Etc::SourceList={root / 'sources.list'}",
-               "-oDir::Etc::SourceParts=/nonexistent", f"-oDir::State={root / 'state'}",
-               f"-oDir::State::status={root / 'state' / 'status'}",
-               f"-oDir::Cache={root / 'cache'}", "-oAPT::Architecture=amd64",
-               "-oDebug::NoLocking=1"]
-    return subprocess.run([args[0], *options, *args[1:]], capture_output=True, text=True,
-                          cwd=root)
+    options = [
+        f"-oDir::Etc::SourceList={root / 'sources.list'}",
+        "-oDir::Etc::SourceParts=/nonexistent",
+        f"-oDir::State={root / 'state'}",
+        f"-oDir::State::status={root / 'state' / 'status'}",
+        f"-oDir::Cache={root / 'cache'}",
+        "-oAPT::Architecture=amd64",
+        "-oDebug::NoLocking=1",
+    ]
+    return subprocess.run([args[0], *options, *args[1:]], capture_output=True, text=True, cwd=root)
 
 
 def test_apt_resolves_and_fetches_from_a_carried_debian_repository(tmp_path: Path) -> None:
@@ -100,13 +109,22 @@ def test_pacman_installs_from_a_carried_arch_repository_into_a_custom_root(tmp_p
     target = tmp_path / "root"
     (target / "var/lib/pacman").mkdir(parents=True)
     conf = tmp_path / "pacman.conf"
-    conf.write_text(f"[options]\nArchitecture = x86_64\nSigLevel = Never\n"
-                    f"DBPath = {target}/var/lib/pacman/\nCacheDir = {tmp_path}/pkgcache/\n"
-                    f"LogFile = {tmp_path}/pacman.log\nGPGDir = {tmp_path}/gnupg/\n"
-                    f"HookDir = {tmp_path}/hooks/\n\n"
-                    f"[{ARCH_REPO}]\nServer = file://{dest}\n")
-    base = ["pacman", "--config", str(conf), "--root", str(target), "--noconfirm",
-            "--disable-sandbox"]
+    conf.write_text(
+        f"[options]\nArchitecture = x86_64\nSigLevel = Never\n"
+        f"DBPath = {target}/var/lib/pacman/\nCacheDir = {tmp_path}/pkgcache/\n"
+        f"LogFile = {tmp_path}/pacman.log\nGPGDir = {tmp_path}/gnupg/\n"
+        f"HookDir = {tmp_path}/hooks/\n\n"
+        f"[{ARCH_REPO}]\nServer = file://{dest}\n"
+    )
+    base = [
+        "pacman",
+        "--config",
+        str(conf),
+        "--root",
+        str(target),
+        "--noconfirm",
+        "--disable-sandbox",
+    ]
     out = subprocess.run([*base, "-Sy", "hello"], capture_output=True, text=True)
     if "unrecognized option '--disable-sandbox'" in out.stderr:  # pacman < 7 has none
         base.remove("--disable-sandbox")
@@ -122,16 +140,18 @@ def test_our_arch_reader_uses_the_carried_database(tmp_path: Path) -> None:
     dest = carry(SourceKind.ARCH, make_arch_folder(tmp_path, packages()), tmp_path / "carried")
     read = {p.name: p for p in ArchSource(SourceSpec(SourceKind.ARCH, str(dest))).packages()}
     assert read["hello"].version == "2.10-1" and read["hello"].depends == ("libgreet",)
-    assert read["hello"].checksum == \
-        f"sha256:{hashlib.sha256(read['hello'].file.read_bytes()).hexdigest()}"  # type: ignore[union-attr]
+    assert (
+        read["hello"].checksum
+        == f"sha256:{hashlib.sha256(read['hello'].file.read_bytes()).hexdigest()}"
+    )  # type: ignore[union-attr]
 
 
 def test_a_carried_glaucus_tree_reads_back_with_verified_sums(tmp_path: Path) -> None:
-    dest = carry(SourceKind.GLAUCUS, make_glaucus_repo(tmp_path, packages()),
-                 tmp_path / "carried")
+    dest = carry(SourceKind.GLAUCUS, make_glaucus_repo(tmp_path, packages()), tmp_path / "carried")
     assert_generic_index(dest)
-    assert (dest / "hello" / "info").read_text() == \
-        (tmp_path / "glaucus" / "hello" / "info").read_text()
+    assert (dest / "hello" / "info").read_text() == (
+        tmp_path / "glaucus" / "hello" / "info"
+    ).read_text()
     read = {p.name: p for p in GlaucusSource(SourceSpec(SourceKind.GLAUCUS, str(dest))).packages()}
     assert read["hello"].version == "2.10" and read["hello"].depends == ("libgreet",)
     for pkg in read.values():
@@ -140,11 +160,14 @@ def test_a_carried_glaucus_tree_reads_back_with_verified_sums(tmp_path: Path) ->
 
 
 def test_a_tarball_folder_is_carried_as_files_with_the_generic_index(tmp_path: Path) -> None:
-    dest = carry(SourceKind.TARBALLS, make_tarball_folder(tmp_path, packages()),
-                 tmp_path / "carried")
+    dest = carry(
+        SourceKind.TARBALLS, make_tarball_folder(tmp_path, packages()), tmp_path / "carried"
+    )
     assert_generic_index(dest)
-    assert sorted(p.name for p in dest.glob("*.tar.zst")) == ["hello-2.10.tar.zst",
-                                                             "libgreet-1.0.tar.zst"]
+    assert sorted(p.name for p in dest.glob("*.tar.zst")) == [
+        "hello-2.10.tar.zst",
+        "libgreet-1.0.tar.zst",
+    ]
 
 
 def test_the_indexes_are_reproducible(tmp_path: Path) -> None:

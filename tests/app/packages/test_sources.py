@@ -45,8 +45,10 @@ def test_constraints_are_stripped_to_names() -> None:
     assert strip_constraint("perl:any") == "perl"
     assert strip_constraint("sh") == "sh"
     assert strip_constraint("libfoo.so=1-64") == "libfoo.so"
-    assert parse_relations("initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool, kmod") \
-        == ("initramfs-tools | linux-initramfs-tool", "kmod")
+    assert parse_relations("initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool, kmod") == (
+        "initramfs-tools | linux-initramfs-tool",
+        "kmod",
+    )
     assert parse_relations("a (<< 2), b", keep_versioned=False) == ("b",)
 
 
@@ -69,10 +71,12 @@ def test_names_and_versions_from_file_names() -> None:
 
 def test_glaucus_info_files_as_rad_writes_them() -> None:
     # the exact shape of glaucus's core/<name>/info (single or double quotes)
-    text = ("# SPDX-License-Identifier: MPL-2.0\n\nver='34.2'\n"
-            "url='https://cdn.kernel.org/pub/linux/utils/kernel/kmod/kmod-34.2.tar.gz'\n"
-            "sum='1b453b17953d134d1c1ba1d115fd9c38'\nbld='libressl muon xz zlib-ng zstd'\n"
-            "run='musl zstd'\nopt='empty no-check'\n")
+    text = (
+        "# SPDX-License-Identifier: MPL-2.0\n\nver='34.2'\n"
+        "url='https://cdn.kernel.org/pub/linux/utils/kernel/kmod/kmod-34.2.tar.gz'\n"
+        "sum='1b453b17953d134d1c1ba1d115fd9c38'\nbld='libressl muon xz zlib-ng zstd'\n"
+        "run='musl zstd'\nopt='empty no-check'\n"
+    )
     info = parse_info(text, "info")
     assert info["ver"] == "34.2" and info["run"] == "musl zstd"
     assert parse_info('ver="1.0"\nver="1.1"\n', "info")["ver"] == "1.1"  # rad's own reading
@@ -91,8 +95,9 @@ def test_xxhsum_output_forms_are_understood(tmp_path: Path) -> None:
 def test_glaucus_sum_is_real_xxhsum_h2_output(tmp_path: Path) -> None:
     repo = make_glaucus_repo(tmp_path, PKGS)
     archive = repo / "busybox" / "busybox-1.35.0.tar.zst"
-    real = subprocess.run(["xxhsum", "-H2", str(archive)], capture_output=True, text=True,
-                          check=True).stdout.split()[0]
+    real = subprocess.run(
+        ["xxhsum", "-H2", str(archive)], capture_output=True, text=True, check=True
+    ).stdout.split()[0]
     assert real == xxhash.xxh3_128_hexdigest(archive.read_bytes())
     assert (repo / "busybox" / "sum").read_text().split()[0] == real
     pkg = open_source(detect_source(str(repo))).get("busybox")
@@ -107,8 +112,11 @@ def test_glaucus_tree(tmp_path: Path) -> None:
     assert [p.name for p in source.packages()] == ["busybox", "musl"]
     busybox = source.get("busybox")
     assert busybox is not None
-    assert (busybox.version, busybox.depends, busybox.kind) == ("1.35.0", ("musl",),
-                                                                SourceKind.GLAUCUS)
+    assert (busybox.version, busybox.depends, busybox.kind) == (
+        "1.35.0",
+        ("musl",),
+        SourceKind.GLAUCUS,
+    )
     assert busybox.file == repo / "busybox" / "busybox-1.35.0.tar.zst"
     assert busybox.size == busybox.file.stat().st_size
 
@@ -120,6 +128,7 @@ def test_glaucus_package_without_archive_is_listed_but_cannot_be_fetched(tmp_pat
     musl = source.get("musl")
     assert musl is not None and musl.file is None
     from app.reporter import NullReporter
+
     with pytest.raises(InputError, match="file of package musl is missing"):
         source.fetch(musl, tmp_path / "cache", NullReporter())
 
@@ -140,6 +149,7 @@ def test_arch_folder(tmp_path: Path, with_database: bool) -> None:
     assert busybox.description == "Tiny utilities in one static binary"
     if with_database:
         import hashlib
+
         assert busybox.checksum == "sha256:" + hashlib.sha256(busybox.file.read_bytes()).hexdigest()  # type: ignore[union-attr]
     else:
         assert busybox.checksum is None
@@ -161,8 +171,10 @@ def test_tarball_folder(tmp_path: Path, formats: list[str]) -> None:
     spec = detect_source(str(folder))
     assert spec.kind is SourceKind.TARBALLS
     source = open_source(spec)
-    assert [(p.name, p.version) for p in source.packages()] == [("busybox", "1.35.0"),
-                                                                 ("musl", "1.2.4")]
+    assert [(p.name, p.version) for p in source.packages()] == [
+        ("busybox", "1.35.0"),
+        ("musl", "1.2.4"),
+    ]
     assert all(p.depends == () and p.checksum is None for p in source.packages())
 
 
@@ -175,11 +187,19 @@ def test_deb_folder(tmp_path: Path, builder: str) -> None:
     assert isinstance(source, DebFolderSource)
     busybox = source.get("busybox")
     assert busybox is not None
-    assert (busybox.version, busybox.depends, busybox.provides, busybox.conflicts) == \
-        ("1.35.0", ("musl",), ("sh",), ("toybox",))
+    assert (busybox.version, busybox.depends, busybox.provides, busybox.conflicts) == (
+        "1.35.0",
+        ("musl",),
+        ("sh",),
+        ("toybox",),
+    )
     # our reading of the control file agrees with dpkg's
-    field = subprocess.run(["dpkg-deb", "-f", str(busybox.file), "Depends", "Version"],
-                           capture_output=True, text=True, check=True).stdout
+    field = subprocess.run(
+        ["dpkg-deb", "-f", str(busybox.file), "Depends", "Version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "Depends: musl" in field and "Version: 1.35.0" in field
 
 
@@ -196,8 +216,9 @@ def test_real_busybox_static_deb() -> None:
     assert pkg.provides == ("busybox",) and pkg.conflicts == ("busybox",)
     assert pkg.installed_size and pkg.installed_size > 1_000_000
     assert pkg.description.startswith("Standalone rescue shell")
-    expected = subprocess.run(["dpkg-deb", "-f", str(pkg.file), "Version"], capture_output=True,
-                              text=True, check=True).stdout.strip()
+    expected = subprocess.run(
+        ["dpkg-deb", "-f", str(pkg.file), "Version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert pkg.version == expected
 
 

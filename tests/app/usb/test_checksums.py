@@ -26,9 +26,11 @@ from app.usb.checksums import (
 def require_gpg() -> None:
     """Fail, not skip, without gpg or gpgv: the project installs both (make setup-test), so
     a missing one is a broken setup, and a skip would let signature checking go untested."""
-    missing = [f"{tool} (Debian package {package})"
-               for tool, package in (("gpg", "gnupg"), ("gpgv", "gpgv"))
-               if shutil.which(tool) is None]
+    missing = [
+        f"{tool} (Debian package {package})"
+        for tool, package in (("gpg", "gnupg"), ("gpgv", "gpgv"))
+        if shutil.which(tool) is None
+    ]
     if missing:
         pytest.fail(f"{' and '.join(missing)} not installed: see packaging/deps/apt-*.txt")
 
@@ -40,14 +42,19 @@ class GpgKey:
         # GNUPGHOME holds agent sockets: keep the path short (sun_path is 108 bytes).
         self.home = Path(tempfile.mkdtemp(prefix="lsg", dir="/tmp"))
         self.env = {**os.environ, "GNUPGHOME": str(self.home)}
-        self.gpg(["--quick-gen-key", f"{name} <{name.lower()}@example.org>", "ed25519", "sign",
-                  "never"])
+        self.gpg(
+            ["--quick-gen-key", f"{name} <{name.lower()}@example.org>", "ed25519", "sign", "never"]
+        )
         self.keyring = self.home / "public.gpg"
         self.keyring.write_bytes(self.gpg(["--export"]).stdout)
 
     def gpg(self, args: list[str]) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(["gpg", "--batch", "--yes", "--passphrase", "", *args],
-                              env=self.env, capture_output=True, check=True)
+        return subprocess.run(
+            ["gpg", "--batch", "--yes", "--passphrase", "", *args],
+            env=self.env,
+            capture_output=True,
+            check=True,
+        )
 
     def detach_sign(self, path: Path, suffix: str = ".gpg") -> Path:
         out = path.with_name(path.name + suffix)
@@ -61,8 +68,9 @@ class GpgKey:
         signed.replace(path)
 
     def close(self) -> None:
-        subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=self.env, check=False,
-                       capture_output=True)
+        subprocess.run(
+            ["gpgconf", "--kill", "gpg-agent"], env=self.env, check=False, capture_output=True
+        )
         shutil.rmtree(self.home, ignore_errors=True)
 
 
@@ -106,8 +114,10 @@ def test_good_checksum_without_signature(image: Path) -> None:
     assert result.signature.state is SignatureState.NONE
     assert not result.verified  # a matching but unsigned hash is not called verified
     assert not result.failed
-    assert result.lines() == [f"SHA-256 of {image.name} matches SHA256SUMS",
-                              "the checksum file is not signed"]
+    assert result.lines() == [
+        f"SHA-256 of {image.name} matches SHA256SUMS",
+        "the checksum file is not signed",
+    ]
 
 
 def test_bad_checksum_fails_with_both_hashes(image: Path) -> None:
@@ -201,8 +211,9 @@ def test_signature_by_unknown_key(image: Path, keys) -> None:
 def test_fedora_style_clearsigned_checksum(image: Path, keys) -> None:
     signer, _ = keys
     sums = image.parent / "Distro-1.0-x86_64-CHECKSUM"
-    sums.write_text(f"# Distro-1.0-x86_64.iso: 3145728 bytes\n"
-                    f"SHA256 ({image.name}) = {sha256(image)}\n")
+    sums.write_text(
+        f"# Distro-1.0-x86_64.iso: 3145728 bytes\nSHA256 ({image.name}) = {sha256(image)}\n"
+    )
     signer.clearsign(sums)
     parsed = parse_checksum_file(sums)
     assert parsed.clearsigned and len(parsed.entries) == 1
@@ -213,9 +224,11 @@ def test_fedora_style_clearsigned_checksum(image: Path, keys) -> None:
 
 def test_lines_outside_the_clearsigned_part_are_ignored(tmp_path: Path) -> None:
     sums = tmp_path / "CHECKSUM"
-    sums.write_text("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n"
-                    f"SHA256 (a.iso) = {'a' * 64}\n- -dash escaped\n"
-                    "-----BEGIN PGP SIGNATURE-----\nxyz\n-----END PGP SIGNATURE-----\n"
-                    f"{'b' * 64}  b.iso\n")
+    sums.write_text(
+        "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n"
+        f"SHA256 (a.iso) = {'a' * 64}\n- -dash escaped\n"
+        "-----BEGIN PGP SIGNATURE-----\nxyz\n-----END PGP SIGNATURE-----\n"
+        f"{'b' * 64}  b.iso\n"
+    )
     parsed = parse_checksum_file(sums)
     assert [e.name for e in parsed.entries] == ["a.iso"]

@@ -151,8 +151,7 @@ def test_cancel_stops_mid_write_and_leaves_no_partition_table(tmp_path: Path) ->
     backing = sparse_file(tmp_path / "stick.img", 96 * MiB)
     with loop_device(backing) as node:
         # The stick had a GPT before (primary at the start, backup at the end).
-        run("sfdisk", "-q", "--no-reread", "--no-tell-kernel", node,
-            input="label: gpt\n,,L\n")
+        run("sfdisk", "-q", "--no-reread", "--no-tell-kernel", node, input="label: gpt\n,,L\n")
         assert "label: gpt" in run("sfdisk", "-d", node)
         reporter = CancelAt(8 * MiB)
         with pytest.raises(Cancelled) as err:
@@ -173,8 +172,7 @@ def test_cancel_stops_mid_write_and_leaves_no_partition_table(tmp_path: Path) ->
         assert blkid.returncode == 2, blkid.stdout  # 2: nothing found
 
 
-def test_corrupt_read_back_is_caught_with_its_offset_and_wiped(tmp_path: Path,
-                                                               image: Path) -> None:
+def test_corrupt_read_back_is_caught_with_its_offset_and_wiped(tmp_path: Path, image: Path) -> None:
     backing = sparse_file(tmp_path / "stick.img", 32 * MiB)
     bad = 13 * MiB + 777
     original = image.read_bytes()[bad]
@@ -189,8 +187,9 @@ def test_corrupt_read_back_is_caught_with_its_offset_and_wiped(tmp_path: Path,
     with loop_device(backing) as node:
         reporter = RecordingReporter()
         with pytest.raises(VerificationError) as err:
-            write_image(open_image(image), resolve_target(node), reporter=reporter,
-                        opener=corrupting_opener)
+            write_image(
+                open_image(image), resolve_target(node), reporter=reporter, opener=corrupting_opener
+            )
         assert err.value.offset == bad
         assert f"byte {bad} differs" in str(err.value)
         assert "wiped" in str(err.value)
@@ -209,17 +208,17 @@ def test_stale_page_cache_does_not_fool_verify(tmp_path: Path, image: Path) -> N
         write_image(open_image(image), target)
         held = os.open(node, os.O_RDONLY)
         try:
-            assert os.pread(held, len(data), 0) == data      # the cache now holds the image
+            assert os.pread(held, len(data), 0) == data  # the cache now holds the image
             with open(backing, "r+b") as fh:
                 fh.seek(bad)
                 fh.write(bytes([data[bad] ^ 0x5A]))
                 fh.flush()
                 os.fsync(fh.fileno())
-            assert backing.read_bytes()[bad] != data[bad]    # the medium is corrupt ...
-            assert os.pread(held, 1, bad) == data[bad:bad + 1]  # ... the cache is stale:
-            with open(node, "rb") as again:                  # even a new buffered reader
-                again.seek(bad)                              # sees the old, good byte
-                assert again.read(1) == data[bad:bad + 1]
+            assert backing.read_bytes()[bad] != data[bad]  # the medium is corrupt ...
+            assert os.pread(held, 1, bad) == data[bad : bad + 1]  # ... the cache is stale:
+            with open(node, "rb") as again:  # even a new buffered reader
+                again.seek(bad)  # sees the old, good byte
+                assert again.read(1) == data[bad : bad + 1]
             with pytest.raises(VerificationError) as err:
                 verify_written(open_image(image), target)
             assert err.value.offset == bad
@@ -244,8 +243,9 @@ def test_no_verify_says_written_not_verified(tmp_path: Path, image: Path) -> Non
     backing = sparse_file(tmp_path / "stick.img", 32 * MiB)
     with loop_device(backing) as node:
         reporter = RecordingReporter()
-        result = write_image(open_image(image), resolve_target(node), reporter=reporter,
-                             verify=False)
+        result = write_image(
+            open_image(image), resolve_target(node), reporter=reporter, verify=False
+        )
         assert not result.verified and reporter.steps == ["write"]
         assert result.summary().startswith("written, not verified")
         cmp_prefix(image, node, result.image_size)
@@ -262,6 +262,7 @@ def test_large_device_warning(tmp_path: Path, image: Path) -> None:
 
 
 # --- file targets ----------------------------------------------------------------------------
+
 
 def test_file_target_new_and_existing(tmp_path: Path, image: Path) -> None:
     vm = tmp_path / "vm-disk.raw"
@@ -297,24 +298,42 @@ def test_non_hybrid_iso_is_refused_unless_forced(tmp_path: Path) -> None:
         write_image(open_image(iso), Target(out, TargetKind.FILE, 0, 512, False, "file", None))
     assert "ISO 9660 image for CDs/DVDs" in str(err.value) and "--force" in str(err.value)
     assert not out.exists()
-    result = write_image(open_image(iso), Target(out, TargetKind.FILE, 0, 512, False, "file",
-                                                 None), force=True)
-    assert result.verified and any("will not boot from a USB stick" in w
-                                   for w in result.warnings)
+    result = write_image(
+        open_image(iso), Target(out, TargetKind.FILE, 0, 512, False, "file", None), force=True
+    )
+    assert result.verified and any("will not boot from a USB stick" in w for w in result.warnings)
 
 
 # --- error words -----------------------------------------------------------------------------
 
+
 def test_vanished_device_is_reported_as_unplugged() -> None:
-    gone = io_error(OSError(errno.ENODEV, "No such device"), doing="writing", offset=4096,
-                    where="/dev/sdz", is_block=True)
+    gone = io_error(
+        OSError(errno.ENODEV, "No such device"),
+        doing="writing",
+        offset=4096,
+        where="/dev/sdz",
+        is_block=True,
+    )
     assert isinstance(gone, DeviceUnplugged) and "unplugged" in str(gone)
     # EIO while the sysfs node has disappeared: the stick was pulled, not broken.
-    pulled = io_error(OSError(errno.EIO, "I/O error"), doing="writing", offset=4096,
-                      where="/dev/sdz", is_block=True, devno=(259, 999999))
+    pulled = io_error(
+        OSError(errno.EIO, "I/O error"),
+        doing="writing",
+        offset=4096,
+        where="/dev/sdz",
+        is_block=True,
+        devno=(259, 999999),
+    )
     assert isinstance(pulled, DeviceUnplugged)
-    broken = io_error(OSError(errno.EIO, "I/O error"), doing="writing", offset=123456789,
-                      where="/dev/sdz", is_block=True, devno=None)
+    broken = io_error(
+        OSError(errno.EIO, "I/O error"),
+        doing="writing",
+        offset=123456789,
+        where="/dev/sdz",
+        is_block=True,
+        devno=None,
+    )
     assert isinstance(broken, DeviceIOError) and broken.offset == 123456789
     assert "I/O error at byte 123456789 while writing" in str(broken)
 

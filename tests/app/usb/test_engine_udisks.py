@@ -28,6 +28,7 @@ def udisks_opener(bus: str):  # type: ignore[no-untyped-def]
         if write:
             return udisks.open_for_write(target.path, bus=bus)
         return udisks.open_for_read(target.path, bus=bus)
+
     return opener
 
 
@@ -36,8 +37,9 @@ def test_write_and_verify_through_udisks(udisks_bus: str, tmp_path: Path) -> Non
     make_image(image, 12 * MiB + 512)
     backing = make_backing(tmp_path / "stick.img", 16 * MiB)
     with udisks_loop_device(backing, udisks_bus) as node:
-        result = write_image(open_image(image), resolve_target(node),
-                             opener=udisks_opener(udisks_bus))
+        result = write_image(
+            open_image(image), resolve_target(node), opener=udisks_opener(udisks_bus)
+        )
         assert result.verified
         cmp_prefix(image, node, result.image_size)
 
@@ -48,6 +50,10 @@ def test_cancel_through_udisks_wipes(udisks_bus: str, tmp_path: Path) -> None:  
     backing = make_backing(tmp_path / "stick.img", 32 * MiB)
     with udisks_loop_device(backing, udisks_bus) as node:
         with pytest.raises(Cancelled, match="wiped"):
-            write_image(open_image(image), resolve_target(node), reporter=CancelAt(4 * MiB),
-                        opener=udisks_opener(udisks_bus))
+            write_image(
+                open_image(image),
+                resolve_target(node),
+                reporter=CancelAt(4 * MiB),
+                opener=udisks_opener(udisks_bus),
+            )
         assert device_bytes(node, MiB) == bytes(MiB)

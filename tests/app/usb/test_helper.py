@@ -45,12 +45,21 @@ def image(tmp_path: Path) -> Path:
 
 
 def test_typed_errors_survive_json() -> None:
-    io = error_from_json(json.loads(json.dumps(error_to_json(
-        DeviceIOError("I/O error at byte 5", where="/dev/sdz", offset=5, hint="h")))))
-    assert type(io) is DeviceIOError and io.offset == 5 and str(io) == "/dev/sdz: I/O error " \
-        "at byte 5 (h)"
-    small = error_from_json(error_to_json(DeviceTooSmall("too small", image_size=9,
-                                                         device_size=4)))
+    io = error_from_json(
+        json.loads(
+            json.dumps(
+                error_to_json(
+                    DeviceIOError("I/O error at byte 5", where="/dev/sdz", offset=5, hint="h")
+                )
+            )
+        )
+    )
+    assert (
+        type(io) is DeviceIOError
+        and io.offset == 5
+        and str(io) == "/dev/sdz: I/O error at byte 5 (h)"
+    )
+    small = error_from_json(error_to_json(DeviceTooSmall("too small", image_size=9, device_size=4)))
     assert isinstance(small, DeviceTooSmall) and (small.image_size, small.device_size) == (9, 4)
     tool = error_from_json(error_to_json(MissingToolError("gpgv", "gpgv")))
     assert isinstance(tool, MissingToolError) and tool.package == "gpgv"
@@ -74,8 +83,12 @@ def test_write_to_a_file_through_the_helper(tmp_path: Path, image: Path) -> None
 
 def test_helper_failure_without_a_result_is_an_error(tmp_path: Path, image: Path) -> None:
     with pytest.raises(DeviceError, match=r"without a result \(exit status 3\).*boom"):
-        run_helper("write", image, tmp_path / "x", argv=[
-            sys.executable, "-c", "import sys; print('boom', file=sys.stderr); sys.exit(3)"])
+        run_helper(
+            "write",
+            image,
+            tmp_path / "x",
+            argv=[sys.executable, "-c", "import sys; print('boom', file=sys.stderr); sys.exit(3)"],
+        )
 
 
 @needs_root
@@ -84,16 +97,26 @@ def test_protocol_lines_writing_a_loop_device(tmp_path: Path, image: Path) -> No
     backing = sparse_file(tmp_path / "stick.img", 24 * MiB)
     with loop_device(backing) as node:
         # Our stdin at end of file means the parent is gone: the helper cancels and wipes.
-        out = subprocess.run(helper_command("write", image, node), env=helper_env(),
-                             stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                             timeout=120)
+        out = subprocess.run(
+            helper_command("write", image, node),
+            env=helper_env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert out.returncode == 130, out.stdout + out.stderr
         error = json.loads(out.stdout.splitlines()[-1].removeprefix("ERROR "))
         assert error["type"] == "Cancelled" and "wiped" in error["message"]
 
         # With stdin held open, it writes and verifies.
-        proc = subprocess.Popen(helper_command("write", image, node), env=helper_env(),
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            helper_command("write", image, node),
+            env=helper_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert proc.stdout is not None and proc.stdin is not None
         stdout = proc.stdout.read()
         assert proc.wait(timeout=120) == 0
@@ -101,10 +124,13 @@ def test_protocol_lines_writing_a_loop_device(tmp_path: Path, image: Path) -> No
         lines = stdout.splitlines()
         kinds = [line.split(" ", 1)[0] for line in lines]
         assert set(kinds) <= {"PHASE", "PROGRESS", "LOG", "DONE"}
-        assert [line for line in lines if line.startswith("PHASE")] == ["PHASE write",
-                                                                          "PHASE verify"]
-        progress = [tuple(map(int, line.split()[1:])) for line in lines
-                    if line.startswith("PROGRESS")]
+        assert [line for line in lines if line.startswith("PHASE")] == [
+            "PHASE write",
+            "PHASE verify",
+        ]
+        progress = [
+            tuple(map(int, line.split()[1:])) for line in lines if line.startswith("PROGRESS")
+        ]
         assert progress[-1] == (image.stat().st_size, image.stat().st_size)
         assert all(0 <= done <= total for done, total in progress)
         assert kinds[-1] == "DONE"

@@ -47,9 +47,10 @@ class Recorder:
     def wait(self, predicate: Callable[[], bool], timeout: float = 30.0) -> None:
         # Generous: other sessions' loop devices keep restarting the debounce.
         with self.cond:
-            assert self.cond.wait_for(predicate, timeout), \
-                f"timed out: {len(self.listings)} changes, removals {self.removals}, " \
+            assert self.cond.wait_for(predicate, timeout), (
+                f"timed out: {len(self.listings)} changes, removals {self.removals}, "
                 f"errors {self.errors}"
+            )
 
     def removed_after(self, node: str, since: float) -> float | None:
         return next((t for t, n in self.removals if n == node and t >= since), None)
@@ -65,17 +66,31 @@ def test_a_loop_device_attached_and_detached(tmp_path: Path) -> None:
         f.truncate(24 * MiB)
     rec = Recorder()
     debounce = 0.3
-    monitor = DriveMonitor(rec.on_change, rec.on_removed, include_excluded=True,
-                           debounce=debounce, on_error=rec.errors.append)
+    monitor = DriveMonitor(
+        rec.on_change,
+        rec.on_removed,
+        include_excluded=True,
+        debounce=debounce,
+        on_error=rec.errors.append,
+    )
     with monitor:
         rec.wait(lambda: len(rec.listings) >= 1)
         attached_at = time.monotonic()
-        node = subprocess.run(["losetup", "--find", "--show", str(backing)], check=True,
-                              capture_output=True, text=True).stdout.strip()
+        node = subprocess.run(
+            ["losetup", "--find", "--show", str(backing)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         try:
+
             def listed() -> list[Drive]:
-                return [d for drives in rec.listings_after(attached_at) for d in drives
-                        if d.devnode == node and d.size == 24 * MiB]
+                return [
+                    d
+                    for drives in rec.listings_after(attached_at)
+                    for d in drives
+                    if d.devnode == node and d.size == 24 * MiB
+                ]
 
             rec.wait(lambda: bool(listed()))
             ours = listed()[0]
@@ -89,8 +104,9 @@ def test_a_loop_device_attached_and_detached(tmp_path: Path) -> None:
         rec.wait(lambda: bool(rec.listings_after(removed_at)))
         (relisted_at, drives), *_ = [(t, d) for t, d in rec.listings if t > removed_at]
         # Gone from the list (its name may be empty, or already another session's device).
-        assert not any(d.devnode == node and d.size == ours.size and d.diskseq == ours.diskseq
-                       for d in drives), drives
+        assert not any(
+            d.devnode == node and d.size == ours.size and d.diskseq == ours.diskseq for d in drives
+        ), drives
         # Reported at once, not with the re-listing: that one waits a whole quiet period
         # after the event that reported the removal. (No upper limit: a loaded machine
         # may deliver the event late, but never in the wrong order.)
@@ -105,8 +121,9 @@ def test_mounting_a_filesystem_updates_the_list(tmp_path: Path) -> None:
     with open(backing, "wb") as f:
         f.truncate(16 * MiB)
     subprocess.run(["mkfs.ext4", "-q", str(backing)], check=True)
-    node = subprocess.run(["losetup", "--find", "--show", str(backing)], check=True,
-                          capture_output=True, text=True).stdout.strip()
+    node = subprocess.run(
+        ["losetup", "--find", "--show", str(backing)], check=True, capture_output=True, text=True
+    ).stdout.strip()
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     rec = Recorder()
@@ -115,8 +132,9 @@ def test_mounting_a_filesystem_updates_the_list(tmp_path: Path) -> None:
             rec.wait(lambda: len(rec.changes) >= 1)
             subprocess.run(["mount", node, str(mnt)], check=True)
             try:
-                rec.wait(lambda: any(d.devnode == node and d.mounted_partitions
-                                     for d in rec.changes[-1]))
+                rec.wait(
+                    lambda: any(d.devnode == node and d.mounted_partitions for d in rec.changes[-1])
+                )
                 (drive,) = [d for d in rec.changes[-1] if d.devnode == node]
                 assert drive.mounted_partitions == ((node, str(mnt)),)
             finally:

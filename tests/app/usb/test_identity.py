@@ -78,8 +78,9 @@ def test_the_identity_names_the_disk_by_path_and_by_descriptor(tmp_path: Path) -
         identity_at(tmp_path / "none")
 
 
-def test_a_replugged_name_is_refused_and_the_new_disk_keeps_its_bytes(tmp_path: Path,
-                                                                      image: Path) -> None:
+def test_a_replugged_name_is_refused_and_the_new_disk_keeps_its_bytes(
+    tmp_path: Path, image: Path
+) -> None:
     first, _ = filled(tmp_path / "chosen.img")
     second, data = filled(tmp_path / "other.img")
     with replugging_loop(first) as slot:
@@ -89,8 +90,9 @@ def test_a_replugged_name_is_refused_and_the_new_disk_keeps_its_bytes(tmp_path: 
         slot.replug(second)
         # Device number, size and serial agree; only the kernel's diskseq tells them apart.
         now = identity_at(node)
-        assert differences(confirmed, now) == [f"disk sequence number {now.diskseq}, not "
-                                               f"{confirmed.diskseq}"]
+        assert differences(confirmed, now) == [
+            f"disk sequence number {now.diskseq}, not {confirmed.diskseq}"
+        ]
         with pytest.raises(DeviceChanged) as caught:
             write_image(open_image(image), resolve_target(node), expect=confirmed)
         text = str(caught.value)
@@ -107,8 +109,7 @@ def test_a_replugged_name_is_refused_and_the_new_disk_keeps_its_bytes(tmp_path: 
     assert second.read_bytes() == data
 
 
-def test_the_helper_refuses_a_path_that_names_another_disk(tmp_path: Path,
-                                                           image: Path) -> None:
+def test_the_helper_refuses_a_path_that_names_another_disk(tmp_path: Path, image: Path) -> None:
     a, a_data = filled(tmp_path / "a.img")
     b, b_data = filled(tmp_path / "b.img")
     with loop_device(a) as node_a, loop_device(b) as node_b:
@@ -134,22 +135,27 @@ def test_the_descriptor_is_checked_not_only_the_path(tmp_path: Path, image: Path
 
         def open_b_instead(target: Target, write: bool) -> int:
             opened.append(str(target.path))
-            return os.open(node_b, (os.O_RDWR | os.O_EXCL if write else os.O_RDONLY)
-                           | os.O_CLOEXEC)
+            return os.open(node_b, (os.O_RDWR | os.O_EXCL if write else os.O_RDONLY) | os.O_CLOEXEC)
 
         with pytest.raises(DeviceChanged) as caught:
-            write_image(open_image(image), resolve_target(node_a), opener=open_b_instead,
-                        expect=identity_at(node_a))
+            write_image(
+                open_image(image),
+                resolve_target(node_a),
+                opener=open_b_instead,
+                expect=identity_at(node_a),
+            )
         assert opened == [node_a]
         assert "nothing was written" in str(caught.value)
     assert b.read_bytes() == b_data and a.read_bytes() == a_data
 
 
-def test_a_disk_swapped_after_writing_is_neither_read_nor_wiped(tmp_path: Path,
-                                                                image: Path) -> None:
+def test_a_disk_swapped_after_writing_is_neither_read_nor_wiped(
+    tmp_path: Path, image: Path
+) -> None:
     a, _ = filled(tmp_path / "a.img")
     b, b_data = filled(tmp_path / "b.img")
     with loop_device(a) as node_a, loop_device(b) as node_b:
+
         def b_after_writing(target: Target, write: bool) -> int:
             if write and not os.path.exists(tmp_path / "written"):
                 (tmp_path / "written").touch()
@@ -158,20 +164,29 @@ def test_a_disk_swapped_after_writing_is_neither_read_nor_wiped(tmp_path: Path,
 
         reporter = RecordingReporter()
         with pytest.raises(DeviceChanged) as caught:
-            write_image(open_image(image), resolve_target(node_a), reporter=reporter,
-                        opener=b_after_writing, expect=identity_at(node_a))
+            write_image(
+                open_image(image),
+                resolve_target(node_a),
+                reporter=reporter,
+                opener=b_after_writing,
+                expect=identity_at(node_a),
+            )
         assert "left alone" in str(caught.value)
         assert reporter.steps == ["write", "verify"]  # no wipe of the disk now there
         cmp_prefix(image, node_a, image.stat().st_size)
     assert b.read_bytes() == b_data
 
 
-def test_a_swapped_disk_has_nothing_unmounted_and_nothing_written(tmp_path: Path,
-                                                                  image: Path) -> None:
+def test_a_swapped_disk_has_nothing_unmounted_and_nothing_written(
+    tmp_path: Path, image: Path
+) -> None:
     facts = read_image_facts(image, RecordingReporter())
     other, _ = filled(tmp_path / "other.img")
-    with loop_device(other) as other_node, partitioned_loop(tmp_path) as (node, p1, _p2), \
-            mounted(p1, tmp_path / "mnt") as mnt:
+    with (
+        loop_device(other) as other_node,
+        partitioned_loop(tmp_path) as (node, p1, _p2),
+        mounted(p1, tmp_path / "mnt") as mnt,
+    ):
         checked = check_target(node, facts.source)
         assert checked.mounted == ((p1, str(mnt)),) and checked.identity is not None
         before = sha256_of_device(node)
@@ -187,8 +202,9 @@ def test_a_swapped_disk_has_nothing_unmounted_and_nothing_written(tmp_path: Path
         assert sha256_of_device(node) == before
 
 
-def test_a_malformed_identity_is_a_usage_error(image: Path, tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_malformed_identity_is_a_usage_error(
+    image: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exited:
         helper_main(["write", str(image), str(tmp_path / "out.raw"), "--expect", "{}"])
     assert exited.value.code == 2 and "not a disk identity" in capsys.readouterr().err
@@ -200,10 +216,14 @@ def test_a_serial_udev_fills_in_later_is_the_same_disk_when_diskseq_says_so() ->
     assert differences(listed, BlockIdentity((8, 16), 16 * MiB, "0123ABC", 42)) == []
     # Without a diskseq to vouch for it, or with another one, a new serial is a new disk;
     # two serials that differ always are.
-    assert differences(BlockIdentity((8, 16), 16 * MiB, "", None),
-                       BlockIdentity((8, 16), 16 * MiB, "0123ABC", None)) == [
-        "serial 0123ABC, not none"]
+    assert differences(
+        BlockIdentity((8, 16), 16 * MiB, "", None),
+        BlockIdentity((8, 16), 16 * MiB, "0123ABC", None),
+    ) == ["serial 0123ABC, not none"]
     assert differences(listed, BlockIdentity((8, 16), 16 * MiB, "0123ABC", 43)) == [
-        "disk sequence number 43, not 42", "serial 0123ABC, not none"]
-    assert differences(BlockIdentity((8, 16), 16 * MiB, "OLD", 42),
-                       BlockIdentity((8, 16), 16 * MiB, "NEW", 42)) == ["serial NEW, not OLD"]
+        "disk sequence number 43, not 42",
+        "serial 0123ABC, not none",
+    ]
+    assert differences(
+        BlockIdentity((8, 16), 16 * MiB, "OLD", 42), BlockIdentity((8, 16), 16 * MiB, "NEW", 42)
+    ) == ["serial NEW, not OLD"]

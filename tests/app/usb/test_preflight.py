@@ -40,7 +40,8 @@ def test_mounted_partitions_are_listed_then_unmounted_and_the_write_lands(tmp_pa
 
 
 def test_a_busy_filesystem_is_a_device_error_naming_partition_and_mount_point(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     image = tmp_path / "live.iso"
     make_image(image, 4 * MiB)
     facts = read_image_facts(image, RecordingReporter())
@@ -60,7 +61,8 @@ def test_a_busy_filesystem_is_a_device_error_naming_partition_and_mount_point(
 
 
 def test_an_image_larger_than_the_device_is_refused_before_anything_is_unmounted(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     image = tmp_path / "big.iso"
     make_image(image, 80 * MiB)  # the loop disk has 64 MiB
     facts = read_image_facts(image, RecordingReporter())

@@ -129,15 +129,16 @@ def test_gzip_isize_is_a_lower_bound_not_a_size(payload, tmp_path: Path) -> None
     assert read_all(source)[0] == data + data
 
 
-@pytest.mark.parametrize("tool,suffix", [(["xz", "-0", "-c"], "xz"),
-                                         (["zstd", "-q", "-c"], "zst"),
-                                         (["gzip", "-c"], "gz")])
+@pytest.mark.parametrize(
+    "tool,suffix",
+    [(["xz", "-0", "-c"], "xz"), (["zstd", "-q", "-c"], "zst"), (["gzip", "-c"], "gz")],
+)
 def test_damaged_compressed_image_is_an_input_error(payload, tmp_path: Path, tool, suffix) -> None:
     path, _ = payload
     packed = compress(tool, path, tmp_path / f"a.{suffix}")
     blob = bytearray(packed.read_bytes())
     middle = len(blob) // 2
-    blob[middle:middle + 64] = bytes(64)
+    blob[middle : middle + 64] = bytes(64)
     damaged = tmp_path / f"damaged.{suffix}"
     damaged.write_bytes(bytes(blob))
     with pytest.raises(InputError) as err:

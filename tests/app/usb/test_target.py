@@ -65,8 +65,13 @@ def partitioned_loop(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
     backing = tmp_path / "disk.img"
     with open(backing, "wb") as f:
         f.truncate(64 * MiB)
-    subprocess.run(["sfdisk", "-q", str(backing)], input="label: dos\n,32M,L\n,,L\n",
-                   text=True, check=True, capture_output=True)
+    subprocess.run(
+        ["sfdisk", "-q", str(backing)],
+        input="label: dos\n,32M,L\n,,L\n",
+        text=True,
+        check=True,
+        capture_output=True,
+    )
     with loop_device(backing) as node:
         # Partitions another run left on this (then detached) loop device go first.
         subprocess.run(["partx", "-d", node], capture_output=True)
@@ -314,9 +319,11 @@ def test_mountinfo_is_parsed_with_escapes() -> None:
 def test_swaps_are_parsed_and_mapped_to_block_devices(tmp_path: Path) -> None:
     swapfile = tmp_path / "swapfile"
     swapfile.write_bytes(b"")
-    text = ("Filename\tType\tSize\tUsed\tPriority\n"
-            "/dev/zram0-not-there  partition 1 0 -2\n"
-            f"{swapfile}  file 1 0 -3\n")
+    text = (
+        "Filename\tType\tSize\tUsed\tPriority\n"
+        "/dev/zram0-not-there  partition 1 0 -2\n"
+        f"{swapfile}  file 1 0 -3\n"
+    )
     swaps = parse_swaps(text)
     # A swap file counts against the disk holding its filesystem; a vanished one is dropped.
     holder = filesystem_devno(swapfile)

@@ -69,10 +69,10 @@ def name_has_owner(bus: str, name: str) -> bool:
     except (OSError, RuntimeError, KeyError):
         return False
     try:
-        dbus = DBusAddress("/org/freedesktop/DBus", "org.freedesktop.DBus",
-                           "org.freedesktop.DBus")
-        reply = conn.send_and_get_reply(new_method_call(dbus, "NameHasOwner", "s", (name,)),
-                                        timeout=5)
+        dbus = DBusAddress("/org/freedesktop/DBus", "org.freedesktop.DBus", "org.freedesktop.DBus")
+        reply = conn.send_and_get_reply(
+            new_method_call(dbus, "NameHasOwner", "s", (name,)), timeout=5
+        )
         return reply.header.message_type == MessageType.method_return and bool(reply.body[0])
     finally:
         conn.close()
@@ -102,14 +102,19 @@ def start_private_bus(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
     socket_path = directory / "system_bus_socket"
     config = directory / "bus.conf"
     config.write_text(BUS_CONFIG.format(socket=socket_path))
-    proc = subprocess.Popen(["dbus-daemon", "--nofork", f"--config-file={config}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        ["dbus-daemon", "--nofork", f"--config-file={config}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     address = f"unix:path={socket_path}"
     try:
-        wait_for(lambda: proc.poll() is not None or name_has_owner(address,
-                                                                   "org.freedesktop.DBus"),
-                 10, "dbus-daemon did not start")
+        wait_for(
+            lambda: proc.poll() is not None or name_has_owner(address, "org.freedesktop.DBus"),
+            10,
+            "dbus-daemon did not start",
+        )
     except TimeoutError:
         stop(proc)
         raise
@@ -157,35 +162,55 @@ def udisks_bus() -> Iterator[str]:
             bus_proc, address = start_private_bus(bus_dir)
             started.append(bus_proc)
             if not udevd_running():
-                udevd = subprocess.Popen([str(UDEVD)], stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.PIPE, start_new_session=True)
+                udevd = subprocess.Popen(
+                    [str(UDEVD)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    start_new_session=True,
+                )
                 started.append(udevd)
                 try:
-                    wait_for(lambda: udevd.poll() is not None or udevd_running(), 10,
-                             "systemd-udevd did not open its control socket")
+                    wait_for(
+                        lambda: udevd.poll() is not None or udevd_running(),
+                        10,
+                        "systemd-udevd did not open its control socket",
+                    )
                 except TimeoutError as exc:
                     pytest.fail(f"systemd-udevd (Debian package udev) did not start: {exc}")
                 if udevd.poll() is not None:
                     err = udevd.stderr.read().decode() if udevd.stderr else ""
                     pytest.fail(f"systemd-udevd (Debian package udev) exited: {err.strip()}")
-            subprocess.run(["udevadm", "trigger", "--subsystem-match=block", "--action=add"],
-                           check=True)
+            subprocess.run(
+                ["udevadm", "trigger", "--subsystem-match=block", "--action=add"], check=True
+            )
             subprocess.run(["udevadm", "settle", "--timeout=30"], check=True)
             with open(udisks_log, "wb") as log:
                 udisksd = subprocess.Popen(
-                    [str(UDISKSD)], env=dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=address),
-                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                    [str(UDISKSD)],
+                    env=dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=address),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             started.append(udisksd)
             try:
-                wait_for(lambda: udisksd.poll() is not None
-                         or name_has_owner(address, "org.freedesktop.UDisks2"),
-                         30, "udisksd did not take its bus name")
+                wait_for(
+                    lambda: (
+                        udisksd.poll() is not None
+                        or name_has_owner(address, "org.freedesktop.UDisks2")
+                    ),
+                    30,
+                    "udisksd did not take its bus name",
+                )
             except TimeoutError:
-                pytest.fail("udisksd (Debian package udisks2) did not take its bus name: "
-                            f"{udisks_log.read_text()[-2000:]}")
+                pytest.fail(
+                    "udisksd (Debian package udisks2) did not take its bus name: "
+                    f"{udisks_log.read_text()[-2000:]}"
+                )
             if udisksd.poll() is not None:
-                pytest.fail("udisksd (Debian package udisks2) exited: "
-                            f"{udisks_log.read_text()[-2000:]}")
+                pytest.fail(
+                    f"udisksd (Debian package udisks2) exited: {udisks_log.read_text()[-2000:]}"
+                )
             yield address
         finally:
             for proc in reversed(started):
@@ -201,8 +226,12 @@ def udisks_bus() -> Iterator[str]:
 @contextlib.contextmanager
 def loop_device(backing: Path, bus: str) -> Iterator[str]:
     """A direct-I/O loop device that UDisks2 knows about."""
-    node = subprocess.run(["losetup", "--find", "--show", "--direct-io=on", str(backing)],
-                          check=True, capture_output=True, text=True).stdout.strip()
+    node = subprocess.run(
+        ["losetup", "--find", "--show", "--direct-io=on", str(backing)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     try:
         devno = os.major(os.stat(node).st_rdev), os.minor(os.stat(node).st_rdev)
         subprocess.run(["udevadm", "settle", "--timeout=30"], check=True)
@@ -235,8 +264,7 @@ def aligned(data: bytes) -> mmap.mmap:
 # ---------------------------------------------------------------- tests
 
 
-def test_open_for_restore_writes_through_to_the_device(udisks_bus: str,
-                                                       tmp_path: Path) -> None:
+def test_open_for_restore_writes_through_to_the_device(udisks_bus: str, tmp_path: Path) -> None:
     backing = make_backing(tmp_path / "stick.img", 16 * MiB)
     payload = os.urandom(4 * MiB)
     with loop_device(backing, udisks_bus) as node:
@@ -254,8 +282,8 @@ def test_open_for_restore_writes_through_to_the_device(udisks_bus: str,
         finally:
             os.close(fd)
     data = backing.read_bytes()
-    assert data[MiB:5 * MiB] == payload
-    assert data[:MiB] == bytes(MiB) and data[5 * MiB:] == bytes(11 * MiB)
+    assert data[MiB : 5 * MiB] == payload
+    assert data[:MiB] == bytes(MiB) and data[5 * MiB :] == bytes(11 * MiB)
 
 
 def test_open_for_read_reads_the_device_directly(udisks_bus: str, tmp_path: Path) -> None:
@@ -273,8 +301,7 @@ def test_open_for_read_reads_the_device_directly(udisks_bus: str, tmp_path: Path
             os.close(fd)
 
 
-def test_find_block_object_matches_the_device_number(udisks_bus: str,
-                                                     tmp_path: Path) -> None:
+def test_find_block_object_matches_the_device_number(udisks_bus: str, tmp_path: Path) -> None:
     backing = make_backing(tmp_path / "x.img", 4 * MiB)
     with loop_device(backing, udisks_bus) as node:
         rdev = os.stat(node).st_rdev
@@ -285,10 +312,16 @@ def test_find_block_object_matches_the_device_number(udisks_bus: str,
 
 
 def test_unmount_all_unmounts_every_partition_before_an_exclusive_open(
-        udisks_bus: str, tmp_path: Path) -> None:
+    udisks_bus: str, tmp_path: Path
+) -> None:
     backing = make_backing(tmp_path / "parted.img", 48 * MiB)
-    subprocess.run(["sfdisk", "-q", str(backing)], input="label: dos\n,16M,L\n,16M,L\n",
-                   text=True, check=True, capture_output=True)
+    subprocess.run(
+        ["sfdisk", "-q", str(backing)],
+        input="label: dos\n,16M,L\n,16M,L\n",
+        text=True,
+        check=True,
+        capture_output=True,
+    )
     mounts = [tmp_path / "m1", tmp_path / "m2"]
     with loop_device(backing, udisks_bus) as node:
         if not Path(f"{node}p1").exists():  # a kernel without partition-table parsers
@@ -319,8 +352,9 @@ def test_unmount_all_unmounts_every_partition_before_an_exclusive_open(
             subprocess.run(["partx", "-d", node], capture_output=True)
 
 
-def test_an_unprivileged_user_is_refused_with_permission_denied(udisks_bus: str,
-                                                                tmp_path: Path) -> None:
+def test_an_unprivileged_user_is_refused_with_permission_denied(
+    udisks_bus: str, tmp_path: Path
+) -> None:
     if udisks_bus == "SYSTEM":
         # The host runs UDisks2 itself (a desktop): its polkit rules, not ours, decide.
         # CI has none running, so there the fixture starts our own and this test runs.
@@ -336,9 +370,22 @@ def test_an_unprivileged_user_is_refused_with_permission_denied(udisks_bus: str,
         "    print(type(exc).__name__, exc)\n"
     )
     with loop_device(backing, udisks_bus) as node:
-        out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                              sys.executable, "-c", script, node],
-                             capture_output=True, text=True, timeout=60, cwd="/")
+        out = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                sys.executable,
+                "-c",
+                script,
+                node,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd="/",
+        )
     assert out.stdout.startswith(DevicePermissionDenied.__name__), out.stdout + out.stderr
     assert "not allowed to open the drive for writing" in out.stdout
 
@@ -358,8 +405,7 @@ def test_udisks_not_running_and_bus_unreachable_are_clear(tmp_path: Path) -> Non
         shutil.rmtree(bus_dir, ignore_errors=True)
 
 
-def test_a_path_that_is_not_a_block_device_is_not_found(udisks_bus: str,
-                                                        tmp_path: Path) -> None:
+def test_a_path_that_is_not_a_block_device_is_not_found(udisks_bus: str, tmp_path: Path) -> None:
     with pytest.raises(DeviceNotFound, match="no such device"):
         open_for_write(tmp_path / "missing", bus=udisks_bus)
     with pytest.raises(DeviceError, match="is not a block device"):

@@ -33,11 +33,18 @@ from tests.conftest import ROOT, needs_root
 pytestmark = [needs_root, pytest.mark.root]
 
 
-def livesmith(*args: str, stdin: int | None = subprocess.DEVNULL,
-              input: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "app", *args], cwd=ROOT, text=True,
-                          capture_output=True, stdin=stdin if input is None else None,
-                          input=input, timeout=300)
+def livesmith(
+    *args: str, stdin: int | None = subprocess.DEVNULL, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        stdin=stdin if input is None else None,
+        input=input,
+        timeout=300,
+    )
 
 
 @pytest.fixture
@@ -141,8 +148,8 @@ def test_verify_reads_past_a_stale_cache(tmp_path: Path, image: Path) -> None:
             with open(backing, "r+b") as fh:
                 fh.seek(bad)
                 fh.write(bytes([data[bad] ^ 0xFF]))
-            assert os.pread(held, 1, bad) == data[bad:bad + 1]  # stale cache
-            assert device_bytes(node, 1, bad) == data[bad:bad + 1]  # for any buffered reader
+            assert os.pread(held, 1, bad) == data[bad : bad + 1]  # stale cache
+            assert device_bytes(node, 1, bad) == data[bad : bad + 1]  # for any buffered reader
             out = livesmith("verify", str(image), node)
         finally:
             os.close(held)
@@ -180,10 +187,15 @@ def test_ctrl_c_cancels_mid_write_and_wipes(tmp_path: Path) -> None:
     with loop_device(backing) as node:
         # Its own session, so the "Ctrl-C" below reaches the CLI and its helper, as a
         # terminal's would, and nothing else.
-        proc = subprocess.Popen([sys.executable, "-m", "app", "write", str(image), node, "--yes"],
-                                cwd=ROOT, text=True, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app", "write", str(image), node, "--yes"],
+            cwd=ROOT,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         assert proc.stderr is not None
         seen = []
         for line in proc.stderr:
@@ -202,17 +214,23 @@ def test_ctrl_c_cancels_mid_write_and_wipes(tmp_path: Path) -> None:
         assert overwritten_markers(node, marks) == [], "".join(seen) + rest
 
 
-def test_a_disk_swapped_while_the_question_waits_is_not_written(tmp_path: Path,
-                                                                 image: Path) -> None:
+def test_a_disk_swapped_while_the_question_waits_is_not_written(
+    tmp_path: Path, image: Path
+) -> None:
     # The stick is pulled while `write` waits for "yes" and another disk gets its name.
     other = sparse_file(tmp_path / "other.img", 32 * MiB)
     other.write_bytes(b"someone else's disk" + bytes(32 * MiB - 19))
     before = hashlib.sha256(other.read_bytes()).hexdigest()
     with replugging_loop(sparse_file(tmp_path / "stick.img", 32 * MiB)) as slot:
         controller, terminal = pty.openpty()
-        proc = subprocess.Popen([sys.executable, "-m", "app", "write", str(image), slot.node],
-                                cwd=ROOT, stdin=terminal, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app", "write", str(image), slot.node],
+            cwd=ROOT,
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert proc.stderr is not None
             seen = ""

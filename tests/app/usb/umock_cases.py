@@ -86,11 +86,20 @@ def test_usb_stick_is_listed_with_its_fields(tb: Any) -> None:
 def test_usb_stick_found_through_its_usb_ancestor_without_udev_properties(tb: Any) -> None:
     # A stick udev has not described yet (no ID_BUS): the usb parent in sysfs decides.
     usb = tb.add_device("usb", "usb2/2-3", None, ["idVendor", "0951"], [])
-    scsi = tb.add_device("scsi", "host9/target9:0:0/9:0:0:0", usb,
-                         ["vendor", "Kingston", "model", "DataTraveler 3.0"], [])
-    tb.add_device("block", "sdk", scsi, ["size", str(8 * GB // 512), "removable", "0",
-                                         "ro", "0", "dev", "8:160"],
-                  ["DEVNAME", "/dev/sdk", "DEVTYPE", "disk", "MAJOR", "8", "MINOR", "160"])
+    scsi = tb.add_device(
+        "scsi",
+        "host9/target9:0:0/9:0:0:0",
+        usb,
+        ["vendor", "Kingston", "model", "DataTraveler 3.0"],
+        [],
+    )
+    tb.add_device(
+        "block",
+        "sdk",
+        scsi,
+        ["size", str(8 * GB // 512), "removable", "0", "ro", "0", "dev", "8:160"],
+        ["DEVNAME", "/dev/sdk", "DEVTYPE", "disk", "MAJOR", "8", "MINOR", "160"],
+    )
     (drive,) = listing()
     assert drive.bus == "usb" and not drive.removable
     assert (drive.vendor, drive.model) == ("Kingston", "DataTraveler 3.0")  # from sysfs
@@ -100,8 +109,10 @@ def test_sata_system_disk_is_not_offered_and_all_gives_the_reason(tb: Any) -> No
     sata = add_sata_disk(tb, partitions=2)
     add_usb_stick(tb)
     root = sata.partitions[1]
-    mounts = [Mount(root.devno, "/", root.devnode),
-              Mount(sata.partitions[0].devno, "/boot/efi", sata.partitions[0].devnode)]
+    mounts = [
+        Mount(root.devno, "/", root.devnode),
+        Mount(sata.partitions[0].devno, "/boot/efi", sata.partitions[0].devnode),
+    ]
     assert [d.devnode for d in listing(mounts=mounts)] == ["/dev/sdb"]
     every = by_node(listing(mounts=mounts, include_excluded=True))
     sda = every["/dev/sda"]
@@ -127,8 +138,9 @@ def test_a_usb_disk_holding_a_system_mount_is_not_offered(tb: Any, point: str) -
     part = stick.partitions[1]
     assert listing(mounts=[Mount(part.devno, point, part.devnode)]) == []
     (drive,) = listing(mounts=[Mount(part.devno, point, part.devnode)], include_excluded=True)
-    assert drive.excluded_reason == f"holds the running system: {part.devnode} is mounted at " \
-        f"{point}"
+    assert (
+        drive.excluded_reason == f"holds the running system: {part.devnode} is mounted at {point}"
+    )
 
 
 def test_a_usb_disk_with_active_swap_is_not_offered(tb: Any) -> None:
@@ -152,8 +164,9 @@ def test_root_on_luks_on_a_usb_disk_is_found_through_holders(tb: Any) -> None:
     add_holder(tb, stick.partitions[1].sys_path, crypt)
     mounts = [Mount((253, 0), "/", "/dev/mapper/luks-root")]
     every = by_node(listing(mounts=mounts, include_excluded=True))
-    assert every["/dev/sdb"].excluded_reason == \
-        "holds the running system: /dev/dm-0 is mounted at /"
+    assert (
+        every["/dev/sdb"].excluded_reason == "holds the running system: /dev/dm-0 is mounted at /"
+    )
     assert every["/dev/dm-0"].excluded_reason == "device-mapper device (LVM, LUKS)"
     # Not mounted at all, the open container still marks the stick as in use.
     use = disk_use(stick.sys_path, mounts=[], swaps=[])
@@ -193,11 +206,16 @@ def test_an_empty_card_reader_is_not_offered(tb: Any) -> None:
 
 def test_a_removable_disk_that_is_not_usb_is_offered(tb: Any) -> None:
     pci = tb.add_device("pci", "pci0000:00/0000:00:1f.2", None, [], [])
-    scsi = tb.add_device("scsi", "ata2/host1/target1:0:0/1:0:0:0", pci,
-                         ["vendor", "IOMEGA", "model", "ZIP 250"], [])
-    tb.add_device("block", "sdd", scsi, ["size", str(GB // 512), "removable", "1", "ro", "0",
-                                         "dev", "8:48"],
-                  ["DEVNAME", "/dev/sdd", "DEVTYPE", "disk", "ID_BUS", "ata"])
+    scsi = tb.add_device(
+        "scsi", "ata2/host1/target1:0:0/1:0:0:0", pci, ["vendor", "IOMEGA", "model", "ZIP 250"], []
+    )
+    tb.add_device(
+        "block",
+        "sdd",
+        scsi,
+        ["size", str(GB // 512), "removable", "1", "ro", "0", "dev", "8:48"],
+        ["DEVNAME", "/dev/sdd", "DEVTYPE", "disk", "ID_BUS", "ata"],
+    )
     (drive,) = listing()
     assert drive.removable and drive.bus == "ata"
 
@@ -209,9 +227,13 @@ def test_virtual_and_optical_devices_are_never_offered(tb: Any) -> None:
     add_virtual_disk(tb, "nbd0", (43, 0))
     add_virtual_disk(tb, "ram0", (1, 0))
     usb = tb.add_device("usb", "usb1/1-4", None, [], [])
-    tb.add_device("block", "sr0", usb, ["size", str(700 * 10**6 // 512), "removable", "1",
-                                        "ro", "0", "dev", "11:0"],
-                  ["DEVNAME", "/dev/sr0", "DEVTYPE", "disk", "ID_BUS", "usb"])
+    tb.add_device(
+        "block",
+        "sr0",
+        usb,
+        ["size", str(700 * 10**6 // 512), "removable", "1", "ro", "0", "dev", "11:0"],
+        ["DEVNAME", "/dev/sr0", "DEVTYPE", "disk", "ID_BUS", "usb"],
+    )
     assert listing() == []
     reasons = {d.devnode: d.excluded_reason for d in listing(include_excluded=True)}
     assert reasons == {
@@ -237,8 +259,9 @@ def test_the_disk_holding_the_running_system_is_refused_as_the_target(tb: Any) -
     # Where / is on no block device (a container), test_target.py cannot try the host's disk.
     disk = add_virtual_disk(tb, "vdz", (252, 16))
     with dev_node(tb, disk) as node:
-        with pytest.raises(DeviceNotAllowed,
-                           match=r"holds the running system: /dev/vdz is mounted at /$"):
+        with pytest.raises(
+            DeviceNotAllowed, match=r"holds the running system: /dev/vdz is mounted at /$"
+        ):
             resolve_target(node, mounts=[Mount(disk.devno, "/", node)], swaps=[])
         # not mounted, the same disk is a target: it was the mount that was refused
         target = resolve_target(node, mounts=[], swaps=[])
@@ -291,13 +314,15 @@ class Recorder:
 
     def wait(self, predicate: Any, timeout: float = 5.0) -> None:
         with self.cond:
-            assert self.cond.wait_for(predicate, timeout), \
+            assert self.cond.wait_for(predicate, timeout), (
                 f"timed out; changes={self.changes} removals={self.removals} {self.errors}"
+            )
 
 
 def make_monitor(rec: Recorder, debounce: float = 0.3) -> DriveMonitor:
-    return DriveMonitor(rec.on_change, rec.on_removed, mounts=[], swaps=[], debounce=debounce,
-                        on_error=rec.on_error)
+    return DriveMonitor(
+        rec.on_change, rec.on_removed, mounts=[], swaps=[], debounce=debounce, on_error=rec.on_error
+    )
 
 
 def test_hotplug_add_and_remove_reach_the_monitor(tb: Any) -> None:
@@ -347,7 +372,7 @@ def test_a_steady_stream_of_events_does_not_hold_the_list_back(tb: Any) -> None:
             tb.uevent(stick.sys_path, "change")
             time.sleep(0.1)
         stopped = time.monotonic()
-        rec.wait(lambda: rec.changes[-1][0] > stopped)   # and once more after it ends
+        rec.wait(lambda: rec.changes[-1][0] > stopped)  # and once more after it ends
     during = [when for when, _ in rec.changes[1:] if when < stopped]
     assert during, f"no re-listing during 3 s of events: {rec.changes}"
     assert all([d.devnode for d in drives] == ["/dev/sdb"] for _, drives in rec.changes)

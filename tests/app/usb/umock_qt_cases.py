@@ -46,8 +46,9 @@ def model(qtbot: Any) -> Iterator[DriveListModel]:
     m.stop()
 
 
-def test_hotplug_reaches_the_model_in_the_gui_thread(tb: Any, qtbot: Any,
-                                                     model: DriveListModel) -> None:
+def test_hotplug_reaches_the_model_in_the_gui_thread(
+    tb: Any, qtbot: Any, model: DriveListModel
+) -> None:
     gui_thread = threading.get_ident()
     seen_in: set[int] = set()
     model.rowsInserted.connect(lambda *a: seen_in.add(threading.get_ident()))
@@ -70,12 +71,22 @@ def test_hotplug_reaches_the_model_in_the_gui_thread(tb: Any, qtbot: Any,
     assert model.flags(index) & Qt.ItemFlag.ItemIsSelectable
 
     # A big external disk arrives: a second row, with the warning role set.
-    big = add_usb_stick(tb, name="sdc", devno=(8, 32), port="1-2", size=256 * GB,
-                        vendor="WD", model="My Passport", serial="WX1")
+    big = add_usb_stick(
+        tb,
+        name="sdc",
+        devno=(8, 32),
+        port="1-2",
+        size=256 * GB,
+        vendor="WD",
+        model="My Passport",
+        serial="WX1",
+    )
     with qtbot.waitSignal(model.rowsInserted, timeout=5000):
         tb.uevent(big.sys_path, "add")
-    assert [model.data(model.index(r), DriveListModel.DevnodeRole) for r in range(2)] == \
-        ["/dev/sdb", "/dev/sdc"]
+    assert [model.data(model.index(r), DriveListModel.DevnodeRole) for r in range(2)] == [
+        "/dev/sdb",
+        "/dev/sdc",
+    ]
     assert "Larger than 64.0 GB" in model.data(model.index(1), DriveListModel.WarningRole)
 
     # Unplugged: driveRemoved at once, then the row goes.
@@ -90,8 +101,9 @@ def test_hotplug_reaches_the_model_in_the_gui_thread(tb: Any, qtbot: Any,
     assert seen_in == {gui_thread}  # never touched from the monitor thread
 
 
-def test_a_card_pulled_out_is_reported_to_the_model(tb: Any, qtbot: Any,
-                                                    model: DriveListModel) -> None:
+def test_a_card_pulled_out_is_reported_to_the_model(
+    tb: Any, qtbot: Any, model: DriveListModel
+) -> None:
     card = add_mmc_card(tb)
     with qtbot.waitSignal(model.drivesChanged, timeout=5000):
         model.start()

@@ -24,8 +24,7 @@ def run(*args: str, input: str | None = None) -> str:
 
 
 @contextlib.contextmanager
-def loop_device(backing: Path, *, read_only: bool = False,
-                direct_io: bool = True) -> Iterator[str]:
+def loop_device(backing: Path, *, read_only: bool = False, direct_io: bool = True) -> Iterator[str]:
     """`losetup --find --show` on `backing`; detached afterwards, whatever happened."""
     args = ["losetup", "--find", "--show", f"--direct-io={'on' if direct_io else 'off'}"]
     if read_only:
@@ -53,8 +52,11 @@ class LoopSlot:
         run("losetup", "-d", self.node)
         self.ours = False
         for _ in range(50):  # udev's probe may hold it open a moment; the detach waits for it
-            attached = subprocess.run(["losetup", "--direct-io=on", self.node, str(backing)],
-                                      capture_output=True, text=True)
+            attached = subprocess.run(
+                ["losetup", "--direct-io=on", self.node, str(backing)],
+                capture_output=True,
+                text=True,
+            )
             if attached.returncode == 0:
                 self.ours = True
                 return
@@ -97,12 +99,18 @@ def make_image(path: Path, size: int, *, compressible: bool = False) -> bytes:
     """
     if compressible:
         data = bytearray(array("Q", range(size // 8 + 1)).tobytes()[:size])
-        data[MiB:MiB + 256 * 1024] = os.urandom(256 * 1024)
+        data[MiB : MiB + 256 * 1024] = os.urandom(256 * 1024)
         path.write_bytes(bytes(data))
     else:
         path.write_bytes(os.urandom(size))
-    run("sfdisk", "-q", "--no-reread", "--no-tell-kernel", str(path),
-        input="label: dos\nstart=2048, type=c\n")
+    run(
+        "sfdisk",
+        "-q",
+        "--no-reread",
+        "--no-tell-kernel",
+        str(path),
+        input="label: dos\nstart=2048, type=c\n",
+    )
     data = path.read_bytes()
     assert data[510:512] == b"\x55\xaa"
     return data
@@ -137,8 +145,11 @@ def overwritten_markers(node: str, offsets: list[int]) -> list[int]:
 
 def compress(image: Path, kind: str) -> Path:
     """`xz`, `zstd` or `gzip` the image with the real tool, keeping the original."""
-    tools = {"xz": ["xz", "-0", "-T1", "-k", "-f"], "zst": ["zstd", "-q", "-1", "-f", "-k"],
-             "gz": ["gzip", "-1", "-k", "-f"]}
+    tools = {
+        "xz": ["xz", "-0", "-T1", "-k", "-f"],
+        "zst": ["zstd", "-q", "-1", "-f", "-k"],
+        "gz": ["gzip", "-1", "-k", "-f"],
+    }
     run(*tools[kind], str(image))
     packed = image.with_name(f"{image.name}.{kind}")
     assert packed.exists()
@@ -169,8 +180,7 @@ def devno_of(node: str) -> tuple[int, int]:
 
 def raw_block_target(node: str) -> Target:
     """A Target for `node` that skips the safety gate (to test the engine's own checks)."""
-    return Target(Path(node), TargetKind.BLOCK, 0, 512, False, "test loop device",
-                  devno_of(node))
+    return Target(Path(node), TargetKind.BLOCK, 0, 512, False, "test loop device", devno_of(node))
 
 
 class CancelAt(RecordingReporter):

@@ -21,11 +21,11 @@ WAIT_MS = 20_000  # loading and checking take well under a second; this is the u
 
 def extra_packages() -> list[FixturePackage]:
     return [
-        text_package("docs", "2.1", depends=("libdocs",),
-                     extra={"description": "Handbook pages"}),
+        text_package("docs", "2.1", depends=("libdocs",), extra={"description": "Handbook pages"}),
         text_package("libdocs", "2.0", extra={"description": "Handbook library"}),
-        text_package("broken", "0.1", depends=("ghost",),
-                     extra={"description": "Needs a package nobody has"}),
+        text_package(
+            "broken", "0.1", depends=("ghost",), extra={"description": "Needs a package nobody has"}
+        ),
     ]
 
 
@@ -51,14 +51,17 @@ def glaucus_profile(repo: Path, *packages: str, **changes: Any) -> Profile:
 
 
 @pytest.fixture
-def make_wizard(qtbot: Any, settings: QSettings,
-                tmp_path: Path) -> Iterator[Callable[..., ComposeWizard]]:
+def make_wizard(
+    qtbot: Any, settings: QSettings, tmp_path: Path
+) -> Iterator[Callable[..., ComposeWizard]]:
     made: list[ComposeWizard] = []
 
-    def make(profile: Profile, *, wait_loaded: bool = True,
-             output: Path | None = None) -> ComposeWizard:
-        wizard = ComposeWizard(profile, settings=settings,
-                               output=output or tmp_path / "out" / "live.iso")
+    def make(
+        profile: Profile, *, wait_loaded: bool = True, output: Path | None = None
+    ) -> ComposeWizard:
+        wizard = ComposeWizard(
+            profile, settings=settings, output=output or tmp_path / "out" / "live.iso"
+        )
         qtbot.addWidget(wizard)
         made.append(wizard)
         wizard.show()

@@ -26,8 +26,9 @@ def check_box_point(table: QTableView, index: QModelIndex) -> QPoint:
     option.initFrom(table)
     option.rect = table.visualRect(index)
     option.features |= QStyleOptionViewItem.ViewItemFeature.HasCheckIndicator
-    rect = table.style().subElementRect(QStyle.SubElement.SE_ItemViewItemCheckIndicator,
-                                        option, table)
+    rect = table.style().subElementRect(
+        QStyle.SubElement.SE_ItemViewItemCheckIndicator, option, table
+    )
     return rect.center()
 
 
@@ -37,8 +38,7 @@ def click_package(qtbot: Any, wizard: ComposeWizard, name: str) -> None:
     table = page.table
     index = table_index(table, name)
     table.scrollTo(index)
-    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton,
-                     pos=check_box_point(table, index))
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=check_box_point(table, index))
     wait_idle(qtbot, wizard)
 
 
@@ -54,8 +54,11 @@ def check_state(wizard: ComposeWizard, name: str) -> Qt.CheckState:
 def go_to(qtbot: Any, wizard: ComposeWizard, page: PageId) -> None:
     """Press Next (or Back) until `page` shows, as a user would."""
     while wizard.currentId() != page:
-        which = (QWizard.WizardButton.NextButton if wizard.currentId() < page
-                 else QWizard.WizardButton.BackButton)
+        which = (
+            QWizard.WizardButton.NextButton
+            if wizard.currentId() < page
+            else QWizard.WizardButton.BackButton
+        )
         button = wizard.button(which)
         assert button.isEnabled(), f"{which} is disabled on page {wizard.currentId()}"
         qtbot.mouseClick(button, Qt.MouseButton.LeftButton)

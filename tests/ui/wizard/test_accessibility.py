@@ -24,8 +24,14 @@ from tests.ui.wizard.helpers import go_to
 from ui.wizard.compose_wizard import PAGE_ORDER, ComposeWizard, PageId
 
 Maker = Callable[..., ComposeWizard]
-INPUTS = (QAbstractButton, QAbstractItemView, QAbstractSpinBox, QComboBox, QLineEdit,
-          QPlainTextEdit)
+INPUTS = (
+    QAbstractButton,
+    QAbstractItemView,
+    QAbstractSpinBox,
+    QComboBox,
+    QLineEdit,
+    QPlainTextEdit,
+)
 
 
 def inside_input(widget: QWidget, page: QWidget) -> bool:
@@ -39,7 +45,8 @@ def inside_input(widget: QWidget, page: QWidget) -> bool:
 
 
 def test_every_input_on_every_page_has_an_accessible_name(
-        make_wizard: Maker, glaucus_repo: Path) -> None:
+    make_wizard: Maker, glaucus_repo: Path
+) -> None:
     wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"))
     assert list(PAGE_ORDER) == list(range(7)) and wizard.pageIds() == list(PAGE_ORDER)
     checked = 0
@@ -66,33 +73,92 @@ def tab_walk(qtbot: Any, start: QWidget, count: int) -> list[str]:
     return names
 
 
-@pytest.mark.parametrize(("page_id", "first", "expected"), [
-    (PageId.PACKAGES, "sourceKind",
-     ["sourceKind", "sourceFolder", "browseSource", "loadSource", "addPackage",
-      "addPackageButton", "followDependencies", "packageSearch", "packageTable"]),
-    (PageId.KERNEL_BOOT, "kernelPackage",
-     ["kernelPackage", "bootBios", "bootUefi", "bootTimeout", "bootCmdline",
-      "bootCopyToRam", "bootSafe"]),
-    (PageId.SYSTEM, "profileName",
-     ["profileName", "volumeLabel", "hostname", "rootPassword", "userName", "userPassword",
-      "issueText", "issuePreview", "overlayFolder", "browseOverlay"]),
-    (PageId.IMAGE, "format-squashfs",
-     ["format-squashfs", "compressor", "defaultLevel", "compressionLevel", "carryPackages"]),
-    (PageId.REVIEW, "problemList",
-     ["problemList", "reviewSummary", "plannedTree", "outputPath", "browseOutput",
-      "saveProfile"]),
-])
+@pytest.mark.parametrize(
+    ("page_id", "first", "expected"),
+    [
+        (
+            PageId.PACKAGES,
+            "sourceKind",
+            [
+                "sourceKind",
+                "sourceFolder",
+                "browseSource",
+                "loadSource",
+                "addPackage",
+                "addPackageButton",
+                "followDependencies",
+                "packageSearch",
+                "packageTable",
+            ],
+        ),
+        (
+            PageId.KERNEL_BOOT,
+            "kernelPackage",
+            [
+                "kernelPackage",
+                "bootBios",
+                "bootUefi",
+                "bootTimeout",
+                "bootCmdline",
+                "bootCopyToRam",
+                "bootSafe",
+            ],
+        ),
+        (
+            PageId.SYSTEM,
+            "profileName",
+            [
+                "profileName",
+                "volumeLabel",
+                "hostname",
+                "rootPassword",
+                "userName",
+                "userPassword",
+                "issueText",
+                "issuePreview",
+                "overlayFolder",
+                "browseOverlay",
+            ],
+        ),
+        (
+            PageId.IMAGE,
+            "format-squashfs",
+            ["format-squashfs", "compressor", "defaultLevel", "compressionLevel", "carryPackages"],
+        ),
+        (
+            PageId.REVIEW,
+            "problemList",
+            [
+                "problemList",
+                "reviewSummary",
+                "plannedTree",
+                "outputPath",
+                "browseOutput",
+                "saveProfile",
+            ],
+        ),
+    ],
+)
 def test_tab_walks_the_page_in_reading_order(
-        qtbot: Any, make_wizard: Maker, glaucus_repo: Path, page_id: PageId, first: str,
-        expected: list[str]) -> None:
+    qtbot: Any,
+    make_wizard: Maker,
+    glaucus_repo: Path,
+    page_id: PageId,
+    first: str,
+    expected: list[str],
+) -> None:
     wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"))
     go_to(qtbot, wizard, page_id)
     wizard.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is wizard)
     page = wizard.currentPage()
     if page_id is PageId.REVIEW:
-        qtbot.waitUntil(lambda: wizard.review_page.problem_list.isVisible()
-                        or wizard.review_page.last_check() is not None)
+        qtbot.waitUntil(
+            lambda: (
+                wizard.review_page.problem_list.isVisible()
+                or wizard.review_page.last_check() is not None
+            )
+        )
         wizard.review_page.problem_list.setVisible(True)
     if page_id is PageId.IMAGE:  # the level box takes the focus only when it can be used
         wizard.image_page.default_level_check.setChecked(False)

@@ -23,9 +23,14 @@ BUILD_MS = 240_000  # a RAM-mode fixture build takes seconds; TCG-free, but CI m
 @pytest.fixture
 def wizard(qtbot: Any, settings: Any, glaucus_repo: Path, tmp_path: Path) -> ComposeWizard:
     profile = glaucus_profile(glaucus_repo).with_changes(
-        packages=PackageOptions(glaucus_profile(glaucus_repo).packages.source, ()))
-    made = ComposeWizard(profile, settings=settings, output=tmp_path / "out" / "live.iso",
-                         build_options={"cache_dir": tmp_path / "cache"})
+        packages=PackageOptions(glaucus_profile(glaucus_repo).packages.source, ())
+    )
+    made = ComposeWizard(
+        profile,
+        settings=settings,
+        output=tmp_path / "out" / "live.iso",
+        build_options={"cache_dir": tmp_path / "cache"},
+    )
     (tmp_path / "out").mkdir()
     qtbot.addWidget(made)
     made.show()
@@ -55,8 +60,9 @@ def press_next(qtbot: Any, wizard: ComposeWizard) -> None:
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
 
 
-def test_the_wizard_builds_a_ram_iso_and_previews_its_tree(qtbot: Any,
-                                                          wizard: ComposeWizard) -> None:
+def test_the_wizard_builds_a_ram_iso_and_previews_its_tree(
+    qtbot: Any, wizard: ComposeWizard
+) -> None:
     compose_ram_iso(qtbot, wizard)
     assert wizard.button(QWizard.WizardButton.NextButton).text().replace("&", "") == "Build"
     built: list[Path] = []
@@ -93,7 +99,8 @@ def test_the_wizard_builds_a_ram_iso_and_previews_its_tree(qtbot: Any,
 
 
 def test_cancel_during_the_build_leaves_no_iso_and_the_wizard_usable(
-        qtbot: Any, wizard: ComposeWizard) -> None:
+    qtbot: Any, wizard: ComposeWizard
+) -> None:
     compose_ram_iso(qtbot, wizard)
     output = wizard.output_path()
     assert output is not None
@@ -124,7 +131,8 @@ def test_cancel_during_the_build_leaves_no_iso_and_the_wizard_usable(
 
 
 def test_the_next_wizard_suggests_the_folder_the_last_iso_went_to(
-        qtbot: Any, wizard: ComposeWizard, settings: Any, tmp_path: Path) -> None:
+    qtbot: Any, wizard: ComposeWizard, settings: Any, tmp_path: Path
+) -> None:
     compose_ram_iso(qtbot, wizard)
     press_next(qtbot, wizard)
     qtbot.waitUntil(lambda: not wizard.build_page.is_building(), timeout=BUILD_MS)

@@ -16,10 +16,10 @@ from ui.main_window import MainWindow
 from ui.wizard.compose_wizard import ComposeWizard, PageId
 
 
-def window_with_profile(qtbot: Any, settings: QSettings, repo: Path,
-                        tmp_path: Path) -> tuple[MainWindow, Path]:
-    profile = glaucus_profile(repo, "busybox", "linux",
-                              image=ImageOptions(RootImageFormat.RAM))
+def window_with_profile(
+    qtbot: Any, settings: QSettings, repo: Path, tmp_path: Path
+) -> tuple[MainWindow, Path]:
+    profile = glaucus_profile(repo, "busybox", "linux", image=ImageOptions(RootImageFormat.RAM))
     saved = tmp_path / "ram.toml"
     save_profile(profile, saved)
     window = MainWindow(settings)
@@ -45,7 +45,8 @@ def start_build(qtbot: Any, window: MainWindow, output: Path) -> tuple[ComposeWi
 
 
 def test_a_saved_profile_opens_the_wizard_inside_the_window(
-        qtbot: Any, settings: QSettings, glaucus_repo: Path, tmp_path: Path) -> None:
+    qtbot: Any, settings: QSettings, glaucus_repo: Path, tmp_path: Path
+) -> None:
     window, saved = window_with_profile(qtbot, settings, glaucus_repo, tmp_path)
     wizard = window.wizard
     assert wizard is not None and wizard.isVisible()
@@ -60,7 +61,8 @@ def test_a_saved_profile_opens_the_wizard_inside_the_window(
 
 
 def test_closing_the_window_during_a_build_asks_then_stops_it(
-        qtbot: Any, settings: QSettings, glaucus_repo: Path, tmp_path: Path) -> None:
+    qtbot: Any, settings: QSettings, glaucus_repo: Path, tmp_path: Path
+) -> None:
     window, _saved = window_with_profile(qtbot, settings, glaucus_repo, tmp_path)
     wizard, output = start_build(qtbot, window, tmp_path / "out" / "closing.iso")
     assert wizard.is_building()
@@ -76,14 +78,16 @@ def test_closing_the_window_during_a_build_asks_then_stops_it(
 
 
 def test_write_to_usb_after_a_build_opens_the_writer_with_the_new_iso(
-        qtbot: Any, settings: QSettings, glaucus_repo: Path, tmp_path: Path) -> None:
+    qtbot: Any, settings: QSettings, glaucus_repo: Path, tmp_path: Path
+) -> None:
     window, _saved = window_with_profile(qtbot, settings, glaucus_repo, tmp_path)
     wizard, output = start_build(qtbot, window, tmp_path / "out" / "fresh.iso")
     qtbot.waitUntil(lambda: wizard.build_page.isComplete(), timeout=240_000)
     qtbot.mouseClick(wizard.button(QWizard.WizardButton.NextButton), Qt.MouseButton.LeftButton)
     view = wizard.preview_page.view
-    qtbot.waitUntil(lambda: view.report() is not None and view.write_button.isEnabled(),
-                    timeout=60_000)
+    qtbot.waitUntil(
+        lambda: view.report() is not None and view.write_button.isEnabled(), timeout=60_000
+    )
     qtbot.mouseClick(view.write_button, Qt.MouseButton.LeftButton)
     assert window.pages.currentWidget() is window.writer_frame
     assert window.writer.image() == output  # prefilled with the ISO just built
@@ -92,7 +96,8 @@ def test_write_to_usb_after_a_build_opens_the_writer_with_the_new_iso(
 
 
 def test_composing_again_replaces_an_idle_wizard_after_stopping_its_work(
-        qtbot: Any, settings: QSettings, glaucus_repo: Path, tmp_path: Path) -> None:
+    qtbot: Any, settings: QSettings, glaucus_repo: Path, tmp_path: Path
+) -> None:
     window, saved = window_with_profile(qtbot, settings, glaucus_repo, tmp_path)
     first = window.wizard
     assert first is not None

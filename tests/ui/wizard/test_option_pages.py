@@ -25,7 +25,8 @@ def combo_texts(combo: Any) -> list[str]:
 
 
 def test_kernel_choices_come_from_the_selected_packages(
-        qtbot: Any, make_wizard: Maker, glaucus_repo: Path) -> None:
+    qtbot: Any, make_wizard: Maker, glaucus_repo: Path
+) -> None:
     wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"))
     page = wizard.kernel_page
     assert combo_texts(page.kernel_combo) == [AUTO_KERNEL]
@@ -44,7 +45,8 @@ def test_kernel_choices_come_from_the_selected_packages(
 
 
 def test_boot_options_are_written_into_the_profile(
-        qtbot: Any, make_wizard: Maker, glaucus_repo: Path) -> None:
+    qtbot: Any, make_wizard: Maker, glaucus_repo: Path
+) -> None:
     wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"))
     go_to(qtbot, wizard, PageId.KERNEL_BOOT)
     page = wizard.kernel_page
@@ -62,7 +64,8 @@ def test_boot_options_are_written_into_the_profile(
 
 
 def test_the_label_is_checked_as_you_type_and_the_suggestion_applies(
-        qtbot: Any, make_wizard: Maker, glaucus_repo: Path) -> None:
+    qtbot: Any, make_wizard: Maker, glaucus_repo: Path
+) -> None:
     wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"))
     go_to(qtbot, wizard, PageId.SYSTEM)
     page = wizard.system_page
@@ -79,13 +82,16 @@ def test_the_label_is_checked_as_you_type_and_the_suggestion_applies(
 
 
 def test_issue_preview_follows_the_text_and_the_other_fields(
-        qtbot: Any, make_wizard: Maker, glaucus_repo: Path) -> None:
+    qtbot: Any, make_wizard: Maker, glaucus_repo: Path
+) -> None:
     wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"))
     go_to(qtbot, wizard, PageId.SYSTEM)
     page = wizard.system_page
     preview = page.issue_preview
-    assert f"wizard-test live system (WIZARD), built {date.today().isoformat()}" in \
-        preview.toPlainText()
+    assert (
+        f"wizard-test live system (WIZARD), built {date.today().isoformat()}"
+        in preview.toPlainText()
+    )
     page.issue_edit.clear()
     qtbot.keyClicks(page.issue_edit, "Welcome to {hostname}, {user}! ({build_id})")
     page.hostname_edit.clear()
@@ -100,8 +106,9 @@ def test_issue_preview_follows_the_text_and_the_other_fields(
     assert "bad placeholder 'nope'" in preview.toPlainText()
 
 
-def test_overlay_and_root_password(qtbot: Any, make_wizard: Maker, glaucus_repo: Path,
-                                   tmp_path: Path) -> None:
+def test_overlay_and_root_password(
+    qtbot: Any, make_wizard: Maker, glaucus_repo: Path, tmp_path: Path
+) -> None:
     wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"))
     go_to(qtbot, wizard, PageId.SYSTEM)
     page = wizard.system_page
@@ -113,7 +120,8 @@ def test_overlay_and_root_password(qtbot: Any, make_wizard: Maker, glaucus_repo:
 
 
 def test_image_format_limits_compressors_and_levels(
-        qtbot: Any, make_wizard: Maker, glaucus_repo: Path) -> None:
+    qtbot: Any, make_wizard: Maker, glaucus_repo: Path
+) -> None:
     wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"))
     go_to(qtbot, wizard, PageId.IMAGE)
     page = wizard.image_page
@@ -143,7 +151,8 @@ def test_image_format_limits_compressors_and_levels(
 
 
 def test_the_level_box_follows_the_format_as_well_as_the_compressor(
-        qtbot: Any, make_wizard: Maker, glaucus_repo: Path) -> None:
+    qtbot: Any, make_wizard: Maker, glaucus_repo: Path
+) -> None:
     wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"))
     go_to(qtbot, wizard, PageId.IMAGE)
     page = wizard.image_page
@@ -169,7 +178,8 @@ def test_the_level_box_follows_the_format_as_well_as_the_compressor(
 
 
 def test_squashfs_xz_offers_no_level_and_the_summary_claims_none(
-        qtbot: Any, make_wizard: Maker, glaucus_repo: Path) -> None:
+    qtbot: Any, make_wizard: Maker, glaucus_repo: Path
+) -> None:
     wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"))
     go_to(qtbot, wizard, PageId.IMAGE)
     page = wizard.image_page

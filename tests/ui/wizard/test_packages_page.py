@@ -33,7 +33,8 @@ def empty_glaucus_profile() -> Profile:
 
 
 def test_typing_the_source_folder_loads_the_packages_and_remembers_it(
-        qtbot: Any, make_wizard: Maker, glaucus_repo: Path, settings: QSettings) -> None:
+    qtbot: Any, make_wizard: Maker, glaucus_repo: Path, settings: QSettings
+) -> None:
     wizard = make_wizard(empty_glaucus_profile(), wait_loaded=False)
     page = wizard.packages_page
     assert page.model.rowCount() == 0 and page.load_count == 0
@@ -46,8 +47,7 @@ def test_typing_the_source_folder_loads_the_packages_and_remembers_it(
     assert docs.siblingAtColumn(VERSION).data() == "2.1"
     assert docs.siblingAtColumn(DESCRIPTION).data() == "Handbook pages"
     assert docs.siblingAtColumn(SIZE).data().endswith(("bytes", "KiB"))
-    assert wizard.profile().packages.source == SourceSpec(SourceKind.GLAUCUS,
-                                                          str(glaucus_repo))
+    assert wizard.profile().packages.source == SourceSpec(SourceKind.GLAUCUS, str(glaucus_repo))
     assert last_source_folder(settings, SourceKind.GLAUCUS) == str(glaucus_repo)
     # A later wizard whose profile names no folder starts from the remembered one.
     again = make_wizard(empty_glaucus_profile())
@@ -57,7 +57,8 @@ def test_typing_the_source_folder_loads_the_packages_and_remembers_it(
 
 
 def test_a_ticked_package_pulls_in_its_dependency_shown_greyed_and_required_by(
-        qtbot: Any, make_wizard: Maker, glaucus_repo: Path) -> None:
+    qtbot: Any, make_wizard: Maker, glaucus_repo: Path
+) -> None:
     wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"))
     page = wizard.packages_page
     assert check_state(wizard, "libdocs") == Qt.CheckState.Unchecked
@@ -82,7 +83,8 @@ def test_a_ticked_package_pulls_in_its_dependency_shown_greyed_and_required_by(
 
 
 def test_a_missing_dependency_is_highlighted_and_named(
-        qtbot: Any, make_wizard: Maker, glaucus_repo: Path) -> None:
+    qtbot: Any, make_wizard: Maker, glaucus_repo: Path
+) -> None:
     wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"))
     page = wizard.packages_page
     assert not page.problems_label.isVisible()
@@ -99,7 +101,8 @@ def test_a_missing_dependency_is_highlighted_and_named(
 
 
 def test_space_toggles_the_current_package_from_the_keyboard(
-        qtbot: Any, make_wizard: Maker, glaucus_repo: Path) -> None:
+    qtbot: Any, make_wizard: Maker, glaucus_repo: Path
+) -> None:
     wizard = make_wizard(glaucus_profile(glaucus_repo))
     table = wizard.packages_page.table
     table.setFocus()
@@ -110,7 +113,8 @@ def test_space_toggles_the_current_package_from_the_keyboard(
 
 
 def test_search_filters_by_name_and_description(
-        qtbot: Any, make_wizard: Maker, glaucus_repo: Path) -> None:
+    qtbot: Any, make_wizard: Maker, glaucus_repo: Path
+) -> None:
     wizard = make_wizard(glaucus_profile(glaucus_repo))
     page = wizard.packages_page
     qtbot.keyClicks(page.search_edit, "handbook")
@@ -122,7 +126,8 @@ def test_search_filters_by_name_and_description(
 
 
 def test_unknown_selected_names_get_a_row_that_can_be_unticked(
-        qtbot: Any, make_wizard: Maker, glaucus_repo: Path) -> None:
+    qtbot: Any, make_wizard: Maker, glaucus_repo: Path
+) -> None:
     wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox", "nosuch"))
     page = wizard.packages_page
     row = table_index(page.table, "nosuch")
@@ -143,18 +148,28 @@ def test_adding_a_package_by_name(qtbot: Any, make_wizard: Maker, glaucus_repo: 
 
 
 def conflicting() -> list[Any]:
-    return [text_package("vim", "9.0", conflicts=("nano",), description="An editor"),
-            text_package("nano", "7.2", description="Another editor")]
+    return [
+        text_package("vim", "9.0", conflicts=("nano",), description="An editor"),
+        text_package("nano", "7.2", description="Another editor"),
+    ]
 
 
-@pytest.mark.parametrize(("kind", "builder"), [
-    (SourceKind.ARCH, make_arch_folder),
-    (SourceKind.DEB, make_deb_folder),
-    (SourceKind.TARBALLS, make_tarball_folder),
-])
+@pytest.mark.parametrize(
+    ("kind", "builder"),
+    [
+        (SourceKind.ARCH, make_arch_folder),
+        (SourceKind.DEB, make_deb_folder),
+        (SourceKind.TARBALLS, make_tarball_folder),
+    ],
+)
 def test_other_folder_kinds_load_through_the_kind_chooser(
-        qtbot: Any, make_wizard: Maker, glaucus_repo: Path, tmp_path: Path,
-        kind: SourceKind, builder: Any) -> None:
+    qtbot: Any,
+    make_wizard: Maker,
+    glaucus_repo: Path,
+    tmp_path: Path,
+    kind: SourceKind,
+    builder: Any,
+) -> None:
     folder = builder(tmp_path, conflicting())
     wizard = make_wizard(glaucus_profile(glaucus_repo))
     page = wizard.packages_page
@@ -174,7 +189,8 @@ def test_other_folder_kinds_load_through_the_kind_chooser(
 
 
 def test_a_folder_that_is_not_a_source_shows_the_error(
-        qtbot: Any, make_wizard: Maker, glaucus_repo: Path, tmp_path: Path) -> None:
+    qtbot: Any, make_wizard: Maker, glaucus_repo: Path, tmp_path: Path
+) -> None:
     wizard = make_wizard(glaucus_profile(glaucus_repo))
     page = wizard.packages_page
     page.set_source(SourceKind.GLAUCUS, str(tmp_path / "missing"))

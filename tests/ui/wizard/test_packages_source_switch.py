@@ -40,8 +40,9 @@ def source_actions_enabled(page: PackagesPage) -> list[bool]:
     return [w.isEnabled() for w in (page.add_edit, page.add_button, page.follow_check)]
 
 
-def assert_waiting_for_a_folder(wizard: ComposeWizard, page: PackagesPage,
-                                names: list[str]) -> None:
+def assert_waiting_for_a_folder(
+    wizard: ComposeWizard, page: PackagesPage, names: list[str]
+) -> None:
     """The old source is dropped whole: only the selection shows, nothing is resolved, the
     page asks for a folder and offers nothing that needs a source."""
     assert page.model.names() == names
@@ -51,7 +52,8 @@ def assert_waiting_for_a_folder(wizard: ComposeWizard, page: PackagesPage,
 
 
 def test_add_by_name_and_dependencies_wait_for_the_new_source(
-        qtbot: Any, make_wizard: Maker, glaucus_repo: Path, tmp_path: Path) -> None:
+    qtbot: Any, make_wizard: Maker, glaucus_repo: Path, tmp_path: Path
+) -> None:
     wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"))
     page = wizard.packages_page
     assert "docs" in page.model.names() and source_actions_enabled(page) == [True] * 3
@@ -73,8 +75,9 @@ def test_add_by_name_and_dependencies_wait_for_the_new_source(
     assert source_actions_enabled(page) == [False] * 3
 
     # Once another source has loaded, both act on it.
-    folder = make_deb_folder(tmp_path, [text_package("vim", "9.0", depends=("vimrt",)),
-                                        text_package("vimrt", "9.0")])
+    folder = make_deb_folder(
+        tmp_path, [text_package("vim", "9.0", depends=("vimrt",)), text_package("vimrt", "9.0")]
+    )
     loads = page.load_count
     qtbot.keyClicks(page.folder_edit, str(folder))
     page.kind_combo.setCurrentIndex(page.kind_combo.findData(SourceKind.DEB))
@@ -93,7 +96,8 @@ def test_add_by_name_and_dependencies_wait_for_the_new_source(
 
 
 def test_unticking_a_selected_row_does_not_resolve_against_the_old_source(
-        qtbot: Any, make_wizard: Maker, glaucus_repo: Path) -> None:
+    qtbot: Any, make_wizard: Maker, glaucus_repo: Path
+) -> None:
     wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox", "docs"))
     page = wizard.packages_page
     clear_folder(qtbot, page)
@@ -106,7 +110,8 @@ def test_unticking_a_selected_row_does_not_resolve_against_the_old_source(
 
 
 def test_a_resolution_still_running_for_the_old_source_is_ignored(
-        qtbot: Any, make_wizard: Maker, glaucus_repo: Path) -> None:
+    qtbot: Any, make_wizard: Maker, glaucus_repo: Path
+) -> None:
     wizard = make_wizard(glaucus_profile(glaucus_repo, "docs"))
     page = wizard.packages_page
     click_box(qtbot, page.follow_check)  # resolves again, on a worker
@@ -117,7 +122,8 @@ def test_a_resolution_still_running_for_the_old_source_is_ignored(
 
 
 def test_a_slow_load_of_the_old_source_finishing_after_the_switch_is_ignored(
-        qtbot: Any, make_wizard: Maker, glaucus_repo: Path) -> None:
+    qtbot: Any, make_wizard: Maker, glaucus_repo: Path
+) -> None:
     wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"), wait_loaded=False)
     page = wizard.packages_page
     assert page.busy() and "Loading" in page.status_label.text()
@@ -132,7 +138,8 @@ def test_a_slow_load_of_the_old_source_finishing_after_the_switch_is_ignored(
 
 
 def test_a_failing_load_of_the_old_source_shows_no_error_after_the_switch(
-        qtbot: Any, make_wizard: Maker, tmp_path: Path) -> None:
+    qtbot: Any, make_wizard: Maker, tmp_path: Path
+) -> None:
     wizard = make_wizard(glaucus_profile(tmp_path / "missing", "busybox"), wait_loaded=False)
     page = wizard.packages_page
     assert page.busy()

@@ -21,13 +21,16 @@ Maker = Callable[..., ComposeWizard]
 
 def finish_or_next_enabled(wizard: ComposeWizard) -> bool:
     # Review is the last page until the Build page is added: then its button is Finish.
-    return (wizard.button(QWizard.WizardButton.NextButton).isEnabled()
-            if wizard.button(QWizard.WizardButton.NextButton).isVisible()
-            else wizard.button(QWizard.WizardButton.FinishButton).isEnabled())
+    return (
+        wizard.button(QWizard.WizardButton.NextButton).isEnabled()
+        if wizard.button(QWizard.WizardButton.NextButton).isVisible()
+        else wizard.button(QWizard.WizardButton.FinishButton).isEnabled()
+    )
 
 
 def test_problems_block_the_review_until_fixed(
-        qtbot: Any, make_wizard: Maker, glaucus_repo: Path) -> None:
+    qtbot: Any, make_wizard: Maker, glaucus_repo: Path
+) -> None:
     wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"))
     go_to(qtbot, wizard, PageId.SYSTEM)
     wizard.system_page.label_edit.clear()
@@ -55,7 +58,8 @@ def test_problems_block_the_review_until_fixed(
 
 
 def test_an_edit_on_the_review_page_rechecks(
-        qtbot: Any, make_wizard: Maker, glaucus_repo: Path, tmp_path: Path) -> None:
+    qtbot: Any, make_wizard: Maker, glaucus_repo: Path, tmp_path: Path
+) -> None:
     wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox", "linux"))
     go_to(qtbot, wizard, PageId.REVIEW)
     page = wizard.review_page
@@ -81,7 +85,8 @@ def test_an_edit_on_the_review_page_rechecks(
 
 
 def test_loading_the_source_again_makes_the_review_open_it_afresh(
-        qtbot: Any, make_wizard: Maker, glaucus_repo: Path) -> None:
+    qtbot: Any, make_wizard: Maker, glaucus_repo: Path
+) -> None:
     # Load on the Packages page is how a user says "the folder (or apt's lists) changed":
     # the Review page's remembered source is then out of date.
     wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox", "linux"))
@@ -94,8 +99,9 @@ def test_loading_the_source_again_makes_the_review_open_it_afresh(
     packages = wizard.packages_page
     loads = packages.load_count
     qtbot.mouseClick(packages.load_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: packages.load_count == loads + 1 and not packages.busy(),
-                    timeout=20_000)
+    qtbot.waitUntil(
+        lambda: packages.load_count == loads + 1 and not packages.busy(), timeout=20_000
+    )
     go_to(qtbot, wizard, PageId.REVIEW)
     wait_checked(qtbot, wizard)
     assert page._source is not None and page._source is not first
@@ -103,7 +109,8 @@ def test_loading_the_source_again_makes_the_review_open_it_afresh(
 
 
 def test_summary_planned_tree_and_size_follow_the_choices(
-        qtbot: Any, make_wizard: Maker, glaucus_repo: Path) -> None:
+    qtbot: Any, make_wizard: Maker, glaucus_repo: Path
+) -> None:
     wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox", "linux", "docs"))
     go_to(qtbot, wizard, PageId.IMAGE)
     click_box(qtbot, wizard.image_page.format_buttons[RootImageFormat.EROFS])
@@ -125,7 +132,8 @@ def test_summary_planned_tree_and_size_follow_the_choices(
 
 
 def test_a_saved_profile_loads_back_into_an_equal_wizard(
-        qtbot: Any, make_wizard: Maker, glaucus_repo: Path, tmp_path: Path) -> None:
+    qtbot: Any, make_wizard: Maker, glaucus_repo: Path, tmp_path: Path
+) -> None:
     wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"))
     click_package(qtbot, wizard, "docs")
     go_to(qtbot, wizard, PageId.KERNEL_BOOT)
@@ -155,7 +163,8 @@ def test_a_saved_profile_loads_back_into_an_equal_wizard(
 
 
 def test_the_builtin_apt_profile_loads_and_comes_back_unchanged(
-        qtbot: Any, make_wizard: Maker) -> None:
+    qtbot: Any, make_wizard: Maker
+) -> None:
     minimal = builtin_profile("minimal")
     wizard = make_wizard(minimal)  # apt: looked up in the background through apt-cache
     page = wizard.packages_page
