@@ -43,6 +43,7 @@ bench: setup-test
 
 lint: setup-test
 	$(VENV)/bin/ruff check app ui tests
+	$(VENV)/bin/ruff format --check app ui tests
 	$(VENV)/bin/mypy
 
 # Desktop integration and packages. Build output goes to build/ and dist/, never committed.
