@@ -39,6 +39,7 @@ DEBIAN_PACKAGES: dict[str, str] = {
     "cpio": "cpio",
     "busybox": "busybox-static",
     "bwrap": "bubblewrap",
+    "depmod": "kmod",
     "umockdev-wrapper": "umockdev",
     "xvfb-run": "xvfb",
     "udisksctl": "udisks2",

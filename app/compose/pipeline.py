@@ -19,6 +19,7 @@ from pathlib import Path
 from app.compose import bootloader, initramfs, kmod, rootimage
 from app.compose.assemble import assemble_root
 from app.compose.configure import BuildFacts, configure_root, find_busybox, validate_issue
+from app.compose.live import modules as live_modules
 from app.compose.manifest import RootManifest
 from app.compose.profile import (
     Profile,
@@ -206,6 +207,10 @@ def find_static_busybox(root: Path) -> Path:
 
 def validate_system(ctx: BuildContext) -> list[Problem]:
     problems = validate_issue(ctx.profile.system.issue)
+    try:
+        find_tool("depmod")  # indexes the kernel's modules
+    except LivesmithError as exc:
+        problems.append(Problem("configure", exc.message, hint=exc.hint))
     # A root without an init of its own gets BusyBox's, whose applet list comes from
     # running the packaged busybox in a sandbox: say now, not after assembly, if the
     # sandbox is missing.
@@ -318,6 +323,11 @@ def configure_stage(ctx: BuildContext) -> None:
         name=ctx.profile.name, label=ctx.profile.iso.label, build_id=ctx.build_id, date=ctx.date
     )
     configure_root(ctx.root, ctx.manifest, ctx.profile.system, facts, ctx.reporter, epoch=ctx.epoch)
+    found = kmod.find_kernel(ctx.root)
+    if found is not None:  # without a kernel, the initramfs stage says so
+        live_modules.index_modules(
+            ctx.root, found[1], ctx.manifest, ctx.reporter, stage="configure"
+        )
 
 
 def initramfs_stage(ctx: BuildContext) -> None:
