@@ -19,6 +19,7 @@ from pathlib import Path
 
 from app.compose.busybox_table import applets_from_binary
 from app.compose.crypt import SALT_CHARS, sha512_crypt
+from app.compose.live import busybox as busybox_live
 from app.compose.manifest import FileMeta, Kind, RootManifest
 from app.compose.profile import SystemOptions
 from app.compose.rootpath import resolve_in_root, root_relative
@@ -45,26 +46,6 @@ SKELETON = (
     ("var/log", 0o755),
     ("home", 0o755),
 )
-
-INITTAB = """\
-# Written by Livesmith: BusyBox init, a login on the screen and on the first serial port.
-::sysinit:/etc/init.d/rcS
-tty1::respawn:/sbin/getty 38400 tty1
-ttyS0::respawn:/sbin/getty -L 115200 ttyS0 vt100
-::ctrlaltdel:/sbin/reboot
-::shutdown:/bin/umount -a -r
-"""
-
-RCS = """\
-#!/bin/sh
-# Written by Livesmith. The initramfs already moved /dev, /proc, /sys and /run here.
-mountpoint -q /proc || mount -t proc proc /proc
-mountpoint -q /sys || mount -t sysfs sysfs /sys
-mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
-mkdir -p /dev/pts /dev/shm
-mount -a
-hostname -F /etc/hostname
-"""
 
 FSTAB = """\
 # Written by Livesmith. / is an overlay set up by the initramfs, which also hands over
@@ -320,14 +301,32 @@ def _set_account(lines: list[str], name: str, entry: str) -> list[str]:
     return [*kept, entry]
 
 
+BASH = "/bin/bash"
+
+
+def login_shell(writer: RootWriter) -> str:
+    """bash when the packages bring it, else /bin/sh: Debian's BusyBox ash runs its own
+    applets (ls, ip, ps) even where coreutils or iproute2 ship the real programs."""
+    bash = writer.host_path(BASH)
+    return BASH if bash.is_file() and bash.stat().st_mode & 0o111 else "/bin/sh"
+
+
+def _with_shell(entry: str, shell: str) -> str:
+    fields = entry.split(":")
+    return ":".join([*fields[:6], shell]) if len(fields) == 7 else entry
+
+
 def configure_accounts(
     writer: RootWriter, options: SystemOptions, facts: BuildFacts, days: int
 ) -> None:
     passwd = (writer.read("etc/passwd") or "").splitlines()
     group = (writer.read("etc/group") or "").splitlines()
     shadow = (writer.read("etc/shadow") or "").splitlines()
+    shell = login_shell(writer)
     if not any(line.startswith("root:") for line in passwd):
-        passwd = _set_account(passwd, "root", "root:x:0:0:root:/root:/bin/sh")
+        passwd = _set_account(passwd, "root", f"root:x:0:0:root:/root:{shell}")
+    elif shell == BASH:
+        passwd = [_with_shell(line, shell) if line.startswith("root:") else line for line in passwd]
     if not any(line.startswith("root:") for line in group):
         group = _set_account(group, "root", "root:x:0:")
     if not any(line.startswith("tty:") for line in group):
@@ -337,7 +336,7 @@ def configure_accounts(
     if options.user:
         user = options.user
         passwd = _set_account(
-            passwd, user, f"{user}:x:{USER_UID}:{USER_UID}:{user}:/home/{user}:/bin/sh"
+            passwd, user, f"{user}:x:{USER_UID}:{USER_UID}:{user}:/home/{user}:{shell}"
         )
         group = _set_account(group, user, f"{user}:x:{USER_UID}:")
         user_hash = sha512_crypt(options.user_password, deterministic_salt(facts.build_id, user))
@@ -432,8 +431,8 @@ def install_busybox_init(writer: RootWriter, reporter: Reporter) -> bool:
         if applet.lstrip("/") != target.lstrip("/"):
             writer.symlink(applet.lstrip("/"), target)
     reporter.log(Level.INFO, f"linked {len(applets)} BusyBox applets to {target}")
-    writer.write("etc/inittab", INITTAB)
-    writer.write("etc/init.d/rcS", RCS, 0o755)
+    for path, content, mode in busybox_live.FILES:
+        writer.write(path, content, mode)
     return True
 
 

@@ -116,3 +116,30 @@ def test_issue_template_placeholders() -> None:
     assert validate_issue("Welcome to {hostname}") == []
     text = render_issue(SystemOptions(issue="C:\\ {hostname}", hostname="h"), FACTS)
     assert text == "C:\\\\ h\n\n"
+
+
+def test_root_and_the_live_user_log_in_to_bash_when_the_packages_bring_it(
+    tmp_path: Path,
+) -> None:
+    root, manifest = busybox_root(tmp_path)
+    (root / "usr/bin").mkdir(parents=True)
+    shutil.copy2("/bin/bash", root / "usr/bin/bash")
+    (root / "bin/bash").symlink_to("/usr/bin/bash")  # absolute: resolved inside the root
+    (root / "etc").mkdir()
+    (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\nbin:x:2:2::/bin:/bin/false\n")
+    options = SystemOptions(hostname="box", root_password="pw", user="ana", user_password="pw")
+    configure_root(root, manifest, options, FACTS, RecordingReporter(), epoch=1_700_000_000)
+    passwd = (root / "etc/passwd").read_text().splitlines()
+    assert "root:x:0:0:root:/root:/bin/bash" in passwd
+    assert "ana:x:1000:1000:ana:/home/ana:/bin/bash" in passwd
+    assert "bin:x:2:2::/bin:/bin/false" in passwd  # system accounts keep theirs
+
+
+def test_a_busybox_root_gets_the_hardware_and_network_layer(tmp_path: Path) -> None:
+    root, manifest = busybox_root(tmp_path)
+    configure_root(root, manifest, SystemOptions(), FACTS, RecordingReporter(), epoch=0)
+    assert "mdev -d" in (root / "etc/init.d/rcS").read_text()
+    assert "@modprobe" in (root / "etc/mdev.conf").read_text()
+    assert manifest.get("etc/livesmith/udhcpc.script").mode == 0o755
+    assert manifest.get("etc/livesmith").kind is Kind.DIR
+    assert "root:x:0:0:root:/root:/bin/sh" in (root / "etc/passwd").read_text()  # no bash

@@ -1,0 +1,87 @@
+"""The live layer of a system that boots with BusyBox init (no init of its own).
+
+What udev and a network manager do on a full system, BusyBox's applets do here:
+- hardware: `mdev -s` fills /dev, `mdev -d` then loads the driver of every device the kernel
+  announces (the `$MODALIAS` rule), and every device already present at boot gets its
+  driver from its sysfs `modalias` (coldplug);
+- network: the loopback link, then `udhcpc` on every wired interface in the background;
+- logins on the screen and on the first serial port.
+"""
+
+from __future__ import annotations
+
+INITTAB = """\
+# Written by Livesmith: BusyBox init, a login on the screen and on the first serial port.
+::sysinit:/etc/init.d/rcS
+tty1::respawn:/sbin/getty 38400 tty1
+ttyS0::respawn:/sbin/getty -L 115200 ttyS0 vt100
+::ctrlaltdel:/sbin/reboot
+::shutdown:/bin/umount -a -r
+"""
+
+DHCP_SCRIPT = "etc/livesmith/udhcpc.script"
+
+RCS = f"""\
+#!/bin/sh
+# Written by Livesmith. The initramfs already moved /dev, /proc, /sys and /run here.
+mountpoint -q /proc || mount -t proc proc /proc
+mountpoint -q /sys || mount -t sysfs sysfs /sys
+mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -a
+hostname -F /etc/hostname
+
+# Hardware: device nodes, a driver for every device announced from now on (/etc/mdev.conf),
+# then one for every device already there.
+mdev -s
+mdev -d
+find /sys/devices -name modalias -type f -exec cat {{}} + 2>/dev/null | sort -u \\
+    | xargs -r modprobe -a -q 2>/dev/null
+
+# Network: DHCP on every wired interface, in the background.
+ip link set lo up
+for dev in /sys/class/net/*; do
+    name=${{dev##*/}}
+    [ "$name" = lo ] || [ -d "$dev/wireless" ] || [ "$(cat "$dev/type")" != 1 ] && continue
+    ip link set "$name" up
+    udhcpc -b -S -i "$name" -s /{DHCP_SCRIPT} >/dev/null 2>&1
+done
+"""
+
+MDEV_CONF = """\
+# Written by Livesmith: load the driver of each device the kernel announces.
+$MODALIAS=.* 0:0 660 @modprobe -q "$MODALIAS"
+"""
+
+# udhcpc runs this with the lease in its environment ($ip, $mask, $router, $dns, $domain).
+UDHCPC_SCRIPT = """\
+#!/bin/sh
+# Written by Livesmith: apply a DHCP lease from BusyBox udhcpc.
+case "$1" in
+deconfig)
+    ip -4 addr flush dev "$interface"
+    ip link set "$interface" up
+    ;;
+bound|renew)
+    ip -4 addr flush dev "$interface"
+    ip -4 addr add "$ip/${mask:-24}" ${broadcast:+broadcast "$broadcast"} dev "$interface"
+    for gateway in $router; do
+        ip -4 route replace default via "$gateway" dev "$interface"
+        break
+    done
+    {
+        [ -n "$domain" ] && echo "search $domain"
+        for server in $dns; do echo "nameserver $server"; done
+    } > /etc/resolv.conf
+    ;;
+esac
+exit 0
+"""
+
+# (root-relative path, content, mode): what install_busybox_init writes beside the links.
+FILES: tuple[tuple[str, str, int], ...] = (
+    ("etc/inittab", INITTAB, 0o644),
+    ("etc/init.d/rcS", RCS, 0o755),
+    ("etc/mdev.conf", MDEV_CONF, 0o644),
+    (DHCP_SCRIPT, UDHCPC_SCRIPT, 0o755),
+)
