@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from app.reporter import RecordingReporter
-from app.usb.engine import write_image
+from app.usb.engine import open_target, write_image
 from app.usb.errors import DeviceChanged, DeviceNotFound
 from app.usb.helper import helper_main, run_helper
 from app.usb.identity import (
@@ -39,6 +39,7 @@ from tests.app.usb.writer_support import (
     devno_of,
     loop_device,
     make_image,
+    raw_block_target,
     replugging_loop,
     sha256_of_device,
     sparse_file,
@@ -152,6 +153,28 @@ def test_a_disk_replugged_after_it_was_resolved_is_refused_when_opened(
         )
         assert "nothing was written" in str(caught.value) and reporter.steps == []
         assert sha256_of_device(slot.node) == hashlib.sha256(data).hexdigest()
+
+
+def test_a_target_made_without_the_gate_has_its_path_read_before_opening(
+    tmp_path: Path, image: Path
+) -> None:
+    a, _ = filled(tmp_path / "a.img")
+    b, b_data = filled(tmp_path / "b.img")
+    with loop_device(a) as node_a, loop_device(b) as node_b:
+        unresolved = raw_block_target(node_b)
+        assert unresolved.identity is None
+        opened: list[str] = []
+
+        def recording_opener(target: Target, write: bool) -> int:
+            opened.append(str(target.path))
+            return open_target(target, write)
+
+        with pytest.raises(DeviceChanged, match="device number"):
+            write_image(
+                open_image(image), unresolved, opener=recording_opener, expect=identity_at(node_a)
+            )
+        assert opened == []  # refused by path, before UDisks could unmount anything
+    assert b.read_bytes() == b_data
 
 
 def test_a_confirmed_disk_whose_path_is_gone_or_a_file_is_refused_by_the_gate(
