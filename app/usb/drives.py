@@ -14,18 +14,15 @@ from pathlib import Path
 
 import pyudev
 
-from app.usb.identity import BlockIdentity, sysfs_diskseq
+from app.usb.identity import BlockIdentity
+from app.usb.sysfs import Devno, disk_identity, disk_size, parse_devno, read_attr
 from app.usb.target import (
-    Devno,
     Mount,
     Swap,
     disk_family,
-    disk_identity,
     disk_use,
     human_size,
     kind_refusal,
-    parse_devno,
-    read_attr,
     read_mounts,
     read_swaps,
 )
@@ -145,8 +142,7 @@ def drive_from_device(
     """Describe and classify one whole disk (a pyudev block device with DEVTYPE=disk)."""
     sys_path = device.sys_path
     ident = disk_identity(device)
-    sectors = read_attr(sys_path, "size")
-    size = int(sectors) * 512 if sectors and sectors.isdigit() else 0
+    size = disk_size(sys_path)
     removable = read_attr(sys_path, "removable") == "1"
     read_only = read_attr(sys_path, "ro") == "1"
     bus = drive_bus(device)
@@ -176,7 +172,7 @@ def drive_from_device(
         mounted_partitions=use.critical_mounts + use.other_mounts,
         excluded_reason=reason,
         large=size > LARGE_DRIVE,
-        diskseq=sysfs_diskseq(sys_path),
+        diskseq=ident.diskseq,
     )
 
 

@@ -48,7 +48,6 @@ from app.usb.blockio import (
 )
 from app.usb.errors import (
     DeviceBusy,
-    DeviceChanged,
     DeviceNotFound,
     DevicePermissionDenied,
     DeviceReadOnly,
@@ -60,17 +59,13 @@ from app.usb.identity import (
     NOTHING_WRITTEN,
     BlockIdentity,
     check_descriptor,
+    check_identity,
     check_path,
+    gone_error,
 )
 from app.usb.source import ImageSource
-from app.usb.target import (
-    Target,
-    TargetKind,
-    describe_disk,
-    disk_size,
-    human_size,
-    sys_path_of_devno,
-)
+from app.usb.sysfs import disk_identity_at, disk_size, sys_path_of_devno
+from app.usb.target import Target, TargetKind, describe_disk, human_size
 from app.usb.target import logical_sector_size as target_sector_size
 from app.usb.wipe import WIPED_MESSAGE, wipe_signatures
 
@@ -128,7 +123,7 @@ def target_for_reading(path: str | os.PathLike[str]) -> Target:
         size,
         target_sector_size(sys_path),
         True,
-        describe_disk(sys_path, size),
+        describe_disk(disk_identity_at(sys_path), size),
         devno,
     )
 
@@ -405,14 +400,14 @@ def write_image(
     first_opener = opener
     if expect is not None:
         if not block:
-            raise DeviceChanged(
-                f"the drive you chose is gone; {where} is not a block device "
-                f"now; {NOTHING_WRITTEN}",
-                where=where,
-            )
-        # By path first, so that UDisks unmounts nothing of another disk; then each
-        # descriptor, which closes the gap between this check and the open.
-        check_path(target.path, expect)
+            raise gone_error(where, "not a block device now")
+        # The path first, so that UDisks unmounts nothing of another disk: as it was read
+        # when the target was resolved (the helper resolves it right before writing). Then
+        # each descriptor, which closes the gap between that read and the open.
+        if target.identity is not None:
+            check_identity(target.identity, expect, where)
+        else:  # a target made without resolving it
+            check_path(target.path, expect)
         first_opener = _checking_identity(opener, expect, NOTHING_WRITTEN)
         opener = _checking_identity(opener, expect, LEFT_ALONE)
     fd = first_opener(target, True)

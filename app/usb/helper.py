@@ -179,17 +179,13 @@ def _identity_argument(text: str) -> BlockIdentity:
 
 def _run(args: argparse.Namespace, reporter: Reporter) -> dict[str, Any]:
     from app.usb.engine import target_for_reading, verify_written, write_image
-    from app.usb.identity import check_path
     from app.usb.source import open_image
     from app.usb.target import resolve_target
 
     source = open_image(args.image)
     if args.command == "write":
-        if args.expect is not None:
-            # Before the safety gate, so a swapped disk is named as such (the gate would
-            # refuse a system disk too, with a less telling reason).
-            check_path(args.target, args.expect)
-        target = resolve_target(args.target, image=source.path)
+        # The gate reads the disk's identity once and refuses one that is not `expect`.
+        target = resolve_target(args.target, image=source.path, expect=args.expect)
         return write_image(
             source,
             target,

@@ -7,10 +7,12 @@ every disk attached since boot and is never reused: a re-plugged stick or a re-a
 loop device gets a new one. With the device number, serial and size it names the disk the
 user chose.
 
-`identity_at(path)` records it when the user is asked; the writer compares it with the
-*opened descriptor* right before writing (`check_descriptor`: fstat's st_rdev, then
-BLKGETDISKSEQ and BLKGETSIZE64 on the descriptor itself and the serial of that device
-number), so a swap between a check by path and the open cannot slip through.
+`resolve_target` reads it once, into `Target.identity`, when the user is asked; every
+later check compares with that value. Only reads meant to catch a change read it again:
+the helper's gate, right before it opens the path, and each *opened descriptor*
+(`check_descriptor`: fstat's st_rdev, then BLKGETDISKSEQ and BLKGETSIZE64 on the
+descriptor itself and the serial of that device number), so a swap between the check by
+path and the open cannot slip through.
 """
 
 from __future__ import annotations
@@ -20,20 +22,16 @@ import os
 import stat
 import struct
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-import pyudev
 
 from app.usb.blockio import device_size
 from app.usb.errors import DeviceChanged, DeviceNotFound
-from app.usb.target import (
+from app.usb.sysfs import (
     Devno,
     block_devno,
-    disk_identity,
+    disk_identity_at,
     disk_size,
     parse_devno,
-    read_attr,
     sys_path_of_devno,
 )
 
@@ -74,26 +72,13 @@ class BlockIdentity:
         )
 
 
-def _serial(sys_path: Path) -> str:
-    try:
-        device = pyudev.Devices.from_sys_path(pyudev.Context(), str(sys_path))
-    except (pyudev.DeviceNotFoundError, OSError):
-        return read_attr(sys_path, "device/serial") or ""
-    return disk_identity(device).serial
-
-
-def sysfs_diskseq(sys_path: Path | str | None) -> int | None:
-    """The kernel's diskseq of the disk at `sys_path` (None before Linux 5.15)."""
-    text = read_attr(sys_path, "diskseq") if sys_path is not None else None
-    return int(text) if text and text.isdigit() else None
-
-
 def identity_of_devno(devno: Devno) -> BlockIdentity:
     """The identity of the disk the kernel now knows under `devno` (sysfs and udev)."""
     sys_path = sys_path_of_devno(devno)
     if sys_path is None:
         raise DeviceNotFound(f"the kernel knows no block device {devno[0]}:{devno[1]} (unplugged?)")
-    return BlockIdentity(devno, disk_size(sys_path), _serial(sys_path), sysfs_diskseq(sys_path))
+    disk = disk_identity_at(sys_path)
+    return BlockIdentity(devno, disk_size(sys_path), disk.serial, disk.diskseq)
 
 
 def identity_at(path: str | os.PathLike[str]) -> BlockIdentity:
@@ -105,7 +90,7 @@ def _fd_diskseq(fd: int) -> int | None:
     try:
         raw = fcntl.ioctl(fd, BLKGETDISKSEQ, b"\0" * 8)
     except OSError:
-        return None  # an older kernel: sysfs may still say
+        return None  # older than Linux 5.15
     return int(struct.unpack("Q", raw)[0])
 
 
@@ -120,11 +105,11 @@ def identity_of_fd(fd: int) -> BlockIdentity | None:
         return None
     devno = (os.major(st.st_rdev), os.minor(st.st_rdev))
     sys_path = sys_path_of_devno(devno)
+    disk = disk_identity_at(sys_path) if sys_path is not None else None
     diskseq = _fd_diskseq(fd)
-    if diskseq is None:
-        diskseq = sysfs_diskseq(sys_path)
-    serial = _serial(sys_path) if sys_path is not None else ""
-    return BlockIdentity(devno, device_size(fd), serial, diskseq)
+    if diskseq is None and disk is not None:
+        diskseq = disk.diskseq  # an older kernel: sysfs may still say
+    return BlockIdentity(devno, device_size(fd), disk.serial if disk else "", diskseq)
 
 
 def differences(expected: BlockIdentity, actual: BlockIdentity) -> list[str]:
@@ -160,6 +145,10 @@ def changed_error(where: str, found: list[str], consequence: str) -> DeviceChang
     )
 
 
+def gone_error(where: str, why: str, consequence: str = NOTHING_WRITTEN) -> DeviceChanged:
+    return DeviceChanged(f"the drive you chose is gone ({why}); {consequence}", where=where)
+
+
 def check_identity(
     actual: BlockIdentity,
     expected: BlockIdentity,
@@ -181,9 +170,7 @@ def check_path(
     try:
         actual = identity_at(path)
     except DeviceNotFound as exc:
-        raise DeviceChanged(
-            f"the drive you chose is gone ({exc.message}); {consequence}", where=where
-        ) from exc
+        raise gone_error(where, exc.message, consequence) from exc
     check_identity(actual, expected, where, consequence=consequence)
 
 
@@ -193,8 +180,5 @@ def check_descriptor(
     """Raise DeviceChanged unless the device open on `fd` is the disk `expected` describes."""
     actual = identity_of_fd(fd)
     if actual is None:
-        raise DeviceChanged(
-            f"the drive you chose is gone; {where} is not a block device now; {consequence}",
-            where=where,
-        )
+        raise gone_error(where, "not a block device now", consequence)
     check_identity(actual, expected, where, consequence=consequence)

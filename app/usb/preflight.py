@@ -17,9 +17,9 @@ from pathlib import Path
 from app.reporter import Reporter, check_cancelled
 from app.tools import find_tool
 from app.usb.engine import WriteResult, check_fits, layout_warnings
-from app.usb.errors import DeviceBusy, DeviceChanged
+from app.usb.errors import DeviceBusy
 from app.usb.helper import run_helper
-from app.usb.identity import BlockIdentity, check_path, identity_at
+from app.usb.identity import BlockIdentity, check_path
 from app.usb.source import ImageSource, open_image
 from app.usb.target import Target, TargetKind, mounted_partitions, resolve_target
 
@@ -40,42 +40,28 @@ def read_image_facts(path: Path, reporter: Reporter) -> ImageFacts:
 
 @dataclass(frozen=True)
 class Preflight:
-    """A target that passed the safety gate, and what must be unmounted before writing.
-
-    `identity` is the disk the user is asked about (a block device only): the write goes
-    to that disk or nowhere, whatever its path names by then.
-    """
+    """A target that passed the safety gate, and what must be unmounted before writing."""
 
     target: Target
     mounted: tuple[tuple[str, str], ...]
-    identity: BlockIdentity | None = None
+
+    @property
+    def identity(self) -> BlockIdentity | None:
+        """The disk the user is asked about (a block device only): the write goes to that
+        disk or nowhere, whatever its path names by then."""
+        return self.target.identity
 
 
 def check_target(path: str, source: ImageSource | None) -> Preflight:
     # Mounted partitions are allowed here: the page unmounts them after the user confirms.
     target = resolve_target(path, image=source.path if source else None, allow_mounted=True)
     mounted: tuple[tuple[str, str], ...] = ()
-    identity = None
     if target.kind is TargetKind.BLOCK:
         if source is not None:
             check_fits(source, target.size, str(target.path))
         if target.devno is not None:
-            identity = _identity_of(target)
             mounted = tuple(mounted_partitions(target.devno))
-    return Preflight(target, mounted, identity)
-
-
-def _identity_of(target: Target) -> BlockIdentity:
-    """The identity of the disk just checked; refused if the path changed meanwhile."""
-    identity = identity_at(target.path)
-    if identity.devno != target.devno or identity.size != target.size:
-        raise DeviceChanged(
-            "changed while it was being checked (unplugged, or another "
-            "drive plugged in); nothing was written",
-            where=str(target.path),
-            hint="choose the drive again",
-        )
-    return identity
+    return Preflight(target, mounted)
 
 
 def unmount_partitions(preflight: Preflight) -> None:
@@ -123,10 +109,11 @@ def write_task(
     source: ImageSource, preflight: Preflight, *, verify: bool, force: bool
 ) -> Callable[[Reporter], WriteResult]:
     def run(reporter: Reporter) -> WriteResult:
-        if preflight.identity is not None:
-            # Unmount nothing of a disk that took the confirmed one's name.
-            check_path(preflight.target.path, preflight.identity)
         if preflight.mounted:
+            if preflight.identity is not None:
+                # Unmount nothing of a disk that took the confirmed one's name. (Without
+                # mounts, the helper's gate is the first to look at the path again.)
+                check_path(preflight.target.path, preflight.identity)
             reporter.step(PHASE_UNMOUNT)
             unmount_partitions(preflight)
             check_cancelled(reporter)

@@ -17,12 +17,10 @@ import os
 import re
 import stat
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-
-import pyudev
 
 from app.units import decimal_size
 from app.usb.errors import (
@@ -31,8 +29,17 @@ from app.usb.errors import (
     DeviceNotFound,
     DeviceReadOnly,
 )
+from app.usb.identity import BlockIdentity, check_identity, gone_error
+from app.usb.sysfs import (
+    Devno,
+    DiskIdentity,
+    disk_identity_at,
+    disk_size,
+    parse_devno,
+    read_attr,
+    sys_path_of_devno,
+)
 
-SYSFS_BLOCK_BY_DEVNO = Path("/sys/dev/block")
 MOUNTINFO = Path("/proc/self/mountinfo")
 SWAPS = Path("/proc/swaps")
 
@@ -40,8 +47,6 @@ SWAPS = Path("/proc/swaps")
 CRITICAL_MOUNTS = ("/", "/boot", "/boot/efi", "/usr", "/home", "/var")
 
 BLKROGET = 0x125E  # _IO(0x12, 94): int, non-zero if the block device is read-only
-
-Devno = tuple[int, int]
 
 
 class TargetKind(Enum):
@@ -60,6 +65,8 @@ class Target:
     read_only: bool
     description: str  # "vendor model serial size" for a disk, "file" otherwise
     devno: Devno | None
+    # A disk's identity as read when it was resolved: what every later check compares with.
+    identity: BlockIdentity | None = None
 
 
 @dataclass(frozen=True)
@@ -138,17 +145,6 @@ def read_mounts(path: Path = MOUNTINFO) -> list[Mount]:
     return parse_mountinfo(path.read_text())
 
 
-def block_devno(path: str | os.PathLike[str]) -> Devno:
-    """The device number of the block device `path` names now; DeviceNotFound otherwise."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError as exc:
-        raise DeviceNotFound("no such device (unplugged?)", where=str(path)) from exc
-    if not stat.S_ISBLK(st.st_mode):
-        raise DeviceNotFound("is not a block device", where=str(path))
-    return (os.major(st.st_rdev), os.minor(st.st_rdev))
-
-
 def _block_devno_of_path(path: str) -> Devno | None:
     try:
         st = os.stat(path)
@@ -207,34 +203,6 @@ def read_swaps(path: Path = SWAPS, mounts: Sequence[Mount] | None = None) -> lis
 
 
 # ---------------------------------------------------------------- sysfs
-
-
-def read_attr(sys_path: str | Path, name: str) -> str | None:
-    """A sysfs attribute as stripped text, or None if absent/unreadable."""
-    try:
-        return Path(sys_path, name).read_text(errors="replace").strip()
-    except OSError:
-        return None
-
-
-def sys_path_of_devno(devno: Devno) -> Path | None:
-    link = SYSFS_BLOCK_BY_DEVNO / f"{devno[0]}:{devno[1]}"
-    try:
-        return Path(os.path.realpath(link, strict=True))
-    except OSError:
-        return None
-
-
-def parse_devno(text: str | None) -> Devno | None:
-    if not text:
-        return None
-    major, sep, minor = text.partition(":")
-    if not sep:
-        return None
-    try:
-        return (int(major), int(minor))
-    except ValueError:
-        return None
 
 
 def is_partition(sys_path: str | Path) -> bool:
@@ -352,11 +320,6 @@ def kind_refusal(disk_sys_path: str | Path, *, allow_loop: bool) -> str | None:
     return None
 
 
-def disk_size(disk_sys_path: str | Path) -> int:
-    sectors = read_attr(disk_sys_path, "size")
-    return int(sectors) * 512 if sectors and sectors.isdigit() else 0
-
-
 def logical_sector_size(disk_sys_path: str | Path) -> int:
     value = read_attr(disk_sys_path, "queue/logical_block_size")
     return int(value) if value and value.isdigit() else 512
@@ -367,51 +330,9 @@ def human_size(size: int) -> str:
     return decimal_size(size)
 
 
-@dataclass(frozen=True)
-class DiskIdentity:
-    vendor: str
-    model: str
-    serial: str
-
-
-def _udev_text(props: Mapping[str, str], name: str) -> str:
-    # udev's *_ENC variants keep the original spacing, escaped as \x20.
-    encoded = props.get(f"{name}_ENC")
-    if encoded:
-        text = re.sub(r"\\x([0-9a-fA-F]{2})", lambda m: chr(int(m.group(1), 16)), encoded)
-        return " ".join(text.split())
-    return props.get(name, "").replace("_", " ").strip()
-
-
-def disk_identity(device: pyudev.Device) -> DiskIdentity:
-    """Vendor, model and serial from udev properties, falling back to the parent's sysfs
-    attributes (SCSI vendor/model, MMC name/serial) when udev has not described the disk."""
-    props: Mapping[str, str] = device.properties
-    parent = device.parent
-
-    def parent_attr(name: str) -> str:
-        return (read_attr(parent.sys_path, name) if parent is not None else None) or ""
-
-    vendor = _udev_text(props, "ID_VENDOR") or parent_attr("vendor")
-    model = _udev_text(props, "ID_MODEL") or parent_attr("model") or parent_attr("name")
-    serial = props.get("ID_SERIAL_SHORT") or parent_attr("serial")
-    return DiskIdentity(_name_or_empty(vendor), _name_or_empty(model), serial.strip())
-
-
-def _name_or_empty(text: str) -> str:
-    # virtio and some bridges report a numeric id ("0x1af4") where a name belongs.
-    text = " ".join(text.split())
-    return "" if re.fullmatch(r"0x[0-9a-fA-F]+", text) else text
-
-
-def describe_disk(disk_sys_path: str | Path, size: int) -> str:
+def describe_disk(disk: DiskIdentity, size: int) -> str:
     """ "Vendor Model Serial Size" of a whole disk (only the size if nothing else is known)."""
-    try:
-        device = pyudev.Devices.from_sys_path(pyudev.Context(), str(disk_sys_path))
-        ident = disk_identity(device)
-    except (pyudev.DeviceNotFoundError, OSError):
-        ident = DiskIdentity("", "", "")
-    parts = [ident.vendor, ident.model, ident.serial, human_size(size)]
+    parts = [disk.vendor, disk.model, disk.serial, human_size(size)]
     return " ".join(p for p in parts if p)
 
 
@@ -445,19 +366,28 @@ def resolve_target(
     allow_mounted: bool = False,
     mounts: Sequence[Mount] | None = None,
     swaps: Sequence[Swap] | None = None,
+    expect: BlockIdentity | None = None,
 ) -> Target:
     """Check an explicitly named target and describe it, or raise a typed DeviceError.
 
     `allow_mounted=True` skips only the "other partitions mounted" rule (DeviceBusy), for a
     caller that unmounts them itself; the system-disk rules always apply.
+
+    A disk's identity is read here, once, into `Target.identity`. With `expect` (the disk
+    the user confirmed) a path that names another disk now is DeviceChanged, before the
+    other rules, which would refuse a disk that took its name for a less telling reason.
     """
     given = Path(path)
     try:
         st = os.stat(given)
     except FileNotFoundError:
+        if expect is not None:
+            raise gone_error(str(given), "no such device, unplugged?") from None
         return _new_file_target(given)
     except NotADirectoryError as exc:
         raise DeviceNotFound("no such file or device", where=str(given)) from exc
+    if expect is not None and not stat.S_ISBLK(st.st_mode):
+        raise gone_error(str(given), "not a block device now")
     if stat.S_ISREG(st.st_mode):
         return _file_target(given, st, image)
     if stat.S_ISDIR(st.st_mode):
@@ -472,6 +402,7 @@ def resolve_target(
         allow_mounted=allow_mounted,
         mounts=mounts,
         swaps=swaps,
+        expect=expect,
     )
 
 
@@ -512,19 +443,27 @@ def _block_target(
     allow_mounted: bool,
     mounts: Sequence[Mount] | None,
     swaps: Sequence[Swap] | None,
+    expect: BlockIdentity | None,
 ) -> Target:
     devno = (os.major(st.st_rdev), os.minor(st.st_rdev))
     devnode = Path(os.path.realpath(given))
     where = str(devnode)
     sys_path = sys_path_of_devno(devno)
     if sys_path is None:
+        if expect is not None:
+            raise gone_error(where, "the kernel does not know this block device, unplugged?")
         raise DeviceNotFound("the kernel does not know this block device (unplugged?)", where=where)
+    size = disk_size(sys_path)
+    disk = disk_identity_at(sys_path)
+    identity = BlockIdentity(devno, size, disk.serial, disk.diskseq)
+    if expect is not None:
+        check_identity(identity, expect, where)
     if is_partition(sys_path):
-        disk = f"/dev/{sys_path.parent.name}"
+        whole_disk = f"/dev/{sys_path.parent.name}"
         raise DeviceNotAllowed(
-            f"is a partition of {disk}; name the whole disk",
+            f"is a partition of {whole_disk}; name the whole disk",
             where=where,
-            hint=f"to write the image, name {disk}",
+            hint=f"to write the image, name {whole_disk}",
         )
     refusal = kind_refusal(sys_path, allow_loop=allow_loop)
     if refusal:
@@ -535,7 +474,6 @@ def _block_target(
     refusal = use.refusal()
     if refusal:
         raise DeviceNotAllowed(f"refusing to write: this disk {refusal}", where=where)
-    size = disk_size(sys_path)
     if size == 0:
         raise DeviceNotFound(
             "has no medium (size 0)",
@@ -565,8 +503,9 @@ def _block_target(
         size,
         logical_sector_size(sys_path),
         False,
-        describe_disk(sys_path, size),
+        describe_disk(disk, size),
         devno,
+        identity,
     )
 
 

@@ -23,7 +23,8 @@ from jeepney.low_level import HeaderFields, Message, MessageFlag
 
 from app.errors import DeviceError
 from app.usb.errors import DeviceBusy, DeviceNotFound, DevicePermissionDenied
-from app.usb.target import Devno, block_devno, disk_family, sys_path_of_devno
+from app.usb.sysfs import Devno, block_devno, sys_path_of_devno
+from app.usb.target import disk_family
 
 SERVICE = "org.freedesktop.UDisks2"
 ROOT_PATH = "/org/freedesktop/UDisks2"

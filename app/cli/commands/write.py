@@ -18,7 +18,6 @@ from app.reporter import ConsoleReporter
 from app.usb.checksums import check_image
 from app.usb.engine import PHASE_TITLES, WriteResult, check_fits, layout_warnings
 from app.usb.helper import run_helper
-from app.usb.identity import identity_at
 from app.usb.source import open_image
 from app.usb.target import TargetKind, human_size, resolve_target
 
@@ -114,8 +113,6 @@ def run(args: argparse.Namespace) -> int:
         refuse_without_terminal()  # before hashing a large image for nothing
     source = open_image(args.image)
     target = resolve_target(args.target, image=source.path)
-    # The disk described to the user; the helper writes only if the path still names it.
-    expect = identity_at(target.path) if target.kind is TargetKind.BLOCK else None
     warnings = layout_warnings(source, force=args.force)
     if target.kind is TargetKind.BLOCK:
         check_fits(source, target.size, str(target.path))
@@ -150,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
             reporter=reporter,
             verify=not args.no_verify,
             force=args.force,
-            expect=expect,
+            # The disk described to the user; the helper writes only if the path still names it.
+            expect=target.identity,
         )
     except Cancelled as exc:
         print(f"livesmith: {exc}", file=out)

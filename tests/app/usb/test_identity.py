@@ -7,15 +7,19 @@ device number, a new diskseq.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
 from app.reporter import RecordingReporter
-from app.usb.engine import write_image
+from app.usb.engine import open_target, write_image
 from app.usb.errors import DeviceChanged, DeviceNotFound
 from app.usb.helper import helper_main, run_helper
 from app.usb.identity import (
@@ -35,10 +39,12 @@ from tests.app.usb.writer_support import (
     devno_of,
     loop_device,
     make_image,
+    raw_block_target,
     replugging_loop,
     sha256_of_device,
+    sparse_file,
 )
-from tests.conftest import needs_root
+from tests.conftest import ROOT, needs_root
 
 pytestmark = [needs_root, pytest.mark.root]
 
@@ -72,6 +78,7 @@ def test_the_identity_names_the_disk_by_path_and_by_descriptor(tmp_path: Path) -
         finally:
             os.close(fd)
         assert BlockIdentity.from_json(json.loads(json.dumps(identity.to_json()))) == identity
+        assert resolve_target(node).identity == identity
         preflight = check_target(node, None)
         assert preflight.identity == identity
     with pytest.raises(DeviceNotFound):
@@ -123,6 +130,63 @@ def test_the_helper_refuses_a_path_that_names_another_disk(tmp_path: Path, image
         cmp_prefix(image, node_a, image.stat().st_size)
     assert b.read_bytes() == b_data
     assert a.read_bytes() != a_data
+
+
+def test_a_disk_replugged_after_it_was_resolved_is_refused_when_opened(
+    tmp_path: Path, image: Path
+) -> None:
+    # The identity stored at resolve time still matches `expect`; only the descriptor's
+    # fresh read can tell that the name now belongs to another disk.
+    first, _ = filled(tmp_path / "chosen.img")
+    second, data = filled(tmp_path / "other.img")
+    with replugging_loop(first) as slot:
+        target = resolve_target(slot.node)
+        assert target.identity is not None and target.identity.diskseq is not None
+        slot.replug(second)
+        reporter = RecordingReporter()
+        with pytest.raises(DeviceChanged) as caught:
+            write_image(open_image(image), target, reporter=reporter, expect=target.identity)
+        now = identity_at(slot.node)
+        assert caught.value.where == slot.node
+        assert f"disk sequence number {now.diskseq}, not {target.identity.diskseq}" in str(
+            caught.value
+        )
+        assert "nothing was written" in str(caught.value) and reporter.steps == []
+        assert sha256_of_device(slot.node) == hashlib.sha256(data).hexdigest()
+
+
+def test_a_target_made_without_the_gate_has_its_path_read_before_opening(
+    tmp_path: Path, image: Path
+) -> None:
+    a, _ = filled(tmp_path / "a.img")
+    b, b_data = filled(tmp_path / "b.img")
+    with loop_device(a) as node_a, loop_device(b) as node_b:
+        unresolved = raw_block_target(node_b)
+        assert unresolved.identity is None
+        opened: list[str] = []
+
+        def recording_opener(target: Target, write: bool) -> int:
+            opened.append(str(target.path))
+            return open_target(target, write)
+
+        with pytest.raises(DeviceChanged, match="device number"):
+            write_image(
+                open_image(image), unresolved, opener=recording_opener, expect=identity_at(node_a)
+            )
+        assert opened == []  # refused by path, before UDisks could unmount anything
+    assert b.read_bytes() == b_data
+
+
+def test_a_confirmed_disk_whose_path_is_gone_or_a_file_is_refused_by_the_gate(
+    tmp_path: Path,
+) -> None:
+    confirmed = BlockIdentity((7, 0), 16 * MiB, "", 1)
+    with pytest.raises(DeviceChanged, match="the drive you chose is gone"):
+        resolve_target(tmp_path / "gone", expect=confirmed)
+    assert not (tmp_path / "gone").exists()
+    plain = sparse_file(tmp_path / "plain.img", MiB)
+    with pytest.raises(DeviceChanged, match="not a block device now"):
+        resolve_target(plain, expect=confirmed)
 
 
 def test_the_descriptor_is_checked_not_only_the_path(tmp_path: Path, image: Path) -> None:
@@ -191,7 +255,8 @@ def test_a_swapped_disk_has_nothing_unmounted_and_nothing_written(
         assert checked.mounted == ((p1, str(mnt)),) and checked.identity is not None
         before = sha256_of_device(node)
         # Confirmed for another disk than the one the path names now.
-        swapped = Preflight(checked.target, checked.mounted, identity_at(other_node))
+        other = dataclasses.replace(checked.target, identity=identity_at(other_node))
+        swapped = Preflight(other, checked.mounted)
         reporter = RecordingReporter()
         with pytest.raises(DeviceChanged):
             write_task(facts.source, swapped, verify=True, force=False)(reporter)
@@ -227,3 +292,70 @@ def test_a_serial_udev_fills_in_later_is_the_same_disk_when_diskseq_says_so() ->
     assert differences(
         BlockIdentity((8, 16), 16 * MiB, "OLD", 42), BlockIdentity((8, 16), 16 * MiB, "NEW", 42)
     ) == ["serial NEW, not OLD"]
+
+
+# Installed (through PYTHONPATH) in every Python process of one write: counts the reads of
+# a disk's identity, `disk_identity_at`, and appends the count to a file when it exits.
+COUNTING_SITECUSTOMIZE = """
+import atexit
+import os
+
+from app.usb import sysfs
+
+reads = 0
+read = sysfs.disk_identity_at
+
+
+def counted(disk_sys_path):
+    global reads
+    reads += 1
+    return read(disk_sys_path)
+
+
+sysfs.disk_identity_at = counted
+atexit.register(lambda: open(os.environ["READS_FILE"], "a").write(f"{reads}\\n"))
+"""
+
+# The GUI's path to a write, as the writer page takes it (the helper in its own process).
+PREFLIGHT_WRITE = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+
+    from app.reporter import NullReporter
+    from app.usb.preflight import check_target, read_image_facts, write_task
+
+    facts = read_image_facts(Path(sys.argv[1]), NullReporter())
+    checked = check_target(sys.argv[2], facts.source)
+    assert write_task(facts.source, checked, verify=True, force=False)(NullReporter()).verified
+    """
+)
+
+
+@pytest.mark.parametrize(
+    "front_end",
+    [["-m", "app", "write", "--yes"], ["-c", PREFLIGHT_WRITE]],
+    ids=["cli", "preflight"],
+)
+def test_one_write_reads_the_identity_once_and_once_per_descriptor(
+    tmp_path: Path, image: Path, front_end: list[str]
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(COUNTING_SITECUSTOMIZE)
+    reads = tmp_path / "reads"
+    with loop_device(sparse_file(tmp_path / "stick.img", 16 * MiB)) as node:
+        out = subprocess.run(
+            [sys.executable, *front_end, str(image), node],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{site}", "READS_FILE": str(reads)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        cmp_prefix(image, node, image.stat().st_size)
+    # The helper exits first: its gate, then the descriptors to write and to read back.
+    # The front end reads it once, when it resolves the target. (Before, 4 and 1 for the
+    # CLI, 4 and 2 for the preflight: the path was read again at every step.)
+    assert reads.read_text().split() == ["3", "1"]

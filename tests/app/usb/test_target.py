@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.usb.errors import DeviceBusy, DeviceNotAllowed, DeviceNotFound, DeviceReadOnly
+from app.usb.sysfs import sys_path_of_devno
 from app.usb.target import (
     Mount,
     Swap,
@@ -24,7 +25,6 @@ from app.usb.target import (
     parse_swaps,
     read_swaps,
     resolve_target,
-    sys_path_of_devno,
 )
 from tests.app.usb.writer_support import host_system_disk
 from tests.conftest import is_root, needs_root

@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,6 +39,7 @@ from gi.repository import UMockdev  # noqa: E402
 from app.usb.drives import Drive, list_drives  # noqa: E402
 from app.usb.errors import DeviceNotAllowed  # noqa: E402
 from app.usb.hotplug import DriveMonitor  # noqa: E402
+from app.usb.identity import BlockIdentity  # noqa: E402
 from app.usb.target import Mount, Swap, TargetKind, disk_use, resolve_target  # noqa: E402
 
 
@@ -266,6 +268,24 @@ def test_the_disk_holding_the_running_system_is_refused_as_the_target(tb: Any) -
         # not mounted, the same disk is a target: it was the mount that was refused
         target = resolve_target(node, mounts=[], swaps=[])
         assert target.kind is TargetKind.BLOCK and target.devno == disk.devno
+
+
+def test_the_listing_and_the_gate_read_the_same_identity_of_a_stick(tb: Any) -> None:
+    stick = add_usb_stick(tb, serial="4C530001")
+    tb.set_attribute(stick.sys_path, "diskseq", "17")
+    (drive,) = listing()
+    # umockdev links only virtual devices into /sys/dev/block; the kernel links every one.
+    link = Path(tb.get_root_dir(), "sys/dev/block/8:16")
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(os.path.relpath(stick.sys_path, "/sys/dev/block"))
+    try:
+        with dev_node(tb, stick) as node:
+            target = resolve_target(node, mounts=[], swaps=[])
+    finally:
+        link.unlink()
+    # The serial from udev, the diskseq from sysfs: one reader for both.
+    assert drive.identity == target.identity == BlockIdentity((8, 16), 16 * GB, "4C530001", 17)
+    assert target.description == "SanDisk Ultra 4C530001 16.0 GB"
 
 
 def test_a_large_drive_is_offered_with_the_warning_flag(tb: Any) -> None:

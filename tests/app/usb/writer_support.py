@@ -216,7 +216,8 @@ class ProgressByStep(RecordingReporter):
 def host_system_disk() -> str | None:
     """The /dev node of the whole disk holding `/`, or None where `/` is on no block device
     (a container's overlay)."""
-    from app.usb.target import filesystem_devno, is_partition, sys_path_of_devno
+    from app.usb.sysfs import sys_path_of_devno
+    from app.usb.target import filesystem_devno, is_partition
 
     devno = filesystem_devno("/")
     sys_path = sys_path_of_devno(devno) if devno else None
