@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from app.childproc import child_env
+from app.errors import Cancelled
 from app.packages.gather import file_digest, gather, split_checksum
 from app.packages.resolve import resolve
 from app.packages.sources import detect_source, open_source
@@ -111,3 +116,73 @@ def test_concurrent_apt_downloads_share_an_empty_cache(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     results = _gather_together("apt", cache, tmp_path, child_env())
     _check_cache("apt", cache, results)
+
+
+class _StallingRepository(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder, but sends only the first half of a .deb and then waits."""
+
+    half_sent: threading.Event
+    release: threading.Event
+
+    def do_GET(self) -> None:
+        if not self.path.endswith(".deb"):
+            super().do_GET()
+            return
+        data = (Path(self.directory) / Path(self.path).name).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+        self.wfile.flush()
+        self.half_sent.set()
+        self.release.wait(30)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def stalling_apt_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[type]:
+    repo = make_deb_folder(tmp_path, PACKAGES[1:2], with_index=True)
+    handler = type(
+        "Handler",
+        (_StallingRepository,),
+        {"half_sent": threading.Event(), "release": threading.Event()},
+    )
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(handler, directory=str(repo))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("APT_CONFIG", str(local_apt(tmp_path, url)))
+    try:
+        yield handler
+    finally:
+        handler.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+class _CancelWhen(NullReporter):
+    """Cancels once `event` is set (the user presses Cancel during the download)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        super().__init__()
+        self.event = event
+
+    def cancelled(self) -> bool:
+        return self.event.is_set()
+
+
+def test_an_interrupted_download_leaves_nothing_under_its_name(
+    tmp_path: Path, stalling_apt_repo: type
+) -> None:
+    source = open_source(detect_source("apt"))
+    resolution = resolve(source, ["data0"])
+    cache = tmp_path / "cache"
+    reporter = _CancelWhen(stalling_apt_repo.half_sent)  # type: ignore[attr-defined]
+    with pytest.raises(Cancelled):
+        gather(source, resolution, cache, reporter)
+    assert stalling_apt_repo.half_sent.is_set()  # type: ignore[attr-defined]
+    assert [p for p in cache.rglob("*") if p.name != "downloads"] == []
