@@ -6,19 +6,28 @@ A package whose source states a checksum (glaucus `sum`: XXH3-128; apt and Arch/
 indexes: SHA-256) is found in the cache by that checksum and is downloaded or copied only
 when missing; a file that does not match raises InputError("checksum mismatch: ...").
 Other packages are keyed by the XXH3-128 of their file. Cached files are hashed again on
-every use, so a damaged cache entry is noticed and replaced, never used. Entries appear
-atomically (written under a temporary name, then renamed), so parallel builds can share
-one cache.
+every use, so a damaged cache entry is noticed and replaced, never used.
+
+Builds running at the same time (CLI, GUI windows) share one cache safely:
+- every gather downloads into a private folder of its own under <cache_dir>/downloads;
+- an entry is written under a private name in by-hash/ and renamed into place whole, so a
+  reader never sees part of a file; if another build put the entry there first and it is
+  intact, that one is kept;
+- only replacing a damaged entry takes a lock (by-hash/.lock): it checks again under the
+  lock, so an intact entry that another build has just put there is never removed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import xxhash
@@ -75,14 +84,36 @@ def cache_entry(cache_dir: Path, algorithm: str, digest: str) -> Path:
 
 
 def _cached_file(entry: Path) -> Path | None:
-    if not entry.is_dir():
+    try:
+        files = [p for p in entry.iterdir() if p.is_file() and not p.name.startswith(".")]
+    except (FileNotFoundError, NotADirectoryError):
         return None
-    files = [p for p in entry.iterdir() if p.is_file() and not p.name.startswith(".")]
     return files[0] if len(files) == 1 else None
 
 
-def _store(path: Path, entry: Path, *, move: bool) -> Path:
-    """Put `path` into cache entry `entry` atomically; returns the cached path."""
+def _intact_file(
+    entry: Path, algorithm: str, digest: str, on_read: Callable[[int], None] | None = None
+) -> Path | None:
+    """The cached file of `entry` if its content has `digest`, else None."""
+    cached = _cached_file(entry)
+    try:
+        if cached is not None and file_digest(cached, algorithm, on_read) == digest:
+            return cached
+    except FileNotFoundError:  # a damaged entry that another build is replacing
+        pass
+    return None
+
+
+@contextlib.contextmanager
+def _locked(lock_file: Path) -> Iterator[None]:
+    with open(lock_file, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
+def _store(path: Path, entry: Path, algorithm: str, digest: str, *, move: bool) -> Path:
+    """Put `path` (its content has `digest`) into cache entry `entry` atomically; returns
+    the cached path, which is another build's if that build stored the same file first."""
     entry.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=entry.parent))
     try:
@@ -93,12 +124,45 @@ def _store(path: Path, entry: Path, *, move: bool) -> Path:
             # A copy, not a hard link: the cache must not change when the user's file does.
             shutil.copyfile(path, target)
         os.chmod(target, 0o644)
-        if entry.exists():
-            shutil.rmtree(entry)
-        os.replace(staging, entry)
+        return _publish(staging, path.name, entry, algorithm, digest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return entry / path.name
+
+
+def _publish(staging: Path, name: str, entry: Path, algorithm: str, digest: str) -> Path:
+    """Make the folder `staging` (holding the file `name`) the cache entry `entry`, unless
+    `entry` is there and intact; the cached file."""
+    if _rename_into_place(staging, entry):
+        return entry / name
+    if kept := _intact_file(entry, algorithm, digest):
+        return kept
+    with _locked(entry.parent / ".lock"):
+        if kept := _intact_file(entry, algorithm, digest):
+            return kept  # another build replaced the damaged entry meanwhile
+        # Move the damaged entry out of the way in one step (if a build that held the lock
+        # before has not), then put ours in its place.
+        discard = Path(tempfile.mkdtemp(prefix=".damaged-", dir=entry.parent))
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(entry, discard / entry.name)
+            if _rename_into_place(staging, entry):
+                return entry / name
+        finally:
+            shutil.rmtree(discard, ignore_errors=True)
+    # A build that does not take the lock renamed its entry in first: look at that one.
+    return _publish(staging, name, entry, algorithm, digest)
+
+
+def _rename_into_place(staging: Path, entry: Path) -> bool:
+    """Rename the folder `staging` to `entry`; False if `entry` exists and is not an empty
+    folder (rename never replaces those, so builds cannot swap entries under each other)."""
+    try:
+        os.rename(staging, entry)
+        return True
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+            return False
+        raise
 
 
 class _Progress:
@@ -117,13 +181,17 @@ def gather(
 ) -> list[tuple[PackageInfo, Path]]:
     """Every package of `resolution` as (package, file in the cache), in install order."""
     reporter.step("gather packages")
-    downloads = cache_dir / "downloads"
     progress = _Progress(reporter, sum(p.size for p in resolution.packages) or 1)
-    result = []
-    for pkg in resolution.packages:
-        check_cancelled(reporter)
-        result.append((pkg, _gather_one(source, pkg, cache_dir, downloads, reporter, progress)))
-    return result
+    downloads = cache_dir / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    # Private: builds running at the same time download files of the same names.
+    with tempfile.TemporaryDirectory(prefix=".gather-", dir=downloads) as private:
+        result = []
+        for pkg in resolution.packages:
+            check_cancelled(reporter)
+            path = _gather_one(source, pkg, cache_dir, Path(private), reporter, progress)
+            result.append((pkg, path))
+        return result
 
 
 def _gather_one(
@@ -137,13 +205,13 @@ def _gather_one(
     if pkg.checksum:
         algorithm, expected = split_checksum(pkg.checksum, str(pkg.file) if pkg.file else pkg.name)
         entry = cache_entry(cache_dir, algorithm, expected)
-        cached = _cached_file(entry)
+        cached = _intact_file(entry, algorithm, expected, progress)
         if cached is not None:
-            if file_digest(cached, algorithm, progress) == expected:
-                reporter.log(Level.DEBUG, f"{pkg.name}: cached ({cached})")
-                return cached
-            reporter.log(Level.WARNING, f"{pkg.name}: damaged cache entry {cached} replaced")
-            shutil.rmtree(entry, ignore_errors=True)
+            reporter.log(Level.DEBUG, f"{pkg.name}: cached ({cached})")
+            return cached
+        if (damaged := _cached_file(entry)) is not None:
+            # _store replaces it, after checking under a lock that it is still damaged.
+            reporter.log(Level.WARNING, f"{pkg.name}: damaged cache entry {damaged} replaced")
     else:
         algorithm, expected = "xxh128", ""
     path = source.fetch(pkg, downloads, reporter)
@@ -151,16 +219,13 @@ def _gather_one(
     check_cancelled(reporter)
     got = file_digest(path, algorithm, progress)
     if expected and got != expected:
-        if downloaded:
-            path.unlink(missing_ok=True)
         raise InputError(
             f"checksum mismatch: {pkg.name} file {path} expected "
             f"{algorithm}:{expected} got {algorithm}:{got}",
             hint="the file is damaged or not the one the index describes",
         )
     entry = cache_entry(cache_dir, algorithm, got)
-    cached = _cached_file(entry)
-    if cached is not None and not downloaded and file_digest(cached, algorithm) == got:
+    if not downloaded and (cached := _intact_file(entry, algorithm, got)) is not None:
         return cached
     reporter.log(Level.INFO, f"{pkg.name} {pkg.version}: {path.name}")
-    return _store(path, entry, move=downloaded)
+    return _store(path, entry, algorithm, got, move=downloaded)

@@ -85,7 +85,8 @@ class PackageSource(Protocol):
 
     def fetch(self, pkg: PackageInfo, cache_dir: Path, reporter: Reporter) -> Path:
         """A local path of the package file: the file itself for folder sources,
-        a download placed under `cache_dir` for APT."""
+        a download placed in `cache_dir` for APT (gather passes a folder of its own there:
+        builds running at the same time download files of the same names)."""
 
 
 _CONSTRAINT = re.compile(r"\s*(\(.*?\)|\[.*?\]|<.*?>)\s*")

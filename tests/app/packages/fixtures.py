@@ -476,3 +476,36 @@ def real_deb_folder(tmp: Path, names: Sequence[str], *, name: str = "real-debs")
         deb = debian_package(pkg)
         shutil.copyfile(deb, folder / deb.name)
     return folder
+
+
+def local_apt(tmp: Path, repo_uri: str, *, name: str = "apt") -> Path:
+    """An apt configuration (the file to put in $APT_CONFIG) that sees only the flat
+    repository at `repo_uri` (e.g. `copy:<make_deb_folder(..., with_index=True)>` or an
+    http:// URL), with its own state, so apt runs offline and without root; `apt-get update`
+    has been run."""
+    root = tmp / name
+    empty = root / "empty"
+    for folder in (empty, root / "state" / "lists" / "partial", root / "cache"):
+        folder.mkdir(parents=True, exist_ok=True)
+    (root / "status").touch()
+    (root / "sources.list").write_text(f"deb [trusted=yes] {repo_uri} ./\n")
+    config = root / "apt.conf"
+    # Dir::Etc::Parts too: the host's apt.conf.d may ask for index formats we do not serve.
+    settings = {
+        "Dir::Etc::SourceList": root / "sources.list",
+        "Dir::Etc::SourceParts": empty,
+        "Dir::Etc::Parts": empty,
+        "Dir::Etc::Preferences": empty / "none",
+        "Dir::Etc::PreferencesParts": empty,
+        "Dir::State": root / "state",
+        "Dir::State::status": root / "status",
+        "Dir::Cache": root / "cache",
+    }
+    config.write_text("".join(f'{key} "{value}";\n' for key, value in settings.items()))
+    subprocess.run(
+        ["apt-get", "update", "-q"],
+        env={**os.environ, "APT_CONFIG": str(config)},
+        check=True,
+        capture_output=True,
+    )
+    return config
