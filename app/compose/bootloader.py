@@ -14,9 +14,9 @@ line contract):
   Torito entry #2 and the ESP of the hybrid partition table; a copy sits at
   `EFI/BOOT/BOOTX64.EFI` so a plain file copy of the medium to a FAT stick boots too.
 
-Reproducible: with the same inputs and `SOURCE_DATE_EPOCH` (or `epoch=`), the GRUB binary
-and efi.img are byte-identical (grub-mkimage writes a fixed PE timestamp; the FAT serial
-number comes from the build ID; mtools dates files from SOURCE_DATE_EPOCH, in UTC).
+Reproducible: with the same inputs and `epoch` (the build's SOURCE_DATE_EPOCH), the GRUB
+binary and efi.img are byte-identical (grub-mkimage writes a fixed PE timestamp; the FAT
+serial number comes from the build ID; mtools dates files from `epoch`, in UTC).
 """
 
 from __future__ import annotations
@@ -443,13 +443,6 @@ def grub_config(menu: BootMenu) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _epoch(epoch: int | None) -> int | None:
-    if epoch is not None:
-        return epoch
-    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    return int(value) if value.isdigit() else None
-
-
 def _run(argv: list[str], *, env: dict[str, str] | None = None, what: str) -> None:
     result = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     if result.returncode != 0:
@@ -466,8 +459,8 @@ def efi_image_size(payload_bytes: int) -> int:
     return max(1, math.ceil((payload_bytes + 256 * 1024) * 1.05 / _MIB)) * _MIB
 
 
-def make_efi_image(image: Path, efi_binary: Path, *, serial: str, epoch: int | None) -> None:
-    """A FAT image holding /EFI/BOOT/BOOTX64.EFI, made with mtools only."""
+def make_efi_image(image: Path, efi_binary: Path, *, serial: str, epoch: int) -> None:
+    """A FAT image holding /EFI/BOOT/BOOTX64.EFI dated `epoch`, made with mtools only."""
     size = efi_image_size(efi_binary.stat().st_size)
     if size >= _EFI_IMAGE_LIMIT:
         raise StageError(
@@ -475,10 +468,15 @@ def make_efi_image(image: Path, efi_binary: Path, *, serial: str, epoch: int | N
             f"({size // _MIB} MiB, at most 31)",
             stage="bootloaders",
         )
-    env = {**os.environ, "MTOOLS_SKIP_CHECK": "1", "MTOOLSRC": os.devnull, "TZ": "UTC"}
-    if epoch is not None:
-        env["SOURCE_DATE_EPOCH"] = str(epoch)
-        os.utime(efi_binary, (epoch, epoch))
+    # mtools dates what it writes from SOURCE_DATE_EPOCH (its own reading, in the child).
+    env = {
+        **os.environ,
+        "MTOOLS_SKIP_CHECK": "1",
+        "MTOOLSRC": os.devnull,
+        "TZ": "UTC",
+        "SOURCE_DATE_EPOCH": str(epoch),
+    }
+    os.utime(efi_binary, (epoch, epoch))
     with open(image, "wb") as out:
         out.truncate(size)
     sectors = size // 512
@@ -544,12 +542,12 @@ def install_grub_efi(
     reporter: Reporter,
     *,
     files: BootFiles = HOST_FILES,
-    epoch: int | None = None,
+    epoch: int,
 ) -> str:
     """Put GRUB for UEFI into `stage`; returns the EFI boot image for mastering.
 
     Writes boot/grub/grub.cfg, boot/grub/efi.img and EFI/BOOT/BOOTX64.EFI. `epoch`
-    (default: $SOURCE_DATE_EPOCH) dates the files in efi.img. Outputs appear only when
+    (seconds since 1970 UTC) dates the files in efi.img. Outputs appear only when
     everything succeeded; a failure or cancel leaves none of them behind.
     """
     _check(menu, bios=False, uefi=True, files=files)
@@ -568,7 +566,7 @@ def install_grub_efi(
         build_grub_efi(binary, menu, files=files)
         check_cancelled(reporter)
         image = work / "efi.img"
-        make_efi_image(image, binary, serial=menu.build_id[:8], epoch=_epoch(epoch))
+        make_efi_image(image, binary, serial=menu.build_id[:8], epoch=epoch)
         check_cancelled(reporter)
         config = work / "grub.cfg"
         config.write_text(grub_config(menu))

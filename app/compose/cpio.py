@@ -6,9 +6,9 @@ namesize, check), the NUL-terminated name, padding to 4 bytes, the data, padding
 The archive ends with an entry named "TRAILER!!!".
 
 Determinism: inode numbers are assigned in write order, dev is always 0, mtimes come from
-the metadata (clamped to SOURCE_DATE_EPOCH when set), and `write_tree` visits paths in
-sorted order. Metadata (owner, mode, device numbers) comes from a RootManifest where one
-is given, because a rootless build cannot create those on disk.
+the metadata (clamped to the writer's `mtime_clamp`: the build's epoch), and `write_tree`
+visits paths in sorted order. Metadata (owner, mode, device numbers) comes from a
+RootManifest where one is given, because a rootless build cannot create those on disk.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from app.compose.manifest import FileMeta, Kind, RootManifest, normalize
-from app.errors import InputError, StageError
+from app.errors import StageError
 from app.reporter import Reporter, check_cancelled
 
 MAGIC = b"070701"
@@ -37,23 +37,6 @@ DIRECT_AT = 64 << 10
 _DATA_KINDS = (Kind.FILE, Kind.HARDLINK)
 
 
-def source_date_epoch() -> int | None:
-    """SOURCE_DATE_EPOCH from the environment (reproducible builds), if set."""
-    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if not value:
-        return None
-    try:
-        epoch = int(value)
-    except ValueError:
-        raise InputError(
-            f"SOURCE_DATE_EPOCH must be a whole number of seconds, not {value!r}",
-            where="environment",
-        ) from None
-    if epoch < 0:
-        raise InputError("SOURCE_DATE_EPOCH must not be negative", where="environment")
-    return epoch
-
-
 def _pad(length: int) -> bytes:
     return b"\0" * (-length % 4)
 
@@ -63,11 +46,12 @@ class NewcWriter:
 
     Parent directories that were not added explicitly are created (mode 0755, root) before
     their first child; a directory added twice is written once (the first time wins).
+    `mtime_clamp` (None: none) is the latest mtime an entry gets.
     """
 
     def __init__(self, out: BinaryIO, *, mtime_clamp: int | None = None):
         self._out = out
-        self._clamp = mtime_clamp if mtime_clamp is not None else source_date_epoch()
+        self._clamp = mtime_clamp
         self._buf = bytearray()
         self._next_ino = 1
         self._dirs: set[str] = set()

@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from app.compose.compress import Compression, level_problem, open_compressed_writer
-from app.compose.cpio import NewcWriter, source_date_epoch, write_tree
+from app.compose.cpio import NewcWriter, write_tree
 from app.compose.kmod import (
     LIVE_MODULES,
     KernelModule,
@@ -52,6 +52,7 @@ class InitramfsSpec:
     timeout: int = 30  # seconds to look for the medium
     ram_root: Path | None = None  # RAM mode: the whole system goes into the initramfs
     ram_manifest: RootManifest | None = None
+    epoch: int  # the build's time stamp: our entries' mtime, the latest any entry gets
 
     @property
     def ram_mode(self) -> bool:
@@ -214,9 +215,8 @@ def build_initramfs(spec: InitramfsSpec, out: Path, reporter: Reporter) -> Initr
             f"initramfs: {len(modules)} kernel modules to find and "
             f"mount the live medium (kernel {spec.version})",
         )
-    mtime = source_date_epoch() or 0
     with open_compressed_writer(out, spec.compression, spec.level) as stream:
-        writer = NewcWriter(stream)
+        writer = NewcWriter(stream, mtime_clamp=spec.epoch)
         if spec.ram_root is not None:
             reporter.log(Level.INFO, f"initramfs: RAM mode, adding the system from {spec.ram_root}")
             write_tree(spec.ram_root, spec.ram_manifest, writer, reporter)
@@ -226,7 +226,7 @@ def build_initramfs(spec: InitramfsSpec, out: Path, reporter: Reporter) -> Initr
                 reporter.log(
                     Level.WARNING, "the system's own /init is replaced by the live boot /init"
                 )
-        for number, (meta, data) in enumerate(_own_entries(spec, modules, mtime)):
+        for number, (meta, data) in enumerate(_own_entries(spec, modules, spec.epoch)):
             if number % 16 == 0:
                 check_cancelled(reporter)
             if isinstance(data, KernelModule):

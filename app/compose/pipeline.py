@@ -30,6 +30,7 @@ from app.compose.profile import (
     validate_profile,
 )
 from app.compose.scratch import remove_tree, scratch_problem, take_scratch
+from app.epoch import source_date_epoch
 from app.errors import Cancelled, LivesmithError, Problem, StageError, ValidationError
 from app.iso.inspect import inspect_iso
 from app.iso.master import BootSpec, MasterSpec, master_iso
@@ -52,8 +53,9 @@ class BuildContext:
     reporter: Reporter
     work: Path
     cache: Path
-    epoch: int
+    epoch: int  # every time stamp of the build: SOURCE_DATE_EPOCH, else the start time
     build_id: str
+    epoch_problem: Problem | None = None  # a bad SOURCE_DATE_EPOCH, for validate_build
     source: PackageSource | None = None
     resolution: Resolution | None = None
     archives: list[tuple[PackageInfo, Path]] = field(default_factory=list)
@@ -361,6 +363,7 @@ def initramfs_stage(ctx: BuildContext) -> None:
         if ram
         else initramfs.Compression.ZSTD,
         level=compression_level(image) if ram else None,
+        epoch=ctx.epoch,
     )
     result = initramfs.build_initramfs(spec, ctx.live / "initramfs.img", ctx.reporter)
     ctx.log(f"initramfs: {result.size >> 10} KiB, {len(result.modules)} kernel modules")
@@ -419,7 +422,9 @@ def bootloaders_stage(ctx: BuildContext) -> None:
     if boot.bios:
         ctx.bios_boot = bootloader.install_isolinux(ctx.stage_dir, menu, ctx.reporter)
     if boot.uefi:
-        ctx.efi_image = bootloader.install_grub_efi(ctx.stage_dir, menu, ctx.reporter)
+        ctx.efi_image = bootloader.install_grub_efi(
+            ctx.stage_dir, menu, ctx.reporter, epoch=ctx.epoch
+        )
 
 
 def carry_stage(ctx: BuildContext) -> None:
@@ -520,11 +525,6 @@ def _sha512(path: Path) -> str:
     return _hash(path, "sha512")
 
 
-def source_date_epoch() -> int:
-    value = os.environ.get("SOURCE_DATE_EPOCH")
-    return int(value) if value and value.isdigit() else int(time.time())
-
-
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "livesmith" / "packages"
@@ -544,10 +544,14 @@ def make_context(
     cache_dir: Path | None = None,
     epoch: int | None = None,
 ) -> BuildContext:
+    """The context of one build. `epoch` (default: SOURCE_DATE_EPOCH, read here and nowhere
+    else; the current time only when it is unset) dates everything the stages write."""
     output = output.expanduser().absolute()
-    epoch = source_date_epoch() if epoch is None else epoch
+    found = source_date_epoch() if epoch is None else epoch
+    # A bad value stands in as the current time only until validate_build refuses it.
+    seconds = found if isinstance(found, int) else int(time.time())
     canonical = json.dumps(profile_to_dict(profile), sort_keys=True)
-    build_id = hashlib.sha256(f"{epoch}\0{canonical}".encode()).hexdigest()[:16]
+    build_id = hashlib.sha256(f"{seconds}\0{canonical}".encode()).hexdigest()[:16]
     work = work_folder(output, work_dir)
     return BuildContext(
         profile=profile,
@@ -555,8 +559,9 @@ def make_context(
         reporter=reporter,
         work=work.absolute(),
         cache=cache_dir or default_cache_dir(),
-        epoch=epoch,
+        epoch=seconds,
         build_id=build_id,
+        epoch_problem=found if isinstance(found, Problem) else None,
     )
 
 
@@ -579,7 +584,8 @@ def validate_boot_menu(ctx: BuildContext, reported: list[Problem]) -> list[Probl
 
 def validate_build(ctx: BuildContext) -> list[Problem]:
     """Every problem with this build, from every stage, all at once."""
-    problems = list(validate_profile(ctx.profile))
+    problems = [ctx.epoch_problem] if ctx.epoch_problem is not None else []
+    problems += validate_profile(ctx.profile)
     problems += validate_boot_menu(ctx, problems)
     for stage in STAGES:
         problems += stage.validate(ctx)

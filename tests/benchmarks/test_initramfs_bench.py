@@ -121,6 +121,7 @@ def test_full_build_initramfs_time(tmp_path: Path) -> None:
         modules_dir=mod_dir,
         build_id="0123456789abcdef",
         label="BENCH",
+        epoch=1_700_000_000,
     )
     times = []
     for _ in range(3):

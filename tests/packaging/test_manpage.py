@@ -132,3 +132,18 @@ def test_page_date_defaults_to_today_and_follows_source_date_epoch(monkeypatch) 
     assert make_manpage.build_date() == "1970-01-01"
     monkeypatch.delenv("SOURCE_DATE_EPOCH")
     assert len(make_manpage.build_date()) == 10
+
+
+def test_a_bad_source_date_epoch_stops_the_page_with_the_apps_own_words(monkeypatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1.5")
+    with pytest.raises(SystemExit) as stop:
+        make_manpage.build_date()
+    assert str(stop.value).startswith(
+        "make-manpage: SOURCE_DATE_EPOCH: '1.5' is not a whole number of seconds from 0 to"
+    )
+
+
+def test_the_page_documents_source_date_epoch(page_file) -> None:
+    text = " ".join(render(page_file, width=200).split())
+    assert "ENVIRONMENT SOURCE_DATE_EPOCH Whole seconds since 1970-01-01 00:00:00 UTC" in text
+    assert "unset or empty, they use the current time. Any other value is a problem" in text

@@ -3,7 +3,8 @@
 Any bootable tree can be mastered, including non-Linux trees that bring their own
 boot image (`--no-hybrid` for a BIOS boot file that is not ISOLINUX).
 The mastering core (pycdlib) is imported when the command runs: every `livesmith`
-start imports all command modules.
+start imports all command modules. SOURCE_DATE_EPOCH (whole seconds) makes the image
+reproducible; a bad value is reported with the other problems.
 """
 
 from __future__ import annotations
@@ -57,10 +58,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.errors import ValidationError
+    from app.epoch import source_date_epoch
+    from app.errors import Problem, ValidationError
     from app.iso.master import BootSpec, MasterSpec, check_master, master_iso
     from app.reporter import ConsoleReporter
 
+    epoch = source_date_epoch()
+    epoch_problems = [epoch] if isinstance(epoch, Problem) else []
     catalog = {"boot_catalog": args.boot_catalog} if args.boot_catalog else {}
     spec = MasterSpec(
         tree=args.tree,
@@ -72,13 +76,14 @@ def run(args: argparse.Namespace) -> int:
         publisher=args.publisher,
         application=args.application,
         preparer=args.preparer,
+        source_date_epoch=epoch if isinstance(epoch, int) else None,
     )
-    if args.check:
+    if args.check or epoch_problems:  # a bad value is listed with the tree's own problems
         check = check_master(spec)
         for warning in check.warnings:
             print(f"warning: {warning}")
-        if check.problems:
-            raise ValidationError(check.problems)
+        if epoch_problems or check.problems:
+            raise ValidationError(epoch_problems + check.problems)
         print(f"{args.tree}: ready to master (about {check.estimated_size // 1024**2 + 1} MiB)")
         return 0
     result = master_iso(spec, ConsoleReporter(verbose=args.verbose))

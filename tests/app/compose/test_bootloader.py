@@ -236,12 +236,12 @@ def test_grub_efi_is_reproducible(tmp_path: Path) -> None:
     assert (other / "boot/grub/efi.img").read_bytes() != outputs[0][0]
 
 
-def test_source_date_epoch_is_the_default_epoch(
+def test_the_epoch_argument_wins_over_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     install_grub_efi(tmp_path / "a", _menu(), NullReporter(), epoch=EPOCH)
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
-    install_grub_efi(tmp_path / "b", _menu(), NullReporter())
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH + 86400 * 400))
+    install_grub_efi(tmp_path / "b", _menu(), NullReporter(), epoch=EPOCH)
     assert (tmp_path / "a/boot/grub/efi.img").read_bytes() == (
         tmp_path / "b/boot/grub/efi.img"
     ).read_bytes()

@@ -231,11 +231,23 @@ def test_the_archive_is_deterministic_and_well_formed(staged) -> None:
     assert busybox.data == (root / "bin/busybox").read_bytes()
 
 
-def test_source_date_epoch_clamps_mtimes(staged, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_mtime_clamp_caps_mtimes(staged) -> None:
     root, manifest = staged
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1000")
-    entries = parse_newc(archive_of(root, manifest))
-    assert {e.mtime for e in entries} == {1000}
+    out = io.BytesIO()
+    writer = NewcWriter(out, mtime_clamp=1000)
+    write_tree(root, manifest, writer, NullReporter())
+    writer.close()
+    assert {e.mtime for e in parse_newc(out.getvalue())} == {1000}
+
+
+def test_without_a_clamp_the_environment_changes_no_mtime(
+    staged, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, manifest = staged
+    unset = archive_of(root, manifest)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1000")  # the build passes its epoch explicitly
+    assert archive_of(root, manifest) == unset
+    assert max(e.mtime for e in parse_newc(unset)) > 1000
 
 
 def test_a_prefix_places_the_tree_below_created_parents(staged) -> None:

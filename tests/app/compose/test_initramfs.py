@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from dataclasses import replace
@@ -18,6 +19,7 @@ from tests.app.compose.test_cpio import LISTING, parse_newc
 from tests.support.debian import busybox_static, kernel_tree
 
 BUILD_ID = "0123456789abcdef"
+EPOCH = 1_700_000_000
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +31,7 @@ def spec() -> InitramfsSpec:
         modules_dir=mod_dir,
         build_id=BUILD_ID,
         label="LIVE_TEST",
+        epoch=EPOCH,
     )
 
 
@@ -107,10 +110,7 @@ def test_the_init_script_is_valid_busybox_sh() -> None:
     assert check.returncode == 0, check.stderr
 
 
-def test_same_inputs_give_the_same_bytes(
-    spec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+def test_same_inputs_give_the_same_bytes(spec, tmp_path: Path) -> None:
     small = replace(spec, modules=("loop", "squashfs"), compression=Compression.GZIP)
     first = build_initramfs(small, tmp_path / "a.img", NullReporter())
     second = build_initramfs(small, tmp_path / "b.img", NullReporter())
@@ -119,7 +119,23 @@ def test_same_inputs_give_the_same_bytes(
     archive = subprocess.run(
         ["gzip", "-d", "-c", str(first.path)], capture_output=True, check=True
     ).stdout
-    assert {e.mtime for e in parse_newc(archive)} == {1700000000}
+    assert {e.mtime for e in parse_newc(archive)} == {EPOCH}
+
+
+def test_the_spec_epoch_dates_the_entries_whatever_the_environment_says(
+    spec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1000")  # read by the build's context, not here
+    root = tmp_path / "system"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/new").write_text("written now, after the epoch\n")
+    (root / "etc/old").write_text("written before the epoch\n")
+    os.utime(root / "etc/old", (500, 500))
+    ram = replace(spec, modules=("loop",), ram_root=root, ram_manifest=None)
+    entries = parse_newc(unpack(build_initramfs(ram, tmp_path / "ram.img", NullReporter()).path))
+    mtimes = {e.name: e.mtime for e in entries}
+    assert mtimes["etc/old"] == 500 and mtimes["etc/new"] == EPOCH
+    assert mtimes["init"] == mtimes[".livesmith/defaults"] == EPOCH
 
 
 def test_ram_mode_puts_the_system_first_with_its_manifest_metadata(spec, tmp_path: Path) -> None:

@@ -254,15 +254,17 @@ def test_plain_data_image_without_boot(tmp_path: Path) -> None:
     assert "/data.txt" in xorriso_listing(iso)
 
 
+EPOCH = 1_700_000_000
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_same_source_date_epoch_gives_identical_bytes(tmp_path: Path, monkeypatch) -> None:
     tree = build_rich_tree(tmp_path / "tree")
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     first, second, other = tmp_path / "1.iso", tmp_path / "2.iso", tmp_path / "3.iso"
-    master_iso(MasterSpec(tree=tree, output=first, label="REPRO", boot=BOOT))
+    master_iso(MasterSpec(tree, first, "REPRO", BOOT, source_date_epoch=EPOCH))
     # A rebuilt tree has new mtimes (later than the epoch): they are clamped. Another
     # time zone changes nothing either (pycdlib itself stamps local time).
     os.utime(tree / "plain.txt")
@@ -270,13 +272,12 @@ def test_same_source_date_epoch_gives_identical_bytes(tmp_path: Path, monkeypatc
     monkeypatch.setenv("TZ", "America/St_Johns")
     time.tzset()
     try:
-        master_iso(MasterSpec(tree=tree, output=second, label="REPRO", boot=BOOT))
+        master_iso(MasterSpec(tree, second, "REPRO", BOOT, source_date_epoch=EPOCH))
     finally:
         monkeypatch.undo()
         time.tzset()
-        monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     assert _sha256(first) == _sha256(second)
-    master_iso(MasterSpec(tree=tree, output=other, label="REPRO2", boot=BOOT))
+    master_iso(MasterSpec(tree, other, "REPRO2", BOOT, source_date_epoch=EPOCH))
     assert _sha256(first) != _sha256(other)
     # The volume dates are the epoch (2023-11-14 22:13:20 UTC) in every descriptor.
     data = first.read_bytes()
@@ -284,8 +285,7 @@ def test_same_source_date_epoch_gives_identical_bytes(tmp_path: Path, monkeypatc
         assert data[sector * 2048 + 813 : sector * 2048 + 830] == b"2023111422132000\0"
 
 
-def test_explicit_epoch_wins_and_older_mtimes_are_kept(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+def test_the_epoch_pins_the_bytes_and_older_mtimes_are_kept(tmp_path: Path) -> None:
     tree = tmp_path / "tree"
     tree.mkdir()
     old = tree / "old.txt"
@@ -294,7 +294,7 @@ def test_explicit_epoch_wins_and_older_mtimes_are_kept(tmp_path: Path, monkeypat
     (tree / "new.txt").write_text("new\n")
     isos = [tmp_path / "a.iso", tmp_path / "b.iso"]
     for iso in isos:
-        master_iso(MasterSpec(tree=tree, output=iso, label="EPOCH", source_date_epoch=1700000000))
+        master_iso(MasterSpec(tree=tree, output=iso, label="EPOCH", source_date_epoch=EPOCH))
     assert _sha256(isos[0]) == _sha256(isos[1])
     reader = pycdlib.PyCdlib()
     reader.open(str(isos[0]))

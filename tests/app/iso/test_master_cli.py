@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from app.cli import EXIT_INPUT
 from tests.app.iso.mastering_helpers import BIOS_BOOT, EFI_IMAGE, make_boot_tree, xorriso_report
 from tests.conftest import ROOT
@@ -59,6 +61,44 @@ def test_invalid_input_lists_every_problem_and_exits_3(tmp_path: Path) -> None:
     assert f"{tree}/nope.bin: the BIOS boot file is missing from the tree" in out.stderr
     assert "the directory for the El Torito boot catalog does not exist" in out.stderr
     assert not iso.exists()
+
+
+EPOCH_PROBLEM = (
+    "SOURCE_DATE_EPOCH: 'yesterday' is not a whole number of seconds from 0 to 4294967295 "
+    "(seconds since 1970-01-01 00:00:00 UTC, as `date +%s` prints them)"
+)
+
+
+@pytest.mark.parametrize("check", [False, True])
+def test_a_bad_source_date_epoch_is_listed_with_the_other_problems_and_exits_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, check: bool
+) -> None:
+    tree = make_boot_tree(tmp_path / "tree")
+    iso = tmp_path / "out.iso"
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    args = ("master", tree, "-o", iso, "--bios-boot", BIOS_BOOT, *(["--check"] * check))
+    out = livesmith(*args, "--label", "my live")
+    assert out.returncode == EXIT_INPUT
+    assert "livesmith: error: 2 problems found:" in out.stderr
+    assert f"  - {EPOCH_PROBLEM}\n" in out.stderr and "use 'MY_LIVE'" in out.stderr
+    alone = livesmith(*args, "--label", "LIVE")
+    assert alone.returncode == EXIT_INPUT
+    assert alone.stderr == f"livesmith: error: 1 problem found:\n  - {EPOCH_PROBLEM}\n"
+    assert not iso.exists()
+
+
+def test_source_date_epoch_makes_the_image_reproducible(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = make_boot_tree(tmp_path / "tree")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    isos = [tmp_path / "a.iso", tmp_path / "b.iso"]
+    for iso in isos:
+        out = livesmith("master", tree, "-o", iso, "--label", "REPRO", "--bios-boot", BIOS_BOOT)
+        assert out.returncode == 0, out.stderr
+    assert isos[0].read_bytes() == isos[1].read_bytes()
+    pvd = isos[0].read_bytes()[16 * 2048 : 17 * 2048]
+    assert pvd[813:830] == b"2023111422132000\0"  # created at the epoch, in UTC
 
 
 def test_check_only_writes_nothing(tmp_path: Path) -> None:
