@@ -7,115 +7,78 @@ interpreter lock, so the GUI keeps the whole of its own.
 
 The child is `python -m <module>`, a fresh interpreter (not multiprocessing: its "spawn"
 re-imports the parent's `__main__`, which for `python -m app` would start the app again).
-Both directions carry messages, each a pickle after its length:
-- child -> parent (a dup of its stdout): ("step", name), ("progress", done, total),
-  ("log", level, text), then ("done", result) or ("failed", pickled exception, its text).
-  LivesmithError pickles with its attributes.
-- parent -> child (its stdin): the job's arguments, ("ack",) for each step once relayed,
-  and ("cancel",) if the user cancels. The end of stdin (the parent died) counts as a cancel
-  too, so the child cleans up.
-
-The parent reads with `os.read` into its own buffer and takes out every complete message: a
-buffered reader would pull several in at once after one `select`, and the later ones would
-wait, invisible to `select`, until the child wrote again.
+Both directions carry the JSON frames of app.frames:
+- child -> parent (a dup of its stdout): steps, progress, logs, then "done" with the result
+  or "failed" with the error (its type and fields; see `error_to_json`).
+- parent -> child (its stdin): the job, an "ack" for each step once relayed, and a "cancel"
+  if the user cancels. The end of stdin (the parent died) counts as a cancel too, so the
+  child cleans up.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import pickle
 import secrets
 import select
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import traceback
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, TypeVar
 
 import app
 from app.errors import Cancelled, LivesmithError, StageError
+from app.frames import (
+    READ_SIZE,
+    FrameReader,
+    Message,
+    ProtocolError,
+    error_from_json,
+    error_to_json,
+    frame,
+    relay,
+)
 from app.reporter import Level, NullReporter, Reporter
 
 POLL_SECONDS = 0.05
 PROGRESS_INTERVAL = 0.1  # at most ten progress messages a second cross the pipe
-READ_SIZE = 1024 * 1024
-_LENGTH = struct.Struct("<I")
 
-
-def frame(message: tuple[Any, ...]) -> bytes:
-    """One message as it crosses the pipe: its pickled length, then its pickle."""
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    return _LENGTH.pack(len(data)) + data
-
-
-class FrameReader:
-    """Complete messages out of a pipe, as soon as their last byte has arrived."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self._buffer = bytearray()
-        self._pending: deque[tuple[Any, ...]] = deque()  # for next()
-
-    def read(self) -> list[tuple[Any, ...]] | None:
-        """Every message complete after one read; [] if none is yet, None at the end.
-
-        Call it when the pipe is readable (it blocks otherwise). A partial message at the
-        end of the pipe is an end too: the writer died while writing it.
-        """
-        chunk = os.read(self.fd, READ_SIZE)
-        if not chunk:
-            return None
-        self._buffer += chunk
-        messages = []
-        start = 0
-        while len(self._buffer) - start >= _LENGTH.size:
-            (size,) = _LENGTH.unpack_from(self._buffer, start)
-            end = start + _LENGTH.size + size
-            if end > len(self._buffer):
-                break
-            messages.append(pickle.loads(memoryview(self._buffer)[start + _LENGTH.size : end]))
-            start = end
-        del self._buffer[:start]
-        return messages
-
-    def next(self) -> tuple[Any, ...] | None:
-        """The next message, blocking until it is complete; None at the end."""
-        while not self._pending:
-            arrived = self.read()
-            if arrived is None:
-                return None
-            self._pending.extend(arrived)
-        return self._pending.popleft()
+T = TypeVar("T")
 
 
 # -- the child's side ---------------------------------------------------------------------
 
 
 class PipeReporter:
-    """The child's reporter: everything goes to the parent as small pickled tuples."""
+    """The child's reporter: everything goes to the parent as small messages."""
 
-    def __init__(self, out: BinaryIO, control: ChildControl | None = None) -> None:
+    def __init__(
+        self,
+        out: BinaryIO,
+        control: ChildControl | None = None,
+        *,
+        progress_interval: float = PROGRESS_INTERVAL,
+    ) -> None:
         self.out = out
         self._control = control
+        self._progress_interval = progress_interval
         self._last = 0.0
         self._lock = threading.Lock()  # the pipeline's helper threads may log too
 
-    def send(self, message: tuple[Any, ...]) -> None:
+    def send(self, message: Message) -> None:
         data = frame(message)
         with self._lock:
             self.out.write(data)
             self.out.flush()
 
     def step(self, name: str) -> None:
-        self.send(("step", name))
+        self.send({"kind": "step", "name": name})
         if self._control is not None:
             # The parent answers once it has shown the step, after any cancel it has: so a
             # cancel made while a step was announced stops that very step.
@@ -123,36 +86,34 @@ class PipeReporter:
 
     def progress(self, done: int, total: int) -> None:
         now = time.monotonic()
-        if now - self._last >= PROGRESS_INTERVAL or done >= total:
+        if now - self._last >= self._progress_interval or done >= total:
             self._last = now
-            self.send(("progress", done, total))
+            self.send({"kind": "progress", "done": done, "total": total})
 
     def log(self, level: Level, message: str) -> None:
-        self.send(("log", int(level), message))
+        self.send({"kind": "log", "level": int(level), "text": message})
 
     def cancelled(self) -> bool:
         return self._control is not None and self._control.cancel.is_set()
 
-    def finish(self, job: Callable[[], Any]) -> None:
-        """Run `job` and send how it ended; every outcome reaches the parent."""
+    def finish(self, job: Callable[[], Any]) -> BaseException | None:
+        """Run `job` (its result is JSON) and send how it ended; every outcome reaches the
+        parent. The exception it failed with, None if it succeeded."""
         try:
-            result = job()
+            done = frame({"kind": "done", "result": job()})
         except BaseException as exc:
             if not isinstance(exc, LivesmithError):
                 self.log(Level.DEBUG, "".join(traceback.format_exception(exc)).rstrip())
             self.fail(exc)
-        else:
-            self.send(("done", result))
+            return exc
+        with self._lock:
+            self.out.write(done)
+            self.out.flush()
+        return None
 
     def fail(self, exc: BaseException) -> None:
-        """Send the exception, pickled on its own with its text beside it: one the parent
-        cannot rebuild still arrives as a StageError with that text."""
-        described = f"{type(exc).__name__}: {exc}"
-        try:
-            pickled = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:
-            pickled = pickle.dumps(StageError(described))
-        self.send(("failed", pickled, described))
+        """Send the exception: its type and fields (see `error_to_json`)."""
+        self.send({"kind": "failed", "error": error_to_json(exc)})
 
 
 def take_stdio() -> tuple[BinaryIO, BinaryIO]:
@@ -170,12 +131,14 @@ def take_stdio() -> tuple[BinaryIO, BinaryIO]:
 
 
 class ChildControl:
-    """What the parent tells a job child after the job: ("ack",) for each step it has
-    shown, ("cancel",) when the user cancels. The end of the pipe (the parent is gone) is a
-    cancel too, and releases a step waiting for its answer."""
+    """What the parent tells a job child after the job: an "ack" for each step it has
+    shown (unless `acks` is False: the parent does not answer), a "cancel" when the user
+    cancels. The end of the pipe (the parent is gone) or a broken message is a cancel too,
+    and releases a step waiting for its answer."""
 
-    def __init__(self, reader: FrameReader) -> None:
+    def __init__(self, reader: FrameReader, *, acks: bool = True) -> None:
         self.cancel = threading.Event()
+        self._acks_expected = acks
         self._acks = threading.Semaphore(0)
         self._gone = threading.Event()
         self._reader = reader
@@ -183,23 +146,25 @@ class ChildControl:
 
     def _listen(self) -> None:
         while (message := _next_or_none(self._reader)) is not None:
-            if message[0] == "cancel":
+            if message["kind"] == "cancel":
                 self.cancel.set()
-            elif message[0] == "ack":
+            elif message["kind"] == "ack":
                 self._acks.release()
         self.cancel.set()
         self._gone.set()
 
     def wait_ack(self) -> None:
+        if not self._acks_expected:
+            return
         while not self._acks.acquire(timeout=POLL_SECONDS):
             if self._gone.is_set():
                 return
 
 
-def _next_or_none(reader: FrameReader) -> tuple[Any, ...] | None:
+def _next_or_none(reader: FrameReader) -> Message | None:
     try:
         return reader.next()
-    except (OSError, pickle.UnpicklingError, EOFError):
+    except (OSError, ProtocolError):
         return None
 
 
@@ -215,8 +180,8 @@ def child_env() -> dict[str, str]:
 
 
 class ChildDied(StageError):
-    """The child ended without saying how its job went (killed, crashed): it cleaned
-    nothing up."""
+    """The child ended without saying (legibly) how its job went: killed, crashed, or its
+    messages broke. It may have cleaned nothing up."""
 
 
 def run_child(
@@ -226,9 +191,11 @@ def run_child(
     *,
     what: str,
     stage: str,
-    job: tuple[Any, ...] | None = None,
-) -> Any:
-    """Run `python -m module *args` and relay its messages to `reporter`; its result.
+    result: Callable[[Any], T],
+    job: Message | None = None,
+) -> T:
+    """Run `python -m module *args` and relay its messages to `reporter`; its result, made
+    from the JSON the child sent by `result`.
 
     With `job`, the child takes that message from its stdin, waits at each step until it has
     been relayed, and is told to cancel through it (it then cleans up and fails with
@@ -262,12 +229,15 @@ def run_child(
             if reporter.cancelled() and not cancel_sent:
                 if job is None:
                     raise Cancelled()
-                _tell(child.stdin, ("cancel",))
+                _tell(child.stdin, {"kind": "cancel"})
                 cancel_sent = True
             ready, _, _ = select.select([child.stdout], [], [], POLL_SECONDS)
             if not ready:
                 continue
-            arrived = messages.read()
+            try:
+                arrived = messages.read()
+            except ProtocolError as exc:
+                raise ChildDied(f"the {what} sent a broken message: {exc}", stage=stage) from None
             if arrived is None:
                 child.wait()
                 errors_file.seek(0)
@@ -278,22 +248,17 @@ def run_child(
                     stage=stage,
                 )
             for message in arrived:
-                kind = message[0]
+                kind = message["kind"]
                 if kind == "done":
-                    return message[1]
+                    return _result(message["result"], result, what, stage)
                 if kind == "failed":
-                    raise _rebuilt(message[1], message[2], stage)
-                if kind == "step":
-                    reporter.step(message[1])
-                    if job is not None:
-                        if reporter.cancelled() and not cancel_sent:
-                            _tell(child.stdin, ("cancel",))
-                            cancel_sent = True
-                        _tell(child.stdin, ("ack",))
-                elif kind == "progress":
-                    reporter.progress(message[1], message[2])
-                elif kind == "log":
-                    reporter.log(Level(message[1]), message[2])
+                    raise _error(message["error"], what, stage)
+                relay(message, reporter)
+                if kind == "step" and job is not None:
+                    if reporter.cancelled() and not cancel_sent:
+                        _tell(child.stdin, {"kind": "cancel"})
+                        cancel_sent = True
+                    _tell(child.stdin, {"kind": "ack"})
     finally:
         if child.stdin is not None:
             with contextlib.suppress(OSError):
@@ -302,7 +267,7 @@ def run_child(
             if job is None:
                 child.terminate()
             else:
-                _drain_until_exit(child, messages)
+                _drain_until_exit(child)
         child.wait()
         child.stdout.close()
         errors_file.close()
@@ -312,7 +277,25 @@ def run_child(
             kill_tagged(token)
 
 
-def _tell(pipe: IO[bytes] | None, message: tuple[Any, ...]) -> None:
+def _result(data: Any, make: Callable[[Any], T], what: str, stage: str) -> T:
+    try:
+        return make(data)
+    except (KeyError, TypeError, ValueError, AttributeError, ProtocolError) as exc:
+        raise ChildDied(
+            f"the {what} sent a result that does not decode: {exc!r}", stage=stage
+        ) from None
+
+
+def _error(data: dict[str, Any], what: str, stage: str) -> LivesmithError:
+    # An exception outside LivesmithError (a bug in the child) arrives as a StageError with
+    # its type and text.
+    try:
+        return error_from_json(data, foreign=lambda text: StageError(text, stage=stage))
+    except ProtocolError as exc:
+        return ChildDied(f"the {what} sent a broken message: {exc}", stage=stage)
+
+
+def _tell(pipe: IO[bytes] | None, message: Message) -> None:
     assert pipe is not None
     with contextlib.suppress(BrokenPipeError):  # it ended already; its outcome follows
         pipe.write(frame(message))
@@ -325,27 +308,15 @@ CLEANUP_SECONDS = 60
 TOKEN_VARIABLE = "LIVESMITH_CHILD_TOKEN"
 
 
-def _rebuilt(pickled: bytes, described: str, stage: str) -> BaseException:
-    try:
-        exc = pickle.loads(pickled)
-    except Exception:
-        return StageError(described, stage=stage)
-    return exc if isinstance(exc, BaseException) else StageError(described, stage=stage)
-
-
-def _drain_until_exit(child: subprocess.Popen[bytes], messages: FrameReader) -> None:
+def _drain_until_exit(child: subprocess.Popen[bytes]) -> None:
     """A job child that was told to stop (or whose stdin closed) cleans up first; what it
-    still says is read (and dropped), so it never waits on a full pipe."""
+    still says is read and dropped unparsed, so it never waits on a full pipe."""
     deadline = time.monotonic() + CLEANUP_SECONDS
     assert child.stdout is not None
     while child.poll() is None and (left := deadline - time.monotonic()) > 0:
         ready, _, _ = select.select([child.stdout], [], [], min(left, POLL_SECONDS))
-        if ready:
-            try:
-                if messages.read() is None:
-                    break
-            except Exception:  # a message that does not unpickle: keep draining
-                continue
+        if ready and not os.read(child.stdout.fileno(), READ_SIZE):
+            break
     try:
         child.wait(max(0.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 
 class LivesmithError(Exception):
@@ -26,20 +25,6 @@ class LivesmithError(Exception):
         if self.hint:
             text += f" ({self.hint})"
         return text
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Subclasses take other constructor arguments; rebuild from the attributes instead,
-        # so an error raised in a child process arrives whole (app.iso.isolated).
-        return (_rebuild_error, (type(self), self.args, self.__dict__))
-
-
-def _rebuild_error(
-    cls: type[LivesmithError], args: tuple[Any, ...], state: dict[str, Any]
-) -> LivesmithError:
-    error = cls.__new__(cls)
-    Exception.__init__(error, *args)
-    error.__dict__.update(state)
-    return error
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,10 @@ class IsoEntry:
             "target": self.target,
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> IsoEntry:
+        return cls(**data)
+
 
 @dataclass(frozen=True)
 class ElToritoEntry:
@@ -107,6 +111,10 @@ class ElToritoEntry:
             "boot_file": self.boot_file,
             "bootable": self.bootable,
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ElToritoEntry:
+        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -149,6 +157,21 @@ class IsoReport:
             "hybrid": self.hybrid,
             "hybrid_reason": self.hybrid_reason,
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> IsoReport:
+        created = data["created"]
+        return cls(
+            **{
+                **data,
+                "path": Path(data["path"]),
+                "created": None if created is None else datetime.fromisoformat(created),
+                "files": [IsoEntry.from_json(f) for f in data["files"]],
+                "eltorito": [ElToritoEntry.from_json(e) for e in data["eltorito"]],
+                "partitions": [Partition.from_json(p) for p in data["partitions"]],
+                "partition_problems": list(data["partition_problems"]),
+            }
+        )
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from app.errors import InputError
 from app.iso.imageio import open_image
@@ -128,6 +128,10 @@ class Partition:
             "bootable": self.bootable,
             "name": self.name,
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Partition:
+        return cls(**data)
 
 
 @dataclass(frozen=True)

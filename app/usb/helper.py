@@ -1,4 +1,4 @@
-"""The writer as a separate process, speaking a small line protocol (CLI and GUI use it alike).
+"""The writer as a separate process (CLI and GUI use it alike), speaking the frames of app.frames.
 
     python -m app.usb.helper write IMAGE TARGET [--no-verify] [--force] [--expect JSON]
     python -m app.usb.helper verify IMAGE TARGET
@@ -7,16 +7,14 @@
 serial, diskseq). TARGET is only a name, and Linux gives a freed name to the next disk
 plugged in: with --expect the helper writes nothing unless the device it opened is that disk.
 
-stdout, one message a line:
-    PHASE <name>                 write | verify | locate | wipe
-    PROGRESS <done> <total>      bytes (compressed bytes read when the image size is unknown)
-    LOG <level> <json string>    DEBUG | INFO | WARNING | ERROR
-    ERROR <json object>          the typed error (type, message, where, hint, offset, ...)
-    DONE <json object>           the WriteResult / VerifyResult
-stdin: a line `CANCEL` — or end of file, because then the parent is gone — cancels.
-SIGINT and SIGTERM cancel too; a cancelled write still wipes the stick before exiting.
+stdout, one JSON frame per message (app.frames): "step" (write | verify | locate | wipe),
+"progress" (bytes; compressed bytes read when the image size is unknown), "log", then "done"
+with the WriteResult / VerifyResult (`to_json`) or "failed" with the typed error. stdin: a
+"cancel" message, or the end of the pipe (the parent is gone), cancels; no step waits for an
+"ack". SIGINT and SIGTERM cancel too; a cancelled write still wipes the stick before exiting.
+The helper may run with more privilege than the app: nothing it reads or sends is pickled.
 
-The parent side, `run_helper`, turns these lines back into reporter calls, the result, or
+The parent side, `run_helper`, turns these messages back into reporter calls, the result, or
 the same typed exception (a DeviceIOError keeps its offset across the process boundary).
 """
 
@@ -31,12 +29,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from app import errors as core_errors
-from app.childproc import child_env
-from app.errors import Cancelled, LivesmithError, Problem, ValidationError
-from app.reporter import Level, NullReporter, Reporter
+from app.childproc import ChildControl, PipeReporter, child_env, take_stdio
+from app.errors import Cancelled, LivesmithError
+from app.frames import READ_SIZE, FrameReader, ProtocolError, error_from_json, frame, relay
+from app.reporter import NullReporter, Reporter
 
 if TYPE_CHECKING:
     from app.usb.identity import BlockIdentity
@@ -45,96 +44,9 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CANCELLED = 130
 PROGRESS_INTERVAL = 0.05
-# Attributes some error classes carry besides message/where/hint.
-ERROR_EXTRAS = ("offset", "image_size", "device_size", "tool", "package", "stage")
-
-
-# --- errors across the process boundary ------------------------------------------------------
-
-
-def error_to_json(exc: BaseException) -> dict[str, Any]:
-    if not isinstance(exc, LivesmithError):
-        return {"type": "internal", "message": f"{type(exc).__name__}: {exc}"}
-    data: dict[str, Any] = {
-        "type": type(exc).__name__,
-        "message": exc.message,
-        "where": exc.where,
-        "hint": exc.hint,
-    }
-    for name in ERROR_EXTRAS:
-        if hasattr(exc, name):
-            data[name] = getattr(exc, name)
-    if isinstance(exc, ValidationError):
-        data["problems"] = [[p.where, p.message, p.hint] for p in exc.problems]
-    return data
-
-
-def _error_classes() -> dict[str, type[LivesmithError]]:
-    # Modules whose errors the helper may raise; importing them registers their classes.
-    from app.usb import engine, udisks  # noqa: F401
-
-    found: dict[str, type[LivesmithError]] = {}
-    pending: list[type[LivesmithError]] = [LivesmithError]
-    while pending:
-        cls = pending.pop()
-        found.setdefault(cls.__name__, cls)
-        pending.extend(cls.__subclasses__())
-    return found
-
-
-def error_from_json(data: dict[str, Any]) -> LivesmithError:
-    """The typed exception described by `error_to_json` (a plain DeviceError if unknown)."""
-    if data.get("type") == "internal":
-        return LivesmithError(f"the writer helper failed: {data.get('message')}")
-    cls: type[LivesmithError] = _error_classes().get(str(data.get("type")), core_errors.DeviceError)
-    exc = cls.__new__(cls)
-    LivesmithError.__init__(
-        exc, str(data.get("message", "")), where=data.get("where"), hint=data.get("hint")
-    )
-    for name in ERROR_EXTRAS:
-        if name in data:
-            setattr(exc, name, data[name])
-    if isinstance(exc, ValidationError):
-        exc.problems = [Problem(*p) for p in data.get("problems", [])]
-    return exc
 
 
 # --- the helper process ----------------------------------------------------------------------
-
-
-class ProtocolReporter(NullReporter):
-    """A Reporter that prints protocol lines; cancelled by `cancel()` from any thread."""
-
-    def __init__(self, out: IO[str]) -> None:
-        super().__init__()
-        self._out = out
-        self._lock = threading.Lock()
-        self._last_progress = 0.0
-
-    def send(self, line: str) -> None:
-        with self._lock:
-            self._out.write(line + "\n")
-            self._out.flush()
-
-    def step(self, name: str) -> None:
-        self.send(f"PHASE {name}")
-
-    def progress(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self._last_progress < PROGRESS_INTERVAL and done < total:
-            return
-        self._last_progress = now
-        self.send(f"PROGRESS {done} {total}")
-
-    def log(self, level: Level, message: str) -> None:
-        self.send(f"LOG {level.name} {json.dumps(message)}")
-
-
-def _watch_stdin(reporter: ProtocolReporter, stdin: IO[str]) -> None:
-    for line in stdin:
-        if line.strip() == "CANCEL":
-            break
-    reporter.cancel()  # CANCEL, or the parent closed our stdin (it is gone)
 
 
 def helper_main(argv: Sequence[str] | None = None) -> int:
@@ -151,21 +63,16 @@ def helper_main(argv: Sequence[str] | None = None) -> int:
         help="the confirmed disk, as JSON (device number, size, serial, diskseq)",
     )
     args = parser.parse_args(argv)
-    out = sys.stdout
-    reporter = ProtocolReporter(out)
+    # The messages keep to their own pipes: a tool we run cannot print into them.
+    control_pipe, messages = take_stdio()
+    control = ChildControl(FrameReader(control_pipe.fileno()), acks=False)
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: reporter.cancel())
-    threading.Thread(target=_watch_stdin, args=(reporter, sys.stdin), daemon=True).start()
-    try:
-        result = _run(args, reporter)
-    except Cancelled as exc:
-        reporter.send(f"ERROR {json.dumps(error_to_json(exc))}")
-        return EXIT_CANCELLED
-    except Exception as exc:
-        reporter.send(f"ERROR {json.dumps(error_to_json(exc))}")
-        return EXIT_FAILED
-    reporter.send(f"DONE {json.dumps(result)}")
-    return EXIT_OK
+        signal.signal(signum, lambda *_: control.cancel.set())
+    reporter = PipeReporter(messages, control, progress_interval=PROGRESS_INTERVAL)
+    failure = reporter.finish(lambda: _run(args, reporter))
+    if failure is None:
+        return EXIT_OK
+    return EXIT_CANCELLED if isinstance(failure, Cancelled) else EXIT_FAILED
 
 
 def _identity_argument(text: str) -> BlockIdentity:
@@ -236,7 +143,7 @@ def run_helper(
     expect: BlockIdentity | None = None,
     argv: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Run the helper, relaying its progress into `reporter`; returns the DONE object.
+    """Run the helper, relaying its progress into `reporter`; returns its result (JSON).
 
     Raises the helper's typed error. Cancel through `reporter` (or Ctrl-C here) asks the
     helper to stop; we still wait for it, because it wipes the stick before exiting.
@@ -249,8 +156,6 @@ def run_helper(
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
-        bufsize=1,
         env=helper_env(),
     )
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
@@ -261,7 +166,7 @@ def run_helper(
         if not sent.is_set():
             sent.set()
             try:
-                stdin.write("CANCEL\n")
+                stdin.write(frame({"kind": "cancel"}))
                 stdin.flush()
             except (BrokenPipeError, ValueError, OSError):
                 pass
@@ -274,7 +179,7 @@ def run_helper(
             time.sleep(0.05)
 
     threading.Thread(target=watch, daemon=True).start()
-    stderr_lines: list[str] = []
+    stderr_lines: list[bytes] = []
     stderr_reader = threading.Thread(
         target=lambda: stderr_lines.extend(proc.stderr or []), daemon=True
     )
@@ -285,7 +190,7 @@ def run_helper(
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGINT, lambda *_: cancel())
     try:
-        done, error = _relay(proc.stdout, reporter, cancel)
+        outcome = _relay(FrameReader(proc.stdout.fileno()), reporter, cancel)
         status = proc.wait()
     finally:
         if previous is not None:
@@ -294,43 +199,60 @@ def run_helper(
         stdin.close()
     except OSError:
         pass
-    if error is not None:
-        raise error
-    if done is None:
+    proc.stdout.close()
+    if isinstance(outcome, LivesmithError):
+        raise outcome
+    if outcome is None:
         stderr_reader.join(timeout=2)
-        tail = "".join(stderr_lines[-5:]).strip()
+        tail = b"".join(stderr_lines[-5:]).decode(errors="replace").strip()
         raise core_errors.DeviceError(
             f"the writer helper stopped without a result (exit status {status})"
             + (f": {tail}" if tail else "")
         )
-    return done
+    return outcome
 
 
 def _relay(
-    lines: IO[str], reporter: Reporter, cancel: Callable[[], None]
-) -> tuple[dict[str, Any] | None, LivesmithError | None]:
-    """Turn the helper's lines into reporter calls; returns (DONE object, ERROR)."""
-    done: dict[str, Any] | None = None
-    error: LivesmithError | None = None
-    for line in lines:
-        kind, _, rest = line.rstrip("\n").partition(" ")
-        if kind == "PHASE":
-            reporter.step(rest)
-        elif kind == "PROGRESS":
-            done_bytes, _, total = rest.partition(" ")
-            reporter.progress(int(done_bytes), int(total))
-        elif kind == "LOG":
-            level, _, text = rest.partition(" ")
-            reporter.log(
-                Level[level] if level in Level.__members__ else Level.INFO, json.loads(text)
-            )
-        elif kind == "ERROR":
-            error = error_from_json(json.loads(rest))
-        elif kind == "DONE":
-            done = json.loads(rest)
+    messages: FrameReader, reporter: Reporter, cancel: Callable[[], None]
+) -> dict[str, Any] | LivesmithError | None:
+    """Turn the helper's messages into reporter calls, until its output ends; its result,
+    its error, or None if it sent neither."""
+    outcome: dict[str, Any] | LivesmithError | None = None
+    while True:
+        try:
+            message = messages.next()
+            if message and message["kind"] == "done" and not isinstance(message["result"], dict):
+                raise ProtocolError("its result is not a JSON object")
+        except ProtocolError as exc:
+            # A broken helper: ask it to stop (a write wipes the stick), and wait it out.
+            cancel()
+            _discard(messages.fd)
+            return core_errors.DeviceError(f"the writer helper sent a broken message: {exc}")
+        if message is None:
+            return outcome
+        kind = message["kind"]
+        if kind == "done":
+            outcome = message["result"]
+        elif kind == "failed":
+            outcome = _helper_error(message["error"])
+        else:
+            relay(message, reporter)
         if reporter.cancelled():
             cancel()
-    return done, error
+
+
+def _helper_error(data: dict[str, Any]) -> LivesmithError:
+    try:
+        return error_from_json(
+            data, foreign=lambda text: LivesmithError(f"the writer helper failed: {text}")
+        )
+    except ProtocolError as exc:
+        return core_errors.DeviceError(f"the writer helper sent a broken message: {exc}")
+
+
+def _discard(fd: int) -> None:
+    while os.read(fd, READ_SIZE):
+        pass
 
 
 if __name__ == "__main__":

@@ -12,28 +12,23 @@ from pathlib import Path
 
 import pytest
 
-from app.childproc import (
-    CLEANUP_SECONDS,
-    ChildDied,
-    FrameReader,
-    child_env,
-    frame,
-    run_child,
-)
+from app.childproc import CLEANUP_SECONDS, ChildDied, child_env, run_child
 from app.errors import StageError
+from app.frames import FrameReader, frame
 from app.iso.isolated import inspect_iso_isolated
 from tests.support.children import ActAt, child_pids
 from tests.support.debian import ipxe_iso
 
 CHATTY_CHILD = """
 import os, subprocess, sys
-from app.childproc import FrameReader, frame, take_stdio
+from app.childproc import take_stdio
+from app.frames import FrameReader, frame
 control, messages = take_stdio()
 print("stray print")                      # Python's own stdout
 subprocess.run(["echo", "stray tool output"])  # a tool that inherits fd 1
 eaten = subprocess.run(["cat"], capture_output=True).stdout  # a tool that reads fd 0
 job = FrameReader(control.fileno()).next()
-messages.write(frame(("done", job, eaten)))
+messages.write(frame({"kind": "done", "result": {"job": job, "eaten": eaten.decode()}}))
 messages.flush()
 """
 
@@ -41,7 +36,7 @@ messages.flush()
 def test_a_job_child_keeps_its_message_pipes_from_the_tools_it_runs() -> None:
     child = subprocess.run(
         [sys.executable, "-c", CHATTY_CHILD],
-        input=frame(("job", "the arguments")),
+        input=frame({"kind": "job", "arguments": "the arguments"}),
         capture_output=True,
         env=child_env(),
         timeout=60,
@@ -52,7 +47,10 @@ def test_a_job_child_keeps_its_message_pipes_from_the_tools_it_runs() -> None:
     os.write(write, child.stdout)
     os.close(write)
     reader = FrameReader(read)
-    assert reader.next() == ("done", ("job", "the arguments"), b"")
+    assert reader.next() == {
+        "kind": "done",
+        "result": {"job": {"kind": "job", "arguments": "the arguments"}, "eaten": ""},
+    }
     assert reader.next() is None
 
 
@@ -101,7 +99,8 @@ def test_the_programs_of_a_child_that_dies_are_stopped_too() -> None:
             ActAt("tool", kill_child_once_its_tool_runs),
             what="test job",
             stage="test",
-            job=("go",),
+            result=lambda result: result,
+            job={"kind": "go"},
         )
     assert seen["child_sid"] != os.getsid(0)  # its own session: Ctrl+C is not for it
     deadline = time.monotonic() + 10  # SIGKILL was sent; dying takes a moment
@@ -118,7 +117,8 @@ def test_an_error_the_parent_cannot_rebuild_arrives_with_its_text() -> None:
             None,
             what="test job",
             stage="test",
-            job=("go",),
+            result=lambda result: result,
+            job={"kind": "go"},
         )
 
 
@@ -148,7 +148,8 @@ def test_a_parent_that_fails_still_reads_what_the_child_says_while_it_cleans_up(
             ActAt("tool", fail),
             what="test job",
             stage="test",
-            job=("go",),
+            result=lambda result: result,
+            job={"kind": "go"},
         )
     assert time.monotonic() - started < CLEANUP_SECONDS / 2
     assert child_pids("tests.support.tool_child") == []

@@ -1,4 +1,6 @@
-"""`app/` is the Qt-free core: nothing in it may import PySide6 or the `ui` package."""
+"""`app/` is the Qt-free core: nothing in it may import PySide6 or the `ui` package. And no
+module of app/ or ui/ deserialises objects (pickle and kin): what crosses a process boundary
+is JSON (app.frames)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 APP = ROOT / "app"
+# Modules that rebuild arbitrary objects from bytes.
+OBJECT_SERIALISERS = ("pickle", "_pickle", "cPickle", "marshal", "shelve", "dill", "cloudpickle")
 
 
 def test_importing_every_app_module_loads_no_qt_and_no_ui() -> None:
@@ -31,21 +35,42 @@ def test_importing_every_app_module_loads_no_qt_and_no_ui() -> None:
     assert result["bad"] == []
 
 
-def test_no_app_source_file_imports_qt_or_ui() -> None:
+def imported_modules(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, module) of every absolute import in a parsed file."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+    return found
+
+
+def offending_imports(folders: list[Path], banned: tuple[str, ...]) -> list[str]:
     offenders = []
-    for path in APP.rglob("*.py"):
-        tree = ast.parse(path.read_text(), filename=str(path))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module]
-            else:
-                continue
-            for name in names:
-                if name.split(".")[0] in ("PySide6", "shiboken6", "PyQt5", "PyQt6", "ui"):
-                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {name}")
-    assert offenders == []
+    for folder in folders:
+        for path in folder.rglob("*.py"):
+            tree = ast.parse(path.read_text(), filename=str(path))
+            for line, name in imported_modules(tree):
+                if name.split(".")[0] in banned:
+                    offenders.append(f"{path.relative_to(folder.parent)}:{line}: {name}")
+    return offenders
+
+
+def test_no_app_source_file_imports_qt_or_ui() -> None:
+    banned = ("PySide6", "shiboken6", "PyQt5", "PyQt6", "ui")
+    assert offending_imports([APP], banned) == []
+
+
+def test_nothing_in_app_or_ui_imports_pickle_or_kin() -> None:
+    assert offending_imports([APP, ROOT / "ui"], OBJECT_SERIALISERS) == []
+
+
+def test_the_serialiser_guard_detects_a_pickle_import(tmp_path: Path) -> None:
+    (tmp_path / "bad.py").write_text("import json, pickle as p\nfrom marshal import loads\n")
+    assert [
+        line.split(":", 1)[1] for line in offending_imports([tmp_path], OBJECT_SERIALISERS)
+    ] == ["1: pickle", "2: marshal"]
 
 
 def test_the_guard_detects_a_qt_import(tmp_path: Path) -> None:

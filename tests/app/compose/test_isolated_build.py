@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -13,11 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from app.childproc import FrameReader, child_env, frame
-from app.compose.isolated import run_build_isolated
+from app.childproc import child_env
+from app.compose.isolated import (
+    build_job,
+    build_result_from_json,
+    build_result_to_json,
+    run_build_isolated,
+)
 from app.compose.pipeline import STAGES, BuildResult
-from app.compose.profile import Profile, RootImageFormat
+from app.compose.profile import Profile, RootImageFormat, builtin_profiles, profile_from_dict
 from app.errors import Cancelled, StageError, ValidationError
+from app.frames import FrameReader, error_from_json, frame, parse_message
 from app.reporter import Level, RecordingReporter
 from tests.support.children import ActAt, child_pids
 from tests.support.live_fixtures import live_glaucus_repo, live_profile
@@ -32,6 +37,17 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def ram_profile(repo: Path, **system: str) -> Profile:
     return live_profile(repo, fmt=RootImageFormat.RAM, **system)
+
+
+def test_the_job_and_the_result_cross_as_json_unchanged(repo: Path, tmp_path: Path) -> None:
+    for profile in [ram_profile(repo, hostname="bad host!"), *builtin_profiles().values()]:
+        job = build_job(profile, tmp_path / "live.iso", cache_dir=tmp_path / "cache")
+        sent = parse_message(frame(job)[4:])  # what the child reads
+        assert profile_from_dict(sent["profile"]) == profile
+        assert sent["output"] == str(tmp_path / "live.iso") and sent["work_dir"] is None
+    result = BuildResult(tmp_path / "live.iso", "ab" * 32, 123, "id", 1.5, (("validate", 0.25),))
+    done = parse_message(frame({"kind": "done", "result": build_result_to_json(result)})[4:])
+    assert build_result_from_json(done["result"]) == result
 
 
 def test_a_build_in_the_child_gives_the_iso_and_relays_steps_and_logs(
@@ -154,22 +170,22 @@ def test_when_the_parent_goes_away_the_child_cancels_and_cleans_up(
         env=child_env(),
     )
     assert child.stdin is not None and child.stdout is not None
-    child.stdin.write(frame(("build", ram_profile(repo), out, {"cache_dir": tmp_path / "cache"})))
+    child.stdin.write(frame(build_job(ram_profile(repo), out, cache_dir=tmp_path / "cache")))
     child.stdin.flush()
     reader = FrameReader(child.stdout.fileno())
     steps = []
     while (message := reader.next()) is not None:
-        if message[0] == "step":
-            steps.append(message[1])
-            if message[1] == "Configure the system":
+        if message["kind"] == "step":
+            steps.append(message["name"])
+            if message["name"] == "Configure the system":
                 child.stdin.close()
                 continue
-            child.stdin.write(frame(("ack",)))
+            child.stdin.write(frame({"kind": "ack"}))
             child.stdin.flush()
-        if message[0] in ("done", "failed"):
+        if message["kind"] in ("done", "failed"):
             break
-    assert message is not None and message[0] == "failed"
-    assert isinstance(pickle.loads(message[1]), Cancelled)
+    assert message is not None and message["kind"] == "failed"
+    assert isinstance(error_from_json(message["error"]), Cancelled)
     assert child.wait(60) == 0
     child.stdout.close()
     assert steps[-1] == "Configure the system"
@@ -190,9 +206,9 @@ def test_a_child_without_a_job_says_so(tmp_path: Path) -> None:
     os.close(reader_w)
     message = FrameReader(reader_r).next()
     os.close(reader_r)
-    assert message is not None and message[0] == "failed"
-    assert str(pickle.loads(message[1])) == "build: no build was asked for"
-    assert message[2] == "StageError: build: no build was asked for"
+    assert message is not None and message["kind"] == "failed"
+    error = error_from_json(message["error"])
+    assert type(error) is StageError and str(error) == "build: no build was asked for"
 
 
 def test_keep_work_keeps_the_build_folder_of_a_dead_child(repo: Path, tmp_path: Path) -> None:

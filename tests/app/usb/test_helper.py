@@ -1,26 +1,21 @@
-"""The helper process: its line protocol, and typed errors crossing the process boundary."""
+"""The helper process: its messages, and typed errors crossing the process boundary."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from app.errors import Cancelled, DeviceError, MissingToolError, Problem, ValidationError
-from app.reporter import RecordingReporter
+from app.errors import Cancelled, DeviceError, LivesmithError
+from app.frames import FrameReader, Message
+from app.reporter import Level, RecordingReporter
 from app.usb.engine import VerifyResult, WriteResult
 from app.usb.errors import DeviceIOError, DeviceReadOnly, DeviceTooSmall
-from app.usb.helper import (
-    error_from_json,
-    error_to_json,
-    helper_command,
-    helper_env,
-    run_helper,
-)
+from app.usb.helper import helper_command, helper_env, run_helper
 from tests.app.usb.writer_support import (
     CancelAt,
     MiB,
@@ -44,30 +39,80 @@ def image(tmp_path: Path) -> Path:
     return path
 
 
-def test_typed_errors_survive_json() -> None:
-    io = error_from_json(
-        json.loads(
-            json.dumps(
-                error_to_json(
-                    DeviceIOError("I/O error at byte 5", where="/dev/sdz", offset=5, hint="h")
-                )
-            )
+def fake_helper(*messages: str) -> list[str]:
+    """A stand-in helper (run_helper's launcher argument) that sends `messages`: Python
+    expressions of app.frames, evaluated in the child."""
+    script = (
+        "import sys\n"
+        "from app.frames import frame, error_to_json\n"
+        "from app.usb.errors import DeviceIOError\n"
+        f"sys.stdout.buffer.write(b''.join([{', '.join(messages)}]))\n"
+    )
+    return [sys.executable, "-c", script]
+
+
+def test_a_result_logs_and_typed_errors_arrive_from_the_helper(tmp_path: Path) -> None:
+    reporter = RecordingReporter()
+    done = run_helper(
+        "write",
+        "image",
+        "target",
+        reporter=reporter,
+        argv=fake_helper(
+            "frame({'kind': 'step', 'name': 'write'})",
+            "frame({'kind': 'progress', 'done': 3, 'total': 4})",
+            "frame({'kind': 'log', 'level': 30, 'text': 'careful ü'})",
+            "frame({'kind': 'log', 'level': 99, 'text': 'a level from elsewhere'})",
+            "frame({'kind': 'done', 'result': {'verified': True}})",
+        ),
+    )
+    assert done == {"verified": True}
+    assert reporter.steps == ["write"] and reporter.last_progress == (3, 4)
+    assert reporter.logs == [(Level.WARNING, "careful ü"), (Level.INFO, "a level from elsewhere")]
+    with pytest.raises(DeviceIOError) as io:
+        run_helper(
+            "write",
+            "image",
+            "target",
+            argv=fake_helper(
+                "frame({'kind': 'failed', 'error': error_to_json("
+                "DeviceIOError('I/O error at byte 5', where='/dev/sdz', offset=5, hint='h'))})"
+            ),
         )
-    )
-    assert (
-        type(io) is DeviceIOError
-        and io.offset == 5
-        and str(io) == "/dev/sdz: I/O error at byte 5 (h)"
-    )
-    small = error_from_json(error_to_json(DeviceTooSmall("too small", image_size=9, device_size=4)))
-    assert isinstance(small, DeviceTooSmall) and (small.image_size, small.device_size) == (9, 4)
-    tool = error_from_json(error_to_json(MissingToolError("gpgv", "gpgv")))
-    assert isinstance(tool, MissingToolError) and tool.package == "gpgv"
-    assert "apt-get install gpgv" in str(tool)
-    problems = error_from_json(error_to_json(ValidationError([Problem("a", "b", "c")])))
-    assert isinstance(problems, ValidationError) and problems.problems == [Problem("a", "b", "c")]
-    internal = error_from_json(error_to_json(ZeroDivisionError("x")))
-    assert "writer helper failed" in str(internal) and "ZeroDivisionError" in str(internal)
+    assert io.value.offset == 5 and str(io.value) == "/dev/sdz: I/O error at byte 5 (h)"
+
+
+def test_a_bug_in_the_helper_arrives_as_a_helper_failure() -> None:
+    with pytest.raises(LivesmithError) as caught:
+        run_helper(
+            "write",
+            "image",
+            "target",
+            argv=fake_helper(
+                "frame({'kind': 'failed', 'error': error_to_json(ZeroDivisionError('x'))})"
+            ),
+        )
+    assert type(caught.value) is LivesmithError
+    assert str(caught.value) == "the writer helper failed: ZeroDivisionError: x"
+
+
+@pytest.mark.parametrize(
+    ("output", "says"),
+    [
+        ("(1 << 31).to_bytes(4, 'little') + b'{'", "more than the 67108864 allowed"),
+        ("(8).to_bytes(4, 'little') + b'PHASE x\\n'", "not UTF-8 JSON"),
+        ("frame({'kind': 'progress', 'done': 'lots'})", "no valid 'done'"),
+        ("frame({'kind': 'done', 'result': [1, 2]})", "its result is not a JSON object"),
+        (
+            "frame({'kind': 'failed', 'error': {'family': ['DeviceError'], 'offset': 'x'}})",
+            "'offset'",
+        ),
+    ],
+)
+def test_a_helper_that_sends_garbage_is_a_clear_device_error(output: str, says: str) -> None:
+    with pytest.raises(DeviceError, match="the writer helper sent a broken message") as caught:
+        run_helper("write", "image", "target", argv=fake_helper(output))
+    assert says in str(caught.value)
 
 
 def test_write_to_a_file_through_the_helper(tmp_path: Path, image: Path) -> None:
@@ -91,9 +136,21 @@ def test_helper_failure_without_a_result_is_an_error(tmp_path: Path, image: Path
         )
 
 
+def sent(output: bytes) -> list[Message]:
+    """The messages in a helper's whole output."""
+    with tempfile.TemporaryFile() as file:  # any size, unlike a pipe written before it is read
+        file.write(output)
+        file.seek(0)
+        reader = FrameReader(file.fileno())
+        messages = []
+        while (message := reader.next()) is not None:
+            messages.append(message)
+    return messages
+
+
 @needs_root
 @pytest.mark.root
-def test_protocol_lines_writing_a_loop_device(tmp_path: Path, image: Path) -> None:
+def test_protocol_messages_writing_a_loop_device(tmp_path: Path, image: Path) -> None:
     backing = sparse_file(tmp_path / "stick.img", 24 * MiB)
     with loop_device(backing) as node:
         # Our stdin at end of file means the parent is gone: the helper cancels and wipes.
@@ -102,11 +159,10 @@ def test_protocol_lines_writing_a_loop_device(tmp_path: Path, image: Path) -> No
             env=helper_env(),
             stdin=subprocess.DEVNULL,
             capture_output=True,
-            text=True,
             timeout=120,
         )
         assert out.returncode == 130, out.stdout + out.stderr
-        error = json.loads(out.stdout.splitlines()[-1].removeprefix("ERROR "))
+        error = sent(out.stdout)[-1]["error"]
         assert error["type"] == "Cancelled" and "wiped" in error["message"]
 
         # With stdin held open, it writes and verifies.
@@ -115,26 +171,20 @@ def test_protocol_lines_writing_a_loop_device(tmp_path: Path, image: Path) -> No
             env=helper_env(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            text=True,
         )
         assert proc.stdout is not None and proc.stdin is not None
         stdout = proc.stdout.read()
         assert proc.wait(timeout=120) == 0
         proc.stdin.close()
-        lines = stdout.splitlines()
-        kinds = [line.split(" ", 1)[0] for line in lines]
-        assert set(kinds) <= {"PHASE", "PROGRESS", "LOG", "DONE"}
-        assert [line for line in lines if line.startswith("PHASE")] == [
-            "PHASE write",
-            "PHASE verify",
-        ]
-        progress = [
-            tuple(map(int, line.split()[1:])) for line in lines if line.startswith("PROGRESS")
-        ]
+        messages = sent(stdout)
+        kinds = [message["kind"] for message in messages]
+        assert set(kinds) <= {"step", "progress", "log", "done"}
+        assert [m["name"] for m in messages if m["kind"] == "step"] == ["write", "verify"]
+        progress = [(m["done"], m["total"]) for m in messages if m["kind"] == "progress"]
         assert progress[-1] == (image.stat().st_size, image.stat().st_size)
         assert all(0 <= done <= total for done, total in progress)
-        assert kinds[-1] == "DONE"
-        result = WriteResult.from_json(json.loads(lines[-1].partition(" ")[2]))
+        assert kinds[-1] == "done"
+        result = WriteResult.from_json(messages[-1]["result"])
         assert result.verified
         cmp_prefix(image, node, result.image_size)
         verified = VerifyResult.from_json(run_helper("verify", image, node))
