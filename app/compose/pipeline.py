@@ -19,6 +19,7 @@ from pathlib import Path
 from app.compose import bootloader, initramfs, kmod, rootimage
 from app.compose.assemble import assemble_root
 from app.compose.configure import BuildFacts, configure_root, find_busybox, validate_issue
+from app.compose.install import debian
 from app.compose.live import modules as live_modules
 from app.compose.manifest import RootManifest
 from app.compose.profile import (
@@ -35,7 +36,7 @@ from app.errors import Cancelled, LivesmithError, Problem, StageError, Validatio
 from app.iso.inspect import inspect_iso
 from app.iso.master import BootSpec, MasterSpec, master_iso
 from app.packages.gather import gather
-from app.packages.model import PackageInfo, PackageSource
+from app.packages.model import PackageInfo, PackageSource, SourceKind
 from app.packages.repository import write_repository
 from app.packages.resolve import Resolution, resolve
 from app.packages.sources import open_source
@@ -307,8 +308,48 @@ def validate_output(ctx: BuildContext) -> list[Problem]:
 # --- stages ---------------------------------------------------------------------------------
 
 
+def debian_root(ctx: BuildContext) -> debian.DebianRoot:
+    """What mmdebstrap installs: the selection (and the kernel package) from the suite."""
+    options = ctx.profile.packages
+    kernel = ctx.profile.kernel.package
+    names = (*options.packages, *((kernel,) if kernel and kernel not in options.packages else ()))
+    return debian.DebianRoot(
+        suite=options.suite or debian.host_suite(),
+        packages=names,
+        mirror=options.mirror,
+        components=options.components,
+    )
+
+
+def validate_install(ctx: BuildContext) -> list[Problem]:
+    options = ctx.profile.packages
+    if not options.uses_mmdebstrap or options.source.kind is not SourceKind.APT:
+        return []
+    problems = debian.validate(debian_root(ctx))
+    if options.carry:
+        problems.append(
+            Problem("packages: carry", "carrying packages is not yet possible with mmdebstrap")
+        )
+    return problems
+
+
+def debian_dir(ctx: BuildContext) -> Path:
+    return ctx.work / "debian"
+
+
 def gather_stage(ctx: BuildContext) -> None:
     assert ctx.source is not None and ctx.resolution is not None
+    if ctx.profile.packages.uses_mmdebstrap:
+        folder = debian_dir(ctx)
+        debian.download(
+            debian_root(ctx),
+            ctx.cache,
+            folder / "lists",
+            folder / "archives",
+            ctx.reporter,
+            stage="gather",
+        )
+        return
     for pkg in ctx.resolution.packages:
         ctx.log(f"{pkg.name} {pkg.version}: {ctx.resolution.reasons.get(pkg.name, 'selected')}")
     ctx.archives = gather(ctx.source, ctx.resolution, ctx.cache, ctx.reporter)
@@ -316,7 +357,37 @@ def gather_stage(ctx: BuildContext) -> None:
 
 def assemble_stage(ctx: BuildContext) -> None:
     ctx.root.mkdir(parents=True, exist_ok=True)
-    ctx.manifest = assemble_root(ctx.archives, ctx.root, ctx.reporter)
+    if ctx.profile.packages.uses_mmdebstrap:
+        folder = debian_dir(ctx)
+        tar = folder / "root.tar"
+        root = debian_root(ctx)
+        debian.install(
+            root,
+            folder / "lists",
+            folder / "archives",
+            tar,
+            ctx.reporter,
+            epoch=ctx.epoch,
+            stage="assemble",
+        )
+        shutil.rmtree(folder / "archives")  # copies of the cache, no longer needed
+        made = PackageInfo(
+            name=f"{root.suite}-root",
+            version="",
+            size=tar.stat().st_size,
+            installed_size=None,
+            description=f"{root.suite} root made by mmdebstrap",
+            depends=(),
+            provides=(),
+            conflicts=(),
+            file=tar,
+            checksum=None,
+            kind=SourceKind.TARBALLS,
+        )
+        ctx.manifest = assemble_root([(made, tar)], ctx.root, ctx.reporter)
+        tar.unlink()
+    else:
+        ctx.manifest = assemble_root(ctx.archives, ctx.root, ctx.reporter)
     ctx.log(f"root assembled: {len(ctx.manifest)} entries")
 
 
@@ -491,7 +562,7 @@ def structure_problems(ctx: BuildContext) -> list[str]:
 
 STAGES: tuple[Stage, ...] = (
     Stage("gather", "Gather packages", gather_stage, validate_packages),
-    Stage("assemble", "Assemble the root", assemble_stage),
+    Stage("assemble", "Assemble the root", assemble_stage, validate_install),
     Stage("configure", "Configure the system", configure_stage, validate_system),
     Stage("initramfs", "Make the initramfs", initramfs_stage),
     Stage("rootimage", "Make the root image", rootimage_stage, validate_tools),

@@ -109,12 +109,32 @@ def level_range(fmt: RootImageFormat, compressor: Compressor) -> LevelRange | No
     return COMPRESSION_LEVELS[fmt].get(compressor)
 
 
+class InstallMethod(enum.Enum):
+    """How the selected packages become a root."""
+
+    AUTO = "auto"  # mmdebstrap for the Debian archive with dependencies followed, else unpack
+    UNPACK = "unpack"  # our own extraction only: no maintainer scripts run
+    MMDEBSTRAP = "mmdebstrap"  # Debian's own tooling: maintainer scripts run in a sandbox
+
+
 @dataclass(frozen=True)
 class PackageOptions:
     source: SourceSpec = SourceSpec(SourceKind.APT)
     packages: tuple[str, ...] = ()
     follow_dependencies: bool = True
     carry: bool = False  # copy the package files and their index onto the ISO under /packages
+    install: InstallMethod = InstallMethod.AUTO
+    # The Debian archive (apt source, mmdebstrap): "" = the build machine's own suite, and
+    # mmdebstrap's default mirror for it; () = main.
+    suite: str = ""
+    mirror: str = ""
+    components: tuple[str, ...] = ()
+
+    @property
+    def uses_mmdebstrap(self) -> bool:
+        if self.install is InstallMethod.AUTO:
+            return self.source.kind is SourceKind.APT and self.follow_dependencies
+        return self.install is InstallMethod.MMDEBSTRAP
 
 
 @dataclass(frozen=True)
@@ -229,7 +249,11 @@ _NESTED: dict[str, type] = {
     "image": ImageOptions,
     "iso": IsoOptions,
 }
-_ENUMS: dict[str, type[enum.Enum]] = {"format": RootImageFormat, "compressor": Compressor}
+_ENUMS: dict[str, type[enum.Enum]] = {
+    "format": RootImageFormat,
+    "compressor": Compressor,
+    "install": InstallMethod,
+}
 
 
 def _convert(name: str, value: Any, default: Any, where: str, problems: list[Problem]) -> Any:
@@ -423,6 +447,14 @@ def validate_profile(profile: Profile) -> list[Problem]:
     if not profile.packages.packages:
         problems.append(Problem("packages", "no packages selected"))
     problems += package_name_problems(profile.packages, profile.kernel)
+    if profile.packages.uses_mmdebstrap and profile.packages.source.kind is not SourceKind.APT:
+        problems.append(
+            Problem(
+                "packages: install",
+                "mmdebstrap installs from the Debian archive (apt source) only",
+                hint='use install = "unpack" for this source',
+            )
+        )
     problems += module_name_problems(profile.kernel)
     host = profile.system.hostname
     if (

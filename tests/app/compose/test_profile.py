@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from app.compose.profile import (
     BootOptions,
     Compressor,
     ImageOptions,
+    InstallMethod,
     KernelOptions,
     PackageOptions,
     Profile,
@@ -34,6 +36,47 @@ def test_minimal_is_built_in_and_uses_host_apt() -> None:
     assert minimal.packages.source.kind is SourceKind.APT
     assert set(minimal.packages.packages) == {"busybox-static", "linux-image-amd64"}
     assert minimal.packages.follow_dependencies is False
+
+
+def test_minimal_unpacks_and_rescue_is_made_by_mmdebstrap() -> None:
+    assert not builtin_profile("minimal").packages.uses_mmdebstrap  # hand-picked, no scripts
+    rescue = builtin_profile("rescue").packages
+    assert rescue.uses_mmdebstrap and rescue.install is InstallMethod.MMDEBSTRAP
+    assert {"systemd-sysv", "bash", "e2fsprogs", "busybox-static"} <= set(rescue.packages)
+    assert validate_profile(builtin_profile("rescue")) == []
+
+
+def test_the_install_method_follows_the_source_unless_the_profile_names_one() -> None:
+    apt = SourceSpec(SourceKind.APT)
+    assert PackageOptions(apt, ("bash",)).uses_mmdebstrap
+    assert not PackageOptions(apt, ("bash",), follow_dependencies=False).uses_mmdebstrap
+    assert not PackageOptions(apt, ("bash",), install=InstallMethod.UNPACK).uses_mmdebstrap
+    glaucus = PackageOptions(SourceSpec(SourceKind.GLAUCUS, "/g"), ("busybox",))
+    assert not glaucus.uses_mmdebstrap
+    forced = Profile("p", packages=replace(glaucus, install=InstallMethod.MMDEBSTRAP))
+    problems = {p.where: p.message for p in validate_profile(forced)}
+    assert "Debian archive (apt source) only" in problems["packages: install"]
+
+
+def test_suite_mirror_and_install_method_round_trip(tmp_path: Path) -> None:
+    options = PackageOptions(
+        SourceSpec(SourceKind.APT),
+        ("bash",),
+        install=InstallMethod.MMDEBSTRAP,
+        suite="trixie",
+        mirror="http://mirror.example/debian",
+        components=("main", "non-free-firmware"),
+    )
+    path = tmp_path / "p.toml"
+    save_profile(Profile("d", packages=options), path)
+    assert load_profile(path).packages == options
+    text = path.read_text()
+    assert 'install = "mmdebstrap"' in text and 'suite = "trixie"' in text
+    # a profile saved before these settings existed loads with their defaults
+    old = text.replace('install = "mmdebstrap"\n', "").replace('suite = "trixie"\n', "")
+    path.write_text(old)
+    loaded = load_profile(path).packages
+    assert loaded.install is InstallMethod.AUTO and loaded.suite == ""
 
 
 def test_unknown_builtin_lists_the_available_ones() -> None:

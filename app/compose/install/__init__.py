@@ -1,0 +1,1 @@
+"""Making a root from packages, one module per kind of source."""

@@ -1,0 +1,367 @@
+"""Debian and Ubuntu roots made by the distribution's own tooling: mmdebstrap.
+
+Unpacking .deb files gives a tree, not a system: maintainer scripts, triggers, system users
+and groups, alternatives, ldconfig and depmod never run. mmdebstrap runs them as Debian
+does, and does so in two passes here so that no package code ever has the network:
+
+1. download (network, no package code): `--variant=extract` resolves the same set as the
+   real pass (Essential packages, apt, the selection and their dependencies), downloads what
+   the shared package cache lacks and only unpacks; its package lists and .deb files are
+   kept (`sync-out`).
+2. install (no network): with those lists and files synced in and `--skip=update`, apt
+   finds everything it needs locally and dpkg runs every maintainer script in mmdebstrap's
+   chroot.
+
+Both passes run mmdebstrap in root mode inside new network (install pass only), mount and
+PID namespaces made by util-linux `unshare`. As root that is all; as an ordinary user, a
+new user namespace maps the user to root and their /etc/subuid range to ids 1-65535
+(`--map-users=auto`), so maintainer scripts can chown as on a real system while nothing
+they do reaches past the user's own rights, the host's files outside the chroot, or the
+network. (mmdebstrap's own unshare mode would leave them the network.)
+
+The result is a tarball that goes through our own safe extraction and manifest like any
+other package, so the rest of the pipeline does not change. update-initramfs is diverted
+while packages install (Livesmith makes its own initramfs) and restored afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.errors import LivesmithError, MissingToolError, Problem, StageError
+from app.procs import run_tool
+from app.reporter import Level, Reporter
+from app.tools import find_tool
+
+# Diverted while packages install, restored before the root is packed.
+DIVERTED = ("/usr/sbin/update-initramfs",)
+VARIANT = "apt"  # Essential packages and apt, then the selection
+USERNS_HINT = (
+    "allow unprivileged user namespaces (Debian: sysctl kernel.unprivileged_userns_clone=1; "
+    "Ubuntu 24.04: sysctl kernel.apparmor_restrict_unprivileged_userns=0), or build as root"
+)
+
+
+@dataclass(frozen=True)
+class DebianRoot:
+    """What to install: the suite, where from, and the packages (dependencies follow)."""
+
+    suite: str
+    packages: tuple[str, ...]
+    mirror: str = ""  # "" = mmdebstrap's default for the suite (Debian adds -updates, -security)
+    components: tuple[str, ...] = ()  # () = main
+    # More sources.list lines beside the suite, e.g. local_repository(folder)
+    extra_sources: tuple[str, ...] = ()
+
+    @property
+    def cache_key(self) -> str:
+        """Packages of one suite and mirror share a cache folder."""
+        text = "\0".join((self.suite, self.mirror, *self.components, *self.extra_sources))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def local_repository(folder: Path) -> str:
+    """The sources.list line of a flat repository of .deb files (a `Packages` index beside
+    them). apt's copy: method copies each file into its cache, so the packages reach the
+    install pass like downloaded ones."""
+    return f"deb [trusted=yes] copy://{folder.absolute()} ./"
+
+
+def host_suite(os_release: Path = Path("/etc/os-release")) -> str:
+    """The build machine's own suite (VERSION_CODENAME), so an Ubuntu host makes Ubuntu."""
+    with contextlib.suppress(OSError):
+        for line in os_release.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key == "VERSION_CODENAME" and value.strip().strip("\"'"):
+                return value.strip().strip("\"'")
+    return ""
+
+
+# --- where package code may run --------------------------------------------------------
+
+
+def _sysctl(name: str) -> str | None:
+    try:
+        return Path("/proc/sys", *name.split(".")).read_text().strip()
+    except OSError:
+        return None
+
+
+def subuid_entry(user: str, uid: int, subuid: Path = Path("/etc/subuid")) -> bool:
+    """Whether /etc/subuid gives `user` (by name or number) a range of subordinate ids."""
+    try:
+        lines = subuid.read_text().splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        owner, _, rest = line.strip().partition(":")
+        if owner in (user, str(uid)) and rest.count(":") == 1:
+            return True
+    return False
+
+
+def sandbox_prefix(*, network: bool) -> list[str]:
+    """The `unshare` command that runs mmdebstrap apart from the host (see above)."""
+    args = [find_tool("unshare")]
+    if os.geteuid() != 0:
+        args += ["--user", "--map-users=auto", "--map-groups=auto", "--map-root-user"]
+    if not network:
+        args.append("--net")
+    # slave: a stick unmounted on the host while a build runs is unmounted here too, so the
+    # build's copy of the mount table never keeps it busy (where / is shared, as on desktops).
+    return [*args, "--mount", "--propagation", "slave", "--pid", "--fork", "--kill-child", "--"]
+
+
+def sandbox_problems() -> list[Problem]:
+    """Why package code cannot be sandboxed for this user on this machine, if it cannot."""
+    if os.geteuid() == 0:
+        return []
+    problems = []
+    user, uid = getpass.getuser(), os.getuid()
+    if not subuid_entry(user, uid):
+        problems.append(
+            Problem(
+                "package installation",
+                f"user {user} has no subordinate user ids in /etc/subuid, which "
+                "mmdebstrap needs to run Debian's maintainer scripts without root",
+                hint=f"sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user}",
+            )
+        )
+    if (
+        _sysctl("kernel.unprivileged_userns_clone") == "0"
+        or _sysctl("kernel.apparmor_restrict_unprivileged_userns") == "1"
+        or _sysctl("user.max_user_namespaces") == "0"
+    ):
+        problems.append(
+            Problem(
+                "package installation",
+                "unprivileged user namespaces are switched off on this machine",
+                hint=USERNS_HINT,
+            )
+        )
+    try:
+        find_tool("newuidmap")  # unshare --map-users=auto runs it
+    except MissingToolError as exc:
+        problems.append(Problem("package installation", exc.message, hint=exc.hint))
+    return problems
+
+
+def validate(root: DebianRoot) -> list[Problem]:
+    problems = []
+    for tool in ("mmdebstrap", "unshare"):
+        try:
+            find_tool(tool)
+        except LivesmithError as exc:
+            problems.append(Problem("package installation", exc.message, hint=exc.hint))
+    if not root.suite:
+        problems.append(
+            Problem(
+                "packages: suite",
+                "no suite named, and the build machine does not say its own",
+                hint='name one in the profile, e.g. suite = "bookworm"',
+            )
+        )
+    elif not re.fullmatch(r"[a-z][a-z0-9.+-]*", root.suite):
+        problems.append(Problem("packages: suite", f"{root.suite!r} is not a suite name"))
+    if root.mirror and not re.fullmatch(r"(https?|file)://[^\s,]+", root.mirror):
+        problems.append(
+            Problem("packages: mirror", f"{root.mirror!r} is not an http(s):// or file:// URL")
+        )
+    for component in root.components:
+        if not re.fullmatch(r"[a-z][a-z0-9-]*", component):
+            problems.append(Problem("packages: components", f"{component!r} is not a component"))
+    problems += sandbox_problems()
+    return problems
+
+
+# --- running mmdebstrap -----------------------------------------------------------------
+
+
+def _common_args(root: DebianRoot, *, network: bool) -> list[str]:
+    args = [
+        *sandbox_prefix(network=network),
+        find_tool("mmdebstrap"),
+        "--mode=root",
+        "--skip=download/empty",
+        "--skip=output/dev",
+    ]
+    if root.components:
+        args.append(f"--components={','.join(root.components)}")
+    return args
+
+
+def host_sources(apt_dir: Path = Path("/etc/apt")) -> list[Path]:
+    """The build machine's apt source files (one-line and deb822), in apt's order."""
+    files = [apt_dir / "sources.list"]
+    parts = apt_dir / "sources.list.d"
+    if parts.is_dir():
+        files += sorted(p for p in parts.iterdir() if p.suffix in (".list", ".sources"))
+    return [f for f in files if f.is_file() and _has_entries(f.read_text(errors="replace"))]
+
+
+def _has_entries(text: str) -> bool:
+    return any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines())
+
+
+def mirror_args(root: DebianRoot) -> list[str]:
+    """The MIRROR arguments: the profile's mirror; else, for the build machine's own suite,
+    its own apt sources (so an Ubuntu machine makes Ubuntu from its usual mirror); else
+    mmdebstrap's default for the suite (Debian's, with -updates and -security)."""
+    extra = list(root.extra_sources)
+    if root.mirror:
+        return [root.mirror, *extra]
+    if root.suite == host_suite():
+        return [*(str(path) for path in host_sources()), *extra]
+    if extra:  # mmdebstrap adds its default only when it is given no mirror at all
+        return ["http://deb.debian.org/debian", *extra]
+    return []
+
+
+def _target_args(root: DebianRoot, target: str) -> list[str]:
+    return [root.suite, target, *mirror_args(root)]
+
+
+def download(
+    root: DebianRoot, cache: Path, lists: Path, archives: Path, reporter: Reporter, *, stage: str
+) -> None:
+    """Pass 1: the package lists into `lists`, every .deb the install needs into `archives`
+    (those already in `cache` are not downloaded again; new ones are added to it)."""
+    shared = cache / "debian" / root.cache_key
+    shared.mkdir(parents=True, exist_ok=True)
+    for folder in (lists, archives):
+        folder.mkdir(parents=True, exist_ok=True)
+    args = [
+        *_common_args(root, network=True),
+        "--variant=extract",
+        "--include=?essential",
+        f"--include={','.join(('apt', *root.packages))}",
+        '--setup-hook=mkdir -p "$1/var/cache/apt/archives"',
+        f"--setup-hook=sync-in {shared} /var/cache/apt/archives",
+        f"--extract-hook=sync-out /var/cache/apt/archives {archives}",
+        f"--extract-hook=sync-out /var/lib/apt/lists {lists}",
+        *_target_args(root, "/dev/null"),
+    ]
+    reporter.log(Level.INFO, f"resolving and downloading {root.suite} packages (no scripts run)")
+    try:
+        run_tool(args, reporter, stage=stage)
+    except StageError as exc:
+        raise _download_error(root, exc) from None
+    _publish(archives, shared)
+
+
+def _publish(archives: Path, shared: Path) -> None:
+    """Add the new .deb files to the shared cache, each whole or not at all."""
+    for deb in archives.glob("*.deb"):
+        final = shared / deb.name
+        if final.exists():
+            continue
+        fd, tmp = tempfile.mkstemp(dir=shared, prefix=".incoming-", suffix=".deb")
+        os.close(fd)
+        try:
+            shutil.copyfile(deb, tmp)
+            os.replace(tmp, final)  # same name, same version: any winner is right
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+
+def _download_error(root: DebianRoot, exc: StageError) -> StageError:
+    text = exc.message
+    if re.search(r"does not have a Release file|404\s+Not Found|no such suite", text):
+        where = root.mirror or "the default mirror"
+        return StageError(
+            f"the suite {root.suite!r} is not in {where}",
+            stage=exc.stage,
+            hint="check the suite name (e.g. bookworm, trixie, noble) and the mirror",
+        )
+    missing = re.findall(r"E: Unable to locate package (\S+)", text)
+    if missing:
+        return StageError(
+            f"{root.suite} has no package named {', '.join(sorted(set(missing)))}",
+            stage=exc.stage,
+        )
+    return exc
+
+
+def install(
+    root: DebianRoot,
+    lists: Path,
+    archives: Path,
+    out_tar: Path,
+    reporter: Reporter,
+    *,
+    epoch: int,
+    stage: str,
+) -> None:
+    """Pass 2, offline: install everything with maintainer scripts into `out_tar`."""
+    divert = "; ".join(
+        f'chroot "$1" dpkg-divert --quiet --local --rename --add {path}; ln -s /bin/true "$1{path}"'
+        for path in DIVERTED
+    )
+    restore = "; ".join(
+        f'rm -f "$1{path}"; chroot "$1" dpkg-divert --quiet --local --rename --remove {path}'
+        for path in DIVERTED
+    )
+    args = [
+        *_common_args(root, network=False),
+        f"--variant={VARIANT}",
+        f"--include={','.join(root.packages)}",
+        "--skip=update",
+        '--setup-hook=mkdir -p "$1/var/cache/apt/archives" "$1/var/lib/apt/lists"',
+        f"--setup-hook=sync-in {archives} /var/cache/apt/archives",
+        f"--setup-hook=sync-in {lists} /var/lib/apt/lists",
+        f"--essential-hook={divert}",
+        f"--customize-hook={restore}",
+        "--format=tar",
+        *_target_args(root, str(out_tar)),
+    ]
+    reporter.log(
+        Level.INFO,
+        f"installing {len(root.packages)} packages and their dependencies with mmdebstrap "
+        f"(no network); diverted while installing: {', '.join(DIVERTED)}",
+    )
+    try:
+        run_tool(args, reporter, stage=stage, env={"SOURCE_DATE_EPOCH": str(epoch)})
+    except BaseException as exc:
+        out_tar.unlink(missing_ok=True)  # mmdebstrap opens it first: never leave half a root
+        if isinstance(exc, StageError):
+            raise failed_script_error(exc) from None
+        raise
+
+
+_SCRIPT_NAMES = {
+    "pre-installation": "preinst",
+    "post-installation": "postinst",
+    "pre-removal": "prerm",
+    "post-removal": "postrm",
+}
+
+
+def failed_script_error(exc: StageError) -> StageError:
+    """A dpkg failure said in the user's terms: which package, which script, what it said."""
+    text = exc.message
+    match = re.search(
+        r"dpkg: error processing (?:package|archive) (\S+?)(?::\w+)? \(--\w+\):\n\s*(.*)", text
+    )
+    if match is None:
+        return exc
+    package, reason = match.group(1), match.group(2).strip()
+    script = next((name for long, name in _SCRIPT_NAMES.items() if long in reason), "")
+    status = re.search(r"exit status (\d+)", reason)
+    before = text[: match.start()].rstrip().splitlines()[-8:]
+    what = f"the {script} script of {package}" if script else f"installing {package}"
+    return StageError(
+        f"{what} failed"
+        + (f" with exit status {status.group(1)}" if status else f": {reason}")
+        + ("; its last lines:\n" + "\n".join(before) if before else ""),
+        stage=exc.stage,
+        where=package,
+    )

@@ -1,0 +1,245 @@
+"""Debian roots by mmdebstrap: where the suite and mirror come from, who may run package
+code, and what package code can reach (real mmdebstrap runs, with maintainer scripts)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from app.compose.install import debian
+from app.compose.install.debian import DebianRoot
+from app.errors import StageError
+from app.reporter import RecordingReporter
+from tests.conftest import needs_root
+from tests.support.unprivileged import run_as_nobody
+
+# --- suite, mirror, sources ------------------------------------------------------------
+
+
+def test_the_host_suite_comes_from_os_release(tmp_path: Path) -> None:
+    release = tmp_path / "os-release"
+    release.write_text('NAME="Ubuntu"\nVERSION_CODENAME=noble\nID=ubuntu\n')
+    assert debian.host_suite(release) == "noble"
+    release.write_text("ID=debian\nVERSION_CODENAME='trixie'\n")
+    assert debian.host_suite(release) == "trixie"
+    release.write_text("ID=debian\n")
+    assert debian.host_suite(release) == ""
+    assert debian.host_suite(tmp_path / "missing") == ""
+
+
+def test_host_sources_are_the_non_empty_source_files_in_apt_order(tmp_path: Path) -> None:
+    (tmp_path / "sources.list").write_text("# only a comment\n\n")
+    parts = tmp_path / "sources.list.d"
+    parts.mkdir()
+    (parts / "b.list").write_text("deb http://example.org/debian bookworm main\n")
+    (parts / "a.sources").write_text("Types: deb\nURIs: http://example.org/\n")
+    (parts / "notes.txt").write_text("deb http://ignored/ x main\n")
+    assert debian.host_sources(tmp_path) == [parts / "a.sources", parts / "b.list"]
+
+
+def test_mirror_arguments_follow_the_profile_then_the_host(tmp_path: Path) -> None:
+    own = DebianRoot("bookworm", ("bash",), mirror="http://mirror.example/debian")
+    assert debian.mirror_args(own) == ["http://mirror.example/debian"]
+    host = DebianRoot(debian.host_suite(), ("bash",))
+    assert debian.mirror_args(host) == [str(p) for p in debian.host_sources()]
+    other = DebianRoot("sid-but-not-the-host", ("bash",))
+    assert debian.mirror_args(other) == []  # mmdebstrap's default for the suite
+    local = debian.local_repository(tmp_path)
+    assert local == f"deb [trusted=yes] copy://{tmp_path} ./"
+    extra = DebianRoot("sid-but-not-the-host", ("bash",), extra_sources=(local,))
+    assert debian.mirror_args(extra) == ["http://deb.debian.org/debian", local]
+
+
+def test_validation_names_each_bad_value() -> None:
+    root = DebianRoot("Bookworm;x", ("bash",), mirror="ftp://old.example", components=("Main!",))
+    problems = {p.where: p.message for p in debian.validate(root)}
+    assert "'Bookworm;x' is not a suite name" in problems["packages: suite"]
+    assert "not an http(s):// or file:// URL" in problems["packages: mirror"]
+    assert "'Main!' is not a component" in problems["packages: components"]
+    assert debian.validate(DebianRoot("bookworm", ("bash",), components=("main",))) == []
+
+
+# --- who may run package code ----------------------------------------------------------
+
+
+def test_subuid_entries_by_name_or_number(tmp_path: Path) -> None:
+    subuid = tmp_path / "subuid"
+    subuid.write_text("ana:100000:65536\n1002:165536:65536\nbroken\nbob:1\n")
+    assert debian.subuid_entry("ana", 1001, subuid)
+    assert debian.subuid_entry("carl", 1002, subuid)
+    assert not debian.subuid_entry("bob", 1003, subuid)  # malformed line
+    assert not debian.subuid_entry("dora", 1004, subuid)
+    assert not debian.subuid_entry("ana", 1001, tmp_path / "missing")
+
+
+@needs_root
+def test_a_user_without_subordinate_ids_is_told_the_one_line_fix() -> None:
+    out = run_as_nobody(
+        "from app.compose.install.debian import sandbox_problems\n"
+        "for p in sandbox_problems(): print(p.message, '|', p.hint)"
+    )
+    assert out.returncode == 0, out.stderr.decode()
+    text = out.stdout.decode()
+    assert "user nobody has no subordinate user ids in /etc/subuid" in text
+    assert "usermod --add-subuids 100000-165535 --add-subgids 100000-165535 nobody" in text
+
+
+@needs_root
+def test_as_root_the_install_pass_has_no_network_and_no_user_namespace() -> None:
+    install = debian.sandbox_prefix(network=False)
+    assert "--net" in install and "--user" not in install and install[-1] == "--"
+    assert "--net" not in debian.sandbox_prefix(network=True)
+    assert debian.sandbox_problems() == []
+
+
+def test_a_dpkg_failure_is_said_in_the_users_terms() -> None:
+    output = (
+        "mmdebstrap failed with exit status 1:\n"
+        "Setting up breaks (1.0) ...\n"
+        "about to fail\n"
+        "dpkg: error processing package breaks (--configure):\n"
+        " installed breaks package post-installation script subprocess returned error "
+        "exit status 3\n"
+        "Errors were encountered while processing:\n breaks\n"
+    )
+    error = debian.failed_script_error(StageError(output, stage="assemble"))
+    assert error.message.startswith("the postinst script of breaks failed with exit status 3")
+    assert "about to fail" in error.message and error.where == "breaks"
+    other = StageError("mmdebstrap failed with exit status 1:\nE: something else", stage="x")
+    assert debian.failed_script_error(other) is other
+
+
+# --- real runs -------------------------------------------------------------------------
+
+
+def script_package(repo: Path, name: str, postinst: str) -> None:
+    """A .deb with a postinst, built by dpkg-deb, in the flat repository `repo`."""
+    stage = repo.parent / f"stage-{name}"
+    (stage / "DEBIAN").mkdir(parents=True)
+    (stage / "DEBIAN" / "control").write_text(
+        f"Package: {name}\nVersion: 1.0\nArchitecture: all\n"
+        "Maintainer: Livesmith Tests <tests@example.org>\nDescription: test package\n"
+    )
+    script = stage / "DEBIAN" / "postinst"
+    script.write_text("#!/bin/bash\n" + postinst)
+    script.chmod(0o755)
+    repo.mkdir(exist_ok=True)
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "--build", str(stage), str(repo / f"{name}.deb")],
+        check=True,
+        capture_output=True,
+    )
+    packages = subprocess.run(
+        ["dpkg-scanpackages", "--multiversion", "."], cwd=repo, capture_output=True, check=True
+    ).stdout
+    (repo / "Packages").write_bytes(packages)
+
+
+def make_root(root: DebianRoot, tmp_path: Path, cache: Path) -> Path:
+    work = tmp_path / "work"
+    tar = work / "root.tar"
+    reporter = RecordingReporter()
+    debian.download(root, cache, work / "lists", work / "archives", reporter, stage="gather")
+    debian.install(
+        root, work / "lists", work / "archives", tar, reporter, epoch=1767225600, stage="assemble"
+    )
+    return tar
+
+
+@pytest.fixture(scope="module")
+def debian_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = Path(os.environ.get("LIVESMITH_TEST_CACHE", Path.home() / ".cache/livesmith-tests"))
+    path = base / "package-cache"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.mark.slow
+@needs_root
+def test_a_failing_postinst_stops_the_build_naming_package_script_and_output(
+    tmp_path: Path, debian_cache: Path
+) -> None:
+    repo = tmp_path / "repo"
+    script_package(
+        repo, "breaks-on-configure", 'echo "disk quota of the unicorn exceeded"\nexit 3\n'
+    )
+    root = DebianRoot(
+        debian.host_suite(),
+        ("breaks-on-configure",),
+        extra_sources=(debian.local_repository(repo),),
+    )
+    with pytest.raises(StageError) as caught:
+        make_root(root, tmp_path, debian_cache)
+    message = caught.value.message
+    assert "the postinst script of breaks-on-configure failed with exit status 3" in message
+    assert "disk quota of the unicorn exceeded" in message
+    assert not (tmp_path / "work" / "root.tar").exists()
+
+
+PROBE = """\
+exec 2>/dev/null
+mkdir -p /var/lib/probe
+{
+  if cat @SECRET@ >/dev/null; then echo "host file: read"; else echo "host file: unreadable"; fi
+  if echo escaped > @ESCAPE@; then echo "write: done"; else echo "write: refused"; fi
+  if exec 3<>/dev/tcp/127.0.0.1/@PORT@; then echo "network: connected"; else echo "network: none"; fi
+} > /var/lib/probe/result
+exit 0
+"""
+
+
+@pytest.mark.slow
+@needs_root
+def test_maintainer_scripts_reach_no_host_file_and_no_network(
+    tmp_path: Path, debian_cache: Path
+) -> None:
+    secret = Path("/tmp") / f"livesmith-host-secret-{os.getpid()}"
+    escape = Path("/tmp") / f"livesmith-escape-{os.getpid()}"
+    secret.write_text("only on the host\n")
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0)
+    port = listener.getsockname()[1]
+    try:
+        repo = tmp_path / "repo"
+        script_package(
+            repo,
+            "probe",
+            PROBE.replace("@SECRET@", str(secret))
+            .replace("@ESCAPE@", str(escape))
+            .replace("@PORT@", str(port)),
+        )
+        root = DebianRoot(
+            debian.host_suite(), ("probe",), extra_sources=(debian.local_repository(repo),)
+        )
+        tar = make_root(root, tmp_path, debian_cache)
+        with tarfile.open(tar) as archive:
+            member = archive.extractfile("./var/lib/probe/result")
+            assert member is not None
+            result = member.read().decode()
+        assert result.splitlines() == [
+            "host file: unreadable",  # the chroot has no /tmp/livesmith-host-secret-*
+            "write: done",  # ...into the chroot's own /tmp
+            "network: none",
+        ]
+        assert not escape.exists()  # nothing reached the host's /tmp
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # and no connection reached the host
+    finally:
+        listener.close()
+        secret.unlink()
+        escape.unlink(missing_ok=True)
+
+
+@pytest.mark.slow
+def test_an_unknown_suite_is_named(tmp_path: Path, debian_cache: Path) -> None:
+    root = DebianRoot("no-such-suite", ("bash",), mirror="http://deb.debian.org/debian")
+    with pytest.raises(StageError) as caught:
+        debian.download(
+            root, debian_cache, tmp_path / "l", tmp_path / "a", RecordingReporter(), stage="gather"
+        )
+    assert "the suite 'no-such-suite' is not in http://deb.debian.org/debian" in str(caught.value)
