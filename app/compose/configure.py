@@ -20,6 +20,7 @@ from pathlib import Path
 from app.compose.busybox_table import applets_from_binary
 from app.compose.crypt import SALT_CHARS, sha512_crypt
 from app.compose.live import busybox as busybox_live
+from app.compose.live import systemd as systemd_live
 from app.compose.manifest import FileMeta, Kind, RootManifest
 from app.compose.profile import SystemOptions
 from app.compose.rootpath import resolve_in_root, root_relative
@@ -491,7 +492,8 @@ def configure_root(
     if writer.read("etc/fstab") is None:
         writer.write("etc/fstab", FSTAB)
     check_cancelled(reporter)
-    install_busybox_init(writer, reporter)
+    if not systemd_live.configure_systemd(writer, reporter):
+        install_busybox_init(writer, reporter)
     if options.overlay:
         overlay = Path(options.overlay).expanduser()
         count = copy_overlay(writer, overlay, reporter)
