@@ -348,7 +348,14 @@ def configure_accounts(
         )
     writer.write("etc/passwd", "\n".join(passwd) + "\n", 0o644)
     writer.write("etc/group", "\n".join(group) + "\n", 0o644)
+    packaged = writer.manifest.get("etc/shadow")
     writer.write("etc/shadow", "\n".join(shadow) + "\n", 0o600, keep_meta=False)
+    if packaged is not None and packaged.kind is Kind.FILE:
+        # Debian's is root:shadow 0640, so setgid helpers (unix_chkpwd: screen lockers,
+        # su) can check passwords; never more than that, whatever a package says.
+        writer.manifest.add(
+            FileMeta("etc/shadow", Kind.FILE, packaged.mode & 0o640, 0, packaged.gid)
+        )
 
 
 def find_busybox(root: Path) -> Path | None:

@@ -143,3 +143,20 @@ def test_a_busybox_root_gets_the_hardware_and_network_layer(tmp_path: Path) -> N
     assert manifest.get("etc/livesmith/udhcpc.script").mode == 0o755
     assert manifest.get("etc/livesmith").kind is Kind.DIR
     assert "root:x:0:0:root:/root:/bin/sh" in (root / "etc/passwd").read_text()  # no bash
+
+
+def test_a_packaged_shadow_keeps_its_group_but_never_more_than_0640(tmp_path: Path) -> None:
+    root, manifest = busybox_root(tmp_path)
+    (root / "etc").mkdir()
+    (root / "etc/shadow").write_text("root:*:19000:0:99999:7:::\n")
+    manifest.add(FileMeta("etc/shadow", Kind.FILE, 0o666, 0, 42, owner="passwd"))
+    configure_root(root, manifest, SystemOptions(), FACTS, RecordingReporter(), epoch=0)
+    shadow = manifest.get("etc/shadow")
+    assert (shadow.mode, shadow.uid, shadow.gid) == (0o640, 0, 42)
+
+
+def test_a_shadow_of_our_own_is_root_only(tmp_path: Path) -> None:
+    root, manifest = busybox_root(tmp_path)
+    configure_root(root, manifest, SystemOptions(), FACTS, RecordingReporter(), epoch=0)
+    shadow = manifest.get("etc/shadow")
+    assert (shadow.mode, shadow.uid, shadow.gid) == (0o600, 0, 0)
