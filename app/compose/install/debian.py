@@ -241,6 +241,8 @@ def download(
     args = [
         *_common_args(root, network=True),
         "--variant=extract",
+        # Nothing runs in the chroot; mounting sysfs there would need a network namespace.
+        "--skip=chroot/mount",
         "--include=?essential",
         f"--include={','.join(('apt', *root.packages))}",
         '--setup-hook=mkdir -p "$1/var/cache/apt/archives"',
@@ -267,6 +269,7 @@ def _publish(archives: Path, shared: Path) -> None:
         os.close(fd)
         try:
             shutil.copyfile(deb, tmp)
+            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from the next build's sandbox
             os.replace(tmp, final)  # same name, same version: any winner is right
         finally:
             with contextlib.suppress(FileNotFoundError):
