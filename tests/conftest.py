@@ -21,6 +21,16 @@ def livesmith_cmd() -> list[str]:
     return [sys.executable, "-m", "app"]
 
 
+@pytest.fixture(scope="session")
+def package_cache() -> Path:
+    """The package cache of real builds in tests, shared across runs like a user's cache,
+    so warm reruns don't download again."""
+    base = Path(os.environ.get("LIVESMITH_TEST_CACHE", Path.home() / ".cache/livesmith-tests"))
+    path = base / "package-cache"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def is_root() -> bool:
     return os.geteuid() == 0
 

@@ -17,15 +17,6 @@ EPOCH = "1767225600"  # 2026-01-01: every integration build is reproducible
 
 
 @pytest.fixture(scope="session")
-def package_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # Shared across runs like a user's cache, so warm reruns don't download again.
-    base = Path(os.environ.get("LIVESMITH_TEST_CACHE", Path.home() / ".cache/livesmith-tests"))
-    path = base / "package-cache"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@pytest.fixture(scope="session")
 def build_iso(
     tmp_path_factory: pytest.TempPathFactory, package_cache: Path
 ) -> Callable[[Profile, str], BuildResult]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from app.compose.pipeline import checksum_file
 from app.iso.inspect import inspect_iso
+from tests.support.images import root_image_entries
 
 
 def test_minimal_build_is_a_hybrid_live_iso(minimal_iso) -> None:
@@ -57,20 +58,7 @@ def test_the_system_area_passes_sgdisk_and_xorriso(minimal_iso) -> None:
 
 
 def test_root_image_carries_root_ownership_and_the_live_config(minimal_iso, tmp_path: Path) -> None:
-    from app.iso.extract import extract
-
-    extract(minimal_iso.iso, "/live/rootfs.sfs", tmp_path)
-    listing = subprocess.run(
-        ["unsquashfs", "-lln", str(tmp_path / "rootfs.sfs")],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    entries = {
-        line.split("squashfs-root", 1)[1].split(" -> ")[0]: line.split()[:2]
-        for line in listing.splitlines()
-        if "squashfs-root/" in line
-    }
+    entries = root_image_entries(minimal_iso.iso, tmp_path)
     assert entries["/bin/busybox"] == ["-rwxr-xr-x", "0/0"]
     assert entries["/etc/shadow"] == ["-rw-------", "0/0"]
     assert entries["/tmp"][0] == "drwxrwxrwt"

@@ -24,6 +24,7 @@ from app.compose.profile import (
 from app.packages.model import SourceKind, SourceSpec
 from tests.conftest import needs_root
 from tests.integration.conftest import EPOCH
+from tests.support.images import root_image_entries
 from tests.support.unprivileged import REPO, builder_user, unprivileged_python
 
 pytestmark = [pytest.mark.slow, needs_root]
@@ -35,34 +36,6 @@ def give(path: Path, uid: int, gid: int) -> None:
     for dirpath, dirnames, filenames in os.walk(path):
         for name in [*dirnames, *filenames]:
             os.chown(Path(dirpath, name), uid, gid)
-
-
-def root_listing(iso: Path, place: Path) -> dict[str, list[str]]:
-    subprocess.run(
-        [
-            shutil.which("xorriso") or "xorriso",
-            "-osirrox",
-            "on",
-            "-indev",
-            str(iso),
-            "-extract",
-            "/live/rootfs.sfs",
-            str(place / "rootfs.sfs"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    listing = subprocess.run(
-        ["unsquashfs", "-lln", str(place / "rootfs.sfs")],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return {
-        line.split("squashfs-root", 1)[1].split(" -> ")[0]: line.split()[:2]
-        for line in listing.splitlines()
-        if "squashfs-root/" in line
-    }
 
 
 def test_an_ordinary_user_builds_a_debian_system_with_real_owners(package_cache: Path) -> None:
@@ -116,7 +89,7 @@ def test_an_ordinary_user_builds_a_debian_system_with_real_owners(package_cache:
         assert "(no network)" in proc.stdout + proc.stderr
         assert iso.stat().st_uid == account.pw_uid
 
-        entries = root_listing(iso, place)
+        entries = root_image_entries(iso, place)
         assert entries["/etc/shadow"] == ["-rw-r-----", "0/42"]  # group shadow, from a script
         assert entries["/usr/bin/passwd"] == ["-rwsr-xr-x", "0/0"]
         groups = subprocess.run(

@@ -151,18 +151,10 @@ def make_root(root: DebianRoot, tmp_path: Path, cache: Path) -> Path:
     return tar
 
 
-@pytest.fixture(scope="module")
-def debian_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = Path(os.environ.get("LIVESMITH_TEST_CACHE", Path.home() / ".cache/livesmith-tests"))
-    path = base / "package-cache"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 @pytest.mark.slow
 @needs_root
 def test_a_failing_postinst_stops_the_build_naming_package_script_and_output(
-    tmp_path: Path, debian_cache: Path
+    tmp_path: Path, package_cache: Path
 ) -> None:
     repo = tmp_path / "repo"
     script_package(
@@ -174,7 +166,7 @@ def test_a_failing_postinst_stops_the_build_naming_package_script_and_output(
         extra_sources=(debian.local_repository(repo),),
     )
     with pytest.raises(StageError) as caught:
-        make_root(root, tmp_path, debian_cache)
+        make_root(root, tmp_path, package_cache)
     message = caught.value.message
     assert "the postinst script of breaks-on-configure failed with exit status 3" in message
     assert "disk quota of the unicorn exceeded" in message
@@ -196,7 +188,7 @@ exit 0
 @pytest.mark.slow
 @needs_root
 def test_maintainer_scripts_reach_no_host_file_and_no_network(
-    tmp_path: Path, debian_cache: Path
+    tmp_path: Path, package_cache: Path
 ) -> None:
     secret = Path("/tmp") / f"livesmith-host-secret-{os.getpid()}"
     escape = Path("/tmp") / f"livesmith-escape-{os.getpid()}"
@@ -216,7 +208,7 @@ def test_maintainer_scripts_reach_no_host_file_and_no_network(
         root = DebianRoot(
             debian.host_suite(), ("probe",), extra_sources=(debian.local_repository(repo),)
         )
-        tar = make_root(root, tmp_path, debian_cache)
+        tar = make_root(root, tmp_path, package_cache)
         with tarfile.open(tar) as archive:
             member = archive.extractfile("./var/lib/probe/result")
             assert member is not None
@@ -236,10 +228,10 @@ def test_maintainer_scripts_reach_no_host_file_and_no_network(
 
 
 @pytest.mark.slow
-def test_an_unknown_suite_is_named(tmp_path: Path, debian_cache: Path) -> None:
+def test_an_unknown_suite_is_named(tmp_path: Path, package_cache: Path) -> None:
     root = DebianRoot("no-such-suite", ("bash",), mirror="http://deb.debian.org/debian")
     with pytest.raises(StageError) as caught:
         debian.download(
-            root, debian_cache, tmp_path / "l", tmp_path / "a", RecordingReporter(), stage="gather"
+            root, package_cache, tmp_path / "l", tmp_path / "a", RecordingReporter(), stage="gather"
         )
     assert "the suite 'no-such-suite' is not in http://deb.debian.org/debian" in str(caught.value)
