@@ -43,6 +43,7 @@ from ui.dialogs import PathKind, choose_path
 from ui.errors import show_error
 from ui.settings import last_source_folder, remember_source_folder
 from ui.wizard.common import StatePage, buddy_label, named
+from ui.wizard.debian_options import DebianOptions
 from ui.wizard.package_model import (
     DESCRIPTION,
     NAME,
@@ -132,6 +133,8 @@ class PackagesPage(StatePage):
         self.search_edit.setClearButtonEnabled(True)
         form.addRow("Sear&ch:", self.search_edit)
         layout.addLayout(form)
+        self.debian_options = DebianOptions(state)
+        layout.addWidget(self.debian_options)
 
         self.model = PackageTableModel(self)
         self.proxy = PackageFilter(self)
@@ -192,6 +195,7 @@ class PackagesPage(StatePage):
 
     def _show_kind(self, kind: SourceKind) -> None:
         folder = kind is not SourceKind.APT
+        self.debian_options.setVisible(not folder)
         for widget in (self.folder_edit, self.browse_button):
             widget.setEnabled(folder)
 

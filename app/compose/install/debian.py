@@ -155,12 +155,19 @@ def sandbox_problems() -> list[Problem]:
 
 
 def validate(root: DebianRoot) -> list[Problem]:
+    """Everything that would stop the install: the names, the tools, the sandbox."""
     problems = []
     for tool in ("mmdebstrap", "unshare"):
         try:
             find_tool(tool)
         except LivesmithError as exc:
             problems.append(Problem("package installation", exc.message, hint=exc.hint))
+    return [*problems, *validate_names(root), *sandbox_problems()]
+
+
+def validate_names(root: DebianRoot) -> list[Problem]:
+    """The suite, mirror and components as written (cheap: for checking as you type)."""
+    problems = []
     if not root.suite:
         problems.append(
             Problem(
@@ -178,7 +185,6 @@ def validate(root: DebianRoot) -> list[Problem]:
     for component in root.components:
         if not re.fullmatch(r"[a-z][a-z0-9-]*", component):
             problems.append(Problem("packages: components", f"{component!r} is not a component"))
-    problems += sandbox_problems()
     return problems
 
 
