@@ -79,6 +79,9 @@ def _checked_level(options: ImageOptions) -> int | None:
     return compression_level(options)
 
 
+SQUASHFS_MEMORY = "128M"
+
+
 def make_squashfs(
     root: Path,
     manifest: RootManifest,
@@ -113,6 +116,10 @@ def make_squashfs(
         "-no-progress",
         "-processors",
         str(os.cpu_count() or 1),
+        # Its caches otherwise take a quarter of the machine's memory (964 MB of RSS for
+        # rescue here); 128 MiB gave the same image in the same time.
+        "-mem",
+        SQUASHFS_MEMORY,
     ]
     if level is not None:  # zstd and gzip, the compressors that have a level here
         args += ["-Xcompression-level", str(level)]
