@@ -28,7 +28,9 @@ from app.errors import InputError
 
 XZ_MAGIC = b"\xfd7zXZ\x00"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-GZIP_MAGIC = b"\x1f\x8b"
+# The magic and the one compression method gzip has (deflate): two bytes alone turn up in
+# 1 of 65,536 raw images by chance.
+GZIP_MAGIC = b"\x1f\x8b\x08"
 BZIP2_MAGIC = b"BZh"
 ZIP_MAGIC = b"PK\x03\x04"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import mmap
 import os
@@ -192,3 +193,14 @@ def test_a_fifo_or_a_device_as_the_image_is_refused_at_once(tmp_path: Path) -> N
         assert "not a regular file" in str(outcome[0]) and str(path) in str(outcome[0])
     with pytest.raises(InputError, match="is a directory"):
         open_image(tmp_path)
+
+
+def test_a_raw_image_that_opens_like_gzips_magic_stays_raw(tmp_path: Path) -> None:
+    """Two bytes of gzip magic turn up in 1 of 65,536 random images; the method byte
+    (8, deflate) must follow before an image counts as gzip."""
+    raw = tmp_path / "raw.img"
+    raw.write_bytes(b"\x1f\x8b\x00" + bytes(4096 - 3))
+    assert open_image(raw).compression is Compression.NONE
+    packed = tmp_path / "packed.img.gz"
+    packed.write_bytes(gzip.compress(bytes(4096)))
+    assert open_image(packed).compression is Compression.GZIP

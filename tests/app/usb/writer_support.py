@@ -102,7 +102,9 @@ def make_image(path: Path, size: int, *, compressible: bool = False) -> bytes:
         data[MiB : MiB + 256 * 1024] = os.urandom(256 * 1024)
         path.write_bytes(bytes(data))
     else:
-        path.write_bytes(os.urandom(size))
+        # Random, but opening as an isohybrid MBR's boot code does: never like a
+        # compressed image's magic.
+        path.write_bytes(b"\x33\xed" + os.urandom(size - 2))
     run(
         "sfdisk",
         "-q",
