@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterable
 
-from app.errors import MissingToolError
+from app.errors import MissingToolError, Problem
 
 # program -> Debian package that ships it
 DEBIAN_PACKAGES: dict[str, str] = {
@@ -72,3 +73,14 @@ def have_tool(name: str) -> bool:
     except MissingToolError:
         return False
     return True
+
+
+def missing_tool_problems(names: Iterable[str], where: str) -> list[Problem]:
+    """A validation problem, with the package to install, for each program not installed."""
+    problems = []
+    for name in names:
+        try:
+            find_tool(name)
+        except MissingToolError as exc:
+            problems.append(Problem(where, exc.message, hint=exc.hint))
+    return problems

@@ -41,7 +41,7 @@ from app.packages.repository import write_repository
 from app.packages.resolve import Resolution, resolve
 from app.packages.sources import open_source
 from app.reporter import Level, Reporter, check_cancelled
-from app.tools import find_tool
+from app.tools import missing_tool_problems
 
 LIVE_DIR = "live"
 PACKAGES_DIR = "packages"  # carried packages on the medium
@@ -210,19 +210,13 @@ def find_static_busybox(root: Path) -> Path:
 
 def validate_system(ctx: BuildContext) -> list[Problem]:
     problems = validate_issue(ctx.profile.system.issue)
-    try:
-        find_tool("depmod")  # indexes the kernel's modules
-    except LivesmithError as exc:
-        problems.append(Problem("configure", exc.message, hint=exc.hint))
+    problems += missing_tool_problems(["depmod"], "configure")  # indexes the kernel's modules
     # A root without an init of its own gets BusyBox's, whose applet list comes from
     # running the packaged busybox in a sandbox: say now, not after assembly, if the
     # sandbox is missing.
     packages = ctx.resolution.packages if ctx.resolution else []
     if any("busybox" in p.name for p in packages):
-        try:
-            find_tool("bwrap")
-        except LivesmithError as exc:
-            problems.append(Problem("configure", exc.message, hint=exc.hint))
+        problems += missing_tool_problems(["bwrap"], "configure")
     return problems
 
 
@@ -232,13 +226,7 @@ def validate_tools(ctx: BuildContext) -> list[Problem]:
         RootImageFormat.EROFS: ["mkfs.erofs", "fakeroot"],
         RootImageFormat.RAM: [],
     }[ctx.profile.image.format]
-    problems = []
-    for tool in needed:
-        try:
-            find_tool(tool)
-        except LivesmithError as exc:
-            problems.append(Problem("root image", str(exc)))
-    return problems
+    return missing_tool_problems(needed, "root image")
 
 
 def validate_bootloaders(ctx: BuildContext) -> list[Problem]:
@@ -360,9 +348,8 @@ def assemble_stage(ctx: BuildContext) -> None:
     if ctx.profile.packages.uses_mmdebstrap:
         folder = debian_dir(ctx)
         tar = folder / "root.tar"
-        root = debian_root(ctx)
-        debian.install(
-            root,
+        made = debian.install(
+            debian_root(ctx),
             folder / "lists",
             folder / "archives",
             tar,
@@ -371,19 +358,6 @@ def assemble_stage(ctx: BuildContext) -> None:
             stage="assemble",
         )
         shutil.rmtree(folder / "archives")  # copies of the cache, no longer needed
-        made = PackageInfo(
-            name=f"{root.suite}-root",
-            version="",
-            size=tar.stat().st_size,
-            installed_size=None,
-            description=f"{root.suite} root made by mmdebstrap",
-            depends=(),
-            provides=(),
-            conflicts=(),
-            file=tar,
-            checksum=None,
-            kind=SourceKind.TARBALLS,
-        )
         ctx.manifest = assemble_root([(made, tar)], ctx.root, ctx.reporter)
         tar.unlink()
     else:

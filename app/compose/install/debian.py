@@ -36,10 +36,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.errors import LivesmithError, MissingToolError, Problem, StageError
+from app.errors import Problem, StageError
+from app.packages.model import PackageInfo, SourceKind
 from app.procs import run_tool
 from app.reporter import Level, Reporter
-from app.tools import find_tool
+from app.tools import find_tool, missing_tool_problems
 
 # Diverted while packages install, restored before the root is packed.
 DIVERTED = ("/usr/sbin/update-initramfs",)
@@ -147,22 +148,17 @@ def sandbox_problems() -> list[Problem]:
                 hint=USERNS_HINT,
             )
         )
-    try:
-        find_tool("newuidmap")  # unshare --map-users=auto runs it
-    except MissingToolError as exc:
-        problems.append(Problem("package installation", exc.message, hint=exc.hint))
-    return problems
+    # unshare --map-users=auto runs newuidmap
+    return [*problems, *missing_tool_problems(["newuidmap"], "package installation")]
 
 
 def validate(root: DebianRoot) -> list[Problem]:
     """Everything that would stop the install: the names, the tools, the sandbox."""
-    problems = []
-    for tool in ("mmdebstrap", "unshare"):
-        try:
-            find_tool(tool)
-        except LivesmithError as exc:
-            problems.append(Problem("package installation", exc.message, hint=exc.hint))
-    return [*problems, *validate_names(root), *sandbox_problems()]
+    return [
+        *missing_tool_problems(["mmdebstrap", "unshare"], "package installation"),
+        *validate_names(root),
+        *sandbox_problems(),
+    ]
 
 
 def validate_names(root: DebianRoot) -> list[Problem]:
@@ -309,8 +305,9 @@ def install(
     *,
     epoch: int,
     stage: str,
-) -> None:
-    """Pass 2, offline: install everything with maintainer scripts into `out_tar`."""
+) -> PackageInfo:
+    """Pass 2, offline: install everything with maintainer scripts into `out_tar`; returns
+    the tarball as a package for our own extraction."""
     divert = "; ".join(
         f'chroot "$1" dpkg-divert --quiet --local --rename --add {path}; ln -s /bin/true "$1{path}"'
         for path in DIVERTED
@@ -344,6 +341,19 @@ def install(
         if isinstance(exc, StageError):
             raise failed_script_error(exc) from None
         raise
+    return PackageInfo(
+        name=f"{root.suite}-root",
+        version="",
+        size=out_tar.stat().st_size,
+        installed_size=None,
+        description=f"{root.suite} root made by mmdebstrap",
+        depends=(),
+        provides=(),
+        conflicts=(),
+        file=out_tar,
+        checksum=None,
+        kind=SourceKind.TARBALLS,
+    )
 
 
 _SCRIPT_NAMES = {
