@@ -65,7 +65,6 @@ def index_modules(
             where=f"/{root_relative(root, folder)}",
             hint="the kernel package is broken or hostile; module links must stay in the system",
         )
-    before = set(os.listdir(folder))
     # depmod -b BASE looks in BASE/lib/modules/<version>; a private BASE whose only entry
     # is a link to the real folder keeps it from ever looking at another part of the root.
     with tempfile.TemporaryDirectory(prefix="livesmith-depmod-") as base:
@@ -91,7 +90,7 @@ def index_modules(
     written = sorted(name for name in os.listdir(folder) if name.startswith("modules."))
     for name in written:
         rel = root_relative(root, folder / name)
-        if name not in before or manifest.get(rel) is None:
+        if manifest.get(rel) is None:  # a package's own index file keeps its entry
             manifest.add(FileMeta(rel, Kind.FILE, 0o644, owner=""))
     reporter.log(Level.INFO, f"indexed the modules of kernel {version} ({len(written)} files)")
     return written
