@@ -35,11 +35,12 @@ from app.epoch import source_date_epoch
 from app.errors import Cancelled, LivesmithError, Problem, StageError, ValidationError
 from app.iso.inspect import inspect_iso
 from app.iso.master import BootSpec, MasterSpec, master_iso
+from app.packages.deb import write_flat_repository
 from app.packages.gather import gather
-from app.packages.model import PackageInfo, PackageSource, SourceKind
+from app.packages.model import PackageInfo, PackageSource, SourceKind, SourceSpec
 from app.packages.repository import write_repository
 from app.packages.resolve import Resolution, resolve
-from app.packages.sources import open_source
+from app.packages.sources import LayeredSource, open_source
 from app.reporter import Level, Reporter, check_cancelled
 from app.tools import missing_tool_problems
 
@@ -142,8 +143,12 @@ def validate_packages(ctx: BuildContext) -> list[Problem]:
     try:
         if ctx.source is None or ctx.source.spec != options.source:
             ctx.source = open_source(options.source)
+        source = ctx.source
+        if options.uses_mmdebstrap and options.source.kind is SourceKind.DEB:
+            # apt sees the folder beside the suite: dependencies come from the suite.
+            source = LayeredSource(ctx.source, open_source(SourceSpec(SourceKind.APT)))
         ctx.resolution = resolve(
-            ctx.source, options.packages, follow_dependencies=options.follow_dependencies
+            source, options.packages, follow_dependencies=options.follow_dependencies
         )
     except ValidationError as exc:
         return exc.problems
@@ -301,17 +306,24 @@ def debian_root(ctx: BuildContext) -> debian.DebianRoot:
     options = ctx.profile.packages
     kernel = ctx.profile.kernel.package
     names = (*options.packages, *((kernel,) if kernel and kernel not in options.packages else ()))
+    local = options.source.kind is SourceKind.DEB
     return debian.DebianRoot(
         suite=options.suite or debian.host_suite(),
         packages=names,
         mirror=options.mirror,
         components=options.components,
+        local_repo=str(local_repository_dir(ctx)) if local else "",
     )
+
+
+def local_repository_dir(ctx: BuildContext) -> Path:
+    """Where a folder of .deb files becomes a repository beside the suite (mmdebstrap)."""
+    return debian_dir(ctx) / "local"
 
 
 def validate_install(ctx: BuildContext) -> list[Problem]:
     options = ctx.profile.packages
-    if not options.uses_mmdebstrap or options.source.kind is not SourceKind.APT:
+    if not options.uses_mmdebstrap or options.source.kind not in (SourceKind.APT, SourceKind.DEB):
         return []
     problems = debian.validate(debian_root(ctx))
     if options.carry:
@@ -329,6 +341,12 @@ def gather_stage(ctx: BuildContext) -> None:
     assert ctx.source is not None and ctx.resolution is not None
     if ctx.profile.packages.uses_mmdebstrap:
         folder = debian_dir(ctx)
+        if ctx.profile.packages.source.kind is SourceKind.DEB:
+            debs = [p.file for p in ctx.source.packages() if p.file is not None]
+            names = write_flat_repository(debs, local_repository_dir(ctx))
+            ctx.log(
+                f"{len(names)} packages of {ctx.profile.packages.source.location} beside the suite"
+            )
         debian.download(
             debian_root(ctx),
             ctx.cache,

@@ -447,11 +447,14 @@ def validate_profile(profile: Profile) -> list[Problem]:
     if not profile.packages.packages:
         problems.append(Problem("packages", "no packages selected"))
     problems += package_name_problems(profile.packages, profile.kernel)
-    if profile.packages.uses_mmdebstrap and profile.packages.source.kind is not SourceKind.APT:
+    if profile.packages.uses_mmdebstrap and profile.packages.source.kind not in (
+        SourceKind.APT,
+        SourceKind.DEB,
+    ):
         problems.append(
             Problem(
                 "packages: install",
-                "mmdebstrap installs from the Debian archive (apt source) only",
+                "mmdebstrap installs Debian packages only (the apt source or a folder of .deb files)",
                 hint='use install = "unpack" for this source',
             )
         )

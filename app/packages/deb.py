@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import io
 import lzma
 import tarfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -277,3 +278,36 @@ class DebFolderSource(FolderSource):
             if path.resolve() not in found and path.is_file():
                 found[path.resolve()] = read_package(path)
         return list(found.values())
+
+
+def write_flat_repository(debs: Iterable[Path], folder: Path) -> list[str]:
+    """A flat repository of `debs` in `folder` for apt (what dpkg-scanpackages makes): a
+    link to each file and a `Packages` index of their control stanzas with Filename, Size
+    and SHA256. The debs stay where they are; the package names, in order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stanzas, names = [], []
+    for deb in debs:
+        fields = read_control(deb)
+        if not fields.get("Package"):
+            raise InputError("the Debian package has no Package field", where=str(deb))
+        link = folder / deb.name
+        link.unlink(missing_ok=True)
+        link.symlink_to(deb.resolve())
+        digest = hashlib.sha256()
+        with deb.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        fields = {
+            "Package": fields["Package"],
+            **fields,
+            "Filename": f"./{deb.name}",
+            "Size": str(deb.stat().st_size),
+            "SHA256": digest.hexdigest(),
+        }
+        # Continuation lines start with a blank, as in the control file.
+        stanzas.append(
+            "".join(f"{k}: {v.replace(chr(10), chr(10) + ' ')}\n" for k, v in fields.items())
+        )
+        names.append(fields["Package"])
+    (folder / "Packages").write_text("\n".join(stanzas))
+    return names

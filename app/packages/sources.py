@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from app.errors import InputError
@@ -9,8 +10,9 @@ from app.packages.apt import AptSource, require_apt
 from app.packages.arch import ArchSource, is_database_file, is_package_file
 from app.packages.deb import DebFolderSource
 from app.packages.glaucus import GlaucusSource
-from app.packages.model import PackageSource, SourceKind, SourceSpec
+from app.packages.model import PackageInfo, PackageSource, SourceKind, SourceSpec
 from app.packages.tarballs import TarballSource, is_tarball
+from app.reporter import Reporter
 
 APT_NAMES = ("apt", "apt:")
 
@@ -63,3 +65,29 @@ def open_source(spec: SourceSpec) -> PackageSource:
         SourceKind.TARBALLS: TarballSource,
     }
     return classes[spec.kind](spec)
+
+
+class LayeredSource:
+    """A folder of packages in front of another source, as apt sees a local repository
+    beside the suite: a name the folder has comes from it (apt prefers it; see
+    compose.install.debian), every other name and dependency from `behind`."""
+
+    def __init__(self, front: PackageSource, behind: PackageSource) -> None:
+        self.front, self.behind = front, behind
+        self.spec = front.spec
+
+    def packages(self) -> list[PackageInfo]:
+        return [*self.front.packages(), *self.behind.packages()]
+
+    def get(self, name: str) -> PackageInfo | None:
+        return self.front.get(name) or self.behind.get(name)
+
+    def providers(self, name: str) -> list[PackageInfo]:
+        return [*self.front.providers(name), *self.behind.providers(name)]
+
+    def lookup(self, names: Iterable[str]) -> None:
+        self.behind.lookup([name for name in names if self.front.get(name) is None])
+
+    def fetch(self, pkg: PackageInfo, cache_dir: Path, reporter: Reporter) -> Path:
+        owner = self.front if self.front.get(pkg.name) is pkg else self.behind
+        return owner.fetch(pkg, cache_dir, reporter)

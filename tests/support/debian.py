@@ -92,3 +92,38 @@ def ipxe_iso() -> Path:
 
 def grub_rescue_iso() -> Path:
     return packaged_file("grub-rescue-pc", "grub-rescue-cdrom.iso")
+
+
+def script_package(
+    repo: Path,
+    name: str,
+    postinst: str,
+    *,
+    version: str = "1.0",
+    depends: str = "",
+    index: bool = True,
+) -> None:
+    """A .deb with a postinst, built by dpkg-deb, in the flat repository `repo`."""
+    stage = repo.parent / f"stage-{name}"
+    (stage / "DEBIAN").mkdir(parents=True)
+    (stage / "DEBIAN" / "control").write_text(
+        f"Package: {name}\nVersion: {version}\nArchitecture: all\n"
+        + (f"Depends: {depends}\n" if depends else "")
+        + "Maintainer: Livesmith Tests <tests@example.org>\nDescription: test package\n"
+        " with a long description\n .\n over two paragraphs\n"
+    )
+    script = stage / "DEBIAN" / "postinst"
+    script.write_text("#!/bin/bash\n" + postinst)
+    script.chmod(0o755)
+    repo.mkdir(exist_ok=True)
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "--build", str(stage), str(repo / f"{name}.deb")],
+        check=True,
+        capture_output=True,
+    )
+    if not index:
+        return
+    packages = subprocess.run(
+        ["dpkg-scanpackages", "--multiversion", "."], cwd=repo, capture_output=True, check=True
+    ).stdout
+    (repo / "Packages").write_bytes(packages)

@@ -1,7 +1,8 @@
 """The Debian archive's settings on the Packages page: suite, mirror, components, and how the
 packages are installed (mmdebstrap runs their maintainer scripts; unpacking does not).
 
-Shown for the apt source only. Each field says what an empty value means (the build
+Shown for the apt source, and for a folder of .deb files, which mmdebstrap installs from
+as a local repository beside the suite. Each field says what an empty value means (the build
 machine's own suite and apt sources, `main`), and every change goes straight into the
 profile; bad values are named at once here and again on the Review page.
 """

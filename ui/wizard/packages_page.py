@@ -195,7 +195,8 @@ class PackagesPage(StatePage):
 
     def _show_kind(self, kind: SourceKind) -> None:
         folder = kind is not SourceKind.APT
-        self.debian_options.setVisible(not folder)
+        # A folder of .deb files can sit beside a suite (mmdebstrap), so it shows them too.
+        self.debian_options.setVisible(kind in (SourceKind.APT, SourceKind.DEB))
         for widget in (self.folder_edit, self.browse_button):
             widget.setEnabled(folder)
 

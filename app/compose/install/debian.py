@@ -37,13 +37,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.errors import Problem, StageError
+from app.packages.deb import parse_stanzas
 from app.packages.model import PackageInfo, SourceKind
 from app.procs import run_tool
 from app.reporter import Level, Reporter
 from app.tools import find_tool, missing_tool_problems
 
-# Diverted while packages install, restored before the root is packed.
-DIVERTED = ("/usr/sbin/update-initramfs",)
+# Diverted while packages install, restored before the root is packed: Livesmith makes its
+# own initramfs, and the manual page index (man-db's trigger, a minute for a desktop) is
+# rebuilt by the live system's daily man-db timer when it is wanted at all.
+DIVERTED = ("/usr/sbin/update-initramfs", "/usr/bin/mandb")
+# A local repository (a folder of .deb files) is preferred to the suite for the names it
+# has: apt otherwise takes the suite's version whenever it is higher.
+LOCAL_PREFERENCES = "/etc/apt/preferences.d/livesmith-local"
+LOCAL_PIN = 'Package: *\nPin: origin ""\nPin-Priority: 990\n'
+# The build machine's folders mean nothing in the live system: its apt sources keep only
+# the suite's mirrors.
+FORGET_LOCAL = (
+    'for f in "$1/etc/apt/sources.list" "$1"/etc/apt/sources.list.d/*.list; do '
+    '[ -f "$f" ] || continue; sed -i "/ copy:\\/\\//d" "$f"; [ -s "$f" ] || rm -f "$f"; done; '
+    f'rm -f "$1{LOCAL_PREFERENCES}"'
+)
 VARIANT = "apt"  # Essential packages and apt, then the selection
 USERNS_HINT = (
     "allow unprivileged user namespaces (Debian: sysctl kernel.unprivileged_userns_clone=1; "
@@ -61,6 +75,9 @@ class DebianRoot:
     components: tuple[str, ...] = ()  # () = main
     # More sources.list lines beside the suite, e.g. local_repository(folder)
     extra_sources: tuple[str, ...] = ()
+    # A flat repository made by this build (deb.write_flat_repository), preferred to the
+    # suite; not part of the cache key, as its packages never go into the shared cache.
+    local_repo: str = ""
 
     @property
     def cache_key(self) -> str:
@@ -218,6 +235,8 @@ def mirror_args(root: DebianRoot) -> list[str]:
     its own apt sources (so an Ubuntu machine makes Ubuntu from its usual mirror); else
     mmdebstrap's default for the suite (Debian's, with -updates and -security)."""
     extra = list(root.extra_sources)
+    if root.local_repo:
+        extra.append(local_repository(Path(root.local_repo)))
     if root.mirror:
         return [root.mirror, *extra]
     if root.suite == host_suite():
@@ -229,6 +248,16 @@ def mirror_args(root: DebianRoot) -> list[str]:
 
 def _target_args(root: DebianRoot, target: str) -> list[str]:
     return [root.suite, target, *mirror_args(root)]
+
+
+def _local_args(root: DebianRoot) -> list[str]:
+    """Prefer the local repository while resolving (both passes); forget it afterwards."""
+    if not root.local_repo:
+        return []
+    return [
+        f'--setup-hook=mkdir -p "$1/etc/apt/preferences.d" && '
+        f"printf '{LOCAL_PIN}' > \"$1{LOCAL_PREFERENCES}\"",
+    ]
 
 
 def download(
@@ -251,6 +280,7 @@ def download(
         f"--setup-hook=sync-in {shared} /var/cache/apt/archives",
         f"--extract-hook=sync-out /var/cache/apt/archives {archives}",
         f"--extract-hook=sync-out /var/lib/apt/lists {lists}",
+        *_local_args(root),
         *_target_args(root, "/dev/null"),
     ]
     reporter.log(Level.INFO, f"resolving and downloading {root.suite} packages (no scripts run)")
@@ -258,14 +288,27 @@ def download(
         run_tool(args, reporter, stage=stage)
     except StageError as exc:
         raise _download_error(root, exc) from None
-    _publish(archives, shared)
+    _publish(archives, shared, skip=local_archive_names(root))
 
 
-def _publish(archives: Path, shared: Path) -> None:
-    """Add the new .deb files to the shared cache, each whole or not at all."""
+def local_archive_names(root: DebianRoot) -> set[str]:
+    """The names apt gives the local repository's packages in its archive cache."""
+    if not root.local_repo:
+        return set()
+    index = Path(root.local_repo, "Packages").read_text()
+    return {
+        f"{s['Package']}_{s['Version'].replace(':', '%3a')}_{s['Architecture']}.deb"
+        for s in parse_stanzas(index)
+        if {"Package", "Version", "Architecture"} <= s.keys()
+    }
+
+
+def _publish(archives: Path, shared: Path, *, skip: set[str]) -> None:
+    """Add the new .deb files to the shared cache, each whole or not at all; those named in
+    `skip` (a local repository's) are the user's, not the suite's."""
     for deb in archives.glob("*.deb"):
         final = shared / deb.name
-        if final.exists():
+        if final.exists() or deb.name in skip:
             continue
         fd, tmp = tempfile.mkstemp(dir=shared, prefix=".incoming-", suffix=".deb")
         os.close(fd)
@@ -324,8 +367,10 @@ def install(
         '--setup-hook=mkdir -p "$1/var/cache/apt/archives" "$1/var/lib/apt/lists"',
         f"--setup-hook=sync-in {archives} /var/cache/apt/archives",
         f"--setup-hook=sync-in {lists} /var/lib/apt/lists",
+        *_local_args(root),
         f"--essential-hook={divert}",
         f"--customize-hook={restore}",
+        f"--customize-hook={FORGET_LOCAL}",
         "--format=tar",
         *_target_args(root, str(out_tar)),
     ]

@@ -17,6 +17,7 @@ from app.compose.pipeline import make_context, run_build, validate_build
 from app.compose.profile import (
     Compressor,
     ImageOptions,
+    InstallMethod,
     KernelOptions,
     PackageOptions,
     Profile,
@@ -26,7 +27,7 @@ from app.errors import ValidationError
 from app.packages.model import SourceKind, SourceSpec
 from app.reporter import RecordingReporter
 from tests.conftest import ROOT, needs_root
-from tests.support.debian import kernel_tree
+from tests.support.debian import kernel_tree, script_package
 from tests.support.live_fixtures import (
     live_glaucus_repo,
     live_profile,
@@ -169,4 +170,30 @@ def test_a_missing_bubblewrap_is_named_before_building(tmp_path: Path) -> None:
     assert run.stdout.splitlines() == [
         "configure: the program 'bwrap' is not installed (install it with: sudo apt-get "
         "install bubblewrap)"
+    ]
+
+
+def test_a_deb_folder_beside_the_suite_takes_its_dependencies_from_the_suite(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "debs"
+    script_package(folder, "site-tools", "true\n", depends="bash, e2fsprogs", index=False)
+    options = PackageOptions(
+        SourceSpec(SourceKind.DEB, str(folder)),
+        ("site-tools", "busybox-static", "linux-image-amd64"),
+        install=InstallMethod.MMDEBSTRAP,
+    )
+    ctx = make_context(
+        Profile(name="site", packages=options), tmp_path / "o.iso", RecordingReporter()
+    )
+    problems = [str(p) for p in validate_build(ctx)]
+    assert not [p for p in problems if p.startswith(("packages", "kernel"))], problems
+    assert ctx.resolution is not None
+    found = {p.name: p.kind for p in ctx.resolution.packages}
+    assert found["site-tools"] is SourceKind.DEB  # from the folder
+    assert found["e2fsprogs"] is SourceKind.APT  # its dependency, from the suite
+    unpacked = Profile(name="site", packages=replace(options, install=InstallMethod.UNPACK))
+    ctx = make_context(unpacked, tmp_path / "o.iso", RecordingReporter())
+    assert "packages: 'bash' is needed by site-tools but is not in the source" in [
+        str(p) for p in validate_build(ctx)
     ]

@@ -55,7 +55,11 @@ def test_the_install_method_follows_the_source_unless_the_profile_names_one() ->
     assert not glaucus.uses_mmdebstrap
     forced = Profile("p", packages=replace(glaucus, install=InstallMethod.MMDEBSTRAP))
     problems = {p.where: p.message for p in validate_profile(forced)}
-    assert "Debian archive (apt source) only" in problems["packages: install"]
+    assert "Debian packages only" in problems["packages: install"]
+    debs = PackageOptions(SourceSpec(SourceKind.DEB, "/debs"), ("tool",))
+    assert not debs.uses_mmdebstrap  # a folder of .deb files is unpacked unless asked
+    beside = Profile("p", packages=replace(debs, install=InstallMethod.MMDEBSTRAP))
+    assert "packages: install" not in {p.where for p in validate_profile(beside)}
 
 
 def test_suite_mirror_and_install_method_round_trip(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The Debian archive settings on the Packages page: shown for apt, typed into the profile,
+"""The Debian archive settings on the Packages page: shown for apt and .deb folders, typed into the profile,
 checked as they are typed."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ui.wizard.compose_wizard import ComposeWizard
 Maker = Callable[..., ComposeWizard]
 
 
-def test_only_the_apt_source_shows_the_debian_settings(
+def test_the_apt_source_and_deb_folders_show_the_debian_settings(
     qtbot: Any, make_wizard: Maker, glaucus_repo: Path
 ) -> None:
     page = make_wizard(glaucus_profile(glaucus_repo)).packages_page
@@ -26,6 +26,8 @@ def test_only_the_apt_source_shows_the_debian_settings(
     page.kind_combo.setCurrentIndex(page.kind_combo.findData(SourceKind.APT))
     assert page.debian_options.isVisibleTo(page)
     page.kind_combo.setCurrentIndex(page.kind_combo.findData(SourceKind.DEB))
+    assert page.debian_options.isVisibleTo(page)  # a local repository beside the suite
+    page.kind_combo.setCurrentIndex(page.kind_combo.findData(SourceKind.ARCH))
     assert not page.debian_options.isVisibleTo(page)
 
 

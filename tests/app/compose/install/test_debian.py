@@ -14,8 +14,10 @@ import pytest
 from app.compose.install import debian
 from app.compose.install.debian import DebianRoot
 from app.errors import StageError
+from app.packages.deb import parse_stanzas, write_flat_repository
 from app.reporter import RecordingReporter
 from tests.conftest import needs_root
+from tests.support.debian import script_package
 from tests.support.unprivileged import run_as_nobody
 
 # --- suite, mirror, sources ------------------------------------------------------------
@@ -117,29 +119,6 @@ def test_a_dpkg_failure_is_said_in_the_users_terms() -> None:
 # --- real runs -------------------------------------------------------------------------
 
 
-def script_package(repo: Path, name: str, postinst: str) -> None:
-    """A .deb with a postinst, built by dpkg-deb, in the flat repository `repo`."""
-    stage = repo.parent / f"stage-{name}"
-    (stage / "DEBIAN").mkdir(parents=True)
-    (stage / "DEBIAN" / "control").write_text(
-        f"Package: {name}\nVersion: 1.0\nArchitecture: all\n"
-        "Maintainer: Livesmith Tests <tests@example.org>\nDescription: test package\n"
-    )
-    script = stage / "DEBIAN" / "postinst"
-    script.write_text("#!/bin/bash\n" + postinst)
-    script.chmod(0o755)
-    repo.mkdir(exist_ok=True)
-    subprocess.run(
-        ["dpkg-deb", "--root-owner-group", "--build", str(stage), str(repo / f"{name}.deb")],
-        check=True,
-        capture_output=True,
-    )
-    packages = subprocess.run(
-        ["dpkg-scanpackages", "--multiversion", "."], cwd=repo, capture_output=True, check=True
-    ).stdout
-    (repo / "Packages").write_bytes(packages)
-
-
 def make_root(root: DebianRoot, tmp_path: Path, cache: Path) -> Path:
     work = tmp_path / "work"
     tar = work / "root.tar"
@@ -235,3 +214,62 @@ def test_an_unknown_suite_is_named(tmp_path: Path, package_cache: Path) -> None:
             root, package_cache, tmp_path / "l", tmp_path / "a", RecordingReporter(), stage="gather"
         )
     assert "the suite 'no-such-suite' is not in http://deb.debian.org/debian" in str(caught.value)
+
+
+def test_a_folder_of_debs_becomes_a_flat_repository_apt_can_read(tmp_path: Path) -> None:
+    folder = tmp_path / "debs"
+    script_package(folder, "tool", "true\n", depends="libc6 (>= 2.17)", index=False)
+    repo = tmp_path / "repo"
+    assert write_flat_repository(sorted(folder.glob("*.deb")), repo) == ["tool"]
+    ours = parse_stanzas((repo / "Packages").read_text())
+    scanned = subprocess.run(
+        ["dpkg-scanpackages", "."], cwd=folder, capture_output=True, check=True
+    ).stdout.decode()
+    theirs = parse_stanzas(scanned)
+    for key in ("Package", "Version", "Depends", "Description", "Size", "SHA256"):
+        assert ours[0][key] == theirs[0][key], key
+    assert ours[0]["Filename"] == "./tool.deb" and (repo / "tool.deb").resolve() == (
+        folder / "tool.deb"
+    )
+
+
+@pytest.mark.slow
+@needs_root
+def test_a_local_folder_sits_beside_the_suite_and_wins_over_it(
+    tmp_path: Path, package_cache: Path
+) -> None:
+    folder = tmp_path / "debs"
+    # hello 0.1 here, 2.10 in the suite: the folder's is installed, with its postinst, and
+    # its dependency comes from the suite.
+    script_package(
+        folder,
+        "hello",
+        "echo from-the-folder > /var/lib/hello-postinst\n",
+        version="0.1",
+        depends="bsdextrautils",
+        index=False,
+    )
+    repo = tmp_path / "local"
+    write_flat_repository(sorted(folder.glob("*.deb")), repo)
+    root = DebianRoot(debian.host_suite(), ("hello",), local_repo=str(repo))
+    tar = make_root(root, tmp_path, package_cache)
+    with tarfile.open(tar) as archive:
+        names = set(archive.getnames())
+
+        def text(name: str) -> str:
+            member = archive.extractfile(name)
+            assert member is not None
+            return member.read().decode()
+
+        assert text("./var/lib/hello-postinst") == "from-the-folder\n"
+        assert "./usr/bin/column" in names  # bsdextrautils, from the suite
+        status = text("./var/lib/dpkg/status")
+        assert "Package: hello\nStatus: install ok installed" in status
+        assert "Version: 0.1\n" in status
+        apt = [n for n in names if n.startswith("./etc/apt/sources.list")]
+        sources = "".join(text(n) for n in apt if archive.getmember(n).isfile())
+        assert "copy://" not in sources and "deb.debian.org" in sources
+        assert "./etc/apt/sources.list.d/0001main.list" not in names  # emptied: removed
+        assert "." + debian.LOCAL_PREFERENCES not in names
+    shared = package_cache / "debian" / root.cache_key
+    assert not list(shared.glob("hello_*")) and list(shared.glob("bsdextrautils_*"))
