@@ -20,7 +20,9 @@ from pathlib import Path
 from app.compose.busybox_table import applets_from_binary
 from app.compose.crypt import SALT_CHARS, sha512_crypt
 from app.compose.live import busybox as busybox_live
+from app.compose.live import region, services
 from app.compose.live import systemd as systemd_live
+from app.compose.live import user as live_user
 from app.compose.manifest import FileMeta, Kind, RootManifest
 from app.compose.profile import SystemOptions
 from app.compose.rootpath import resolve_in_root, root_relative
@@ -81,9 +83,11 @@ ISSUE_FIELDS = (
 
 
 def render_issue(options: SystemOptions, facts: BuildFacts) -> str:
-    user_line = (
-        f"or as {options.user} with password: {options.user_password}\n" if options.user else ""
-    )
+    user_line = ""
+    if options.user and options.user_password:
+        user_line = f"or as {options.user} with password: {options.user_password}\n"
+    elif options.user:
+        user_line = f"or as {options.user} (no password)\n"
     values = {
         "name": facts.name,
         "label": facts.label,
@@ -240,6 +244,24 @@ class RootWriter:
             FileMeta(root_relative(self.root, host), Kind.SYMLINK, 0o777, target=target)
         )
 
+    def remove(self, path: str) -> bool:
+        """Remove a file or link (never what a link points at); whether it was there."""
+        host = resolve_in_root(self.root, path, follow_last=False)
+        if host == self.root:
+            return False
+        try:
+            dir_fd = self._open_dir(host.parent)
+        except (FileNotFoundError, InputError):
+            return False
+        try:
+            if _lstat_kind(host.name, dir_fd) not in (stat.S_IFREG, stat.S_IFLNK):
+                return False
+            os.unlink(host.name, dir_fd=dir_fd)
+        finally:
+            os.close(dir_fd)
+        self.manifest.remove(root_relative(self.root, host))
+        return True
+
     def read(self, path: str) -> str | None:
         host = self.host_path(path)
         if host == self.root:
@@ -317,6 +339,30 @@ def _with_shell(entry: str, shell: str) -> str:
     return ":".join([*fields[:6], shell]) if len(fields) == 7 else entry
 
 
+def live_user_id(passwd: list[str], group: list[str], user: str) -> int:
+    """The live user's id (also its group's): 1000, or the next one the packages leave free.
+    A name the packages already use for a system account is refused: overwriting it would
+    break that package's service."""
+    for line in passwd:
+        fields = line.split(":")
+        if fields[0] == user and len(fields) > 2 and fields[2].isdigit():
+            if int(fields[2]) < USER_UID:
+                raise InputError(
+                    f"the live user name {user!r} is a system account of the packages "
+                    f"(uid {fields[2]}); choose another name",
+                    where="user",
+                )
+    taken = {
+        int(fields[2])
+        for fields in (line.split(":") for line in (*passwd, *group))
+        if len(fields) > 2 and fields[2].isdigit() and fields[0] != user
+    }
+    uid = USER_UID
+    while uid in taken:
+        uid += 1
+    return uid
+
+
 def configure_accounts(
     writer: RootWriter, options: SystemOptions, facts: BuildFacts, days: int
 ) -> None:
@@ -336,16 +382,22 @@ def configure_accounts(
     shadow = _set_account(shadow, "root", f"root:{root_hash}:{days}:0:99999:7:::")
     if options.user:
         user = options.user
-        passwd = _set_account(
-            passwd, user, f"{user}:x:{USER_UID}:{USER_UID}:{user}:/home/{user}:{shell}"
+        uid = live_user_id(passwd, group, user)
+        passwd = _set_account(passwd, user, f"{user}:x:{uid}:{uid}:{user}:/home/{user}:{shell}")
+        group = _set_account(group, user, f"{user}:x:{uid}:")
+        # An empty password field: login and su let the user in without one (nullok).
+        user_hash = (
+            sha512_crypt(options.user_password, deterministic_salt(facts.build_id, user))
+            if options.user_password
+            else ""
         )
-        group = _set_account(group, user, f"{user}:x:{USER_UID}:")
-        user_hash = sha512_crypt(options.user_password, deterministic_salt(facts.build_id, user))
         shadow = _set_account(shadow, user, f"{user}:{user_hash}:{days}:0:99999:7:::")
+        gshadow = writer.read("etc/gshadow")
+        if gshadow is not None:
+            lines = _set_account(gshadow.splitlines(), user, f"{user}:!::")
+            writer.write("etc/gshadow", "\n".join(lines) + "\n", 0o640)
         home = writer.ensure_dir(f"home/{user}", 0o700)
-        writer.manifest.add(
-            FileMeta(root_relative(writer.root, home), Kind.DIR, 0o700, USER_UID, USER_UID)
-        )
+        writer.manifest.add(FileMeta(root_relative(writer.root, home), Kind.DIR, 0o700, uid, uid))
     writer.write("etc/passwd", "\n".join(passwd) + "\n", 0o644)
     writer.write("etc/group", "\n".join(group) + "\n", 0o644)
     packaged = writer.manifest.get("etc/shadow")
@@ -421,7 +473,7 @@ def busybox_applets(root: Path, busybox: Path, reporter: Reporter | None = None)
     return applets
 
 
-def install_busybox_init(writer: RootWriter, reporter: Reporter) -> bool:
+def install_busybox_init(writer: RootWriter, reporter: Reporter, *, autologin: str = "") -> bool:
     """Give a root without an init of its own BusyBox's init, getty and applet links."""
     if writer.host_path("sbin/init").exists():
         reporter.log(Level.INFO, "the packages bring their own /sbin/init; leaving it alone")
@@ -441,7 +493,83 @@ def install_busybox_init(writer: RootWriter, reporter: Reporter) -> bool:
     reporter.log(Level.INFO, f"linked {len(applets)} BusyBox applets to {target}")
     for path, content, mode in busybox_live.FILES:
         writer.write(path, content, mode)
+    if autologin:
+        live_user.busybox_autologin(writer, autologin)
+        program = "/" + live_user.AUTOLOGIN_PROGRAM
+    writer.write("etc/inittab", busybox_live.inittab(program if autologin else ""))
     return True
+
+
+FIRST_BOOT_SCRIPT = busybox_live.FIRST_BOOT_SCRIPT
+FIRST_BOOT_DONE = busybox_live.FIRST_BOOT_DONE
+FIRST_BOOT_UNIT = "livesmith-first-boot.service"
+FIRST_BOOT_SERVICE = f"""\
+# Written by Livesmith: the profile's first-boot script, once the network is up.
+[Unit]
+Description=Livesmith first-boot script
+Wants=network-online.target
+After=network-online.target
+ConditionPathExists=!{FIRST_BOOT_DONE}
+
+[Service]
+Type=oneshot
+StateDirectory=livesmith
+ExecStart=/{FIRST_BOOT_SCRIPT}
+ExecStartPost=/bin/touch {FIRST_BOOT_DONE}
+RemainAfterExit=yes
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def install_first_boot(writer: RootWriter, script: Path, *, systemd: bool) -> None:
+    """The script, and what runs it once: a unit (systemd) or rcS (BusyBox, see live.busybox).
+    Each boot of a live system is its first, unless persistence keeps the done-marker."""
+    try:
+        data = script.read_bytes()
+    except OSError as exc:
+        raise InputError(
+            f"cannot read the first-boot script: {exc.strerror}", where=str(script)
+        ) from None
+    writer.write(FIRST_BOOT_SCRIPT, data, 0o755, keep_meta=False)
+    if systemd:
+        unit = f"etc/systemd/system/{FIRST_BOOT_UNIT}"
+        writer.write(unit, FIRST_BOOT_SERVICE)
+        writer.symlink(f"etc/systemd/system/multi-user.target.wants/{FIRST_BOOT_UNIT}", f"/{unit}")
+
+
+def configure_live_user(
+    writer: RootWriter, options: SystemOptions, reporter: Reporter, *, systemd: bool, busybox: bool
+) -> None:
+    """Groups, automatic login and sudo for the live user (see live.user)."""
+    user = options.user
+    groups = live_user.join_groups(writer, user, options.user_groups, reporter)
+    reporter.log(Level.INFO, f"live user {user}: groups {', '.join(groups) or '(none)'}")
+    if options.autologin:
+        where = []
+        if systemd:
+            where += live_user.systemd_autologin(writer, user, reporter)
+        elif busybox:
+            where.append("BusyBox getty on tty1 and ttyS0")
+        where += live_user.display_manager_autologin(writer, user)
+        if where:
+            reporter.log(
+                Level.INFO, f"live user {user}: logged in automatically by {', '.join(where)}"
+            )
+        else:
+            reporter.log(
+                Level.WARNING,
+                f"live user {user}: autologin asked for, but the system's own init and "
+                "display manager are unknown to Livesmith",
+            )
+    if options.sudo and live_user.configure_sudo(
+        writer, user, password=bool(options.user_password), reporter=reporter
+    ):
+        reporter.log(
+            Level.INFO,
+            f"live user {user}: sudo" + ("" if options.user_password else " without a password"),
+        )
 
 
 def copy_overlay(writer: RootWriter, overlay: Path, reporter: Reporter) -> int:
@@ -499,8 +627,23 @@ def configure_root(
     if writer.read("etc/fstab") is None:
         writer.write("etc/fstab", FSTAB)
     check_cancelled(reporter)
-    if not systemd_live.configure_systemd(writer, reporter):
-        install_busybox_init(writer, reporter)
+    autologin = options.user if options.autologin else ""
+    systemd = systemd_live.configure_systemd(writer, reporter)
+    busybox = not systemd and install_busybox_init(writer, reporter, autologin=autologin)
+    if options.user:
+        configure_live_user(writer, options, reporter, systemd=systemd, busybox=busybox)
+    region.configure_region(writer, options.timezone, options.locale, options.keyboard, reporter)
+    if options.first_boot:
+        install_first_boot(writer, Path(options.first_boot).expanduser(), systemd=systemd)
+        reporter.log(Level.INFO, f"first-boot script: {options.first_boot}")
+    services.configure_services(
+        writer,
+        options.enable_units,
+        options.disable_units,
+        reporter,
+        systemd=systemd,
+        stage=STAGE,
+    )
     if options.overlay:
         overlay = Path(options.overlay).expanduser()
         count = copy_overlay(writer, overlay, reporter)

@@ -21,6 +21,7 @@ from app.compose.assemble import assemble_root
 from app.compose.configure import BuildFacts, configure_root, find_busybox, validate_issue
 from app.compose.install import debian
 from app.compose.live import modules as live_modules
+from app.compose.live import region
 from app.compose.manifest import RootManifest
 from app.compose.profile import (
     Profile,
@@ -306,6 +307,9 @@ def debian_root(ctx: BuildContext) -> debian.DebianRoot:
     options = ctx.profile.packages
     kernel = ctx.profile.kernel.package
     names = (*options.packages, *((kernel,) if kernel and kernel not in options.packages else ()))
+    locale_line = region.locale_gen_line(ctx.profile.system.locale)
+    if locale_line and "locales" not in names:
+        names = (*names, "locales")
     local = options.source.kind is SourceKind.DEB
     return debian.DebianRoot(
         suite=options.suite or debian.host_suite(),
@@ -313,6 +317,7 @@ def debian_root(ctx: BuildContext) -> debian.DebianRoot:
         mirror=options.mirror,
         components=options.components,
         local_repo=str(local_repository_dir(ctx)) if local else "",
+        locale_line=locale_line,
     )
 
 

@@ -19,6 +19,7 @@ import tomli_w
 
 from app.compose.bootloader import cmdline_text_problems
 from app.compose.compress import Compression
+from app.compose.live import region, services
 from app.display import control_character
 from app.errors import InputError, Problem, ValidationError
 from app.iso.labels import validate_label
@@ -164,10 +165,19 @@ DEFAULT_ISSUE = (
 class SystemOptions:
     hostname: str = "livesmith"
     root_password: str = "live"
-    user: str = ""
-    user_password: str = ""
+    user: str = ""  # the live user; "" = none
+    user_password: str = ""  # "" = logs in without a password
+    autologin: bool = False  # the live user is logged in on every console and the desktop
+    sudo: bool = False  # the live user may run commands as root (when sudo is installed)
+    user_groups: tuple[str, ...] = ()  # beyond the usual live groups (audio, video, ...)
     issue: str = DEFAULT_ISSUE
     overlay: str = ""  # folder copied on top of the root
+    timezone: str = ""  # e.g. "Europe/Berlin"; "" = UTC
+    locale: str = ""  # e.g. "de_DE.UTF-8"; "" = what the packages set (C.UTF-8 on Debian)
+    keyboard: str = ""  # xkb layout, optionally with a variant: "de", "de(nodeadkeys)"; "" = us
+    enable_units: tuple[str, ...] = ()  # systemd units to enable
+    disable_units: tuple[str, ...] = ()  # systemd units to disable, even if packages enable them
+    first_boot: str = ""  # a script on the build machine, run once when the live system boots
 
 
 @dataclass(frozen=True)
@@ -483,10 +493,16 @@ def validate_profile(profile: Profile) -> list[Problem]:
                     "letter, at most 32 characters, not 'root'",
                 )
             )
-        if not profile.system.user_password:
-            problems.append(Problem("user password", f"the user {user!r} needs a password"))
+    for group in profile.system.user_groups:
+        if not _USER_NAME.fullmatch(group):
+            problems.append(Problem("user groups", f"{group!r} is not a valid group name"))
+    if not user:
+        for asked, what in ((profile.system.autologin, "autologin"), (profile.system.sudo, "sudo")):
+            if asked:
+                problems.append(Problem(what, "needs a live user; name one"))
     if not profile.system.root_password:
         problems.append(Problem("root password", "empty; a live system needs a root password"))
+    problems += system_setting_problems(profile.system)
     if not profile.boot.bios and not profile.boot.uefi:
         problems.append(Problem("boot", "choose BIOS, UEFI or both"))
     if not 0 <= profile.boot.timeout <= 5:
@@ -510,6 +526,27 @@ def validate_profile(profile: Profile) -> list[Problem]:
         problems.append(Problem("overlay folder", f"{overlay} is not a folder"))
     if profile.packages.source.kind is not SourceKind.APT and not profile.packages.source.location:
         problems.append(Problem("package source", "no folder chosen"))
+    return problems
+
+
+def system_setting_problems(system: SystemOptions) -> list[Problem]:
+    """Time zone, locale, keyboard, services and the first-boot script, as typed."""
+    problems = [
+        *region.timezone_problems(system.timezone),
+        *region.locale_problems(system.locale),
+        *region.keyboard_problems(system.keyboard),
+        *services.unit_problems(system.enable_units, "services to enable"),
+        *services.unit_problems(system.disable_units, "services to disable"),
+    ]
+    both = sorted(set(system.enable_units) & set(system.disable_units))
+    if both:
+        problems.append(
+            Problem("services", f"{', '.join(both)} both enabled and disabled; choose one")
+        )
+    if system.first_boot:
+        script = Path(system.first_boot).expanduser()
+        if not script.is_file():
+            problems.append(Problem("first-boot script", f"{system.first_boot} is not a file"))
     return problems
 
 

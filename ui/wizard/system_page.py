@@ -1,4 +1,5 @@
-"""Page 3, System: volume label, host name, accounts, the /etc/issue text and an overlay."""
+"""Page 3, System: volume label, host name, accounts and the live user, the /etc/issue
+text and an overlay."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import Slot
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -19,11 +21,13 @@ from PySide6.QtWidgets import (
 )
 
 from app.compose.configure import BuildFacts, render_issue, validate_issue
-from app.compose.profile import Profile
+from app.compose.profile import Profile, validate_profile
+from app.errors import Problem
 from app.iso.labels import MAX_LABEL_LENGTH, suggest_label, validate_label
 from ui.dialogs import PathKind, choose_path
 from ui.wizard.common import StatePage, buddy_label, named
 from ui.wizard.state import WizardState
+from ui.wizard.system_settings import SystemSettings
 
 PREVIEW_BUILD_ID = "0123456789abcdef"  # the real ID is known only when the build starts
 
@@ -40,6 +44,14 @@ def issue_preview(profile: Profile, today: date | None = None) -> str:
         date=(today or date.today()).isoformat(),
     )
     return render_issue(profile.system, facts)
+
+
+USER_FIELDS = ("user", "user groups", "autologin", "sudo")
+
+
+def user_problems(profile: Profile) -> list[Problem]:
+    """The profile's problems with the live user, to show beside its fields as they are typed."""
+    return [p for p in validate_profile(profile) if p.where in USER_FIELDS]
 
 
 class SystemPage(StatePage):
@@ -74,7 +86,25 @@ class SystemPage(StatePage):
         self.user_edit.setPlaceholderText("optional")
         form.addRow("&User:", self.user_edit)
         self.user_password_edit = named(QLineEdit(), "userPassword", "User password")
+        self.user_password_edit.setPlaceholderText("none: the user logs in without one")
         form.addRow("User &password:", self.user_password_edit)
+        self.autologin_check = named(
+            QCheckBox("Log the user in &automatically (consoles and desktop)"),
+            "autologin",
+            "Log the live user in automatically",
+        )
+        self.sudo_check = named(
+            QCheckBox("Let the user run commands as root with &sudo"), "sudo", "Allow sudo"
+        )
+        form.addRow("", self.autologin_check)
+        form.addRow("", self.sudo_check)
+        self.groups_edit = named(QLineEdit(), "userGroups", "Extra groups of the user")
+        self.groups_edit.setPlaceholderText("beyond audio, video, cdrom, plugdev, netdev, …")
+        form.addRow(buddy_label("Extra &groups:", self.groups_edit), self.groups_edit)
+        self.user_problems = named(QLabel(), "userProblems", "Live user problems")
+        self.user_problems.setWordWrap(True)
+        self.user_problems.setStyleSheet("color: #b00000;")
+        form.addRow("", self.user_problems)
 
         mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         self.issue_edit = named(QPlainTextEdit(), "issueText", "/etc/issue text")
@@ -100,6 +130,8 @@ class SystemPage(StatePage):
         overlay_row.addWidget(self.overlay_edit, 1)
         overlay_row.addWidget(self.overlay_button)
         form.addRow(buddy_label("&Overlay folder:", self.overlay_edit), overlay_row)
+        self.settings = SystemSettings(state)
+        form.addRow(self.settings)
 
         self._fill_from_profile()
         self.name_edit.textChanged.connect(self._on_name)
@@ -109,12 +141,18 @@ class SystemPage(StatePage):
         self.root_password_edit.textChanged.connect(lambda t: self._set_system(root_password=t))
         self.user_edit.textChanged.connect(lambda t: self._set_system(user=t.strip()))
         self.user_password_edit.textChanged.connect(lambda t: self._set_system(user_password=t))
+        self.autologin_check.toggled.connect(lambda on: self._set_system(autologin=on))
+        self.sudo_check.toggled.connect(lambda on: self._set_system(sudo=on))
+        self.groups_edit.textChanged.connect(
+            lambda t: self._set_system(user_groups=tuple(t.replace(",", " ").split()))
+        )
         self.issue_edit.textChanged.connect(
             lambda: self._set_system(issue=self.issue_edit.toPlainText())
         )
         self.overlay_edit.textChanged.connect(lambda t: self._set_system(overlay=t.strip()))
         self.overlay_button.clicked.connect(self._browse_overlay)
         state.profileChanged.connect(self._update_preview)
+        state.profileChanged.connect(self._show_user_problems)
 
     def _fill_from_profile(self) -> None:
         profile = self.state.profile
@@ -125,10 +163,16 @@ class SystemPage(StatePage):
         self.root_password_edit.setText(system.root_password)
         self.user_edit.setText(system.user)
         self.user_password_edit.setText(system.user_password)
+        self.autologin_check.setChecked(system.autologin)
+        self.sudo_check.setChecked(system.sudo)
+        self.groups_edit.setText(" ".join(system.user_groups))
         self.issue_edit.setPlainText(system.issue)
         self.overlay_edit.setText(system.overlay)
         self._show_label_problems(profile.iso.label)
         self._update_preview()
+        self._show_user_problems()
+        if hasattr(self, "settings"):  # filled again when a profile is loaded
+            self.settings.fill_from_profile()
 
     @Slot(str)
     def _on_name(self, text: str) -> None:
@@ -152,6 +196,12 @@ class SystemPage(StatePage):
     def apply_suggestion(self) -> None:
         self.label_edit.setText(suggest_label(self.label_edit.text()))
         self.label_edit.setFocus()
+
+    @Slot()
+    def _show_user_problems(self) -> None:
+        problems = user_problems(self.state.profile)
+        self.user_problems.setText("\n".join(str(p) for p in problems))
+        self.user_problems.setVisible(bool(problems))
 
     def _set_system(self, **changes: object) -> None:
         self.state.update("system", **changes)

@@ -78,6 +78,9 @@ class DebianRoot:
     # A flat repository made by this build (deb.write_flat_repository), preferred to the
     # suite; not part of the cache key, as its packages never go into the shared cache.
     local_repo: str = ""
+    # A locale to generate with the distribution's locale-gen (its SUPPORTED line, e.g.
+    # "de_DE.UTF-8 UTF-8"); needs the locales package among `packages`.
+    locale_line: str = ""
 
     @property
     def cache_key(self) -> str:
@@ -359,6 +362,15 @@ def install(
         f'rm -f "$1{path}"; chroot "$1" dpkg-divert --quiet --local --rename --remove {path}'
         for path in DIVERTED
     )
+    locale_args = []
+    if root.locale_line:
+        # Uploaded rather than echoed: no profile text ever goes into a hook's shell.
+        gen = out_tar.with_name("locale.gen")
+        gen.write_text(root.locale_line + "\n")
+        locale_args = [
+            f"--customize-hook=upload {gen} /etc/locale.gen",
+            '--customize-hook=chroot "$1" locale-gen',
+        ]
     args = [
         *_common_args(root, network=False),
         f"--variant={VARIANT}",
@@ -371,6 +383,7 @@ def install(
         f"--essential-hook={divert}",
         f"--customize-hook={restore}",
         f"--customize-hook={FORGET_LOCAL}",
+        *locale_args,
         "--format=tar",
         *_target_args(root, str(out_tar)),
     ]

@@ -13,13 +13,23 @@ from __future__ import annotations
 INITTAB = """\
 # Written by Livesmith: BusyBox init, a login on the screen and on the first serial port.
 ::sysinit:/etc/init.d/rcS
-tty1::respawn:/sbin/getty 38400 tty1
-ttyS0::respawn:/sbin/getty -L 115200 ttyS0 vt100
+tty1::respawn:/sbin/getty{login} 38400 tty1
+ttyS0::respawn:/sbin/getty{login} -L 115200 ttyS0 vt100
 ::ctrlaltdel:/sbin/reboot
 ::shutdown:/bin/umount -a -r
 """
 
+
+def inittab(autologin_program: str = "") -> str:
+    """/etc/inittab; with `autologin_program`, getty runs it instead of asking for a name
+    (-n) and /bin/login (-l): that program logs the live user in (see live.user)."""
+    login = f" -n -l {autologin_program}" if autologin_program else ""
+    return INITTAB.format(login=login)
+
+
 DHCP_SCRIPT = "etc/livesmith/udhcpc.script"
+FIRST_BOOT_SCRIPT = "etc/livesmith/first-boot"
+FIRST_BOOT_DONE = "/var/lib/livesmith/first-boot-done"
 
 RCS = f"""\
 #!/bin/sh
@@ -46,6 +56,12 @@ for dev in /sys/class/net/*; do
     ip link set "$name" up
     udhcpc -b -S -i "$name" -s /{DHCP_SCRIPT} >/dev/null 2>&1
 done
+
+# The profile's first-boot script, if it has one.
+if [ -x /{FIRST_BOOT_SCRIPT} ] && [ ! -e {FIRST_BOOT_DONE} ]; then
+    /{FIRST_BOOT_SCRIPT}
+    mkdir -p {FIRST_BOOT_DONE.rsplit("/", 1)[0]} && touch {FIRST_BOOT_DONE}
+fi
 """
 
 MDEV_CONF = """\
@@ -78,9 +94,9 @@ esac
 exit 0
 """
 
-# (root-relative path, content, mode): what install_busybox_init writes beside the links.
+# (root-relative path, content, mode): what install_busybox_init writes beside the links
+# and /etc/inittab.
 FILES: tuple[tuple[str, str, int], ...] = (
-    ("etc/inittab", INITTAB, 0o644),
     ("etc/init.d/rcS", RCS, 0o755),
     ("etc/mdev.conf", MDEV_CONF, 0o644),
     (DHCP_SCRIPT, UDHCPC_SCRIPT, 0o755),

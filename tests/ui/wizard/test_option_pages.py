@@ -9,7 +9,14 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 
-from app.compose.profile import Compressor, ImageOptions, RootImageFormat, validate_profile
+from app.compose.profile import (
+    Compressor,
+    ImageOptions,
+    RootImageFormat,
+    load_profile,
+    save_profile,
+    validate_profile,
+)
 from tests.ui.wizard.conftest import glaucus_profile
 from tests.ui.wizard.helpers import click_box, click_package, go_to
 from ui.wizard.compose_wizard import ComposeWizard, PageId
@@ -194,3 +201,79 @@ def test_squashfs_xz_offers_no_level_and_the_summary_claims_none(
     assert page.default_level_check.isEnabled()
     assert (page.level_spin.minimum(), page.level_spin.maximum()) == (0, 9)
     assert "Root image: ram, xz level 6" in summary_lines(wizard.profile())
+
+
+def test_the_live_user_options_are_checked_as_typed_and_saved(
+    qtbot: Any, make_wizard: Maker, glaucus_repo: Path, tmp_path: Path
+) -> None:
+    wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"))
+    go_to(qtbot, wizard, PageId.SYSTEM)
+    page = wizard.system_page
+    assert not page.user_problems.isVisible()
+    click_box(qtbot, page.autologin_check)
+    click_box(qtbot, page.sudo_check)
+    assert page.user_problems.isVisible()
+    assert "autologin: needs a live user" in page.user_problems.text()
+    assert "sudo: needs a live user" in page.user_problems.text()
+    qtbot.keyClicks(page.user_edit, "live")
+    qtbot.keyClicks(page.groups_edit, "wheel, Bad!")
+    assert page.user_problems.text() == "user groups: 'Bad!' is not a valid group name"
+    page.groups_edit.clear()
+    qtbot.keyClicks(page.groups_edit, "wheel kvm")
+    assert not page.user_problems.isVisible()
+    system = wizard.profile().system
+    assert (system.user, system.user_password, system.autologin, system.sudo) == (
+        "live",
+        "",
+        True,
+        True,
+    )
+    assert system.user_groups == ("wheel", "kvm")
+    path = tmp_path / "p.toml"
+    save_profile(wizard.profile(), path)
+    assert load_profile(path) == wizard.profile()
+    reopened = make_wizard(load_profile(path)).system_page
+    assert reopened.autologin_check.isChecked() and reopened.sudo_check.isChecked()
+    assert reopened.groups_edit.text() == "wheel kvm"
+
+
+def test_region_and_services_are_checked_as_typed_and_saved(
+    qtbot: Any, make_wizard: Maker, glaucus_repo: Path, tmp_path: Path
+) -> None:
+    wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"))
+    go_to(qtbot, wizard, PageId.SYSTEM)
+    box = wizard.system_page.settings
+    assert not box.problems_label.isVisible()
+    qtbot.keyClicks(box.timezone_edit, "Europe/Atlantis")
+    qtbot.keyClicks(box.locale_edit, "de_DE.UTF-8")
+    qtbot.keyClicks(box.keyboard_edit, "de(nodeadkeys)")
+    qtbot.keyClicks(box.enable_edit, "ssh.service, ssh")
+    assert box.problems_label.isVisible()
+    assert box.problems_label.text().splitlines() == [
+        "time zone: unknown time zone 'Europe/Atlantis' (e.g. Europe/Berlin or UTC)",
+        "services to enable: 'ssh' is not a unit name (e.g. ssh.service or fstrim.timer)",
+    ]
+    box.timezone_edit.clear()
+    qtbot.keyClicks(box.timezone_edit, "Europe/Berlin")
+    box.enable_edit.clear()
+    qtbot.keyClicks(box.enable_edit, "ssh.service")
+    qtbot.keyClicks(box.disable_edit, "apt-daily.timer apt-daily-upgrade.timer")
+    script = tmp_path / "hello.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    qtbot.keyClicks(box.first_boot_edit, str(script))
+    assert not box.problems_label.isVisible()
+    system = wizard.profile().system
+    assert (system.timezone, system.locale, system.keyboard) == (
+        "Europe/Berlin",
+        "de_DE.UTF-8",
+        "de(nodeadkeys)",
+    )
+    assert system.enable_units == ("ssh.service",)
+    assert system.disable_units == ("apt-daily.timer", "apt-daily-upgrade.timer")
+    assert system.first_boot == str(script)
+    path = tmp_path / "p.toml"
+    save_profile(wizard.profile(), path)
+    assert load_profile(path) == wizard.profile()
+    reopened = make_wizard(load_profile(path)).system_page.settings
+    assert reopened.disable_edit.text() == "apt-daily.timer apt-daily-upgrade.timer"
+    assert reopened.timezone_edit.text() == "Europe/Berlin"
