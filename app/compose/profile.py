@@ -326,6 +326,31 @@ def profile_from_dict(data: dict[str, Any], *, where: str = "profile") -> Profil
     return Profile(**kwargs)
 
 
+def with_settings(profile: Profile, assignments: Iterable[str]) -> Profile:
+    """`profile` with SECTION.KEY=VALUE settings (the CLI's --set) applied. VALUE is read
+    as TOML (true, 3, ["a", "b"]) and otherwise taken as text; it is checked like a
+    setting in a profile file."""
+    data = profile_to_dict(profile)
+    problems = []
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or not name:
+            problems.append(Problem(assignment, "write SECTION.KEY=VALUE, e.g. system.user=live"))
+            continue
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        if section in ("name", "description") or section not in _NESTED:
+            problems.append(Problem(key, f"unknown section {section!r}"))
+            continue
+        data[section][name] = value
+    if problems:
+        raise ValidationError(problems)
+    return profile_from_dict(data, where="--set")
+
+
 def save_profile(profile: Profile, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(tomli_w.dumps(profile_to_dict(profile)))

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from app.compose.pipeline import run_build
-from app.compose.profile import builtin_profile, load_profile
+from app.compose.profile import builtin_profile, load_profile, with_settings
 from app.reporter import ConsoleReporter
 
 NAME = "build"
@@ -42,12 +42,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache-dir", type=Path, help="package cache (default: ~/.cache/livesmith/packages)"
     )
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="change one setting of the profile, e.g. system.user=live, system.autologin=true, "
+        "system.timezone=Europe/Berlin, 'system.disable_units=[\"apt-daily.timer\"]' "
+        "(repeatable; the keys are those of a saved profile)",
+    )
     parser.add_argument("--keep-work", action="store_true", help="keep the scratch folder")
     parser.add_argument("-v", "--verbose", action="store_true", help="show every tool's output")
 
 
 def run(args: argparse.Namespace) -> int:
     profile = builtin_profile(args.builtin) if args.builtin else load_profile(args.profile_file)
+    profile = with_settings(profile, args.settings)
     reporter = ConsoleReporter(verbose=args.verbose)
     result = run_build(
         profile,

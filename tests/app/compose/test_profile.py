@@ -25,6 +25,7 @@ from app.compose.profile import (
     load_profile,
     save_profile,
     validate_profile,
+    with_settings,
 )
 from app.errors import InputError, ValidationError
 from app.packages.model import SourceKind, SourceSpec
@@ -293,3 +294,31 @@ def test_arch_glaucus_and_tarball_names(kind: SourceKind) -> None:
     allowed = ("Foo", "pkg@2", "x", "_private")
     assert validate_profile(package_profile(kind, *real, *allowed)) == []
     assert bad_package_names(kind, ("-x", ".x", "a/b", "a b")) == ["-x", ".x", "a/b", "a b"]
+
+
+def test_settings_from_the_command_line_are_checked_like_a_profile_file() -> None:
+    rescue = builtin_profile("rescue")
+    changed = with_settings(
+        rescue,
+        [
+            "system.user=live",
+            "system.autologin=true",
+            "system.timezone=Europe/Berlin",
+            'system.disable_units=["apt-daily.timer"]',
+            "iso.label=MY_RESCUE",
+        ],
+    )
+    assert (changed.system.user, changed.system.autologin) == ("live", True)
+    assert changed.system.timezone == "Europe/Berlin"
+    assert changed.system.disable_units == ("apt-daily.timer",)
+    assert changed.iso.label == "MY_RESCUE" and changed.packages == rescue.packages
+    with pytest.raises(ValidationError) as caught:
+        with_settings(rescue, ["system.autologin=maybe", "system.colour=blue", "nope", "x.y=1"])
+    problems = [str(p) for p in caught.value.problems]
+    assert "nope: write SECTION.KEY=VALUE, e.g. system.user=live" in problems
+    assert "x.y: unknown section 'x'" in problems
+    with pytest.raises(ValidationError) as caught:
+        with_settings(rescue, ["system.autologin=maybe", "system.colour=blue"])
+    problems = [str(p) for p in caught.value.problems]
+    assert "--set: system.autologin: must be bool, not str" in problems
+    assert "--set: system.colour: unknown setting" in problems
