@@ -17,6 +17,7 @@ from app.compose.bootloader import (
     SYSLINUX_DIR,
     SYSLINUX_MODULES,
 )
+from app.compose.live.planned import planned_root_files
 from app.compose.pipeline import LIVE_DIR, PACKAGES_DIR
 from app.compose.profile import Profile, RootImageFormat
 from app.compose.rootimage import IMAGE_NAMES
@@ -79,6 +80,11 @@ def planned_iso_tree(
             for path, what in repository_files(profile.packages.source.kind, packages)
         ]
     return sorted(planned, key=lambda f: f.path)
+
+
+def planned_root_tree(profile: Profile) -> list[PlannedFile]:
+    """Files the system options put into the root (inside the root image), by path."""
+    return [PlannedFile(f"/{path}", what) for path, what in planned_root_files(profile.system)]
 
 
 def tree_lines(planned: Sequence[PlannedFile]) -> list[str]:

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.compose.layout import PlannedFile, planned_iso_tree, tree_lines
+from app.compose.layout import PlannedFile, planned_iso_tree, planned_root_tree, tree_lines
 from app.compose.plan import BuildPlan, plan_build
 from app.compose.profile import Profile, compression_level, save_profile
 from app.packages.model import PackageSource
@@ -244,7 +244,10 @@ class ReviewPage(StatePage):
 
     def _show_summary(self, profile: Profile, tree: Sequence[PlannedFile]) -> None:
         self.summary.setPlainText("\n".join(summary_lines(profile)))
-        self.tree.setPlainText("\n".join(tree_lines(tree)))
+        root = tree_lines(planned_root_tree(profile))
+        self.tree.setPlainText(
+            "\n".join([*tree_lines(tree), "", "In the root image, from the System page:", *root])
+        )
 
     # -- output and saving ----------------------------------------------------------------
     @Slot(str)

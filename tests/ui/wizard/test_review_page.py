@@ -127,6 +127,21 @@ def test_summary_planned_tree_and_size_follow_the_choices(
     assert "  vmlinuz  — the kernel" in tree
     assert "packages/" in tree and "    libdocs-2.0.tar.zst  — carried package" in tree
     assert not any("rootfs.sfs" in line for line in tree)
+    # what the System page's options put into the root
+    at = tree.index("In the root image, from the System page:")
+    assert "  hostname  — host name livesmith" in tree[at:]
+    assert not any("sudoers" in line for line in tree)
+    go_to(qtbot, wizard, PageId.SYSTEM)
+    qtbot.keyClicks(wizard.system_page.user_edit, "live")
+    click_box(qtbot, wizard.system_page.sudo_check)
+    qtbot.keyClicks(wizard.system_page.settings.timezone_edit, "Europe/Berlin")
+    go_to(qtbot, wizard, PageId.REVIEW)
+    wait_checked(qtbot, wizard)
+    tree = page.tree.toPlainText().splitlines()
+    at = tree.index("In the root image, from the System page:")
+    assert "    livesmith-live-user  — sudo for live (when sudo is installed)" in tree[at:]
+    assert "  timezone  — time zone Europe/Berlin" in tree[at:]
+    assert "  live  — home folder of live" in tree[at:]
     assert page.size_label.text().startswith("Estimated ISO size: about ")
     assert "MiB" in page.size_label.text()
 
