@@ -36,7 +36,8 @@ from app.epoch import source_date_epoch
 from app.errors import Cancelled, LivesmithError, Problem, StageError, ValidationError
 from app.iso.inspect import inspect_iso
 from app.iso.master import BootSpec, MasterSpec, master_iso
-from app.packages.deb import write_flat_repository
+from app.packages.apt import AptSource
+from app.packages.deb import read_package, write_flat_repository
 from app.packages.gather import gather
 from app.packages.model import PackageInfo, PackageSource, SourceKind, SourceSpec
 from app.packages.repository import write_repository
@@ -142,12 +143,28 @@ def validate_packages(ctx: BuildContext) -> list[Problem]:
         # validate_profile reports them; a name like '-o...' must not reach apt-cache.
         return []
     try:
-        if ctx.source is None or ctx.source.spec != options.source:
-            ctx.source = open_source(options.source)
+        # mmdebstrap installs from the profile's suite, not from what the host's apt sees.
+        archive = None
+        if options.uses_mmdebstrap and options.source.kind in (SourceKind.APT, SourceKind.DEB):
+            root = debian_root(ctx)
+            if debian.validate_names(root):
+                return []  # validate_install names them; nothing malformed reaches apt
+            view = debian.archive_view(root, ctx.cache, ctx.reporter)
+            if view.problems:
+                return list(view.problems)
+            archive = AptSource(SourceSpec(SourceKind.APT), apt_options=view.apt_options)
+        wanted = archive.apt_options if archive is not None else ()
+        if (
+            ctx.source is None
+            or ctx.source.spec != options.source
+            or getattr(ctx.source, "apt_options", ()) != wanted
+        ):
+            ctx.source = archive if options.source.kind is SourceKind.APT and archive else None
+            ctx.source = ctx.source or open_source(options.source)
         source = ctx.source
-        if options.uses_mmdebstrap and options.source.kind is SourceKind.DEB:
+        if archive is not None and options.source.kind is SourceKind.DEB:
             # apt sees the folder beside the suite: dependencies come from the suite.
-            source = LayeredSource(ctx.source, open_source(SourceSpec(SourceKind.APT)))
+            source = LayeredSource(ctx.source, archive)
         ctx.resolution = resolve(
             source, options.packages, follow_dependencies=options.follow_dependencies
         )
@@ -307,9 +324,15 @@ def debian_root(ctx: BuildContext) -> debian.DebianRoot:
     options = ctx.profile.packages
     kernel = ctx.profile.kernel.package
     names = (*options.packages, *((kernel,) if kernel and kernel not in options.packages else ()))
-    locale_line = region.locale_gen_line(ctx.profile.system.locale)
-    if locale_line and "locales" not in names:
-        names = (*names, "locales")
+    # What the system options need from the archive comes with them.
+    system = ctx.profile.system
+    locale_line = region.locale_gen_line(system.locale)
+    needed = (
+        *(("locales",) if locale_line else ()),
+        *(("sudo",) if system.user and system.sudo else ()),
+        *(("tzdata",) if system.timezone else ()),
+    )
+    names = (*names, *(name for name in needed if name not in names))
     local = options.source.kind is SourceKind.DEB
     return debian.DebianRoot(
         suite=options.suite or debian.host_suite(),
@@ -330,12 +353,7 @@ def validate_install(ctx: BuildContext) -> list[Problem]:
     options = ctx.profile.packages
     if not options.uses_mmdebstrap or options.source.kind not in (SourceKind.APT, SourceKind.DEB):
         return []
-    problems = debian.validate(debian_root(ctx))
-    if options.carry:
-        problems.append(
-            Problem("packages: carry", "carrying packages is not yet possible with mmdebstrap")
-        )
-    return problems
+    return debian.validate(debian_root(ctx))
 
 
 def debian_dir(ctx: BuildContext) -> Path:
@@ -360,6 +378,9 @@ def gather_stage(ctx: BuildContext) -> None:
             ctx.reporter,
             stage="gather",
         )
+        if ctx.profile.packages.carry:  # exactly the files mmdebstrap installs from
+            debs = sorted((folder / "archives").glob("*.deb"))
+            ctx.archives = [(read_package(deb, SourceKind.APT), deb) for deb in debs]
         return
     for pkg in ctx.resolution.packages:
         ctx.log(f"{pkg.name} {pkg.version}: {ctx.resolution.reasons.get(pkg.name, 'selected')}")
@@ -380,7 +401,8 @@ def assemble_stage(ctx: BuildContext) -> None:
             epoch=ctx.epoch,
             stage="assemble",
         )
-        shutil.rmtree(folder / "archives")  # copies of the cache, no longer needed
+        if not ctx.profile.packages.carry:
+            shutil.rmtree(folder / "archives")  # copies of the cache, no longer needed
         ctx.manifest = assemble_root([(made, tar)], ctx.root, ctx.reporter)
         tar.unlink()
     else:

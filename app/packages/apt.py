@@ -64,10 +64,14 @@ def parse_reverse_provides(text: str) -> dict[str, list[str]]:
 
 
 class AptSource:
-    """The Debian archive as the host's apt sees it."""
+    """The Debian archive as the host's apt sees it, or, with `apt_options`, as a private
+    apt configuration sees it (compose.install.debian.ArchiveView: a profile's own suite)."""
 
-    def __init__(self, spec: SourceSpec | None = None) -> None:
+    def __init__(
+        self, spec: SourceSpec | None = None, *, apt_options: tuple[str, ...] = ()
+    ) -> None:
         self.spec = spec or SourceSpec(SourceKind.APT)
+        self.apt_options = apt_options
         self._known: dict[str, PackageInfo | None] = {}
         self._providers: dict[str, list[str]] = {}
         self._arch: str | None = None
@@ -83,7 +87,9 @@ class AptSource:
         wanted = sorted({n for n in names if n and n not in self._known})
         if not wanted:
             return
-        out = _run([find_tool("apt-cache"), "show", "--no-all-versions", "--", *wanted])
+        out = _run(
+            [find_tool("apt-cache"), *self.apt_options, "show", "--no-all-versions", "--", *wanted]
+        )
         if out.returncode not in (0, 100):
             raise StageError(f"apt-cache failed: {out.stderr.strip()}", stage="packages")
         for stanza in parse_stanzas(out.stdout):
@@ -105,7 +111,7 @@ class AptSource:
 
     def providers(self, name: str) -> list[PackageInfo]:
         if name not in self._providers:
-            out = _run([find_tool("apt-cache"), "showpkg", "--", name])
+            out = _run([find_tool("apt-cache"), *self.apt_options, "showpkg", "--", name])
             self._providers.update(parse_reverse_provides(out.stdout))
             self._providers.setdefault(name, [])
         names = self._providers[name]
@@ -123,7 +129,7 @@ class AptSource:
         work = Path(tempfile.mkdtemp(prefix="apt-download-", dir=cache_dir))
         try:
             reporter.log(Level.INFO, f"downloading {pkg.name} {pkg.version} with apt-get")
-            args = [apt_get, "download", "-q", "--", f"{pkg.name}={pkg.version}"]
+            args = [apt_get, *self.apt_options, "download", "-q", "--", f"{pkg.name}={pkg.version}"]
             # stderr to a file, not a pipe nobody reads while waiting: a full pipe would
             # stop apt-get.
             with (

@@ -32,7 +32,9 @@ import hashlib
 import os
 import re
 import shutil
+import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,6 +204,105 @@ def validate_names(root: DebianRoot) -> list[Problem]:
         if not re.fullmatch(r"[a-z][a-z0-9-]*", component):
             problems.append(Problem("packages: components", f"{component!r} is not a component"))
     return problems
+
+
+# --- the profile's archive, for checking names before building ---------------------------
+
+ARCHIVE_MAX_AGE = 6 * 3600  # seconds before the package lists are fetched again
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+
+
+def archive_sources(root: DebianRoot) -> list[tuple[str, str]]:
+    """(file name, text) of the apt source files that show the archive mmdebstrap will
+    install from: as mirror_args chooses, without the build's local repository."""
+    components = " ".join(root.components or ("main",))
+    if root.mirror:
+        files = [("profile.list", f"deb {root.mirror} {root.suite} {components}\n")]
+    elif root.suite == host_suite():
+        files = [(f"{i:02d}-{p.name}", p.read_text()) for i, p in enumerate(host_sources())]
+    else:
+        files = [("profile.list", f"deb {DEBIAN_MIRROR} {root.suite} {components}\n")]
+    if root.extra_sources:
+        files.append(("extra.list", "".join(line + "\n" for line in root.extra_sources)))
+    return files
+
+
+@dataclass(frozen=True)
+class ArchiveView:
+    """apt options under which apt-cache and apt-get see the profile's archive, or the
+    problems that keep it from being seen."""
+
+    apt_options: tuple[str, ...]
+    problems: tuple[Problem, ...] = ()
+
+
+def archive_view(
+    root: DebianRoot, cache: Path, reporter: Reporter, *, max_age: float = ARCHIVE_MAX_AGE
+) -> ArchiveView:
+    """A private apt configuration for the profile's suite, mirror and components, with
+    its package lists in the cache (fetched by `apt-get update` when older than
+    `max_age`). Only package lists are fetched; no package code runs."""
+    sources = archive_sources(root)
+    text = "\0".join(f"{name}\0{body}" for name, body in sources)
+    folder = cache / "debian-archive" / hashlib.sha256(text.encode()).hexdigest()[:16]
+    parts = folder / "sources.list.d"
+    for sub in (parts, folder / "lists" / "partial", folder / "cache", folder / "preferences.d"):
+        sub.mkdir(parents=True, exist_ok=True)
+    for name, body in sources:
+        (parts / name).write_text(body)
+    (folder / "status").touch()
+    options = (
+        *("-o", f"Dir::Etc::SourceList={folder / 'sources.list'}"),
+        *("-o", f"Dir::Etc::SourceParts={parts}"),
+        *("-o", f"Dir::Etc::Preferences={folder / 'preferences'}"),
+        *("-o", f"Dir::Etc::PreferencesParts={folder / 'preferences.d'}"),
+        *("-o", f"Dir::State::Lists={folder / 'lists'}"),
+        *("-o", f"Dir::State::Status={folder / 'status'}"),
+        *("-o", f"Dir::Cache={folder / 'cache'}"),
+        *("-o", "Acquire::Languages=none"),
+        # root: apt would hand downloads to _apt, which cannot enter a cache under /root.
+        *(("-o", "APT::Sandbox::User=root") if os.geteuid() == 0 else ()),
+    )
+    stamp = folder / "updated"
+    with contextlib.suppress(OSError):
+        if time.time() - stamp.stat().st_mtime < max_age:
+            return ArchiveView(options)
+    reporter.log(Level.INFO, f"reading the package lists of {root.suite}")
+    out = subprocess.run(
+        [find_tool("apt-get"), *options, "update", "-q"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LC_ALL": "C.UTF-8"},
+        check=False,
+        timeout=600,
+    )
+    errors = [line for line in out.stderr.splitlines() if line.startswith("E:")]
+    if out.returncode == 0 and not errors:
+        stamp.touch()
+        return ArchiveView(options)
+    where = root.mirror or (
+        "this machine's apt sources" if root.suite == host_suite() else DEBIAN_MIRROR
+    )
+    if any(f" {root.suite} Release' does not have a Release file" in e for e in errors):
+        problem = Problem(
+            "packages: suite",
+            f"the suite {root.suite!r} is not in {where}",
+            hint="check the suite name (e.g. bookworm, trixie, noble) and the mirror",
+        )
+        return ArchiveView(options, (problem,))
+    if stamp.exists():  # offline, say: the lists from last time still name the packages
+        reporter.log(
+            Level.WARNING,
+            f"could not refresh the package lists of {root.suite}; using the last ones",
+        )
+        return ArchiveView(options)
+    detail = " ".join(errors) or out.stderr.strip()[-300:]
+    problem = Problem(
+        "packages",
+        f"cannot read the package lists of {root.suite} from {where}: {detail}",
+        hint="check the network and the mirror",
+    )
+    return ArchiveView(options, (problem,))
 
 
 # --- running mmdebstrap -----------------------------------------------------------------

@@ -13,8 +13,12 @@ import pytest
 
 from app.compose.install import debian
 from app.compose.install.debian import DebianRoot
+from app.compose.pipeline import make_context, validate_build
+from app.compose.profile import InstallMethod, PackageOptions, Profile
 from app.errors import StageError
+from app.packages.apt import AptSource
 from app.packages.deb import parse_stanzas, write_flat_repository
+from app.packages.model import SourceKind, SourceSpec
 from app.reporter import RecordingReporter
 from tests.conftest import needs_root
 from tests.support.debian import script_package
@@ -273,3 +277,40 @@ def test_a_local_folder_sits_beside_the_suite_and_wins_over_it(
         assert "." + debian.LOCAL_PREFERENCES not in names
     shared = package_cache / "debian" / root.cache_key
     assert not list(shared.glob("hello_*")) and list(shared.glob("bsdextrautils_*"))
+
+
+def test_validation_sees_the_profiles_archive_not_the_hosts(tmp_path: Path) -> None:
+    root = DebianRoot(
+        "bookworm",
+        ("firmware-misc-nonfree",),
+        mirror="http://deb.debian.org/debian",
+        components=("main", "non-free-firmware"),
+    )
+    reporter = RecordingReporter()
+    view = debian.archive_view(root, tmp_path, reporter)
+    assert view.problems == ()
+    firmware = AptSource(apt_options=view.apt_options).get("firmware-misc-nonfree")
+    assert firmware is not None and firmware.kind is SourceKind.APT
+    assert [m for _, m in reporter.logs] == ["reading the package lists of bookworm"]
+    again = RecordingReporter()
+    assert debian.archive_view(root, tmp_path, again) == view  # fresh lists: not fetched again
+    assert again.logs == []
+
+
+def test_an_unknown_suite_is_a_problem_before_building(tmp_path: Path) -> None:
+    profile = Profile(
+        "p",
+        packages=PackageOptions(
+            SourceSpec(SourceKind.APT),
+            ("bash", "busybox-static", "linux-image-amd64"),
+            install=InstallMethod.MMDEBSTRAP,
+            suite="no-such-suite",
+            mirror="http://deb.debian.org/debian",
+        ),
+    )
+    ctx = make_context(profile, tmp_path / "o.iso", RecordingReporter(), cache_dir=tmp_path)
+    problems = [str(p) for p in validate_build(ctx)]
+    assert (
+        "packages: suite: the suite 'no-such-suite' is not in http://deb.debian.org/debian "
+        "(check the suite name (e.g. bookworm, trixie, noble) and the mirror)"
+    ) in problems
