@@ -25,10 +25,12 @@ from __future__ import annotations
 import codecs
 import ctypes
 import functools
+import json
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -299,6 +301,9 @@ class QemuSession:
                 "stdio",
                 "-monitor",
                 "none",
+                # QMP, for screendump of the VGA screen (desktops, loaders without serial)
+                "-qmp",
+                f"unix:{self.workdir / 'qmp.sock'},server=on,wait=off",
                 "-nic",
                 "none",
                 "-no-reboot",
@@ -498,6 +503,10 @@ class QemuSession:
         self.send(user)
         self.expect("Password:", 10)
         self.send(password)
+        self.wait_for_shell(timeout, refused=f"login as {user!r} was refused (wrong password?)")
+
+    def wait_for_shell(self, timeout: float = 60, *, refused: str = "") -> None:
+        """Wait until a shell answers on the console (after a login, or an automatic one)."""
         command, marker = self._marker("SHELL")
         deadline = time.monotonic() + timeout * self.scale
         # Keystrokes typed while login starts the shell may be flushed: repeat until answered.
@@ -510,8 +519,28 @@ class QemuSession:
                     raise
                 continue
             if match.group(0) == "Login incorrect":
-                raise self._failure(f"login as {user!r} was refused (wrong password?)")
+                raise self._failure(refused or "a login was refused")
             return
+
+    def screendump(self, path: Path) -> Path:
+        """Save the VGA screen as a PNG at `path` (QEMU's QMP `screendump`)."""
+        with socket.socket(socket.AF_UNIX) as qmp:
+            qmp.settimeout(30)
+            qmp.connect(str(self.workdir / "qmp.sock"))
+            reader = qmp.makefile("r")
+            json.loads(reader.readline())  # the greeting
+            for command in (
+                {"execute": "qmp_capabilities"},
+                {"execute": "screendump", "arguments": {"filename": str(path), "format": "png"}},
+            ):
+                qmp.sendall(json.dumps(command).encode() + b"\n")
+                while True:
+                    reply = json.loads(reader.readline())
+                    if "return" in reply:
+                        break
+                    if "error" in reply:
+                        raise self._failure(f"QMP {command['execute']}: {reply['error']}")
+        return path
 
     def run(self, command: str, timeout: float = 30, *, check: bool = False) -> str:
         """Run a shell command on the console; returns its output (exit status in
