@@ -42,6 +42,7 @@ DEBIAN_PACKAGES: dict[str, str] = {
     "bwrap": "bubblewrap",
     "mmdebstrap": "mmdebstrap",
     "newuidmap": "uidmap",
+    "pacman": "pacman-package-manager",
     "unshare": "util-linux",
     "depmod": "kmod",
     "umockdev-wrapper": "umockdev",

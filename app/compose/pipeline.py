@@ -19,7 +19,7 @@ from pathlib import Path
 from app.compose import bootloader, initramfs, kmod, rootimage
 from app.compose.assemble import assemble_root
 from app.compose.configure import BuildFacts, configure_root, find_busybox, validate_issue
-from app.compose.install import debian
+from app.compose.install import debian, pacman
 from app.compose.live import modules as live_modules
 from app.compose.live import region
 from app.compose.manifest import RootManifest
@@ -405,9 +405,36 @@ def assemble_stage(ctx: BuildContext) -> None:
             shutil.rmtree(folder / "archives")  # copies of the cache, no longer needed
         ctx.manifest = assemble_root([(made, tar)], ctx.root, ctx.reporter)
         tar.unlink()
+    elif ctx.profile.packages.uses_pacman:
+        ctx.manifest = pacman_root(ctx)
     else:
         ctx.manifest = assemble_root(ctx.archives, ctx.root, ctx.reporter)
     ctx.log(f"root assembled: {len(ctx.manifest)} entries")
+
+
+def validate_pacman(ctx: BuildContext) -> list[Problem]:
+    options = ctx.profile.packages
+    if not options.uses_pacman or options.source.kind is not SourceKind.ARCH:
+        return []  # validate_profile names a pacman install from another source
+    return pacman.validate()
+
+
+def validate_assemble(ctx: BuildContext) -> list[Problem]:
+    return [*validate_install(ctx), *validate_pacman(ctx)]
+
+
+def pacman_root(ctx: BuildContext) -> RootManifest:
+    """The gathered Arch-style packages installed by pacman (scriptlets and hooks run),
+    then extracted by us like any package."""
+    folder = ctx.work / "pacman"
+    folder.mkdir(parents=True, exist_ok=True)
+    tar = folder / "root.tar"
+    made = pacman.install(
+        [path for _, path in ctx.archives], tar, ctx.reporter, epoch=ctx.epoch, stage="assemble"
+    )
+    manifest = assemble_root([(made, tar)], ctx.root, ctx.reporter)
+    tar.unlink()
+    return manifest
 
 
 def configure_stage(ctx: BuildContext) -> None:
@@ -581,7 +608,7 @@ def structure_problems(ctx: BuildContext) -> list[str]:
 
 STAGES: tuple[Stage, ...] = (
     Stage("gather", "Gather packages", gather_stage, validate_packages),
-    Stage("assemble", "Assemble the root", assemble_stage, validate_install),
+    Stage("assemble", "Assemble the root", assemble_stage, validate_assemble),
     Stage("configure", "Configure the system", configure_stage, validate_system),
     Stage("initramfs", "Make the initramfs", initramfs_stage),
     Stage("rootimage", "Make the root image", rootimage_stage, validate_tools),

@@ -113,9 +113,12 @@ def level_range(fmt: RootImageFormat, compressor: Compressor) -> LevelRange | No
 class InstallMethod(enum.Enum):
     """How the selected packages become a root."""
 
-    AUTO = "auto"  # mmdebstrap for the Debian archive with dependencies followed, else unpack
+    # With dependencies followed: mmdebstrap for the Debian archive, pacman for Arch-style
+    # packages; else unpack.
+    AUTO = "auto"
     UNPACK = "unpack"  # our own extraction only: no maintainer scripts run
     MMDEBSTRAP = "mmdebstrap"  # Debian's own tooling: maintainer scripts run in a sandbox
+    PACMAN = "pacman"  # Arch-style packages: install scriptlets and alpm hooks run, sandboxed
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,12 @@ class PackageOptions:
         if self.install is InstallMethod.AUTO:
             return self.source.kind is SourceKind.APT and self.follow_dependencies
         return self.install is InstallMethod.MMDEBSTRAP
+
+    @property
+    def uses_pacman(self) -> bool:
+        if self.install is InstallMethod.AUTO:
+            return self.source.kind is SourceKind.ARCH and self.follow_dependencies
+        return self.install is InstallMethod.PACMAN
 
 
 @dataclass(frozen=True)
@@ -490,6 +499,14 @@ def validate_profile(profile: Profile) -> list[Problem]:
             Problem(
                 "packages: install",
                 "mmdebstrap installs Debian packages only (the apt source or a folder of .deb files)",
+                hint='use install = "unpack" for this source',
+            )
+        )
+    if profile.packages.uses_pacman and profile.packages.source.kind is not SourceKind.ARCH:
+        problems.append(
+            Problem(
+                "packages: install",
+                "pacman installs Arch-style packages (*.pkg.tar.zst) only",
                 hint='use install = "unpack" for this source',
             )
         )

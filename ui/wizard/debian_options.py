@@ -58,7 +58,11 @@ class DebianOptions(QGroupBox):
         self.suite_edit.setText(options.suite)
         self.mirror_edit.setText(options.mirror)
         self.components_edit.setText(" ".join(options.components))
-        self.method_combo.setCurrentIndex([m for m, _ in METHODS].index(options.install))
+        offered = [m for m, _ in METHODS]
+        # pacman (Arch-style packages) is not a way to install from the Debian archive: a
+        # profile with it shows Automatic here, and keeps it until this box is edited.
+        method = options.install if options.install in offered else InstallMethod.AUTO
+        self.method_combo.setCurrentIndex(offered.index(method))
         self._show_problems()
 
     @Slot()

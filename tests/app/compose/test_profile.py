@@ -63,6 +63,26 @@ def test_the_install_method_follows_the_source_unless_the_profile_names_one() ->
     assert "packages: install" not in {p.where for p in validate_profile(beside)}
 
 
+def test_arch_style_packages_install_with_pacman_when_dependencies_are_followed(
+    tmp_path: Path,
+) -> None:
+    arch = PackageOptions(SourceSpec(SourceKind.ARCH, "/a"), ("busybox",))
+    assert arch.uses_pacman and not arch.uses_mmdebstrap
+    assert not replace(arch, follow_dependencies=False).uses_pacman  # hand-picked: unpacked
+    assert not replace(arch, install=InstallMethod.UNPACK).uses_pacman
+    assert replace(arch, follow_dependencies=False, install=InstallMethod.PACMAN).uses_pacman
+    assert not PackageOptions(SourceSpec(SourceKind.APT), ("bash",)).uses_pacman
+    glaucus = PackageOptions(SourceSpec(SourceKind.GLAUCUS, "/g"), ("busybox",))
+    assert not glaucus.uses_pacman
+    forced = Profile("p", packages=replace(glaucus, install=InstallMethod.PACMAN))
+    problems = {p.where: p.message for p in validate_profile(forced)}
+    assert "pacman installs Arch-style packages" in problems["packages: install"]
+    path = tmp_path / "p.toml"
+    save_profile(Profile("a", packages=replace(arch, install=InstallMethod.PACMAN)), path)
+    assert 'install = "pacman"' in path.read_text()
+    assert load_profile(path).packages.install is InstallMethod.PACMAN
+
+
 def test_suite_mirror_and_install_method_round_trip(tmp_path: Path) -> None:
     options = PackageOptions(
         SourceSpec(SourceKind.APT),

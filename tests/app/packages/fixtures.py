@@ -7,7 +7,7 @@ The busybox binary comes from the real Debian busybox-static package.
 
     pkg = busybox_package()                       # bin/busybox (real) + bin/sh -> busybox
     repo = make_glaucus_repo(tmp_path, [pkg, FixturePackage("hello", entries=(...))])
-    folder = make_arch_folder(tmp_path, [pkg], with_database=True)
+    folder = make_arch_folder(tmp_path, [pkg], with_database=True)  # .INSTALL: arch_install
     folder = make_tarball_folder(tmp_path, [pkg], compression="xz")
     folder = make_deb_folder(tmp_path, [pkg])      # dpkg-deb --build
     folder = real_deb_folder(tmp_path, ["busybox-static"])
@@ -92,6 +92,7 @@ class FixturePackage:
     description: str = ""
     auto_dirs: bool = True  # add entries for missing parent directories (like real packages)
     extra: dict[str, str] = field(default_factory=dict)  # more control/.PKGINFO fields
+    arch_install: str = ""  # an Arch package's .INSTALL scriptlets (pre_install() { ...; } ...)
 
     @property
     def desc(self) -> str:
@@ -263,9 +264,10 @@ def arch_filename(pkg: FixturePackage, compression: str = "zst") -> str:
 
 def make_arch_package(folder: Path, pkg: FixturePackage, compression: str = "zst") -> Path:
     size = sum(len(e.data) for e in pkg.entries)
-    data = tar_bytes(
-        pkg.entries, auto_dirs=pkg.auto_dirs, first=[(".PKGINFO", pkginfo_text(pkg, size).encode())]
-    )
+    metadata = [(".PKGINFO", pkginfo_text(pkg, size).encode())]
+    if pkg.arch_install:
+        metadata.append((".INSTALL", pkg.arch_install.encode()))
+    data = tar_bytes(pkg.entries, auto_dirs=pkg.auto_dirs, first=metadata)
     path = folder / arch_filename(pkg, compression)
     path.write_bytes(compress(data, compression))
     return path

@@ -74,3 +74,16 @@ def test_a_loaded_profile_fills_the_fields(qtbot: Any, make_wizard: Maker) -> No
     assert fields.mirror_edit.text() == "http://archive.ubuntu.com/ubuntu"
     assert fields.components_edit.text() == "main universe"
     assert fields.method_combo.currentData() is InstallMethod.MMDEBSTRAP
+
+
+def test_a_profile_installing_arch_packages_with_pacman_opens_and_keeps_its_method(
+    qtbot: Any, make_wizard: Maker
+) -> None:
+    packages = PackageOptions(
+        SourceSpec(SourceKind.ARCH, "/srv/arch"), ("busybox",), install=InstallMethod.PACMAN
+    )
+    wizard = make_wizard(Profile("a", packages=packages), wait_loaded=False)
+    fields = wizard.packages_page.debian_options
+    assert not fields.isVisibleTo(wizard.packages_page)  # Debian settings: apt only
+    assert fields.method_combo.currentData() is InstallMethod.AUTO
+    assert wizard.profile().packages.install is InstallMethod.PACMAN
