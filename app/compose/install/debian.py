@@ -170,8 +170,26 @@ def sandbox_problems() -> list[Problem]:
                 hint=USERNS_HINT,
             )
         )
+    missing = missing_tool_problems(["newuidmap", "unshare"], "package installation")
+    if not missing and not unshare_maps_ranges():
+        problems.append(
+            Problem(
+                "package installation",
+                "this machine's unshare (util-linux) is older than 2.38 and cannot map the "
+                "subordinate ids (--map-users)",
+                hint="build as root, or on Debian 12 / Ubuntu 22.10 or newer",
+            )
+        )
     # unshare --map-users=auto runs newuidmap
-    return [*problems, *missing_tool_problems(["newuidmap"], "package installation")]
+    return [*problems, *missing]
+
+
+def unshare_maps_ranges() -> bool:
+    """Whether util-linux unshare has --map-users/--map-groups (2.38 and newer)."""
+    out = subprocess.run(
+        [find_tool("unshare"), "--help"], capture_output=True, text=True, check=False
+    )
+    return "--map-users" in out.stdout
 
 
 def validate(root: DebianRoot) -> list[Problem]:
@@ -407,12 +425,22 @@ def local_archive_names(root: DebianRoot) -> set[str]:
     }
 
 
+CACHE_KEEP_DAYS = 30  # a cached .deb no build has used for this long is removed
+
+
 def _publish(archives: Path, shared: Path, *, skip: set[str]) -> None:
     """Add the new .deb files to the shared cache, each whole or not at all; those named in
-    `skip` (a local repository's) are the user's, not the suite's."""
+    `skip` (a local repository's) are the user's, not the suite's. Files this build used
+    are marked as used; ones unused for CACHE_KEEP_DAYS (older versions) are removed."""
+    used = set()
     for deb in archives.glob("*.deb"):
         final = shared / deb.name
-        if final.exists() or deb.name in skip:
+        used.add(deb.name)
+        if final.exists():
+            with contextlib.suppress(OSError):
+                os.utime(final)  # in use: kept
+            continue
+        if deb.name in skip:
             continue
         fd, tmp = tempfile.mkstemp(dir=shared, prefix=".incoming-", suffix=".deb")
         os.close(fd)
@@ -423,6 +451,19 @@ def _publish(archives: Path, shared: Path, *, skip: set[str]) -> None:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+    prune_cache(shared, keep=used)
+
+
+def prune_cache(shared: Path, *, keep: set[str], days: float = CACHE_KEEP_DAYS) -> list[str]:
+    """Remove the cached .deb files not in `keep` that no build used for `days`; their names."""
+    limit = time.time() - days * 86400
+    removed = []
+    for deb in shared.glob("*.deb"):
+        with contextlib.suppress(OSError):
+            if deb.name not in keep and deb.stat().st_mtime < limit:
+                deb.unlink()
+                removed.append(deb.name)
+    return sorted(removed)
 
 
 def _download_error(root: DebianRoot, exc: StageError) -> StageError:

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -314,3 +315,27 @@ def test_an_unknown_suite_is_a_problem_before_building(tmp_path: Path) -> None:
         "packages: suite: the suite 'no-such-suite' is not in http://deb.debian.org/debian "
         "(check the suite name (e.g. bookworm, trixie, noble) and the mirror)"
     ) in problems
+
+
+def test_the_shared_cache_keeps_what_builds_use_and_drops_old_versions(tmp_path: Path) -> None:
+    shared, archives = tmp_path / "shared", tmp_path / "archives"
+    shared.mkdir()
+    archives.mkdir()
+    month_ago = time.time() - 31 * 86400
+    for name in ("bash_5.1_amd64.deb", "bash_5.2_amd64.deb", "zsh_5.9_amd64.deb"):
+        (shared / name).write_bytes(b"deb")
+        os.utime(shared / name, (month_ago, month_ago))
+    (archives / "bash_5.2_amd64.deb").write_bytes(b"deb")  # this build's
+    (archives / "curl_8.0_amd64.deb").write_bytes(b"new")
+    debian._publish(archives, shared, skip=set())
+    assert sorted(p.name for p in shared.iterdir()) == [
+        "bash_5.2_amd64.deb",  # used now: kept, and marked as used
+        "curl_8.0_amd64.deb",  # new
+    ]
+    assert (shared / "bash_5.2_amd64.deb").stat().st_mtime > month_ago + 86400
+    (shared / "old_1_all.deb").write_bytes(b"x")  # unused, but recent: kept
+    assert debian.prune_cache(shared, keep=set()) == []
+
+
+def test_this_machines_unshare_maps_subordinate_ids() -> None:
+    assert debian.unshare_maps_ranges()  # util-linux 2.38 (Debian 12)
