@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.compose.profile import InstallMethod
 from app.packages.model import PackageInfo, PackageSource, SourceKind, SourceSpec
 from app.packages.resolve import Resolution, resolve
 from app.packages.sources import open_source
@@ -54,6 +55,12 @@ from ui.wizard.package_model import (
 )
 from ui.wizard.state import WizardState
 from ui.worker import BackgroundTask
+
+ARCH_METHODS = (
+    (InstallMethod.AUTO, "Automatic (pacman when dependencies are included)"),
+    (InstallMethod.PACMAN, "pacman: run install scripts and hooks, in a sandbox"),
+    (InstallMethod.UNPACK, "Unpack only: no install scripts"),
+)
 
 KIND_ORDER = (
     SourceKind.GLAUCUS,
@@ -128,6 +135,14 @@ class PackagesPage(StatePage):
             "Include dependencies automatically",
         )
         form.addRow("", self.follow_check)
+        # Arch-style packages: pacman runs their install scripts and hooks (in a sandbox).
+        self.arch_method_combo = named(
+            QComboBox(), "archInstallMethod", "How Arch-style packages are installed"
+        )
+        for method, title in ARCH_METHODS:
+            self.arch_method_combo.addItem(title, method)
+        self.arch_method_label = buddy_label("&Install:", self.arch_method_combo)
+        form.addRow(self.arch_method_label, self.arch_method_combo)
         self.search_edit = named(QLineEdit(), "packageSearch", "Search packages")
         self.search_edit.setPlaceholderText("Search names and descriptions")
         self.search_edit.setClearButtonEnabled(True)
@@ -171,6 +186,9 @@ class PackagesPage(StatePage):
         self.add_button.clicked.connect(self._add_by_name)
         self.add_edit.returnPressed.connect(self._add_by_name)
         self.follow_check.toggled.connect(self._on_follow_toggled)
+        self.arch_method_combo.currentIndexChanged.connect(
+            lambda: self.state.update("packages", install=self.arch_method_combo.currentData())
+        )
         self.search_edit.textChanged.connect(self.proxy.set_text)
         self.model.selectionToggled.connect(self._on_toggled)
         self._update_labels()
@@ -190,6 +208,9 @@ class PackagesPage(StatePage):
         self.kind_combo.setCurrentIndex(KIND_ORDER.index(spec.kind))
         self.folder_edit.setText(spec.location)
         self.follow_check.setChecked(options.follow_dependencies)
+        offered = [m for m, _ in ARCH_METHODS]
+        method = options.install if options.install in offered else InstallMethod.AUTO
+        self.arch_method_combo.setCurrentIndex(offered.index(method))
         self._show_kind(spec.kind)
         self.model.set_packages([], options.packages, None)
 
@@ -197,6 +218,8 @@ class PackagesPage(StatePage):
         folder = kind is not SourceKind.APT
         # A folder of .deb files can sit beside a suite (mmdebstrap), so it shows them too.
         self.debian_options.setVisible(kind in (SourceKind.APT, SourceKind.DEB))
+        self.arch_method_label.setVisible(kind is SourceKind.ARCH)
+        self.arch_method_combo.setVisible(kind is SourceKind.ARCH)
         for widget in (self.folder_edit, self.browse_button):
             widget.setEnabled(folder)
 

@@ -12,7 +12,9 @@ from PySide6.QtCore import Qt
 from app.compose.install.debian import host_suite
 from app.compose.profile import InstallMethod, PackageOptions, Profile
 from app.packages.model import SourceKind, SourceSpec
+from tests.app.packages.fixtures import make_arch_folder
 from tests.ui.wizard.conftest import glaucus_profile
+from tests.ui.wizard.test_packages_page import conflicting
 from ui.wizard.compose_wizard import ComposeWizard
 
 Maker = Callable[..., ComposeWizard]
@@ -87,3 +89,25 @@ def test_a_profile_installing_arch_packages_with_pacman_opens_and_keeps_its_meth
     assert not fields.isVisibleTo(wizard.packages_page)  # Debian settings: apt only
     assert fields.method_combo.currentData() is InstallMethod.AUTO
     assert wizard.profile().packages.install is InstallMethod.PACMAN
+
+
+def test_arch_sources_offer_pacman_and_keep_the_choice(
+    qtbot: Any, make_wizard: Maker, glaucus_repo: Path, tmp_path: Path
+) -> None:
+    folder = make_arch_folder(tmp_path, conflicting())
+    profile = Profile(
+        "arch",
+        packages=PackageOptions(SourceSpec(SourceKind.ARCH, str(folder)), ("vim",)),
+    )
+    wizard = make_wizard(profile)
+    page = wizard.packages_page
+    combo = page.arch_method_combo
+    assert combo.isVisibleTo(page) and not page.debian_options.isVisibleTo(page)
+    assert combo.currentData() is InstallMethod.AUTO
+    combo.setCurrentIndex(combo.findData(InstallMethod.PACMAN))
+    assert wizard.profile().packages.install is InstallMethod.PACMAN
+    assert wizard.profile().packages.uses_pacman
+    reopened = make_wizard(wizard.profile()).packages_page
+    assert reopened.arch_method_combo.currentData() is InstallMethod.PACMAN
+    page.kind_combo.setCurrentIndex(page.kind_combo.findData(SourceKind.APT))
+    assert not combo.isVisibleTo(page)
