@@ -342,3 +342,14 @@ def test_settings_from_the_command_line_are_checked_like_a_profile_file() -> Non
     problems = [str(p) for p in caught.value.problems]
     assert "--set: system.autologin: must be bool, not str" in problems
     assert "--set: system.colour: unknown setting" in problems
+
+
+def test_a_profile_saved_by_an_earlier_version_still_loads(tmp_path: Path) -> None:
+    old = load_profile(Path(__file__).parent / "data" / "profile-2026-11.toml")
+    assert old.packages.install is InstallMethod.AUTO and old.packages.suite == ""
+    assert (old.system.user, old.system.user_password) == ("ana", "pw")
+    assert not old.system.autologin and not old.system.sudo and old.system.timezone == ""
+    assert old.system.enable_units == () and old.system.first_boot == ""
+    assert validate_profile(old) == []
+    save_profile(old, tmp_path / "again.toml")
+    assert load_profile(tmp_path / "again.toml") == old
