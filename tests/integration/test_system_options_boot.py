@@ -5,6 +5,7 @@ ISO; booted, and each checked from the live user's automatic login on the serial
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,9 @@ from app.iso.inspect import inspect_iso
 from tests.integration.qemu import BootConfig, QemuSession
 
 pytestmark = pytest.mark.slow
+
+# agetty says so when it logs the live user in; typing before that would reach the loader
+AUTOLOGIN = re.compile(r"login: live \(automatic login\)")
 
 FIRST_BOOT = '#!/bin/sh\necho "first boot ran as $(id -un)" > /run/first-boot-ran\n'
 
@@ -51,7 +55,8 @@ def test_the_packages_mmdebstrap_installed_are_carried_with_an_index(options_iso
 def test_the_live_user_and_system_options_work_after_boot(options_iso, tmp_path: Path) -> None:
     config = BootConfig(firmware="bios", medium="cd", image=options_iso.iso, memory_mb=1024)
     with QemuSession(config, extra_args=("-nic", "user,model=virtio-net-pci")) as vm:
-        vm.wait_for_shell(timeout=180)  # no login prompt: the live user is logged in
+        vm.expect(AUTOLOGIN, timeout=180)  # no password asked
+        vm.wait_for_shell()
         ids = vm.run("id", check=True)
         assert ids.startswith("uid=1000(live) gid=1000(live)"), ids
         for group in ("audio", "video", "plugdev", "systemd-journal"):
