@@ -22,6 +22,7 @@ from app.compose.configure import BuildFacts, configure_root, find_busybox, vali
 from app.compose.install import debian, pacman
 from app.compose.live import modules as live_modules
 from app.compose.live import region
+from app.compose.live import services as live_services
 from app.compose.manifest import RootManifest
 from app.compose.profile import (
     Profile,
@@ -142,6 +143,7 @@ def validate_packages(ctx: BuildContext) -> list[Problem]:
     if package_name_problems(options, ctx.profile.kernel):
         # validate_profile reports them; a name like '-o...' must not reach apt-cache.
         return []
+    unit_problems: list[Problem] = []
     try:
         # mmdebstrap installs from the profile's suite, not from what the host's apt sees.
         archive = None
@@ -152,6 +154,11 @@ def validate_packages(ctx: BuildContext) -> list[Problem]:
             view = debian.archive_view(root, ctx.cache, ctx.reporter)
             if view.problems:
                 return list(view.problems)
+            # Units to switch, looked up in the archive's Contents: none may be missing.
+            system = ctx.profile.system
+            units = (*system.enable_units, *system.disable_units)
+            if not live_services.unit_problems(units, "services"):
+                unit_problems = debian.unit_problems(view, root, units, ctx.reporter)
             archive = AptSource(SourceSpec(SourceKind.APT), apt_options=view.apt_options)
         wanted = archive.apt_options if archive is not None else ()
         if (
@@ -201,7 +208,7 @@ def validate_packages(ctx: BuildContext) -> list[Problem]:
                 "select busybox (busybox-static on Debian) or toybox",
             )
         )
-    return problems
+    return [*problems, *unit_problems]
 
 
 # Packages named like a kernel that ship no kernel image (headers, docs, debug symbols).

@@ -323,6 +323,120 @@ def archive_view(
     return ArchiveView(options, (problem,))
 
 
+# Which file comes in which package: the archive's Contents index, fetched the way
+# apt-file does (apt keeps it beside the package lists).
+CONTENTS_OPTIONS = (
+    *(
+        "-o",
+        "Acquire::IndexTargets::deb::Contents-deb::MetaKey=$(COMPONENT)/Contents-$(ARCHITECTURE)",
+    ),
+    *("-o", "Acquire::IndexTargets::deb::Contents-deb::ShortDescription=Contents-$(ARCHITECTURE)"),
+    *(
+        "-o",
+        "Acquire::IndexTargets::deb::Contents-deb::Description=$(RELEASE)/$(COMPONENT) $(ARCHITECTURE) Contents",
+    ),
+    *("-o", "Acquire::IndexTargets::deb::Contents-deb::flatMetaKey=Contents-$(ARCHITECTURE)"),
+)
+APT_HELPER = "/usr/lib/apt/apt-helper"
+UNIT_FOLDERS = ("lib/systemd/system/", "usr/lib/systemd/system/")
+
+
+def _option(view: ArchiveView, name: str) -> Path:
+    prefix = f"{name}="
+    return Path(next(o[len(prefix) :] for o in view.apt_options if o.startswith(prefix)))
+
+
+def packages_shipping(
+    view: ArchiveView, files: set[str], reporter: Reporter, *, max_age: float = ARCHIVE_MAX_AGE
+) -> dict[str, set[str]]:
+    """For each root-relative path in `files`, the archive's packages that ship it."""
+    lists = _option(view, "Dir::State::Lists")
+    stamp = lists.parent / "contents-updated"
+    fresh = stamp.exists() and time.time() - stamp.stat().st_mtime < max_age
+    if not fresh:
+        reporter.log(Level.INFO, "reading which package ships which file (Contents index)")
+        out = subprocess.run(
+            [find_tool("apt-get"), *view.apt_options, *CONTENTS_OPTIONS, "update", "-q"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "LC_ALL": "C.UTF-8"},
+            check=False,
+            timeout=900,
+        )
+        if out.returncode == 0:
+            stamp.touch()
+    found: dict[str, set[str]] = {path: set() for path in files}
+    for index in sorted(lists.glob("*_Contents-*")):
+        with subprocess.Popen(
+            [APT_HELPER, "cat-file", str(index)], stdout=subprocess.PIPE, text=True
+        ) as cat:
+            assert cat.stdout is not None
+            for line in cat.stdout:
+                path, _, owners = line.rstrip("\n").rpartition(" ")
+                path = path.rstrip()
+                if path in found:
+                    found[path] |= {owner.rsplit("/", 1)[-1] for owner in owners.split(",")}
+    return found
+
+
+def installed_set(view: ArchiveView, root: DebianRoot) -> set[str]:
+    """The packages mmdebstrap installs for `root` (Essential, apt, the selection and their
+    dependencies, no Recommends), as apt's own resolver says in a simulation."""
+    out = subprocess.run(
+        [
+            find_tool("apt-get"),
+            *view.apt_options,
+            "-o",
+            "APT::Install-Recommends=false",
+            "-s",
+            "install",
+            "--",
+            "?essential",
+            "apt",
+            *root.packages,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LC_ALL": "C.UTF-8"},
+        check=False,
+    )
+    return {line.split()[1] for line in out.stdout.splitlines() if line.startswith("Inst ")}
+
+
+def unit_problems(
+    view: ArchiveView, root: DebianRoot, units: tuple[str, ...], reporter: Reporter
+) -> list[Problem]:
+    """Units (enable/disable) that no package of the build ships, named before building."""
+    if not units:
+        return []
+    paths = {unit: [folder + template_name(unit) for folder in UNIT_FOLDERS] for unit in units}
+    shipping = packages_shipping(view, {p for ps in paths.values() for p in ps}, reporter)
+    installed = installed_set(view, root)
+    problems = []
+    for unit, candidates in paths.items():
+        owners = set().union(*(shipping[p] for p in candidates))
+        if not owners:
+            problems.append(
+                Problem("services", f"no package in {root.suite} ships the unit {unit}")
+            )
+        elif installed and not owners & installed:
+            problems.append(
+                Problem(
+                    "services",
+                    f"the unit {unit} comes with {', '.join(sorted(owners))}, "
+                    "which is not among the packages",
+                    hint=f"add {sorted(owners)[0]} to the packages",
+                )
+            )
+    return problems
+
+
+def template_name(unit: str) -> str:
+    """getty@tty2.service -> getty@.service (the file that ships it)."""
+    name, at, rest = unit.partition("@")
+    return f"{name}@.{rest.rsplit('.', 1)[1]}" if at and "." in rest else unit
+
+
 # --- running mmdebstrap -----------------------------------------------------------------
 
 

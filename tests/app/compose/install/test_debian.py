@@ -15,7 +15,7 @@ import pytest
 from app.compose.install import debian
 from app.compose.install.debian import DebianRoot
 from app.compose.pipeline import make_context, validate_build
-from app.compose.profile import InstallMethod, PackageOptions, Profile
+from app.compose.profile import InstallMethod, PackageOptions, Profile, SystemOptions
 from app.errors import StageError
 from app.packages.apt import AptSource
 from app.packages.deb import parse_stanzas, write_flat_repository
@@ -339,3 +339,31 @@ def test_the_shared_cache_keeps_what_builds_use_and_drops_old_versions(tmp_path:
 
 def test_this_machines_unshare_maps_subordinate_ids() -> None:
     assert debian.unshare_maps_ranges()  # util-linux 2.38 (Debian 12)
+
+
+@pytest.mark.slow
+def test_units_no_package_of_the_build_ships_are_problems_before_building(
+    tmp_path: Path, package_cache: Path
+) -> None:
+    profile = Profile(
+        "p",
+        packages=PackageOptions(
+            SourceSpec(SourceKind.APT),
+            ("systemd-sysv", "bash", "busybox-static", "linux-image-amd64"),
+            install=InstallMethod.MMDEBSTRAP,
+            suite="bookworm",
+            mirror="http://deb.debian.org/debian",
+        ),
+        system=SystemOptions(
+            enable_units=("ssh.service", "getty@tty2.service", "nope.service"),
+            # apt's and util-linux's: installed by mmdebstrap though not selected
+            disable_units=("apt-daily.timer", "fstrim.timer"),
+        ),
+    )
+    ctx = make_context(profile, tmp_path / "o.iso", RecordingReporter(), cache_dir=package_cache)
+    problems = [str(p) for p in validate_build(ctx) if p.where == "services"]
+    assert problems == [
+        "services: the unit ssh.service comes with openssh-server, which is not among the "
+        "packages (add openssh-server to the packages)",
+        "services: no package in bookworm ships the unit nope.service",
+    ]
