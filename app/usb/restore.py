@@ -84,7 +84,11 @@ AFTER_WIPE = "the drive was wiped and holds no usable file system now; run the r
 
 
 class InvalidLabel(InputError):
-    """A volume label the chosen file system cannot hold."""
+    """A volume label the chosen file system cannot hold; `reason` says why, in a few words."""
+
+    def __init__(self, message: str, *, reason: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
 
 
 class FileSystem(Enum):
@@ -156,6 +160,7 @@ def check_label(fs: FileSystem, label: str) -> str:
     def bad(why: str) -> InvalidLabel:
         return InvalidLabel(
             f"the label {_shown(label)} cannot be used for {fs.title}: {why}; nothing was written",
+            reason=why,
             hint=rules,
         )
 
@@ -172,7 +177,7 @@ def check_label(fs: FileSystem, label: str) -> str:
             raise bad(f"it has {len(text)} characters, at most {FAT_MAX} fit")
         wrong = sorted({ch for ch in text if ch not in FAT_LABEL_CHARS})
         if wrong:
-            raise bad(f"it holds {' '.join(wrong)}")
+            raise bad(f"it holds {', '.join(repr(ch) for ch in wrong)}")
         return text
     if fs is FileSystem.EXFAT:
         units = len(label.encode("utf-16-le")) // 2
@@ -180,7 +185,7 @@ def check_label(fs: FileSystem, label: str) -> str:
             raise bad(f"it takes {units} UTF-16 units, at most {EXFAT_MAX} fit")
         wrong = sorted({ch for ch in label if ch in EXFAT_FORBIDDEN})
         if wrong:
-            raise bad(f"it holds {' '.join(wrong)}")
+            raise bad(f"it holds {', '.join(repr(ch) for ch in wrong)}")
         return label
     size = len(label.encode())
     if size > EXT4_MAX:
@@ -189,11 +194,12 @@ def check_label(fs: FileSystem, label: str) -> str:
 
 
 def label_problem(fs: FileSystem, label: str) -> str | None:
-    """Why `label` cannot be used, in words, or None (for a form that checks as you type)."""
+    """Why `label` cannot be used, in a sentence, or None (for a form that checks as you
+    type; the rules are `LABEL_RULES[fs]`)."""
     try:
         check_label(fs, label)
     except InvalidLabel as exc:
-        return str(exc)
+        return f"This label cannot be used for {fs.title}: {exc.reason}."
     return None
 
 

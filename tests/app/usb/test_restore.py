@@ -94,7 +94,9 @@ def test_spaces_around_and_control_characters_are_refused(fs: FileSystem) -> Non
         with pytest.raises(InvalidLabel):
             check_label(fs, bad)
     assert label_problem(fs, "OK") is None
-    assert "begins or ends with a space" in (label_problem(fs, " x") or "")
+    assert label_problem(fs, " x") == (
+        f"This label cannot be used for {fs.title}: it begins or ends with a space."
+    )
     assert issubclass(InvalidLabel, InputError)  # the CLI's exit status 3
 
 
