@@ -99,6 +99,7 @@ from app.usb.target import Target, TargetKind
 from ui.dialogs import PathKind, ask_destructive, choose_path
 from ui.drive_model import DriveListModel, warning_text
 from ui.errors import show_error
+from ui.restore_dialog import RestoreDialog, restore_outcome
 from ui.worker import BackgroundTask
 from ui.writer_texts import (
     PHASE_UNMOUNT,
@@ -312,6 +313,7 @@ class WriterPage(QWidget):
         self._confirming: tuple[Preflight, Drive | None] | None = None  # what the box asks
         self.cancel_box: QMessageBox | None = None
         self.error_box: QMessageBox | None = None
+        self.restore_dialog: RestoreDialog | None = None
         self.file_dialog: QFileDialog | None = None
         self.outcome: Outcome | None = None
 
@@ -445,6 +447,11 @@ class WriterPage(QWidget):
         self.write_button.setMinimumWidth(120)
         self.write_button.setDefault(True)
         self.write_button.clicked.connect(self.start_write)
+        self.restore_button = QPushButton("Res&tore to a normal drive…")
+        self.restore_button.setObjectName("restoreDriveButton")
+        self.restore_button.setAccessibleName("Wipe a written drive and make it a normal one")
+        self.restore_button.clicked.connect(self.open_restore)
+        bottom.addWidget(self.restore_button)
         bottom.addWidget(self.verify_check)
         bottom.addWidget(self.ready_label, 1)
         bottom.addWidget(self.write_button)
@@ -591,6 +598,8 @@ class WriterPage(QWidget):
         self._stop_monitor()
         for task in list(self._tasks):
             task.shutdown()
+        if self.restore_dialog is not None:
+            self.restore_dialog.shutdown()
 
     # -- image ----------------------------------------------------------------------------
     @Slot()
@@ -1224,6 +1233,16 @@ class WriterPage(QWidget):
         self.stack.setCurrentIndex(SETUP)
         self._update_ready()
         self.image_edit.setFocus()
+
+    # -- restoring (ui/restore_dialog.py) --------------------------------------------------
+    @Slot()
+    def open_restore(self) -> None:
+        """Open "Restore to a normal drive…" for the chosen drive; the page shows its result."""
+        if self.busy():
+            return
+        self.restore_dialog = RestoreDialog(self, target=self.target_path())
+        self.restore_dialog.restored.connect(lambda r: self._show_outcome(restore_outcome(r)))
+        self.restore_dialog.open()
 
     # -- plumbing -------------------------------------------------------------------------
     def _task(self, fn: Callable[[Reporter], Any], name: str) -> BackgroundTask:

@@ -289,6 +289,7 @@ def progress_texts(
 
 class OutcomeKind(enum.Enum):
     VERIFIED = "verified"
+    RESTORED = "restored"  # made a normal drive again ("Restore to a normal drive…")
     NOT_VERIFIED = "not-verified"
     CANCELLED = "cancelled"
     UNPLUGGED = "unplugged"
@@ -304,7 +305,7 @@ class Outcome:
 
     @property
     def tone(self) -> Tone:
-        if self.kind is OutcomeKind.VERIFIED:
+        if self.kind in (OutcomeKind.VERIFIED, OutcomeKind.RESTORED):
             return Tone.GOOD
         if self.kind in (OutcomeKind.NOT_VERIFIED, OutcomeKind.CANCELLED):
             return Tone.WARN

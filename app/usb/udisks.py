@@ -30,6 +30,8 @@ SERVICE = "org.freedesktop.UDisks2"
 ROOT_PATH = "/org/freedesktop/UDisks2"
 BLOCK = "org.freedesktop.UDisks2.Block"
 FILESYSTEM = "org.freedesktop.UDisks2.Filesystem"
+PARTITION_TABLE = "org.freedesktop.UDisks2.PartitionTable"
+PROPERTIES = "org.freedesktop.DBus.Properties"
 ENCRYPTED = "org.freedesktop.UDisks2.Encrypted"
 OBJECT_MANAGER = "org.freedesktop.DBus.ObjectManager"
 
@@ -223,6 +225,56 @@ class UDisksClient:
                     interactive=True,
                 )
         return unmounted
+
+    def format_disk(self, devnode: str | os.PathLike[str], table: str) -> str:
+        """Block.Format the whole disk with an empty partition table ("dos" or "gpt");
+        returns the disk's object path. UDisks2 first wipes every signature libblkid finds
+        (the ISO 9660 descriptor, the MBR, both GPT headers)."""
+        where = str(devnode)
+        path = self.find_block_object(block_devno(devnode))
+        self._call(
+            path,
+            BLOCK,
+            "Format",
+            "sa{sv}",
+            (table, {}),
+            action=f"write a new {table} partition table",
+            where=where,
+            interactive=True,
+        )
+        return path
+
+    def create_partition_and_format(
+        self,
+        table_path: str,
+        *,
+        offset: int,
+        size: int,
+        partition_type: str,
+        fs_type: str,
+        fs_options: dict[str, tuple[str, Any]],
+        where: str,
+    ) -> str:
+        """PartitionTable.CreatePartitionAndFormat: a partition (size 0: up to the end) with a
+        file system on it; returns the partition's object path once it is formatted."""
+        (created,) = self._call(
+            table_path,
+            PARTITION_TABLE,
+            "CreatePartitionAndFormat",
+            "ttssa{sv}sa{sv}",
+            (offset, size, partition_type, "", {}, fs_type, fs_options),
+            action=f"create a {fs_type} partition",
+            where=where,
+            interactive=True,
+        )
+        return str(created)
+
+    def block_properties(self, path: str) -> dict[str, Any]:
+        """The Block interface's properties of the object at `path` (plain values)."""
+        (props,) = self._call(
+            path, PROPERTIES, "GetAll", "s", (BLOCK,), action="read the block device's properties"
+        )
+        return {name: value for name, (_sig, value) in props.items()}
 
     def _open(
         self,

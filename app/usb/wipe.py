@@ -22,17 +22,18 @@ WIPED_MESSAGE = "the stick was wiped so it does not look half-bootable"
 
 
 def wipe_signatures(
-    fd: int, *, size: int | None = None, sector: int = 512
+    fd: int, *, size: int | None = None, sector: int = 512, head: int = WIPE_SPAN
 ) -> list[tuple[int, int]]:
-    """Zero the first and last MiB of `fd` (of `size` bytes); returns the zeroed ranges.
+    """Zero the first `head` bytes (a MiB unless told) and the last MiB of `fd` (of `size`
+    bytes); returns the zeroed ranges.
 
     Raises OSError if a write fails (a dying stick); the caller says so.
     """
     total = device_size(fd) if size is None else size
     if total <= 0:
         return []
-    view = memoryview(aligned_buffer(WIPE_SPAN))
-    head = min(WIPE_SPAN, total)
+    head = min(max(head, WIPE_SPAN), total)
+    view = memoryview(aligned_buffer(max(head, WIPE_SPAN)))
     ranges = [(0, head)]
     tail_start = max(head, total - WIPE_SPAN)
     # Keep the tail write sector-aligned for O_DIRECT; never write past the end.
