@@ -636,6 +636,10 @@ def configure_root(
     if options.first_boot:
         install_first_boot(writer, Path(options.first_boot).expanduser(), systemd=systemd)
         reporter.log(Level.INFO, f"first-boot script: {options.first_boot}")
+    if options.overlay:  # over what Livesmith wrote, and before services: it may bring some
+        overlay = Path(options.overlay).expanduser()
+        count = copy_overlay(writer, overlay, reporter)
+        reporter.log(Level.INFO, f"copied {count} files from the overlay folder {overlay}")
     services.configure_services(
         writer,
         options.enable_units,
@@ -644,10 +648,6 @@ def configure_root(
         systemd=systemd,
         stage=STAGE,
     )
-    if options.overlay:
-        overlay = Path(options.overlay).expanduser()
-        count = copy_overlay(writer, overlay, reporter)
-        reporter.log(Level.INFO, f"copied {count} files from the overlay folder {overlay}")
 
 
 def clean_scratch(path: Path) -> None:

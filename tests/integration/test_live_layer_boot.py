@@ -1,6 +1,7 @@
 """The live layer of the `minimal` (BusyBox) system, booted for real: kernel modules load
 by name (modules.dep), drivers come for the hardware present at boot (coldplug), and the
-wired network comes up by DHCP from QEMU's user network."""
+wired network comes up by DHCP from QEMU's user network; a live user is logged in
+automatically, a packaged init script runs from rcS, and the first-boot script runs."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from app.compose.profile import with_settings
 from tests.integration.qemu import BootConfig, QemuSession
 
 pytestmark = pytest.mark.slow
@@ -67,3 +69,43 @@ def test_minimal_loads_modules_mounts_ext4_and_gets_a_dhcp_lease(
         assert "inet 10.0.2.15/24" in addresses, addresses
         assert "default via 10.0.2.2 dev eth0" in vm.run("ip -4 route", check=True)
         assert "nameserver 10.0.2.3" in vm.run("cat /etc/resolv.conf", check=True)
+
+
+HELLO_SERVICE = """#!/bin/sh
+# An init script as a package ships it (Buildroot style): start/stop.
+case "$1" in
+start) echo "started by rcS" > /run/hello-service ;;
+esac
+"""
+
+
+def test_minimal_with_a_live_user_a_service_and_a_first_boot_script(
+    build_iso, minimal_profile, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    overlay = tmp_path_factory.mktemp("overlay")
+    (overlay / "etc/init.d").mkdir(parents=True)
+    script = overlay / "etc/init.d/hello"
+    script.write_text(HELLO_SERVICE)
+    script.chmod(0o755)
+    first_boot = tmp_path_factory.mktemp("first-boot") / "first-boot.sh"
+    first_boot.write_text('#!/bin/sh\necho "first boot as $(id -u)" > /run/first-boot-ran\n')
+    profile = with_settings(
+        minimal_profile,
+        [
+            "system.user=ana",
+            "system.autologin=true",
+            f"system.overlay={overlay}",
+            "system.enable_units=['hello']",
+            f"system.first_boot={first_boot}",
+        ],
+    )
+    result = build_iso(profile, "minimal-options")
+    config = BootConfig(firmware="bios", medium="cd", image=result.iso)
+    with QemuSession(config) as vm:
+        # No login prompt: getty runs `login -f ana`, whose shell greets.
+        console = vm.expect(re.compile(r"(?s).*built-in shell \(ash\)"), timeout=60).group(0)
+        assert "rcS:" not in console, console  # rcS ran without a complaint
+        vm.wait_for_shell()
+        assert vm.run("id -un", check=True) == "ana"
+        assert vm.run("cat /run/hello-service", check=True) == "started by rcS"
+        assert vm.run("cat /run/first-boot-ran", check=True) == "first boot as 0"

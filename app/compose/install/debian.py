@@ -38,6 +38,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.compose.live.services import systemd_name
 from app.errors import Problem, StageError
 from app.packages.deb import parse_stanzas
 from app.packages.model import PackageInfo, SourceKind
@@ -409,7 +410,10 @@ def unit_problems(
     """Units (enable/disable) that no package of the build ships, named before building."""
     if not units:
         return []
-    paths = {unit: [folder + template_name(unit) for folder in UNIT_FOLDERS] for unit in units}
+    paths = {
+        unit: [folder + template_name(systemd_name(unit)) for folder in UNIT_FOLDERS]
+        for unit in units
+    }
     shipping = packages_shipping(view, {p for ps in paths.values() for p in ps}, reporter)
     installed = installed_set(view, root)
     problems = []

@@ -34,9 +34,10 @@ FIRST_BOOT_DONE = "/var/lib/livesmith/first-boot-done"
 RCS = f"""\
 #!/bin/sh
 # Written by Livesmith. The initramfs already moved /dev, /proc, /sys and /run here.
-mountpoint -q /proc || mount -t proc proc /proc
-mountpoint -q /sys || mount -t sysfs sysfs /sys
-mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
+# (Debian's BusyBox has no mountpoint applet: /proc/mounts tells.)
+[ -e /proc/mounts ] || mount -t proc proc /proc
+grep -q " /sys " /proc/mounts || mount -t sysfs sysfs /sys
+grep -q " /dev " /proc/mounts || mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
 mount -a
 hostname -F /etc/hostname
@@ -55,6 +56,11 @@ for dev in /sys/class/net/*; do
     [ "$name" = lo ] || [ -d "$dev/wireless" ] || [ "$(cat "$dev/type")" != 1 ] && continue
     ip link set "$name" up
     udhcpc -b -S -i "$name" -s /{DHCP_SCRIPT} >/dev/null 2>&1
+done
+
+# Services: the packages' init scripts linked as S??NAME (see live.services), in order.
+for script in /etc/init.d/S[0-9][0-9]*; do
+    [ -x "$script" ] && "$script" start
 done
 
 # The profile's first-boot script, if it has one.

@@ -1,10 +1,16 @@
 """Services the profile enables or disables, as `systemctl enable/disable` would.
 
-Enabling reads the unit's [Install] section (WantedBy=, RequiredBy=, Alias=) and makes the
-links; disabling removes every link to the unit under /etc/systemd/system, including the
-ones the packages' maintainer scripts made. A unit no package ships stops the build with
-all such names at once. BusyBox init has no services to switch: its rcS is Livesmith's
-own (see live.busybox).
+systemd: enabling reads the unit's [Install] section (WantedBy=, RequiredBy=, Alias=) and
+makes the links; disabling removes every link to the unit under /etc/systemd/system,
+including the ones the packages' maintainer scripts made. A name without a suffix is a
+.service, as systemctl takes it.
+
+BusyBox init (Livesmith's rcS, see live.busybox): a service is an init script a package
+ships as /etc/init.d/NAME (start/stop, as Buildroot's); rcS starts every
+/etc/init.d/S??NAME at boot in order, so enabling links S50NAME to it and disabling removes
+those links.
+
+A service no package ships stops the build with all such names at once.
 """
 
 from __future__ import annotations
@@ -20,18 +26,48 @@ if TYPE_CHECKING:
     from app.compose.configure import RootWriter
 
 _UNIT = re.compile(
-    r"[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket|timer|path|target|mount)"
+    r"[A-Za-z0-9:_][A-Za-z0-9:_.\-]*(@[A-Za-z0-9:_.\-]*)?"
+    r"(\.(service|socket|timer|path|target|mount))?"
 )
+_SUFFIXES = (".service", ".socket", ".timer", ".path", ".target", ".mount")
+INIT_D = "etc/init.d"
 SYSTEM = "etc/systemd/system"
 
 
 def unit_problems(units: tuple[str, ...], where: str) -> list[Problem]:
     """Names that cannot be units (checked as they are typed)."""
     return [
-        Problem(where, f"{unit!r} is not a unit name", "e.g. ssh.service or fstrim.timer")
+        Problem(where, f"{unit!r} is not a service name", "e.g. ssh.service or fstrim.timer")
         for unit in units
         if not _UNIT.fullmatch(unit)
     ]
+
+
+def systemd_name(unit: str) -> str:
+    """ssh -> ssh.service, as systemctl reads a name without a suffix."""
+    return unit if unit.endswith(_SUFFIXES) else f"{unit}.service"
+
+
+def busybox_name(unit: str) -> str:
+    """ssh.service -> ssh: the init script's name."""
+    return unit.rsplit(".", 1)[0] if unit.endswith(_SUFFIXES) else unit
+
+
+def enable_script(writer: RootWriter, name: str) -> bool:
+    if not writer.host_path(f"{INIT_D}/{name}").is_file():
+        return False
+    writer.symlink(f"{INIT_D}/S50{name}", name)
+    return True
+
+
+def disable_script(writer: RootWriter, name: str) -> bool:
+    if not writer.host_path(f"{INIT_D}/{name}").is_file():
+        return False
+    folder = writer.host_path(INIT_D)
+    for link in folder.iterdir():
+        if re.fullmatch(rf"S\d\d{re.escape(name)}", link.name) and link.is_symlink():
+            writer.remove(f"{INIT_D}/{link.name}")
+    return True
 
 
 def template_of(unit: str) -> str:
@@ -109,12 +145,21 @@ def configure_services(
     if not enable and not disable:
         return
     if not systemd:
-        reporter.log(
-            Level.WARNING,
-            "services: the system does not boot with systemd; units to enable or disable "
-            f"are left alone ({', '.join((*enable, *disable))})",
-        )
+        missing = [u for u in enable if not enable_script(writer, busybox_name(u))]
+        missing += [u for u in disable if not disable_script(writer, busybox_name(u))]
+        if missing:
+            raise StageError(
+                f"no selected package ships the init script{'s' if len(missing) > 1 else ''} "
+                + ", ".join(f"/{INIT_D}/{busybox_name(u)}" for u in missing),
+                stage=stage,
+                hint="the system boots with BusyBox init: a service is a script in /etc/init.d",
+            )
+        for verb, units in (("enabled", enable), ("disabled", disable)):
+            if units:
+                reporter.log(Level.INFO, f"init scripts {verb}: {', '.join(units)}")
         return
+    enable = tuple(systemd_name(u) for u in enable)
+    disable = tuple(systemd_name(u) for u in disable)
     missing = [unit for unit in enable if not enable_unit(writer, unit, reporter)]
     missing += [unit for unit in disable if not disable_unit(writer, unit)]
     if missing:

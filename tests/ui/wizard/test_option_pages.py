@@ -247,11 +247,11 @@ def test_region_and_services_are_checked_as_typed_and_saved(
     qtbot.keyClicks(box.timezone_edit, "Europe/Atlantis")
     qtbot.keyClicks(box.locale_edit, "de_DE.UTF-8")
     qtbot.keyClicks(box.keyboard_edit, "de(nodeadkeys)")
-    qtbot.keyClicks(box.enable_edit, "ssh.service, ssh")
+    qtbot.keyClicks(box.enable_edit, "ssh.service, ssh;")
     assert box.problems_label.isVisible()
     assert box.problems_label.text().splitlines() == [
         "time zone: unknown time zone 'Europe/Atlantis' (e.g. Europe/Berlin or UTC)",
-        "services to enable: 'ssh' is not a unit name (e.g. ssh.service or fstrim.timer)",
+        "services to enable: 'ssh;' is not a service name (e.g. ssh.service or fstrim.timer)",
     ]
     box.timezone_edit.clear()
     qtbot.keyClicks(box.timezone_edit, "Europe/Berlin")

@@ -77,9 +77,11 @@ def test_unit_names_and_contradictions_are_problems_before_building(tmp_path: Pa
         profile = Profile(name="p", system=SystemOptions(**system))  # type: ignore[arg-type]
         return [str(p) for p in validate_profile(profile)]
 
-    assert "services to enable: 'ssh' is not a unit name (e.g. ssh.service or fstrim.timer)" in (
-        problems(enable_units=("ssh",))
+    assert (
+        "services to enable: '-ssh' is not a service name (e.g. ssh.service or fstrim.timer)"
+        in (problems(enable_units=("-ssh",)))
     )
+    assert not [p for p in problems(enable_units=("ssh",)) if p.startswith("services")]
     assert "services: ssh.service both enabled and disabled; choose one" in problems(
         enable_units=("ssh.service",), disable_units=("ssh.service",)
     )
@@ -107,3 +109,39 @@ def test_the_first_boot_script_runs_from_a_unit_or_from_rcs(tmp_path: Path) -> N
     configure_root(bb_root, manifest, options, FACTS, RecordingReporter(), epoch=0)
     assert "if [ -x /etc/livesmith/first-boot ]" in (bb_root / "etc/init.d/rcS").read_text()
     assert (bb_root / "etc/livesmith/first-boot").is_file()
+
+
+def test_busybox_init_scripts_are_linked_for_rcs_and_unlinked(tmp_path: Path) -> None:
+    root, manifest = busybox_root(tmp_path)
+    init_d = root / "etc/init.d"
+    init_d.mkdir(parents=True)
+    for name in ("hello", "crond"):
+        (init_d / name).write_text("#!/bin/sh\n")
+        (init_d / name).chmod(0o755)
+    (init_d / "S20crond").symlink_to("crond")
+    options = SystemOptions(enable_units=("hello.service",), disable_units=("crond",))
+    configure_root(root, manifest, options, FACTS, RecordingReporter(), epoch=0)
+    assert (init_d / "S50hello").readlink() == Path("hello")
+    assert manifest.get("etc/init.d/S50hello").kind is Kind.SYMLINK
+    assert not (init_d / "S20crond").exists() and (init_d / "crond").exists()
+    assert "for script in /etc/init.d/S[0-9][0-9]*" in (init_d / "rcS").read_text()
+    with pytest.raises(StageError) as caught:
+        configure_root(
+            root,
+            manifest,
+            SystemOptions(enable_units=("sshd", "ntpd")),
+            FACTS,
+            RecordingReporter(),
+            epoch=0,
+        )
+    assert "no selected package ships the init scripts /etc/init.d/sshd, /etc/init.d/ntpd" in (
+        str(caught.value)
+    )
+
+
+def test_a_name_without_a_suffix_is_a_service_to_systemd(tmp_path: Path) -> None:
+    root, writer = packaged(tmp_path)
+    services.configure_services(
+        writer, ("ssh",), (), RecordingReporter(), systemd=True, stage="configure"
+    )
+    assert (root / "etc/systemd/system/multi-user.target.wants/ssh.service").is_symlink()
