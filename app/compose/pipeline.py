@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -154,11 +155,7 @@ def validate_packages(ctx: BuildContext) -> list[Problem]:
             view = debian.archive_view(root, ctx.cache, ctx.reporter)
             if view.problems:
                 return list(view.problems)
-            # Units to switch, looked up in the archive's Contents: none may be missing.
-            system = ctx.profile.system
-            units = (*system.enable_units, *system.disable_units)
-            if not live_services.unit_problems(units, "services"):
-                unit_problems = debian.unit_problems(view, root, units, ctx.reporter)
+            unit_problems = _archive_unit_problems(ctx, view, root)
             archive = AptSource(SourceSpec(SourceKind.APT), apt_options=view.apt_options)
         wanted = archive.apt_options if archive is not None else ()
         if (
@@ -209,6 +206,38 @@ def validate_packages(ctx: BuildContext) -> list[Problem]:
             )
         )
     return [*problems, *unit_problems]
+
+
+def _archive_unit_problems(
+    ctx: BuildContext, view: debian.ArchiveView, root: debian.DebianRoot
+) -> list[Problem]:
+    """Units to switch, looked up in the archive's Contents: none may be missing."""
+    system = ctx.profile.system
+    units = (*system.enable_units, *system.disable_units)
+    if not units or live_services.unit_problems(units, "services"):
+        return []  # none, or names validate_profile refuses
+    return debian.unit_problems(view, root, units, ctx.reporter)
+
+
+def service_problems(
+    profile: Profile, reporter: Reporter, *, cache_dir: Path | None = None
+) -> list[Problem]:
+    """The services the profile switches that no package of a Debian-archive build ships,
+    alone (the wizard checks them as they are typed); [] for other builds, whose packages'
+    files are known only once the root is assembled, and where Configure checks them."""
+    options = profile.packages
+    units = (*profile.system.enable_units, *profile.system.disable_units)
+    if not units or not options.uses_mmdebstrap:
+        return []
+    if options.source.kind not in (SourceKind.APT, SourceKind.DEB):
+        return []
+    scratch = Path(tempfile.gettempdir()) / "livesmith-services-check.iso"
+    ctx = make_context(profile, scratch, reporter, cache_dir=cache_dir)
+    root = debian_root(ctx)
+    if debian.validate_names(root):
+        return []
+    view = debian.archive_view(root, ctx.cache, reporter)
+    return [] if view.problems else _archive_unit_problems(ctx, view, root)
 
 
 # Packages named like a kernel that ship no kernel image (headers, docs, debug symbols).

@@ -2,15 +2,16 @@
 to enable or disable, and a first-boot script.
 
 Each field goes straight into the profile and is checked as it is typed against the build
-machine's own lists (app.compose.live.region, .services); the problems show under the box
-and again on the Review page.
+machine's own lists (app.compose.live.region, .services); for a Debian-archive build, the
+archive is asked in the background which package ships each service. The problems show
+under the box and again on the Review page.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Slot
+from PySide6.QtCore import QTimer, Slot
 from PySide6.QtWidgets import (
     QCompleter,
     QFileDialog,
@@ -24,14 +25,22 @@ from PySide6.QtWidgets import (
 )
 
 from app.compose.live import region
-from app.compose.profile import system_setting_problems
+from app.compose.pipeline import service_problems
+from app.compose.profile import Profile, system_setting_problems
+from app.errors import Problem
 from ui.dialogs import PathKind, choose_path
 from ui.wizard.common import buddy_label, named
 from ui.wizard.state import WizardState
+from ui.worker import BackgroundTask
 
 
 def _words(text: str) -> tuple[str, ...]:
     return tuple(text.replace(",", " ").split())
+
+
+def _services_of(profile: Profile) -> tuple[object, ...]:
+    system = profile.system
+    return (system.enable_units, system.disable_units, profile.packages)
 
 
 class SystemSettings(QGroupBox):
@@ -74,12 +83,25 @@ class SystemSettings(QGroupBox):
         self.problems_label.setStyleSheet("color: #b00000;")
         form.addRow(self.problems_label)
 
+        self.services_label = named(QLabel(), "serviceCheck", "Services check")
+        self.services_label.setWordWrap(True)
+        form.addRow(self.services_label)
+        # Which packages ship the services is asked of the archive off the GUI thread, a
+        # moment after typing stops.
+        self._service_problems: list[Problem] = []
+        self._services_task: BackgroundTask | None = None
+        self._services_timer = QTimer(self, singleShot=True, interval=800)
+        self._services_timer.timeout.connect(self.check_services)
+        self.check_count = 0
+
         self.fill_from_profile()
         self.timezone_edit.textChanged.connect(lambda t: self._set(timezone=t.strip()))
         self.locale_edit.textChanged.connect(lambda t: self._set(locale=t.strip()))
         self.keyboard_edit.textChanged.connect(lambda t: self._set(keyboard=t.strip()))
         self.enable_edit.textChanged.connect(lambda t: self._set(enable_units=_words(t)))
         self.disable_edit.textChanged.connect(lambda t: self._set(disable_units=_words(t)))
+        self.enable_edit.textChanged.connect(self._services_timer.start)
+        self.disable_edit.textChanged.connect(self._services_timer.start)
         self.first_boot_edit.textChanged.connect(lambda t: self._set(first_boot=t.strip()))
         self.first_boot_button.clicked.connect(self._browse)
 
@@ -98,9 +120,51 @@ class SystemSettings(QGroupBox):
         self._show_problems()
 
     def _show_problems(self) -> None:
-        problems = system_setting_problems(self.state.profile.system)
+        problems = [*system_setting_problems(self.state.profile.system), *self._service_problems]
         self.problems_label.setText("\n".join(str(p) for p in problems))
         self.problems_label.setVisible(bool(problems))
+
+    @Slot()
+    def check_services(self) -> None:
+        """Ask (in the background) whether the build's packages ship the services named."""
+        if self._services_task is not None:
+            self._services_timer.start()  # once the running check ends
+            return
+        profile: Profile = self.state.profile
+        system = profile.system
+        if (
+            not (system.enable_units or system.disable_units)
+            or not profile.packages.uses_mmdebstrap
+        ):
+            self._on_services_checked((profile, []))
+            return
+        self.services_label.setText("Checking which packages ship these services…")
+        task = BackgroundTask(
+            lambda reporter: (profile, service_problems(profile, reporter)),
+            self,
+            name="livesmith-services",
+        )
+        task.finished.connect(self._on_services_checked)
+        task.failed.connect(
+            lambda _exc: self.services_label.setText("Could not check the services.")
+        )
+        task.ended.connect(self._on_services_ended)
+        self._services_task = task
+        task.start()
+
+    @Slot(object)
+    def _on_services_checked(self, result: tuple[Profile, list[Problem]]) -> None:
+        profile, problems = result
+        if _services_of(profile) != _services_of(self.state.profile):
+            return  # stale: the timer checks again
+        self._service_problems = problems
+        self.services_label.setText("")
+        self.check_count += 1
+        self._show_problems()
+
+    @Slot()
+    def _on_services_ended(self) -> None:
+        self._services_task = None
 
     @Slot()
     def _browse(self) -> None:

@@ -7,12 +7,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PySide6.QtCore import Qt
 
 from app.compose.profile import (
     Compressor,
     ImageOptions,
     RootImageFormat,
+    builtin_profile,
     load_profile,
     save_profile,
     validate_profile,
@@ -277,3 +279,22 @@ def test_region_and_services_are_checked_as_typed_and_saved(
     reopened = make_wizard(load_profile(path)).system_page.settings
     assert reopened.disable_edit.text() == "apt-daily.timer apt-daily-upgrade.timer"
     assert reopened.timezone_edit.text() == "Europe/Berlin"
+
+
+@pytest.mark.slow
+def test_services_no_package_ships_are_named_on_the_system_page(
+    qtbot: Any, make_wizard: Maker
+) -> None:
+    wizard = make_wizard(builtin_profile("rescue"), wait_loaded=False)
+    go_to(qtbot, wizard, PageId.SYSTEM)
+    box = wizard.system_page.settings
+    checks = box.check_count
+    qtbot.keyClicks(box.enable_edit, "nope.service ssh")
+    qtbot.keyClicks(box.disable_edit, "apt-daily.timer")
+    qtbot.waitUntil(lambda: box.check_count > checks, timeout=240_000)
+    lines = box.problems_label.text().splitlines()
+    assert "services: no package in bookworm ships the unit nope.service" in lines
+    assert any(
+        line.startswith("services: the unit ssh comes with openssh-server") for line in lines
+    )
+    assert not any("apt-daily" in line for line in lines)  # apt's, always installed
