@@ -11,6 +11,7 @@ version). The system area (MBR, GPT) is parsed by `app.iso.partitions`.
 from __future__ import annotations
 
 import io
+import json
 import os
 import stat
 import struct
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TextIO
 
 from app.errors import InputError
 from app.iso import isofs
@@ -49,6 +50,7 @@ EMULATION_NAMES = {0: "none", 1: "floppy 1.2", 2: "floppy 1.44", 3: "floppy 2.88
 
 # Directory-record file flags (ECMA-119 9.1.6)
 FLAG_ASSOCIATED = isofs.FLAG_ASSOCIATED
+_json_string = json.encoder.encode_basestring_ascii  # what json.dumps uses by default
 FLAG_DIRECTORY = isofs.FLAG_DIRECTORY
 
 
@@ -113,6 +115,21 @@ class ElToritoEntry:
         return cls(**data)
 
 
+def _json_value(value: int | str | None) -> str:
+    if value is None:
+        return "null"
+    return str(value) if isinstance(value, int) else _json_string(value)
+
+
+def _entry_json(e: IsoEntry) -> str:
+    """`json.dumps(e.to_json())`, without the dict."""
+    return (
+        f'{{"path": {_json_string(e.path)}, "type": "{e.type}", "size": {e.size}, '
+        f'"mode": {_json_value(e.mode)}, "uid": {_json_value(e.uid)}, '
+        f'"gid": {_json_value(e.gid)}, "target": {_json_value(e.target)}}}'
+    )
+
+
 @dataclass(frozen=True)
 class IsoReport:
     path: Path
@@ -133,8 +150,8 @@ class IsoReport:
     volume_size: int = 0  # bytes the ISO 9660 volume claims (may be less than `size`)
     name_source: str = "iso9660"  # "rock_ridge" | "joliet" | "iso9660"
 
-    def to_json(self) -> dict[str, object]:
-        return {
+    def to_json(self, files: bool = True) -> dict[str, object]:
+        data: dict[str, object] = {
             "path": str(self.path),
             "label": self.label,
             "system_id": self.system_id,
@@ -146,13 +163,30 @@ class IsoReport:
             "volume_size": self.volume_size,
             "block_size": self.block_size,
             "name_source": self.name_source,
-            "files": [f.to_json() for f in self.files],
+            "files": [f.to_json() for f in self.files] if files else None,
             "eltorito": [e.to_json() for e in self.eltorito],
             "partitions": [p.to_json() for p in self.partitions],
             "partition_problems": list(self.partition_problems),
             "hybrid": self.hybrid,
             "hybrid_reason": self.hybrid_reason,
         }
+        if not files:
+            del data["files"]
+        return data
+
+    def write_json(self, out: TextIO, chunk: int = 4096) -> None:
+        """`json.dump(self.to_json(), out, indent=2)`, but with one line per file and without
+        building the files' dicts: fast and small for trees of many thousand files."""
+        marker = "\0files\0"
+        head = {**self.to_json(files=False), "files": marker}
+        text = json.dumps(head, indent=2)
+        before, after = text.split(json.dumps(marker), 1)
+        out.write(before + "[")
+        files = self.files
+        for start in range(0, len(files), chunk):
+            lines = [_entry_json(f) for f in files[start : start + chunk]]
+            out.write(("," if start else "") + "\n    " + ",\n    ".join(lines))
+        out.write(("\n  ]" if files else "]") + after)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> IsoReport:
@@ -562,34 +596,36 @@ class IsoImage:
         target = None
         kind = "dir" if is_dir else "file"
         px = meta.px
+        symlink = meta.symlink
         if px is not None:
-            full_mode = px[0]
-            mode, uid, gid = stat.S_IMODE(full_mode), px[1], px[2]
+            full_mode, uid, gid = px
+            mode = full_mode & 0o7777
             if not is_dir:
-                if stat.S_ISLNK(full_mode) or meta.symlink is not None:
+                file_type = full_mode & 0o170000
+                if file_type == stat.S_IFLNK or symlink is not None:
                     kind = "symlink"
-                elif stat.S_ISDIR(full_mode) or stat.S_ISREG(full_mode) or full_mode == 0:
+                elif file_type in (stat.S_IFREG, stat.S_IFDIR) or full_mode == 0:
                     kind = "file"
                 else:
                     kind = "other"
-        elif meta.symlink is not None:
+        elif symlink is not None:
             kind = "symlink"
         if kind == "symlink":
-            if meta.symlink is None:
+            if symlink is None:
                 raise InputError(
                     f"damaged Rock Ridge symlink entry for {path}: Entry is not a symlink!",
                     where=str(self.path),
                 )
-            target = _fs_text(meta.symlink)
-        extents: tuple[tuple[int, int], ...] = ()
-        size = 0
-        if kind == "file":
+            target = _fs_text(symlink)
+        if kind != "file":
+            return TreeItem(IsoEntry(path, kind, 0, mode, uid, gid, target), names)
+        if len(records) == 1:
+            extents: tuple[tuple[int, int], ...] = ((meta.extent, meta.size),)
+            size = meta.size
+        else:
             extents = tuple((r.extent, r.size) for r in records)
             size = sum(length for _, length in extents)
-        entry = IsoEntry(
-            path=path, type=kind, size=size, mode=mode, uid=uid, gid=gid, target=target
-        )
-        return TreeItem(entry=entry, names=names, extents=extents)
+        return TreeItem(IsoEntry(path, kind, size, mode, uid, gid, target), names, extents)
 
     # -- boot structures -------------------------------------------------------------
 

@@ -7,7 +7,9 @@ pycdlib; `inspect_iso` must list them exactly as `xorriso -find / -exec lsdl` do
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import os
 import struct
 import subprocess
@@ -159,3 +161,16 @@ def test_records_that_overrun_their_directory_are_refused(tmp_path: Path) -> Non
     with pytest.raises(InputError, match="cut short or points outside the image"):
         inspect_iso(tmp_path / "h.iso")
 
+
+def test_streamed_json_is_the_report_as_json(tree: Path, tmp_path: Path) -> None:
+    iso = tmp_path / "x.iso"
+    subprocess.run(
+        ["xorriso", "-as", "mkisofs", "-R", "-o", str(iso), str(tree)],
+        capture_output=True,
+        check=True,
+    )
+    report = inspect_iso(iso)
+    for shown in (report, dataclasses.replace(report, files=[])):
+        out = io.StringIO()
+        shown.write_json(out, chunk=3)
+        assert json.loads(out.getvalue()) == json.loads(json.dumps(shown.to_json()))
