@@ -1,8 +1,9 @@
 """The ISO preview: what an image holds and whether it boots, before writing it anywhere.
 
-`PreviewView.load(path)` inspects the image with `app.iso.isolated.inspect_iso_isolated` (in a
-child process, so pycdlib's parsing never holds this process's interpreter lock) on a worker
-thread (`BackgroundTask`) and shows a busy page meanwhile; then the facts (volume ids,
+`PreviewView.load(path)` inspects the image with `app.iso.inspect.inspect_iso` on a worker
+thread (`BackgroundTask`), which also builds the tree's lists (`TreeData`), and shows a busy
+page meanwhile. The reader (`app.iso.isofs`) is pure Python in short steps, so the
+interpreter lock passes to the GUI thread at every switch interval; then the facts (volume ids,
 El Torito entries, MBR/GPT partitions, the USB verdict in words) and the file tree with a
 name search. "Extract…" copies the selected file or folder out with `app.iso.extract`
 (also on a worker thread); "Write to USB…" only asks: it emits `writeRequested(path)`
@@ -53,8 +54,7 @@ from PySide6.QtWidgets import (
 
 from app.errors import Cancelled, InputError
 from app.iso.extract import extract
-from app.iso.inspect import ElToritoEntry, IsoEntry, IsoReport
-from app.iso.isolated import inspect_iso_isolated
+from app.iso.inspect import ElToritoEntry, IsoEntry, IsoReport, inspect_iso
 from app.iso.partitions import Partition
 from app.reporter import Reporter
 from ui.dialogs import PathKind, choose_path
@@ -64,6 +64,7 @@ from ui.iso_tree import (
     Column,
     IsoTreeFilter,
     IsoTreeModel,
+    TreeData,
     human_size,
     shown_text,
     tooltip_text,
@@ -93,6 +94,12 @@ COLUMN_WIDTHS = {
 
 
 # --- texts (no widgets: easy to read and to test) ---------------------------------------------
+
+
+def _inspect_and_build(path: Path, reporter: Reporter) -> tuple[IsoReport, TreeData]:
+    """The report and the tree the preview shows of it, both made off the GUI thread."""
+    report = inspect_iso(path, reporter)
+    return report, TreeData.build(report.files)
 
 
 def size_text(size: int) -> str:
@@ -499,7 +506,7 @@ class PreviewView(QWidget):
         if self._loading is not None:
             self._loading.cancel()
         task = BackgroundTask(
-            lambda reporter: inspect_iso_isolated(path, reporter), self, name="livesmith-inspect"
+            lambda reporter: _inspect_and_build(path, reporter), self, name="livesmith-inspect"
         )
         self._loading = task
         self._tasks.add(task)
@@ -508,7 +515,7 @@ class PreviewView(QWidget):
                 f"Reading {path.name}… {done:,} entries so far"
             )
         )
-        task.finished.connect(lambda report: self._on_loaded(task, report))
+        task.finished.connect(lambda done: self._on_loaded(task, *done))
         task.failed.connect(lambda exc: self._on_load_failed(task, exc))
         task.ended.connect(lambda: self._forget(task))
         self.busy_label.setText(f"Reading {path.name}…")
@@ -525,12 +532,14 @@ class PreviewView(QWidget):
         self._tasks.discard(task)
         task.deleteLater()
 
-    def _on_loaded(self, task: BackgroundTask, report: IsoReport) -> None:
+    def _on_loaded(
+        self, task: BackgroundTask, report: IsoReport, tree: TreeData | None = None
+    ) -> None:
         if task is not self._loading:
             return  # superseded by a newer load
         self._loading = None
         self._report = report
-        self._show_report(report)
+        self._show_report(report, tree)
         self._set_page(CONTENT)
         self.busyChanged.emit(self.busy())
         self.loaded.emit(report)
@@ -546,7 +555,7 @@ class PreviewView(QWidget):
             self.error_box = show_error(self, exc)
         self.failed.emit(exc)
 
-    def _show_report(self, report: IsoReport) -> None:
+    def _show_report(self, report: IsoReport, tree: TreeData | None = None) -> None:
         self.title.setText(shown_text(report.path.name))
         self.title.setToolTip(tooltip_text(str(report.path)))
         facts = {
@@ -570,7 +579,8 @@ class PreviewView(QWidget):
         self.problems_label.setText("\n".join(f"⚠ {shown_text(p)}" for p in problems))
         self.problems_label.setVisible(bool(problems))
 
-        self.model.set_entries(report.files)  # the filter searches the new tree by itself
+        # the filter searches the new tree by itself
+        self.model.set_tree(tree if tree is not None else TreeData.build(report.files))
         self.extract_label.clear()
         self._show_matches()
 
