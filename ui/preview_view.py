@@ -72,6 +72,7 @@ from ui.iso_tree import (
 from ui.worker import BackgroundTask
 
 EMPTY, BUSY, CONTENT = range(3)
+FIRST_LOOK_DEPTH = 2  # levels read before the whole tree: folders of the top show arrows
 ISO_FILTER = "ISO images (*.iso);;All files (*)"
 NAME_SOURCES = {
     "rock_ridge": "Rock Ridge (with permissions and owners)",
@@ -96,9 +97,11 @@ COLUMN_WIDTHS = {
 # --- texts (no widgets: easy to read and to test) ---------------------------------------------
 
 
-def _inspect_and_build(path: Path, reporter: Reporter) -> tuple[IsoReport, TreeData]:
+def _inspect_and_build(
+    path: Path, reporter: Reporter, max_depth: int | None = None
+) -> tuple[IsoReport, TreeData]:
     """The report and the tree the preview shows of it, both made off the GUI thread."""
-    report = inspect_iso(path, reporter)
+    report = inspect_iso(path, reporter, max_depth)
     return report, TreeData.build(report.files)
 
 
@@ -219,6 +222,7 @@ class PreviewView(QWidget):
         self.setAccessibleName("ISO preview")
         self.setAcceptDrops(True)
         self._report: IsoReport | None = None
+        self._first_look = False  # the tree shows a first look while the rest is read
         self._loading: BackgroundTask | None = None
         self._extracting: BackgroundTask | None = None
         self._tasks: set[BackgroundTask] = set()
@@ -518,11 +522,43 @@ class PreviewView(QWidget):
         task.finished.connect(lambda done: self._on_loaded(task, *done))
         task.failed.connect(lambda exc: self._on_load_failed(task, exc))
         task.ended.connect(lambda: self._forget(task))
+        # A quick first look (two levels) shows the top of a big tree while the rest is read.
+        glance = BackgroundTask(
+            lambda reporter: _inspect_and_build(path, reporter, FIRST_LOOK_DEPTH),
+            self,
+            name="livesmith-inspect-first-look",
+        )
+        self._tasks.add(glance)
+        glance.finished.connect(lambda done: self._on_first_look(task, *done))
+        glance.ended.connect(lambda: self._forget(glance))
         self.busy_label.setText(f"Reading {path.name}…")
         self._set_page(BUSY)
         self.busyChanged.emit(True)
+        glance.start()
         task.start()
         return task
+
+    def _on_first_look(self, task: BackgroundTask, report: IsoReport, tree: TreeData) -> None:
+        if task is not self._loading:
+            return  # the whole tree is shown already, or the load was superseded or failed
+        self._first_look = True
+        self._show_report(report, tree)
+        self._set_page(CONTENT)
+
+    def _expanded_paths(self) -> list[str]:
+        """Paths of the folders open in the tree, outermost first."""
+        paths: list[str] = []
+        pending = [QModelIndex()]
+        while pending:
+            parent = pending.pop()
+            for row in range(self.proxy.rowCount(parent)):
+                index = self.proxy.index(row, 0, parent)
+                if self.tree.isExpanded(index):
+                    entry = self.proxy.entry(index)
+                    if entry is not None:
+                        paths.append(entry.path)
+                    pending.append(index)
+        return paths
 
     def cancel_load(self) -> None:
         if self._loading is not None:
@@ -539,7 +575,11 @@ class PreviewView(QWidget):
             return  # superseded by a newer load
         self._loading = None
         self._report = report
+        expanded = self._expanded_paths() if self._first_look else []
+        self._first_look = False
         self._show_report(report, tree)
+        for shown in expanded:
+            self.tree.expand(self.proxy.mapFromSource(self.model.index_of(shown)))
         self._set_page(CONTENT)
         self.busyChanged.emit(self.busy())
         self.loaded.emit(report)
@@ -549,6 +589,10 @@ class PreviewView(QWidget):
             return
         cancelled_by_user = isinstance(exc, Cancelled) and task.cancel_requested()
         self._loading = None
+        if self._first_look:  # back to what was shown before the first look
+            self._first_look = False
+            if self._report is not None:
+                self._show_report(self._report)
         self._set_page(CONTENT if self._report is not None else EMPTY)
         self.busyChanged.emit(self.busy())
         if not cancelled_by_user:

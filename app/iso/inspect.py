@@ -452,19 +452,22 @@ class IsoImage:
 
     # -- the tree ------------------------------------------------------------------
 
-    def walk(self, reporter: Reporter | None = None) -> Iterator[TreeItem]:
+    def walk(
+        self, reporter: Reporter | None = None, max_depth: int | None = None
+    ) -> Iterator[TreeItem]:
         """Every entry, depth first, children sorted by name; the root ("/") comes first.
 
         A Rock Ridge child link (CL) may point at any directory, also one above it or
         one already shown: each directory is entered once, never inside itself, so a
-        hostile image ends in an InputError instead of an endless tree.
+        hostile image ends in an InputError instead of an endless tree. With `max_depth`,
+        folders that deep are listed but not entered (1: the root's entries only).
         """
         try:
-            yield from self._walk(reporter or NullReporter())
+            yield from self._walk(reporter or NullReporter(), max_depth)
         except isofs.IsoFsError as exc:
             raise self._invalid(exc) from exc
 
-    def _walk(self, reporter: Reporter) -> Iterator[TreeItem]:
+    def _walk(self, reporter: Reporter, max_depth: int | None) -> Iterator[TreeItem]:
         root_extent, root_size = isofs.root_record(self._tree_vd)
         records = self.reader.directory(root_extent, root_size)
         root = self._item((), records[0], [records[0]], is_dir=True)
@@ -483,7 +486,7 @@ class IsoImage:
             if count % CANCEL_CHECK_EVERY == 0:
                 reporter.progress(count, 0)  # the number of entries is unknown up front
                 check_cancelled(reporter)
-            if where is None:
+            if where is None or (max_depth is not None and len(item.names) >= max_depth):
                 continue
             self._check_enter(item, where[0], relocated, above, entered)
             if first is None:
@@ -723,8 +726,13 @@ def hybrid_verdict(area: SystemArea, eltorito: Sequence[ElToritoEntry] = ()) -> 
     )
 
 
-def inspect_iso(path: Path, reporter: Reporter | None = None) -> IsoReport:
-    """Everything there is to know about `path` before writing it to a stick."""
+def inspect_iso(
+    path: Path, reporter: Reporter | None = None, max_depth: int | None = None
+) -> IsoReport:
+    """Everything there is to know about `path` before writing it to a stick.
+
+    With `max_depth`, the files are only those that many levels deep (see `IsoImage.walk`):
+    a quick first look at a big tree."""
     reporter = reporter or NullReporter()
     path = Path(path)
     reporter.step(f"Inspecting {path.name}")
@@ -732,7 +740,7 @@ def inspect_iso(path: Path, reporter: Reporter | None = None) -> IsoReport:
     with IsoImage(path) as image:
         files: list[IsoEntry] = []
         extent_paths: dict[int, str] = {}
-        for item in image.walk(reporter):
+        for item in image.walk(reporter, max_depth):
             files.append(item.entry)
             if item.extents and item.entry.size:
                 extent_paths.setdefault(item.extents[0][0], item.entry.path)

@@ -51,9 +51,13 @@ def test_first_level_shows_and_a_folder_fills_when_opened(qtbot: Any, large_iso:
     first_level_seconds(qtbot, view, large_iso)
     assert view.proxy.rowCount() == COUNT // 2500  # a000 … a019
     top = view.proxy.index(0, 0)
-    view.tree.expand(top)
-    qtbot.waitUntil(lambda: view.proxy.rowCount(top) == 10, timeout=10_000)  # b0 … b9
-    inner = view.proxy.index(0, 0, view.proxy.index(0, 0, top))  # a000/b0/c0
+    view.tree.expand(top)  # opened during the first look: still open once all is read
+    assert view.proxy.rowCount(top) == 10  # b0 … b9
+    qtbot.waitUntil(lambda: not view.is_loading(), timeout=60_000)
+    top = view.proxy.mapFromSource(view.model.index_of("/a000"))
+    assert view.tree.isExpanded(top)
+    inner = view.proxy.mapFromSource(view.model.index_of("/a000/b0/c0"))
     view.tree.expand(inner)
-    qtbot.waitUntil(lambda: view.proxy.rowCount(inner) == 25, timeout=10_000)
+    assert view.proxy.rowCount(inner) == 25
+    assert view.model.entry_count() == COUNT + 20 + 200 + 2000
     view.shutdown()
