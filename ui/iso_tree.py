@@ -111,29 +111,22 @@ def owner_text(entry: IsoEntry) -> str:
     return f"{uid}:{gid}"
 
 
-class IsoTreeModel(QAbstractItemModel):
-    """Read-only tree over a list of `IsoEntry` (as `inspect_iso` returns it)."""
+class TreeData:
+    """The tree `IsoTreeModel` shows, as plain lists: built without Qt, on any thread."""
 
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._icons: dict[str, QIcon] = {}
-        self._clear()
-
-    def _clear(self) -> None:
+    def __init__(self) -> None:
         root = IsoEntry(path="/", type="dir", size=0, mode=None, uid=None, gid=None, target=None)
-        self._entries: list[IsoEntry] = [root]
-        self._names: list[str] = [""]
-        self._parents: list[int] = [-1]
-        self._rows: list[int] = [0]
-        self._children: list[list[int]] = [[]]
-        self._by_path: dict[str, int] = {"/": ROOT}  # unambiguous paths only
-        self._ambiguous: set[int] = set()
-        self._folded_names: list[str] | None = None  # made by the first search
-        self._folded_paths: list[str] | None = None
+        self.entries: list[IsoEntry] = [root]
+        self.names: list[str] = [""]
+        self.parents: list[int] = [-1]
+        self.rows: list[int] = [0]
+        self.children: list[list[int]] = [[]]
+        self.by_path: dict[str, int] = {"/": ROOT}  # unambiguous paths only
+        self.ambiguous: set[int] = set()
 
-    # -- building ---------------------------------------------------------------------------
-    def set_entries(self, entries: Sequence[IsoEntry]) -> None:
-        """Replace the tree. `entries` come as `inspect_iso` lists them: a pre-order walk,
+    @classmethod
+    def build(cls, entries: Sequence[IsoEntry]) -> TreeData:
+        """The tree of `entries`, as `inspect_iso` lists them: a pre-order walk,
         each folder before its contents; an entry's parent is the nearest folder listed
         above it whose path leads to it.
 
@@ -143,35 +136,73 @@ class IsoTreeModel(QAbstractItemModel):
         is shown under that parent with the "/" as "∕" and is marked ambiguous
         (`is_ambiguous`), as is everything inside it: its path does not say which entry it
         is, so it cannot be extracted. No folder is invented for it."""
-        self.beginResetModel()
-        self._clear()
+        tree = cls()
         folders = [ROOT]  # the folders that hold the entry being added, outermost first
         for entry in entries:
             if entry.path == "/":
-                self._entries[ROOT] = entry
+                tree.entries[ROOT] = entry
                 continue
-            node = self._add(entry, folders)
+            node = tree.add(entry, folders)
             if entry.type == "dir":
                 folders.append(node)
-        self.endResetModel()
+        return tree
 
-    def _add(self, entry: IsoEntry, folders: list[int]) -> int:
-        while len(folders) > 1 and not entry.path.startswith(self._folder_prefix(folders[-1])):
+    def prefix(self, node: int) -> str:
+        return "/" if node == ROOT else self.entries[node].path + "/"
+
+    def add(self, entry: IsoEntry, folders: list[int]) -> int:
+        while len(folders) > 1 and not entry.path.startswith(self.prefix(folders[-1])):
             folders.pop()
         parent = folders[-1]
-        name = entry.path[len(self._folder_prefix(parent)) :]
-        node = len(self._entries)
-        if not name or "/" in name or entry.path in self._by_path or parent in self._ambiguous:
-            self._ambiguous.add(node)
+        name = entry.path[len(self.prefix(parent)) :]
+        node = len(self.entries)
+        if not name or "/" in name or entry.path in self.by_path or parent in self.ambiguous:
+            self.ambiguous.add(node)
         else:
-            self._by_path[entry.path] = node
-        self._entries.append(entry)
-        self._names.append(name)
-        self._parents.append(parent)
-        self._rows.append(len(self._children[parent]))
-        self._children[parent].append(node)
-        self._children.append([])
+            self.by_path[entry.path] = node
+        self.entries.append(entry)
+        self.names.append(name)
+        self.parents.append(parent)
+        self.rows.append(len(self.children[parent]))
+        self.children[parent].append(node)
+        self.children.append([])
         return node
+
+
+class IsoTreeModel(QAbstractItemModel):
+    """Read-only tree over a list of `IsoEntry` (as `inspect_iso` returns it)."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._icons: dict[str, QIcon] = {}
+        self._clear()
+
+    def _clear(self) -> None:
+        self._adopt(TreeData())
+        self._folded_names: list[str] | None = None  # made by the first search
+        self._folded_paths: list[str] | None = None
+
+    def _adopt(self, tree: TreeData) -> None:
+        self._entries = tree.entries
+        self._names = tree.names
+        self._parents = tree.parents
+        self._rows = tree.rows
+        self._children = tree.children
+        self._by_path = tree.by_path
+        self._ambiguous = tree.ambiguous
+
+    # -- building ---------------------------------------------------------------------------
+    def set_entries(self, entries: Sequence[IsoEntry]) -> None:
+        """Replace the tree (see `TreeData.build`)."""
+        self.set_tree(TreeData.build(entries))
+
+    def set_tree(self, tree: TreeData) -> None:
+        """Replace the tree with one built by `TreeData.build`, on any thread: only this swap
+        runs on the GUI thread."""
+        self.beginResetModel()
+        self._clear()
+        self._adopt(tree)
+        self.endResetModel()
 
     def _folder_prefix(self, node: int) -> str:
         return "/" if node == ROOT else self._entries[node].path + "/"

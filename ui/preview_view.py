@@ -1,8 +1,9 @@
 """The ISO preview: what an image holds and whether it boots, before writing it anywhere.
 
-`PreviewView.load(path)` inspects the image with `app.iso.isolated.inspect_iso_isolated` (in a
-child process, so pycdlib's parsing never holds this process's interpreter lock) on a worker
-thread (`BackgroundTask`) and shows a busy page meanwhile; then the facts (volume ids,
+`PreviewView.load(path)` inspects the image with `app.iso.inspect.inspect_iso` on a worker
+thread (`BackgroundTask`), which also builds the tree's lists (`TreeData`), and shows a busy
+page meanwhile. The reader (`app.iso.isofs`) is pure Python in short steps, so the
+interpreter lock passes to the GUI thread at every switch interval; then the facts (volume ids,
 El Torito entries, MBR/GPT partitions, the USB verdict in words) and the file tree with a
 name search. "Extract…" copies the selected file or folder out with `app.iso.extract`
 (also on a worker thread); "Write to USB…" only asks: it emits `writeRequested(path)`
@@ -53,8 +54,7 @@ from PySide6.QtWidgets import (
 
 from app.errors import Cancelled, InputError
 from app.iso.extract import extract
-from app.iso.inspect import ElToritoEntry, IsoEntry, IsoReport
-from app.iso.isolated import inspect_iso_isolated
+from app.iso.inspect import ElToritoEntry, IsoEntry, IsoReport, inspect_iso
 from app.iso.partitions import Partition
 from app.reporter import Reporter
 from ui.dialogs import PathKind, choose_path
@@ -64,6 +64,7 @@ from ui.iso_tree import (
     Column,
     IsoTreeFilter,
     IsoTreeModel,
+    TreeData,
     human_size,
     shown_text,
     tooltip_text,
@@ -71,6 +72,7 @@ from ui.iso_tree import (
 from ui.worker import BackgroundTask
 
 EMPTY, BUSY, CONTENT = range(3)
+FIRST_LOOK_DEPTH = 2  # levels read before the whole tree: folders of the top show arrows
 ISO_FILTER = "ISO images (*.iso);;All files (*)"
 NAME_SOURCES = {
     "rock_ridge": "Rock Ridge (with permissions and owners)",
@@ -93,6 +95,14 @@ COLUMN_WIDTHS = {
 
 
 # --- texts (no widgets: easy to read and to test) ---------------------------------------------
+
+
+def _inspect_and_build(
+    path: Path, reporter: Reporter, max_depth: int | None = None
+) -> tuple[IsoReport, TreeData]:
+    """The report and the tree the preview shows of it, both made off the GUI thread."""
+    report = inspect_iso(path, reporter, max_depth)
+    return report, TreeData.build(report.files)
 
 
 def size_text(size: int) -> str:
@@ -212,6 +222,7 @@ class PreviewView(QWidget):
         self.setAccessibleName("ISO preview")
         self.setAcceptDrops(True)
         self._report: IsoReport | None = None
+        self._first_look = False  # the tree shows a first look while the rest is read
         self._loading: BackgroundTask | None = None
         self._extracting: BackgroundTask | None = None
         self._tasks: set[BackgroundTask] = set()
@@ -499,7 +510,7 @@ class PreviewView(QWidget):
         if self._loading is not None:
             self._loading.cancel()
         task = BackgroundTask(
-            lambda reporter: inspect_iso_isolated(path, reporter), self, name="livesmith-inspect"
+            lambda reporter: _inspect_and_build(path, reporter), self, name="livesmith-inspect"
         )
         self._loading = task
         self._tasks.add(task)
@@ -508,14 +519,46 @@ class PreviewView(QWidget):
                 f"Reading {path.name}… {done:,} entries so far"
             )
         )
-        task.finished.connect(lambda report: self._on_loaded(task, report))
+        task.finished.connect(lambda done: self._on_loaded(task, *done))
         task.failed.connect(lambda exc: self._on_load_failed(task, exc))
         task.ended.connect(lambda: self._forget(task))
+        # A quick first look (two levels) shows the top of a big tree while the rest is read.
+        glance = BackgroundTask(
+            lambda reporter: _inspect_and_build(path, reporter, FIRST_LOOK_DEPTH),
+            self,
+            name="livesmith-inspect-first-look",
+        )
+        self._tasks.add(glance)
+        glance.finished.connect(lambda done: self._on_first_look(task, *done))
+        glance.ended.connect(lambda: self._forget(glance))
         self.busy_label.setText(f"Reading {path.name}…")
         self._set_page(BUSY)
         self.busyChanged.emit(True)
+        glance.start()
         task.start()
         return task
+
+    def _on_first_look(self, task: BackgroundTask, report: IsoReport, tree: TreeData) -> None:
+        if task is not self._loading:
+            return  # the whole tree is shown already, or the load was superseded or failed
+        self._first_look = True
+        self._show_report(report, tree)
+        self._set_page(CONTENT)
+
+    def _expanded_paths(self) -> list[str]:
+        """Paths of the folders open in the tree, outermost first."""
+        paths: list[str] = []
+        pending = [QModelIndex()]
+        while pending:
+            parent = pending.pop()
+            for row in range(self.proxy.rowCount(parent)):
+                index = self.proxy.index(row, 0, parent)
+                if self.tree.isExpanded(index):
+                    entry = self.proxy.entry(index)
+                    if entry is not None:
+                        paths.append(entry.path)
+                    pending.append(index)
+        return paths
 
     def cancel_load(self) -> None:
         if self._loading is not None:
@@ -525,12 +568,18 @@ class PreviewView(QWidget):
         self._tasks.discard(task)
         task.deleteLater()
 
-    def _on_loaded(self, task: BackgroundTask, report: IsoReport) -> None:
+    def _on_loaded(
+        self, task: BackgroundTask, report: IsoReport, tree: TreeData | None = None
+    ) -> None:
         if task is not self._loading:
             return  # superseded by a newer load
         self._loading = None
         self._report = report
-        self._show_report(report)
+        expanded = self._expanded_paths() if self._first_look else []
+        self._first_look = False
+        self._show_report(report, tree)
+        for shown in expanded:
+            self.tree.expand(self.proxy.mapFromSource(self.model.index_of(shown)))
         self._set_page(CONTENT)
         self.busyChanged.emit(self.busy())
         self.loaded.emit(report)
@@ -540,13 +589,17 @@ class PreviewView(QWidget):
             return
         cancelled_by_user = isinstance(exc, Cancelled) and task.cancel_requested()
         self._loading = None
+        if self._first_look:  # back to what was shown before the first look
+            self._first_look = False
+            if self._report is not None:
+                self._show_report(self._report)
         self._set_page(CONTENT if self._report is not None else EMPTY)
         self.busyChanged.emit(self.busy())
         if not cancelled_by_user:
             self.error_box = show_error(self, exc)
         self.failed.emit(exc)
 
-    def _show_report(self, report: IsoReport) -> None:
+    def _show_report(self, report: IsoReport, tree: TreeData | None = None) -> None:
         self.title.setText(shown_text(report.path.name))
         self.title.setToolTip(tooltip_text(str(report.path)))
         facts = {
@@ -570,7 +623,8 @@ class PreviewView(QWidget):
         self.problems_label.setText("\n".join(f"⚠ {shown_text(p)}" for p in problems))
         self.problems_label.setVisible(bool(problems))
 
-        self.model.set_entries(report.files)  # the filter searches the new tree by itself
+        # the filter searches the new tree by itself
+        self.model.set_tree(tree if tree is not None else TreeData.build(report.files))
         self.extract_label.clear()
         self._show_matches()
 

@@ -1,10 +1,8 @@
 """Open any ISO 9660 image and describe it: tree, volume ids, El Torito, partitions, USB verdict.
 
-The tree is read with pycdlib (read-only) and shown with the best names the image
-has: Rock Ridge, else Joliet, else plain ISO 9660 (without the ";1" version).
-The system area (MBR, GPT) is parsed by `app.iso.partitions`, never by pycdlib:
-pycdlib refuses to open some hybrids whose GPT it dislikes, so it is shown the
-image with the first 32 KiB blanked.
+The tree is read by `app.iso.isofs`, one directory extent at a time, and shown with the
+best names the image has: Rock Ridge, else Joliet, else plain ISO 9660 (without the ";1"
+version). The system area (MBR, GPT) is parsed by `app.iso.partitions`.
 
 `IsoImage` is the shared reader; `inspect_iso` builds an `IsoReport` from it and
 `app.iso.extract` copies entries out of it.
@@ -13,20 +11,19 @@ image with the first 32 KiB blanked.
 from __future__ import annotations
 
 import io
+import json
 import os
 import stat
 import struct
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import Any
-
-import pycdlib
-from pycdlib import pycdlibexception
+from typing import Any, NamedTuple, TextIO
 
 from app.errors import InputError
+from app.iso import isofs
 from app.iso.imageio import open_image
 from app.iso.partitions import Partition, SystemArea, read_system_area
 from app.reporter import NullReporter, Reporter, check_cancelled
@@ -37,7 +34,7 @@ MIN_ISO_SIZE = SYSTEM_AREA_SIZE + 2 * VD_SIZE  # system area, PVD, terminator
 MAX_VOLUME_DESCRIPTORS = 64
 # El Torito catalogs of real images hold a handful of boot entries (BIOS, UEFI, maybe a
 # few more platforms); the specification sets no limit, so a crafted catalog could fill
-# the image with them. Read before pycdlib parses it, within these bounds.
+# the image with them. Read within these bounds.
 MAX_BOOT_ENTRIES = 64
 MAX_CATALOG_SECTORS = 4
 CATALOG_SECTOR = 2048
@@ -52,11 +49,12 @@ PLATFORM_NAMES = {0x00: "BIOS", 0x01: "PowerPC", 0x02: "Mac", 0xEF: "UEFI"}
 EMULATION_NAMES = {0: "none", 1: "floppy 1.2", 2: "floppy 1.44", 3: "floppy 2.88", 4: "hard disk"}
 
 # Directory-record file flags (ECMA-119 9.1.6)
-FLAG_ASSOCIATED = 0x04
+FLAG_ASSOCIATED = isofs.FLAG_ASSOCIATED
+_json_string = json.encoder.encode_basestring_ascii  # what json.dumps uses by default
+FLAG_DIRECTORY = isofs.FLAG_DIRECTORY
 
 
-@dataclass(frozen=True)
-class IsoEntry:
+class IsoEntry(NamedTuple):
     """One entry of the tree. `size` is the content size of a regular file, else 0.
 
     `mode` holds the permission bits (`stat.S_IMODE`, e.g. 0o755) from Rock Ridge;
@@ -117,6 +115,21 @@ class ElToritoEntry:
         return cls(**data)
 
 
+def _json_value(value: int | str | None) -> str:
+    if value is None:
+        return "null"
+    return str(value) if isinstance(value, int) else _json_string(value)
+
+
+def _entry_json(e: IsoEntry) -> str:
+    """`json.dumps(e.to_json())`, without the dict."""
+    return (
+        f'{{"path": {_json_string(e.path)}, "type": "{e.type}", "size": {e.size}, '
+        f'"mode": {_json_value(e.mode)}, "uid": {_json_value(e.uid)}, '
+        f'"gid": {_json_value(e.gid)}, "target": {_json_value(e.target)}}}'
+    )
+
+
 @dataclass(frozen=True)
 class IsoReport:
     path: Path
@@ -137,8 +150,8 @@ class IsoReport:
     volume_size: int = 0  # bytes the ISO 9660 volume claims (may be less than `size`)
     name_source: str = "iso9660"  # "rock_ridge" | "joliet" | "iso9660"
 
-    def to_json(self) -> dict[str, object]:
-        return {
+    def to_json(self, files: bool = True) -> dict[str, object]:
+        data: dict[str, object] = {
             "path": str(self.path),
             "label": self.label,
             "system_id": self.system_id,
@@ -150,13 +163,30 @@ class IsoReport:
             "volume_size": self.volume_size,
             "block_size": self.block_size,
             "name_source": self.name_source,
-            "files": [f.to_json() for f in self.files],
+            "files": [f.to_json() for f in self.files] if files else None,
             "eltorito": [e.to_json() for e in self.eltorito],
             "partitions": [p.to_json() for p in self.partitions],
             "partition_problems": list(self.partition_problems),
             "hybrid": self.hybrid,
             "hybrid_reason": self.hybrid_reason,
         }
+        if not files:
+            del data["files"]
+        return data
+
+    def write_json(self, out: TextIO, chunk: int = 4096) -> None:
+        """`json.dump(self.to_json(), out, indent=2)`, but with one line per file and without
+        building the files' dicts: fast and small for trees of many thousand files."""
+        marker = "\0files\0"
+        head = {**self.to_json(files=False), "files": marker}
+        text = json.dumps(head, indent=2)
+        before, after = text.split(json.dumps(marker), 1)
+        out.write(before + "[")
+        files = self.files
+        for start in range(0, len(files), chunk):
+            lines = [_entry_json(f) for f in files[start : start + chunk]]
+            out.write(("," if start else "") + "\n    " + ",\n    ".join(lines))
+        out.write(("\n  ]" if files else "]") + after)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> IsoReport:
@@ -174,31 +204,18 @@ class IsoReport:
         )
 
 
-@dataclass(frozen=True)
-class TreeItem:
+class TreeItem(NamedTuple):
     """An entry plus what extraction needs: its name components and data extents."""
 
     entry: IsoEntry
     names: tuple[str, ...]  # path components as stored (may be unsafe: checked by users)
-    extents: tuple[tuple[int, int], ...] = field(default=())  # (block, length) per extent
-
-
-class _SystemAreaHidden(io.FileIO):
-    """The image as pycdlib sees it: the first 32 KiB read as zeros (we parse them ourselves)."""
-
-    def read(self, size: int | None = -1) -> bytes:
-        start = self.tell()
-        data = super().read(size)
-        if start < SYSTEM_AREA_SIZE and data:
-            blank = min(len(data), SYSTEM_AREA_SIZE - start)
-            data = b"\0" * blank + data[blank:]
-        return data
+    extents: tuple[tuple[int, int], ...] = ()  # (block, length) per extent
 
 
 def _check_volume(path: Path, fileobj: io.FileIO, size: int) -> tuple[int, int]:
-    """Cheap checks before pycdlib: is it ISO 9660, and is it complete? Returns (blocks, bsize).
+    """Cheap checks first: is it ISO 9660, and is it complete? Returns (blocks, bsize).
 
-    Also bounds what pycdlib would otherwise read without limit: the El Torito catalog.
+    Also bounds the El Torito catalog, which the specification does not.
     """
     if size < MIN_ISO_SIZE:
         raise InputError(
@@ -251,9 +268,9 @@ def _check_volume(path: Path, fileobj: io.FileIO, size: int) -> tuple[int, int]:
 def _check_boot_catalog(path: Path, fileobj: io.FileIO, size: int, extent: int) -> None:
     """Refuse an El Torito catalog with more boot entries than any real image has.
 
-    Follows pycdlib's reading of where a catalog ends (an empty entry, or anything
+    Follows pycdlib's reading (as `IsoImage.eltorito` does) of where a catalog ends (an empty entry, or anything
     after the final section header) just far enough to count; anything else odd is
-    left to pycdlib's own checks.
+    left to `IsoImage.eltorito`.
     """
     start = extent * CATALOG_SECTOR
     fileobj.seek(start)
@@ -287,42 +304,29 @@ def _check_boot_catalog(path: Path, fileobj: io.FileIO, size: int, extent: int) 
         )
 
 
-def _damage(exc: Exception) -> str:
-    """Words for what pycdlib tripped over; bare lookup errors carry only a number."""
-    if isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], int):
-        return (
-            f"damaged directory structure: a record points at block {exc.args[0]}, "
-            "where the image has no such directory"
-        )
-    if isinstance(exc, (KeyError, IndexError, struct.error)):
-        return "damaged directory structure: a record is cut short or points outside the image"
-    return str(exc)
-
-
 def _text(raw: bytes) -> str:
     return raw.decode("latin-1").rstrip(" \0")
 
 
-def _identifier(ident: Any) -> str:
-    return _text(bytes(getattr(ident, "text", b"")))
-
-
-def _vd_date(date: Any) -> datetime | None:
+def _vd_date(raw: bytes) -> datetime | None:
+    """A volume descriptor date: 16 digits (year to hundredths) and a 15-minute offset."""
     try:
-        if not date.year:
+        digits = raw[:16].decode("ascii")
+        year = int(digits[0:4])
+        if not year:
             return None
-        tz = timezone(timedelta(minutes=15 * int(date.gmtoffset)))
+        offset = struct.unpack_from("b", raw, 16)[0]
         return datetime(
-            date.year,
-            date.month,
-            date.dayofmonth,
-            date.hour,
-            date.minute,
-            date.second,
-            int(date.hundredthsofsecond) * 10000,
-            tzinfo=tz,
+            year,
+            int(digits[4:6]),
+            int(digits[6:8]),
+            int(digits[8:10]),
+            int(digits[10:12]),
+            int(digits[12:14]),
+            int(digits[14:16]) * 10000,
+            tzinfo=timezone(timedelta(minutes=15 * offset)),
         )
-    except (AttributeError, ValueError, TypeError, OverflowError):
+    except (ValueError, TypeError, OverflowError, UnicodeError, struct.error):
         return None  # an unset or nonsensical date is shown as unknown
 
 
@@ -341,20 +345,21 @@ def _fs_text(raw: bytes) -> str:
     return raw.decode("utf-8", errors="surrogateescape")
 
 
-def _px(rr: Any) -> Any:
-    px = rr.dr_entries.px_record
-    if px is None and rr.ce_entries is not None:
-        px = rr.ce_entries.px_record
-    return px
-
-
 class IsoImage:
-    """An ISO opened read-only: its volume ids, system area, El Torito catalog and tree."""
+    """An ISO opened read-only: its volume ids, system area, El Torito catalog and tree.
+
+    The tree is read directory by directory with `app.iso.isofs` while it is walked.
+    """
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._file: io.FileIO | None = None
-        self._iso: Any = None
+        self._reader: isofs.Reader | None = None
+        self._pvd = b""
+        self._tree_vd = b""
+        self._catalogs: list[int] = []
+        self._link_targets: set[int] = set()
+        self.name_source = "iso9660"
         self.size = 0
         self.volume_blocks = 0
         self.block_size = VD_SIZE
@@ -374,14 +379,12 @@ class IsoImage:
         self.close()
 
     def open(self) -> None:
-        fileobj = _SystemAreaHidden(open_image(self.path), "rb")
+        fileobj = io.FileIO(open_image(self.path), "rb")
         try:
             fileobj.seek(0, os.SEEK_END)
             self.size = fileobj.tell()
             self.volume_blocks, self.block_size = _check_volume(self.path, fileobj, self.size)
-            fileobj.seek(0)
-            iso = pycdlib.PyCdlib()
-            iso.open_fp(fileobj)
+            self._read_descriptors(fileobj)
         except InputError:
             fileobj.close()
             raise
@@ -391,44 +394,55 @@ class IsoImage:
             raise InputError(
                 f"cannot be read: {exc.strerror or exc}", where=str(self.path)
             ) from exc
-        except (
-            pycdlibexception.PyCdlibException,
-            struct.error,
-            KeyError,
-            IndexError,
-            ValueError,
-            UnicodeError,
-        ) as exc:
-            # pycdlib reports damaged structures with its own exceptions; malformed ones
-            # that slip past its checks surface as plain lookup/struct errors.
+        except isofs.IsoFsError as exc:
             fileobj.close()
-            raise InputError(
-                f"not a valid ISO 9660 image: {_damage(exc)}", where=str(self.path)
-            ) from exc
+            raise self._invalid(exc) from exc
         self._file = fileobj
-        self._iso = iso
+
+    def _invalid(self, exc: isofs.IsoFsError) -> InputError:
+        text = str(exc)
+        if not text.startswith("damaged"):
+            text = f"damaged directory structure: {text}"
+        return InputError(f"not a valid ISO 9660 image: {text}", where=str(self.path))
+
+    def _read_descriptors(self, fileobj: io.FileIO) -> None:
+        pvd = joliet = b""
+        for index in range(MAX_VOLUME_DESCRIPTORS):
+            offset = SYSTEM_AREA_SIZE + index * VD_SIZE
+            if offset + VD_SIZE > self.size:
+                break
+            vd = os.pread(fileobj.fileno(), VD_SIZE, offset)
+            if vd[1:6] != b"CD001" or vd[0] == 255:
+                break
+            if vd[0] == 0 and vd[7:39].rstrip(b"\0") == ELTORITO_ID:
+                self._catalogs.append(struct.unpack_from("<I", vd, 71)[0])
+            elif vd[0] == 1 and not pvd:
+                pvd = vd
+            elif isofs.is_joliet(vd) and not joliet:
+                joliet = vd
+        self._pvd = pvd
+        reader = isofs.Reader(fileobj.fileno(), self.size, self.block_size, rock_ridge=False)
+        reader.directory(*isofs.root_record(pvd))  # the ISO 9660 tree is damaged at its root?
+        if isofs.has_rock_ridge(reader, pvd):
+            reader.rock_ridge = True
+            self.name_source, self._tree_vd = "rock_ridge", pvd
+        elif joliet:
+            self.name_source, self._tree_vd = "joliet", joliet
+        else:
+            self._tree_vd = pvd
+        self._reader = reader
 
     def close(self) -> None:
-        if self._iso is not None:
-            iso, self._iso = self._iso, None
-            iso.close()  # opened with open_fp: pycdlib leaves our file object to us
+        self._reader = None
         if self._file is not None:
             self._file.close()
             self._file = None
 
     @property
-    def iso(self) -> Any:
-        if self._iso is None:
+    def reader(self) -> isofs.Reader:
+        if self._reader is None:
             raise RuntimeError("IsoImage is not open")
-        return self._iso
-
-    @property
-    def name_source(self) -> str:
-        if self.iso.has_rock_ridge():
-            return "rock_ridge"
-        if self.iso.joliet_vd is not None:
-            return "joliet"
-        return "iso9660"
+        return self._reader
 
     # -- reading data ------------------------------------------------------------
 
@@ -438,50 +452,68 @@ class IsoImage:
 
     # -- the tree ------------------------------------------------------------------
 
-    def walk(self, reporter: Reporter | None = None) -> Iterator[TreeItem]:
+    def walk(
+        self, reporter: Reporter | None = None, max_depth: int | None = None
+    ) -> Iterator[TreeItem]:
         """Every entry, depth first, children sorted by name; the root ("/") comes first.
 
         A Rock Ridge child link (CL) may point at any directory, also one above it or
         one already shown: each directory is entered once, never inside itself, so a
-        hostile image ends in an InputError instead of an endless tree.
+        hostile image ends in an InputError instead of an endless tree. With `max_depth`,
+        folders that deep are listed but not entered (1: the root's entries only).
         """
-        reporter = reporter or NullReporter()
-        source = self.name_source
-        vd = self.iso.joliet_vd if source == "joliet" else self.iso.pvd
-        root = vd.root_directory_record()
-        # (item, directory record to enter or None, extents of the folders above it)
-        stack: list[tuple[TreeItem, Any, frozenset[int]]] = [
-            (self._item(source, (), [root], is_root=True), root, frozenset())
+        try:
+            yield from self._walk(reporter or NullReporter(), max_depth)
+        except isofs.IsoFsError as exc:
+            raise self._invalid(exc) from exc
+
+    def _walk(self, reporter: Reporter, max_depth: int | None) -> Iterator[TreeItem]:
+        root_extent, root_size = isofs.root_record(self._tree_vd)
+        records = self.reader.directory(root_extent, root_size)
+        root = self._item((), records[0], [records[0]], is_dir=True)
+        # (item, (extent, size) of the directory to enter or None, relocated?, extents above)
+        stack: list[tuple[TreeItem, tuple[int, int] | None, bool, frozenset[int]]] = [
+            (root, (root_extent, root_size), False, frozenset())
         ]
-        entered: dict[int, str] = {}  # id() of every directory record entered -> its path
+        entered: dict[int, str] = {}  # extent of every directory entered -> its path
+        self._link_targets = set()  # extents of directories a CL entry points at
         count = 0
+        first: list[isofs.Record] | None = records
         while stack:
-            item, dir_record, above = stack.pop()
+            item, where, relocated, above = stack.pop()
             yield item
             count += 1
             if count % CANCEL_CHECK_EVERY == 0:
                 reporter.progress(count, 0)  # the number of entries is unknown up front
                 check_cancelled(reporter)
-            if dir_record is not None:
-                self._check_enter(item, dir_record, above, entered)
-                inner = above | {dir_record.extent_location()}
-                children = self._children(source, item.names, dir_record)
-                children.sort(key=lambda pair: pair[0].names[-1], reverse=True)
-                # reversed, so the stack pops them in name order
-                stack.extend((child, record, inner) for child, record in children)
+            if where is None or (max_depth is not None and len(item.names) >= max_depth):
+                continue
+            self._check_enter(item, where[0], relocated, above, entered)
+            if first is None:
+                records = self.reader.directory(*where)
+            first = None
+            inner = above | {where[0]}
+            children = self._children(item.names, records)
+            children.sort(key=lambda child: child[0].names[-1], reverse=True)
+            # reversed, so the stack pops them in name order
+            stack.extend((child, at, moved, inner) for child, at, moved in children)
 
     def _check_enter(
-        self, item: TreeItem, dir_record: Any, above: frozenset[int], entered: dict[int, str]
+        self,
+        item: TreeItem,
+        extent: int,
+        relocated: bool,
+        above: frozenset[int],
+        entered: dict[int, str],
     ) -> None:
         path = item.entry.path
-        # a directory some child link (CL) points at
-        relocated = getattr(dir_record.rock_ridge, "moved_to_cl_dr", None) is not None
+        relocated = relocated or extent in self._link_targets
         what = "Rock Ridge relocation" if relocated else "directory tree"
-        if dir_record.extent_location() in above:
+        if extent in above:
             raise InputError(
                 f"{what} loops at {path}: it points back at a folder above it", where=str(self.path)
             )
-        seen = entered.setdefault(id(dir_record), path)
+        seen = entered.setdefault(extent, path)
         if seen != path:
             raise InputError(
                 f"{what} loops at {path}: it points at {seen}, which is already in the tree",
@@ -495,136 +527,168 @@ class IsoImage:
             )
 
     def _children(
-        self, source: str, names: tuple[str, ...], dir_record: Any
-    ) -> list[tuple[TreeItem, Any]]:
-        """(item, directory record to descend into or None) for each child of a directory."""
-        result: list[tuple[TreeItem, Any]] = []
-        group: list[Any] = []
-
-        def flush() -> None:
-            if group:
-                result.append(self._child(source, names, list(group)))
-                group.clear()
-
-        for rec in dir_record.children:
-            if rec.is_dot() or rec.is_dotdot() or rec.file_flags & FLAG_ASSOCIATED:
+        self, names: tuple[str, ...], records: list[isofs.Record]
+    ) -> list[tuple[TreeItem, tuple[int, int] | None, bool]]:
+        """(item, directory to descend into or None, relocated?) for each child of a directory."""
+        result: list[tuple[TreeItem, tuple[int, int] | None, bool]] = []
+        group: list[isofs.Record] = []
+        for rec in records[2:]:
+            if rec.flags & FLAG_ASSOCIATED:
                 continue
-            rr = rec.rock_ridge if source == "rock_ridge" else None
-            if rr is not None and rec.is_dir() and rr.relocated_record():
+            if rec.relocated and rec.flags & FLAG_DIRECTORY:
                 continue  # a deep directory moved to rr_moved; shown where its CL entry is
             # Records of a multi-extent file (> 4 GiB) follow each other with one name.
-            if group and (rec.is_dir() or rec.file_identifier() != group[0].file_identifier()):
-                flush()
+            if group and (rec.flags & FLAG_DIRECTORY or rec.ident != group[0].ident):
+                result.append(self._child(names, group))
+                group = []
             group.append(rec)
-        flush()
+        if group:
+            result.append(self._child(names, group))
         return result
 
     def _child(
-        self, source: str, names: tuple[str, ...], records: list[Any]
-    ) -> tuple[TreeItem, Any]:
+        self, names: tuple[str, ...], records: list[isofs.Record]
+    ) -> tuple[TreeItem, tuple[int, int] | None, bool]:
         rec = records[0]
-        rr = rec.rock_ridge if source == "rock_ridge" else None
-        descend = rec if rec.is_dir() else None
-        if rr is not None and rr.child_link_record_exists() and rr.cl_to_moved_dr is not None:
-            descend = rr.cl_to_moved_dr  # Rock Ridge relocation: the real directory
-        if source == "rock_ridge" and rr is not None:
-            name = _fs_text(rr.name())
+        source = self.name_source
+        if source == "rock_ridge":
+            name = _fs_text(rec.rr_name) if rec.rr_name is not None else _iso9660_name(rec.ident)
         elif source == "joliet":
-            name = _joliet_name(rec.file_identifier())
+            name = _joliet_name(rec.ident)
         else:
-            name = _iso9660_name(rec.file_identifier())
-        item = self._item(source, names + (name,), records, descend=descend)
-        return item, (descend if item.entry.type == "dir" else None)
+            name = _iso9660_name(rec.ident)
+        if rec.child_link is not None:
+            # Rock Ridge relocation: the real directory, its attributes on its "." record
+            block = rec.child_link
+            self._link_targets.add(block)
+            moved = self.reader.directory(block, self._directory_size(block))[0]
+            item = self._item(names + (name,), moved, records, is_dir=True)
+            return item, (block, moved.size), True
+        if rec.flags & FLAG_DIRECTORY:
+            return (
+                self._item(names + (name,), rec, records, is_dir=True),
+                (
+                    rec.extent,
+                    rec.size,
+                ),
+                False,
+            )
+        return self._item(names + (name,), rec, records, is_dir=False), None, False
+
+    def _directory_size(self, extent: int) -> int:
+        """The size a directory's "." record claims (a CL entry gives only the extent)."""
+        start = extent * self.block_size
+        head = self.reader.read(start, isofs.DIR_RECORD_MIN) if start < self.size else b""
+        if len(head) < isofs.DIR_RECORD_MIN or head[32] != 1 or head[33] != 0:
+            raise isofs.IsoFsError(
+                f"damaged directory structure: a record points at block {extent}, "
+                "where the image has no such directory"
+            )
+        return int(struct.unpack_from("<I", head, 10)[0])
 
     def _item(
         self,
-        source: str,
         names: tuple[str, ...],
-        records: list[Any],
+        meta: isofs.Record,
+        records: list[isofs.Record],
         *,
-        is_root: bool = False,
-        descend: Any = None,
+        is_dir: bool,
     ) -> TreeItem:
-        rec = records[0]
         path = "/" + "/".join(names)
-        is_dir = is_root or descend is not None
-        rr = rec.rock_ridge if source == "rock_ridge" else None
         mode = uid = gid = None
         target = None
         kind = "dir" if is_dir else "file"
-        meta = rr
-        if descend is not None and descend is not rec and descend.rock_ridge is not None:
-            meta = descend.rock_ridge  # relocated directory: attributes live with the directory
-        if is_root and source == "rock_ridge" and rec.children:
-            meta = rec.children[0].rock_ridge  # the root's Rock Ridge data is on its "." entry
-        if meta is not None:
-            px = _px(meta)
-            if px is not None:
-                full_mode = px.posix_file_mode
-                mode, uid, gid = stat.S_IMODE(full_mode), px.posix_user_id, px.posix_group_id
-                if not is_dir:
-                    if stat.S_ISLNK(full_mode) or meta.is_symlink():
-                        kind = "symlink"
-                    elif stat.S_ISDIR(full_mode) or stat.S_ISREG(full_mode) or full_mode == 0:
-                        kind = "file"
-                    else:
-                        kind = "other"
-            elif meta.is_symlink():
-                kind = "symlink"
-            if kind == "symlink":
-                try:
-                    target = _fs_text(meta.symlink_path())
-                except pycdlibexception.PyCdlibException as exc:
-                    raise InputError(
-                        f"damaged Rock Ridge symlink entry for {path}: {exc}", where=str(self.path)
-                    ) from exc
-        extents: tuple[tuple[int, int], ...] = ()
-        size = 0
-        if kind == "file":
-            extents = tuple((r.extent_location(), r.get_data_length()) for r in records)
+        px = meta.px
+        symlink = meta.symlink
+        if px is not None:
+            full_mode, uid, gid = px
+            mode = full_mode & 0o7777
+            if not is_dir:
+                file_type = full_mode & 0o170000
+                if file_type == stat.S_IFLNK or symlink is not None:
+                    kind = "symlink"
+                elif file_type in (stat.S_IFREG, stat.S_IFDIR) or full_mode == 0:
+                    kind = "file"
+                else:
+                    kind = "other"
+        elif symlink is not None:
+            kind = "symlink"
+        if kind == "symlink":
+            if symlink is None:
+                raise InputError(
+                    f"damaged Rock Ridge symlink entry for {path}: Entry is not a symlink!",
+                    where=str(self.path),
+                )
+            target = _fs_text(symlink)
+        if kind != "file":
+            return TreeItem(IsoEntry(path, kind, 0, mode, uid, gid, target), names)
+        if len(records) == 1:
+            extents: tuple[tuple[int, int], ...] = ((meta.extent, meta.size),)
+            size = meta.size
+        else:
+            extents = tuple((r.extent, r.size) for r in records)
             size = sum(length for _, length in extents)
-        entry = IsoEntry(
-            path=path, type=kind, size=size, mode=mode, uid=uid, gid=gid, target=target
-        )
-        return TreeItem(entry=entry, names=names, extents=extents)
+        return TreeItem(IsoEntry(path, kind, size, mode, uid, gid, target), names, extents)
 
     # -- boot structures -------------------------------------------------------------
 
     def eltorito(self, extent_paths: dict[int, str]) -> list[ElToritoEntry]:
-        catalog = self.iso.eltorito_boot_catalog
-        if catalog is None:
+        """The boot entries of the first El Torito catalog: initial, sections, standalone."""
+        if not self._catalogs:
             return []
-        raw: list[tuple[int, Any]] = [(catalog.validation_entry.platform_id, catalog.initial_entry)]
-        for section in catalog.sections:
-            raw.extend((section.platform_id, e) for e in section.section_entries)
-        raw.extend((catalog.validation_entry.platform_id, e) for e in catalog.standalone_entries)
+        start = self._catalogs[0] * CATALOG_SECTOR
+        data = self.read_at(start, min(MAX_CATALOG_SECTORS * CATALOG_SECTOR, self.size - start))
+        if len(data) < 2 * CATALOG_ENTRY or data[0] != 1 or data[30:32] != b"\x55\xaa":
+            raise InputError(
+                "not a valid ISO 9660 image: the El Torito boot catalog has no valid "
+                "validation entry",
+                where=str(self.path),
+            )
+        default_platform = data[1]
+        initial: list[tuple[int, bytes]] = [(default_platform, data[32:64])]
+        sections: list[tuple[int, bytes]] = []
+        standalone: list[tuple[int, bytes]] = []
+        platform, owed = default_platform, 0
+        for offset in range(2 * CATALOG_ENTRY, len(data) - CATALOG_ENTRY + 1, CATALOG_ENTRY):
+            rec = data[offset : offset + CATALOG_ENTRY]
+            kind = rec[0]
+            if kind == 0x44:
+                continue
+            if kind in (0x90, 0x91):
+                platform, owed = rec[1], struct.unpack_from("<H", rec, 2)[0]
+            elif owed and (kind == 0x88 or (kind == 0x00 and any(rec))):
+                sections.append((platform, rec))
+                owed -= 1
+            elif kind == 0x88:
+                standalone.append((default_platform, rec))
+            else:
+                break
         entries = []
-        for index, (platform, entry) in enumerate(raw, start=1):
+        for index, (plat, rec) in enumerate(initial + sections + standalone, start=1):
+            media, count, rba = rec[1], *struct.unpack_from("<HI", rec, 6)
             entries.append(
                 ElToritoEntry(
                     index=index,
-                    platform=platform,
-                    platform_name=PLATFORM_NAMES.get(platform, f"0x{platform:02x}"),
-                    emulation=EMULATION_NAMES.get(
-                        entry.boot_media_type, f"unknown ({entry.boot_media_type})"
-                    ),
-                    load_size=entry.sector_count,
-                    load_rba=entry.load_rba,
-                    boot_file=extent_paths.get(entry.load_rba),
-                    bootable=entry.boot_indicator == 0x88,
+                    platform=plat,
+                    platform_name=PLATFORM_NAMES.get(plat, f"0x{plat:02x}"),
+                    emulation=EMULATION_NAMES.get(media, f"unknown ({media})"),
+                    load_size=count,
+                    load_rba=rba,
+                    boot_file=extent_paths.get(rba),
+                    bootable=rec[0] == 0x88,
                 )
             )
         return entries
 
     def volume_ids(self) -> dict[str, Any]:
-        pvd = self.iso.pvd
+        pvd = self._pvd
         return {
-            "label": _text(pvd.volume_identifier),
-            "system_id": _text(pvd.system_identifier),
-            "publisher": _identifier(pvd.publisher_identifier),
-            "application": _identifier(pvd.application_identifier),
-            "preparer": _identifier(pvd.preparer_identifier),
-            "created": _vd_date(pvd.volume_creation_date),
+            "label": _text(pvd[40:72]),
+            "system_id": _text(pvd[8:40]),
+            "publisher": _text(pvd[318:446]),
+            "application": _text(pvd[574:702]),
+            "preparer": _text(pvd[446:574]),
+            "created": _vd_date(pvd[813:830]),
         }
 
 
@@ -662,8 +726,13 @@ def hybrid_verdict(area: SystemArea, eltorito: Sequence[ElToritoEntry] = ()) -> 
     )
 
 
-def inspect_iso(path: Path, reporter: Reporter | None = None) -> IsoReport:
-    """Everything there is to know about `path` before writing it to a stick."""
+def inspect_iso(
+    path: Path, reporter: Reporter | None = None, max_depth: int | None = None
+) -> IsoReport:
+    """Everything there is to know about `path` before writing it to a stick.
+
+    With `max_depth`, the files are only those that many levels deep (see `IsoImage.walk`):
+    a quick first look at a big tree."""
     reporter = reporter or NullReporter()
     path = Path(path)
     reporter.step(f"Inspecting {path.name}")
@@ -671,7 +740,7 @@ def inspect_iso(path: Path, reporter: Reporter | None = None) -> IsoReport:
     with IsoImage(path) as image:
         files: list[IsoEntry] = []
         extent_paths: dict[int, str] = {}
-        for item in image.walk(reporter):
+        for item in image.walk(reporter, max_depth):
             files.append(item.entry)
             if item.extents and item.entry.size:
                 extent_paths.setdefault(item.extents[0][0], item.entry.path)

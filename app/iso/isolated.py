@@ -1,6 +1,6 @@
 """Inspect an ISO in a separate process, for callers whose own threads must stay responsive.
 
-`inspect_iso` is pure-Python parsing (pycdlib) that holds the interpreter lock for stretches of
+`inspect_iso` is pure-Python parsing that holds the interpreter lock for stretches of
 100-450 ms on an image with 20,000 files, even on a worker thread; a GUI thread sharing the
 process stalls meanwhile. The child is `python -m app.iso.isolated ISO` (see app.childproc
 for how it talks to the parent); the report crosses in its `--json` form (`IsoReport.to_json`).

@@ -6,6 +6,7 @@ import filecmp
 import os
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from app.iso.extract import extract
 from app.iso.inspect import inspect_iso
+from tests.ui.test_preview_large import make_large_iso
 
 RUNS = 5
 
@@ -98,3 +100,32 @@ def test_extract_300_mb(tmp_path: Path) -> None:
     assert sorted(kept) == ["livesmith", "xorriso"]
     for tool, out in kept.items():
         assert filecmp.cmp(out, source, shallow=False), f"{tool}: {out} differs from big.bin"
+
+
+def timed(*command: str) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of `command` under GNU time."""
+    done = subprocess.run(
+        ["/usr/bin/time", "-f", "%e %M", *command], capture_output=True, text=True, check=True
+    )
+    seconds, kilobytes = done.stderr.strip().splitlines()[-1].split()
+    return float(seconds), int(kilobytes) / 1024
+
+
+@pytest.mark.benchmark
+@pytest.mark.parametrize("count", [5_000, 50_000])
+def test_inspect_json_versus_xorriso_and_isoinfo(tmp_path: Path, count: int) -> None:
+    iso = make_large_iso(tmp_path, count)
+    commands = {
+        "livesmith": [sys.executable, "-m", "app", "inspect", "--json", str(iso)],
+        "xorriso": ["xorriso", "-indev", str(iso), "-find", "/", "-exec", "lsdl"],
+        "isoinfo": ["isoinfo", "-R", "-l", "-i", str(iso)],
+    }
+    runs: dict[str, list[tuple[float, float]]] = {tool: [] for tool in commands}
+    for _ in range(3):  # side by side, so the machine's load hits all alike
+        for tool, command in commands.items():
+            runs[tool].append(timed(*command))
+    print(f"\ninspect {count} files (median of 3: wall, peak RSS):")
+    for tool, figures in runs.items():
+        seconds = statistics.median(s for s, _ in figures)
+        rss = statistics.median(m for _, m in figures)
+        print(f"  {tool:10} {seconds:6.2f} s {rss:6.0f} MB")

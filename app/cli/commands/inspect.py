@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import stat
 import sys
 from pathlib import Path
@@ -39,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     except LivesmithError as exc:
         raise _printable_error(exc) from None
     if args.json:
-        json.dump(report.to_json(), sys.stdout, indent=2)
+        report.write_json(sys.stdout)
         print()
         return 0
     lines: list[str] = []
