@@ -82,6 +82,7 @@ def test_the_desktop_starts_for_the_live_user(
         # desktop take a while to draw on a busy machine, and X may have blanked the screen
         # by then: wake it and look again.
         shot = vm.screendump(tmp_path / "desktop.png")
+        deadline = time.monotonic() + 180 * vm.scale
         while colours(shot) <= 200 and time.monotonic() < deadline:
             time.sleep(10)
             vm.run(
