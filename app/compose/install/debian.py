@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.compose.live.services import systemd_name
+from app.compose.live.services import systemd_name, template_of
 from app.errors import Problem, StageError
 from app.packages.deb import parse_stanzas
 from app.packages.model import PackageInfo, SourceKind
@@ -411,7 +411,7 @@ def unit_problems(
     if not units:
         return []
     paths = {
-        unit: [folder + template_name(systemd_name(unit)) for folder in UNIT_FOLDERS]
+        unit: [folder + template_of(systemd_name(unit)) for folder in UNIT_FOLDERS]
         for unit in units
     }
     shipping = packages_shipping(view, {p for ps in paths.values() for p in ps}, reporter)
@@ -433,12 +433,6 @@ def unit_problems(
                 )
             )
     return problems
-
-
-def template_name(unit: str) -> str:
-    """getty@tty2.service -> getty@.service (the file that ships it)."""
-    name, at, rest = unit.partition("@")
-    return f"{name}@.{rest.rsplit('.', 1)[1]}" if at and "." in rest else unit
 
 
 # --- running mmdebstrap -----------------------------------------------------------------
