@@ -15,11 +15,14 @@ from typing import TextIO
 from app.cli import EXIT_CANCELLED, EXIT_OK
 from app.errors import Cancelled, InputError
 from app.reporter import ConsoleReporter
+from app.usb.capacity import PHASE_TITLES as CHECK_TITLES
+from app.usb.capacity import check_stick
 from app.usb.checksums import check_image
 from app.usb.engine import PHASE_TITLES, WriteResult, check_fits, layout_warnings
+from app.usb.errors import DeviceTooSmall
 from app.usb.helper import run_helper
-from app.usb.source import open_image
-from app.usb.target import TargetKind, human_size, resolve_target
+from app.usb.source import ImageSource, open_image
+from app.usb.target import Target, TargetKind, human_size, resolve_target
 
 NAME = "write"
 HELP = "write an image (.iso, .img, or .xz/.zst/.gz) to a USB stick or a file, then verify it"
@@ -27,14 +30,17 @@ ORDER = 41
 
 
 class WriteProgress(ConsoleReporter):
-    """Phase, bytes, speed and ETA; redrawn on a terminal, every 10 % otherwise."""
+    """Phase, bytes, speed and ETA; redrawn on a terminal, every 10 % otherwise.
+
+    Also used for the fake-capacity check, whose phases have their own titles.
+    """
 
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__(stream)
         self._started = time.monotonic()
 
     def step(self, name: str) -> None:
-        super().step(PHASE_TITLES.get(name, name))
+        super().step(PHASE_TITLES.get(name) or CHECK_TITLES.get(name, name))
         self._started = time.monotonic()
 
     def progress(self, done: int, total: int) -> None:
@@ -82,6 +88,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="skip reading the device back (the result is 'not verified')",
     )
     parser.add_argument(
+        "--check-capacity",
+        action="store_true",
+        help="first check that the stick really holds what it claims (the quick, "
+        "non-destructive check of `livesmith check-stick`); refuse if the image is larger "
+        "than what it really holds",
+    )
+    parser.add_argument(
         "--force",
         action="store_true",
         help="write an image that will not boot from USB (no partition table)",
@@ -107,6 +120,29 @@ def confirm(question: str, stream: TextIO) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+def check_real_capacity(source: ImageSource, target: Target, out: TextIO) -> None:
+    """The quick fake-capacity check; the image must fit in what the stick really holds."""
+    result = check_stick(target, reporter=WriteProgress(out))
+    print(result.summary(), file=out)
+    if not result.genuine:
+        need = source.size if source.size is not None else source.size_at_least
+        if need > result.usable:
+            raise DeviceTooSmall(
+                f"the image ({human_size(need)}, {need} bytes) is larger than what this fake "
+                f"stick really holds ({human_size(result.usable)}, {result.usable} bytes, of "
+                f"the {human_size(result.claimed)} it claims); nothing was written",
+                where=str(target.path),
+                image_size=need,
+                device_size=result.usable,
+                hint="use a genuine stick",
+            )
+        print(
+            f"warning: the image fits in the {human_size(result.usable)} the stick really "
+            "holds; nothing beyond it can be used",
+            file=out,
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     out = sys.stderr
     if not args.yes:
@@ -117,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
     if target.kind is TargetKind.BLOCK:
         check_fits(source, target.size, str(target.path))
         what = f"{target.path}: {target.description}"
+        if args.check_capacity:
+            check_real_capacity(source, target, out)
     else:
         what = f"the file {target.path}"
     print(f"Image:  {source.describe()}", file=out)
