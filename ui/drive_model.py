@@ -1,4 +1,10 @@
-"""The drive list as a Qt model, fed by the hotplug monitor.
+"""The drive list as a Qt model, fed by the hotplug monitor; it also holds the selection.
+
+The selection is the drives the user chose to write (several at once is allowed). It is
+kept by the disk (its sysfs path) as it was when chosen, and it never moves to another
+disk: a chosen drive that goes away, stops being offered, or turns out to be another disk
+under the same name is dropped from the selection (`selectionDropped` says which and why),
+never replaced by its neighbour.
 
 `DriveMonitor` calls back from its own thread. Its callbacks only emit signals of a small
 bridge object that lives in the GUI thread, so Qt queues them and the model is changed in
@@ -7,7 +13,7 @@ the GUI thread alone. (Connecting a lambda instead would run it in the monitor t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +30,7 @@ from PySide6.QtCore import (
 
 from app.usb.drives import LARGE_DRIVE, Drive
 from app.usb.hotplug import DriveMonitor
+from app.usb.identity import differences
 from app.usb.target import Mount, Swap, human_size
 
 ModelIndex = QModelIndex | QPersistentModelIndex
@@ -51,6 +58,17 @@ def warning_text(drive: Drive) -> str | None:
     return "\n".join(notes) or None
 
 
+def other_disk(before: Drive, now: Drive) -> bool:
+    """True if the row now describes another disk than the one chosen (same name)."""
+    if before.identity is None or now.identity is None:
+        return before.devno != now.devno
+    return bool(differences(before.identity, now.identity))
+
+
+GONE = "went away"
+NOT_OFFERED = "is no longer offered"
+
+
 class DriveListModel(QAbstractListModel):
     """One row per drive; rows are updated in place so a selection survives a re-listing."""
 
@@ -61,6 +79,8 @@ class DriveListModel(QAbstractListModel):
     drivesChanged = Signal()  # after every update of the list
     driveRemoved = Signal(str)  # a disk went away (devnode), reported at once
     monitorError = Signal(str)
+    selectionChanged = Signal()  # the chosen drives changed (also when one was dropped)
+    selectionDropped = Signal(object, str)  # after that: a chosen Drive dropped, and why
 
     def __init__(
         self,
@@ -74,6 +94,8 @@ class DriveListModel(QAbstractListModel):
     ) -> None:
         super().__init__(parent)
         self._drives: list[Drive] = []
+        self._selected: dict[str, Drive] = {}  # sys_path -> the drive as it was chosen
+        self.updating = False  # inside set_drives: rows move, the selection does not
         self._bridge = _MonitorBridge(self)
         self._bridge.changed.connect(self.set_drives)
         self._bridge.removed.connect(self._on_removed)
@@ -121,6 +143,55 @@ class DriveListModel(QAbstractListModel):
     def _on_removed(self, devnode: str) -> None:
         self.driveRemoved.emit(devnode)
 
+    # ------------------------------------------------------------ selection
+
+    def selected(self) -> list[Drive]:
+        """The chosen drives as they were when chosen, in list order."""
+        order = {d.sys_path: row for row, d in enumerate(self._drives)}
+        return sorted(self._selected.values(), key=lambda d: order.get(d.sys_path, -1))
+
+    def is_selected(self, row: int) -> bool:
+        drive = self.drive_at(row)
+        return drive is not None and drive.sys_path in self._selected
+
+    def select(self, drives: Iterable[Drive]) -> None:
+        """Choose exactly these drives (those not offered or not listed are left out)."""
+        listed = {d.sys_path: d for d in self._drives}
+        chosen = {}
+        for drive in drives:
+            now = listed.get(drive.sys_path)
+            if now is not None and now.offered:
+                chosen[now.sys_path] = now
+        if chosen.keys() != self._selected.keys():
+            self._selected = chosen
+            self.selectionChanged.emit()
+
+    def clear_selection(self) -> None:
+        self.select(())
+
+    def drop_selected(self, devnode: str, note: str = GONE) -> Drive | None:
+        """The disk named `devnode` went away (reported at once): unchoose it."""
+        for key, drive in list(self._selected.items()):
+            if drive.devnode == devnode:
+                del self._selected[key]
+                self.selectionChanged.emit()
+                self.selectionDropped.emit(drive, note)
+                return drive
+        return None
+
+    def _drops(self, drives: list[Drive]) -> list[tuple[Drive, str]]:
+        by_key = {d.sys_path: d for d in drives}
+        drops = []
+        for key, chosen in list(self._selected.items()):
+            now = by_key.get(key)
+            if now is None or other_disk(chosen, now):
+                drops.append((chosen, GONE))
+            elif not now.offered:
+                drops.append((chosen, NOT_OFFERED))
+        for chosen, _note in drops:
+            del self._selected[chosen.sys_path]
+        return drops
+
     # ------------------------------------------------------------ contents
 
     def drives(self) -> list[Drive]:
@@ -138,6 +209,19 @@ class DriveListModel(QAbstractListModel):
     @Slot(object)
     def set_drives(self, drives: list[Drive]) -> None:
         """Replace the list: remove gone rows, update changed ones, insert new ones."""
+        drops = self._drops(drives)
+        self.updating = True
+        try:
+            self._update(drives)
+        finally:
+            self.updating = False
+        self.drivesChanged.emit()
+        if drops:
+            self.selectionChanged.emit()
+        for chosen, note in drops:
+            self.selectionDropped.emit(chosen, note)
+
+    def _update(self, drives: list[Drive]) -> None:
         new_keys = [d.sys_path for d in drives]
         wanted = set(new_keys)
         for row in reversed(range(len(self._drives))):
@@ -151,7 +235,6 @@ class DriveListModel(QAbstractListModel):
             self.beginResetModel()
             self._drives = list(drives)
             self.endResetModel()
-            self.drivesChanged.emit()
             return
         by_key = {d.sys_path: d for d in drives}
         for row, old in enumerate(self._drives):
@@ -165,7 +248,6 @@ class DriveListModel(QAbstractListModel):
                 self.beginInsertRows(QModelIndex(), row, row)
                 self._drives.insert(row, drive)
                 self.endInsertRows()
-        self.drivesChanged.emit()
 
     # ------------------------------------------------------------ QAbstractListModel
 

@@ -51,3 +51,15 @@ def last_output_folder(settings: QSettings) -> Path:
 def remember_output_folder(settings: QSettings, folder: Path) -> None:
     settings.setValue(OUTPUT_FOLDER_KEY, str(folder))
     settings.sync()
+
+
+TEST_BEFORE_WRITING = "writer/test_before_writing"
+
+
+def test_before_writing(settings: QSettings) -> bool:
+    """Whether the writer runs the quick fake-capacity check before writing a stick."""
+    return str(settings.value(TEST_BEFORE_WRITING, "false")).lower() in ("true", "1")
+
+
+def remember_test_before_writing(settings: QSettings, on: bool) -> None:
+    settings.setValue(TEST_BEFORE_WRITING, "true" if on else "false")

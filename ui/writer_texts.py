@@ -11,10 +11,13 @@ from __future__ import annotations
 import enum
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.errors import Cancelled, LivesmithError, VerificationError
+from app.usb.capacity import PHASE_TITLES as CHECK_TITLES
+from app.usb.capacity import CapacityResult
 from app.usb.checksums import ChecksumResult, ChecksumState, SignatureState
 from app.usb.drives import LARGE_DRIVE, Drive
 from app.usb.engine import PHASE_TITLES, PHASE_VERIFY, PHASE_WIPE, PHASE_WRITE, WriteResult
@@ -31,8 +34,14 @@ from app.usb.errors import (
 from app.usb.preflight import PHASE_UNMOUNT
 from app.usb.source import ImageSource
 from app.usb.target import Target, TargetKind, human_size
+from app.usb.writer_state import PHASE_TEST, StickEnd, StickRun
 
-TITLES = {**PHASE_TITLES, PHASE_UNMOUNT: "Unmounting the drive's partitions"}
+TITLES = {
+    **PHASE_TITLES,
+    **CHECK_TITLES,
+    PHASE_UNMOUNT: "Unmounting the drive's partitions",
+    PHASE_TEST: "Testing the stick's real capacity",
+}
 
 
 class Tone(enum.Enum):
@@ -417,3 +426,115 @@ def unplugged_outcome(words: str) -> Outcome:
         f"{words} went away while it was being written. What is on it is "
         "incomplete: write it again before you boot from it.",
     )
+
+
+# --- several sticks, the stop question, the capacity check -----------------------------------
+
+
+def stick_outcome(stick: StickRun, checksum: ChecksumResult | None = None) -> Outcome:
+    """How one stick's run ended, in words."""
+    if stick.end is StickEnd.UNPLUGGED:
+        return unplugged_outcome(stick.words)
+    if stick.result is not None:
+        return outcome_of_result(stick.result, checksum)
+    if stick.error is not None:
+        return outcome_of_error(stick.error, stick.phases)
+    return Outcome(OutcomeKind.FAILED, "Writing did not end", "The writer stopped without a word.")
+
+
+_WORST_FIRST = (
+    OutcomeKind.FAILED,
+    OutcomeKind.VERIFICATION_FAILED,
+    OutcomeKind.UNPLUGGED,
+    OutcomeKind.CANCELLED,
+    OutcomeKind.NOT_VERIFIED,
+    OutcomeKind.VERIFIED,
+)
+
+
+def sticks_outcome(sticks: Sequence[StickRun], checksum: ChecksumResult | None = None) -> Outcome:
+    """The result of a write to one stick or several: each stick by name when several."""
+    outcomes = [stick_outcome(s, checksum) for s in sticks]
+    if len(outcomes) == 1:
+        return outcomes[0]
+    worst = min(outcomes, key=lambda o: _WORST_FIRST.index(o.kind)).kind
+    bad = [s.words for s, o in zip(sticks, outcomes, strict=True) if o.tone is not Tone.GOOD]
+    count = len(sticks)
+    if not bad:
+        title = f"{outcomes[0].title} \u2014 on all {count} sticks"
+    elif len(bad) == count and len({o.kind for o in outcomes}) == 1:
+        title = f"{outcomes[0].title} \u2014 on all {count} sticks"
+    else:
+        title = f"{len(bad)} of {count} sticks did not succeed: {', '.join(bad)}"
+    details = [
+        f"{s.words}: {o.tone.mark} {o.title}\n    " + o.details.replace("\n", "\n    ")
+        for s, o in zip(sticks, outcomes, strict=True)
+    ]
+    return Outcome(worst, title, "\n\n".join(details))
+
+
+def several_confirmation(
+    source: ImageSource, about: Sequence[tuple[Target, Drive | None]], *, verify: bool
+) -> Confirmation:
+    """The question asked before writing to several drives at once."""
+    size = source.size if source.size is not None else source.size_at_least
+    names = "\n".join(f"\u2022 {target_words(t, d)}" for t, d in about)
+    notes = [
+        f"{source.path.name} ({human_size(size)}) will be written to each of them. All files "
+        "and partitions on them are lost; their mounted partitions are unmounted first."
+    ]
+    if not verify:
+        notes.append("They will not be verified afterwards.")
+    return Confirmation(
+        f"Erase these {len(about)} drives?",
+        f"Everything on these {len(about)} drives will be erased:\n{names}",
+        "\n\n".join(notes),
+        f"Erase and write {len(about)}",
+    )
+
+
+def stop_question(verifying: bool) -> tuple[str, str, str]:
+    """(title, text, button) of the question asked before stopping a write."""
+    if verifying:
+        return (
+            "Stop verifying?",
+            "The image has been written, but it will not be verified: you will not know "
+            "whether the stick holds it intact.",
+            "Stop verifying",
+        )
+    return (
+        "Stop writing?",
+        "The stick is then wiped, so that it does not look half-bootable. It will hold no "
+        "usable data.",
+        "Stop writing",
+    )
+
+
+def phase_title(phase: str, steps: Sequence[str]) -> str:
+    title = TITLES.get(phase, phase)
+    if phase in steps and len(steps) > 1:
+        title = f"Step {list(steps).index(phase) + 1} of {len(steps)}: {title}"
+    return title
+
+
+def capacity_line(result: CapacityResult) -> Line:
+    """The verdict of "Test the stick…"."""
+    if result.genuine:
+        return Line(
+            Tone.GOOD,
+            f"{result.device} is genuine: all {result.probes} test blocks over its "
+            f"{human_size(result.claimed)} held their data "
+            f"(checked in {format_duration(result.seconds)}).",
+        )
+    assert result.failure is not None
+    return Line(
+        Tone.BAD,
+        f"{result.device} is FAKE: it claims {human_size(result.claimed)} but "
+        f"{result.failure.value} past {human_size(result.usable)}; only "
+        f"{human_size(result.usable)} ({result.usable:,} bytes) can really be used.",
+    )
+
+
+def html_text(text: str) -> str:
+    """`text` to show in a rich-text label."""
+    return _escape(text)

@@ -117,7 +117,8 @@ def shoot_list(app: object, tmp: Path) -> None:
     assert drive is not None
     target = Target(Path(drive.devnode), TargetKind.BLOCK, drive.size, 512, False,
                     f"{drive.vendor} {drive.model} {drive.serial}", drive.devno)
-    page._confirm(Preflight(target, ()), drive)
+    page.machine.check()
+    page._confirm([(Preflight(target, ()), drive)])
     settle(app, 0.5)
     save_screen(app, "writer-confirm.png", *WINDOW)
     if page.confirm_box is not None:
@@ -163,9 +164,10 @@ def shoot_write(app: object, tmp: Path) -> None:
                 shot["done"] = True
                 save_window(window, "writer-progress.png")
 
-        wait(app, lambda: page._write_task is not None)
-        assert page._write_task is not None
-        page._write_task.progressChanged.connect(at_progress)
+        wait(app, lambda: page.run.task(0) is not None)
+        task = page.run.task(0)
+        assert task is not None
+        task.progressChanged.connect(at_progress)
         wait(app, lambda: page.outcome is not None and not page.busy(), timeout=300)
         settle(app)
         save_window(window, "writer-result.png")

@@ -21,6 +21,7 @@ from tests.app.usb.writer_support import sha256_of_device
 from tests.conftest import needs_root
 from ui.drive_model import DriveListModel
 from ui.restore_dialog import RestoreDialog, restore_outcome
+from ui.tasks import Job
 from ui.writer_page import RESULT, SETUP, WriterPage
 from ui.writer_texts import OutcomeKind
 
@@ -60,7 +61,7 @@ def name_target(qtbot: Any, page: WriterPage, node: str) -> None:
     page.target_edit.clear()
     qtbot.keyClicks(page.target_edit, node)
     qtbot.keyClick(page.target_edit, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: page._target_task is None, timeout=10_000)
+    qtbot.waitUntil(lambda: page.tasks.get(Job.TARGET) is None, timeout=10_000)
     assert page.target_path() == node
 
 

@@ -47,6 +47,7 @@ from tests.app.usb.writer_support import (
 )
 from tests.conftest import needs_root
 from ui.drive_model import DriveListModel
+from ui.tasks import Job
 from ui.writer_page import SETUP, WriterPage, drive_lines
 from ui.writer_texts import OutcomeKind, drive_words
 
@@ -110,7 +111,7 @@ def name_target(qtbot: Any, page: WriterPage, path: str | Path) -> None:
     page.target_edit.clear()
     qtbot.keyClicks(page.target_edit, str(path))
     qtbot.keyClick(page.target_edit, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: page._target_task is None, timeout=10_000)
+    qtbot.waitUntil(lambda: page.tasks.get(Job.TARGET) is None, timeout=10_000)
 
 
 def press_write(qtbot: Any, page: WriterPage) -> QMessageBox:
@@ -425,12 +426,12 @@ def test_a_stick_turning_read_only_mid_write_is_not_called_untouched(
 
         def lock_once_data_is_on_it(done: int, _total: int) -> None:
             # The write-protect switch flipped mid-write: the kernel refuses with EPERM.
-            if done > 0 and not locked and page._phases[-1:] == ["write"]:
+            if done > 0 and not locked and page.machine.sticks[0].phases[-1:] == ["write"]:
                 locked.append(done)
                 subprocess.run(["blockdev", "--setro", node], check=True)
 
         page.writeStarted.connect(
-            lambda: page._write_task.progressChanged.connect(lock_once_data_is_on_it)
+            lambda: page.run.task(0).progressChanged.connect(lock_once_data_is_on_it)
         )  # type: ignore[union-attr]
         try:
             write_confirmed(qtbot, page)
@@ -470,7 +471,7 @@ def test_an_image_found_too_big_mid_write_is_not_called_untouched(
         write_confirmed(qtbot, page)
         outcome = page.outcome
         assert outcome is not None and outcome.kind is OutcomeKind.FAILED, outcome
-        assert "write" in page._phases
+        assert "write" in page.machine.sticks[0].phases
         assert outcome.title == (
             "The image did not fit on the drive after writing had "
             "begun: the drive does not hold the image"
@@ -690,7 +691,7 @@ def offer_as_stick(page: WriterPage, node: str) -> Drive:
 
 def no_write_started(qtbot: Any, page: WriterPage, started: list[bool]) -> None:
     qtbot.wait(300)  # a write would have started by now
-    assert not started and not page.busy() and page._write_task is None
+    assert not started and not page.busy() and page.run.task(0) is None
     assert page.stack.currentIndex() == SETUP and page.outcome is None
 
 
@@ -769,7 +770,7 @@ def test_a_listed_drive_that_is_now_another_disk_is_not_asked_about(
         # Re-plugged before the list caught up: the row still shows the disk chosen.
         slot.replug(other)
         qtbot.keyClick(page.write_button, Qt.Key.Key_Space)
-        qtbot.waitUntil(lambda: page._preflight_task is None, timeout=10_000)
+        qtbot.waitUntil(lambda: page.tasks.get(Job.PREFLIGHT) is None, timeout=10_000)
         assert page.confirm_box is None
         text = plain(page.target_label)
         assert f"{slot.node} is now another drive than Test Loop Stick" in text
