@@ -8,18 +8,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QFileDialog
 
 from app.usb.checksums import ChecksumResult, check_image
 from app.usb.preflight import ImageFacts, read_image_facts
 from app.usb.writer_state import WriterMachine
+from ui.dialogs import PathKind, choose_path
 from ui.tasks import Job, Tasks
 from ui.writer_setup import SetupView
 from ui.writer_texts import Line, Tone, checksum_lines, image_facts, lines_html
+
+IMAGE_FILTER = "Disk images (*.iso *.img *.raw *.xz *.zst *.gz);;ISO images (*.iso);;All files (*)"
 
 
 class ImageChecks(QObject):
     changed = Signal()  # something the Write button depends on changed
     checked = Signal()  # the facts and the checksum verdict are known (or failed)
+    chosen = Signal(str)  # the user chose an image (typed, or in the file dialog)
 
     def __init__(
         self,
@@ -30,6 +35,26 @@ class ImageChecks(QObject):
     ) -> None:
         super().__init__(view)
         self.machine, self.tasks, self.view, self.report = machine, tasks, view, report
+        self.file_dialog: QFileDialog | None = None
+
+    def entered(self) -> None:
+        """Enter in the image field: that image, unless it is the one already read."""
+        text = self.view.image_edit.text().strip()
+        image = self.machine.image
+        if text and (image.path is None or Path(text) != image.path or image.facts is None):
+            self.chosen.emit(text)
+
+    def choose(self) -> None:
+        start = self.machine.image.path
+        self.file_dialog = choose_path(
+            self.view,
+            title="Choose the image to write",
+            start=str(start.parent) if start else str(Path.home()),
+            kind=PathKind.OPEN_FILE,
+            filters=IMAGE_FILTER,
+            name="imageDialog",
+            on_chosen=lambda path: self.chosen.emit(str(path)),
+        )
 
     def start(self, image: Path | None) -> None:
         """Forget the image checked so far; read `image`'s facts, then its checksum."""

@@ -48,12 +48,9 @@ from PySide6.QtWidgets import (
 
 from app.usb.checksums import ChecksumResult
 from app.usb.drives import Drive
-from app.usb.identity import differences
 from app.usb.preflight import ImageFacts, Preflight, check_target
-from app.usb.target import TargetKind
 from app.usb.writer_state import WriterMachine, WriterState
-from ui.dialogs import PathKind, choose_path
-from ui.drive_model import GONE, DriveListModel, other_disk, warning_text
+from ui.drive_model import GONE, DriveListModel, warning_text
 from ui.drive_view import DriveDelegate, DriveFilter, drive_lines
 from ui.errors import show_error
 from ui.question import Question
@@ -62,24 +59,22 @@ from ui.tasks import Job, Tasks
 from ui.writer_image import ImageChecks
 from ui.writer_run import WriteRun
 from ui.writer_setup import SetupView
-from ui.writer_targets import TargetChecks
+from ui.writer_targets import TargetChecks, why_not_chosen
 from ui.writer_texts import (
     Line,
     Outcome,
     Tone,
-    confirmation,
+    confirmation_of,
     drive_words,
     html_text,
-    several_confirmation,
+    stick_words,
     sticks_outcome,
     stop_question,
-    target_summary,
 )
 from ui.writer_widgets import ProgressView, ResultView, StickProgress
 
 __all__ = ["DriveDelegate", "DriveFilter", "Preflight", "WriterPage", "drive_lines"]
 
-IMAGE_FILTER = "Disk images (*.iso *.img *.raw *.xz *.zst *.gz);;ISO images (*.iso);;All files (*)"
 NO_DRIVES = (
     "No USB stick or SD card found. Plug one in: it appears here by itself. To write to a "
     "loop device or an image file, name it below."
@@ -135,6 +130,7 @@ class WriterPage(QWidget):
         self.verify_check, self.ready_label = setup.verify_check, setup.ready_label
         self.write_button, self.restore_button = setup.write_button, setup.restore_button
         self.image_checks = ImageChecks(self.machine, self.tasks, setup, self._report)
+        self.image_checks.chosen.connect(self.set_image)
         self.image_checks.changed.connect(self._update_ready)
         self.image_checks.checked.connect(self.imageChecked)
         self.targets = TargetChecks(
@@ -143,8 +139,8 @@ class WriterPage(QWidget):
         self.targets.changed.connect(self._update_ready)
         self.use_typed_target, self.test_sticks = self.targets.use_typed, self.targets.test
         for signal, slot in (
-            (self.image_edit.returnPressed, self._image_entered),
-            (self.image_button.clicked, self._choose_image),
+            (self.image_edit.returnPressed, self.image_checks.entered),
+            (self.image_button.clicked, self.image_checks.choose),
             (self.target_edit.returnPressed, self.targets.use_typed),
             (self.target_use_button.clicked, self.targets.use_typed),
             (self.target_file_button.clicked, self.targets.choose_file),
@@ -277,26 +273,6 @@ class WriterPage(QWidget):
         self.tasks.shutdown()
         if self.restore_dialog is not None:
             self.restore_dialog.shutdown()
-
-    # -- the image ------------------------------------------------------------------------
-    @Slot()
-    def _image_entered(self) -> None:
-        text = self.image_edit.text().strip()
-        if text and (self.image() is None or Path(text) != self.image() or self.facts is None):
-            self.set_image(text)
-
-    @Slot()
-    def _choose_image(self) -> None:
-        start = self.image()
-        self.file_dialog = choose_path(
-            self,
-            title="Choose the image to write",
-            start=str(start.parent) if start else str(Path.home()),
-            kind=PathKind.OPEN_FILE,
-            filters=IMAGE_FILTER,
-            name="imageDialog",
-            on_chosen=self.set_image,
-        )
 
     # -- drag and drop --------------------------------------------------------------------
     @staticmethod
@@ -444,13 +420,7 @@ class WriterPage(QWidget):
         if self._refuse_if_not_chosen(about):
             return  # it went while it was being checked
         self.machine.ask(about)
-        verify = self.verify_check.isChecked()
-        if len(about) == 1:
-            pre, drive = about[0]
-            words = confirmation(self.facts.source, pre.target, drive, pre.mounted, verify=verify)
-        else:
-            pairs = [(pre.target, drive) for pre, drive in about]
-            words = several_confirmation(self.facts.source, pairs, verify=verify)
+        words = confirmation_of(self.facts.source, about, verify=self.verify_check.isChecked())
         self.confirm = Question(
             self,
             about=about,
@@ -470,27 +440,9 @@ class WriterPage(QWidget):
         self.confirm = None
         self.machine.withdraw()
 
-    def _why_not_chosen(self, pre: Preflight, drive: Drive | None) -> str | None:
-        """Why `pre` is no longer a target the user chose, or None if it still is."""
-        path = str(pre.target.path)
-        if drive is None:
-            if self.machine.named is None or str(self.machine.named.path) != path:
-                return f"{path} is no longer the chosen target"
-            return None
-        current = next((d for d in self.selected_drives() if d.sys_path == drive.sys_path), None)
-        if current is None:
-            return f"{drive_words(drive)} is no longer a chosen drive"
-        checked = pre.identity
-        if other_disk(drive, current) or (
-            checked is not None
-            and current.identity is not None
-            and differences(current.identity, checked)
-        ):
-            return f"{current.devnode} is now another drive than {drive_words(drive)}"
-        return None
-
     def _refuse_if_not_chosen(self, about: list[tuple[Preflight, Drive | None]]) -> bool:
-        reasons = [r for r in (self._why_not_chosen(p, d) for p, d in about) if r]
+        named, chosen = self.machine.named, self.selected_drives()
+        reasons = [r for r in (why_not_chosen(p, d, named, chosen) for p, d in about) if r]
         if not reasons:
             return False
         self.machine.withdraw()
@@ -507,15 +459,7 @@ class WriterPage(QWidget):
         assert self.facts is not None
         source, force = self.facts.source, bool(self.facts.layout_warnings)
         test = self.test_check.isChecked()
-        sticks = [
-            (
-                pre,
-                drive_words(drive)
-                if drive is not None and pre.target.kind is TargetKind.BLOCK
-                else target_summary(pre.target).removeprefix("Device: "),
-            )
-            for pre, drive in about
-        ]
+        sticks = [(pre, stick_words(pre.target, drive)) for pre, drive in about]
         self.outcome = None
         self.machine.begin(sticks, verify=self.verify_check.isChecked(), test=test)
         names = sticks[0][1] if len(sticks) == 1 else f"{len(sticks)} drives"
@@ -544,7 +488,7 @@ class WriterPage(QWidget):
     # -- following the state --------------------------------------------------------------
     def _follow(self, _old: WriterState, new: WriterState) -> None:
         if new.ended:
-            if self.stop is not None and not any(s.end is None for s in self.machine.sticks):
+            if self.stop is not None:  # nothing left to stop
                 self.stop.withdraw()
                 self.stop = None
             self._show_outcome(sticks_outcome(self.machine.sticks, self.checksum))

@@ -16,14 +16,16 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog
 
 from app.usb.capacity import CapacityResult, check_stick, resolve_stick
+from app.usb.drives import Drive
+from app.usb.identity import differences
 from app.usb.preflight import Preflight, check_target
-from app.usb.target import TargetKind
+from app.usb.target import Target, TargetKind
 from app.usb.writer_state import WriterMachine
 from ui.dialogs import PathKind, choose_path
-from ui.drive_model import DriveListModel
+from ui.drive_model import DriveListModel, other_disk
 from ui.tasks import Job, Tasks
 from ui.writer_setup import SetupView
-from ui.writer_texts import Line, Tone, capacity_line, lines_html, target_summary
+from ui.writer_texts import Line, Tone, capacity_line, drive_words, lines_html, target_summary
 
 TARGET_FILTER = "Raw disk images (*.img *.raw);;All files (*)"
 
@@ -127,3 +129,26 @@ class TargetChecks(QObject):
         text = f"The stick could not be tested: {exc}"
         self.view.target_label.setText(Line(Tone.BAD, text).html())
         self.report(exc)
+
+
+def why_not_chosen(
+    pre: Preflight, drive: Drive | None, named: Target | None, chosen: list[Drive]
+) -> str | None:
+    """Why `pre` (checked for `drive`, or for the named target) is no longer a target the
+    user chose (`named`, or the `chosen` drives as they are now), or None if it still is."""
+    path = str(pre.target.path)
+    if drive is None:
+        if named is None or str(named.path) != path:
+            return f"{path} is no longer the chosen target"
+        return None
+    current = next((d for d in chosen if d.sys_path == drive.sys_path), None)
+    if current is None:
+        return f"{drive_words(drive)} is no longer a chosen drive"
+    checked = pre.identity
+    if other_disk(drive, current) or (
+        checked is not None
+        and current.identity is not None
+        and differences(current.identity, checked)
+    ):
+        return f"{current.devnode} is now another drive than {drive_words(drive)}"
+    return None

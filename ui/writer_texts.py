@@ -31,7 +31,7 @@ from app.usb.errors import (
     DeviceTooSmall,
     DeviceUnplugged,
 )
-from app.usb.preflight import PHASE_UNMOUNT
+from app.usb.preflight import PHASE_UNMOUNT, Preflight
 from app.usb.source import ImageSource
 from app.usb.target import Target, TargetKind, human_size
 from app.usb.writer_state import PHASE_TEST, StickEnd, StickRun
@@ -491,6 +491,23 @@ def several_confirmation(
         "\n\n".join(notes),
         f"Erase and write {len(about)}",
     )
+
+
+def confirmation_of(
+    source: ImageSource, about: Sequence[tuple[Preflight, Drive | None]], *, verify: bool
+) -> Confirmation:
+    """The question asked before writing to one target or several."""
+    if len(about) == 1:
+        pre, drive = about[0]
+        return confirmation(source, pre.target, drive, pre.mounted, verify=verify)
+    return several_confirmation(source, [(p.target, d) for p, d in about], verify=verify)
+
+
+def stick_words(target: Target, drive: Drive | None) -> str:
+    """How a target being written is named on its progress row and in the result."""
+    if drive is not None and target.kind is TargetKind.BLOCK:
+        return drive_words(drive)
+    return target_summary(target).removeprefix("Device: ")
 
 
 def stop_question(verifying: bool) -> tuple[str, str, str]:
