@@ -76,7 +76,13 @@ class WriteProgress(ConsoleReporter):
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", help="the image to write (.iso/.img, may be .xz/.zst/.gz)")
-    parser.add_argument("target", help="a whole disk (/dev/sdX, /dev/mmcblkN) or a file")
+    parser.add_argument(
+        "target",
+        nargs="+",
+        help="a whole disk (/dev/sdX, /dev/mmcblkN) or a file; name several to write them all "
+        "at once from one read of the image (each is written, synced and verified on its "
+        "own; one that fails is named and does not stop the others)",
+    )
     parser.add_argument(
         "--yes",
         action="store_true",
@@ -148,7 +154,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.yes:
         refuse_without_terminal()  # before hashing a large image for nothing
     source = open_image(args.image)
-    target = resolve_target(args.target, image=source.path)
+    if len(args.target) > 1:
+        from app.cli.write_many import write_to_many
+
+        return write_to_many(args, source, out)
+    target = resolve_target(args.target[0], image=source.path)
     warnings = layout_warnings(source, force=args.force)
     if target.kind is TargetKind.BLOCK:
         check_fits(source, target.size, str(target.path))
