@@ -18,6 +18,7 @@ from app.cli.commands.write import WriteProgress, check_real_capacity, confirm
 from app.errors import Cancelled, InputError, LivesmithError
 from app.reporter import Level
 from app.usb.checksums import check_image
+from app.usb.eject import eject
 from app.usb.engine import PHASE_TITLES, check_fits, layout_warnings
 from app.usb.helper import write_many_in_helper
 from app.usb.multiwrite import StickOutcome
@@ -157,6 +158,10 @@ def write_to_many(args: argparse.Namespace, source: ImageSource, out: TextIO) ->
     print(result.summary(), file=sys.stdout)
     for name, reason in left_out:
         print(f"{name}: NOT WRITTEN: {reason}", file=sys.stdout)
+    if args.eject:
+        for target, outcome in zip(targets, result.outcomes, strict=True):
+            if outcome.ok:
+                print(eject(target), file=out)
     print(f"took {result.seconds:.1f} s", file=out)
     if all(isinstance(o.error, Cancelled) for o in result.outcomes):
         return EXIT_CANCELLED

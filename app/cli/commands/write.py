@@ -18,6 +18,7 @@ from app.reporter import ConsoleReporter
 from app.usb.capacity import PHASE_TITLES as CHECK_TITLES
 from app.usb.capacity import check_stick
 from app.usb.checksums import check_image
+from app.usb.eject import eject
 from app.usb.engine import PHASE_TITLES, WriteResult, check_fits, layout_warnings
 from app.usb.errors import DeviceTooSmall
 from app.usb.helper import run_helper
@@ -99,6 +100,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="first check that the stick really holds what it claims (the quick, "
         "non-destructive check of `livesmith check-stick`); refuse if the image is larger "
         "than what it really holds",
+    )
+    parser.add_argument(
+        "--eject",
+        action="store_true",
+        help="power the stick off (UDisks2) once it is written and verified",
     )
     parser.add_argument(
         "--force",
@@ -208,4 +214,6 @@ def run(args: argparse.Namespace) -> int:
             f"took {result.write_seconds:.1f} s to write, {result.verify_seconds:.1f} s to verify",
             file=out,
         )
+    if args.eject:
+        print(eject(target), file=out)
     return EXIT_OK
