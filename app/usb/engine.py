@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import xxhash
 
@@ -130,6 +130,20 @@ def target_for_reading(path: str | os.PathLike[str]) -> Target:
 
 def is_block_target(target: Target) -> bool:
     return target.kind is TargetKind.BLOCK
+
+
+class ImageStream(Protocol):
+    """What a write reads the image from: `ImageReader`, or a share of a fan-out."""
+
+    @property
+    def consumed(self) -> int:
+        """Bytes of the image file read so far (compressed bytes for compressed images)."""
+
+    def readinto(self, view: memoryview, /) -> int: ...
+
+    def __enter__(self) -> ImageStream: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
 
 # Opens the target; `write` False means for reading back. Returns a file descriptor.
@@ -382,8 +396,12 @@ def write_image(
     force: bool = False,
     opener: Opener = open_target,
     expect: BlockIdentity | None = None,
+    stream: Callable[[], ImageStream] | None = None,
 ) -> WriteResult:
     """Write `source` to `target`, then (unless `verify` is False) verify it.
+
+    `stream` opens what the write reads the image from (default `source.open()`): a
+    share of one read feeding several sticks (`app.usb.fanout`).
 
     Raises DeviceTooSmall / DeviceReadOnly before writing anything; DeviceIOError (with the
     offset), DeviceUnplugged, VerificationError (with the offset) or Cancelled afterwards —
@@ -438,7 +456,13 @@ def write_image(
         started = time.monotonic()
         try:
             written, digest = _copy(
-                source, fd, capacity=capacity, sector=sector, reporter=reporter, target=target
+                source,
+                fd,
+                capacity=capacity,
+                sector=sector,
+                reporter=reporter,
+                target=target,
+                stream=stream or source.open,
             )
             if not block and (written > original_size or not existed):
                 os.ftruncate(fd, max(written, original_size))
@@ -499,6 +523,7 @@ def _copy(
     sector: int,
     reporter: Reporter,
     target: Target,
+    stream: Callable[[], ImageStream],
 ) -> tuple[int, str]:
     where = str(target.path)
     block = is_block_target(target)
@@ -525,7 +550,7 @@ def _copy(
     except OSError as exc:
         raise fail(exc, "writing", 0) from exc
 
-    with source.open() as reader:
+    with stream() as reader:
         known = source.size is not None
         total = source.size if source.size is not None else source.file_size
         if not known:

@@ -1,11 +1,13 @@
 """A fake-capacity "stick" for tests: a FUSE file that claims more than it stores.
 
 Run by the system Python (Debian's python3-fusepy), in its own process, as
-`python3 fake_stick.py MOUNTPOINT CLAIMED STORED wrap|drop`. The mount holds one file,
-`stick.img`, whose size is CLAIMED bytes; only STORED bytes exist behind it:
+`python3 fake_stick.py MOUNTPOINT CLAIMED STORED wrap|drop [WRITE_RATE]`. The mount holds
+one file, `stick.img`, whose size is CLAIMED bytes; only STORED bytes exist behind it:
 - wrap: offset o is stored at o mod STORED, as a controller that ignores high address
   bits does (the most common fake);
 - drop: writes at or past STORED are accepted and lost; reads there return zeros.
+With CLAIMED == STORED the stick is genuine. WRITE_RATE (bytes per second) makes writes
+that slow, as a USB stick's are (reads stay fast): a stick slower than the image source.
 A loop device over the file is then a block device that lies about its size the way a
 fake USB stick does. The file system is mounted with direct_io so that every read reaches
 this process instead of the kernel's cache of the file.
@@ -25,7 +27,10 @@ NAME = "/stick.img"
 
 
 class FakeStick(fusepy.Operations):  # type: ignore[misc]
-    def __init__(self, claimed: int, stored: int, mode: str) -> None:
+    def __init__(self, claimed: int, stored: int, mode: str, write_rate: int = 0) -> None:
+        self.write_rate = write_rate
+        self.written = 0
+        self.started = 0.0
         self.claimed = claimed
         self.stored = stored
         self.mode = mode
@@ -80,6 +85,8 @@ class FakeStick(fusepy.Operations):  # type: ignore[misc]
         return bytes(out)
 
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+        if self.write_rate:
+            self._pace(len(data))
         with self.mutex:
             start = offset
             for file_offset, at, length in self._spans(offset, len(data)):
@@ -87,6 +94,19 @@ class FakeStick(fusepy.Operations):  # type: ignore[misc]
                     piece = data[file_offset - start : file_offset - start + length]
                     self.store[at : at + length] = piece
         return len(data)
+
+    def _pace(self, length: int) -> None:
+        """Sleep so that writes, taken together, go at `write_rate` bytes per second."""
+        now = time.monotonic()
+        if not self.started or now - self.due() > 1.0:  # idle for a while: a fresh start
+            self.started, self.written = now, 0
+        self.written += length
+        wait = self.due() - now
+        if wait > 0:
+            time.sleep(wait)
+
+    def due(self) -> float:
+        return self.started + self.written / self.write_rate
 
     def fsync(self, path: str, datasync: int, fh: int) -> None:
         pass
@@ -97,10 +117,11 @@ class FakeStick(fusepy.Operations):  # type: ignore[misc]
 
 def main() -> None:
     mountpoint, claimed, stored, mode = sys.argv[1:5]
+    write_rate = int(sys.argv[5]) if len(sys.argv) > 5 else 0
     if mode not in ("wrap", "drop"):
         raise SystemExit(f"mode must be wrap or drop, not {mode!r}")
     fusepy.FUSE(
-        FakeStick(int(claimed), int(stored), mode),
+        FakeStick(int(claimed), int(stored), mode, write_rate),
         mountpoint,
         foreground=True,
         nothreads=True,

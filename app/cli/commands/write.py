@@ -18,6 +18,7 @@ from app.reporter import ConsoleReporter
 from app.usb.capacity import PHASE_TITLES as CHECK_TITLES
 from app.usb.capacity import check_stick
 from app.usb.checksums import check_image
+from app.usb.eject import eject
 from app.usb.engine import PHASE_TITLES, WriteResult, check_fits, layout_warnings
 from app.usb.errors import DeviceTooSmall
 from app.usb.helper import run_helper
@@ -76,7 +77,13 @@ class WriteProgress(ConsoleReporter):
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", help="the image to write (.iso/.img, may be .xz/.zst/.gz)")
-    parser.add_argument("target", help="a whole disk (/dev/sdX, /dev/mmcblkN) or a file")
+    parser.add_argument(
+        "target",
+        nargs="+",
+        help="a whole disk (/dev/sdX, /dev/mmcblkN) or a file; name several to write them all "
+        "at once from one read of the image (each is written, synced and verified on its "
+        "own; one that fails is named and does not stop the others)",
+    )
     parser.add_argument(
         "--yes",
         action="store_true",
@@ -93,6 +100,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="first check that the stick really holds what it claims (the quick, "
         "non-destructive check of `livesmith check-stick`); refuse if the image is larger "
         "than what it really holds",
+    )
+    parser.add_argument(
+        "--eject",
+        action="store_true",
+        help="power the stick off (UDisks2) once it is written and verified",
     )
     parser.add_argument(
         "--force",
@@ -148,7 +160,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.yes:
         refuse_without_terminal()  # before hashing a large image for nothing
     source = open_image(args.image)
-    target = resolve_target(args.target, image=source.path)
+    if len(args.target) > 1:
+        from app.cli.write_many import write_to_many
+
+        return write_to_many(args, source, out)
+    target = resolve_target(args.target[0], image=source.path)
     warnings = layout_warnings(source, force=args.force)
     if target.kind is TargetKind.BLOCK:
         check_fits(source, target.size, str(target.path))
@@ -198,4 +214,6 @@ def run(args: argparse.Namespace) -> int:
             f"took {result.write_seconds:.1f} s to write, {result.verify_seconds:.1f} s to verify",
             file=out,
         )
+    if args.eject:
+        print(eject(target), file=out)
     return EXIT_OK

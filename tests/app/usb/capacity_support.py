@@ -22,14 +22,25 @@ GiB = 1 << 30
 
 
 @contextlib.contextmanager
-def fake_stick(where: Path, *, claimed: int, stored: int, mode: str) -> Iterator[str]:
-    """A block device that claims `claimed` bytes and keeps `stored` (wrap or drop)."""
+def fake_stick(
+    where: Path, *, claimed: int, stored: int, mode: str, write_rate: int = 0, name: str = "fake"
+) -> Iterator[str]:
+    """A block device that claims `claimed` bytes and keeps `stored` (wrap or drop); with
+    `write_rate` (bytes/s) it writes that slowly. `name` tells several apart in `where`."""
     if not os.path.exists("/dev/fuse") or shutil.which("fusermount") is None:
         pytest.skip("needs /dev/fuse and fusermount (package fuse)")
-    mountpoint = where / "fake-stick"
+    mountpoint = where / f"{name}-stick"
     mountpoint.mkdir(parents=True, exist_ok=True)
     server = subprocess.Popen(
-        [SYSTEM_PYTHON, str(FAKE_STICK), str(mountpoint), str(claimed), str(stored), mode],
+        [
+            SYSTEM_PYTHON,
+            str(FAKE_STICK),
+            str(mountpoint),
+            str(claimed),
+            str(stored),
+            mode,
+            str(write_rate),
+        ],
         stderr=subprocess.PIPE,
         text=True,
     )
