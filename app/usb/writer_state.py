@@ -26,13 +26,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.errors import Cancelled, LivesmithError
-from app.reporter import Reporter
+from app.reporter import Level, Reporter, check_cancelled
 from app.usb.capacity import PHASE_TITLES as CHECK_TITLES
 from app.usb.capacity import CapacityResult, check_stick
 from app.usb.checksums import ChecksumResult
 from app.usb.engine import PHASE_VERIFY, PHASE_WIPE, PHASE_WRITE, WriteResult
 from app.usb.errors import DeviceTooSmall
-from app.usb.preflight import PHASE_UNMOUNT, ImageFacts, Preflight, write_task
+from app.usb.helper import write_many_in_helper
+from app.usb.identity import check_path
+from app.usb.multiwrite import StickEvents, StickOutcome
+from app.usb.preflight import (
+    PHASE_UNMOUNT,
+    ImageFacts,
+    Preflight,
+    unmount_partitions,
+    write_task,
+)
 from app.usb.source import ImageSource
 from app.usb.target import Target, TargetKind, human_size
 
@@ -382,6 +391,92 @@ def tested_write_task(
     return run
 
 
+class _OneStick:
+    """A reporter for one stick's work before the write (its test): steps and progress
+    become that stick's events; the run's reporter decides cancelling and takes the log."""
+
+    def __init__(self, index: int, reporter: Reporter, events: StickEvents) -> None:
+        self.index, self._reporter, self._events = index, reporter, events
+
+    def step(self, name: str) -> None:
+        self._events.stick_step(self.index, name)
+
+    def progress(self, done: int, total: int) -> None:
+        self._events.stick_progress(self.index, done, total)
+
+    def log(self, level: Level, message: str) -> None:
+        self._reporter.log(level, message)
+
+    def cancelled(self) -> bool:
+        return self._reporter.cancelled()
+
+
+class _Renumbered:
+    """Stick events of the sticks still written, told with their indexes in the whole run."""
+
+    def __init__(self, events: StickEvents, indexes: list[int]) -> None:
+        self._events, self._indexes = events, indexes
+
+    def stick_step(self, index: int, name: str) -> None:
+        self._events.stick_step(self._indexes[index], name)
+
+    def stick_progress(self, index: int, done: int, total: int) -> None:
+        self._events.stick_progress(self._indexes[index], done, total)
+
+    def stick_done(self, index: int, outcome: StickOutcome) -> None:
+        self._events.stick_done(self._indexes[index], outcome)
+
+
+def many_write_task(
+    source: ImageSource,
+    preflights: Sequence[Preflight],
+    *,
+    verify: bool,
+    force: bool,
+    test: bool,
+    events: StickEvents,
+) -> Callable[[Reporter], list[StickOutcome]]:
+    """Several sticks at once: each stick's partitions unmounted and (when `test`) its real
+    capacity tested, then one helper writes every stick left from one read of the image
+    (`app.usb.multiwrite`). A stick that fails any step ends with its own error (through
+    `events.stick_done`) and the others go on. Returns every stick's outcome, in order."""
+
+    def run(reporter: Reporter) -> list[StickOutcome]:
+        outcomes: dict[int, StickOutcome] = {}
+        for index, pre in enumerate(preflights):
+            one = _OneStick(index, reporter, events)
+            try:
+                if pre.mounted:
+                    if pre.identity is not None:
+                        check_path(pre.target.path, pre.identity)
+                    one.step(PHASE_UNMOUNT)
+                    unmount_partitions(pre)
+                if test and pre.target.kind is TargetKind.BLOCK:
+                    one.step(PHASE_TEST)
+                    refuse_if_fake(source, check_stick(pre.target, reporter=one))
+                check_cancelled(reporter)
+            except Cancelled:
+                raise
+            except LivesmithError as exc:  # this stick only: the others are still written
+                outcomes[index] = StickOutcome(str(pre.target.path), error=exc)
+                events.stick_done(index, outcomes[index])
+        left = [i for i in range(len(preflights)) if i not in outcomes]
+        if left:
+            result = write_many_in_helper(
+                source.path,
+                [preflights[i].target.path for i in left],
+                reporter=reporter,
+                events=_Renumbered(events, left),
+                verify=verify,
+                force=force,
+                expects=[preflights[i].identity for i in left],
+            )
+            outcomes.update(zip(left, result.outcomes, strict=True))
+        return [outcomes[i] for i in range(len(preflights))]
+
+    return run
+
+
 __all__ = [
     "MOVES",
     "PHASE_TEST",
@@ -393,6 +488,7 @@ __all__ = [
     "WriterState",
     "WriterStateError",
     "image_missing",
+    "many_write_task",
     "refuse_if_fake",
     "tested_write_task",
 ]

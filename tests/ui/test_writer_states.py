@@ -223,6 +223,13 @@ def test_one_of_three_sticks_failing_is_named_and_the_others_verify(
         rows = page.progress_view.rows
         assert [r.name_label.isVisibleTo(page) for r in rows] == [True] * 3
     assert finished.args == ["failed"]
+    assert page.run.many  # one worker, one helper, one read of the image for all three
+    sticks = page.machine.sticks
+    assert [s.phases[-2:] for s in sticks] == [
+        ["write", "verify"],
+        ["write", "wipe"],  # never verified: wiped after its failure
+        ["write", "verify"],
+    ]
     assert states[:3] == ["checking", "confirming", "writing"] and states[-1] == "failed"
     ends = [s.end for s in page.machine.sticks]
     assert ends == [StickEnd.WRITTEN, StickEnd.FAILED, StickEnd.WRITTEN]
@@ -297,3 +304,35 @@ def test_the_stick_test_and_the_test_before_writing(
         assert "really holds (8.4 MB, 8388608 bytes" in outcome.details
         assert "really holds" in error_text(page)
         assert device_bytes(node, MiB) == first  # nothing written
+
+
+@needs_root
+@pytest.mark.root
+def test_a_fake_stick_among_two_is_refused_by_the_test_and_the_other_written(
+    qtbot: Any, page: WriterPage, image: Path, tmp_path: Path, states: list[str]
+) -> None:
+    if shutil.which("fusermount") is None:
+        pytest.skip("needs fusermount (package fuse)")
+    choose_image(qtbot, page, image)  # 16 MiB
+    page.test_check.setChecked(True)
+    with (
+        loop_device(sparse_file(tmp_path / "good.img", 32 * MiB)) as good,
+        fake_stick(tmp_path, claimed=1 * GiB, stored=8 * MiB, mode="wrap") as fake,
+    ):
+        page.model.stop()
+        qtbot.wait(200)
+        drives = [offered(good, "Genuine"), offered(fake, "Fake")]
+        page.model.set_drives(drives)
+        page.model.select(drives)
+        assert page.target_paths() == [good, fake]
+        write_confirmed(qtbot, page)
+        assert states[:3] == ["checking", "confirming", "testing"] and states[-1] == "failed"
+        sticks = page.machine.sticks
+        assert [s.end for s in sticks] == [StickEnd.WRITTEN, StickEnd.FAILED]
+        assert sticks[0].phases[:2] == ["test", "check"] and "write" in sticks[0].phases
+        assert "write" not in sticks[1].phases  # refused before anything was written
+        cmp_prefix(image, good, image.stat().st_size)
+        outcome = page.outcome
+        assert outcome is not None
+        assert outcome.title == f"1 of 2 sticks did not succeed: Test Fake (1.1 GB, {fake})"
+        assert "really holds (8.4 MB, 8388608 bytes" in outcome.details
