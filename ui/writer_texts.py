@@ -454,22 +454,25 @@ _WORST_FIRST = (
 
 def sticks_outcome(sticks: Sequence[StickRun], checksum: ChecksumResult | None = None) -> Outcome:
     """The result of a write to one stick or several: each stick by name when several."""
-    outcomes = [stick_outcome(s, checksum) for s in sticks]
-    if len(outcomes) == 1:
-        return outcomes[0]
+    if len(sticks) == 1:
+        return stick_outcome(sticks[0], checksum)
+    outcomes = [stick_outcome(s) for s in sticks]  # the image's checksum once, at the end
     worst = min(outcomes, key=lambda o: _WORST_FIRST.index(o.kind)).kind
-    bad = [s.words for s, o in zip(sticks, outcomes, strict=True) if o.tone is not Tone.GOOD]
+    written = (OutcomeKind.VERIFIED, OutcomeKind.NOT_VERIFIED)
+    bad = [s.words for s, o in zip(sticks, outcomes, strict=True) if o.kind not in written]
     count = len(sticks)
-    if not bad:
+    if len({o.kind for o in outcomes}) == 1:
         title = f"{outcomes[0].title} \u2014 on all {count} sticks"
-    elif len(bad) == count and len({o.kind for o in outcomes}) == 1:
-        title = f"{outcomes[0].title} \u2014 on all {count} sticks"
+    elif not bad:
+        title = f"Written to all {count} sticks, not all of them verified"
     else:
         title = f"{len(bad)} of {count} sticks did not succeed: {', '.join(bad)}"
     details = [
         f"{s.words}: {o.tone.mark} {o.title}\n    " + o.details.replace("\n", "\n    ")
         for s, o in zip(sticks, outcomes, strict=True)
     ]
+    if checksum is not None:
+        details.append("\n".join(line.text + "." for line in checksum_lines(checksum)))
     return Outcome(worst, title, "\n\n".join(details))
 
 

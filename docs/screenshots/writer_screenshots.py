@@ -8,6 +8,9 @@ runs itself twice under `xvfb-run` with the real xcb platform:
     with "Show all disks"); the confirmation dialog is the page's own, for that stick.
   * `write`: a real write of a 1.5 GiB image to a `--direct-io=on` loop device named in the
     "device or file" field: mid-write progress, then the result.
+  * `multi`: three loop devices offered in the list as sticks and all chosen (Ctrl+A), one
+    of them on a too-small tmpfs, so it dies part-way: the setup with three drives chosen,
+    the progress with a bar per stick, and the result naming the stick that failed.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ def main() -> None:
     if len(sys.argv) == 1:
         rerun_under_xvfb(__file__, "list", wrapper=["umockdev-wrapper"])
         rerun_under_xvfb(__file__, "write")
+        rerun_under_xvfb(__file__, "multi")
         return
     sys.path.insert(0, str(ROOT))
     from PySide6.QtWidgets import QApplication
@@ -56,6 +60,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="livesmith-shots-") as tmp:
         if sys.argv[1] == "list":
             shoot_list(app, Path(tmp))
+        elif sys.argv[1] == "multi":
+            shoot_multi(app, Path(tmp))
         else:
             shoot_write(app, Path(tmp))
 
@@ -175,6 +181,79 @@ def shoot_write(app: object, tmp: Path) -> None:
         window.close()  # type: ignore[attr-defined]
     finally:
         subprocess.run(["losetup", "-d", node], check=False)
+
+
+def shoot_multi(app: object, tmp: Path) -> None:
+    import dataclasses
+
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QPushButton
+
+    from app.usb.drives import list_drives
+    from ui.writer_page import WriterPage
+
+    image = make_image(tmp, 512 * MiB)
+    small = tmp / "small-fs"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160M", "tmpfs", str(small)], check=True)
+    nodes: list[str] = []
+    try:
+        for folder, name, direct in ((tmp, "a", "on"), (small, "b", "off"), (tmp, "c", "on")):
+            backing = folder / f"{name}.img"
+            with open(backing, "wb") as fh:
+                fh.truncate(600 * MiB)
+            nodes.append(subprocess.run(
+                ["losetup", "--find", "--show", f"--direct-io={direct}", str(backing)],
+                capture_output=True, text=True, check=True).stdout.strip())
+        page = WriterPage()
+        window = window_with(page)
+        page.set_image(image)
+        wait(app, lambda: page.checksum is not None)
+        page.model.stop()
+        settle(app)
+        listed = {d.devnode: d for d in list_drives(include_excluded=True)}
+        names = [("SanDisk", "Ultra"), ("Kingston", "DataTraveler"), ("Samsung", "BAR Plus")]
+        page.model.set_drives([
+            dataclasses.replace(listed[node], vendor=vendor, model=model, excluded_reason=None)
+            for node, (vendor, model) in zip(nodes, names, strict=True)
+        ])
+        page.drive_view.setFocus()
+        QTest.keyClick(page.drive_view, Qt.Key.Key_Down)
+        QTest.keyClick(page.drive_view, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+        settle(app)
+        save_window(window, "writer-multi-setup.png")
+        page.start_write()
+        wait(app, lambda: page.confirm_box is not None)
+        settle(app, 0.5)
+        save_screen(app, "writer-multi-confirm.png", *WINDOW)
+        box = page.confirm_box
+        assert box is not None
+        box.findChild(QPushButton, "confirmErase").click()
+        shot = {"done": False}
+
+        def at_progress() -> bool:
+            rows = page.progress_view.rows
+            return len(rows) == 3 and all(r.bar.value() >= 200 for r in (rows[0], rows[2]))
+
+        wait(app, lambda: at_progress() or page.outcome is not None, timeout=300)
+        if page.outcome is None:
+            settle(app, 0.2)
+            save_window(window, "writer-multi-progress.png")
+            shot["done"] = True
+        wait(app, lambda: page.outcome is not None and not page.busy(), timeout=300)
+        settle(app)
+        if page.error_box is not None:
+            page.error_box.close()
+        settle(app)
+        save_window(window, "writer-multi-result.png")
+        print("progress shot:", shot["done"])
+        page.shutdown()
+        window.close()  # type: ignore[attr-defined]
+    finally:
+        for node in nodes:
+            subprocess.run(["losetup", "-d", node], check=False)
+        subprocess.run(["umount", "-l", str(small)], check=False)
 
 
 if __name__ == "__main__":

@@ -243,8 +243,12 @@ def test_one_of_three_sticks_failing_is_named_and_the_others_verify(
         outcome.title == f"1 of 3 sticks did not succeed: Test Stick B (33.6 MB, {dying.devnode})"
     )
     # Nothing claims success for the dying stick: its part of the details says it failed.
-    parts = outcome.details.split("\n\n")
-    assert len(parts) == 3 and parts[1].startswith(f"Test Stick B (33.6 MB, {dying.devnode}): ✘")
+    parts = outcome.details.split("\n\n")  # each stick, then the image's checksum once
+    assert (
+        len(parts) == 4
+        and "No checksum file found" in parts[3]
+        and parts[1].startswith(f"Test Stick B (33.6 MB, {dying.devnode}): ✘")
+    )
     assert "verified" not in parts[1].lower().replace("not verified", "")
     assert all("Written and verified" in parts[i] for i in (0, 2))
     assert "Input/output error" in plain(rows[1].phase_label)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -245,3 +246,36 @@ def test_a_swapped_drive_is_named_as_such() -> None:
     assert "is now a different drive" in gone.details
     later = outcome_of_error(exc, ["write", "verify"])
     assert later.title == "The drive you chose went away during the write"
+
+
+def _stick(name: str, *, result: WriteResult | None = None, error: Exception | None = None) -> Any:
+    from app.usb.preflight import Preflight
+    from app.usb.writer_state import StickEnd, StickRun
+
+    target = Target(Path(f"/dev/{name}"), TargetKind.BLOCK, 1 << 30, 512, False, name, (8, 16))
+    stick = StickRun(Preflight(target, ()), f"Stick {name}", phases=["write"])
+    stick.result, stick.error = result, error
+    stick.end = StickEnd.WRITTEN if result is not None else StickEnd.FAILED
+    return stick
+
+
+def test_several_sticks_are_each_named_in_the_result() -> None:
+    from ui.writer_texts import OutcomeKind, sticks_outcome
+
+    good = WriteResult("live.iso", "/dev/sdb", 1000, True, "ab", 1.0, 0.5)
+    loose = WriteResult("live.iso", "/dev/sdd", 1000, False, "ab", 1.0)
+    failed = DeviceIOError("refused data", where="/dev/sdc", offset=4096)
+    outcome = sticks_outcome([_stick("sdb", result=good), _stick("sdc", error=failed)])
+    assert outcome.kind is OutcomeKind.FAILED
+    assert outcome.title == "1 of 2 sticks did not succeed: Stick sdc"
+    parts = outcome.details.split("\n\n")
+    assert parts[0].startswith("Stick sdb: \u2714 Written and verified")
+    assert parts[1].startswith("Stick sdc: \u2718 Input/output error at byte 4096")
+    both = sticks_outcome([_stick("sdb", result=good), _stick("sdd", result=good)])
+    assert both.kind is OutcomeKind.VERIFIED
+    assert both.title == "Written and verified: 1.0 kB \u2014 on all 2 sticks"
+    mixed = sticks_outcome([_stick("sdb", result=good), _stick("sdd", result=loose)])
+    assert mixed.kind is OutcomeKind.NOT_VERIFIED
+    assert mixed.title == "Written to all 2 sticks, not all of them verified"
+    one = sticks_outcome([_stick("sdb", result=good)])
+    assert one.title == "Written and verified: 1.0 kB"  # one stick: as before
