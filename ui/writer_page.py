@@ -244,8 +244,10 @@ class WriterPage(QWidget):
         image = Path(os.path.abspath(os.fspath(path))) if path else None
         self.image_checks.start(image)
         self.model.set_image(image)  # the disk holding the image is never offered
-        if image is not None and self.machine.state.ended:
-            self.back_to_setup()
+        if image is not None and self.stack.currentIndex() == RESULT:
+            if self.machine.state.ended:
+                self.machine.reset()
+            self.stack.setCurrentIndex(SETUP)
         self._update_ready()
         return True
 

@@ -340,3 +340,44 @@ def test_a_fake_stick_among_two_is_refused_by_the_test_and_the_other_written(
         assert outcome is not None
         assert outcome.title == f"1 of 2 sticks did not succeed: Test Fake (1.1 GB, {fake})"
         assert "really holds (8.4 MB, 8388608 bytes" in outcome.details
+
+
+@needs_root
+@pytest.mark.root
+def test_a_cancel_of_two_sticks_wipes_both(
+    qtbot: Any, page: WriterPage, tmp_path: Path, states: list[str]
+) -> None:
+    image = big_sparse_image(tmp_path / "big.iso")
+    choose_image(qtbot, page, image)
+    with (
+        loop_device(sparse_file(tmp_path / "a.img", 600 * MiB)) as a,
+        loop_device(sparse_file(tmp_path / "b.img", 600 * MiB)) as b,
+    ):
+        page.model.stop()
+        qtbot.wait(200)
+        drives = [offered(a, "A"), offered(b, "B")]
+        page.model.set_drives(drives)
+        page.model.select(drives)
+        asked: list[bool] = []
+
+        def cancel_at_write(phase: str) -> None:
+            if phase == "write" and not asked:
+                asked.append(True)
+                qtbot.keyClick(page.cancel_button, Qt.Key.Key_Escape)
+                assert page.cancel_box is not None and "wiped" in page.cancel_box.text()
+                accept(page.cancel_box, "confirmStop")
+
+        page.phaseChanged.connect(cancel_at_write)
+        write_confirmed(qtbot, page)
+        assert asked and states[-1] == "cancelled"
+        assert [s.end for s in page.machine.sticks] == [StickEnd.CANCELLED] * 2
+        outcome = page.outcome
+        assert outcome is not None and outcome.kind is OutcomeKind.CANCELLED
+        assert outcome.title.endswith("\u2014 on all 2 sticks")
+        for node in (a, b):
+            assert device_bytes(node, 64 * 1024) == bytes(64 * 1024)  # wiped
+            size = image.stat().st_size
+            assert device_bytes(node, MiB, size - MiB) == bytes(MiB)  # stopped early
+        # A new image on the result goes back to choosing.
+        assert page.set_image(image) and page.state is WriterState.CHOOSING
+        assert page.stack.currentIndex() == SETUP
