@@ -108,3 +108,39 @@ def qt_umock_run(tmp_path_factory: pytest.TempPathFactory) -> CaseRun:
 @pytest.mark.parametrize("case", case_names(QT_CASES))
 def test_hotplug_under_umockdev(qt_umock_run: CaseRun, case: str) -> None:
     qt_umock_run.check(case)
+
+
+def test_the_model_holds_the_selection_and_never_moves_it_to_another_disk(
+    model: DriveListModel,
+) -> None:
+    from ui.drive_model import GONE, NOT_OFFERED
+
+    dropped: list[tuple[str, str]] = []
+    changes: list[int] = []
+    model.selectionDropped.connect(lambda d, note: dropped.append((d.devnode, note)))
+    model.selectionChanged.connect(lambda: changes.append(len(model.selected())))
+    sdb, sdc, sdd = drive("sdb", devno=(8, 16)), drive("sdc", devno=(8, 32)), drive("sdd")
+    model.set_drives([sdb, drive("sdc", devno=(8, 32), excluded_reason="read-only"), sdd])
+    model.select([sdd, sdb, drive("sdx"), sdc])
+    # Only listed drives that are offered (as the list has them), in list order.
+    assert [d.devnode for d in model.selected()] == ["/dev/sdb", "/dev/sdd"]
+    assert model.is_selected(0) and not model.is_selected(1) and changes == [2]
+    model.select([sdb, sdd])
+    assert changes == [2], "the same selection again is no change"
+
+    model.set_drives([sdd, sdb, sdc])  # re-sorted: the same disks stay chosen
+    assert [d.devnode for d in model.selected()] == ["/dev/sdd", "/dev/sdb"] and not dropped
+
+    model.set_drives([sdd, sdc])  # sdb unplugged
+    assert dropped == [("/dev/sdb", GONE)] and [d.devnode for d in model.selected()] == ["/dev/sdd"]
+    model.set_drives([drive("sdd", excluded_reason="read-only"), sdc])
+    assert dropped[-1] == ("/dev/sdd", NOT_OFFERED) and model.selected() == []
+
+    model.set_drives([sdd, sdc])
+    model.select([sdc])
+    model.set_drives([sdd, dataclasses.replace(sdc, devno=(8, 48))])  # another disk, same name
+    assert dropped[-1] == ("/dev/sdc", GONE) and model.selected() == []
+
+    model.select([sdd])
+    assert model.drop_selected("/dev/sdd") == sdd and dropped[-1] == ("/dev/sdd", GONE)
+    assert model.drop_selected("/dev/sdd") is None and model.selected() == []
