@@ -14,7 +14,7 @@ import time
 from typing import TextIO
 
 from app.cli import EXIT_CANCELLED, EXIT_FAILURE, EXIT_OK
-from app.cli.commands.write import WriteProgress, check_real_capacity, confirm
+from app.cli.commands.write import WriteProgress, check_real_capacity, chosen_bmap, confirm
 from app.errors import Cancelled, InputError, LivesmithError
 from app.reporter import Level
 from app.usb.checksums import check_image
@@ -109,8 +109,11 @@ def write_to_many(args: argparse.Namespace, source: ImageSource, out: TextIO) ->
             raise InputError(f"{target.path} is named twice", where=name)
         seen.add(str(target.path))
         targets.append(target)
+    bmap = chosen_bmap(args, source)
     warnings = layout_warnings(source, force=args.force)
     print(f"Image:  {source.describe()}", file=out)
+    if bmap is not None:
+        print(f"Block map: {bmap.describe()}", file=out)
     for target in targets:
         what = (
             f"{target.path}: {target.description}"
@@ -151,6 +154,7 @@ def write_to_many(args: argparse.Namespace, source: ImageSource, out: TextIO) ->
             force=args.force,
             # The disks described to the user; each is written only if its path still names it.
             expects=[t.identity for t in targets],
+            bmap=bmap.path if bmap is not None else None,
         )
     except Cancelled as exc:
         print(f"livesmith: {exc}", file=out)

@@ -46,6 +46,7 @@ from app.usb.blockio import (
     reread_partitions,
     round_up,
 )
+from app.usb.bmap import Bmap, RangeChecker
 from app.usb.errors import (
     DeviceBusy,
     DeviceNotFound,
@@ -160,9 +161,12 @@ class WriteResult:
     write_seconds: float
     verify_seconds: float = 0.0
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    mapped: int | None = None  # with a block map: the bytes written (and read back)
 
     def summary(self) -> str:
         size = f"{human_size(self.image_size)} ({self.image_size} bytes)"
+        if self.mapped is not None:
+            size += f", the {human_size(self.mapped)} its block map names"
         if self.verified:
             return (
                 f"written and verified: {size} to {self.target}, read back bypassing the "
@@ -397,8 +401,13 @@ def write_image(
     opener: Opener = open_target,
     expect: BlockIdentity | None = None,
     stream: Callable[[], ImageStream] | None = None,
+    bmap: Bmap | None = None,
 ) -> WriteResult:
     """Write `source` to `target`, then (unless `verify` is False) verify it.
+
+    With `bmap` (bmaptool's block map of the image), only the mapped ranges are written and
+    read back (the first 64 KiB are always written); the image is still read whole, and each
+    range is checked against the map's checksum as it goes by.
 
     `stream` opens what the write reads the image from (default `source.open()`): a
     share of one read feeding several sticks (`app.usb.fanout`).
@@ -414,6 +423,8 @@ def write_image(
     where = str(target.path)
     block = is_block_target(target)
     warnings = layout_warnings(source, force=force)
+    if bmap is not None:
+        check_bmap_fits(bmap, source)
     existed = target.path.exists()
     first_opener = opener
     if expect is not None:
@@ -463,6 +474,7 @@ def write_image(
                 reporter=reporter,
                 target=target,
                 stream=stream or source.open,
+                bmap=bmap,
             )
             if not block and (written > original_size or not existed):
                 os.ftruncate(fd, max(written, original_size))
@@ -488,6 +500,7 @@ def write_image(
         digest=digest,
         write_seconds=write_seconds,
         warnings=tuple(warnings),
+        mapped=bmap.mapped_bytes if bmap is not None else None,
     )
     if not verify:
         return result
@@ -495,7 +508,14 @@ def write_image(
     started = time.monotonic()
     try:
         _verify_after_write(
-            source, target, written, digest, sector=sector, reporter=reporter, opener=opener
+            source,
+            target,
+            written,
+            digest,
+            sector=sector,
+            reporter=reporter,
+            opener=opener,
+            bmap=bmap,
         )
     except Cancelled as exc:
         raise Cancelled(
@@ -524,10 +544,12 @@ def _copy(
     reporter: Reporter,
     target: Target,
     stream: Callable[[], ImageStream],
+    bmap: Bmap | None = None,
 ) -> tuple[int, str]:
     where = str(target.path)
     block = is_block_target(target)
     hasher = xxhash.xxh3_128()
+    checker = RangeChecker(bmap) if bmap is not None else None
     # Zeros now; the image's first 64 KiB at the end.
     head_view = memoryview(aligned_buffer(HEAD))
     offset = 0
@@ -560,11 +582,17 @@ def _copy(
                 "the image's size: progress counts compressed bytes read",
             )
         consumed = 0
+        produced = 0
 
         def produce(view: memoryview) -> int:
-            nonlocal consumed
+            nonlocal consumed, produced
             n = reader.readinto(view)
-            hasher.update(view[:n])
+            if bmap is None:
+                hasher.update(view[:n])
+            else:  # the digest covers what is written and read back: the mapped bytes
+                for a, b in bmap.pieces(produced, n):
+                    hasher.update(view[a - produced : b - produced])
+            produced += n
             consumed = reader.consumed
             return n
 
@@ -592,11 +620,14 @@ def _copy(
                     head_view[:head_len] = view[:head_len]
                     start = head_len
                     first = False
-                if padded > start:
+                if checker is not None:
+                    checker.feed(offset, view[:n])
+                for a, b in _to_write(bmap, offset + start, offset + n):
+                    a_end = min(round_up(b, sector), offset + padded)
                     try:
-                        pwrite_all(fd, view[start:padded], offset + start)
+                        pwrite_all(fd, view[a - offset : a_end - offset], a)
                     except OSError as exc:
-                        raise fail(exc, "writing", offset + start) from exc
+                        raise fail(exc, "writing", a) from exc
                 offset += n
                 since_sync += padded
                 if since_sync >= FSYNC_EVERY:
@@ -605,6 +636,8 @@ def _copy(
                 reporter.progress(offset if known else consumed, total)
     if offset == 0:
         raise InputError("the image is empty", where=str(source.path))
+    if checker is not None:
+        checker.finish(offset)
     check_cancelled(reporter)
     _fsync(fd, fail, offset)
     try:
@@ -615,6 +648,26 @@ def _copy(
     if not known:
         reporter.progress(total, total)
     return offset, hasher.hexdigest()
+
+
+def _to_write(bmap: Bmap | None, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """The parts of image bytes [start, end) to write: all of them, or the mapped ones."""
+    if bmap is None:
+        if end > start:
+            yield start, end
+        return
+    yield from bmap.pieces(start, end - start)
+
+
+def check_bmap_fits(bmap: Bmap, source: ImageSource) -> None:
+    """The block map must describe an image of this size (when the size is known)."""
+    if source.size is not None and source.size != bmap.image_size:
+        raise InputError(
+            f"the block map is for an image of {bmap.image_size} bytes, but the image has "
+            f"{source.size}",
+            where=str(bmap.path),
+            hint="the .bmap file belongs to another image; pass --no-bmap to write it whole",
+        )
 
 
 def _fsync(fd: int, fail: Callable[[OSError, str, int], LivesmithError], offset: int) -> None:
@@ -689,8 +742,21 @@ def hash_device(
     where: str,
     is_block: bool,
     devno: tuple[int, int] | None = None,
+    ranges: list[tuple[int, int]] | None = None,
 ) -> str:
-    """XXH3-128 of the first `length` bytes of `fd`, read in large O_DIRECT blocks."""
+    """XXH3-128 of the first `length` bytes of `fd`, read in large O_DIRECT blocks; with
+    `ranges`, of those byte ranges only (sorted, apart), read the same way."""
+    if ranges is not None:
+        return _hash_ranges(
+            fd,
+            ranges,
+            length,
+            sector=sector,
+            reporter=reporter,
+            where=where,
+            is_block=is_block,
+            devno=devno,
+        )
     hasher = xxhash.xxh3_128()
     offset = 0
     to_read = round_up(length, sector)
@@ -734,6 +800,51 @@ def hash_device(
     return hasher.hexdigest()
 
 
+def _hash_ranges(
+    fd: int,
+    ranges: list[tuple[int, int]],
+    length: int,
+    *,
+    sector: int,
+    reporter: Reporter,
+    where: str,
+    is_block: bool,
+    devno: tuple[int, int] | None,
+) -> str:
+    hasher = xxhash.xxh3_128()
+    buf = memoryview(aligned_buffer(VERIFY_BLOCK))
+    total = sum(b - a for a, b in ranges)
+    done = 0
+    for a, b in ranges:
+        at = a // sector * sector  # O_DIRECT reads start on a sector
+        while at < b:
+            check_cancelled(reporter)
+            want = min(VERIFY_BLOCK, round_up(b, sector) - at)
+            try:
+                got = pread_full(fd, buf[:want], at)
+            except OSError as exc:
+                raise io_error(
+                    exc,
+                    doing="reading back",
+                    offset=failing_offset(exc, at),
+                    where=where,
+                    is_block=is_block,
+                    devno=devno,
+                ) from exc
+            lo, hi = max(a, at), min(b, at + got)
+            if hi <= lo:
+                raise VerificationError(
+                    f"the device ended after {at + got} bytes, before the image's {length}",
+                    where=where,
+                    offset=at + got,
+                )
+            hasher.update(buf[lo - at : hi - at])
+            done += hi - lo
+            reporter.progress(done, total)
+            at = hi
+    return hasher.hexdigest()
+
+
 def _verify_after_write(
     source: ImageSource,
     target: Target,
@@ -743,6 +854,7 @@ def _verify_after_write(
     sector: int,
     reporter: Reporter,
     opener: Opener,
+    bmap: Bmap | None = None,
 ) -> None:
     where = str(target.path)
     fd = _open_for_reading(target, opener)
@@ -755,6 +867,7 @@ def _verify_after_write(
             where=where,
             is_block=is_block_target(target),
             devno=target.devno,
+            ranges=list(bmap.pieces(0, length)) if bmap is not None else None,
         )
         if actual == digest:
             return

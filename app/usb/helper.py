@@ -34,6 +34,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app import errors as core_errors
@@ -43,6 +44,7 @@ from app.frames import READ_SIZE, FrameReader, ProtocolError, error_from_json, f
 from app.reporter import NullReporter, Reporter
 
 if TYPE_CHECKING:
+    from app.usb.bmap import Bmap
     from app.usb.identity import BlockIdentity
     from app.usb.multiwrite import MultiWriteResult, StickEvents, StickOutcome
     from app.usb.source import ImageSource
@@ -64,6 +66,7 @@ def helper_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("target", nargs="+")
     parser.add_argument("--no-verify", action="store_true")
     parser.add_argument("--many", action="store_true", help="write every target at once")
+    parser.add_argument("--bmap", default=None, help="write only the blocks this .bmap maps")
     parser.add_argument("--force", action="store_true")
     parser.add_argument(
         "--expect",
@@ -101,14 +104,16 @@ def _identity_argument(text: str) -> BlockIdentity | None:
 
 
 def _run(args: argparse.Namespace, reporter: Reporter) -> dict[str, Any]:
+    from app.usb.bmap import read_bmap
     from app.usb.engine import target_for_reading, verify_written, write_image
     from app.usb.source import open_image
     from app.usb.target import resolve_target
 
     source = open_image(args.image)
+    bmap = read_bmap(Path(args.bmap)) if args.bmap else None
     expects = args.expect or [None] * len(args.target)
     if args.command == "write" and args.many:
-        return _write_many(source, args, expects, reporter)
+        return _write_many(source, args, expects, reporter, bmap)
     if args.command == "write":
         # The gate reads the disk's identity once and refuses one that is not `expect`.
         target = resolve_target(args.target[0], image=source.path, expect=expects[0])
@@ -119,6 +124,7 @@ def _run(args: argparse.Namespace, reporter: Reporter) -> dict[str, Any]:
             verify=not args.no_verify,
             force=args.force,
             expect=expects[0],
+            bmap=bmap,
         ).to_json()
     return verify_written(source, target_for_reading(args.target[0]), reporter=reporter).to_json()
 
@@ -152,6 +158,7 @@ def _write_many(
     args: argparse.Namespace,
     expects: list[BlockIdentity | None],
     reporter: Reporter,
+    bmap: Bmap | None,
 ) -> dict[str, Any]:
     from app.usb.multiwrite import StickOutcome, write_many
     from app.usb.target import resolve_target
@@ -173,6 +180,7 @@ def _write_many(
         verify=not args.no_verify,
         force=args.force,
         expects=[expects[i] for i in chosen],
+        bmap=bmap,
     )
     outcomes = dict(zip(chosen, result.outcomes, strict=True)) | refused
     for index, outcome in refused.items():
@@ -212,9 +220,12 @@ def helper_command(
     verify: bool = True,
     force: bool = False,
     expect: BlockIdentity | None = None,
+    bmap: Path | None = None,
 ) -> list[str]:
     # -P: an "app" folder in the current directory must not stand in for ours.
     args = [sys.executable, "-P", "-m", "app.usb.helper", command, str(image), str(target)]
+    if bmap is not None:
+        args += ["--bmap", str(bmap)]
     if not verify:
         args.append("--no-verify")
     if force:
@@ -231,8 +242,11 @@ def helper_command_many(
     verify: bool = True,
     force: bool = False,
     expects: Sequence[BlockIdentity | None] | None = None,
+    bmap: Path | None = None,
 ) -> list[str]:
     args = [sys.executable, "-P", "-m", "app.usb.helper", "write", "--many", str(image)]
+    if bmap is not None:
+        args += ["--bmap", str(bmap)]
     args += [str(t) for t in targets]
     if not verify:
         args.append("--no-verify")
@@ -259,6 +273,7 @@ def run_helper(
     expect: BlockIdentity | None = None,
     argv: list[str] | None = None,
     events: StickEvents | None = None,
+    bmap: Path | None = None,
 ) -> dict[str, Any]:
     """Run the helper, relaying its progress into `reporter`; returns its result (JSON).
 
@@ -269,7 +284,10 @@ def run_helper(
     """
     reporter = reporter or NullReporter()
     proc = subprocess.Popen(
-        argv or helper_command(command, image, target, verify=verify, force=force, expect=expect),
+        argv
+        or helper_command(
+            command, image, target, verify=verify, force=force, expect=expect, bmap=bmap
+        ),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -373,11 +391,14 @@ def write_many_in_helper(
     verify: bool = True,
     force: bool = False,
     expects: Sequence[BlockIdentity | None] | None = None,
+    bmap: Path | None = None,
 ) -> MultiWriteResult:
     """Write one image to several sticks in one helper; every stick's own outcome."""
     from app.usb.multiwrite import MultiWriteResult
 
-    argv = helper_command_many(image, targets, verify=verify, force=force, expects=expects)
+    argv = helper_command_many(
+        image, targets, verify=verify, force=force, expects=expects, bmap=bmap
+    )
     done = run_helper("write", image, targets[0], reporter=reporter, argv=argv, events=events)
     return MultiWriteResult.from_json(done)
 

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from app.errors import Cancelled, LivesmithError
 from app.frames import error_from_json, error_to_json
 from app.reporter import Level, NullReporter, Reporter
+from app.usb.bmap import Bmap
 from app.usb.engine import Opener, WriteResult, open_target, write_image
 from app.usb.fanout import FanOut
 from app.usb.identity import BlockIdentity
@@ -147,6 +148,7 @@ def write_many(
     force: bool = False,
     expects: Sequence[BlockIdentity | None] | None = None,
     opener: Opener = open_target,
+    bmap: Bmap | None = None,
 ) -> MultiWriteResult:
     """Write `source` to every target at once; each outcome is the stick's own.
 
@@ -173,6 +175,7 @@ def write_many(
                 opener=opener,
                 expect=expects[index],
                 stream=lambda: fan.reader(index),
+                bmap=bmap,
             )
             outcome = StickOutcome(where, result=result)
         except LivesmithError as exc:

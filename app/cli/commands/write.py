@@ -10,16 +10,24 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import TextIO
 
 from app.cli import EXIT_CANCELLED, EXIT_OK
 from app.errors import Cancelled, InputError
 from app.reporter import ConsoleReporter
+from app.usb.bmap import Bmap, bmap_beside, read_bmap
 from app.usb.capacity import PHASE_TITLES as CHECK_TITLES
 from app.usb.capacity import check_stick
 from app.usb.checksums import check_image
 from app.usb.eject import eject
-from app.usb.engine import PHASE_TITLES, WriteResult, check_fits, layout_warnings
+from app.usb.engine import (
+    PHASE_TITLES,
+    WriteResult,
+    check_bmap_fits,
+    check_fits,
+    layout_warnings,
+)
 from app.usb.errors import DeviceTooSmall
 from app.usb.helper import run_helper
 from app.usb.source import ImageSource, open_image
@@ -101,6 +109,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "non-destructive check of `livesmith check-stick`); refuse if the image is larger "
         "than what it really holds",
     )
+    bmap = parser.add_mutually_exclusive_group()
+    bmap.add_argument(
+        "--bmap",
+        metavar="FILE",
+        type=Path,
+        help="write and verify only the blocks this bmaptool block map names (default: "
+        "IMAGE.bmap beside the image, if there is one)",
+    )
+    bmap.add_argument(
+        "--no-bmap", action="store_true", help="write the whole image even if a .bmap is beside it"
+    )
     parser.add_argument(
         "--eject",
         action="store_true",
@@ -155,6 +174,18 @@ def check_real_capacity(source: ImageSource, target: Target, out: TextIO) -> Non
         )
 
 
+def chosen_bmap(args: argparse.Namespace, source: ImageSource) -> Bmap | None:
+    """The block map to use: --bmap, else the one beside the image (unless --no-bmap)."""
+    if args.no_bmap:
+        return None
+    path = args.bmap or bmap_beside(source.path)
+    if path is None:
+        return None
+    bmap = read_bmap(path)
+    check_bmap_fits(bmap, source)
+    return bmap
+
+
 def run(args: argparse.Namespace) -> int:
     out = sys.stderr
     if not args.yes:
@@ -165,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
 
         return write_to_many(args, source, out)
     target = resolve_target(args.target[0], image=source.path)
+    bmap = chosen_bmap(args, source)
     warnings = layout_warnings(source, force=args.force)
     if target.kind is TargetKind.BLOCK:
         check_fits(source, target.size, str(target.path))
@@ -175,6 +207,8 @@ def run(args: argparse.Namespace) -> int:
         what = f"the file {target.path}"
     print(f"Image:  {source.describe()}", file=out)
     print(f"Target: {what}", file=out)
+    if bmap is not None:
+        print(f"Block map: {bmap.describe()}", file=out)
     for warning in warnings:
         print(f"warning: {warning}", file=out)
     reporter = WriteProgress(out)
@@ -203,6 +237,7 @@ def run(args: argparse.Namespace) -> int:
             force=args.force,
             # The disk described to the user; the helper writes only if the path still names it.
             expect=target.identity,
+            bmap=bmap.path if bmap is not None else None,
         )
     except Cancelled as exc:
         print(f"livesmith: {exc}", file=out)
