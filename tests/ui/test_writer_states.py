@@ -381,3 +381,33 @@ def test_a_cancel_of_two_sticks_wipes_both(
         # A new image on the result goes back to choosing.
         assert page.set_image(image) and page.state is WriterState.CHOOSING
         assert page.stack.currentIndex() == SETUP
+
+
+@needs_root
+@pytest.mark.root
+def test_two_sticks_one_mounted_is_unmounted_first_and_both_verify(
+    qtbot: Any, page: WriterPage, image: Path, tmp_path: Path, states: list[str]
+) -> None:
+    from tests.app.usb.test_target import mounted, partitioned_loop
+
+    choose_image(qtbot, page, image)
+    with (
+        partitioned_loop(tmp_path) as (node, p1, _p2),
+        mounted(p1, tmp_path / "mnt") as mnt,
+        loop_device(sparse_file(tmp_path / "other.img", 32 * MiB)) as other,
+    ):
+        page.model.stop()
+        qtbot.wait(200)
+        drives = [offered(node, "Mounted"), offered(other, "Other")]
+        page.model.set_drives(drives)
+        page.model.select(drives)
+        write_confirmed(qtbot, page)
+        assert states[-1] == "done", page.outcome
+        sticks = page.machine.sticks
+        assert sticks[0].phases[0] == "unmount" and "unmount" not in sticks[1].phases
+        assert not os.path.ismount(mnt)
+        outcome = page.outcome
+        assert outcome is not None and outcome.kind is OutcomeKind.VERIFIED
+        assert outcome.title == "Written and verified: 16.8 MB \u2014 on all 2 sticks"
+        for target in (node, other):
+            cmp_prefix(image, target, image.stat().st_size)
