@@ -411,3 +411,40 @@ def test_two_sticks_one_mounted_is_unmounted_first_and_both_verify(
         assert outcome.title == "Written and verified: 16.8 MB \u2014 on all 2 sticks"
         for target in (node, other):
             cmp_prefix(image, target, image.stat().st_size)
+
+
+@needs_root
+@pytest.mark.root
+def test_a_stick_unplugged_among_two_ends_at_once_and_the_other_goes_on(
+    qtbot: Any, page: WriterPage, tmp_path: Path, states: list[str]
+) -> None:
+    image = big_sparse_image(tmp_path / "big.iso")
+    choose_image(qtbot, page, image)
+    with (
+        loop_device(sparse_file(tmp_path / "a.img", 600 * MiB)) as a,
+        loop_device(sparse_file(tmp_path / "b.img", 600 * MiB)) as b,
+    ):
+        page.model.stop()
+        qtbot.wait(200)
+        drives = [offered(a, "A"), offered(b, "B")]
+        page.model.set_drives(drives)
+        page.model.select(drives)
+        seen: list[bool] = []
+
+        def unplug_at_write(phase: str) -> None:
+            if phase == "write" and not seen:
+                seen.append(True)
+                page.model.driveRemoved.emit(b)  # what the monitor reports at once
+
+        page.phaseChanged.connect(unplug_at_write)
+        write_confirmed(qtbot, page)
+        assert seen and states[-1] == "failed"
+        sticks = page.machine.sticks
+        assert [s.end for s in sticks] == [StickEnd.WRITTEN, StickEnd.UNPLUGGED]
+        assert sticks[0].result is not None and sticks[0].result.verified
+        outcome = page.outcome
+        assert outcome is not None and outcome.kind is OutcomeKind.UNPLUGGED  # the worst end
+        assert outcome.title == f"1 of 2 sticks did not succeed: Test B (629.1 MB, {b})"
+        assert "went away while it was being written" in outcome.details
+        assert "unplugged" in error_text(page)
+        cmp_prefix(image, a, image.stat().st_size)
