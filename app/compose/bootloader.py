@@ -42,6 +42,9 @@ BASE_CONSOLES = f"console=tty0 console=ttyS0,{SERIAL_SPEED}"
 # for machines whose graphics driver hangs or blanks the screen while booting.
 SAFE_PARAMETERS = "nomodeset"
 COPYTORAM_PARAMETER = "livesmith.copytoram"
+# The "without persistence" entry: the live init leaves a LIVESMITH-RW partition (see
+# app/usb/persistence.py) alone and keeps the changes in RAM, as on a stick without one.
+NO_PERSISTENCE_PARAMETER = "livesmith.persistence=no"
 
 SYSLINUX_DIR = "boot/syslinux"
 GRUB_DIR = "boot/grub"
@@ -133,10 +136,11 @@ def default_menu(
     safe: bool = True,
     timeout_s: int = MAX_TIMEOUT_S,
 ) -> BootMenu:
-    """The standard menu: live (default), copy-to-RAM and safe entries, per docs/live-medium.md.
+    """The standard menu: live (default), copy-to-RAM, safe and without-persistence
+    entries, per docs/live-medium.md.
 
     `image_path` is "none" in RAM mode (then there is no copy-to-RAM entry: the whole
-    system already is in RAM). `extra_cmdline` (the profile's own parameters) comes last
+    system already is in RAM; and none without persistence: there is no overlay). `extra_cmdline` (the profile's own parameters) comes last
     in every entry so it can override what comes before.
     """
     base = f"livesmith.id={build_id} livesmith.label={label} livesmith.image={image_path}"
@@ -151,6 +155,14 @@ def default_menu(
         entries.append(BootEntry("toram", f"{title} (copy to RAM)", cmdline(COPYTORAM_PARAMETER)))
     if safe:
         entries.append(BootEntry("safe", f"{title} (safe graphics)", cmdline(SAFE_PARAMETERS)))
+    if image_path != "none":
+        entries.append(
+            BootEntry(
+                "nopersist",
+                f"{title} (without persistence)",
+                cmdline(NO_PERSISTENCE_PARAMETER),
+            )
+        )
     return BootMenu(
         title=title, entries=tuple(entries), build_id=build_id, label=label, timeout_s=timeout_s
     )

@@ -23,7 +23,7 @@ import queue
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,17 @@ from app.usb.identity import (
     check_path,
     gone_error,
 )
+from app.usb.persistence import (
+    ByteRange,
+    Persistence,
+    PersistenceError,
+    PersistencePlan,
+    add_persistence,
+    changed_ranges,
+    find_on_device,
+    plan_persistence,
+    read_head,
+)
 from app.usb.source import ImageSource
 from app.usb.sysfs import disk_identity_at, disk_size, sys_path_of_devno
 from app.usb.target import Target, TargetKind, describe_disk, human_size
@@ -81,7 +92,9 @@ PHASE_WRITE = "write"
 PHASE_VERIFY = "verify"
 PHASE_LOCATE = "locate"
 PHASE_WIPE = "wipe"
+PHASE_PERSISTENCE = "persistence"
 PHASE_TITLES = {
+    PHASE_PERSISTENCE: "Adding the persistence partition",
     PHASE_WRITE: "Writing",
     PHASE_VERIFY: "Verifying (reading the device back, bypassing the cache)",
     PHASE_LOCATE: "Finding the first difference",
@@ -146,24 +159,45 @@ class WriteResult:
     write_seconds: float
     verify_seconds: float = 0.0
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    persistence: str = ""  # what was added after the image, if anything
+    skipped: tuple[str, ...] = field(default_factory=tuple)  # image bytes persistence changed
 
     def summary(self) -> str:
         size = f"{human_size(self.image_size)} ({self.image_size} bytes)"
         if self.verified:
-            return (
+            text = (
                 f"written and verified: {size} to {self.target}, read back bypassing the "
                 "page cache and identical to the image"
             )
-        return f"written, not verified: {size} to {self.target}"
+        else:
+            text = f"written, not verified: {size} to {self.target}"
+        if self.persistence:
+            text += f"\n{self.persistence}"
+        return text + _skipped_text(self.skipped, self.verified)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["warnings"] = list(self.warnings)
+        data["skipped"] = list(self.skipped)
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> WriteResult:
-        return cls(**{**data, "warnings": tuple(data.get("warnings", ()))})
+        return cls(
+            **{
+                **data,
+                "warnings": tuple(data.get("warnings", ())),
+                "skipped": tuple(data.get("skipped", ())),
+            }
+        )
+
+
+def _skipped_text(skipped: tuple[str, ...], verified: bool) -> str:
+    if not skipped or not verified:
+        return ""
+    return "\nnot compared (partition-table bytes the persistence partition changed): " + "; ".join(
+        skipped
+    )
 
 
 @dataclass(frozen=True)
@@ -172,19 +206,33 @@ class VerifyResult:
     target: str
     image_size: int
     seconds: float
+    skipped: tuple[str, ...] = field(default_factory=tuple)
+    persistence: str = ""
 
     def summary(self) -> str:
-        return (
-            f"verified: the first {human_size(self.image_size)} ({self.image_size} bytes) "
-            f"of {self.target} are identical to the image (read bypassing the page cache)"
-        )
+        if self.skipped:
+            text = (
+                f"verified: the first {human_size(self.image_size)} ({self.image_size} bytes) "
+                f"of {self.target} are identical to the image (read bypassing the page cache), "
+                "except the partition-table bytes the persistence partition changed"
+            )
+        else:
+            text = (
+                f"verified: the first {human_size(self.image_size)} ({self.image_size} bytes) "
+                f"of {self.target} are identical to the image (read bypassing the page cache)"
+            )
+        if self.persistence:
+            text += f"\n{self.persistence}"
+        return text + _skipped_text(self.skipped, True)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["skipped"] = list(self.skipped)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> VerifyResult:
-        return cls(**data)
+        return cls(**{**data, "skipped": tuple(data.get("skipped", ()))})
 
 
 # --- opening ---------------------------------------------------------------------------------
@@ -382,8 +430,13 @@ def write_image(
     force: bool = False,
     opener: Opener = open_target,
     expect: BlockIdentity | None = None,
+    persistence: Persistence | None = None,
 ) -> WriteResult:
     """Write `source` to `target`, then (unless `verify` is False) verify it.
+
+    With `persistence`, a partition with an ext4 file system labelled LIVESMITH-RW is
+    added after the image (see `app.usb.persistence`); the read-back then skips the few
+    partition-table bytes that changed, and names them.
 
     Raises DeviceTooSmall / DeviceReadOnly before writing anything; DeviceIOError (with the
     offset), DeviceUnplugged, VerificationError (with the offset) or Cancelled afterwards —
@@ -412,6 +465,7 @@ def write_image(
         opener = _checking_identity(opener, expect, LEFT_ALONE)
     fd = first_opener(target, True)
     written_ok = False
+    skipped: list[ByteRange] = []
     try:
         capacity: int | None = None
         if block:
@@ -432,6 +486,13 @@ def write_image(
         else:
             sector = max(512, target.logical_sector)
         original_size = device_size(fd) if not block else 0
+        plan: PersistencePlan | None = None
+        image_head = b""
+        if persistence is not None:
+            image_head = read_image_head(source)
+            plan = _plan(
+                source, image_head, capacity if block else original_size, persistence, where
+            )
         for warning in warnings:
             reporter.log(Level.WARNING, warning)
         reporter.step(PHASE_WRITE)
@@ -447,6 +508,9 @@ def write_image(
                 Level.DEBUG,
                 f"wrote {written} bytes, direct I/O {'on' if has_direct_io(fd) else 'off'}",
             )
+            if plan is not None:
+                reporter.step(PHASE_PERSISTENCE)
+                skipped = add_persistence(fd, image_head, plan, reporter, where=where)
         except (LivesmithError, OSError, KeyboardInterrupt) as exc:
             raise _clean_up_after(exc, fd, target, existed=existed, reporter=reporter) from exc
         write_seconds = time.monotonic() - started
@@ -464,6 +528,8 @@ def write_image(
         digest=digest,
         write_seconds=write_seconds,
         warnings=tuple(warnings),
+        persistence=plan.describe() if plan is not None else "",
+        skipped=tuple(str(r) for r in skipped),
     )
     if not verify:
         return result
@@ -471,7 +537,14 @@ def write_image(
     started = time.monotonic()
     try:
         _verify_after_write(
-            source, target, written, digest, sector=sector, reporter=reporter, opener=opener
+            source,
+            target,
+            written,
+            digest,
+            sector=sector,
+            reporter=reporter,
+            opener=opener,
+            skip=skipped,
         )
     except Cancelled as exc:
         raise Cancelled(
@@ -487,8 +560,35 @@ def write_image(
             "verified": True,
             "verify_seconds": time.monotonic() - started,
             "warnings": tuple(warnings),
+            "skipped": result.skipped,
         }
     )
+
+
+def plan_for(
+    source: ImageSource, capacity: int | None, persistence: Persistence, where: str
+) -> PersistencePlan:
+    """Where the persistence partition would go; PersistenceError if it cannot."""
+    return _plan(source, read_image_head(source), capacity, persistence, where)
+
+
+def _plan(
+    source: ImageSource, head: bytes, capacity: int | None, persistence: Persistence, where: str
+) -> PersistencePlan:
+    if source.size is None:
+        raise PersistenceError(
+            f"the size of the {source.compression.value} image is not recorded in the file, "
+            "and persistence needs it",
+            where=str(source.path),
+            hint="decompress the image first",
+        )
+    if not capacity:
+        raise PersistenceError(
+            "persistence on a file needs an existing disk image file larger than the image "
+            "(say, made with truncate -s 2G)",
+            where=where,
+        )
+    return plan_persistence(head, source.size, capacity, persistence.size, where=where)
 
 
 def _copy(
@@ -718,9 +818,28 @@ def _verify_after_write(
     sector: int,
     reporter: Reporter,
     opener: Opener,
+    skip: Sequence[ByteRange] = (),
 ) -> None:
     where = str(target.path)
     fd = _open_for_reading(target, opener)
+    if skip:
+        # The hash of the image no longer matches: compare with the image, byte ranges masked.
+        try:
+            offset, _ = first_difference(
+                source,
+                fd,
+                sector=sector,
+                reporter=reporter,
+                where=where,
+                is_block=is_block_target(target),
+                devno=target.devno,
+                skip=skip,
+            )
+        finally:
+            os.close(fd)
+        if offset is not None:
+            raise _mismatch(offset, where)
+        return
     try:
         actual = hash_device(
             fd,
@@ -781,8 +900,9 @@ def first_difference(
     where: str,
     is_block: bool,
     devno: tuple[int, int] | None = None,
+    skip: Sequence[ByteRange] = (),
 ) -> tuple[int | None, int]:
-    """Compare the device with the source block by block.
+    """Compare the device with the source block by block; bytes in `skip` are not compared.
 
     Returns (the first differing offset or None, image bytes compared). A device that ends
     before the image does differs at the offset of its end.
@@ -809,6 +929,10 @@ def first_difference(
                         devno=devno,
                     ) from exc
                 same = min(got, n)
+                for masked in skip:
+                    a, b = max(masked.start - offset, 0), min(masked.end - offset, same)
+                    if a < b:
+                        view[a:b] = device_view[a:b]
                 if xxhash.xxh3_128_digest(view[:same]) != xxhash.xxh3_128_digest(
                     device_view[:same]
                 ):
@@ -868,6 +992,14 @@ def verify_written(
                 where=where,
                 offset=capacity,
             )
+        skip: list[ByteRange] = []
+        plan = None
+        if source.size is not None:
+            image_head = read_image_head(source)
+            plan = find_on_device(image_head, source.size, read_head(fd), capacity)
+            if plan is not None:
+                skip = changed_ranges(image_head, plan)
+                reporter.log(Level.INFO, f"found {plan.describe()}")
         reporter.step(PHASE_VERIFY)
         offset, length = first_difference(
             source,
@@ -877,11 +1009,17 @@ def verify_written(
             where=where,
             is_block=block,
             devno=target.devno,
+            skip=skip,
         )
     finally:
         os.close(fd)
     if offset is not None:
         raise _mismatch(offset, where)
     return VerifyResult(
-        image=str(source.path), target=where, image_size=length, seconds=time.monotonic() - started
+        image=str(source.path),
+        target=where,
+        image_size=length,
+        seconds=time.monotonic() - started,
+        skipped=tuple(str(r) for r in skip),
+        persistence=plan.describe() if plan is not None else "",
     )

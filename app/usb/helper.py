@@ -1,6 +1,7 @@
 """The writer as a separate process (CLI and GUI use it alike), speaking the frames of app.frames.
 
     python -m app.usb.helper write IMAGE TARGET [--no-verify] [--force] [--expect JSON]
+        [--persistence SIZE|rest]
     python -m app.usb.helper verify IMAGE TARGET
 
 --expect names the disk the user confirmed (`BlockIdentity.to_json`: device number, size,
@@ -39,6 +40,7 @@ from app.reporter import NullReporter, Reporter
 
 if TYPE_CHECKING:
     from app.usb.identity import BlockIdentity
+    from app.usb.persistence import Persistence
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -56,6 +58,7 @@ def helper_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("target")
     parser.add_argument("--no-verify", action="store_true")
     parser.add_argument("--force", action="store_true")
+    parser.add_argument("--persistence", default=None)
     parser.add_argument(
         "--expect",
         type=_identity_argument,
@@ -86,6 +89,7 @@ def _identity_argument(text: str) -> BlockIdentity:
 
 def _run(args: argparse.Namespace, reporter: Reporter) -> dict[str, Any]:
     from app.usb.engine import target_for_reading, verify_written, write_image
+    from app.usb.persistence import Persistence
     from app.usb.source import open_image
     from app.usb.target import resolve_target
 
@@ -100,6 +104,9 @@ def _run(args: argparse.Namespace, reporter: Reporter) -> dict[str, Any]:
             verify=not args.no_verify,
             force=args.force,
             expect=args.expect,
+            persistence=(
+                Persistence.parse(args.persistence) if args.persistence is not None else None
+            ),
         ).to_json()
     return verify_written(source, target_for_reading(args.target), reporter=reporter).to_json()
 
@@ -115,6 +122,7 @@ def helper_command(
     verify: bool = True,
     force: bool = False,
     expect: BlockIdentity | None = None,
+    persistence: Persistence | None = None,
 ) -> list[str]:
     # -P: an "app" folder in the current directory must not stand in for ours.
     args = [sys.executable, "-P", "-m", "app.usb.helper", command, str(image), str(target)]
@@ -124,6 +132,8 @@ def helper_command(
         args.append("--force")
     if expect is not None:
         args += ["--expect", json.dumps(expect.to_json())]
+    if persistence is not None:
+        args += ["--persistence", persistence.to_arg()]
     return args
 
 
@@ -142,6 +152,7 @@ def run_helper(
     force: bool = False,
     expect: BlockIdentity | None = None,
     argv: list[str] | None = None,
+    persistence: Persistence | None = None,
 ) -> dict[str, Any]:
     """Run the helper, relaying its progress into `reporter`; returns its result (JSON).
 
@@ -152,7 +163,16 @@ def run_helper(
     """
     reporter = reporter or NullReporter()
     proc = subprocess.Popen(
-        argv or helper_command(command, image, target, verify=verify, force=force, expect=expect),
+        argv
+        or helper_command(
+            command,
+            image,
+            target,
+            verify=verify,
+            force=force,
+            expect=expect,
+            persistence=persistence,
+        ),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

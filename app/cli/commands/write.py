@@ -16,8 +16,15 @@ from app.cli import EXIT_CANCELLED, EXIT_OK
 from app.errors import Cancelled, InputError
 from app.reporter import ConsoleReporter
 from app.usb.checksums import check_image
-from app.usb.engine import PHASE_TITLES, WriteResult, check_fits, layout_warnings
+from app.usb.engine import (
+    PHASE_TITLES,
+    WriteResult,
+    check_fits,
+    layout_warnings,
+    plan_for,
+)
 from app.usb.helper import run_helper
+from app.usb.persistence import Persistence
 from app.usb.source import open_image
 from app.usb.target import TargetKind, human_size, resolve_target
 
@@ -86,6 +93,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="write an image that will not boot from USB (no partition table)",
     )
+    parser.add_argument(
+        "--persistence",
+        metavar="SIZE|rest",
+        help="after the image, add a partition of SIZE (512M, 1G, ...) or all the free space "
+        "('rest') with an ext4 file system labelled LIVESMITH-RW: the live system keeps its "
+        "changes there across reboots",
+    )
 
 
 def refuse_without_terminal() -> None:
@@ -111,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stderr
     if not args.yes:
         refuse_without_terminal()  # before hashing a large image for nothing
+    persistence = Persistence.parse(args.persistence) if args.persistence is not None else None
     source = open_image(args.image)
     target = resolve_target(args.target, image=source.path)
     warnings = layout_warnings(source, force=args.force)
@@ -119,8 +134,13 @@ def run(args: argparse.Namespace) -> int:
         what = f"{target.path}: {target.description}"
     else:
         what = f"the file {target.path}"
+    plan = None
+    if persistence is not None:  # refused here, before anything is written
+        plan = plan_for(source, target.size, persistence, str(target.path))
     print(f"Image:  {source.describe()}", file=out)
     print(f"Target: {what}", file=out)
+    if plan is not None:
+        print(f"Then:   {plan.describe()}", file=out)
     for warning in warnings:
         print(f"warning: {warning}", file=out)
     reporter = WriteProgress(out)
@@ -149,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
             force=args.force,
             # The disk described to the user; the helper writes only if the path still names it.
             expect=target.identity,
+            persistence=persistence,
         )
     except Cancelled as exc:
         print(f"livesmith: {exc}", file=out)
