@@ -77,6 +77,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.errors import InputError
 from app.reporter import Reporter
 from app.usb.checksums import ChecksumResult, check_image
 from app.usb.drives import Drive
@@ -88,6 +89,7 @@ from app.usb.engine import (
 )
 from app.usb.errors import DeviceUnplugged
 from app.usb.identity import differences
+from app.usb.persistence import Persistence
 from app.usb.preflight import (
     ImageFacts,
     Preflight,
@@ -452,6 +454,7 @@ class WriterPage(QWidget):
         self.restore_button.setAccessibleName("Wipe a written drive and make it a normal one")
         self.restore_button.clicked.connect(self.open_restore)
         bottom.addWidget(self.restore_button)
+        bottom.addLayout(self._build_persistence())
         bottom.addWidget(self.verify_check)
         bottom.addWidget(self.ready_label, 1)
         bottom.addWidget(self.write_button)
@@ -464,9 +467,41 @@ class WriterPage(QWidget):
         QWidget.setTabOrder(self.drive_view, self.target_edit)
         QWidget.setTabOrder(self.target_edit, self.target_use_button)
         QWidget.setTabOrder(self.target_use_button, self.target_file_button)
-        QWidget.setTabOrder(self.target_file_button, self.verify_check)
+        QWidget.setTabOrder(self.target_file_button, self.persist_check)
+        QWidget.setTabOrder(self.persist_check, self.persist_size)
+        QWidget.setTabOrder(self.persist_size, self.verify_check)
         QWidget.setTabOrder(self.verify_check, self.write_button)
         return page
+
+    def _build_persistence(self) -> QHBoxLayout:
+        """ "Keep changes" + a size: a LIVESMITH-RW partition after the image (see
+        app/usb/persistence.py), which the live system keeps its changes on."""
+        row = QHBoxLayout()
+        self.persist_check = QCheckBox("Kee&p changes on the stick, size:")
+        self.persist_check.setObjectName("persistenceCheck")
+        self.persist_check.setAccessibleName("Add a persistence partition after the image")
+        self.persist_check.setToolTip(
+            "After the image, a partition with an ext4 file system labelled LIVESMITH-RW: "
+            "the live system keeps what it writes there across reboots"
+        )
+        self.persist_size = QLineEdit("rest")
+        self.persist_size.setObjectName("persistenceSize")
+        self.persist_size.setAccessibleName("Persistence size")
+        self.persist_size.setToolTip("512M, 4G, … or rest (all the free space)")
+        self.persist_size.setMaximumWidth(80)
+        self.persist_size.setEnabled(False)
+        self.persist_check.toggled.connect(self.persist_size.setEnabled)
+        self.persist_check.toggled.connect(self._update_ready)
+        self.persist_size.textChanged.connect(self._update_ready)
+        row.addWidget(self.persist_check)
+        row.addWidget(self.persist_size)
+        return row
+
+    def persistence(self) -> Persistence | None:
+        """What the persistence controls ask for (InputError for a bad size)."""
+        if not self.persist_check.isChecked():
+            return None
+        return Persistence.parse(self.persist_size.text(), where="persistence size")
 
     def _build_progress(self) -> QWidget:
         page = QWidget()
@@ -931,6 +966,10 @@ class WriterPage(QWidget):
                 "This image will not boot from a USB stick: tick \u201cWrite it anyway\u201d "
                 "to write it all the same."
             )
+        try:
+            self.persistence()
+        except InputError as exc:
+            return f"{exc.message[:1].upper()}{exc.message[1:]}."
         if self._target_task is not None:
             return "Checking the device or file…"
         if self.target_path() is None:
@@ -1066,6 +1105,7 @@ class WriterPage(QWidget):
                 preflight,
                 verify=self._verify_planned,
                 force=bool(self._facts.layout_warnings) and self.force_check.isChecked(),
+                persistence=self.persistence(),
             ),
             "write",
         )
