@@ -82,6 +82,7 @@ from app.reporter import Reporter
 from app.usb.checksums import ChecksumResult, check_image
 from app.usb.drives import Drive
 from app.usb.engine import (
+    PHASE_PERSISTENCE,
     PHASE_VERIFY,
     PHASE_WIPE,
     PHASE_WRITE,
@@ -309,6 +310,7 @@ class WriterPage(QWidget):
         self._phases: list[str] = []
         self._unplugged = False
         self._verify_planned = True
+        self._persistence_planned = False
         self._rate = RateMeter()
         self._monitoring = False
         self.confirm_box: QMessageBox | None = None
@@ -1084,6 +1086,7 @@ class WriterPage(QWidget):
         self._phases = []
         self._unplugged = False
         self._verify_planned = self.verify_check.isChecked()
+        self._persistence_planned = self.persistence() is not None
         self.outcome = None
         words = (
             drive_words(drive)
@@ -1124,7 +1127,11 @@ class WriterPage(QWidget):
         self._phases.append(phase)
         self._rate.reset()
         title = TITLES.get(phase, phase)
-        steps = [PHASE_WRITE, PHASE_VERIFY] if self._verify_planned else [PHASE_WRITE]
+        steps = [PHASE_WRITE]
+        if self._persistence_planned:
+            steps.append(PHASE_PERSISTENCE)
+        if self._verify_planned:
+            steps.append(PHASE_VERIFY)
         if phase in steps and len(steps) > 1:
             title = f"Step {steps.index(phase) + 1} of {len(steps)}: {title}"
         self.phase_label.setText(f"<b>{_html(title)}</b>")
@@ -1160,7 +1167,11 @@ class WriterPage(QWidget):
         task = self._write_task
         if task is None or not task.is_running() or task.cancel_requested():
             return
-        verifying = bool(self._phases) and self._phases[-1] not in (PHASE_WRITE, PHASE_UNMOUNT)
+        verifying = bool(self._phases) and self._phases[-1] not in (
+            PHASE_WRITE,
+            PHASE_UNMOUNT,
+            PHASE_PERSISTENCE,
+        )
         if verifying:
             title, text = (
                 "Stop verifying?",

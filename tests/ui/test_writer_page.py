@@ -272,6 +272,8 @@ def test_keep_changes_adds_a_persistence_partition(
     assert page.write_button.isEnabled(), page.missing()
     write_confirmed(qtbot, page)
     assert page.outcome is not None and page.outcome.kind is OutcomeKind.VERIFIED
+    assert "MBR partition 2, ext4 labelled LIVESMITH-RW, 64 MiB" in page.outcome.details
+    assert "bytes 462-477 (MBR partition entry 2)" in page.outcome.details
     data = disk.read_bytes()
     size = image.stat().st_size
     start = -(-size // MiB) * MiB
