@@ -405,3 +405,49 @@ def test_a_relabelled_medium_with_an_erofs_image_copied_to_ram(
         assert "the medium /dev/sr0 may be removed" in text
     finally:
         console.close()
+
+
+@pytest.mark.parametrize("kind", ["ext4", "not-ext4", "turned-off"])
+def test_a_livesmith_rw_file_system_holds_the_writable_layer(
+    initramfs: Path, iso: Path, work: Path, kind: str
+) -> None:
+    """A CD boot with a second disk labelled LIVESMITH-RW: ext4 is used for the overlay's
+    upper layer (what the system writes lands on the disk); another file system with that
+    label is reported and the tmpfs is used; so is livesmith.persistence=no."""
+    disk = work / f"persist-{kind}.img"
+    disk.unlink(missing_ok=True)
+    with open(disk, "wb") as f:
+        f.truncate(64 << 20)
+    if kind == "not-ext4":
+        subprocess.run(["mkswap", "-q", "-L", "LIVESMITH-RW", str(disk)], check=True)
+    else:
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "LIVESMITH-RW", str(disk)], check=True)
+    extra = "livesmith.persistence=no" if kind == "turned-off" else ""
+    console = boot(
+        f"persist-{kind}",
+        initramfs,
+        medium_args(extra=extra),
+        ["-cdrom", str(iso), "-drive", f"if=virtio,format=raw,file={disk}"],
+    )
+    try:
+        assert_overlay_root(booted_root(console))
+        text = console.text()
+        console.proc.wait(timeout=60)  # the marker init powers off (busybox syncs first)
+    finally:
+        console.close()
+    if kind != "not-ext4":  # replay the journal (debugfs does not), and check the rest
+        fsck = subprocess.run(["e2fsck", "-fy", str(disk)], capture_output=True, text=True)
+        assert fsck.returncode in (0, 1), fsck.stdout + fsck.stderr
+    written = subprocess.run(
+        ["debugfs", "-R", "cat /livesmith/upper/written", str(disk)],
+        capture_output=True,
+        text=True,
+    )
+    if kind == "ext4":
+        assert "persistence: changes are kept on /dev/vda (LIVESMITH-RW)" in text
+        assert written.stdout == "ok\n", written.stderr
+    elif kind == "not-ext4":
+        assert "cannot mount /dev/vda (LIVESMITH-RW) as ext4; changes stay in RAM" in text
+    else:
+        assert "/dev/vda (LIVESMITH-RW) left alone (livesmith.persistence=no)" in text
+        assert written.stdout == "", written.stdout
