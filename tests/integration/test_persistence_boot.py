@@ -1,6 +1,6 @@
 """Persistence on a real stick image, booted for real: `livesmith write --persistence rest`
-puts the built `minimal` and `rescue` images on a 2 GiB disk (through a loop device),
-which then boots in QEMU as a UEFI USB stick (OVMF, xHCI). A file written in the first
+puts the built `minimal` and `rescue` images on a 2 GiB disk (through a loop device;
+`sgdisk -v` is clean and El Torito unchanged, `livesmith verify` passes), which then boots in QEMU as a UEFI USB stick (OVMF, xHCI). A file written in the first
 boot is there in the second; the boot menu's "without persistence" entry does not see it.
 The same disk file is used by every boot (the harness's medium copy is not used)."""
 
@@ -63,7 +63,21 @@ def write_stick(iso: Path, stick: Path) -> str:
         )
         assert verify.returncode == 0, verify.stderr
         assert "not compared" in verify.stdout
+        # The built image's GPT, now with the new entry and the backup at the disk's end.
+        gpt = subprocess.run(["sgdisk", "-v", node], capture_output=True, text=True)
+        assert "No problems found" in gpt.stdout, gpt.stdout + gpt.stderr
+        assert el_torito(node) == el_torito(iso)
     return out.stdout
+
+
+def el_torito(disk: str | Path) -> list[str]:
+    report = subprocess.run(
+        ["xorriso", "-indev", f"stdio:{disk}", "-report_el_torito", "plain"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [line for line in report.stdout.splitlines() if line.startswith("El Torito")]
 
 
 def boot(stick: Path) -> QemuSession:
