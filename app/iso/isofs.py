@@ -109,35 +109,39 @@ class Reader:
         hops = 0
         while True:
             ce = None
+            # Signatures compared as two byte values: no slice per entry (hot loop).
             while at + 4 <= end:
-                sig = data[at : at + 2]
                 length = data[at + 2]
                 if length < 4 or at + length > end:
                     break  # padding or damage: the rest of the area is not entries
-                if sig == b"NM":
+                first, second = data[at], data[at + 1]
+                if first == 0x4E and second == 0x4D:  # NM
                     if not data[at + 4] & 0x06:  # neither "." nor ".."
                         name += data[at + 5 : at + length]
                         has_name = True
-                elif sig == b"PX" and length >= 36:
-                    px = (
-                        _U32.unpack_from(data, at + 4)[0],
-                        _U32.unpack_from(data, at + 20)[0],
-                        _U32.unpack_from(data, at + 28)[0],
-                    )
-                elif sig == b"SL":
-                    sl.append(_sl_components(data[at + 5 : at + length]))
-                elif sig == b"CE" and length >= 28:
-                    ce = (
-                        _U32.unpack_from(data, at + 4)[0],
-                        _U32.unpack_from(data, at + 12)[0],
-                        _U32.unpack_from(data, at + 20)[0],
-                    )
-                elif sig == b"CL" and length >= 12:
-                    cl = _U32.unpack_from(data, at + 4)[0]
-                elif sig == b"RE":
+                elif first == 0x50 and second == 0x58:  # PX
+                    if length >= 36:
+                        px = (
+                            _U32.unpack_from(data, at + 4)[0],
+                            _U32.unpack_from(data, at + 20)[0],
+                            _U32.unpack_from(data, at + 28)[0],
+                        )
+                elif first == 0x53:
+                    if second == 0x4C:  # SL
+                        sl.append(_sl_components(data[at + 5 : at + length]))
+                    elif second == 0x54:  # ST
+                        break
+                elif first == 0x43:
+                    if second == 0x45 and length >= 28:  # CE
+                        ce = (
+                            _U32.unpack_from(data, at + 4)[0],
+                            _U32.unpack_from(data, at + 12)[0],
+                            _U32.unpack_from(data, at + 20)[0],
+                        )
+                    elif second == 0x4C and length >= 12:  # CL
+                        cl = _U32.unpack_from(data, at + 4)[0]
+                elif first == 0x52 and second == 0x45:  # RE
                     re = True
-                elif sig == b"ST":
-                    break
                 at += length
             if ce is None:
                 break

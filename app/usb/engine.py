@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import xxhash
 
@@ -46,6 +46,7 @@ from app.usb.blockio import (
     reread_partitions,
     round_up,
 )
+from app.usb.bmap import Bmap, RangeChecker
 from app.usb.errors import (
     DeviceBusy,
     DeviceNotFound,
@@ -145,6 +146,20 @@ def is_block_target(target: Target) -> bool:
     return target.kind is TargetKind.BLOCK
 
 
+class ImageStream(Protocol):
+    """What a write reads the image from: `ImageReader`, or a share of a fan-out."""
+
+    @property
+    def consumed(self) -> int:
+        """Bytes of the image file read so far (compressed bytes for compressed images)."""
+
+    def readinto(self, view: memoryview, /) -> int: ...
+
+    def __enter__(self) -> ImageStream: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
 # Opens the target; `write` False means for reading back. Returns a file descriptor.
 Opener = Callable[[Target, bool], int]
 
@@ -159,11 +174,14 @@ class WriteResult:
     write_seconds: float
     verify_seconds: float = 0.0
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    mapped: int | None = None  # with a block map: the bytes written (and read back)
     persistence: str = ""  # what was added after the image, if anything
     skipped: tuple[str, ...] = field(default_factory=tuple)  # image bytes persistence changed
 
     def summary(self) -> str:
         size = f"{human_size(self.image_size)} ({self.image_size} bytes)"
+        if self.mapped is not None:
+            size += f", the {human_size(self.mapped)} its block map names"
         if self.verified:
             text = (
                 f"written and verified: {size} to {self.target}, read back bypassing the "
@@ -430,9 +448,18 @@ def write_image(
     force: bool = False,
     opener: Opener = open_target,
     expect: BlockIdentity | None = None,
+    stream: Callable[[], ImageStream] | None = None,
+    bmap: Bmap | None = None,
     persistence: Persistence | None = None,
 ) -> WriteResult:
     """Write `source` to `target`, then (unless `verify` is False) verify it.
+
+    With `bmap` (bmaptool's block map of the image), only the mapped ranges are written and
+    read back (the first 64 KiB are always written); the image is still read whole, and each
+    range is checked against the map's checksum as it goes by.
+
+    `stream` opens what the write reads the image from (default `source.open()`): a
+    share of one read feeding several sticks (`app.usb.fanout`).
 
     With `persistence`, a partition with an ext4 file system labelled LIVESMITH-RW is
     added after the image (see `app.usb.persistence`); the read-back then skips the few
@@ -449,6 +476,8 @@ def write_image(
     where = str(target.path)
     block = is_block_target(target)
     warnings = layout_warnings(source, force=force)
+    if bmap is not None:
+        check_bmap_fits(bmap, source)
     existed = target.path.exists()
     first_opener = opener
     if expect is not None:
@@ -499,7 +528,14 @@ def write_image(
         started = time.monotonic()
         try:
             written, digest = _copy(
-                source, fd, capacity=capacity, sector=sector, reporter=reporter, target=target
+                source,
+                fd,
+                capacity=capacity,
+                sector=sector,
+                reporter=reporter,
+                target=target,
+                stream=stream or source.open,
+                bmap=bmap,
             )
             if not block and (written > original_size or not existed):
                 os.ftruncate(fd, max(written, original_size))
@@ -528,6 +564,7 @@ def write_image(
         digest=digest,
         write_seconds=write_seconds,
         warnings=tuple(warnings),
+        mapped=bmap.mapped_bytes if bmap is not None else None,
         persistence=plan.describe() if plan is not None else "",
         skipped=tuple(str(r) for r in skipped),
     )
@@ -544,7 +581,9 @@ def write_image(
             sector=sector,
             reporter=reporter,
             opener=opener,
+            bmap=bmap,
             skip=skipped,
+            patches=[(r.start, image_head[r.start : r.end]) for r in skipped],
         )
     except Cancelled as exc:
         raise Cancelled(
@@ -599,10 +638,13 @@ def _copy(
     sector: int,
     reporter: Reporter,
     target: Target,
+    stream: Callable[[], ImageStream],
+    bmap: Bmap | None = None,
 ) -> tuple[int, str]:
     where = str(target.path)
     block = is_block_target(target)
     hasher = xxhash.xxh3_128()
+    checker = RangeChecker(bmap) if bmap is not None else None
     # Zeros now; the image's first 64 KiB at the end.
     head_view = memoryview(aligned_buffer(HEAD))
     offset = 0
@@ -625,7 +667,7 @@ def _copy(
     except OSError as exc:
         raise fail(exc, "writing", 0) from exc
 
-    with source.open() as reader:
+    with stream() as reader:
         known = source.size is not None
         total = source.size if source.size is not None else source.file_size
         if not known:
@@ -635,11 +677,17 @@ def _copy(
                 "the image's size: progress counts compressed bytes read",
             )
         consumed = 0
+        produced = 0
 
         def produce(view: memoryview) -> int:
-            nonlocal consumed
+            nonlocal consumed, produced
             n = reader.readinto(view)
-            hasher.update(view[:n])
+            if bmap is None:
+                hasher.update(view[:n])
+            else:  # the digest covers what is written and read back: the mapped bytes
+                for a, b in bmap.pieces(produced, n):
+                    hasher.update(view[a - produced : b - produced])
+            produced += n
             consumed = reader.consumed
             return n
 
@@ -667,11 +715,14 @@ def _copy(
                     head_view[:head_len] = view[:head_len]
                     start = head_len
                     first = False
-                if padded > start:
+                if checker is not None:
+                    checker.feed(offset, view[:n])
+                for a, b in _to_write(bmap, offset + start, offset + n):
+                    a_end = min(round_up(b, sector), offset + padded)
                     try:
-                        pwrite_all(fd, view[start:padded], offset + start)
+                        pwrite_all(fd, view[a - offset : a_end - offset], a)
                     except OSError as exc:
-                        raise fail(exc, "writing", offset + start) from exc
+                        raise fail(exc, "writing", a) from exc
                 offset += n
                 since_sync += padded
                 if since_sync >= FSYNC_EVERY:
@@ -680,6 +731,8 @@ def _copy(
                 reporter.progress(offset if known else consumed, total)
     if offset == 0:
         raise InputError("the image is empty", where=str(source.path))
+    if checker is not None:
+        checker.finish(offset)
     check_cancelled(reporter)
     _fsync(fd, fail, offset)
     try:
@@ -690,6 +743,26 @@ def _copy(
     if not known:
         reporter.progress(total, total)
     return offset, hasher.hexdigest()
+
+
+def _to_write(bmap: Bmap | None, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """The parts of image bytes [start, end) to write: all of them, or the mapped ones."""
+    if bmap is None:
+        if end > start:
+            yield start, end
+        return
+    yield from bmap.pieces(start, end - start)
+
+
+def check_bmap_fits(bmap: Bmap, source: ImageSource) -> None:
+    """The block map must describe an image of this size (when the size is known)."""
+    if source.size is not None and source.size != bmap.image_size:
+        raise InputError(
+            f"the block map is for an image of {bmap.image_size} bytes, but the image has "
+            f"{source.size}",
+            where=str(bmap.path),
+            hint="the .bmap file belongs to another image; pass --no-bmap to write it whole",
+        )
 
 
 def _fsync(fd: int, fail: Callable[[OSError, str, int], LivesmithError], offset: int) -> None:
@@ -764,8 +837,23 @@ def hash_device(
     where: str,
     is_block: bool,
     devno: tuple[int, int] | None = None,
+    ranges: list[tuple[int, int]] | None = None,
+    patches: Sequence[tuple[int, bytes]] = (),
 ) -> str:
-    """XXH3-128 of the first `length` bytes of `fd`, read in large O_DIRECT blocks."""
+    """XXH3-128 of the first `length` bytes of `fd`, read in large O_DIRECT blocks; with
+    `ranges`, of those byte ranges only (sorted, apart), read the same way."""
+    if ranges is not None:
+        return _hash_ranges(
+            fd,
+            ranges,
+            length,
+            sector=sector,
+            reporter=reporter,
+            where=where,
+            is_block=is_block,
+            devno=devno,
+            patches=patches,
+        )
     hasher = xxhash.xxh3_128()
     offset = 0
     to_read = round_up(length, sector)
@@ -786,6 +874,7 @@ def hash_device(
                 is_block=is_block,
                 devno=devno,
             ) from exc
+        _patch(view[:n], offset, patches)
         offset += n
         return n  # short of the block: the stream ends
 
@@ -809,6 +898,61 @@ def hash_device(
     return hasher.hexdigest()
 
 
+def _patch(view: memoryview, at: int, patches: Sequence[tuple[int, bytes]]) -> None:
+    """Put each (offset, bytes) of `patches` into `view`, which holds the device from `at`."""
+    for offset, data in patches:
+        a, b = max(offset, at), min(offset + len(data), at + len(view))
+        if a < b:
+            view[a - at : b - at] = data[a - offset : b - offset]
+
+
+def _hash_ranges(
+    fd: int,
+    ranges: list[tuple[int, int]],
+    length: int,
+    *,
+    sector: int,
+    reporter: Reporter,
+    where: str,
+    is_block: bool,
+    devno: tuple[int, int] | None,
+    patches: Sequence[tuple[int, bytes]] = (),
+) -> str:
+    hasher = xxhash.xxh3_128()
+    buf = memoryview(aligned_buffer(VERIFY_BLOCK))
+    total = sum(b - a for a, b in ranges)
+    done = 0
+    for a, b in ranges:
+        at = a // sector * sector  # O_DIRECT reads start on a sector
+        while at < b:
+            check_cancelled(reporter)
+            want = min(VERIFY_BLOCK, round_up(b, sector) - at)
+            try:
+                got = pread_full(fd, buf[:want], at)
+            except OSError as exc:
+                raise io_error(
+                    exc,
+                    doing="reading back",
+                    offset=failing_offset(exc, at),
+                    where=where,
+                    is_block=is_block,
+                    devno=devno,
+                ) from exc
+            _patch(buf[:got], at, patches)
+            lo, hi = max(a, at), min(b, at + got)
+            if hi <= lo:
+                raise VerificationError(
+                    f"the device ended after {at + got} bytes, before the image's {length}",
+                    where=where,
+                    offset=at + got,
+                )
+            hasher.update(buf[lo - at : hi - at])
+            done += hi - lo
+            reporter.progress(done, total)
+            at = hi
+    return hasher.hexdigest()
+
+
 def _verify_after_write(
     source: ImageSource,
     target: Target,
@@ -818,28 +962,16 @@ def _verify_after_write(
     sector: int,
     reporter: Reporter,
     opener: Opener,
+    bmap: Bmap | None = None,
     skip: Sequence[ByteRange] = (),
+    patches: Sequence[tuple[int, bytes]] = (),
 ) -> None:
+    """Hash the device (with a block map: its mapped ranges) and compare with the digest
+    taken while writing. Bytes persistence changed (`skip`) are hashed as the image's own
+    bytes (`patches`), so they are not compared; on a mismatch the image is read again to
+    name the first differing byte, outside `skip`."""
     where = str(target.path)
     fd = _open_for_reading(target, opener)
-    if skip:
-        # The hash of the image no longer matches: compare with the image, byte ranges masked.
-        try:
-            offset, _ = first_difference(
-                source,
-                fd,
-                sector=sector,
-                reporter=reporter,
-                where=where,
-                is_block=is_block_target(target),
-                devno=target.devno,
-                skip=skip,
-            )
-        finally:
-            os.close(fd)
-        if offset is not None:
-            raise _mismatch(offset, where)
-        return
     try:
         actual = hash_device(
             fd,
@@ -849,6 +981,8 @@ def _verify_after_write(
             where=where,
             is_block=is_block_target(target),
             devno=target.devno,
+            ranges=list(bmap.pieces(0, length)) if bmap is not None else None,
+            patches=patches,
         )
         if actual == digest:
             return
@@ -861,6 +995,7 @@ def _verify_after_write(
             where=where,
             is_block=is_block_target(target),
             devno=target.devno,
+            skip=skip,
         )
     finally:
         os.close(fd)

@@ -22,7 +22,7 @@ from jeepney.io.blocking import DBusConnection, open_dbus_connection
 from jeepney.low_level import HeaderFields, Message, MessageFlag
 
 from app.errors import DeviceError
-from app.usb.errors import DeviceBusy, DeviceNotFound, DevicePermissionDenied
+from app.usb.errors import DeviceBusy, DeviceNotAllowed, DeviceNotFound, DevicePermissionDenied
 from app.usb.sysfs import Devno, block_devno, sys_path_of_devno
 from app.usb.target import disk_family
 
@@ -33,6 +33,7 @@ FILESYSTEM = "org.freedesktop.UDisks2.Filesystem"
 PARTITION_TABLE = "org.freedesktop.UDisks2.PartitionTable"
 PROPERTIES = "org.freedesktop.DBus.Properties"
 ENCRYPTED = "org.freedesktop.UDisks2.Encrypted"
+DRIVE = "org.freedesktop.UDisks2.Drive"
 OBJECT_MANAGER = "org.freedesktop.DBus.ObjectManager"
 
 # Quick calls answer at once; an open or unmount may wait for the user to type a password
@@ -276,6 +277,50 @@ class UDisksClient:
         )
         return {name: value for name, (_sig, value) in props.items()}
 
+    def power_off(self, drive_devno: Devno, where: str) -> str:
+        """Unmount the drive's file systems, then power it off (UDisks2 Drive.PowerOff, as
+        "Safely remove" does) or, where it cannot be, eject its medium. Says what was done."""
+        self.unmount_all(drive_devno)
+        drive = str(self.block_properties(self.find_block_object(drive_devno)).get("Drive", "/"))
+        if drive == "/":
+            raise DeviceNotAllowed(
+                "is not a drive that can be powered off or ejected (a loop device or a virtual "
+                "disk)",
+                where=where,
+            )
+        (props,) = self._call(
+            drive, PROPERTIES, "GetAll", "s", (DRIVE,), action="read the drive's properties"
+        )
+        can = {name: bool(value) for name, (_sig, value) in props.items()}
+        if can.get("CanPowerOff"):
+            self._call(
+                drive,
+                DRIVE,
+                "PowerOff",
+                "a{sv}",
+                ({},),
+                action="power off the drive",
+                where=where,
+                interactive=True,
+            )
+            return "powered off: it is safe to unplug it now"
+        if can.get("Ejectable"):
+            self._call(
+                drive,
+                DRIVE,
+                "Eject",
+                "a{sv}",
+                ({},),
+                action="eject the medium",
+                where=where,
+                interactive=True,
+            )
+            return "ejected: it is safe to take the medium out now"
+        raise DeviceNotAllowed(
+            "can be neither powered off nor ejected; it was synced, so it is safe to unplug",
+            where=where,
+        )
+
     def _open(
         self,
         devnode: str | os.PathLike[str],
@@ -359,6 +404,11 @@ def unmount_all(drive_devno: Devno, *, bus: str = "SYSTEM") -> list[str]:
 def open_for_write(devnode: str | os.PathLike[str], *, bus: str = "SYSTEM") -> int:
     with _client(bus) as client:
         return client.open_for_write(devnode)
+
+
+def power_off(drive_devno: Devno, where: str, *, bus: str = "SYSTEM") -> str:
+    with _client(bus) as client:
+        return client.power_off(drive_devno, where)
 
 
 def open_for_read(devnode: str | os.PathLike[str], *, bus: str = "SYSTEM") -> int:

@@ -10,23 +10,30 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import TextIO
 
 from app.cli import EXIT_CANCELLED, EXIT_OK
 from app.errors import Cancelled, InputError
 from app.reporter import ConsoleReporter
+from app.usb.bmap import Bmap, bmap_beside, read_bmap
+from app.usb.capacity import PHASE_TITLES as CHECK_TITLES
+from app.usb.capacity import check_stick
 from app.usb.checksums import check_image
+from app.usb.eject import eject
 from app.usb.engine import (
     PHASE_TITLES,
     WriteResult,
+    check_bmap_fits,
     check_fits,
     layout_warnings,
     plan_for,
 )
+from app.usb.errors import DeviceTooSmall
 from app.usb.helper import run_helper
 from app.usb.persistence import Persistence
-from app.usb.source import open_image
-from app.usb.target import TargetKind, human_size, resolve_target
+from app.usb.source import ImageSource, open_image
+from app.usb.target import Target, TargetKind, human_size, resolve_target
 
 NAME = "write"
 HELP = "write an image (.iso, .img, or .xz/.zst/.gz) to a USB stick or a file, then verify it"
@@ -34,14 +41,17 @@ ORDER = 41
 
 
 class WriteProgress(ConsoleReporter):
-    """Phase, bytes, speed and ETA; redrawn on a terminal, every 10 % otherwise."""
+    """Phase, bytes, speed and ETA; redrawn on a terminal, every 10 % otherwise.
+
+    Also used for the fake-capacity check, whose phases have their own titles.
+    """
 
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__(stream)
         self._started = time.monotonic()
 
     def step(self, name: str) -> None:
-        super().step(PHASE_TITLES.get(name, name))
+        super().step(PHASE_TITLES.get(name) or CHECK_TITLES.get(name, name))
         self._started = time.monotonic()
 
     def progress(self, done: int, total: int) -> None:
@@ -77,7 +87,13 @@ class WriteProgress(ConsoleReporter):
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", help="the image to write (.iso/.img, may be .xz/.zst/.gz)")
-    parser.add_argument("target", help="a whole disk (/dev/sdX, /dev/mmcblkN) or a file")
+    parser.add_argument(
+        "target",
+        nargs="+",
+        help="a whole disk (/dev/sdX, /dev/mmcblkN) or a file; name several to write them all "
+        "at once from one read of the image (each is written, synced and verified on its "
+        "own; one that fails is named and does not stop the others)",
+    )
     parser.add_argument(
         "--yes",
         action="store_true",
@@ -87,6 +103,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--no-verify",
         action="store_true",
         help="skip reading the device back (the result is 'not verified')",
+    )
+    parser.add_argument(
+        "--check-capacity",
+        action="store_true",
+        help="first check that the stick really holds what it claims (the quick, "
+        "non-destructive check of `livesmith check-stick`); refuse if the image is larger "
+        "than what it really holds",
+    )
+    bmap = parser.add_mutually_exclusive_group()
+    bmap.add_argument(
+        "--bmap",
+        metavar="FILE",
+        type=Path,
+        help="write and verify only the blocks this bmaptool block map names (default: "
+        "IMAGE.bmap beside the image, if there is one)",
+    )
+    bmap.add_argument(
+        "--no-bmap", action="store_true", help="write the whole image even if a .bmap is beside it"
+    )
+    parser.add_argument(
+        "--eject",
+        action="store_true",
+        help="power the stick off (UDisks2) once it is written and verified",
     )
     parser.add_argument(
         "--force",
@@ -121,17 +160,65 @@ def confirm(question: str, stream: TextIO) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+def check_real_capacity(source: ImageSource, target: Target, out: TextIO) -> None:
+    """The quick fake-capacity check; the image must fit in what the stick really holds."""
+    result = check_stick(target, reporter=WriteProgress(out))
+    print(result.summary(), file=out)
+    if not result.genuine:
+        need = source.size if source.size is not None else source.size_at_least
+        if need > result.usable:
+            raise DeviceTooSmall(
+                f"the image ({human_size(need)}, {need} bytes) is larger than what this fake "
+                f"stick really holds ({human_size(result.usable)}, {result.usable} bytes, of "
+                f"the {human_size(result.claimed)} it claims); nothing was written",
+                where=str(target.path),
+                image_size=need,
+                device_size=result.usable,
+                hint="use a genuine stick",
+            )
+        print(
+            f"warning: the image fits in the {human_size(result.usable)} the stick really "
+            "holds; nothing beyond it can be used",
+            file=out,
+        )
+
+
+def chosen_bmap(args: argparse.Namespace, source: ImageSource) -> Bmap | None:
+    """The block map to use: --bmap, else the one beside the image (unless --no-bmap)."""
+    if args.no_bmap:
+        return None
+    path = args.bmap or bmap_beside(source.path)
+    if path is None:
+        return None
+    bmap = read_bmap(path)
+    check_bmap_fits(bmap, source)
+    return bmap
+
+
 def run(args: argparse.Namespace) -> int:
     out = sys.stderr
     if not args.yes:
         refuse_without_terminal()  # before hashing a large image for nothing
     persistence = Persistence.parse(args.persistence) if args.persistence is not None else None
     source = open_image(args.image)
-    target = resolve_target(args.target, image=source.path)
+    if len(args.target) > 1:
+        if persistence is not None:
+            raise InputError(
+                "--persistence adds a partition to one stick at a time",
+                where="--persistence",
+                hint="write the sticks one by one",
+            )
+        from app.cli.write_many import write_to_many
+
+        return write_to_many(args, source, out)
+    target = resolve_target(args.target[0], image=source.path)
+    bmap = chosen_bmap(args, source)
     warnings = layout_warnings(source, force=args.force)
     if target.kind is TargetKind.BLOCK:
         check_fits(source, target.size, str(target.path))
         what = f"{target.path}: {target.description}"
+        if args.check_capacity:
+            check_real_capacity(source, target, out)
     else:
         what = f"the file {target.path}"
     plan = None
@@ -139,6 +226,8 @@ def run(args: argparse.Namespace) -> int:
         plan = plan_for(source, target.size, persistence, str(target.path))
     print(f"Image:  {source.describe()}", file=out)
     print(f"Target: {what}", file=out)
+    if bmap is not None:
+        print(f"Block map: {bmap.describe()}", file=out)
     if plan is not None:
         print(f"Then:   {plan.describe()}", file=out)
     for warning in warnings:
@@ -169,6 +258,7 @@ def run(args: argparse.Namespace) -> int:
             force=args.force,
             # The disk described to the user; the helper writes only if the path still names it.
             expect=target.identity,
+            bmap=bmap.path if bmap is not None else None,
             persistence=persistence,
         )
     except Cancelled as exc:
@@ -181,4 +271,6 @@ def run(args: argparse.Namespace) -> int:
             f"took {result.write_seconds:.1f} s to write, {result.verify_seconds:.1f} s to verify",
             file=out,
         )
+    if args.eject:
+        print(eject(target), file=out)
     return EXIT_OK

@@ -28,7 +28,7 @@ from jeepney import DBusAddress, MessageType, new_method_call
 from jeepney.io.blocking import open_dbus_connection
 
 from app.errors import DeviceError
-from app.usb.errors import DeviceNotFound, DevicePermissionDenied
+from app.usb.errors import DeviceNotAllowed, DeviceNotFound, DevicePermissionDenied
 from app.usb.hotplug import udevd_running
 from app.usb.udisks import (
     UDisksClient,
@@ -36,6 +36,7 @@ from app.usb.udisks import (
     find_block_object,
     open_for_read,
     open_for_write,
+    power_off,
     unmount_all,
 )
 from tests.conftest import ROOT, is_root
@@ -410,3 +411,15 @@ def test_a_path_that_is_not_a_block_device_is_not_found(udisks_bus: str, tmp_pat
         open_for_write(tmp_path / "missing", bus=udisks_bus)
     with pytest.raises(DeviceError, match="is not a block device"):
         open_for_read("/dev/null", bus=udisks_bus)
+
+
+def test_power_off_refuses_a_loop_device_it_cannot_power_off(
+    udisks_bus: str, tmp_path: Path
+) -> None:
+    # UDisks2 shows loop devices without a Drive object: nothing to power off. (A real USB
+    # stick's Drive.PowerOff cannot be reached here: this machine has no USB bus.)
+    backing = make_backing(tmp_path / "x.img", 4 * MiB)
+    with loop_device(backing, udisks_bus) as node:
+        rdev = os.stat(node).st_rdev
+        with pytest.raises(DeviceNotAllowed, match="not a drive that can be powered off"):
+            power_off((os.major(rdev), os.minor(rdev)), node, bus=udisks_bus)

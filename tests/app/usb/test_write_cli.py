@@ -250,3 +250,12 @@ def test_a_disk_swapped_while_the_question_waits_is_not_written(
         assert f"{slot.node} is now a different drive" in stderr
         assert "nothing was written" in stderr
     assert hashlib.sha256(other.read_bytes()).hexdigest() == before
+
+
+def test_eject_after_writing_is_a_note_not_a_failure(image: Path, stick: str) -> None:
+    out = livesmith("write", str(image), stick, "--yes", "--eject")
+    assert out.returncode == 0, out.stderr
+    assert "written and verified" in out.stdout
+    # A loop device cannot be powered off (and UDisks2 may not run at all): said, not failed.
+    assert "not ejected:" in out.stderr
+    assert "it was synced, so it is safe to unplug" in out.stderr
