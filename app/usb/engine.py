@@ -226,19 +226,17 @@ class VerifyResult:
     seconds: float
     skipped: tuple[str, ...] = field(default_factory=tuple)
     persistence: str = ""
+    mapped: int | None = None  # with a block map: the bytes it names (compared with the image)
 
     def summary(self) -> str:
+        text = (
+            f"verified: the first {human_size(self.image_size)} ({self.image_size} bytes) "
+            f"of {self.target} are identical to the image (read bypassing the page cache)"
+        )
+        if self.mapped is not None:
+            text += f" where its block map names data ({human_size(self.mapped)})"
         if self.skipped:
-            text = (
-                f"verified: the first {human_size(self.image_size)} ({self.image_size} bytes) "
-                f"of {self.target} are identical to the image (read bypassing the page cache), "
-                "except the partition-table bytes the persistence partition changed"
-            )
-        else:
-            text = (
-                f"verified: the first {human_size(self.image_size)} ({self.image_size} bytes) "
-                f"of {self.target} are identical to the image (read bypassing the page cache)"
-            )
+            text += ", except the partition-table bytes the persistence partition changed"
         if self.persistence:
             text += f"\n{self.persistence}"
         return text + _skipped_text(self.skipped, True)
@@ -745,6 +743,20 @@ def _copy(
     return offset, hasher.hexdigest()
 
 
+def _unmapped(bmap: Bmap) -> list[ByteRange]:
+    """What a write with `bmap` left alone: the image's bytes past the first 64 KiB that
+    the map does not name."""
+    gaps: list[ByteRange] = []
+    at = HEAD
+    for mapped in bmap.ranges:
+        if mapped.start > at:
+            gaps.append(ByteRange(at, mapped.start, "not in the block map"))
+        at = max(at, mapped.end)
+    if at < bmap.image_size:
+        gaps.append(ByteRange(at, bmap.image_size, "not in the block map"))
+    return gaps
+
+
 def _to_write(bmap: Bmap | None, start: int, end: int) -> Iterator[tuple[int, int]]:
     """The parts of image bytes [start, end) to write: all of them, or the mapped ones."""
     if bmap is None:
@@ -1106,11 +1118,13 @@ def verify_written(
     *,
     reporter: Reporter | None = None,
     opener: Opener = open_target,
+    bmap: Bmap | None = None,
 ) -> VerifyResult:
     """Check an already written target against the image (`livesmith verify`).
 
     Reads the image and the device side by side (the device with O_DIRECT) and raises
-    VerificationError naming the first differing byte.
+    VerificationError naming the first differing byte. With `bmap`, only the first 64 KiB
+    and the mapped ranges are compared: the writer left the rest of the stick alone.
     """
     reporter = reporter or NullReporter()
     where = str(target.path)
@@ -1135,6 +1149,7 @@ def verify_written(
             if plan is not None:
                 skip = changed_ranges(image_head, plan)
                 reporter.log(Level.INFO, f"found {plan.describe()}")
+        unmapped = _unmapped(bmap) if bmap is not None else []
         reporter.step(PHASE_VERIFY)
         offset, length = first_difference(
             source,
@@ -1144,7 +1159,7 @@ def verify_written(
             where=where,
             is_block=block,
             devno=target.devno,
-            skip=skip,
+            skip=sorted(skip + unmapped, key=lambda r: r.start),
         )
     finally:
         os.close(fd)
@@ -1157,4 +1172,5 @@ def verify_written(
         seconds=time.monotonic() - started,
         skipped=tuple(str(r) for r in skip),
         persistence=plan.describe() if plan is not None else "",
+        mapped=bmap.mapped_bytes if bmap is not None else None,
     )

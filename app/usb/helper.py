@@ -133,7 +133,9 @@ def _run(args: argparse.Namespace, reporter: Reporter) -> dict[str, Any]:
                 Persistence.parse(args.persistence) if args.persistence is not None else None
             ),
         ).to_json()
-    return verify_written(source, target_for_reading(args.target[0]), reporter=reporter).to_json()
+    return verify_written(
+        source, target_for_reading(args.target[0]), reporter=reporter, bmap=bmap
+    ).to_json()
 
 
 class _PipeStickEvents:

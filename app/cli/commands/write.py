@@ -111,17 +111,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "non-destructive check of `livesmith check-stick`); refuse if the image is larger "
         "than what it really holds",
     )
-    bmap = parser.add_mutually_exclusive_group()
-    bmap.add_argument(
-        "--bmap",
-        metavar="FILE",
-        type=Path,
-        help="write and verify only the blocks this bmaptool block map names (default: "
-        "IMAGE.bmap beside the image, if there is one)",
-    )
-    bmap.add_argument(
-        "--no-bmap", action="store_true", help="write the whole image even if a .bmap is beside it"
-    )
+    add_bmap_options(parser, "write and verify only the blocks this bmaptool block map names")
     parser.add_argument(
         "--eject",
         action="store_true",
@@ -181,6 +171,19 @@ def check_real_capacity(source: ImageSource, target: Target, out: TextIO) -> Non
             "holds; nothing beyond it can be used",
             file=out,
         )
+
+
+def add_bmap_options(parser: argparse.ArgumentParser, what: str) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--bmap",
+        metavar="FILE",
+        type=Path,
+        help=f"{what} (default: IMAGE.bmap beside the image, if there is one)",
+    )
+    group.add_argument(
+        "--no-bmap", action="store_true", help="ignore a .bmap beside the image: the whole image"
+    )
 
 
 def chosen_bmap(args: argparse.Namespace, source: ImageSource) -> Bmap | None:
