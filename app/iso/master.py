@@ -47,6 +47,11 @@ from app.reporter import Level, NullReporter, Reporter, check_cancelled
 JOLIET_LABEL_LENGTH = 16  # UCS-2 characters in the 32-byte volume identifier
 
 ISOHDPFX = Path("/usr/lib/ISOLINUX/isohdpfx.bin")  # Debian package: isolinux
+GRUB_PC_DIR = Path("/usr/lib/grub/i386-pc")  # Debian package: grub-pc-bin
+GRUB_BOOT_HYBRID = GRUB_PC_DIR / "boot_hybrid.img"  # the MBR code grub-mkrescue uses
+GRUB_CDBOOT = GRUB_PC_DIR / "cdboot.img"  # the first 2048 bytes of eltorito.img
+EMULATIONS = {"none": "noemul", "floppy": "floppy", "hd": "hdemul"}
+FLOPPY_SIZES = {1228800: "1.2 MB", 1474560: "1.44 MB", 2949120: "2.88 MB"}
 BLOCK = 2048
 FOUR_GIB = 4 * 1024**3
 EFI_IMAGE_LIMIT = 0xFFFF * 512  # El Torito sector count is 16 bits of 512-byte sectors
@@ -64,6 +69,9 @@ class BootSpec:
     boot_catalog: str = "boot/boot.cat"  # created by mastering; its directory must exist
     efi_image: str | None = None  # path inside the tree, e.g. "boot/grub/efi.img" (FAT)
     hybrid: bool = True  # isohybrid MBR + GPT (ESP when efi_image)
+    bios_emulation: str = "none"  # "none" | "floppy" | "hd" (El Torito media type)
+    bios_load_size: int | None = None  # 512-byte sectors; None: 4 without emulation
+    boot_info_table: bool | None = None  # None: when the loader needs it (ISOLINUX, GRUB)
 
 
 @dataclass(frozen=True)
@@ -155,35 +163,136 @@ def _read_head(path: Path, size: int) -> bytes:
         return f.read(size)
 
 
-def _check_boot(spec: MasterSpec, root: Node, problems: list[Problem]) -> None:
+def loader_kind(head: bytes) -> str | None:
+    """ "isolinux", "grub" (GRUB's eltorito.img) or None, from a boot file's first 2 KiB."""
+    off = sysarea.ISOLINUX_SIGNATURE_OFFSET
+    if head[off : off + 4] == sysarea.ISOLINUX_HYBRID_SIGNATURE:
+        return "isolinux"
+    if GRUB_CDBOOT.is_file() and len(head) >= BLOCK:
+        cdboot = GRUB_CDBOOT.read_bytes()[:BLOCK]
+        # bytes 8-23 hold the boot info table, patched per image
+        if head[:8] == cdboot[:8] and head[24:BLOCK] == cdboot[24:BLOCK]:
+            return "grub"
+    return None
+
+
+LOADER_NAMES = {"isolinux": "ISOLINUX (isolinux.bin)", "grub": "GRUB's eltorito.img"}
+
+
+def _mbr_partition_count(head: bytes) -> int:
+    """Used entries of the MBR partition table in `head` (the first sector of a disk)."""
+    return sum(1 for i in range(4) if head[446 + 16 * i + 4] != 0)
+
+
+def _check_emulation(
+    boot: BootSpec, tree: Path, bios: Node, problems: list[Problem], warnings: list[str]
+) -> str | None:
+    """Checks of the BIOS boot file for its emulation; returns its loader kind."""
+    where = f"{tree}/{bios.rel}"
+    head = _read_head(tree / bios.rel, BLOCK)
+    kind = loader_kind(head)
+    if boot.bios_emulation == "floppy" and bios.size not in FLOPPY_SIZES:
+        problems.append(
+            Problem(
+                where,
+                f"a floppy emulation image must be 1.2 MB (1228800 bytes), 1.44 MB "
+                f"(1474560 bytes) or 2.88 MB (2949120 bytes); this one is {bios.size} bytes",
+                hint="pad or rebuild the floppy image to one of these sizes",
+            )
+        )
+    elif boot.bios_emulation == "hd":
+        count = _mbr_partition_count(head) if len(head) >= 512 else 0
+        if len(head) < 512 or head[510:512] != b"\x55\xaa":
+            problems.append(
+                Problem(where, "a hard disk emulation image must start with an MBR (no 0x55AA)")
+            )
+        elif count != 1:
+            problems.append(
+                Problem(
+                    where,
+                    f"a hard disk emulation image must have exactly one partition; "
+                    f"its MBR has {count}",
+                )
+            )
+    if boot.bios_emulation != "none":
+        if boot.boot_info_table:
+            problems.append(Problem(where, "a boot info table is only for no-emulation boot files"))
+    elif boot.boot_info_table is False and kind is not None:
+        warnings.append(
+            f"{where} looks like {LOADER_NAMES[kind]}, which needs a boot info table, "
+            "but none was asked for: it will probably not boot"
+        )
+    if boot.bios_load_size is not None and not 1 <= boot.bios_load_size <= 0xFFFF:
+        problems.append(
+            Problem(
+                "load size",
+                f"the load size must be 1-65535 sectors of 512 bytes, not {boot.bios_load_size}",
+            )
+        )
+    return kind
+
+
+def _check_hybrid_loader(
+    boot: BootSpec, tree: Path, bios: Node, kind: str | None, problems: list[Problem]
+) -> None:
+    where = f"{tree}/{bios.rel}"
+    if boot.bios_emulation != "none":
+        problems.append(
+            Problem(
+                where,
+                f"a {boot.bios_emulation} emulation image cannot be started from a hybrid "
+                "image's MBR: only ISOLINUX and GRUB (no emulation) can",
+                hint="master with --no-hybrid (CD only)",
+            )
+        )
+    elif kind is None:
+        problems.append(
+            Problem(
+                where,
+                "the BIOS boot file is not ISOLINUX (isolinux.bin) or GRUB's eltorito.img: "
+                "a hybrid image's MBR can only start ISOLINUX or GRUB",
+                hint="use isolinux.bin or GRUB's eltorito.img, or master without hybrid",
+            )
+        )
+    elif kind == "isolinux" and not ISOHDPFX.is_file():
+        problems.append(
+            Problem(
+                str(ISOHDPFX),
+                "the isohybrid MBR boot code is missing",
+                hint="install it with: sudo apt-get install isolinux",
+            )
+        )
+    elif kind == "grub" and not GRUB_BOOT_HYBRID.is_file():
+        problems.append(
+            Problem(
+                str(GRUB_BOOT_HYBRID),
+                "GRUB's hybrid MBR boot code is missing",
+                hint="install it with: sudo apt-get install grub-pc-bin",
+            )
+        )
+
+
+def _check_boot(spec: MasterSpec, root: Node, problems: list[Problem], warnings: list[str]) -> None:
     boot, tree = spec.boot, spec.tree
     bios = efi = None
+    if boot.bios_emulation not in EMULATIONS:
+        problems.append(
+            Problem(
+                "emulation",
+                f"unknown BIOS emulation '{boot.bios_emulation}': use none, floppy or hd",
+            )
+        )
+        return
     if boot.bios_boot is not None:
         bios = _boot_file(root, boot.bios_boot, "BIOS boot file", tree, problems)
     if boot.efi_image is not None:
         efi = _boot_file(root, boot.efi_image, "EFI boot image", tree, problems)
     if bios is not None and efi is not None and bios is efi:
         problems.append(Problem("boot", "the BIOS boot file and the EFI image are the same file"))
-    if bios is not None and boot.hybrid:
-        head = _read_head(tree / bios.rel, 0x44)
-        off = sysarea.ISOLINUX_SIGNATURE_OFFSET
-        if head[off : off + 4] != sysarea.ISOLINUX_HYBRID_SIGNATURE:
-            problems.append(
-                Problem(
-                    f"{tree}/{bios.rel}",
-                    "the BIOS boot file is not ISOLINUX (isolinux.bin): a "
-                    "hybrid image's MBR can only start ISOLINUX",
-                    hint="use isolinux.bin from the isolinux package, or master without hybrid",
-                )
-            )
-        if not ISOHDPFX.is_file():
-            problems.append(
-                Problem(
-                    str(ISOHDPFX),
-                    "the isohybrid MBR boot code is missing",
-                    hint="install it with: sudo apt-get install isolinux",
-                )
-            )
+    if bios is not None:
+        kind = _check_emulation(boot, tree, bios, problems, warnings)
+        if boot.hybrid:
+            _check_hybrid_loader(boot, tree, bios, kind, problems)
     if efi is not None:
         if efi.size > EFI_IMAGE_LIMIT:
             problems.append(
@@ -327,7 +436,7 @@ def _check(spec: MasterSpec) -> tuple[MasterCheck, Node | None]:
     root, scan_problems = scan_tree(spec.tree)
     problems += scan_problems
     _check_tree(spec, root, problems, warnings)
-    _check_boot(spec, root, problems)
+    _check_boot(spec, root, problems, warnings)
     estimate = _estimate_size(root)
     _check_output(spec, estimate, problems)
     return MasterCheck(problems, warnings, estimate), root
@@ -464,17 +573,19 @@ def _build(
             check_cancelled(reporter)
     reporter.progress(len(nodes), len(nodes))
 
-    # El Torito entry 1: BIOS, no emulation, 4 sectors, boot info table; then UEFI.
+    # El Torito entry 1: BIOS (no emulation: 4 sectors and a boot info table as the
+    # loader needs; or floppy / hard disk emulation); then UEFI.
     if boot.bios_boot is not None:
         bios = root.find(_tree_path(boot.bios_boot) or "")
+        assert bios is not None
         iso.add_eltorito(
             names.iso_path[id(bios)],
             bootcatfile=names.catalog_iso,
             rr_bootcatname=names.catalog_name,
             joliet_bootcatfile=names.catalog_joliet,
-            boot_load_size=4,
-            boot_info_table=True,
-            media_name="noemul",
+            boot_load_size=_load_size(boot),
+            boot_info_table=_wants_table(spec, bios),
+            media_name=EMULATIONS[boot.bios_emulation],
         )
     if boot.efi_image is not None:
         efi = root.find(_tree_path(boot.efi_image) or "")
@@ -497,6 +608,24 @@ def _build(
     pin_tree(iso.get_record(iso_path="/"), root, names.by_iso, meta)
     pin_tree(iso.get_record(joliet_path="/"), root, names.by_joliet, meta)
     return iso, names
+
+
+def _load_size(boot: BootSpec) -> int | None:
+    if boot.bios_load_size is not None:
+        return boot.bios_load_size
+    return 4 if boot.bios_emulation == "none" else None  # emulation: pycdlib's default 1
+
+
+def _bios_kind(spec: MasterSpec, bios: Node) -> str | None:
+    return loader_kind(_read_head(spec.tree / bios.rel, BLOCK))
+
+
+def _wants_table(spec: MasterSpec, bios: Node) -> bool:
+    if spec.boot.bios_emulation != "none":
+        return False
+    if spec.boot.boot_info_table is not None:
+        return spec.boot.boot_info_table
+    return _bios_kind(spec, bios) is not None
 
 
 def _extent(iso: pycdlib.PyCdlib, iso_path: str) -> int:
@@ -542,10 +671,19 @@ def _write_system_area(
     bios = root.find(_tree_path(boot.bios_boot) or "") if boot.bios_boot else None
     efi = root.find(_tree_path(boot.efi_image) or "") if boot.efi_image else None
     disk_id, disk_guid, part_guids = _derived_ids(epoch, spec.label)
+    kind = _bios_kind(spec, bios) if bios is not None else None
+    bios_block = _extent(iso, names.iso_path[id(bios)]) if bios is not None else None
+    if kind == "grub" and bios_block is not None and bios is not None:
+        sysarea.patch_grub_boot_info(f, bios_block)
+        if _wants_table(spec, bios):
+            sysarea.write_boot_info_table(f, bios_block, bios.size)
     layout = sysarea.HybridLayout(
         iso_bytes=size,
-        boot_code=ISOHDPFX.read_bytes() if bios is not None else b"",
-        boot_file_block=_extent(iso, names.iso_path[id(bios)]) if bios is not None else None,
+        boot_code=(GRUB_BOOT_HYBRID if kind == "grub" else ISOHDPFX).read_bytes()
+        if bios is not None
+        else b"",
+        boot_file_block=bios_block,
+        boot_lba_offset=sysarea.GRUB_MBR_LBA_OFFSET if kind == "grub" else 0,
         efi_block=_extent(iso, names.iso_path[id(efi)]) if efi is not None else None,
         efi_bytes=efi.size if efi is not None else 0,
         disk_id=disk_id,

@@ -1,0 +1,138 @@
+"""Mastering with other BIOS loaders: GRUB's eltorito.img (hybrid with GRUB's
+boot_hybrid.img), floppy and hard disk emulation, load sizes and boot info tables.
+Checked with xorriso's reading of the El Torito catalog and the system area."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+
+from app.iso.master import BootSpec, MasterSpec, check_master, master_iso, validate_master
+from tests.app.iso.mastering_helpers import (
+    GRUB_PC,
+    ISOLINUX_BIN,
+    disk_image_with_partitions,
+    grub_eltorito_image,
+    grub_floppy_image,
+    xorriso_report,
+)
+
+BLOCK = 2048
+
+
+def tree_with(tmp_path: Path, name: str, maker, *args) -> Path:
+    tree = tmp_path / "tree"
+    (tree / "boot").mkdir(parents=True)
+    (tree / "README").write_text("hello\n")
+    maker(tree / "boot" / name, *args)
+    return tree
+
+
+def spec(tree: Path, **boot) -> MasterSpec:
+    return MasterSpec(
+        tree=tree, output=tree.parent / "out.iso", label="EMUL", boot=BootSpec(**boot)
+    )
+
+
+def only(problems) -> str:
+    assert len(problems) == 1, [str(p) for p in problems]
+    return str(problems[0])
+
+
+def block_of(report: str, index: int) -> int:
+    for line in report.splitlines():
+        if line.startswith(f"El Torito boot img :   {index} "):
+            return int(line.split()[-1])
+    raise AssertionError(report)
+
+
+def test_grub_eltorito_makes_a_hybrid_image_as_grub_mkrescue_does(tmp_path: Path) -> None:
+    tree = tree_with(tmp_path, "eltorito.img", grub_eltorito_image)
+    result = master_iso(spec(tree, bios_boot="boot/eltorito.img"))
+    report = xorriso_report(result.path)
+    assert "El Torito img opts :   1  boot-info-table" in report  # needed, so added
+    assert "grub2-mbr" in report  # xorriso recognises GRUB's hybrid MBR code
+    block = block_of(report, 1)
+    data = result.path.read_bytes()
+    hybrid = (GRUB_PC / "boot_hybrid.img").read_bytes()
+    assert data[:432] == hybrid[:432]
+    # the MBR code loads core.img from the 512-byte sector after cdboot.img
+    assert struct.unpack_from("<Q", data, 432)[0] == block * 4 + 4
+    # and core.img's block list continues one sector later (grub2-boot-info)
+    assert struct.unpack_from("<Q", data, block * BLOCK + 2548)[0] == block * 4 + 5
+    # the boot info table: primary volume descriptor at 16, the file's own block
+    assert struct.unpack_from("<II", data, block * BLOCK + 8) == (16, block)
+
+
+@pytest.mark.parametrize("size", [1228800, 1474560, 2949120])
+def test_floppy_emulation_of_each_floppy_size(tmp_path: Path, size: int) -> None:
+    tree = tree_with(tmp_path, "floppy.img", grub_floppy_image, "X", size)
+    result = master_iso(
+        spec(tree, bios_boot="boot/floppy.img", bios_emulation="floppy", hybrid=False)
+    )
+    report = xorriso_report(result.path)
+    # as xorriso abbreviates them
+    emulation = {1228800: "fd1.2", 1474560: "fd1.4", 2949120: "fd2.8"}[size]
+    line = next(x for x in report.splitlines() if x.startswith("El Torito boot img :   1"))
+    assert line.split()[8] == emulation, report
+    assert "boot-info-table" not in report
+
+
+def test_a_floppy_image_of_the_wrong_size_is_refused(tmp_path: Path) -> None:
+    tree = tree_with(tmp_path, "floppy.img", grub_floppy_image, "X", 1440 * 1000)
+    text = only(
+        validate_master(
+            spec(tree, bios_boot="boot/floppy.img", bios_emulation="floppy", hybrid=False)
+        )
+    )
+    assert text == (
+        f"{tree}/boot/floppy.img: a floppy emulation image must be 1.2 MB (1228800 bytes), "
+        "1.44 MB (1474560 bytes) or 2.88 MB (2949120 bytes); this one is 1440000 bytes "
+        "(pad or rebuild the floppy image to one of these sizes)"
+    )
+
+
+def test_floppy_emulation_cannot_be_hybrid(tmp_path: Path) -> None:
+    tree = tree_with(tmp_path, "floppy.img", grub_floppy_image)
+    text = only(validate_master(spec(tree, bios_boot="boot/floppy.img", bios_emulation="floppy")))
+    assert text == (
+        f"{tree}/boot/floppy.img: a floppy emulation image cannot be started from a hybrid "
+        "image's MBR: only ISOLINUX and GRUB (no emulation) can (master with --no-hybrid "
+        "(CD only))"
+    )
+
+
+def test_hard_disk_emulation_needs_exactly_one_partition(tmp_path: Path) -> None:
+    tree = tree_with(tmp_path, "one.img", disk_image_with_partitions, 1)
+    disk_image_with_partitions(tree / "boot" / "two.img", 2)
+    good = spec(tree, bios_boot="boot/one.img", bios_emulation="hd", hybrid=False)
+    assert validate_master(good) == []
+    bad = spec(tree, bios_boot="boot/two.img", bios_emulation="hd", hybrid=False)
+    assert only(validate_master(bad)) == (
+        f"{tree}/boot/two.img: a hard disk emulation image must have exactly one "
+        "partition; its MBR has 2"
+    )
+    report = xorriso_report(master_iso(good).path)
+    line = next(x for x in report.splitlines() if x.startswith("El Torito boot img :   1"))
+    assert line.split()[8] == "hd", report
+
+
+def test_load_size_and_no_table_with_a_warning_for_a_loader_that_needs_one(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.joinpath("isolinux").mkdir(parents=True)
+    shutil.copy(ISOLINUX_BIN, tree / "isolinux" / "isolinux.bin")
+    boot = dict(bios_boot="isolinux/isolinux.bin", bios_load_size=8, boot_info_table=False)
+    boot["boot_catalog"] = "isolinux/boot.cat"
+    check = check_master(spec(tree, **boot))
+    assert check.problems == []
+    assert check.warnings == [
+        f"{tree}/isolinux/isolinux.bin looks like ISOLINUX (isolinux.bin), which needs a "
+        "boot info table, but none was asked for: it will probably not boot"
+    ]
+    report = xorriso_report(master_iso(spec(tree, **boot)).path)
+    line = next(x for x in report.splitlines() if x.startswith("El Torito boot img :   1"))
+    assert line.split()[-2] == "8", report
+    assert "boot-info-table" not in report
