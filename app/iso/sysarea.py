@@ -208,7 +208,7 @@ def build_gpt(layout: HybridLayout) -> tuple[bytes, bytes]:
     return primary, backup
 
 
-def _set_volume_space_size(fp: BinaryIO, blocks: int) -> None:
+def set_volume_space_size(fp: BinaryIO, blocks: int) -> None:
     """Make the primary and supplementary (Joliet) descriptors cover the whole image."""
     sector = 16
     while True:
@@ -233,7 +233,7 @@ def write_hybrid_system_area(fp: BinaryIO, layout: HybridLayout) -> int:
     fp.seek(layout.iso_bytes)
     fp.write(b"\0" * (TAIL_PAD_SECTORS * SECTOR) + backup)
     fp.truncate(layout.total_bytes)
-    _set_volume_space_size(fp, layout.total_bytes // ISO_BLOCK)
+    set_volume_space_size(fp, layout.total_bytes // ISO_BLOCK)
     return layout.total_bytes
 
 
