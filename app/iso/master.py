@@ -23,9 +23,11 @@ place when complete; on any error or cancel the temporary file is removed.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import secrets
 import shutil
+import struct
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -61,6 +63,7 @@ RELOCATED_ISO_NAME = "RR_MOVED"
 RELOCATED_RR_NAME = ".rr_moved"
 ID_FIELD_LIMIT = 128  # publisher / preparer / application identifiers
 WRITE_BLOCK = 1024 * 1024
+EFI_PLACEHOLDER = "/LSMEFIPT.IMG;1"  # removed from the tree again: only the entry has it
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,9 @@ class BootSpec:
     bios_emulation: str = "none"  # "none" | "floppy" | "hd" (El Torito media type)
     bios_load_size: int | None = None  # 512-byte sectors; None: 4 without emulation
     boot_info_table: bool | None = None  # None: when the loader needs it (ISOLINUX, GRUB)
+    # a FAT image outside the tree, appended after the ISO data as the EFI System
+    # partition; the UEFI El Torito entry points into it (xorriso -append_partition)
+    efi_partition: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -272,6 +278,36 @@ def _check_hybrid_loader(
         )
 
 
+def _check_efi_partition(boot: BootSpec, problems: list[Problem]) -> None:
+    path = boot.efi_partition
+    assert path is not None
+    if boot.efi_image is not None:
+        problems.append(
+            Problem(str(path), "give one EFI image: inside the tree or appended, not both")
+        )
+    try:
+        size = path.stat().st_size if path.is_file() else -1
+    except OSError:
+        size = -1
+    if size < 0:
+        problems.append(Problem(str(path), "the EFI image to append is not a readable file"))
+    elif size > EFI_IMAGE_LIMIT:
+        problems.append(
+            Problem(
+                str(path),
+                f"the EFI boot image is {_human(size)}; El Torito can describe at most "
+                f"{_human(EFI_IMAGE_LIMIT)} (a 16-bit count of 512-byte sectors)",
+            )
+        )
+    elif size < 512 or _read_head(path, 512)[510:512] != b"\x55\xaa":
+        problems.append(
+            Problem(
+                str(path),
+                "the EFI boot image is not a FAT file system image (no boot sector signature)",
+            )
+        )
+
+
 def _check_boot(spec: MasterSpec, root: Node, problems: list[Problem], warnings: list[str]) -> None:
     boot, tree = spec.boot, spec.tree
     bios = efi = None
@@ -287,6 +323,8 @@ def _check_boot(spec: MasterSpec, root: Node, problems: list[Problem], warnings:
         bios = _boot_file(root, boot.bios_boot, "BIOS boot file", tree, problems)
     if boot.efi_image is not None:
         efi = _boot_file(root, boot.efi_image, "EFI boot image", tree, problems)
+    if boot.efi_partition is not None:
+        _check_efi_partition(boot, problems)
     if bios is not None and efi is not None and bios is efi:
         problems.append(Problem("boot", "the BIOS boot file and the EFI image are the same file"))
     if bios is not None:
@@ -311,7 +349,7 @@ def _check_boot(spec: MasterSpec, root: Node, problems: list[Problem], warnings:
                     "the EFI boot image is not a FAT file system image (no boot sector signature)",
                 )
             )
-    if boot.bios_boot is not None or boot.efi_image is not None:
+    if boot.bios_boot is not None or boot.efi_image is not None or boot.efi_partition:
         cat = _tree_path(boot.boot_catalog)
         if cat is None:
             problems.append(
@@ -521,7 +559,9 @@ def _build(
     spec: MasterSpec, root: Node, reporter: Reporter, epoch: int | None, volume_seconds: int
 ) -> tuple[pycdlib.PyCdlib, _Names]:
     boot = spec.boot
-    has_boot = boot.bios_boot is not None or boot.efi_image is not None
+    has_boot = (
+        boot.bios_boot is not None or boot.efi_image is not None or boot.efi_partition is not None
+    )
     catalog = _tree_path(boot.boot_catalog) if has_boot else None
     relocation = any(n.is_dir and n.depth and n.depth % RELOCATION_DEPTH == 0 for n in root.walk())
     names = _assign_names(root, catalog, relocation)
@@ -598,6 +638,21 @@ def _build(
             platform_id=0xEF,
             media_name="noemul",
         )
+    if boot.efi_partition is not None:
+        # pycdlib needs a file for the entry: one hidden block, pointed elsewhere later
+        iso.add_fp(
+            io.BytesIO(bytes(BLOCK)), BLOCK, iso_path=EFI_PLACEHOLDER, rr_name="efi-partition.img"
+        )
+        iso.add_eltorito(
+            EFI_PLACEHOLDER,
+            bootcatfile=names.catalog_iso,
+            rr_bootcatname=names.catalog_name,
+            joliet_bootcatfile=names.catalog_joliet,
+            efi=True,
+            platform_id=0xEF,
+            media_name="noemul",
+        )
+        iso.rm_hard_link(iso_path=EFI_PLACEHOLDER)
 
     def meta(node: Node | None) -> Meta:
         if node is None:
@@ -666,7 +721,10 @@ def _write_system_area(
 ) -> int:
     """MBR + GPT for a hybrid image with boot entries; returns the final image size."""
     boot = spec.boot
-    if not boot.hybrid or (boot.bios_boot is None and boot.efi_image is None):
+    iso_size = size
+    if boot.efi_partition is not None:
+        size = _append_efi_partition(boot.efi_partition, f, size)
+    elif not boot.hybrid or (boot.bios_boot is None and boot.efi_image is None):
         return size
     bios = root.find(_tree_path(boot.bios_boot) or "") if boot.bios_boot else None
     efi = root.find(_tree_path(boot.efi_image) or "") if boot.efi_image else None
@@ -677,20 +735,53 @@ def _write_system_area(
         sysarea.patch_grub_boot_info(f, bios_block)
         if _wants_table(spec, bios):
             sysarea.write_boot_info_table(f, bios_block, bios.size)
+    hybrid_code = bios is not None and boot.hybrid
+    efi_block, efi_bytes = None, 0
+    if efi is not None:
+        efi_block, efi_bytes = _extent(iso, names.iso_path[id(efi)]), efi.size
+    elif boot.efi_partition is not None:
+        efi_block, efi_bytes = iso_size // BLOCK, boot.efi_partition.stat().st_size
     layout = sysarea.HybridLayout(
         iso_bytes=size,
         boot_code=(GRUB_BOOT_HYBRID if kind == "grub" else ISOHDPFX).read_bytes()
-        if bios is not None
+        if hybrid_code
         else b"",
-        boot_file_block=bios_block,
+        boot_file_block=bios_block if hybrid_code else None,
         boot_lba_offset=sysarea.GRUB_MBR_LBA_OFFSET if kind == "grub" else 0,
-        efi_block=_extent(iso, names.iso_path[id(efi)]) if efi is not None else None,
-        efi_bytes=efi.size if efi is not None else 0,
+        efi_block=efi_block,
+        efi_bytes=efi_bytes,
         disk_id=disk_id,
         disk_guid=disk_guid,
         partition_guids=(part_guids[0], part_guids[1], part_guids[2]),
     )
-    return sysarea.write_hybrid_system_area(f, layout)
+    total = sysarea.write_hybrid_system_area(f, layout)
+    if boot.efi_partition is not None:
+        # the volume ends with the ISO data: the partition is appended, as xorriso does
+        sysarea.set_volume_space_size(f, iso_size // BLOCK)
+    return total
+
+
+def _append_efi_partition(path: Path, f: BinaryIO, iso_size: int) -> int:
+    """Copy the EFI image after the ISO data and point the UEFI catalog entry at it;
+    returns the size of ISO data + partition (a multiple of 2048)."""
+    data = path.read_bytes()
+    f.seek(iso_size)
+    f.write(data + bytes(-len(data) % BLOCK))
+    block = iso_size // BLOCK
+    f.seek(17 * BLOCK + 0x47)
+    catalog = struct.unpack("<I", f.read(4))[0]
+    f.seek(catalog * BLOCK)
+    raw = f.read(BLOCK)
+    for offset in range(32, BLOCK - 31, 32):
+        entry = raw[offset : offset + 32]
+        if entry[0] in (0x90, 0x91) and entry[1] == 0xEF:
+            target = offset + 32  # the section's first entry
+            f.seek(catalog * BLOCK + target + 6)
+            f.write(struct.pack("<HI", min(-(-len(data) // 512), 0xFFFF), block))
+            break
+    else:
+        raise StageError("no UEFI entry in the boot catalog", stage="mastering")
+    return iso_size + len(data) + (-len(data) % BLOCK)
 
 
 def master_iso(spec: MasterSpec, reporter: Reporter | None = None) -> MasterResult:

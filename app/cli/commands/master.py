@@ -71,7 +71,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--efi-image",
         metavar="PATH",
-        help="FAT EFI boot image inside the tree, e.g. boot/grub/efi.img",
+        help="FAT EFI boot image inside the tree, e.g. boot/grub/efi.img; an absolute path "
+        "outside the tree is appended after the ISO data as the EFI System partition",
     )
     parser.add_argument(
         "--boot-catalog",
@@ -99,13 +100,20 @@ def run(args: argparse.Namespace) -> int:
     epoch = source_date_epoch()
     epoch_problems = [epoch] if isinstance(epoch, Problem) else []
     catalog = {"boot_catalog": args.boot_catalog} if args.boot_catalog else {}
+    efi_image, efi_partition = args.efi_image, None
+    if efi_image is not None and Path(efi_image).is_absolute():
+        try:
+            efi_image = str(Path(efi_image).resolve().relative_to(args.tree.resolve()))
+        except ValueError:
+            efi_image, efi_partition = None, Path(args.efi_image)
     spec = MasterSpec(
         tree=args.tree,
         output=args.output,
         label=args.label,
         boot=BootSpec(
             bios_boot=args.bios_boot,
-            efi_image=args.efi_image,
+            efi_image=efi_image,
+            efi_partition=efi_partition,
             hybrid=not args.no_hybrid,
             bios_emulation=args.bios_emulation,
             bios_load_size=args.boot_load_size,

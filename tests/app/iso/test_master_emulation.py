@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from app.iso.inspect import inspect_iso
 from app.iso.master import BootSpec, MasterSpec, check_master, master_iso, validate_master
 from tests.app.iso.mastering_helpers import (
     GRUB_PC,
@@ -17,8 +18,10 @@ from tests.app.iso.mastering_helpers import (
     disk_image_with_partitions,
     grub_eltorito_image,
     grub_floppy_image,
+    make_efi_image,
     xorriso_report,
 )
+from tests.app.iso.remaster_helpers import IPXE_EFI
 
 BLOCK = 2048
 
@@ -136,3 +139,41 @@ def test_load_size_and_no_table_with_a_warning_for_a_loader_that_needs_one(tmp_p
     line = next(x for x in report.splitlines() if x.startswith("El Torito boot img :   1"))
     assert line.split()[-2] == "8", report
     assert "boot-info-table" not in report
+
+
+def test_an_efi_image_from_outside_the_tree_is_appended_as_the_esp(tmp_path: Path) -> None:
+    tree = tree_with(tmp_path, "floppy.img", grub_floppy_image)
+    esp = make_efi_image(tmp_path / "esp.img", IPXE_EFI)
+    boot = dict(
+        bios_boot="boot/floppy.img", bios_emulation="floppy", hybrid=False, efi_partition=esp
+    )
+    result = master_iso(spec(tree, **boot))
+    report = inspect_iso(result.path)
+    (part,) = [p for p in report.partitions if p.type_name == "EFI System"]
+    assert part.start == report.volume_size  # right after the ISO data
+    assert part.size == esp.stat().st_size
+    uefi = report.eltorito[1]
+    assert (uefi.platform_name, uefi.load_rba * BLOCK, uefi.load_size) == (
+        "UEFI",
+        part.start,
+        esp.stat().st_size // 512,
+    )
+    assert uefi.boot_file is None  # not a file of the tree
+    with open(result.path, "rb") as f:
+        f.seek(part.start)
+        assert f.read(part.size) == esp.read_bytes()
+    assert report.hybrid_reason == (
+        "GPT with an EFI System partition (GPT partition 2) but no MBR boot code: boots "
+        "from USB on UEFI only"
+    )
+    assert not [f for f in report.files if "efi" in f.path.lower()]  # no placeholder left
+
+
+def test_an_appended_efi_image_must_be_a_fat_image(tmp_path: Path) -> None:
+    tree = tree_with(tmp_path, "floppy.img", grub_floppy_image)
+    bad = tmp_path / "not-fat.img"
+    bad.write_bytes(bytes(4096))
+    boot = dict(bios_boot="boot/floppy.img", bios_emulation="floppy", hybrid=False)
+    assert only(validate_master(spec(tree, efi_partition=bad, **boot))) == (
+        f"{bad}: the EFI boot image is not a FAT file system image (no boot sector signature)"
+    )
