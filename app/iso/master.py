@@ -30,7 +30,7 @@ import shutil
 import struct
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, cast
 
@@ -67,6 +67,21 @@ EFI_PLACEHOLDER = "/LSMEFIPT.IMG;1"  # removed from the tree again: only the ent
 
 
 @dataclass(frozen=True)
+class BootEntry:
+    """A further El Torito entry (a section of the catalog), after the BIOS and UEFI ones:
+    e.g. a second BIOS loader that a firmware menu offers."""
+
+    platform: str  # "bios" | "uefi"
+    path: str  # inside the tree
+    emulation: str = "none"  # bios only: "none" | "floppy" | "hd"
+    load_size: int | None = None
+    boot_info_table: bool | None = None  # None: as the loader needs
+
+
+PLATFORMS = {"bios": 0, "uefi": 0xEF}
+
+
+@dataclass(frozen=True)
 class BootSpec:
     bios_boot: str | None = None  # path inside the tree, e.g. "boot/syslinux/isolinux.bin"
     boot_catalog: str = "boot/boot.cat"  # created by mastering; its directory must exist
@@ -78,6 +93,7 @@ class BootSpec:
     # a FAT image outside the tree, appended after the ISO data as the EFI System
     # partition; the UEFI El Torito entry points into it (xorriso -append_partition)
     efi_partition: Path | None = None
+    more_entries: tuple[BootEntry, ...] = ()  # further entries, in catalog order
 
 
 @dataclass(frozen=True)
@@ -308,6 +324,50 @@ def _check_efi_partition(boot: BootSpec, problems: list[Problem]) -> None:
         )
 
 
+def _check_more_entries(
+    spec: MasterSpec, root: Node, problems: list[Problem], warnings: list[str]
+) -> None:
+    boot, tree = spec.boot, spec.tree
+    if boot.more_entries and boot.bios_boot is None and boot.efi_image is None:
+        if boot.efi_partition is None:
+            problems.append(
+                Problem(
+                    "boot entries",
+                    "further boot entries need a first one: give --bios-boot or --efi-image",
+                )
+            )
+    for number, entry in enumerate(boot.more_entries, 1):
+        what = f"boot entry {number} ({entry.platform})"
+        if entry.platform not in PLATFORMS:
+            problems.append(Problem(what, f"unknown platform '{entry.platform}': bios or uefi"))
+            continue
+        if entry.emulation not in EMULATIONS or (
+            entry.platform == "uefi" and entry.emulation != "none"
+        ):
+            problems.append(
+                Problem(what, f"emulation '{entry.emulation}' is not possible for this platform")
+            )
+            continue
+        node = _boot_file(root, entry.path, f"file of {what}", tree, problems)
+        if node is None:
+            continue
+        if entry.platform == "bios":
+            as_spec = replace(
+                boot,
+                bios_emulation=entry.emulation,
+                bios_load_size=entry.load_size,
+                boot_info_table=entry.boot_info_table,
+            )
+            _check_emulation(as_spec, tree, node, problems, warnings)
+        elif node.size < 512 or _read_head(tree / node.rel, 512)[510:512] != b"\x55\xaa":
+            problems.append(
+                Problem(
+                    f"{tree}/{node.rel}",
+                    "the EFI boot image is not a FAT file system image (no boot sector signature)",
+                )
+            )
+
+
 def _check_boot(spec: MasterSpec, root: Node, problems: list[Problem], warnings: list[str]) -> None:
     boot, tree = spec.boot, spec.tree
     bios = efi = None
@@ -349,6 +409,7 @@ def _check_boot(spec: MasterSpec, root: Node, problems: list[Problem], warnings:
                     "the EFI boot image is not a FAT file system image (no boot sector signature)",
                 )
             )
+    _check_more_entries(spec, root, problems, warnings)
     if boot.bios_boot is not None or boot.efi_image is not None or boot.efi_partition:
         cat = _tree_path(boot.boot_catalog)
         if cat is None:
@@ -653,6 +714,30 @@ def _build(
             media_name="noemul",
         )
         iso.rm_hard_link(iso_path=EFI_PLACEHOLDER)
+    for entry in boot.more_entries:
+        extra = root.find(_tree_path(entry.path) or "")
+        assert extra is not None
+        as_spec = replace(
+            spec,
+            boot=replace(
+                boot,
+                bios_emulation=entry.emulation,
+                bios_load_size=entry.load_size,
+                boot_info_table=entry.boot_info_table,
+            ),
+        )
+        uefi = entry.platform == "uefi"
+        iso.add_eltorito(
+            names.iso_path[id(extra)],
+            bootcatfile=names.catalog_iso,
+            rr_bootcatname=names.catalog_name,
+            joliet_bootcatfile=names.catalog_joliet,
+            boot_load_size=entry.load_size if uefi else _load_size(as_spec.boot),
+            boot_info_table=False if uefi else _wants_table(as_spec, extra),
+            media_name=EMULATIONS[entry.emulation],
+            efi=uefi,
+            platform_id=PLATFORMS[entry.platform],
+        )
 
     def meta(node: Node | None) -> Meta:
         if node is None:

@@ -19,6 +19,15 @@ HELP = "master a bootable hybrid ISO image from a directory tree"
 ORDER = 20
 
 
+def _boot_entry(text: str) -> tuple[str, str, str]:
+    parts = text.split(":", 2)
+    if len(parts) != 3 or not all(parts):
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not PLATFORM:EMULATION:PATH (e.g. bios:none:boot/grub/eltorito.img)"
+        )
+    return parts[0], parts[1], parts[2]
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("tree", metavar="DIR", type=Path, help="the directory tree to master")
     parser.add_argument(
@@ -75,6 +84,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "outside the tree is appended after the ISO data as the EFI System partition",
     )
     parser.add_argument(
+        "--boot-entry",
+        action="append",
+        default=[],
+        type=_boot_entry,
+        metavar="PLATFORM:EMULATION:PATH",
+        help="a further El Torito entry (a catalog section), e.g. bios:none:boot/grub/"
+        "eltorito.img or uefi:none:boot/efi2.img (repeatable)",
+    )
+    parser.add_argument(
         "--boot-catalog",
         metavar="PATH",
         help="where the El Torito boot catalog goes (default: boot/boot.cat)",
@@ -94,7 +112,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from app.epoch import source_date_epoch
     from app.errors import Problem, ValidationError
-    from app.iso.master import BootSpec, MasterSpec, check_master, master_iso
+    from app.iso.master import BootEntry, BootSpec, MasterSpec, check_master, master_iso
     from app.reporter import ConsoleReporter
 
     epoch = source_date_epoch()
@@ -114,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
             bios_boot=args.bios_boot,
             efi_image=efi_image,
             efi_partition=efi_partition,
+            more_entries=tuple(BootEntry(p, path, e) for p, e, path in args.boot_entry),
             hybrid=not args.no_hybrid,
             bios_emulation=args.bios_emulation,
             bios_load_size=args.boot_load_size,

@@ -6,12 +6,22 @@ from __future__ import annotations
 
 import shutil
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from app.iso.inspect import inspect_iso
-from app.iso.master import BootSpec, MasterSpec, check_master, master_iso, validate_master
+from app.iso.master import (
+    BootEntry,
+    BootSpec,
+    MasterSpec,
+    check_master,
+    master_iso,
+    validate_master,
+)
+from app.iso.remaster import RemasterSpec, remaster_iso
 from tests.app.iso.mastering_helpers import (
     GRUB_PC,
     ISOLINUX_BIN,
@@ -22,6 +32,7 @@ from tests.app.iso.mastering_helpers import (
     xorriso_report,
 )
 from tests.app.iso.remaster_helpers import IPXE_EFI
+from tests.conftest import ROOT
 
 BLOCK = 2048
 
@@ -177,3 +188,62 @@ def test_an_appended_efi_image_must_be_a_fat_image(tmp_path: Path) -> None:
     assert only(validate_master(spec(tree, efi_partition=bad, **boot))) == (
         f"{bad}: the EFI boot image is not a FAT file system image (no boot sector signature)"
     )
+
+
+def test_several_entries_per_platform_as_catalog_sections(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "isolinux").mkdir(parents=True)
+    shutil.copy(ISOLINUX_BIN, tree / "isolinux" / "isolinux.bin")
+    grub_eltorito_image(tree / "isolinux" / "eltorito.img")
+    grub_floppy_image(tree / "isolinux" / "floppy.img")
+    make_efi_image(tree / "isolinux" / "efi.img", IPXE_EFI)
+    shutil.copy(tree / "isolinux" / "efi.img", tree / "isolinux" / "efi2.img")
+    iso = tmp_path / "multi.iso"
+    out = subprocess.run(
+        [sys.executable, "-m", "app", "master", str(tree), "-o", str(iso), "--label", "MULTI",
+         "--bios-boot", "isolinux/isolinux.bin", "--efi-image", "isolinux/efi.img",
+         "--boot-catalog", "isolinux/boot.cat",
+         "--boot-entry", "bios:none:isolinux/eltorito.img",
+         "--boot-entry", "bios:floppy:isolinux/floppy.img",
+         "--boot-entry", "uefi:none:isolinux/efi2.img"],
+        cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    entries = [
+        (e.platform_name, e.emulation, e.load_size, e.boot_file) for e in inspect_iso(iso).eltorito
+    ]
+    assert entries == [
+        ("BIOS", "none", 4, "/isolinux/isolinux.bin"),
+        ("UEFI", "none", 4096, "/isolinux/efi.img"),
+        ("BIOS", "none", 4, "/isolinux/eltorito.img"),
+        ("BIOS", "floppy 1.44", 1, "/isolinux/floppy.img"),
+        ("UEFI", "none", 4096, "/isolinux/efi2.img"),
+    ]
+    report = xorriso_report(iso)
+    # both no-emulation BIOS loaders got their boot info table
+    assert "El Torito img opts :   1  boot-info-table" in report
+    assert "El Torito img opts :   3  boot-info-table" in report
+    # remastering keeps all five
+    added = (("/x.bin", ISOLINUX_BIN),)
+    again = remaster_iso(RemasterSpec(source=iso, output=tmp_path / "again.iso", add=added))
+    assert [
+        (e.platform_name, e.emulation, e.load_size, e.boot_file)
+        for e in inspect_iso(again.path).eltorito
+    ] == entries
+
+
+def test_a_further_entry_is_checked_like_the_first(tmp_path: Path) -> None:
+    tree = tree_with(tmp_path, "floppy.img", grub_floppy_image, "X", 1000000)
+    boot = dict(
+        bios_boot="boot/floppy.img",
+        hybrid=False,
+        bios_emulation="floppy",
+        more_entries=(BootEntry("bios", "boot/missing.img"), BootEntry("ppc", "boot/floppy.img")),
+    )
+    assert [str(p) for p in validate_master(spec(tree, **boot))] == [
+        f"{tree}/boot/floppy.img: a floppy emulation image must be 1.2 MB (1228800 bytes), "
+        "1.44 MB (1474560 bytes) or 2.88 MB (2949120 bytes); this one is 1000000 bytes "
+        "(pad or rebuild the floppy image to one of these sizes)",
+        f"{tree}/boot/missing.img: the file of boot entry 1 (bios) is missing from the tree",
+        "boot entry 2 (ppc): unknown platform 'ppc': bios or uefi",
+    ]
