@@ -2,7 +2,9 @@
 
 - seed 003: a live CD that boots by floppy emulation, from a 1.44 MB GRUB boot floppy
   in the tree (`livesmith master --bios-emulation floppy --no-hybrid`), as a CD;
-- GRUB's eltorito.img, hybrid with GRUB's boot_hybrid.img: as a CD and as a USB stick.
+- GRUB's eltorito.img, hybrid with GRUB's boot_hybrid.img: as a CD and as a USB stick;
+- floppy emulation plus an EFI System partition appended from outside the tree: BIOS CD,
+  UEFI CD (El Torito entry into the partition) and UEFI stick (the GPT's ESP).
 The loaders print a marker on the serial console and the screen."""
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ from tests.app.iso.mastering_helpers import (
     GRUB_BIOS_MARKER,
     grub_eltorito_image,
     grub_floppy_image,
+    make_efi_image,
 )
+from tests.app.iso.remaster_helpers import IPXE_EFI
 from tests.conftest import ROOT
 from tests.integration.qemu import BootConfig, QemuSession
 
 pytestmark = pytest.mark.slow
+
+IPXE_BANNER = "Open Source Network Boot Firmware"  # iPXE's, on OVMF's console (serial too)
 
 
 def master(tree: Path, iso: Path, *args: str) -> Path:
@@ -60,3 +66,28 @@ def test_a_grub_hybrid_image_boots_as_cd_and_as_stick(tmp_path: Path, medium: st
     iso = master(tree, tmp_path / "grub.iso", "--bios-boot", "boot/grub/eltorito.img")
     with QemuSession(BootConfig(firmware="bios", medium=medium, image=iso)) as vm:
         vm.expect(GRUB_BIOS_MARKER, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def floppy_with_esp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Seed 003's floppy CD with iPXE's EFI binary in an appended EFI System partition
+    (`--efi-image /abs/esp.img`, outside the tree)."""
+    work = tmp_path_factory.mktemp("floppy-esp")
+    tree = work / "tree"
+    (tree / "boot").mkdir(parents=True)
+    grub_floppy_image(tree / "boot" / "boot.img")
+    esp = make_efi_image(work / "esp.img", IPXE_EFI)
+    return master(
+        tree, work / "floppy-esp.iso", "--bios-boot", "boot/boot.img",
+        "--bios-emulation", "floppy", "--no-hybrid", "--efi-image", str(esp),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("firmware", "medium"), [("bios", "cd"), ("uefi", "cd"), ("uefi", "usb")])
+def test_floppy_emulation_with_an_appended_esp_boots_on_bios_and_uefi(
+    floppy_with_esp: Path, firmware: str, medium: str
+) -> None:
+    config = BootConfig(firmware=firmware, medium=medium, image=floppy_with_esp)  # type: ignore[arg-type]
+    marker = FLOPPY_MARKER if firmware == "bios" else IPXE_BANNER
+    with QemuSession(config) as vm:
+        vm.expect(marker, timeout=60)

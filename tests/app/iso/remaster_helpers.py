@@ -21,12 +21,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from app.iso.remaster import RemasterSpec, remaster_iso
 from tests.app.iso.mastering_helpers import grub_floppy_image, make_efi_image, run
 
 IPXE_ISO = Path("/usr/lib/ipxe/ipxe.iso")
 GRUB_RESCUE_ISO = Path("/usr/lib/grub-rescue/grub-rescue-cdrom.iso")
 IPXE_EFI = Path("/usr/lib/ipxe/ipxe.efi")
 ADDED_TEXT = "added by livesmith remaster\n"
+ADDED = "/livesmith/ADDED.txt"
+SOURCES = ["ipxe", "grub-rescue", "floppy-efi", "efi-only"]
 
 
 def floppy_efi_iso(workdir: Path) -> Path:
@@ -67,3 +70,21 @@ def grub_mkrescue_efi_iso(workdir: Path) -> Path:
     iso = workdir / "mkrescue-efi.iso"
     run("grub-mkrescue", "-d", "/usr/lib/grub/x86_64-efi", "-o", iso, tree)
     return iso
+
+
+def remastered_images(work: Path) -> dict[str, tuple[Path, Path]]:
+    """name -> (original, the same remastered with ADDED), for each of SOURCES."""
+    added = work / "added.txt"
+    added.write_text(ADDED_TEXT)
+    sources = {
+        "ipxe": IPXE_ISO,
+        "grub-rescue": GRUB_RESCUE_ISO,
+        "floppy-efi": floppy_efi_iso(work),
+        "efi-only": efi_only_iso(work),
+    }
+    result = {}
+    for name, source in sources.items():
+        out = work / f"{name}-remastered.iso"
+        remaster_iso(RemasterSpec(source=source, output=out, add=((ADDED, added),)))
+        result[name] = (source, out)
+    return result

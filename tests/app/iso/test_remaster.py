@@ -21,37 +21,20 @@ from app.iso.inspect import inspect_iso
 from app.iso.remaster import RemasterSpec, plan_remaster, remaster_iso
 from tests.app.iso.mastering_helpers import run, xorriso_report
 from tests.app.iso.remaster_helpers import (
+    ADDED,
     ADDED_TEXT,
-    GRUB_RESCUE_ISO,
     IPXE_ISO,
-    efi_only_iso,
-    floppy_efi_iso,
+    SOURCES,
     grub_mkrescue_efi_iso,
+    remastered_images,
 )
 from tests.conftest import ROOT
-
-SOURCES = ["ipxe", "grub-rescue", "floppy-efi", "efi-only"]
-ADDED = "/livesmith/ADDED.txt"
 
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
     """name -> (original, remastered with ADDED)."""
-    work = tmp_path_factory.mktemp("remaster")
-    added = work / "added.txt"
-    added.write_text(ADDED_TEXT)
-    sources = {
-        "ipxe": IPXE_ISO,
-        "grub-rescue": GRUB_RESCUE_ISO,
-        "floppy-efi": floppy_efi_iso(work),
-        "efi-only": efi_only_iso(work),
-    }
-    result = {}
-    for name, source in sources.items():
-        out = work / f"{name}-remastered.iso"
-        remaster_iso(RemasterSpec(source=source, output=out, add=((ADDED, added),)))
-        result[name] = (source, out)
-    return result
+    return remastered_images(tmp_path_factory.mktemp("remaster"))
 
 
 def boot_entries(iso: Path) -> list[tuple[object, ...]]:
