@@ -56,8 +56,9 @@ class Change:
     def text(self) -> str:
         if self.kind == "remove":
             return f"remove {self.iso_path}"
-        verb = "edit" if self.kind == "edit" else "add"
-        return f"{verb} {self.iso_path} ← {self.local}"
+        if self.kind == "edit":
+            return f"edit {self.iso_path} (edited here)"
+        return f"add {self.iso_path} ← {self.local}"
 
 
 class TextEditor(QDialog):
