@@ -18,8 +18,16 @@ import pytest
 
 from app.errors import ValidationError
 from app.iso.inspect import inspect_iso
+from app.iso.master import BootSpec, MasterSpec, master_iso
 from app.iso.remaster import RemasterSpec, plan_remaster, remaster_iso
-from tests.app.iso.mastering_helpers import run, xorriso_report
+from tests.app.iso.mastering_helpers import (
+    BIOS_BOOT,
+    EFI_IMAGE,
+    grub_floppy_image,
+    make_boot_tree,
+    run,
+    xorriso_report,
+)
 from tests.app.iso.remaster_helpers import (
     ADDED,
     ADDED_TEXT,
@@ -236,3 +244,54 @@ def test_the_command_line(tmp_path) -> None:
     assert refused.returncode == 3
     assert "removing it would remove El Torito boot image 2" in refused.stderr
     assert not (tmp_path / "x.iso").exists()
+
+
+def test_livesmiths_own_hybrid_images_with_a_gpt_are_kept(tmp_path) -> None:
+    """ISOLINUX + ESP inside the tree (the volume covers the backup GPT), and floppy
+    emulation + an appended ESP: the GPT is rewritten valid for the new size."""
+    tree = make_boot_tree(tmp_path / "tree")
+    own = master_iso(
+        MasterSpec(
+            tree=tree,
+            output=tmp_path / "own.iso",
+            label="OWN",
+            boot=BootSpec(bios_boot=BIOS_BOOT, efi_image=EFI_IMAGE),
+        )
+    ).path
+    floppy_tree = tmp_path / "floppy-tree"
+    (floppy_tree / "boot").mkdir(parents=True)
+    grub_floppy_image(floppy_tree / "boot" / "floppy.img")
+    appended = master_iso(
+        MasterSpec(
+            tree=floppy_tree,
+            output=tmp_path / "appended.iso",
+            label="APPENDED",
+            boot=BootSpec(
+                bios_boot="boot/floppy.img",
+                bios_emulation="floppy",
+                hybrid=False,
+                efi_partition=tree / "boot" / "grub" / "efi.img",
+            ),
+        )
+    ).path
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(range(256)) * 4096)  # 1 MiB: everything after it moves
+    for source in (own, appended):
+        out = tmp_path / f"{source.stem}-new.iso"
+        remaster_iso(RemasterSpec(source=source, output=out, add=(("/big.bin", big),)))
+        assert boot_entries(out) == boot_entries(source)
+        before, after = inspect_iso(source), inspect_iso(out)
+        assert [(p.scheme, p.type_id, p.name) for p in after.partitions] == [
+            (p.scheme, p.type_id, p.name) for p in before.partitions
+        ]
+        assert after.hybrid_reason == before.hybrid_reason
+        assert after.partition_problems == []
+        verify = run("sgdisk", "-v", out)
+        assert "No problems found" in verify, verify
+        esp_before = [p for p in before.partitions if p.type_name == "EFI System"][0]
+        esp_after = [p for p in after.partitions if p.type_name == "EFI System"][0]
+        assert esp_after.size == esp_before.size
+        # the appended ESP follows the grown ISO data (efi.img in the tree comes earlier)
+        assert esp_after.start > esp_before.start or source == own
+        uefi = [e for e in after.eltorito if e.platform_name == "UEFI"][0]
+        assert uefi.load_rba * 2048 == esp_after.start
