@@ -412,6 +412,14 @@ def _plan(spec: RemasterSpec) -> tuple[RemasterPlan, _Layout | None]:
             entries = image.eltorito(extent_paths)
             layout = _read_layout(spec.source, image, entries)
             catalog = _catalog_path(image, extent_paths)
+            if (spec.add or spec.remove) and image.name_source != "rock_ridge":
+                problems.append(
+                    Problem(
+                        where,
+                        f"the image has no Rock Ridge names ({image.name_source} names only); "
+                        "remastering changes files only of images with Rock Ridge",
+                    )
+                )
     except InputError as exc:
         problems.append(Problem(exc.where or where, str(exc.args[0]) if exc.args else str(exc)))
     except OSError as exc:
@@ -488,7 +496,7 @@ def plan_remaster(spec: RemasterSpec) -> RemasterPlan:
 
 
 class _Tree:
-    """Adds and removals on a pycdlib image, by real (Rock Ridge, else Joliet/ISO) paths."""
+    """Adds and removals on a pycdlib image, by real (Rock Ridge) paths."""
 
     def __init__(self, iso: pycdlib.PyCdlib) -> None:
         self.iso = iso
@@ -496,25 +504,11 @@ class _Tree:
         self.joliet = bool(iso.has_joliet())
 
     def record(self, path: str) -> Any:
-        if self.rock_ridge:
-            return self.iso.get_record(rr_path=path)
-        if self.joliet:
-            return self.iso.get_record(joliet_path=path)
-        return self.iso.get_record(iso_path=path)
+        # only images with Rock Ridge get here (checked in _plan)
+        return self.iso.get_record(rr_path=path)
 
     def iso_path(self, path: str) -> str:
-        rec = self.record(path)
-        if not self.rock_ridge and self.joliet:
-            for linked in rec.inode.linked_records if rec.inode is not None else []:
-                if linked.vd is self.iso.pvd:
-                    rec = linked
-                    break
-            else:
-                return self._iso_path_by_walk(path)
-        return str(self.iso.full_path_from_dirrecord(rec))
-
-    def _iso_path_by_walk(self, path: str) -> str:
-        raise InputError(f"cannot find {path} in the ISO 9660 tree", where=path)
+        return str(self.iso.full_path_from_dirrecord(self.record(path)))
 
     def joliet_path(self, path: str) -> str | None:
         if not self.joliet:

@@ -295,3 +295,23 @@ def test_livesmiths_own_hybrid_images_with_a_gpt_are_kept(tmp_path) -> None:
         assert esp_after.start > esp_before.start or source == own
         uefi = [e for e in after.eltorito if e.platform_name == "UEFI"][0]
         assert uefi.load_rba * 2048 == esp_after.start
+
+
+def test_an_image_without_rock_ridge_names_gets_no_file_changes(tmp_path) -> None:
+    import io
+
+    import pycdlib
+
+    iso = pycdlib.PyCdlib()
+    iso.new(joliet=3)
+    iso.add_fp(io.BytesIO(b"hello"), 5, "/HELLO.TXT;1", joliet_path="/hello.txt")
+    source = tmp_path / "plain.iso"
+    iso.write(str(source))
+    iso.close()
+    local = tmp_path / "x.txt"
+    local.write_text("x")
+    spec = RemasterSpec(source=source, output=tmp_path / "out.iso", add=(("/x.txt", local),))
+    assert problems(spec) == [
+        f"{source}: the image has no Rock Ridge names (joliet names only); remastering "
+        "changes files only of images with Rock Ridge"
+    ]
