@@ -537,6 +537,9 @@ def _check(spec: MasterSpec) -> tuple[MasterCheck, Node | None]:
     _check_tree(spec, root, problems, warnings)
     _check_boot(spec, root, problems, warnings)
     estimate = _estimate_size(root)
+    appended = spec.boot.efi_partition
+    if appended is not None and appended.is_file():
+        estimate += appended.stat().st_size + BLOCK
     _check_output(spec, estimate, problems)
     return MasterCheck(problems, warnings, estimate), root
 
