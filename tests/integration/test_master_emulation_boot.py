@@ -4,7 +4,8 @@
   in the tree (`livesmith master --bios-emulation floppy --no-hybrid`), as a CD;
 - GRUB's eltorito.img, hybrid with GRUB's boot_hybrid.img: as a CD and as a USB stick;
 - floppy emulation plus an EFI System partition appended from outside the tree: BIOS CD,
-  UEFI CD (El Torito entry into the partition) and UEFI stick (the GPT's ESP).
+  UEFI CD (El Torito entry into the partition) and UEFI stick (the GPT's ESP);
+- ISOLINUX hybrid with an ESP appended from outside the tree: BIOS and UEFI sticks.
 The loaders print a marker on the serial console and the screen."""
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from pathlib import Path
 import pytest
 
 from tests.app.iso.mastering_helpers import (
+    BIOS_MARKER,
     FLOPPY_MARKER,
     GRUB_BIOS_MARKER,
+    UEFI_MARKER,
     grub_eltorito_image,
     grub_floppy_image,
+    make_boot_tree,
     make_efi_image,
 )
 from tests.app.iso.remaster_helpers import IPXE_EFI
@@ -89,5 +93,27 @@ def test_floppy_emulation_with_an_appended_esp_boots_on_bios_and_uefi(
 ) -> None:
     config = BootConfig(firmware=firmware, medium=medium, image=floppy_with_esp)  # type: ignore[arg-type]
     marker = FLOPPY_MARKER if firmware == "bios" else IPXE_BANNER
+    with QemuSession(config) as vm:
+        vm.expect(marker, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def isolinux_with_appended_esp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ISOLINUX hybrid with GRUB's EFI image appended from outside the tree."""
+    work = tmp_path_factory.mktemp("isolinux-esp")
+    tree = make_boot_tree(work / "tree")
+    esp = work / "esp.img"
+    (tree / "boot" / "grub" / "efi.img").rename(esp)
+    return master(
+        tree, work / "isolinux-esp.iso", "--bios-boot", "boot/syslinux/isolinux.bin",
+        "--efi-image", str(esp),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("firmware", "marker"), [("bios", BIOS_MARKER), ("uefi", UEFI_MARKER)])
+def test_isolinux_hybrid_with_an_appended_esp_boots_from_a_stick(
+    isolinux_with_appended_esp: Path, firmware: str, marker: str
+) -> None:
+    config = BootConfig(firmware=firmware, medium="usb", image=isolinux_with_appended_esp)  # type: ignore[arg-type]
     with QemuSession(config) as vm:
         vm.expect(marker, timeout=60)
