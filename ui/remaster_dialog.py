@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.errors import InputError
+from app.errors import Cancelled, InputError
 from app.iso.extract import extract
 from app.iso.inspect import IsoReport
 from app.iso.remaster import RemasterResult, RemasterSpec, remaster_iso
@@ -134,6 +134,8 @@ class RemasterDialog(QDialog):
         self.write_button = self._button("Write &new ISO", "remasterWrite", self.start)
         self.usb_button = self._button("Write to &USB…", "remasterToUsb", self.request_usb)
         self.usb_button.hide()
+        self.cancel_button = self._button("&Cancel writing", "remasterCancel", self.cancel)
+        self.cancel_button.hide()
 
         self.list = QListWidget()
         self.list.setObjectName("remasterChanges")
@@ -161,6 +163,7 @@ class RemasterDialog(QDialog):
         bottom = QHBoxLayout()
         bottom.addWidget(self.undo_button)
         bottom.addStretch(1)
+        bottom.addWidget(self.cancel_button)
         bottom.addWidget(self.usb_button)
         bottom.addWidget(self.write_button)
         layout = QVBoxLayout(self)
@@ -294,6 +297,7 @@ class RemasterDialog(QDialog):
         task.failed.connect(self._failed)
         self.bar.setRange(0, 0)
         self.bar.show()
+        self.cancel_button.show()
         self.write_button.setEnabled(False)
         self.status.setText(f"Writing {spec.output}…")
         task.start()
@@ -304,8 +308,13 @@ class RemasterDialog(QDialog):
             self.bar.setRange(0, 1000)
             self.bar.setValue(int(done * 1000 / total))
 
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
     def _ended(self) -> None:
         self._task = None
+        self.cancel_button.hide()
         self.bar.hide()
         self.write_button.setEnabled(True)
 
@@ -320,7 +329,8 @@ class RemasterDialog(QDialog):
     def _failed(self, exc: BaseException) -> None:
         self._ended()
         self.status.setText("Nothing was written.")
-        self.error_box = show_error(self, exc)
+        if not isinstance(exc, Cancelled):
+            self.error_box = show_error(self, exc)
         self.remasterFailed.emit(exc)
 
     def request_usb(self) -> None:

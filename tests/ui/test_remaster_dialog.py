@@ -16,6 +16,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
 import app.iso.remaster as remaster_module
+from app.errors import Cancelled
 from app.iso.inspect import inspect_iso
 from tests.app.iso.mastering_helpers import run
 from tests.app.iso.remaster_helpers import GRUB_RESCUE_ISO
@@ -152,3 +153,24 @@ def test_a_change_that_would_break_booting_is_refused_with_the_reason(
     assert not out.exists()
     assert dialog.status.text() == "Nothing was written."
     assert not dialog.usb_button.isVisible()
+
+
+def test_cancel_while_writing_leaves_nothing(
+    qtbot: Any, view: PreviewView, rescue: Path, tmp_path: Path
+) -> None:
+    dialog = open_dialog(qtbot, view, rescue, GRUB_CFG)
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as f:
+        f.truncate(64 * 1024 * 1024)  # long enough to be cancelled mid-way
+    dialog.add_local_files([big])
+    out = tmp_path / "cancelled.iso"
+    dialog.output_edit.setText(str(out))
+    with qtbot.waitSignal(dialog.remasterFailed, timeout=TIMEOUT) as blocker:
+        dialog.start()
+        assert dialog.cancel_button.isVisible()
+        dialog.cancel_button.click()
+    assert isinstance(blocker.args[0], Cancelled)
+    assert dialog.error_box is None  # a cancel is no error
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".cancelled.iso")]
+    assert not dialog.cancel_button.isVisible() and dialog.write_button.isEnabled()
