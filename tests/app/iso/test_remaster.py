@@ -237,6 +237,15 @@ def test_the_command_line(tmp_path) -> None:
     assert "kept: ISOLINUX isohybrid MBR boot code" in result.stdout
     assert result.stdout.splitlines()[-1] == f"{out}: {out.stat().st_size} bytes"
     assert inspect_iso(out).label == "IPXE_2"
+    check = livesmith("remaster", IPXE_ISO, "-o", tmp_path / "c.iso", "--check")
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.splitlines() == [
+        "keeps: El Torito 1: BIOS, none emulation, /isolinux.bin (load size 4, boot info table)",
+        "keeps: El Torito 2: UEFI, none emulation, /efi.img (load size 1728)",
+        "keeps: ISOLINUX isohybrid MBR boot code",
+        "keeps: MBR partition table (1 entries)",
+    ]
+    assert not (tmp_path / "c.iso").exists()
     bad = livesmith("remaster", IPXE_ISO, "-o", out, "--add", "menu.txt")
     assert bad.returncode == 2
     assert "'menu.txt' is not ISO_PATH=LOCAL_PATH" in bad.stderr
