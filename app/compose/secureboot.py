@@ -24,6 +24,7 @@ without a signature (built by the user, DKMS) are reported.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -129,8 +130,32 @@ def wanted(profile: Profile) -> bool:
 # ------------------------------------------------------------------------ the archive
 
 
+# archive_packages' answers, by apt options and the time the package lists were read: the
+# wizard's Review page validates again at every edit.
+_ANSWERS: dict[tuple[tuple[str, ...], float], dict[str, SignedPackage]] = {}
+
+
+def _lists_time(apt_options: tuple[str, ...]) -> float:
+    prefix = "Dir::State::Lists="
+    for option in apt_options:
+        if option.startswith(prefix):
+            with contextlib.suppress(OSError):
+                return Path(option[len(prefix) :]).stat().st_mtime
+    return -1.0
+
+
 def archive_packages(apt_options: Iterable[str]) -> dict[str, SignedPackage]:
     """The signed packages the archive seen through `apt_options` has (candidate versions)."""
+    options = tuple(apt_options)
+    key = (options, _lists_time(options))
+    if key[1] >= 0 and key in _ANSWERS:
+        return dict(_ANSWERS[key])
+    found = _ask_archive(options)
+    _ANSWERS[key] = found
+    return dict(found)
+
+
+def _ask_archive(apt_options: tuple[str, ...]) -> dict[str, SignedPackage]:
     out = subprocess.run(
         [find_tool("apt-cache"), *apt_options, "show", "--no-all-versions", "--", *PACKAGES],
         capture_output=True,
@@ -241,7 +266,7 @@ def fetch_chain(
     """Download the signed packages into the cache, unpack them into `scratch` and return
     the EFI programs by their place on the medium."""
     options = tuple(apt_options)
-    found = archive_packages(options)
+    found = _ask_archive(options)  # fresh: the versions to download now
     problems = availability_problems(found, suite)
     if problems:
         raise StageError(str(problems[0]), stage="bootloaders")
