@@ -9,15 +9,23 @@ import lzma
 import re
 import struct
 import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zstandard
 
+from app.cli import EXIT_INPUT
 from app.compose import bootloader, secureboot
 from app.compose.bootloader import default_menu, install_signed_efi, signed_grub_config
-from app.compose.pipeline import make_context, validate_build, validate_secure_boot
+from app.compose.pipeline import (
+    check_signed_kernel,
+    make_context,
+    validate_build,
+    validate_secure_boot,
+)
 from app.compose.profile import (
     BootOptions,
     InstallMethod,
@@ -29,9 +37,10 @@ from app.compose.profile import (
     profile_to_dict,
     with_settings,
 )
-from app.errors import ValidationError
+from app.errors import StageError, ValidationError
 from app.packages.model import SourceKind, SourceSpec
-from app.reporter import NullReporter, RecordingReporter
+from app.reporter import Level, NullReporter, RecordingReporter
+from tests.conftest import ROOT
 from tests.support.debian import kernel_tree, packaged_file
 from tests.support.live_fixtures import live_glaucus_repo, live_profile, refused_before_building
 
@@ -317,3 +326,73 @@ def test_on_with_debian_packages_finds_the_signed_chain(
     problems = [str(p) for p in validate_secure_boot(ctx)]
     assert not ctx.secure_boot
     assert len(problems) == 1 and "has no shim-signed or grub-efi-amd64-signed" in problems[0]
+
+
+def test_the_command_line_refuses_on_that_cannot_be_met(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "app",
+            "build",
+            "--profile",
+            "minimal",
+            "--set",
+            "boot.secure_boot=on",
+            "--set",
+            "boot.uefi=false",
+            "-o",
+            str(tmp_path / "x.iso"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == EXIT_INPUT, out.stderr
+    assert "boot: secure_boot: Secure Boot is a UEFI feature, and UEFI boot is off" in out.stderr
+    assert not (tmp_path / "x.iso").exists()
+
+
+def _kernel_context(tmp_path: Path, mode: SecureBoot, vmlinuz: bytes) -> tuple[Any, Path]:
+    reporter = RecordingReporter()
+    profile = _secure(builtin_profile("minimal"), mode)
+    ctx = make_context(profile, tmp_path / "o.iso", reporter, work_dir=tmp_path / "work")
+    kernel = ctx.root / "boot" / "vmlinuz-6.1.0-test"
+    kernel.parent.mkdir(parents=True)
+    kernel.write_bytes(vmlinuz)
+    ctx.secure_boot = True
+    return ctx, kernel
+
+
+def test_an_unsigned_kernel_fails_on_and_turns_auto_off(tmp_path: Path) -> None:
+    unsigned = tmp_path / "grub.efi"  # any PE image without a signature
+    bootloader.build_grub_efi(unsigned, _menu())
+    ctx, kernel = _kernel_context(tmp_path / "on", SecureBoot.ON, unsigned.read_bytes())
+    with pytest.raises(StageError) as info:
+        check_signed_kernel(ctx, kernel, "6.1.0-test")
+    assert str(info.value).startswith(
+        "configure: the kernel /boot/vmlinuz-6.1.0-test carries no signature, and the signed "
+        "GRUB refuses to start it under Secure Boot (use the distribution's signed kernel"
+    ), info.value
+    ctx, kernel = _kernel_context(tmp_path / "auto", SecureBoot.AUTO, unsigned.read_bytes())
+    check_signed_kernel(ctx, kernel, "6.1.0-test")
+    assert not ctx.secure_boot
+    assert any("Secure Boot: off, as the kernel" in m for _, m in ctx.reporter.logs)
+
+
+def test_a_signed_kernel_with_an_unsigned_module_stays_on_with_a_warning(tmp_path: Path) -> None:
+    vmlinuz, _, _ = kernel_tree()
+    ctx, kernel = _kernel_context(tmp_path, SecureBoot.ON, vmlinuz.read_bytes())
+    modules = ctx.root / "lib/modules/6.1.0-test/extra"
+    modules.mkdir(parents=True)
+    (modules / "mine.ko").write_bytes(b"\x7fELF" + bytes(64))
+    (modules / "theirs.ko").write_bytes(b"\x7fELF" + bytes(64) + MARKER)
+    check_signed_kernel(ctx, kernel, "6.1.0-test")
+    assert ctx.secure_boot
+    warnings = [m for level, m in ctx.reporter.logs if level is Level.WARNING]
+    assert warnings == [
+        "Secure Boot: kernel modules: 1 kernel module without a signature: extra/mine.ko; "
+        "under Secure Boot the kernel refuses to load it (sign them with a key enrolled in "
+        "shim (MOK), or boot with Secure Boot off)"
+    ]
