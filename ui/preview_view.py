@@ -6,7 +6,8 @@ page meanwhile. The reader (`app.iso.isofs`) is pure Python in short steps, so t
 interpreter lock passes to the GUI thread at every switch interval; then the facts (volume ids,
 El Torito entries, MBR/GPT partitions, the USB verdict in words) and the file tree with a
 name search. "Extract…" copies the selected file or folder out with `app.iso.extract`
-(also on a worker thread); "Write to USB…" only asks: it emits `writeRequested(path)`
+(also on a worker thread); "Remaster…" opens `ui.remaster_dialog.RemasterDialog` for
+other files with the same boot setup; "Write to USB…" only asks: it emits `writeRequested(path)`
 for whoever embeds the view. An .iso file dropped on the view is loaded.
 
 A failed load is shown through `ui.errors.show_error` and leaves the view as it was
@@ -69,6 +70,7 @@ from ui.iso_tree import (
     shown_text,
     tooltip_text,
 )
+from ui.remaster_dialog import RemasterDialog
 from ui.worker import BackgroundTask
 
 EMPTY, BUSY, CONTENT = range(3)
@@ -253,9 +255,21 @@ class PreviewView(QWidget):
         self.write_button = self._button(
             "&Write to USB…", "Write this image to a USB stick", "writeToUsb", self.request_write
         )
+        self.remaster_button = self._button(
+            "&Remaster…",
+            "Change the files of this image, keeping its boot setup",
+            "remasterIso",
+            self.open_remaster,
+        )
+        self.remaster_dialog: RemasterDialog | None = None
         top = QHBoxLayout()
         top.addWidget(self.title, 1)
-        for button in (self.open_button, self.folder_button, self.write_button):
+        for button in (
+            self.open_button,
+            self.folder_button,
+            self.remaster_button,
+            self.write_button,
+        ):
             top.addWidget(button)
 
         self.stack = QStackedWidget()
@@ -469,6 +483,7 @@ class PreviewView(QWidget):
         loaded = self._report is not None
         self.folder_button.setEnabled(loaded)
         self.write_button.setEnabled(loaded and not self.is_loading())
+        self.remaster_button.setEnabled(loaded and not self.is_loading())
         self.extract_button.setEnabled(
             self.selected_entry() is not None and not self.is_extracting()
         )
@@ -829,6 +844,20 @@ class PreviewView(QWidget):
             return False
         return True
 
+    def open_remaster(self) -> RemasterDialog | None:
+        """The remaster dialog for the shown image, prefilled with the selected entry;
+        a new image it writes can be handed on like this one (`writeRequested`)."""
+        if self._report is None or self.is_loading():
+            return None
+        dialog = RemasterDialog(self._report, self)
+        entry = self.selected_entry()
+        if entry is not None:
+            dialog.set_target_path(entry.path)
+        dialog.writeRequested.connect(self.writeRequested.emit)
+        self.remaster_dialog = dialog
+        dialog.open()
+        return dialog
+
     def request_write(self) -> None:
         if self._report is not None:
             self.writeRequested.emit(self._report.path)
@@ -873,3 +902,5 @@ class PreviewView(QWidget):
         """Cancel running work and wait for it (the window is closing)."""
         for task in list(self._tasks):
             task.shutdown()
+        if self.remaster_dialog is not None:
+            self.remaster_dialog.shutdown()

@@ -27,6 +27,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,9 @@ BASE_CONSOLES = f"console=tty0 console=ttyS0,{SERIAL_SPEED}"
 # for machines whose graphics driver hangs or blanks the screen while booting.
 SAFE_PARAMETERS = "nomodeset"
 COPYTORAM_PARAMETER = "livesmith.copytoram"
+# The "without persistence" entry: the live init leaves a LIVESMITH-RW partition (see
+# app/usb/persistence.py) alone and keeps the changes in RAM, as on a stick without one.
+NO_PERSISTENCE_PARAMETER = "livesmith.persistence=no"
 
 SYSLINUX_DIR = "boot/syslinux"
 GRUB_DIR = "boot/grub"
@@ -133,10 +137,11 @@ def default_menu(
     safe: bool = True,
     timeout_s: int = MAX_TIMEOUT_S,
 ) -> BootMenu:
-    """The standard menu: live (default), copy-to-RAM and safe entries, per docs/live-medium.md.
+    """The standard menu: live (default), copy-to-RAM, safe and without-persistence
+    entries, per docs/live-medium.md.
 
     `image_path` is "none" in RAM mode (then there is no copy-to-RAM entry: the whole
-    system already is in RAM). `extra_cmdline` (the profile's own parameters) comes last
+    system already is in RAM; and none without persistence: there is no overlay). `extra_cmdline` (the profile's own parameters) comes last
     in every entry so it can override what comes before.
     """
     base = f"livesmith.id={build_id} livesmith.label={label} livesmith.image={image_path}"
@@ -151,6 +156,14 @@ def default_menu(
         entries.append(BootEntry("toram", f"{title} (copy to RAM)", cmdline(COPYTORAM_PARAMETER)))
     if safe:
         entries.append(BootEntry("safe", f"{title} (safe graphics)", cmdline(SAFE_PARAMETERS)))
+    if image_path != "none":
+        entries.append(
+            BootEntry(
+                "nopersist",
+                f"{title} (without persistence)",
+                cmdline(NO_PERSISTENCE_PARAMETER),
+            )
+        )
     return BootMenu(
         title=title, entries=tuple(entries), build_id=build_id, label=label, timeout_s=timeout_s
     )
@@ -461,10 +474,25 @@ def efi_image_size(payload_bytes: int) -> int:
 
 def make_efi_image(image: Path, efi_binary: Path, *, serial: str, epoch: int) -> None:
     """A FAT image holding /EFI/BOOT/BOOTX64.EFI dated `epoch`, made with mtools only."""
-    size = efi_image_size(efi_binary.stat().st_size)
+    make_efi_files_image(image, ((EFI_BOOT_FILE, efi_binary),), serial=serial, epoch=epoch)
+
+
+def make_efi_files_image(
+    image: Path,
+    files: Sequence[tuple[str, Path]],
+    *,
+    serial: str,
+    epoch: int,
+    min_bytes: int = 0,
+) -> None:
+    """A FAT image holding each (path in the image, source file) of `files`, dated `epoch`,
+    of at least `min_bytes`; made with mtools only."""
+    payload = sum(source.stat().st_size for _, source in files)
+    size = max(efi_image_size(payload), math.ceil(min_bytes / _MIB) * _MIB)
     if size >= _EFI_IMAGE_LIMIT:
+        names = ", ".join(str(source) for _, source in files)
         raise StageError(
-            f"the GRUB EFI binary {efi_binary} is too big for an EFI image "
+            f"the EFI programs {names} are too big for an EFI image "
             f"({size // _MIB} MiB, at most 31)",
             stage="bootloaders",
         )
@@ -476,7 +504,6 @@ def make_efi_image(image: Path, efi_binary: Path, *, serial: str, epoch: int) ->
         "TZ": "UTC",
         "SOURCE_DATE_EPOCH": str(epoch),
     }
-    os.utime(efi_binary, (epoch, epoch))
     with open(image, "wb") as out:
         out.truncate(size)
     sectors = size // 512
@@ -500,16 +527,26 @@ def make_efi_image(image: Path, efi_binary: Path, *, serial: str, epoch: int) ->
         env=env,
         what="making the FAT file system of the EFI image",
     )
-    _run(
-        [find_tool("mmd"), "-i", str(image), "::/EFI", "::/EFI/BOOT"],
-        env=env,
-        what="making /EFI/BOOT in the EFI image",
-    )
-    _run(
-        [find_tool("mcopy"), "-m", "-i", str(image), str(efi_binary), "::/" + EFI_BOOT_FILE],
-        env=env,
-        what="copying BOOTX64.EFI into the EFI image",
-    )
+    folders: list[str] = []
+    for dest, _ in files:
+        parts = dest.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            folder = "/".join(parts[:depth])
+            if folder not in folders:
+                folders.append(folder)
+    if folders:
+        _run(
+            [find_tool("mmd"), "-i", str(image), *(f"::/{f}" for f in folders)],
+            env=env,
+            what="making folders in the EFI image",
+        )
+    for dest, source in files:
+        os.utime(source, (epoch, epoch))
+        _run(
+            [find_tool("mcopy"), "-m", "-i", str(image), str(source), "::/" + dest],
+            env=env,
+            what=f"copying {dest} into the EFI image",
+        )
 
 
 def build_grub_efi(output: Path, menu: BootMenu, *, files: BootFiles = HOST_FILES) -> None:
@@ -580,6 +617,120 @@ def install_grub_efi(
         os.replace(image, stage / EFI_IMAGE)
     except BaseException:
         for leftover in (efi_dir / "BOOTX64.EFI", grub_dir / "grub.cfg", stage / EFI_IMAGE):
+            leftover.unlink(missing_ok=True)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return EFI_IMAGE
+
+
+# ------------------------------------------------------------------ the signed chain (UEFI)
+
+# The signed GRUB (Debian's gcdx64.efi) reads this on the device it was loaded from: the
+# CD itself (where it is the real menu) or the EFI system partition (where it is
+# signed_grub_config's stub). An ESP of less than 8 MiB does not hold shim and GRUB.
+SIGNED_GRUB_CONFIG = f"{GRUB_DIR}/grub.cfg"
+SIGNED_EFI_IMAGE_MIN = 8 * _MIB
+
+
+def signed_grub_config(menu: BootMenu) -> str:
+    """/boot/grub/grub.cfg on the EFI system partition, for the signed GRUB: find the
+    medium by its ID file (else by its label), then read the real menu from it.
+
+    Only commands built into Debian's signed GRUB (it cannot load modules under Secure
+    Boot). It never reads itself again: when the medium is not found, it says so and stops
+    at GRUB's prompt.
+    """
+    id_file = "/" + id_file_path(menu.build_id)
+    label = _grub_quote(menu.label)
+    menu_path = f"($root)/{GRUB_DIR}/grub.cfg"
+    lines = ["# Generated by Livesmith: finds the medium, then its boot menu (signed GRUB)"]
+    if menu.serial:
+        lines.append(_grub_serial_script(menu))
+    lines += [
+        f"if search --no-floppy --file --set=root {id_file}; then",
+        f"  set prefix=($root)/{GRUB_DIR}",
+        f"  configfile {menu_path}",
+        f"elif search --no-floppy --label --set=root {label}; then",
+        f"  echo 'Livesmith: found the medium by its label {menu.label} (no {id_file} on it).'",
+        f"  set prefix=($root)/{GRUB_DIR}",
+        f"  configfile {menu_path}",
+        "else",
+        f"  echo 'Livesmith: the boot medium was not found: no disk has {id_file} "
+        f"or the label {menu.label}.'",
+        "  echo 'Type ls to see the disks GRUB can read.'",
+        "fi",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def signed_efi_tool_problems() -> list[Problem]:
+    """The programs the signed chain's EFI image needs (mtools; no GRUB modules)."""
+    return [
+        Problem(
+            "UEFI boot",
+            f"the program '{tool}' is not installed",
+            hint=f"install the Debian package {DEBIAN_PACKAGES.get(tool, tool)}",
+        )
+        for tool in UEFI_TOOLS
+        if tool != "grub-mkimage" and not have_tool(tool)
+    ]
+
+
+def install_signed_efi(
+    stage: Path,
+    menu: BootMenu,
+    programs: Sequence[tuple[str, Path]],
+    reporter: Reporter,
+    *,
+    epoch: int,
+) -> str:
+    """Put the signed UEFI chain into `stage`; returns the EFI boot image for mastering.
+
+    `programs` are (path on the medium, file) of the signed EFI programs (shim as
+    EFI/BOOT/BOOTX64.EFI, GRUB as EFI/BOOT/grubx64.efi, ...). They go into EFI/BOOT of the
+    ISO tree and into boot/grub/efi.img, which also gets signed_grub_config's stub as
+    /boot/grub/grub.cfg; boot/grub/grub.cfg of the ISO tree is the menu. Outputs appear
+    only when everything succeeded.
+    """
+    problems = validate_menu(menu) + signed_efi_tool_problems()
+    if problems:
+        raise ValidationError(problems)
+    grub_dir = stage / GRUB_DIR
+    reporter.log(
+        Level.INFO,
+        f"UEFI boot: signed chain ({', '.join(Path(d).name for d, _ in programs)}), "
+        f"{len(menu.entries)} menu entries, finds the medium by /{id_file_path(menu.build_id)}",
+    )
+    grub_dir.mkdir(parents=True, exist_ok=True)
+    placed = [stage / dest for dest, _ in programs]
+    work = Path(tempfile.mkdtemp(prefix=".livesmith-grub-", dir=grub_dir))
+    try:
+        copies: list[tuple[str, Path]] = []
+        for index, (dest, source) in enumerate(programs):
+            copy = work / f"{index}-{Path(dest).name}"
+            shutil.copyfile(source, copy)
+            copies.append((dest, copy))
+        stub = work / "stub.cfg"
+        stub.write_text(signed_grub_config(menu))
+        image = work / "efi.img"
+        make_efi_files_image(
+            image,
+            [*copies, (SIGNED_GRUB_CONFIG, stub)],
+            serial=menu.build_id[:8],
+            epoch=epoch,
+            min_bytes=SIGNED_EFI_IMAGE_MIN,
+        )
+        check_cancelled(reporter)
+        config = work / "grub.cfg"
+        config.write_text(grub_config(menu))
+        for (_, copy), target in zip(copies, placed, strict=True):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(copy, target)
+        os.replace(config, grub_dir / "grub.cfg")
+        os.replace(image, stage / EFI_IMAGE)
+    except BaseException:
+        for leftover in (*placed, grub_dir / "grub.cfg", stage / EFI_IMAGE):
             leftover.unlink(missing_ok=True)
         raise
     finally:

@@ -72,6 +72,8 @@ LIVE_MODULES: tuple[str, ...] = (
     "squashfs",
     "erofs",
     "overlay",
+    # the persistence partition (LIVESMITH-RW, see app/usb/persistence.py)
+    "ext4",
 )
 
 SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")

@@ -19,8 +19,9 @@ from app.compose.bootloader import (
 )
 from app.compose.live.planned import planned_root_files
 from app.compose.pipeline import LIVE_DIR, PACKAGES_DIR
-from app.compose.profile import Profile, RootImageFormat
+from app.compose.profile import Profile, RootImageFormat, SecureBoot
 from app.compose.rootimage import IMAGE_NAMES
+from app.compose.secureboot import GRUB_FILE, MOK_MANAGER_FILE, SHIM_FILE, profile_problems
 from app.iso.master import BootSpec
 from app.packages.model import PackageInfo
 from app.packages.repository import repository_files
@@ -68,7 +69,14 @@ def planned_iso_tree(
             PlannedFile(f"/{SYSLINUX_DIR}/{m}", "isolinux module") for m in SYSLINUX_MODULES
         ]
         planned.append(PlannedFile(f"/{SYSLINUX_DIR}/syslinux.cfg", "BIOS boot menu"))
-    if boot.uefi:
+    if boot.uefi and boot.secure_boot is not SecureBoot.OFF and not profile_problems(profile):
+        # The archive decides `auto` at build time; planned as it will be when it has them.
+        planned.append(PlannedFile(f"/{GRUB_DIR}/grub.cfg", "UEFI boot menu"))
+        planned.append(PlannedFile(f"/{EFI_IMAGE}", "EFI system partition image"))
+        planned.append(PlannedFile(f"/{SHIM_FILE}", "UEFI boot loader (signed shim)"))
+        planned.append(PlannedFile(f"/{GRUB_FILE}", "signed GRUB (Secure Boot)"))
+        planned.append(PlannedFile(f"/{MOK_MANAGER_FILE}", "MOK manager (Secure Boot)"))
+    elif boot.uefi:
         planned.append(PlannedFile(f"/{GRUB_DIR}/grub.cfg", "UEFI boot menu"))
         planned.append(PlannedFile(f"/{EFI_IMAGE}", "EFI system partition image"))
         planned.append(PlannedFile(f"/{EFI_BOOT_FILE}", "UEFI boot loader (GRUB)"))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app.compose import bootloader, initramfs, kmod, rootimage
+from app.compose import bootloader, initramfs, kmod, rootimage, secureboot
 from app.compose.assemble import assemble_root
 from app.compose.configure import BuildFacts, configure_root, find_busybox, validate_issue
 from app.compose.install import debian, pacman
@@ -28,6 +28,7 @@ from app.compose.manifest import RootManifest
 from app.compose.profile import (
     Profile,
     RootImageFormat,
+    SecureBoot,
     compression_level,
     package_name_problems,
     profile_to_dict,
@@ -70,6 +71,10 @@ class BuildContext:
     root_image: Path | None = None
     bios_boot: str | None = None
     efi_image: str | None = None
+    # Whether UEFI boots through the signed chain (decided by validate_secure_boot), and
+    # the apt options that see the archive it comes from.
+    secure_boot: bool = False
+    secure_apt_options: tuple[str, ...] = ()
 
     @property
     def root(self) -> Path:
@@ -289,7 +294,52 @@ def validate_tools(ctx: BuildContext) -> list[Problem]:
 
 
 def validate_bootloaders(ctx: BuildContext) -> list[Problem]:
-    return bootloader.validate_bootloaders(ctx.profile.boot.bios, ctx.profile.boot.uefi)
+    boot = ctx.profile.boot
+    problems = validate_secure_boot(ctx)
+    if ctx.secure_boot and boot.secure_boot is SecureBoot.ON:
+        # No fallback to Livesmith's own GRUB: its modules are not needed.
+        return [
+            *problems,
+            *bootloader.validate_bootloaders(boot.bios, False),
+            *bootloader.signed_efi_tool_problems(),
+        ]
+    return [*problems, *bootloader.validate_bootloaders(boot.bios, boot.uefi)]
+
+
+def validate_secure_boot(ctx: BuildContext) -> list[Problem]:
+    """Decide whether UEFI boots through the signed chain (ctx.secure_boot). `on` that
+    cannot be met gives every reason; `auto` then says in the log why it is off."""
+    ctx.secure_boot = False
+    mode = ctx.profile.boot.secure_boot
+    if mode is SecureBoot.OFF:
+        return []
+    reasons = secureboot.profile_problems(ctx.profile)
+    apt_options: tuple[str, ...] = ()
+    if not reasons:
+        reasons += secureboot.tool_problems()
+    if not reasons:
+        root = debian_root(ctx)
+        if debian.validate_names(root):
+            return []  # validate_install names them; nothing malformed reaches apt
+        view = debian.archive_view(root, ctx.cache, ctx.reporter)
+        if view.problems:
+            if ctx.profile.packages.uses_mmdebstrap:  # validate_packages reports them
+                return []
+            reasons += view.problems
+        else:
+            apt_options = view.apt_options
+            found = secureboot.archive_packages(apt_options)
+            reasons += secureboot.availability_problems(found, root.suite)
+    if reasons:
+        if mode is SecureBoot.ON:
+            return reasons
+        if ctx.profile.boot.uefi:
+            ctx.log(f"Secure Boot: off, as {reasons[0].message}")
+        return []
+    ctx.secure_boot = True
+    ctx.secure_apt_options = apt_options
+    ctx.log("Secure Boot: on (UEFI boots through the signed shim, GRUB and kernel)")
+    return []
 
 
 def estimated_bytes(ctx: BuildContext) -> tuple[int, int]:
@@ -483,6 +533,32 @@ def configure_stage(ctx: BuildContext) -> None:
         live_modules.index_modules(
             ctx.root, found[1], ctx.manifest, ctx.reporter, stage="configure"
         )
+        if ctx.secure_boot:
+            check_signed_kernel(ctx, found[0], found[1])
+
+
+def check_signed_kernel(ctx: BuildContext, vmlinuz: Path, version: str) -> None:
+    """Under Secure Boot the signed GRUB starts only a signed kernel, and the kernel loads
+    only signed modules: an unsigned kernel fails `on` (and turns `auto` off); unsigned
+    modules are named in a warning."""
+    if not secureboot.pe_signed(vmlinuz):
+        message = (
+            f"the kernel /{vmlinuz.relative_to(ctx.root)} carries no signature, "
+            "and the signed GRUB refuses to start it under Secure Boot"
+        )
+        if ctx.profile.boot.secure_boot is SecureBoot.ON:
+            raise StageError(
+                message,
+                stage="configure",
+                hint="use the distribution's signed kernel package (Debian: linux-image-amd64)",
+            )
+        ctx.log(f"Secure Boot: off, as {message}", Level.WARNING)
+        ctx.secure_boot = False
+        return
+    modules = kmod.modules_dir(ctx.root, version)
+    problem = secureboot.unsigned_module_problem(modules) if modules is not None else None
+    if problem is not None:
+        ctx.log(f"Secure Boot: {problem}", Level.WARNING)
 
 
 def initramfs_stage(ctx: BuildContext) -> None:
@@ -574,7 +650,20 @@ def bootloaders_stage(ctx: BuildContext) -> None:
     menu = boot_menu(ctx)
     if boot.bios:
         ctx.bios_boot = bootloader.install_isolinux(ctx.stage_dir, menu, ctx.reporter)
-    if boot.uefi:
+    if boot.uefi and ctx.secure_boot:
+        if not secureboot.pe_signed(ctx.live / "vmlinuz"):
+            raise StageError("the kernel on the medium carries no signature", stage="bootloaders")
+        chain = secureboot.fetch_chain(
+            ctx.secure_apt_options,
+            debian_root(ctx).suite,
+            ctx.cache,
+            ctx.work / "secureboot",
+            ctx.reporter,
+        )
+        ctx.efi_image = bootloader.install_signed_efi(
+            ctx.stage_dir, menu, chain.files, ctx.reporter, epoch=ctx.epoch
+        )
+    elif boot.uefi:
         ctx.efi_image = bootloader.install_grub_efi(
             ctx.stage_dir, menu, ctx.reporter, epoch=ctx.epoch
         )

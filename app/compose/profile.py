@@ -153,6 +153,15 @@ class KernelOptions:
     extra_modules: tuple[str, ...] = ()
 
 
+class SecureBoot(enum.Enum):
+    """Whether UEFI boots through the distribution's signed chain (shim, signed GRUB, the
+    signed kernel), so the medium boots with Secure Boot enforced."""
+
+    AUTO = "auto"  # on when the packages come from Debian/Ubuntu and the signed chain is there
+    ON = "on"  # required: the build refuses to start when it cannot be met
+    OFF = "off"  # Livesmith's own GRUB (unsigned): boots only with Secure Boot disabled
+
+
 @dataclass(frozen=True)
 class BootOptions:
     bios: bool = True
@@ -161,6 +170,7 @@ class BootOptions:
     cmdline: str = ""  # extra kernel parameters
     copytoram_entry: bool = True
     safe_entry: bool = True
+    secure_boot: SecureBoot = SecureBoot.AUTO
 
 
 DEFAULT_ISSUE = (
@@ -272,6 +282,7 @@ _ENUMS: dict[str, type[enum.Enum]] = {
     "format": RootImageFormat,
     "compressor": Compressor,
     "install": InstallMethod,
+    "secure_boot": SecureBoot,
 }
 
 

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from app.display import printable
 from app.errors import InputError
-from app.iso.inspect import IsoImage, TreeItem
+from app.iso.inspect import ElToritoEntry, IsoImage, TreeItem
+from app.iso.partitions import read_system_area
 from app.reporter import Level, NullReporter, Reporter, check_cancelled
 
 CHUNK = 4 * 1024 * 1024
@@ -304,3 +305,87 @@ def _remove(created: list[Path], target: Path, into_existing: bool) -> None:
                 path.unlink()
         except FileNotFoundError:
             pass
+
+
+# --------------------------------------------------------------------------- boot images
+
+FLOPPY_BYTES = {"floppy 1.2": 1228800, "floppy 1.44": 1474560, "floppy 2.88": 2949120}
+_PLATFORM_SLUG = {0: "bios", 0xEF: "uefi", 1: "ppc", 2: "mac"}
+_EMULATION_SLUG = {"none": "noemul", "hard disk": "hd"}
+
+
+def _boot_image_size(image: IsoImage, entry: ElToritoEntry, sizes: dict[int, int]) -> int:
+    """How many bytes make the boot image: the file's size when it is a file; a floppy's
+    size; a hard disk image's extent from its MBR; an appended partition's size; else
+    the load size of the catalog entry."""
+    start = entry.load_rba * image.block_size
+    if entry.boot_file is not None and entry.load_rba in sizes:
+        return sizes[entry.load_rba]
+    if entry.emulation in FLOPPY_BYTES:
+        return FLOPPY_BYTES[entry.emulation]
+    if entry.emulation == "hard disk":
+        mbr = image.read_at(start, 512)
+        ends = [
+            int.from_bytes(mbr[454 + 16 * i : 458 + 16 * i], "little")
+            + int.from_bytes(mbr[458 + 16 * i : 462 + 16 * i], "little")
+            for i in range(4)
+            if len(mbr) == 512 and mbr[450 + 16 * i]
+        ]
+        if ends:
+            return max(ends) * 512
+    for part in read_system_area(image.path).partitions:
+        if part.start == start and part.type_id != "0xee":
+            return part.size
+    return max(entry.load_size, 1) * 512
+
+
+def extract_boot_images(iso: Path, dest: Path, reporter: Reporter | None = None) -> list[Path]:
+    """Write every El Torito boot image of `iso` into the directory `dest` (created if
+    missing) as `boot<N>-<platform>-<emulation>.img`, including floppy and hard disk
+    images and images outside the ISO tree (hidden, or in an appended partition)."""
+    reporter = reporter or NullReporter()
+    iso, dest = Path(iso), Path(dest)
+    reporter.step(f"Extracting the boot images of {iso.name}")
+    with IsoImage(iso) as image:
+        sizes: dict[int, int] = {}
+        paths: dict[int, str] = {}
+        for item in image.walk(reporter):
+            if item.extents and item.entry.size:
+                sizes.setdefault(item.extents[0][0], item.entry.size)
+                paths.setdefault(item.extents[0][0], item.entry.path)
+        entries = image.eltorito(paths)
+        if not entries:
+            raise InputError("the image has no El Torito boot entries", where=str(iso))
+        plan = []
+        for entry in entries:
+            platform = _PLATFORM_SLUG.get(entry.platform, f"0x{entry.platform:02x}")
+            emulation = _EMULATION_SLUG.get(entry.emulation, entry.emulation.replace(" ", ""))
+            name = f"boot{entry.index}-{platform}-{emulation}.img"
+            start = entry.load_rba * image.block_size
+            size = min(_boot_image_size(image, entry, sizes), max(image.size - start, 0))
+            plan.append((dest / name, start, size, entry))
+        clashes = [str(p) for p, *_ in plan if os.path.lexists(p)]
+        if clashes:
+            raise InputError("would overwrite an existing file", where=clashes[0])
+        dest.mkdir(parents=True, exist_ok=True)
+        created: list[Path] = []
+        try:
+            for path, start, size, entry in plan:
+                check_cancelled(reporter)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+                created.append(path)
+                with os.fdopen(fd, "wb") as out:
+                    done = 0
+                    while done < size:
+                        chunk = image.read_at(start + done, min(CHUNK, size - done))
+                        if not chunk:
+                            break
+                        out.write(chunk)
+                        done += len(chunk)
+                where = entry.boot_file or f"block {entry.load_rba}"
+                reporter.log(Level.INFO, f"{path.name}: {size} bytes from {where}")
+        except BaseException:
+            for path in created:
+                path.unlink(missing_ok=True)
+            raise
+        return created

@@ -161,9 +161,12 @@ class LazySourceFile:
         self._left = 0
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        if self._fd < 0:
+        fresh = self._fd < 0
+        if fresh:
             self._fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
-        position = os.lseek(self._fd, offset, whence) if offset or whence else 0
+        # a file opened just now is at 0; one read before (an hd emulation image's MBR,
+        # read when the boot entry is added) is sought back
+        position = os.lseek(self._fd, offset, whence) if offset or whence or not fresh else 0
         self._left = self._size - position
         return position
 

@@ -23,12 +23,14 @@ place when complete; on any error or cancel the temporary file is removed.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import secrets
 import shutil
+import struct
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, cast
 
@@ -47,6 +49,11 @@ from app.reporter import Level, NullReporter, Reporter, check_cancelled
 JOLIET_LABEL_LENGTH = 16  # UCS-2 characters in the 32-byte volume identifier
 
 ISOHDPFX = Path("/usr/lib/ISOLINUX/isohdpfx.bin")  # Debian package: isolinux
+GRUB_PC_DIR = Path("/usr/lib/grub/i386-pc")  # Debian package: grub-pc-bin
+GRUB_BOOT_HYBRID = GRUB_PC_DIR / "boot_hybrid.img"  # the MBR code grub-mkrescue uses
+GRUB_CDBOOT = GRUB_PC_DIR / "cdboot.img"  # the first 2048 bytes of eltorito.img
+EMULATIONS = {"none": "noemul", "floppy": "floppy", "hd": "hdemul"}
+FLOPPY_SIZES = {1228800: "1.2 MB", 1474560: "1.44 MB", 2949120: "2.88 MB"}
 BLOCK = 2048
 FOUR_GIB = 4 * 1024**3
 EFI_IMAGE_LIMIT = 0xFFFF * 512  # El Torito sector count is 16 bits of 512-byte sectors
@@ -56,6 +63,22 @@ RELOCATED_ISO_NAME = "RR_MOVED"
 RELOCATED_RR_NAME = ".rr_moved"
 ID_FIELD_LIMIT = 128  # publisher / preparer / application identifiers
 WRITE_BLOCK = 1024 * 1024
+EFI_PLACEHOLDER = "/LSMEFIPT.IMG;1"  # removed from the tree again: only the entry has it
+
+
+@dataclass(frozen=True)
+class BootEntry:
+    """A further El Torito entry (a section of the catalog), after the BIOS and UEFI ones:
+    e.g. a second BIOS loader that a firmware menu offers."""
+
+    platform: str  # "bios" | "uefi"
+    path: str  # inside the tree
+    emulation: str = "none"  # bios only: "none" | "floppy" | "hd"
+    load_size: int | None = None
+    boot_info_table: bool | None = None  # None: as the loader needs
+
+
+PLATFORMS = {"bios": 0, "uefi": 0xEF}
 
 
 @dataclass(frozen=True)
@@ -64,6 +87,13 @@ class BootSpec:
     boot_catalog: str = "boot/boot.cat"  # created by mastering; its directory must exist
     efi_image: str | None = None  # path inside the tree, e.g. "boot/grub/efi.img" (FAT)
     hybrid: bool = True  # isohybrid MBR + GPT (ESP when efi_image)
+    bios_emulation: str = "none"  # "none" | "floppy" | "hd" (El Torito media type)
+    bios_load_size: int | None = None  # 512-byte sectors; None: 4 without emulation
+    boot_info_table: bool | None = None  # None: when the loader needs it (ISOLINUX, GRUB)
+    # a FAT image outside the tree, appended after the ISO data as the EFI System
+    # partition; the UEFI El Torito entry points into it (xorriso -append_partition)
+    efi_partition: Path | None = None
+    more_entries: tuple[BootEntry, ...] = ()  # further entries, in catalog order
 
 
 @dataclass(frozen=True)
@@ -155,35 +185,212 @@ def _read_head(path: Path, size: int) -> bytes:
         return f.read(size)
 
 
-def _check_boot(spec: MasterSpec, root: Node, problems: list[Problem]) -> None:
+def loader_kind(head: bytes) -> str | None:
+    """ "isolinux", "grub" (GRUB's eltorito.img) or None, from a boot file's first 2 KiB."""
+    off = sysarea.ISOLINUX_SIGNATURE_OFFSET
+    if head[off : off + 4] == sysarea.ISOLINUX_HYBRID_SIGNATURE:
+        return "isolinux"
+    if GRUB_CDBOOT.is_file() and len(head) >= BLOCK:
+        cdboot = GRUB_CDBOOT.read_bytes()[:BLOCK]
+        # bytes 8-23 hold the boot info table, patched per image
+        if head[:8] == cdboot[:8] and head[24:BLOCK] == cdboot[24:BLOCK]:
+            return "grub"
+    return None
+
+
+LOADER_NAMES = {"isolinux": "ISOLINUX (isolinux.bin)", "grub": "GRUB's eltorito.img"}
+
+
+def _mbr_partition_count(head: bytes) -> int:
+    """Used entries of the MBR partition table in `head` (the first sector of a disk)."""
+    return sum(1 for i in range(4) if head[446 + 16 * i + 4] != 0)
+
+
+def _check_emulation(
+    boot: BootSpec, tree: Path, bios: Node, problems: list[Problem], warnings: list[str]
+) -> str | None:
+    """Checks of the BIOS boot file for its emulation; returns its loader kind."""
+    where = f"{tree}/{bios.rel}"
+    head = _read_head(tree / bios.rel, BLOCK)
+    kind = loader_kind(head)
+    if boot.bios_emulation == "floppy" and bios.size not in FLOPPY_SIZES:
+        problems.append(
+            Problem(
+                where,
+                f"a floppy emulation image must be 1.2 MB (1228800 bytes), 1.44 MB "
+                f"(1474560 bytes) or 2.88 MB (2949120 bytes); this one is {bios.size} bytes",
+                hint="pad or rebuild the floppy image to one of these sizes",
+            )
+        )
+    elif boot.bios_emulation == "hd":
+        count = _mbr_partition_count(head) if len(head) >= 512 else 0
+        if len(head) < 512 or head[510:512] != b"\x55\xaa":
+            problems.append(
+                Problem(where, "a hard disk emulation image must start with an MBR (no 0x55AA)")
+            )
+        elif count != 1:
+            problems.append(
+                Problem(
+                    where,
+                    f"a hard disk emulation image must have exactly one partition; "
+                    f"its MBR has {count}",
+                )
+            )
+    if boot.bios_emulation != "none":
+        if boot.boot_info_table:
+            problems.append(Problem(where, "a boot info table is only for no-emulation boot files"))
+    elif boot.boot_info_table is False and kind is not None:
+        warnings.append(
+            f"{where} looks like {LOADER_NAMES[kind]}, which needs a boot info table, "
+            "but none was asked for: it will probably not boot"
+        )
+    if boot.bios_load_size is not None and not 1 <= boot.bios_load_size <= 0xFFFF:
+        problems.append(
+            Problem(
+                "load size",
+                f"the load size must be 1-65535 sectors of 512 bytes, not {boot.bios_load_size}",
+            )
+        )
+    return kind
+
+
+def _check_hybrid_loader(
+    boot: BootSpec, tree: Path, bios: Node, kind: str | None, problems: list[Problem]
+) -> None:
+    where = f"{tree}/{bios.rel}"
+    if boot.bios_emulation != "none":
+        problems.append(
+            Problem(
+                where,
+                f"a {boot.bios_emulation} emulation image cannot be started from a hybrid "
+                "image's MBR: only ISOLINUX and GRUB (no emulation) can",
+                hint="master with --no-hybrid (CD only)",
+            )
+        )
+    elif kind is None:
+        problems.append(
+            Problem(
+                where,
+                "the BIOS boot file is not ISOLINUX (isolinux.bin) or GRUB's eltorito.img: "
+                "a hybrid image's MBR can only start ISOLINUX or GRUB",
+                hint="use isolinux.bin or GRUB's eltorito.img, or master without hybrid",
+            )
+        )
+    elif kind == "isolinux" and not ISOHDPFX.is_file():
+        problems.append(
+            Problem(
+                str(ISOHDPFX),
+                "the isohybrid MBR boot code is missing",
+                hint="install it with: sudo apt-get install isolinux",
+            )
+        )
+    elif kind == "grub" and not GRUB_BOOT_HYBRID.is_file():
+        problems.append(
+            Problem(
+                str(GRUB_BOOT_HYBRID),
+                "GRUB's hybrid MBR boot code is missing",
+                hint="install it with: sudo apt-get install grub-pc-bin",
+            )
+        )
+
+
+def _check_efi_partition(boot: BootSpec, problems: list[Problem]) -> None:
+    path = boot.efi_partition
+    assert path is not None
+    if boot.efi_image is not None:
+        problems.append(
+            Problem(str(path), "give one EFI image: inside the tree or appended, not both")
+        )
+    try:
+        size = path.stat().st_size if path.is_file() else -1
+    except OSError:
+        size = -1
+    if size < 0:
+        problems.append(Problem(str(path), "the EFI image to append is not a readable file"))
+    elif size > EFI_IMAGE_LIMIT:
+        problems.append(
+            Problem(
+                str(path),
+                f"the EFI boot image is {_human(size)}; El Torito can describe at most "
+                f"{_human(EFI_IMAGE_LIMIT)} (a 16-bit count of 512-byte sectors)",
+            )
+        )
+    elif size < 512 or _read_head(path, 512)[510:512] != b"\x55\xaa":
+        problems.append(
+            Problem(
+                str(path),
+                "the EFI boot image is not a FAT file system image (no boot sector signature)",
+            )
+        )
+
+
+def _check_more_entries(
+    spec: MasterSpec, root: Node, problems: list[Problem], warnings: list[str]
+) -> None:
+    boot, tree = spec.boot, spec.tree
+    if boot.more_entries and boot.bios_boot is None and boot.efi_image is None:
+        if boot.efi_partition is None:
+            problems.append(
+                Problem(
+                    "boot entries",
+                    "further boot entries need a first one: give --bios-boot or --efi-image",
+                )
+            )
+    for number, entry in enumerate(boot.more_entries, 1):
+        what = f"boot entry {number} ({entry.platform})"
+        if entry.platform not in PLATFORMS:
+            problems.append(Problem(what, f"unknown platform '{entry.platform}': bios or uefi"))
+            continue
+        if entry.emulation not in EMULATIONS or (
+            entry.platform == "uefi" and entry.emulation != "none"
+        ):
+            problems.append(
+                Problem(what, f"emulation '{entry.emulation}' is not possible for this platform")
+            )
+            continue
+        node = _boot_file(root, entry.path, f"file of {what}", tree, problems)
+        if node is None:
+            continue
+        if entry.platform == "bios":
+            as_spec = replace(
+                boot,
+                bios_emulation=entry.emulation,
+                bios_load_size=entry.load_size,
+                boot_info_table=entry.boot_info_table,
+            )
+            _check_emulation(as_spec, tree, node, problems, warnings)
+        elif node.size < 512 or _read_head(tree / node.rel, 512)[510:512] != b"\x55\xaa":
+            problems.append(
+                Problem(
+                    f"{tree}/{node.rel}",
+                    "the EFI boot image is not a FAT file system image (no boot sector signature)",
+                )
+            )
+
+
+def _check_boot(spec: MasterSpec, root: Node, problems: list[Problem], warnings: list[str]) -> None:
     boot, tree = spec.boot, spec.tree
     bios = efi = None
+    if boot.bios_emulation not in EMULATIONS:
+        problems.append(
+            Problem(
+                "emulation",
+                f"unknown BIOS emulation '{boot.bios_emulation}': use none, floppy or hd",
+            )
+        )
+        return
     if boot.bios_boot is not None:
         bios = _boot_file(root, boot.bios_boot, "BIOS boot file", tree, problems)
     if boot.efi_image is not None:
         efi = _boot_file(root, boot.efi_image, "EFI boot image", tree, problems)
+    if boot.efi_partition is not None:
+        _check_efi_partition(boot, problems)
     if bios is not None and efi is not None and bios is efi:
         problems.append(Problem("boot", "the BIOS boot file and the EFI image are the same file"))
-    if bios is not None and boot.hybrid:
-        head = _read_head(tree / bios.rel, 0x44)
-        off = sysarea.ISOLINUX_SIGNATURE_OFFSET
-        if head[off : off + 4] != sysarea.ISOLINUX_HYBRID_SIGNATURE:
-            problems.append(
-                Problem(
-                    f"{tree}/{bios.rel}",
-                    "the BIOS boot file is not ISOLINUX (isolinux.bin): a "
-                    "hybrid image's MBR can only start ISOLINUX",
-                    hint="use isolinux.bin from the isolinux package, or master without hybrid",
-                )
-            )
-        if not ISOHDPFX.is_file():
-            problems.append(
-                Problem(
-                    str(ISOHDPFX),
-                    "the isohybrid MBR boot code is missing",
-                    hint="install it with: sudo apt-get install isolinux",
-                )
-            )
+    if bios is not None:
+        kind = _check_emulation(boot, tree, bios, problems, warnings)
+        if boot.hybrid:
+            _check_hybrid_loader(boot, tree, bios, kind, problems)
     if efi is not None:
         if efi.size > EFI_IMAGE_LIMIT:
             problems.append(
@@ -202,7 +409,8 @@ def _check_boot(spec: MasterSpec, root: Node, problems: list[Problem]) -> None:
                     "the EFI boot image is not a FAT file system image (no boot sector signature)",
                 )
             )
-    if boot.bios_boot is not None or boot.efi_image is not None:
+    _check_more_entries(spec, root, problems, warnings)
+    if boot.bios_boot is not None or boot.efi_image is not None or boot.efi_partition:
         cat = _tree_path(boot.boot_catalog)
         if cat is None:
             problems.append(
@@ -327,8 +535,11 @@ def _check(spec: MasterSpec) -> tuple[MasterCheck, Node | None]:
     root, scan_problems = scan_tree(spec.tree)
     problems += scan_problems
     _check_tree(spec, root, problems, warnings)
-    _check_boot(spec, root, problems)
+    _check_boot(spec, root, problems, warnings)
     estimate = _estimate_size(root)
+    appended = spec.boot.efi_partition
+    if appended is not None and appended.is_file():
+        estimate += appended.stat().st_size + BLOCK
     _check_output(spec, estimate, problems)
     return MasterCheck(problems, warnings, estimate), root
 
@@ -412,7 +623,9 @@ def _build(
     spec: MasterSpec, root: Node, reporter: Reporter, epoch: int | None, volume_seconds: int
 ) -> tuple[pycdlib.PyCdlib, _Names]:
     boot = spec.boot
-    has_boot = boot.bios_boot is not None or boot.efi_image is not None
+    has_boot = (
+        boot.bios_boot is not None or boot.efi_image is not None or boot.efi_partition is not None
+    )
     catalog = _tree_path(boot.boot_catalog) if has_boot else None
     relocation = any(n.is_dir and n.depth and n.depth % RELOCATION_DEPTH == 0 for n in root.walk())
     names = _assign_names(root, catalog, relocation)
@@ -464,17 +677,19 @@ def _build(
             check_cancelled(reporter)
     reporter.progress(len(nodes), len(nodes))
 
-    # El Torito entry 1: BIOS, no emulation, 4 sectors, boot info table; then UEFI.
+    # El Torito entry 1: BIOS (no emulation: 4 sectors and a boot info table as the
+    # loader needs; or floppy / hard disk emulation); then UEFI.
     if boot.bios_boot is not None:
         bios = root.find(_tree_path(boot.bios_boot) or "")
+        assert bios is not None
         iso.add_eltorito(
             names.iso_path[id(bios)],
             bootcatfile=names.catalog_iso,
             rr_bootcatname=names.catalog_name,
             joliet_bootcatfile=names.catalog_joliet,
-            boot_load_size=4,
-            boot_info_table=True,
-            media_name="noemul",
+            boot_load_size=_load_size(boot),
+            boot_info_table=_wants_table(spec, bios),
+            media_name=EMULATIONS[boot.bios_emulation],
         )
     if boot.efi_image is not None:
         efi = root.find(_tree_path(boot.efi_image) or "")
@@ -487,6 +702,45 @@ def _build(
             platform_id=0xEF,
             media_name="noemul",
         )
+    if boot.efi_partition is not None:
+        # pycdlib needs a file for the entry: one hidden block, pointed elsewhere later
+        iso.add_fp(
+            io.BytesIO(bytes(BLOCK)), BLOCK, iso_path=EFI_PLACEHOLDER, rr_name="efi-partition.img"
+        )
+        iso.add_eltorito(
+            EFI_PLACEHOLDER,
+            bootcatfile=names.catalog_iso,
+            rr_bootcatname=names.catalog_name,
+            joliet_bootcatfile=names.catalog_joliet,
+            efi=True,
+            platform_id=0xEF,
+            media_name="noemul",
+        )
+        iso.rm_hard_link(iso_path=EFI_PLACEHOLDER)
+    for entry in boot.more_entries:
+        extra = root.find(_tree_path(entry.path) or "")
+        assert extra is not None
+        as_spec = replace(
+            spec,
+            boot=replace(
+                boot,
+                bios_emulation=entry.emulation,
+                bios_load_size=entry.load_size,
+                boot_info_table=entry.boot_info_table,
+            ),
+        )
+        uefi = entry.platform == "uefi"
+        iso.add_eltorito(
+            names.iso_path[id(extra)],
+            bootcatfile=names.catalog_iso,
+            rr_bootcatname=names.catalog_name,
+            joliet_bootcatfile=names.catalog_joliet,
+            boot_load_size=entry.load_size if uefi else _load_size(as_spec.boot),
+            boot_info_table=False if uefi else _wants_table(as_spec, extra),
+            media_name=EMULATIONS[entry.emulation],
+            efi=uefi,
+            platform_id=PLATFORMS[entry.platform],
+        )
 
     def meta(node: Node | None) -> Meta:
         if node is None:
@@ -497,6 +751,24 @@ def _build(
     pin_tree(iso.get_record(iso_path="/"), root, names.by_iso, meta)
     pin_tree(iso.get_record(joliet_path="/"), root, names.by_joliet, meta)
     return iso, names
+
+
+def _load_size(boot: BootSpec) -> int | None:
+    if boot.bios_load_size is not None:
+        return boot.bios_load_size
+    return 4 if boot.bios_emulation == "none" else None  # emulation: pycdlib's default 1
+
+
+def _bios_kind(spec: MasterSpec, bios: Node) -> str | None:
+    return loader_kind(_read_head(spec.tree / bios.rel, BLOCK))
+
+
+def _wants_table(spec: MasterSpec, bios: Node) -> bool:
+    if spec.boot.bios_emulation != "none":
+        return False
+    if spec.boot.boot_info_table is not None:
+        return spec.boot.boot_info_table
+    return _bios_kind(spec, bios) is not None
 
 
 def _extent(iso: pycdlib.PyCdlib, iso_path: str) -> int:
@@ -537,22 +809,67 @@ def _write_system_area(
 ) -> int:
     """MBR + GPT for a hybrid image with boot entries; returns the final image size."""
     boot = spec.boot
-    if not boot.hybrid or (boot.bios_boot is None and boot.efi_image is None):
+    iso_size = size
+    if boot.efi_partition is not None:
+        size = _append_efi_partition(boot.efi_partition, f, size)
+    elif not boot.hybrid or (boot.bios_boot is None and boot.efi_image is None):
         return size
     bios = root.find(_tree_path(boot.bios_boot) or "") if boot.bios_boot else None
     efi = root.find(_tree_path(boot.efi_image) or "") if boot.efi_image else None
     disk_id, disk_guid, part_guids = _derived_ids(epoch, spec.label)
+    kind = _bios_kind(spec, bios) if bios is not None else None
+    bios_block = _extent(iso, names.iso_path[id(bios)]) if bios is not None else None
+    if kind == "grub" and bios_block is not None and bios is not None:
+        sysarea.patch_grub_boot_info(f, bios_block)
+        if _wants_table(spec, bios):
+            sysarea.write_boot_info_table(f, bios_block, bios.size)
+    hybrid_code = bios is not None and boot.hybrid
+    efi_block, efi_bytes = None, 0
+    if efi is not None:
+        efi_block, efi_bytes = _extent(iso, names.iso_path[id(efi)]), efi.size
+    elif boot.efi_partition is not None:
+        efi_block, efi_bytes = iso_size // BLOCK, boot.efi_partition.stat().st_size
     layout = sysarea.HybridLayout(
         iso_bytes=size,
-        boot_code=ISOHDPFX.read_bytes() if bios is not None else b"",
-        boot_file_block=_extent(iso, names.iso_path[id(bios)]) if bios is not None else None,
-        efi_block=_extent(iso, names.iso_path[id(efi)]) if efi is not None else None,
-        efi_bytes=efi.size if efi is not None else 0,
+        boot_code=(GRUB_BOOT_HYBRID if kind == "grub" else ISOHDPFX).read_bytes()
+        if hybrid_code
+        else b"",
+        boot_file_block=bios_block if hybrid_code else None,
+        boot_lba_offset=sysarea.GRUB_MBR_LBA_OFFSET if kind == "grub" else 0,
+        efi_block=efi_block,
+        efi_bytes=efi_bytes,
         disk_id=disk_id,
         disk_guid=disk_guid,
         partition_guids=(part_guids[0], part_guids[1], part_guids[2]),
     )
-    return sysarea.write_hybrid_system_area(f, layout)
+    total = sysarea.write_hybrid_system_area(f, layout)
+    if boot.efi_partition is not None:
+        # the volume ends with the ISO data: the partition is appended, as xorriso does
+        sysarea.set_volume_space_size(f, iso_size // BLOCK)
+    return total
+
+
+def _append_efi_partition(path: Path, f: BinaryIO, iso_size: int) -> int:
+    """Copy the EFI image after the ISO data and point the UEFI catalog entry at it;
+    returns the size of ISO data + partition (a multiple of 2048)."""
+    data = path.read_bytes()
+    f.seek(iso_size)
+    f.write(data + bytes(-len(data) % BLOCK))
+    block = iso_size // BLOCK
+    f.seek(17 * BLOCK + 0x47)
+    catalog = struct.unpack("<I", f.read(4))[0]
+    f.seek(catalog * BLOCK)
+    raw = f.read(BLOCK)
+    for offset in range(32, BLOCK - 31, 32):
+        entry = raw[offset : offset + 32]
+        if entry[0] in (0x90, 0x91) and entry[1] == 0xEF:
+            target = offset + 32  # the section's first entry
+            f.seek(catalog * BLOCK + target + 6)
+            f.write(struct.pack("<HI", min(-(-len(data) // 512), 0xFFFF), block))
+            break
+    else:
+        raise StageError("no UEFI entry in the boot catalog", stage="mastering")
+    return iso_size + len(data) + (-len(data) % BLOCK)
 
 
 def master_iso(spec: MasterSpec, reporter: Reporter | None = None) -> MasterResult:

@@ -58,6 +58,12 @@ DATA_ATTRIBUTES = (1 << 60) | (1 << 62) | (1 << 63)
 ISOLINUX_HYBRID_SIGNATURE = b"\xfb\xc0\x78\x70"
 ISOLINUX_SIGNATURE_OFFSET = 0x40
 
+# GRUB's boot_hybrid.img reads a 64-bit LBA at byte 432 of the MBR: the 512-byte sector
+# of core.img in eltorito.img (its block * 4 + 4, after the 2048-byte cdboot.img), and
+# core.img's own block list at byte 2548 of eltorito.img starts one sector later.
+GRUB_MBR_LBA_OFFSET = 4
+GRUB_BOOT_INFO_OFFSET = 2548
+
 
 @dataclass(frozen=True)
 class GptPartition:
@@ -93,6 +99,7 @@ class HybridLayout:
     disk_id: int  # MBR disk signature
     disk_guid: uuid.UUID
     partition_guids: tuple[uuid.UUID, uuid.UUID, uuid.UUID]
+    boot_lba_offset: int = 0  # added to the boot file's 512-byte LBA at 432 (GRUB: 4)
 
     @property
     def total_sectors(self) -> int:
@@ -144,7 +151,9 @@ def _chs(lba: int) -> bytes:
 def build_mbr(layout: HybridLayout) -> bytes:
     """Sector 0: boot code, isolinux.bin's LBA, disk id, protective 0xEE + active dummy."""
     code = layout.boot_code[:MBR_CODE_SIZE].ljust(MBR_CODE_SIZE, b"\0")
-    boot_lba = (layout.boot_file_block or 0) * (ISO_BLOCK // SECTOR)
+    boot_lba = 0
+    if layout.boot_file_block is not None:
+        boot_lba = layout.boot_file_block * (ISO_BLOCK // SECTOR) + layout.boot_lba_offset
     size = min(layout.total_sectors - 1, 0xFFFFFFFF)
     protective = (
         b"\x00" + _chs(1) + b"\xee" + _chs(layout.total_sectors - 1) + struct.pack("<II", 1, size)
@@ -152,7 +161,7 @@ def build_mbr(layout: HybridLayout) -> bytes:
     active_dummy = b"\x80" + _chs(0) + b"\x00" + _chs(0) + struct.pack("<II", 0, 1)
     return (
         code
-        + struct.pack("<IIIH", boot_lba, 0, layout.disk_id, 0)
+        + struct.pack("<QIH", boot_lba, layout.disk_id, 0)
         + protective
         + active_dummy
         + b"\0" * 32
@@ -199,7 +208,7 @@ def build_gpt(layout: HybridLayout) -> tuple[bytes, bytes]:
     return primary, backup
 
 
-def _set_volume_space_size(fp: BinaryIO, blocks: int) -> None:
+def set_volume_space_size(fp: BinaryIO, blocks: int) -> None:
     """Make the primary and supplementary (Joliet) descriptors cover the whole image."""
     sector = 16
     while True:
@@ -224,5 +233,28 @@ def write_hybrid_system_area(fp: BinaryIO, layout: HybridLayout) -> int:
     fp.seek(layout.iso_bytes)
     fp.write(b"\0" * (TAIL_PAD_SECTORS * SECTOR) + backup)
     fp.truncate(layout.total_bytes)
-    _set_volume_space_size(fp, layout.total_bytes // ISO_BLOCK)
+    set_volume_space_size(fp, layout.total_bytes // ISO_BLOCK)
     return layout.total_bytes
+
+
+def boot_info_table_checksum(data: bytes) -> int:
+    """El Torito boot info table checksum: 32-bit sum of the words after byte 64."""
+    data = data[64:]
+    data += b"\0" * (-len(data) % 4)
+    return sum(struct.unpack(f"<{len(data) // 4}I", data)) & 0xFFFFFFFF
+
+
+def write_boot_info_table(fp: BinaryIO, block: int, length: int, pvd_block: int = 16) -> None:
+    """(Re)write the boot info table of the boot file at `block` (after any other patch)."""
+    fp.seek(block * ISO_BLOCK)
+    data = fp.read(length)
+    table = struct.pack("<IIII", pvd_block, block, length, boot_info_table_checksum(data))
+    fp.seek(block * ISO_BLOCK + 8)
+    fp.write(table)
+
+
+def patch_grub_boot_info(fp: BinaryIO, block: int) -> None:
+    """grub-mkrescue's grub2-boot-info: where core.img's block list continues (eltorito.img
+    at `block`), so that GRUB's hybrid MBR code finds the rest of core.img on a disk."""
+    fp.seek(block * ISO_BLOCK + GRUB_BOOT_INFO_OFFSET)
+    fp.write(struct.pack("<Q", block * (ISO_BLOCK // SECTOR) + GRUB_MBR_LBA_OFFSET + 1))

@@ -23,7 +23,7 @@ import queue
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -64,6 +64,17 @@ from app.usb.identity import (
     check_path,
     gone_error,
 )
+from app.usb.persistence import (
+    ByteRange,
+    Persistence,
+    PersistenceError,
+    PersistencePlan,
+    add_persistence,
+    changed_ranges,
+    find_on_device,
+    plan_persistence,
+    read_head,
+)
 from app.usb.source import ImageSource
 from app.usb.sysfs import disk_identity_at, disk_size, sys_path_of_devno
 from app.usb.target import Target, TargetKind, describe_disk, human_size
@@ -82,7 +93,9 @@ PHASE_WRITE = "write"
 PHASE_VERIFY = "verify"
 PHASE_LOCATE = "locate"
 PHASE_WIPE = "wipe"
+PHASE_PERSISTENCE = "persistence"
 PHASE_TITLES = {
+    PHASE_PERSISTENCE: "Adding the persistence partition",
     PHASE_WRITE: "Writing",
     PHASE_VERIFY: "Verifying (reading the device back, bypassing the cache)",
     PHASE_LOCATE: "Finding the first difference",
@@ -162,26 +175,47 @@ class WriteResult:
     verify_seconds: float = 0.0
     warnings: tuple[str, ...] = field(default_factory=tuple)
     mapped: int | None = None  # with a block map: the bytes written (and read back)
+    persistence: str = ""  # what was added after the image, if anything
+    skipped: tuple[str, ...] = field(default_factory=tuple)  # image bytes persistence changed
 
     def summary(self) -> str:
         size = f"{human_size(self.image_size)} ({self.image_size} bytes)"
         if self.mapped is not None:
             size += f", the {human_size(self.mapped)} its block map names"
         if self.verified:
-            return (
+            text = (
                 f"written and verified: {size} to {self.target}, read back bypassing the "
                 "page cache and identical to the image"
             )
-        return f"written, not verified: {size} to {self.target}"
+        else:
+            text = f"written, not verified: {size} to {self.target}"
+        if self.persistence:
+            text += f"\n{self.persistence}"
+        return text + _skipped_text(self.skipped, self.verified)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["warnings"] = list(self.warnings)
+        data["skipped"] = list(self.skipped)
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> WriteResult:
-        return cls(**{**data, "warnings": tuple(data.get("warnings", ()))})
+        return cls(
+            **{
+                **data,
+                "warnings": tuple(data.get("warnings", ())),
+                "skipped": tuple(data.get("skipped", ())),
+            }
+        )
+
+
+def _skipped_text(skipped: tuple[str, ...], verified: bool) -> str:
+    if not skipped or not verified:
+        return ""
+    return "\nnot compared (partition-table bytes the persistence partition changed): " + "; ".join(
+        skipped
+    )
 
 
 @dataclass(frozen=True)
@@ -190,19 +224,31 @@ class VerifyResult:
     target: str
     image_size: int
     seconds: float
+    skipped: tuple[str, ...] = field(default_factory=tuple)
+    persistence: str = ""
+    mapped: int | None = None  # with a block map: the bytes it names (compared with the image)
 
     def summary(self) -> str:
-        return (
+        text = (
             f"verified: the first {human_size(self.image_size)} ({self.image_size} bytes) "
             f"of {self.target} are identical to the image (read bypassing the page cache)"
         )
+        if self.mapped is not None:
+            text += f" where its block map names data ({human_size(self.mapped)})"
+        if self.skipped:
+            text += ", except the partition-table bytes the persistence partition changed"
+        if self.persistence:
+            text += f"\n{self.persistence}"
+        return text + _skipped_text(self.skipped, True)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["skipped"] = list(self.skipped)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> VerifyResult:
-        return cls(**data)
+        return cls(**{**data, "skipped": tuple(data.get("skipped", ()))})
 
 
 # --- opening ---------------------------------------------------------------------------------
@@ -402,6 +448,7 @@ def write_image(
     expect: BlockIdentity | None = None,
     stream: Callable[[], ImageStream] | None = None,
     bmap: Bmap | None = None,
+    persistence: Persistence | None = None,
 ) -> WriteResult:
     """Write `source` to `target`, then (unless `verify` is False) verify it.
 
@@ -411,6 +458,10 @@ def write_image(
 
     `stream` opens what the write reads the image from (default `source.open()`): a
     share of one read feeding several sticks (`app.usb.fanout`).
+
+    With `persistence`, a partition with an ext4 file system labelled LIVESMITH-RW is
+    added after the image (see `app.usb.persistence`); the read-back then skips the few
+    partition-table bytes that changed, and names them.
 
     Raises DeviceTooSmall / DeviceReadOnly before writing anything; DeviceIOError (with the
     offset), DeviceUnplugged, VerificationError (with the offset) or Cancelled afterwards —
@@ -441,6 +492,7 @@ def write_image(
         opener = _checking_identity(opener, expect, LEFT_ALONE)
     fd = first_opener(target, True)
     written_ok = False
+    skipped: list[ByteRange] = []
     try:
         capacity: int | None = None
         if block:
@@ -461,6 +513,13 @@ def write_image(
         else:
             sector = max(512, target.logical_sector)
         original_size = device_size(fd) if not block else 0
+        plan: PersistencePlan | None = None
+        image_head = b""
+        if persistence is not None:
+            image_head = read_image_head(source)
+            plan = _plan(
+                source, image_head, capacity if block else original_size, persistence, where
+            )
         for warning in warnings:
             reporter.log(Level.WARNING, warning)
         reporter.step(PHASE_WRITE)
@@ -483,6 +542,9 @@ def write_image(
                 Level.DEBUG,
                 f"wrote {written} bytes, direct I/O {'on' if has_direct_io(fd) else 'off'}",
             )
+            if plan is not None:
+                reporter.step(PHASE_PERSISTENCE)
+                skipped = add_persistence(fd, image_head, plan, reporter, where=where)
         except (LivesmithError, OSError, KeyboardInterrupt) as exc:
             raise _clean_up_after(exc, fd, target, existed=existed, reporter=reporter) from exc
         write_seconds = time.monotonic() - started
@@ -501,6 +563,8 @@ def write_image(
         write_seconds=write_seconds,
         warnings=tuple(warnings),
         mapped=bmap.mapped_bytes if bmap is not None else None,
+        persistence=plan.describe() if plan is not None else "",
+        skipped=tuple(str(r) for r in skipped),
     )
     if not verify:
         return result
@@ -516,6 +580,8 @@ def write_image(
             reporter=reporter,
             opener=opener,
             bmap=bmap,
+            skip=skipped,
+            patches=[(r.start, image_head[r.start : r.end]) for r in skipped],
         )
     except Cancelled as exc:
         raise Cancelled(
@@ -531,8 +597,35 @@ def write_image(
             "verified": True,
             "verify_seconds": time.monotonic() - started,
             "warnings": tuple(warnings),
+            "skipped": result.skipped,
         }
     )
+
+
+def plan_for(
+    source: ImageSource, capacity: int | None, persistence: Persistence, where: str
+) -> PersistencePlan:
+    """Where the persistence partition would go; PersistenceError if it cannot."""
+    return _plan(source, read_image_head(source), capacity, persistence, where)
+
+
+def _plan(
+    source: ImageSource, head: bytes, capacity: int | None, persistence: Persistence, where: str
+) -> PersistencePlan:
+    if source.size is None:
+        raise PersistenceError(
+            f"the size of the {source.compression.value} image is not recorded in the file, "
+            "and persistence needs it",
+            where=str(source.path),
+            hint="decompress the image first",
+        )
+    if not capacity:
+        raise PersistenceError(
+            "persistence on a file needs an existing disk image file larger than the image "
+            "(say, made with truncate -s 2G)",
+            where=where,
+        )
+    return plan_persistence(head, source.size, capacity, persistence.size, where=where)
 
 
 def _copy(
@@ -650,6 +743,20 @@ def _copy(
     return offset, hasher.hexdigest()
 
 
+def _unmapped(bmap: Bmap) -> list[ByteRange]:
+    """What a write with `bmap` left alone: the image's bytes past the first 64 KiB that
+    the map does not name."""
+    gaps: list[ByteRange] = []
+    at = HEAD
+    for mapped in bmap.ranges:
+        if mapped.start > at:
+            gaps.append(ByteRange(at, mapped.start, "not in the block map"))
+        at = max(at, mapped.end)
+    if at < bmap.image_size:
+        gaps.append(ByteRange(at, bmap.image_size, "not in the block map"))
+    return gaps
+
+
 def _to_write(bmap: Bmap | None, start: int, end: int) -> Iterator[tuple[int, int]]:
     """The parts of image bytes [start, end) to write: all of them, or the mapped ones."""
     if bmap is None:
@@ -743,6 +850,7 @@ def hash_device(
     is_block: bool,
     devno: tuple[int, int] | None = None,
     ranges: list[tuple[int, int]] | None = None,
+    patches: Sequence[tuple[int, bytes]] = (),
 ) -> str:
     """XXH3-128 of the first `length` bytes of `fd`, read in large O_DIRECT blocks; with
     `ranges`, of those byte ranges only (sorted, apart), read the same way."""
@@ -756,6 +864,7 @@ def hash_device(
             where=where,
             is_block=is_block,
             devno=devno,
+            patches=patches,
         )
     hasher = xxhash.xxh3_128()
     offset = 0
@@ -777,6 +886,7 @@ def hash_device(
                 is_block=is_block,
                 devno=devno,
             ) from exc
+        _patch(view[:n], offset, patches)
         offset += n
         return n  # short of the block: the stream ends
 
@@ -800,6 +910,14 @@ def hash_device(
     return hasher.hexdigest()
 
 
+def _patch(view: memoryview, at: int, patches: Sequence[tuple[int, bytes]]) -> None:
+    """Put each (offset, bytes) of `patches` into `view`, which holds the device from `at`."""
+    for offset, data in patches:
+        a, b = max(offset, at), min(offset + len(data), at + len(view))
+        if a < b:
+            view[a - at : b - at] = data[a - offset : b - offset]
+
+
 def _hash_ranges(
     fd: int,
     ranges: list[tuple[int, int]],
@@ -810,6 +928,7 @@ def _hash_ranges(
     where: str,
     is_block: bool,
     devno: tuple[int, int] | None,
+    patches: Sequence[tuple[int, bytes]] = (),
 ) -> str:
     hasher = xxhash.xxh3_128()
     buf = memoryview(aligned_buffer(VERIFY_BLOCK))
@@ -831,6 +950,7 @@ def _hash_ranges(
                     is_block=is_block,
                     devno=devno,
                 ) from exc
+            _patch(buf[:got], at, patches)
             lo, hi = max(a, at), min(b, at + got)
             if hi <= lo:
                 raise VerificationError(
@@ -855,7 +975,13 @@ def _verify_after_write(
     reporter: Reporter,
     opener: Opener,
     bmap: Bmap | None = None,
+    skip: Sequence[ByteRange] = (),
+    patches: Sequence[tuple[int, bytes]] = (),
 ) -> None:
+    """Hash the device (with a block map: its mapped ranges) and compare with the digest
+    taken while writing. Bytes persistence changed (`skip`) are hashed as the image's own
+    bytes (`patches`), so they are not compared; on a mismatch the image is read again to
+    name the first differing byte, outside `skip`."""
     where = str(target.path)
     fd = _open_for_reading(target, opener)
     try:
@@ -868,6 +994,7 @@ def _verify_after_write(
             is_block=is_block_target(target),
             devno=target.devno,
             ranges=list(bmap.pieces(0, length)) if bmap is not None else None,
+            patches=patches,
         )
         if actual == digest:
             return
@@ -880,6 +1007,7 @@ def _verify_after_write(
             where=where,
             is_block=is_block_target(target),
             devno=target.devno,
+            skip=skip,
         )
     finally:
         os.close(fd)
@@ -919,8 +1047,9 @@ def first_difference(
     where: str,
     is_block: bool,
     devno: tuple[int, int] | None = None,
+    skip: Sequence[ByteRange] = (),
 ) -> tuple[int | None, int]:
-    """Compare the device with the source block by block.
+    """Compare the device with the source block by block; bytes in `skip` are not compared.
 
     Returns (the first differing offset or None, image bytes compared). A device that ends
     before the image does differs at the offset of its end.
@@ -947,6 +1076,10 @@ def first_difference(
                         devno=devno,
                     ) from exc
                 same = min(got, n)
+                for masked in skip:
+                    a, b = max(masked.start - offset, 0), min(masked.end - offset, same)
+                    if a < b:
+                        view[a:b] = device_view[a:b]
                 if xxhash.xxh3_128_digest(view[:same]) != xxhash.xxh3_128_digest(
                     device_view[:same]
                 ):
@@ -985,11 +1118,13 @@ def verify_written(
     *,
     reporter: Reporter | None = None,
     opener: Opener = open_target,
+    bmap: Bmap | None = None,
 ) -> VerifyResult:
     """Check an already written target against the image (`livesmith verify`).
 
     Reads the image and the device side by side (the device with O_DIRECT) and raises
-    VerificationError naming the first differing byte.
+    VerificationError naming the first differing byte. With `bmap`, only the first 64 KiB
+    and the mapped ranges are compared: the writer left the rest of the stick alone.
     """
     reporter = reporter or NullReporter()
     where = str(target.path)
@@ -1006,6 +1141,15 @@ def verify_written(
                 where=where,
                 offset=capacity,
             )
+        skip: list[ByteRange] = []
+        plan = None
+        if source.size is not None:
+            image_head = read_image_head(source)
+            plan = find_on_device(image_head, source.size, read_head(fd), capacity)
+            if plan is not None:
+                skip = changed_ranges(image_head, plan)
+                reporter.log(Level.INFO, f"found {plan.describe()}")
+        unmapped = _unmapped(bmap) if bmap is not None else []
         reporter.step(PHASE_VERIFY)
         offset, length = first_difference(
             source,
@@ -1015,11 +1159,18 @@ def verify_written(
             where=where,
             is_block=block,
             devno=target.devno,
+            skip=sorted(skip + unmapped, key=lambda r: r.start),
         )
     finally:
         os.close(fd)
     if offset is not None:
         raise _mismatch(offset, where)
     return VerifyResult(
-        image=str(source.path), target=where, image_size=length, seconds=time.monotonic() - started
+        image=str(source.path),
+        target=where,
+        image_size=length,
+        seconds=time.monotonic() - started,
+        skipped=tuple(str(r) for r in skip),
+        persistence=plan.describe() if plan is not None else "",
+        mapped=bmap.mapped_bytes if bmap is not None else None,
     )

@@ -1,6 +1,7 @@
 """The writer as a separate process (CLI and GUI use it alike), speaking the frames of app.frames.
 
     python -m app.usb.helper write IMAGE TARGET [--no-verify] [--force] [--expect JSON]
+        [--persistence SIZE|rest]
     python -m app.usb.helper write --many IMAGE TARGET… [--expect JSON|null]…
     python -m app.usb.helper verify IMAGE TARGET
 
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from app.usb.bmap import Bmap
     from app.usb.identity import BlockIdentity
     from app.usb.multiwrite import MultiWriteResult, StickEvents, StickOutcome
+    from app.usb.persistence import Persistence
     from app.usb.source import ImageSource
     from app.usb.target import Target
 
@@ -68,6 +70,7 @@ def helper_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--many", action="store_true", help="write every target at once")
     parser.add_argument("--bmap", default=None, help="write only the blocks this .bmap maps")
     parser.add_argument("--force", action="store_true")
+    parser.add_argument("--persistence", default=None)
     parser.add_argument(
         "--expect",
         type=_identity_argument,
@@ -106,6 +109,7 @@ def _identity_argument(text: str) -> BlockIdentity | None:
 def _run(args: argparse.Namespace, reporter: Reporter) -> dict[str, Any]:
     from app.usb.bmap import read_bmap
     from app.usb.engine import target_for_reading, verify_written, write_image
+    from app.usb.persistence import Persistence
     from app.usb.source import open_image
     from app.usb.target import resolve_target
 
@@ -125,8 +129,13 @@ def _run(args: argparse.Namespace, reporter: Reporter) -> dict[str, Any]:
             force=args.force,
             expect=expects[0],
             bmap=bmap,
+            persistence=(
+                Persistence.parse(args.persistence) if args.persistence is not None else None
+            ),
         ).to_json()
-    return verify_written(source, target_for_reading(args.target[0]), reporter=reporter).to_json()
+    return verify_written(
+        source, target_for_reading(args.target[0]), reporter=reporter, bmap=bmap
+    ).to_json()
 
 
 class _PipeStickEvents:
@@ -221,6 +230,7 @@ def helper_command(
     force: bool = False,
     expect: BlockIdentity | None = None,
     bmap: Path | None = None,
+    persistence: Persistence | None = None,
 ) -> list[str]:
     # -P: an "app" folder in the current directory must not stand in for ours.
     args = [sys.executable, "-P", "-m", "app.usb.helper", command, str(image), str(target)]
@@ -232,6 +242,8 @@ def helper_command(
         args.append("--force")
     if expect is not None:
         args += ["--expect", json.dumps(expect.to_json())]
+    if persistence is not None:
+        args += ["--persistence", persistence.to_arg()]
     return args
 
 
@@ -274,6 +286,7 @@ def run_helper(
     argv: list[str] | None = None,
     events: StickEvents | None = None,
     bmap: Path | None = None,
+    persistence: Persistence | None = None,
 ) -> dict[str, Any]:
     """Run the helper, relaying its progress into `reporter`; returns its result (JSON).
 
@@ -286,7 +299,14 @@ def run_helper(
     proc = subprocess.Popen(
         argv
         or helper_command(
-            command, image, target, verify=verify, force=force, expect=expect, bmap=bmap
+            command,
+            image,
+            target,
+            verify=verify,
+            force=force,
+            expect=expect,
+            bmap=bmap,
+            persistence=persistence,
         ),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

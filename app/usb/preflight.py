@@ -20,6 +20,7 @@ from app.usb.engine import WriteResult, check_fits, layout_warnings
 from app.usb.errors import DeviceBusy
 from app.usb.helper import run_helper
 from app.usb.identity import BlockIdentity, check_path
+from app.usb.persistence import Persistence
 from app.usb.source import ImageSource, open_image
 from app.usb.target import Target, TargetKind, mounted_partitions, resolve_target
 
@@ -106,7 +107,12 @@ def unmount_partitions(preflight: Preflight) -> None:
 
 
 def write_task(
-    source: ImageSource, preflight: Preflight, *, verify: bool, force: bool
+    source: ImageSource,
+    preflight: Preflight,
+    *,
+    verify: bool,
+    force: bool,
+    persistence: Persistence | None = None,
 ) -> Callable[[Reporter], WriteResult]:
     def run(reporter: Reporter) -> WriteResult:
         if preflight.mounted:
@@ -125,6 +131,7 @@ def write_task(
             verify=verify,
             force=force,
             expect=preflight.identity,
+            persistence=persistence,
         )
         return WriteResult.from_json(done)
 

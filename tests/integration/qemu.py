@@ -44,6 +44,10 @@ from app.reporter import NullReporter
 
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+# Secure Boot enforced: OVMF built with SMM, its variable store with Microsoft's keys
+# enrolled, as on a stock PC.
+OVMF_CODE_SECURE = Path("/usr/share/OVMF/OVMF_CODE_4M.ms.fd")
+OVMF_VARS_SECURE = Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd")
 ISOHYBRID_MBR = Path("/usr/lib/ISOLINUX/isohdpfx.bin")
 SYSLINUX_BIOS = Path("/usr/lib/syslinux/modules/bios")
 
@@ -233,9 +237,13 @@ class BootConfig:
     # hardware, so a missing serial setting in a bootloader is noticed. (OVMF always
     # mirrors its text console to the serial port.)
     firmware_console: bool = False
+    # UEFI only: OVMF with Microsoft's keys enrolled and Secure Boot enforced.
+    secure_boot: bool = False
 
     def describe(self) -> str:
         extra = " (El Torito blanked)" if self.blank_eltorito else ""
+        if self.secure_boot:
+            extra += " (Secure Boot)"
         if self.new_label:
             extra += f" (relabelled {self.new_label})"
         name = self.image.name if self.image else "nothing"
@@ -332,8 +340,24 @@ class QemuSession:
 
     def _machine_args(self) -> list[str]:
         if self.config.firmware == "bios":
+            if self.config.secure_boot:
+                raise ValueError("Secure Boot is a UEFI feature: use firmware='uefi'")
             return ["-M", "pc"]
         vars_copy = self.workdir / "OVMF_VARS.fd"
+        if self.config.secure_boot:
+            # SMM keeps the variable store (and so the enrolled keys) out of the OS's reach;
+            # the secure flash is what OVMF's Secure Boot build requires.
+            shutil.copyfile(OVMF_VARS_SECURE, vars_copy)
+            return [
+                "-M",
+                "q35,smm=on",
+                "-global",
+                "driver=cfi.pflash01,property=secure,value=on",
+                "-drive",
+                f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE_SECURE}",
+                "-drive",
+                f"if=pflash,format=raw,unit=1,file={vars_copy}",
+            ]
         shutil.copyfile(OVMF_VARS, vars_copy)
         return [
             "-M",

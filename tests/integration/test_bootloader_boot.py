@@ -77,6 +77,7 @@ def _menu_shown(vm: QemuSession, firmware: str) -> None:
     vm.expect(f"{TITLE} (live)", timeout=10)
     vm.expect(f"{TITLE} (copy to RAM)", timeout=10)
     vm.expect(f"{TITLE} (safe graphics)", timeout=10)
+    vm.expect(f"{TITLE} (without persistence)", timeout=10)
 
 
 def _boot_default_entry(config: BootConfig) -> str:

@@ -21,6 +21,7 @@ from app.compose.profile import (
     Profile,
     save_profile,
 )
+from app.iso.inspect import inspect_iso
 from app.packages.model import SourceKind, SourceSpec
 from tests.conftest import needs_root
 from tests.integration.conftest import EPOCH
@@ -88,6 +89,9 @@ def test_an_ordinary_user_builds_a_debian_system_with_real_owners(package_cache:
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
         assert "(no network)" in proc.stdout + proc.stderr
         assert iso.stat().st_uid == account.pw_uid
+        # The signed boot chain (secure_boot = auto) was fetched without root too.
+        assert "Secure Boot: on" in proc.stdout + proc.stderr
+        assert "/EFI/BOOT/grubx64.efi" in {f.path for f in inspect_iso(iso).files}
 
         entries = root_image_entries(iso, place)
         assert entries["/etc/shadow"] == ["-rw-r-----", "0/42"]  # group shadow, from a script

@@ -405,3 +405,74 @@ def test_a_relabelled_medium_with_an_erofs_image_copied_to_ram(
         assert "the medium /dev/sr0 may be removed" in text
     finally:
         console.close()
+
+
+@pytest.mark.parametrize("kind", ["ext4", "fat-medium", "toram", "not-ext4", "turned-off"])
+def test_a_livesmith_rw_file_system_holds_the_writable_layer(
+    initramfs: Path, iso: Path, squashfs: Path, work: Path, kind: str
+) -> None:
+    """A CD boot with a second disk labelled LIVESMITH-RW: ext4 is used for the overlay's
+    upper layer (what the system writes lands on the disk); another file system with that
+    label is reported and the tmpfs is used; so is livesmith.persistence=no. fat-medium:
+    the medium is a whole-disk FAT stick, mounted again through a loop device as FAT;
+    toram: the root image is copied to RAM, the changes still go to the disk."""
+    disk = work / f"persist-{kind}.img"
+    disk.unlink(missing_ok=True)
+    with open(disk, "wb") as f:
+        f.truncate(64 << 20)
+    if kind == "not-ext4":
+        subprocess.run(["mkswap", "-q", "-L", "LIVESMITH-RW", str(disk)], check=True)
+    else:
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "LIVESMITH-RW", str(disk)], check=True)
+    extra = {"turned-off": "livesmith.persistence=no", "toram": "livesmith.copytoram"}.get(kind, "")
+    medium = ["-cdrom", str(iso)]
+    if kind == "fat-medium":
+        id_file = work / "persist-id"
+        id_file.write_text(f"{BUILD_ID}\n{LABEL}\n")
+        stick = make_fat(
+            work,
+            "persist-fat",
+            LABEL,
+            {"live/rootfs.sfs": squashfs, f"live/{BUILD_ID}.id": id_file},
+        )
+        medium = [
+            "-device",
+            "qemu-xhci",
+            "-device",
+            "usb-storage,drive=stick",
+            "-drive",
+            f"if=none,id=stick,format=raw,readonly=on,file={stick}",
+        ]
+    console = boot(
+        f"persist-{kind}",
+        initramfs,
+        medium_args(extra=extra),
+        [*medium, "-drive", f"if=virtio,format=raw,file={disk}"],
+    )
+    try:
+        found = booted_root(console)
+        assert_overlay_root(found)
+        if kind == "fat-medium":
+            assert found["medium"] == "vfat"
+        text = console.text()
+        console.proc.wait(timeout=60)  # the marker init powers off (busybox syncs first)
+    finally:
+        console.close()
+    if kind != "not-ext4":  # replay the journal (debugfs does not), and check the rest
+        fsck = subprocess.run(["e2fsck", "-fy", str(disk)], capture_output=True, text=True)
+        assert fsck.returncode in (0, 1), fsck.stdout + fsck.stderr
+    written = subprocess.run(
+        ["debugfs", "-R", "cat /livesmith/upper/written", str(disk)],
+        capture_output=True,
+        text=True,
+    )
+    if kind in ("ext4", "fat-medium", "toram"):
+        assert "persistence: changes are kept on /dev/vda (LIVESMITH-RW)" in text
+        if kind == "toram":
+            assert "the root image runs from RAM; changes still go to /dev/vda" in text
+        assert written.stdout == "ok\n", written.stderr
+    elif kind == "not-ext4":
+        assert "cannot mount /dev/vda (LIVESMITH-RW) as ext4; changes stay in RAM" in text
+    else:
+        assert "/dev/vda (LIVESMITH-RW) left alone (livesmith.persistence=no)" in text
+        assert written.stdout == "", written.stdout

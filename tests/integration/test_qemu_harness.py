@@ -126,6 +126,23 @@ def test_close_kills_qemu_even_when_the_test_fails(tmp_path: Path) -> None:
     assert _qemu_children() == set()
 
 
+def test_secure_boot_runs_ovmf_with_microsofts_keys_enforced(tmp_path: Path) -> None:
+    disk = _blank_disk(tmp_path / "blank.img")
+    original = qemu.OVMF_VARS_SECURE.read_bytes()
+    config = BootConfig("uefi", "usb", disk, memory_mb=256, secure_boot=True)
+    assert config.describe().endswith("(Secure Boot)")
+    with QemuSession(config) as vm:
+        assert "q35,smm=on" in vm.argv
+        assert "driver=cfi.pflash01,property=secure,value=on" in vm.argv
+        assert f"if=pflash,format=raw,unit=0,readonly=on,file={qemu.OVMF_CODE_SECURE}" in vm.argv
+        store = vm.workdir / "OVMF_VARS.fd"
+        assert f"if=pflash,format=raw,unit=1,file={store}" in vm.argv
+        vm.expect("BdsDxe", timeout=60)  # the Secure Boot build starts (SMM under TCG)
+    assert qemu.OVMF_VARS_SECURE.read_bytes() == original  # each session writes a copy
+    with pytest.raises(ValueError, match="UEFI feature"):
+        QemuSession(BootConfig("bios", "usb", disk, secure_boot=True))
+
+
 @pytest.fixture(scope="module")
 def small_iso(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A plain hybrid ISO (isolinux only is enough to carry volume descriptors)."""

@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import os
 import shutil
+import struct
 import subprocess
 import time
 from collections.abc import Iterator
@@ -252,6 +253,41 @@ def test_write_onto_an_image_file_by_keyboard(
     qtbot.keyClick(page.again_button, Qt.Key.Key_Space)
     assert page.stack.currentIndex() == SETUP
     assert page.image() == image and page.target_path() is None
+
+
+@needs_root
+@pytest.mark.root
+def test_keep_changes_adds_a_persistence_partition(
+    qtbot: Any, page: WriterPage, image: Path, tmp_path: Path
+) -> None:
+    disk = sparse_backing(tmp_path / "disk.raw", 128 * MiB)
+    choose_image(qtbot, page, image)
+    name_target(qtbot, page, disk)
+    assert page.missing() is None and not page.persist_size.isEnabled()
+    qtbot.keyClick(page.persist_check, Qt.Key.Key_Space)
+    assert page.persist_check.isChecked() and page.persist_size.isEnabled()
+    page.persist_size.setText("2 gigs")
+    assert page.missing() == ("Persistence size '2 gigs' is not a size like 512M or 1G, or 'rest'.")
+    assert not page.write_button.isEnabled()
+    page.persist_size.setText("64M")
+    assert page.write_button.isEnabled(), page.missing()
+    write_confirmed(qtbot, page)
+    assert page.outcome is not None and page.outcome.kind is OutcomeKind.VERIFIED
+    assert "MBR partition 2, ext4 labelled LIVESMITH-RW, 64 MiB" in page.outcome.details
+    assert "bytes 462-477 (MBR partition entry 2)" in page.outcome.details
+    data = disk.read_bytes()
+    size = image.stat().st_size
+    start = -(-size // MiB) * MiB
+    # MBR partition 2: type 0x83, from the first MiB after the image, 64 MiB long.
+    assert data[466] == 0x83
+    assert struct.unpack_from("<II", data, 470) == (start // 512, 64 * MiB // 512)
+    probe = subprocess.run(
+        ["blkid", "-p", "-O", str(start), "-o", "export", str(disk)],
+        capture_output=True,
+        text=True,
+    )
+    assert "LABEL=LIVESMITH-RW" in probe.stdout and "TYPE=ext4" in probe.stdout
+    assert data[:462] == image.read_bytes()[:462] and data[478:size] == image.read_bytes()[478:]
 
 
 def test_a_non_hybrid_image_needs_the_explicit_override(

@@ -14,13 +14,37 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.compose import secureboot
 from app.compose.bootloader import MAX_TIMEOUT_S
 from app.compose.pipeline import looks_like_kernel_package
+from app.compose.profile import Profile, SecureBoot
 from app.packages.resolve import Resolution
 from ui.wizard.common import StatePage, named
 from ui.wizard.state import WizardState
 
 AUTO_KERNEL = "Find it among the selected packages"
+SECURE_BOOT_CHOICES = (
+    (SecureBoot.AUTO, "Automatic: on with Debian or Ubuntu packages"),
+    (SecureBoot.ON, "On: the signed shim, GRUB and kernel (required)"),
+    (SecureBoot.OFF, "Off: boots only with Secure Boot disabled"),
+)
+
+
+def secure_boot_hint(profile: Profile) -> str:
+    """What the Secure Boot choice means for this profile, before the archive is asked."""
+    mode = profile.boot.secure_boot
+    if mode is SecureBoot.OFF:
+        return "UEFI boots through Livesmith's own GRUB, which Secure Boot firmware refuses."
+    reasons = secureboot.profile_problems(profile)
+    if reasons:
+        why = "; ".join(p.message for p in reasons)
+        if mode is SecureBoot.ON:
+            return f"Cannot be met: {why}."
+        return f"Will be off: {why}."
+    return (
+        "UEFI boots through the distribution's signed shim, GRUB and kernel "
+        "(if the archive has shim-signed and grub-efi-amd64-signed)."
+    )
 
 
 def kernel_candidates(resolution: Resolution | None) -> list[str]:
@@ -65,6 +89,13 @@ class KernelBootPage(StatePage):
             QCheckBox('Add a "safe &graphics" entry'), "bootSafe", "Add a safe graphics boot entry"
         )
         form.addRow("", self.safe_check)
+        self.secure_boot_combo = named(QComboBox(), "bootSecureBoot", "Secure Boot")
+        for mode, text in SECURE_BOOT_CHOICES:
+            self.secure_boot_combo.addItem(text, mode)
+        form.addRow("&Secure Boot:", self.secure_boot_combo)
+        self.secure_boot_hint = named(QLabel(), "bootSecureBootHint", "Secure Boot hint")
+        self.secure_boot_hint.setWordWrap(True)
+        form.addRow("", self.secure_boot_hint)
 
         self._fill_from_profile()
         self.kernel_combo.currentIndexChanged.connect(self._on_kernel)
@@ -74,7 +105,11 @@ class KernelBootPage(StatePage):
         self.cmdline_edit.textChanged.connect(lambda text: self._set_boot(cmdline=text))
         self.copytoram_check.toggled.connect(lambda on: self._set_boot(copytoram_entry=on))
         self.safe_check.toggled.connect(lambda on: self._set_boot(safe_entry=on))
+        self.secure_boot_combo.currentIndexChanged.connect(
+            lambda index: self._set_boot(secure_boot=self.secure_boot_combo.itemData(index))
+        )
         state.resolutionChanged.connect(self._fill_kernels)
+        state.profileChanged.connect(self._show_secure_boot_hint)
 
     def _fill_from_profile(self) -> None:
         profile = self.state.profile
@@ -86,6 +121,14 @@ class KernelBootPage(StatePage):
         self.cmdline_edit.setText(boot.cmdline)
         self.copytoram_check.setChecked(boot.copytoram_entry)
         self.safe_check.setChecked(boot.safe_entry)
+        self.secure_boot_combo.setCurrentIndex(
+            max(self.secure_boot_combo.findData(boot.secure_boot), 0)
+        )
+        self._show_secure_boot_hint(profile)
+
+    @Slot(object)
+    def _show_secure_boot_hint(self, profile: Profile) -> None:
+        self.secure_boot_hint.setText(secure_boot_hint(profile))
 
     @Slot(object)
     def _fill_kernels(self, resolution: Resolution | None) -> None:

@@ -62,6 +62,7 @@ def summary_lines(profile: Profile) -> list[str]:
         f"Boots on: {firmware}; menu entries: {', '.join(entries)}; "
         f"timeout {boot.timeout} s"
         + (f"; kernel parameters: {boot.cmdline}" if boot.cmdline else ""),
+        f"Secure Boot: {boot.secure_boot.value}",
         f"Volume label: {profile.iso.label}; host name: {system.hostname}",
         "Log in: root" + (f" or {system.user}" if system.user else ""),
         f"Root image: {image.format.value}, {image.compressor.value}"

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from app.cli import EXIT_CANCELLED, EXIT_OK
-from app.cli.commands.write import WriteProgress
+from app.cli.commands.write import WriteProgress, add_bmap_options, chosen_bmap
 from app.errors import Cancelled
 from app.usb.engine import VerifyResult
 from app.usb.helper import run_helper
@@ -24,14 +24,24 @@ ORDER = 42
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", help="the image that was written (may be .xz/.zst/.gz)")
     parser.add_argument("target", help="the stick (/dev/sdX) or file it was written to")
+    add_bmap_options(parser, "compare only the blocks this bmaptool block map names")
 
 
 def run(args: argparse.Namespace) -> int:
     out = sys.stderr
     source = open_image(args.image)
+    bmap = chosen_bmap(args, source)
     print(f"Image:  {source.describe()}", file=out)
+    if bmap is not None:
+        print(f"Block map: {bmap.describe()}", file=out)
     try:
-        done = run_helper("verify", source.path, args.target, reporter=WriteProgress(out))
+        done = run_helper(
+            "verify",
+            source.path,
+            args.target,
+            reporter=WriteProgress(out),
+            bmap=bmap.path if bmap is not None else None,
+        )
     except Cancelled as exc:
         print(f"livesmith: {exc}", file=out)
         return EXIT_CANCELLED

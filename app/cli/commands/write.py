@@ -27,9 +27,11 @@ from app.usb.engine import (
     check_bmap_fits,
     check_fits,
     layout_warnings,
+    plan_for,
 )
 from app.usb.errors import DeviceTooSmall
 from app.usb.helper import run_helper
+from app.usb.persistence import Persistence
 from app.usb.source import ImageSource, open_image
 from app.usb.target import Target, TargetKind, human_size, resolve_target
 
@@ -109,17 +111,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "non-destructive check of `livesmith check-stick`); refuse if the image is larger "
         "than what it really holds",
     )
-    bmap = parser.add_mutually_exclusive_group()
-    bmap.add_argument(
-        "--bmap",
-        metavar="FILE",
-        type=Path,
-        help="write and verify only the blocks this bmaptool block map names (default: "
-        "IMAGE.bmap beside the image, if there is one)",
-    )
-    bmap.add_argument(
-        "--no-bmap", action="store_true", help="write the whole image even if a .bmap is beside it"
-    )
+    add_bmap_options(parser, "write and verify only the blocks this bmaptool block map names")
     parser.add_argument(
         "--eject",
         action="store_true",
@@ -129,6 +121,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--force",
         action="store_true",
         help="write an image that will not boot from USB (no partition table)",
+    )
+    parser.add_argument(
+        "--persistence",
+        metavar="SIZE|rest",
+        help="after the image, add a partition of SIZE (512M, 1G, ...) or all the free space "
+        "('rest') with an ext4 file system labelled LIVESMITH-RW: the live system keeps its "
+        "changes there across reboots",
     )
 
 
@@ -174,6 +173,19 @@ def check_real_capacity(source: ImageSource, target: Target, out: TextIO) -> Non
         )
 
 
+def add_bmap_options(parser: argparse.ArgumentParser, what: str) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--bmap",
+        metavar="FILE",
+        type=Path,
+        help=f"{what} (default: IMAGE.bmap beside the image, if there is one)",
+    )
+    group.add_argument(
+        "--no-bmap", action="store_true", help="ignore a .bmap beside the image: the whole image"
+    )
+
+
 def chosen_bmap(args: argparse.Namespace, source: ImageSource) -> Bmap | None:
     """The block map to use: --bmap, else the one beside the image (unless --no-bmap)."""
     if args.no_bmap:
@@ -190,8 +202,15 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stderr
     if not args.yes:
         refuse_without_terminal()  # before hashing a large image for nothing
+    persistence = Persistence.parse(args.persistence) if args.persistence is not None else None
     source = open_image(args.image)
     if len(args.target) > 1:
+        if persistence is not None:
+            raise InputError(
+                "--persistence adds a partition to one stick at a time",
+                where="--persistence",
+                hint="write the sticks one by one",
+            )
         from app.cli.write_many import write_to_many
 
         return write_to_many(args, source, out)
@@ -205,10 +224,15 @@ def run(args: argparse.Namespace) -> int:
             check_real_capacity(source, target, out)
     else:
         what = f"the file {target.path}"
+    plan = None
+    if persistence is not None:  # refused here, before anything is written
+        plan = plan_for(source, target.size, persistence, str(target.path))
     print(f"Image:  {source.describe()}", file=out)
     print(f"Target: {what}", file=out)
     if bmap is not None:
         print(f"Block map: {bmap.describe()}", file=out)
+    if plan is not None:
+        print(f"Then:   {plan.describe()}", file=out)
     for warning in warnings:
         print(f"warning: {warning}", file=out)
     reporter = WriteProgress(out)
@@ -238,6 +262,7 @@ def run(args: argparse.Namespace) -> int:
             # The disk described to the user; the helper writes only if the path still names it.
             expect=target.identity,
             bmap=bmap.path if bmap is not None else None,
+            persistence=persistence,
         )
     except Cancelled as exc:
         print(f"livesmith: {exc}", file=out)

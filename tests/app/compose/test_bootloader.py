@@ -43,17 +43,20 @@ def _menu(**kwargs: object) -> BootMenu:
 
 def test_default_menu_follows_the_medium_contract() -> None:
     menu = _menu(extra_cmdline="quiet splash")
-    assert [e.key for e in menu.entries] == ["live", "toram", "safe"]
-    live, toram, safe = menu.entries
+    assert [e.key for e in menu.entries] == ["live", "toram", "safe", "nopersist"]
+    live, toram, safe, nopersist = menu.entries
     assert live.cmdline == f"{BASE} quiet splash"
     assert toram.cmdline == f"{BASE} livesmith.copytoram quiet splash"
     assert safe.cmdline == f"{BASE} nomodeset quiet splash"
+    assert nopersist.cmdline == f"{BASE} livesmith.persistence=no quiet splash"
+    assert nopersist.title == "Test Live (without persistence)"
     assert (live.kernel, live.initrd) == ("/live/vmlinuz", "/live/initramfs.img")
     assert menu.default == 0 and menu.timeout_s == 5 and menu.serial
     assert validate_menu(menu) == []
 
 
 def test_ram_mode_menu_has_no_copy_to_ram_entry() -> None:
+    # (nor one without persistence: in RAM mode there is no overlay to keep)
     menu = _menu(image_path="none", safe=False)
     assert [e.key for e in menu.entries] == ["live"]
     assert "livesmith.image=none" in menu.entries[0].cmdline.split()

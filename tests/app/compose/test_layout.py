@@ -7,7 +7,14 @@ from dataclasses import replace
 import pytest
 
 from app.compose.layout import planned_iso_tree, tree_lines
-from app.compose.profile import BootOptions, ImageOptions, PackageOptions, Profile, RootImageFormat
+from app.compose.profile import (
+    BootOptions,
+    ImageOptions,
+    PackageOptions,
+    Profile,
+    RootImageFormat,
+    SecureBoot,
+)
 from app.packages.model import PackageInfo, SourceKind, SourceSpec
 
 
@@ -106,3 +113,15 @@ def test_tree_lines_show_each_folder_once_then_its_files_indented() -> None:
     assert lines.index("boot/") < lines.index("  grub/")
     assert any(line.startswith("    efi.img") for line in lines)
     assert any(line.startswith("  vmlinuz") for line in lines)
+
+
+def test_secure_boot_plans_the_signed_chain_where_it_can_be_had() -> None:
+    debian = Profile("p")  # the apt source: auto means the signed chain
+    found = paths(debian)
+    assert {"/EFI/BOOT/BOOTX64.EFI", "/EFI/BOOT/grubx64.efi", "/EFI/BOOT/mmx64.efi"} <= set(found)
+    off = replace(debian, boot=BootOptions(secure_boot=SecureBoot.OFF))
+    glaucus = replace(debian, packages=PackageOptions(SourceSpec(SourceKind.GLAUCUS, "/r")))
+    for profile in (off, glaucus):
+        found = paths(profile)
+        assert "/EFI/BOOT/BOOTX64.EFI" in found
+        assert not any(p.endswith(("grubx64.efi", "mmx64.efi")) for p in found)

@@ -52,7 +52,7 @@ def test_a_command_line_the_kernel_cannot_take_is_refused_up_front(
     longest = max(len(e.cmdline) for e in menu.entries)
     assert longest > MAX_CMDLINE
     assert refused_before_building(profile, tmp_path) == [
-        f"kernel command line: with the extra parameters, the 'toram' boot entry's kernel "
+        f"kernel command line: with the extra parameters, the 'nopersist' boot entry's kernel "
         f"command line is {longest} characters long (at most {MAX_CMDLINE}) (shorten the "
         f"extra parameters by at least {longest - MAX_CMDLINE} characters)"
     ]

@@ -154,3 +154,57 @@ def xorriso_report(iso: Path) -> str:
     return run(
         "xorriso", "-indev", iso, "-report_el_torito", "plain", "-report_system_area", "plain"
     )
+
+
+GRUB_PC = Path("/usr/lib/grub/i386-pc")  # Debian package grub-pc-bin
+FLOPPY_MARKER = "LIVESMITH-FLOPPY-MARKER"
+GRUB_BIOS_MARKER = "LIVESMITH-GRUB-BIOS-MARKER"
+
+
+def _grub_bios_config(dest: Path, marker: str) -> Path:
+    cfg = dest.parent / f"{dest.name}.cfg"
+    cfg.write_text(
+        f"serial --unit=0 --speed=115200\nterminal_output console serial\necho {marker}\n"
+    )
+    return cfg
+
+
+def grub_eltorito_image(dest: Path, marker: str = GRUB_BIOS_MARKER) -> Path:
+    """GRUB's eltorito.img (cdboot.img + core.img) whose embedded config prints `marker`
+    on the screen and the serial console; made with grub-mkimage as grub-mkrescue does."""
+    cfg = _grub_bios_config(dest, marker)
+    run(
+        "grub-mkimage", "-O", "i386-pc-eltorito", "-o", dest, "-p", "/boot/grub", "-c", cfg,
+        "biosdisk", "iso9660", "serial", "terminal", "echo",
+    )  # fmt: skip
+    return dest
+
+
+def grub_floppy_image(dest: Path, marker: str = FLOPPY_MARKER, size: int = 1474560) -> Path:
+    """A GRUB boot floppy (boot.img + core.img, padded to `size`) printing `marker`."""
+    cfg = _grub_bios_config(dest, marker)
+    core = dest.parent / f"{dest.name}.core"
+    run(
+        "grub-mkimage", "-O", "i386-pc", "-o", core, "-p", "(fd0)/boot/grub", "-c", cfg,
+        "biosdisk", "serial", "terminal", "echo",
+    )  # fmt: skip
+    with open(dest, "wb") as out:
+        out.write((GRUB_PC / "boot.img").read_bytes() + core.read_bytes())
+        out.truncate(size)
+    core.unlink()
+    return dest
+
+
+def disk_image_with_partitions(dest: Path, count: int, size: int = 1024 * 1024) -> Path:
+    """A disk image whose MBR has `count` partition entries (type 0x83)."""
+    mbr = bytearray(512)
+    per = (size // 512 - 1) // max(count, 1)
+    for i in range(count):
+        entry = bytes([0x80 if i == 0 else 0, 0, 0, 0, 0x83, 0, 0, 0])
+        entry += (1 + i * per).to_bytes(4, "little") + per.to_bytes(4, "little")
+        mbr[446 + 16 * i : 462 + 16 * i] = entry
+    mbr[510:512] = b"\x55\xaa"
+    with open(dest, "wb") as out:
+        out.write(mbr)
+        out.truncate(size)
+    return dest

@@ -195,17 +195,17 @@ def test_boot_paths_must_stay_inside_the_tree_and_be_files(tree: Path) -> None:
     ]
 
 
-def test_hybrid_needs_isolinux_as_bios_boot_file(tree: Path) -> None:
+def test_hybrid_needs_isolinux_or_grub_as_bios_boot_file(tree: Path) -> None:
     (tree / "boot").mkdir()
-    (tree / "boot" / "grub-eltorito.img").write_bytes(bytes(4096))
-    boot = BootSpec(bios_boot="boot/grub-eltorito.img")
+    (tree / "boot" / "loader.img").write_bytes(bytes(4096))
+    boot = BootSpec(bios_boot="boot/loader.img")
     text = only(validate_master(spec(tree, boot=boot)))
     assert text == (
-        f"{tree}/boot/grub-eltorito.img: the BIOS boot file is not ISOLINUX "
-        "(isolinux.bin): a hybrid image's MBR can only start ISOLINUX (use "
-        "isolinux.bin from the isolinux package, or master without hybrid)"
+        f"{tree}/boot/loader.img: the BIOS boot file is not ISOLINUX (isolinux.bin) or "
+        "GRUB's eltorito.img: a hybrid image's MBR can only start ISOLINUX or GRUB (use "
+        "isolinux.bin or GRUB's eltorito.img, or master without hybrid)"
     )
-    no_hybrid = BootSpec(bios_boot="boot/grub-eltorito.img", hybrid=False)
+    no_hybrid = BootSpec(bios_boot="boot/loader.img", hybrid=False)
     assert validate_master(spec(tree, boot=no_hybrid)) == []
 
 

@@ -123,3 +123,19 @@ def test_several_sticks_with_a_block_map(tmp_path: Path, image: Path, stick: str
         for node in (stick, other):
             assert device_bytes(node, 3 * MiB, 10 * MiB) == image.read_bytes()[10 * MiB : 13 * MiB]
             assert device_bytes(node, MiB, 20 * MiB) == OLD * MiB
+
+
+def test_verify_compares_only_what_the_map_names(image: Path, stick: str) -> None:
+    assert livesmith("write", str(image), stick, "--yes").returncode == 0
+    out = livesmith("verify", str(image), stick)
+    assert out.returncode == 0, out.stderr
+    assert "where its block map names data (3.2 MB)" in out.stdout
+    # Without the map, the holes the writer left alone differ from the image's zeros.
+    out = livesmith("verify", str(image), stick, "--no-bmap")
+    assert out.returncode == 1 and "byte 65536 differs" in out.stderr
+    # A mapped byte changed on the stick is caught.
+    with open(stick, "r+b") as fh:
+        fh.seek(12 * MiB + 3)
+        fh.write(b"X")
+    out = livesmith("verify", str(image), stick)
+    assert out.returncode == 1 and f"byte {12 * MiB + 3} differs" in out.stderr

@@ -14,6 +14,7 @@ from app.compose.profile import (
     Compressor,
     ImageOptions,
     RootImageFormat,
+    SecureBoot,
     builtin_profile,
     load_profile,
     save_profile,
@@ -70,6 +71,37 @@ def test_boot_options_are_written_into_the_profile(
     page.timeout_spin.selectAll()
     qtbot.keyClicks(page.timeout_spin, "9")  # beyond the 5 s limit: the box refuses it
     assert wizard.profile().boot.timeout == 2
+
+
+def test_secure_boot_is_chosen_on_the_boot_page_and_explained(
+    qtbot: Any, make_wizard: Maker, glaucus_repo: Path
+) -> None:
+    wizard = make_wizard(glaucus_profile(glaucus_repo, "busybox"))
+    go_to(qtbot, wizard, PageId.KERNEL_BOOT)
+    page = wizard.kernel_page
+    combo = page.secure_boot_combo
+    assert wizard.profile().boot.secure_boot is SecureBoot.AUTO
+    assert combo.currentData() is SecureBoot.AUTO
+    # glaucus packages have no signed chain: auto says it will be off, on that it cannot be.
+    assert page.secure_boot_hint.text().startswith("Will be off: the signed boot chain comes")
+    combo.setFocus()
+    qtbot.keyClick(combo, Qt.Key.Key_Down)
+    assert wizard.profile().boot.secure_boot is SecureBoot.ON
+    assert page.secure_boot_hint.text().startswith("Cannot be met: the signed boot chain")
+    click_box(qtbot, page.uefi_check)  # and now UEFI is off too: both reasons
+    assert "UEFI boot is off" in page.secure_boot_hint.text()
+    qtbot.keyClick(combo, Qt.Key.Key_Down)
+    assert wizard.profile().boot.secure_boot is SecureBoot.OFF
+    assert "Secure Boot firmware refuses" in page.secure_boot_hint.text()
+    assert "Secure Boot: off" in summary_lines(wizard.profile())
+
+
+def test_a_debian_profile_gets_the_signed_chain_in_the_hint(qtbot: Any, make_wizard: Maker) -> None:
+    # The hint needs the profile only, not the (slow to load) package lists.
+    wizard = make_wizard(builtin_profile("rescue"), wait_loaded=False)
+    assert wizard.kernel_page.secure_boot_hint.text().startswith(
+        "UEFI boots through the distribution's signed shim, GRUB and kernel"
+    )
 
 
 def test_the_label_is_checked_as_you_type_and_the_suggestion_applies(
