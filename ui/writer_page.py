@@ -46,6 +46,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.errors import InputError
 from app.usb.checksums import ChecksumResult
 from app.usb.drives import Drive
 from app.usb.preflight import ImageFacts, Preflight, check_target
@@ -80,8 +81,16 @@ NO_DRIVES = (
     "loop device or an image file, name it below."
 )
 
+KEEP_ON_ONE = (
+    "Changes can be kept on one stick at a time: choose one, or untick \u201cKeep changes\u201d."
+)
+
 SETUP, PROGRESS, RESULT = range(3)
 S = WriterState
+
+
+def _sentence(text: str) -> str:
+    return f"{text[:1].upper()}{text[1:]}."
 
 
 class WriterPage(QWidget):
@@ -129,6 +138,8 @@ class WriterPage(QWidget):
         self.test_button, self.test_check = setup.test_button, setup.test_check
         self.verify_check, self.ready_label = setup.verify_check, setup.ready_label
         self.write_button, self.restore_button = setup.write_button, setup.restore_button
+        self.persist_check, self.persist_size = setup.persist_check, setup.persist_size
+        self.persistence = setup.persistence
         self.image_checks = ImageChecks(self.machine, self.tasks, setup, self._report)
         self.image_checks.chosen.connect(self.set_image)
         self.image_checks.changed.connect(self._update_ready)
@@ -149,6 +160,8 @@ class WriterPage(QWidget):
             (self.restore_button.clicked, self.open_restore),
             (self.force_check.toggled, self._update_ready),
             (self.verify_check.toggled, self._update_ready),
+            (self.persist_check.toggled, self._update_ready),
+            (self.persist_size.textChanged, self._update_ready),
         ):
             signal.connect(slot)
         self.progress_view = ProgressView()
@@ -375,15 +388,24 @@ class WriterPage(QWidget):
     # -- readiness ------------------------------------------------------------------------
     def missing(self) -> str | None:
         """What stops the Write button, in words; None when it may be pressed."""
+        targets = len(self.target_paths())
+        try:
+            keep = self.persistence()
+        except InputError as exc:
+            return self.machine.missing(
+                force=self.force_check.isChecked(), waiting=_sentence(exc.message), targets=targets
+            )
         waiting = (
-            "Testing the stick…"
+            KEEP_ON_ONE
+            if keep is not None and targets > 1
+            else "Testing the stick…"
             if self.tasks.running(Job.CAPACITY)
             else "Checking the device or file…"
             if self.tasks.get(Job.TARGET) is not None
             else None
         )
         return self.machine.missing(
-            force=self.force_check.isChecked(), waiting=waiting, targets=len(self.target_paths())
+            force=self.force_check.isChecked(), waiting=waiting, targets=targets
         )
 
     @Slot()
@@ -463,7 +485,8 @@ class WriterPage(QWidget):
         test = self.test_check.isChecked()
         sticks = [(pre, stick_words(pre.target, drive)) for pre, drive in about]
         self.outcome = None
-        self.machine.begin(sticks, verify=self.verify_check.isChecked(), test=test)
+        verify, keep = self.verify_check.isChecked(), self.persistence()
+        self.machine.begin(sticks, verify=verify, test=test, persistence=keep)
         names = sticks[0][1] if len(sticks) == 1 else f"{len(sticks)} drives"
         self.progress_view.start(
             f"<b>Writing {html_text(source.path.name)}</b> to {html_text(names)}",

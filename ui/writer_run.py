@@ -76,6 +76,7 @@ class WriteRun(QObject):
                 verify=self.machine.verify,
                 force=force,
                 test=self.machine.test_first,
+                persistence=self.machine.persistence,
             )
             task = self.tasks.new((Job.WRITE, i), fn)
             task.stepChanged.connect(lambda phase, i=i: self._on_phase(i, phase))

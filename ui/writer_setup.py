@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.usb.persistence import Persistence
 from ui.drive_model import DriveListModel
 from ui.drive_view import DriveListView
 from ui.settings import app_settings, remember_test_before_writing, test_before_writing
@@ -149,6 +150,7 @@ class SetupView(QWidget):
         )
         self.restore_button.setObjectName("restoreDriveButton")
         bottom.addWidget(self.restore_button)
+        bottom.addLayout(self._build_persistence())
         bottom.addWidget(self.verify_check)
         bottom.addWidget(self.ready_label, 1)
         bottom.addWidget(self.write_button)
@@ -164,8 +166,38 @@ class SetupView(QWidget):
             self.target_file_button,
             self.test_button,
             self.test_check,
+            self.persist_check,
+            self.persist_size,
             self.verify_check,
             self.write_button,
         ]
         for first, second in zip(chain, chain[1:], strict=False):
             QWidget.setTabOrder(first, second)
+
+    def _build_persistence(self) -> QHBoxLayout:
+        """ "Keep changes" + a size: a LIVESMITH-RW partition after the image (see
+        app/usb/persistence.py), which the live system keeps its changes on."""
+        row = QHBoxLayout()
+        self.persist_check = QCheckBox("Kee&p changes on the stick, size:")
+        self.persist_check.setObjectName("persistenceCheck")
+        self.persist_check.setAccessibleName("Add a persistence partition after the image")
+        self.persist_check.setToolTip(
+            "After the image, a partition with an ext4 file system labelled LIVESMITH-RW: "
+            "the live system keeps what it writes there across reboots"
+        )
+        self.persist_size = QLineEdit("rest")
+        self.persist_size.setObjectName("persistenceSize")
+        self.persist_size.setAccessibleName("Persistence size")
+        self.persist_size.setToolTip("512M, 4G, … or rest (all the free space)")
+        self.persist_size.setMaximumWidth(80)
+        self.persist_size.setEnabled(False)
+        self.persist_check.toggled.connect(self.persist_size.setEnabled)
+        row.addWidget(self.persist_check)
+        row.addWidget(self.persist_size)
+        return row
+
+    def persistence(self) -> Persistence | None:
+        """What the persistence controls ask for (InputError for a bad size)."""
+        if not self.persist_check.isChecked():
+            return None
+        return Persistence.parse(self.persist_size.text(), where="persistence size")

@@ -30,11 +30,12 @@ from app.reporter import Level, Reporter, check_cancelled
 from app.usb.capacity import PHASE_TITLES as CHECK_TITLES
 from app.usb.capacity import CapacityResult, check_stick
 from app.usb.checksums import ChecksumResult
-from app.usb.engine import PHASE_VERIFY, PHASE_WIPE, PHASE_WRITE, WriteResult
+from app.usb.engine import PHASE_PERSISTENCE, PHASE_VERIFY, PHASE_WIPE, PHASE_WRITE, WriteResult
 from app.usb.errors import DeviceTooSmall
 from app.usb.helper import write_many_in_helper
 from app.usb.identity import check_path
 from app.usb.multiwrite import StickEvents, StickOutcome
+from app.usb.persistence import Persistence
 from app.usb.preflight import (
     PHASE_UNMOUNT,
     ImageFacts,
@@ -154,6 +155,7 @@ class WriterMachine:
         self.named: Target | None = None  # a device or file named instead of listed drives
         self.verify = True
         self.test_first = False
+        self.persistence: Persistence | None = None  # a LIVESMITH-RW partition after the image
         self._listeners: list[Listener] = []
 
     # -- following ----------------------------------------------------------------------
@@ -191,14 +193,24 @@ class WriterMachine:
         self.asking = []
         self._move(WriterState.CHOOSING)
 
-    def begin(self, sticks: Sequence[tuple[Preflight, str]], *, verify: bool, test: bool) -> None:
+    def begin(
+        self,
+        sticks: Sequence[tuple[Preflight, str]],
+        *,
+        verify: bool,
+        test: bool,
+        persistence: Persistence | None = None,
+    ) -> None:
         """Confirmed: one run per stick (a preflight and the words naming it)."""
         if not sticks:
             raise WriterStateError("nothing to write to", where="writer")
+        if persistence is not None and len(sticks) > 1:
+            raise WriterStateError("persistence is added to one stick at a time", where="writer")
         self.asking = []
         self.sticks = [StickRun(pre, words) for pre, words in sticks]
         self.verify = verify
         self.test_first = test
+        self.persistence = persistence
         self._move(WriterState.TESTING if test else WriterState.WRITING)
 
     # -- while writing ------------------------------------------------------------------
@@ -297,11 +309,18 @@ class WriterMachine:
         """Every stick still running has been written and is being verified (or wiped)."""
         live = [s for s in self.sticks if s.end is None]
         return bool(live) and all(
-            s.phase not in (PHASE_WRITE, PHASE_UNMOUNT, "", *TEST_PHASES) for s in live
+            s.phase not in (PHASE_WRITE, PHASE_UNMOUNT, PHASE_PERSISTENCE, "", *TEST_PHASES)
+            for s in live
         )
 
     def steps(self) -> list[str]:
-        return [PHASE_WRITE, PHASE_VERIFY] if self.verify else [PHASE_WRITE]
+        """The numbered steps of a write ("Step 2 of 3")."""
+        steps = [PHASE_WRITE]
+        if self.persistence is not None:
+            steps.append(PHASE_PERSISTENCE)
+        if self.verify:
+            steps.append(PHASE_VERIFY)
+        return steps
 
     def missing(self, *, force: bool, waiting: str | None, targets: int) -> str | None:
         """What stops the Write button, in words; None when it may be pressed.
@@ -366,12 +385,13 @@ def tested_write_task(
     verify: bool,
     force: bool,
     test: bool,
+    persistence: Persistence | None = None,
 ) -> Callable[[Reporter], WriteResult]:
     """`write_task`, after the quick fake-capacity check of a block device when `test`.
 
     A fake stick the image does not fit is refused before anything is written; one it fits
     is written, with a warning naming its real size in the result."""
-    write = write_task(source, preflight, verify=verify, force=force)
+    write = write_task(source, preflight, verify=verify, force=force, persistence=persistence)
     if not test or preflight.target.kind is not TargetKind.BLOCK:
         return write
 

@@ -448,3 +448,19 @@ def test_a_stick_unplugged_among_two_ends_at_once_and_the_other_goes_on(
         assert "went away while it was being written" in outcome.details
         assert "unplugged" in error_text(page)
         cmp_prefix(image, a, image.stat().st_size)
+
+
+def test_keep_changes_asks_for_one_stick(qtbot: Any, page: WriterPage, image: Path) -> None:
+    from tests.ui.test_writer_page import fake_drive
+    from ui.writer_page import KEEP_ON_ONE
+
+    choose_image(qtbot, page, image)
+    page.model.stop()
+    drives = [fake_drive("sdb"), fake_drive("sdc")]
+    page.model.set_drives(drives)
+    page.model.select(drives)
+    assert page.missing() is None
+    page.persist_check.setChecked(True)
+    assert page.missing() == KEEP_ON_ONE and not page.write_button.isEnabled()
+    page.model.select(drives[:1])
+    assert page.missing() is None and page.write_button.isEnabled()

@@ -215,3 +215,25 @@ def test_a_fake_stick_too_small_for_the_image_is_refused_with_its_real_size(
     refuse_if_fake(source, big)  # it fits in what the stick really holds
     genuine = CapacityResult("/dev/sdb", CheckMode.QUICK, 8 << 30, 8 << 30, None, 130, 1)
     refuse_if_fake(source, genuine)
+
+
+def test_persistence_is_a_step_and_one_stick_at_a_time() -> None:
+    from app.usb.persistence import Persistence
+
+    machine = WriterMachine()
+    machine.check()
+    machine.ask([(preflight("sdb"), None), (preflight("sdc"), None)])
+    with pytest.raises(WriterStateError, match="one stick at a time"):
+        machine.begin(
+            [(preflight("sdb"), "sdb"), (preflight("sdc"), "sdc")],
+            verify=True,
+            test=False,
+            persistence=Persistence(None),
+        )
+    machine.begin(
+        [(preflight("sdb"), "sdb")], verify=True, test=False, persistence=Persistence(None)
+    )
+    assert machine.steps() == ["write", "persistence", "verify"]
+    machine.phase(0, "write")
+    machine.phase(0, "persistence")
+    assert machine.state is S.WRITING and not machine.verifying  # a stop still wipes
