@@ -53,9 +53,10 @@ from app.usb.blockio import (
     pwrite_all,
 )
 from app.usb.engine import open_target
-from app.usb.errors import DeviceNotAllowed
+from app.usb.errors import DeviceNotAllowed, DeviceTooSmall
 from app.usb.identity import NOTHING_WRITTEN, check_descriptor
-from app.usb.target import Target, TargetKind, resolve_target
+from app.usb.source import ImageSource
+from app.usb.target import Target, TargetKind, human_size, resolve_target
 
 MAGIC = b"LIVESMITH-CAPACITY-CHECK"
 HEADER = struct.Struct(f"<{len(MAGIC)}s16sQ")  # magic, nonce, the block's own offset
@@ -494,3 +495,20 @@ def estimate_full_check(target: Target) -> float:
         return full_check_seconds(fd, str(target.path))
     finally:
         os.close(fd)
+
+
+def refuse_if_fake(source: ImageSource, result: CapacityResult) -> None:
+    """An image larger than what a fake stick really holds is refused, its real size named."""
+    if result.genuine:
+        return
+    need = source.size if source.size is not None else source.size_at_least
+    if need > result.usable:
+        raise DeviceTooSmall(
+            f"the image ({human_size(need)}, {need} bytes) is larger than what this fake "
+            f"stick really holds ({human_size(result.usable)}, {result.usable} bytes, of "
+            f"the {human_size(result.claimed)} it claims); nothing was written",
+            where=result.device,
+            image_size=need,
+            device_size=result.usable,
+            hint="use a genuine stick",
+        )

@@ -28,10 +28,9 @@ from typing import Any
 from app.errors import Cancelled, LivesmithError
 from app.reporter import Level, Reporter, check_cancelled
 from app.usb.capacity import PHASE_TITLES as CHECK_TITLES
-from app.usb.capacity import CapacityResult, check_stick
+from app.usb.capacity import check_stick, refuse_if_fake
 from app.usb.checksums import ChecksumResult
 from app.usb.engine import PHASE_PERSISTENCE, PHASE_VERIFY, PHASE_WIPE, PHASE_WRITE, WriteResult
-from app.usb.errors import DeviceTooSmall
 from app.usb.helper import write_many_in_helper
 from app.usb.identity import check_path
 from app.usb.multiwrite import StickEvents, StickOutcome
@@ -359,23 +358,6 @@ def image_missing(image: ImageCheck, *, force: bool) -> str | None:
 
 
 # --- the fake-capacity check before writing ---------------------------------------------------
-
-
-def refuse_if_fake(source: ImageSource, result: CapacityResult) -> None:
-    """An image larger than what a fake stick really holds is refused, its real size named."""
-    if result.genuine:
-        return
-    need = source.size if source.size is not None else source.size_at_least
-    if need > result.usable:
-        raise DeviceTooSmall(
-            f"the image ({human_size(need)}, {need} bytes) is larger than what this fake "
-            f"stick really holds ({human_size(result.usable)}, {result.usable} bytes, of "
-            f"the {human_size(result.claimed)} it claims); nothing was written",
-            where=result.device,
-            image_size=need,
-            device_size=result.usable,
-            hint="use a genuine stick",
-        )
 
 
 def tested_write_task(

@@ -18,7 +18,7 @@ from app.errors import Cancelled, InputError
 from app.reporter import ConsoleReporter
 from app.usb.bmap import Bmap, bmap_beside, read_bmap
 from app.usb.capacity import PHASE_TITLES as CHECK_TITLES
-from app.usb.capacity import check_stick
+from app.usb.capacity import check_stick, refuse_if_fake
 from app.usb.checksums import check_image
 from app.usb.eject import eject
 from app.usb.engine import (
@@ -29,7 +29,6 @@ from app.usb.engine import (
     layout_warnings,
     plan_for,
 )
-from app.usb.errors import DeviceTooSmall
 from app.usb.helper import run_helper
 from app.usb.persistence import Persistence
 from app.usb.source import ImageSource, open_image
@@ -154,18 +153,8 @@ def check_real_capacity(source: ImageSource, target: Target, out: TextIO) -> Non
     """The quick fake-capacity check; the image must fit in what the stick really holds."""
     result = check_stick(target, reporter=WriteProgress(out))
     print(result.summary(), file=out)
+    refuse_if_fake(source, result)
     if not result.genuine:
-        need = source.size if source.size is not None else source.size_at_least
-        if need > result.usable:
-            raise DeviceTooSmall(
-                f"the image ({human_size(need)}, {need} bytes) is larger than what this fake "
-                f"stick really holds ({human_size(result.usable)}, {result.usable} bytes, of "
-                f"the {human_size(result.claimed)} it claims); nothing was written",
-                where=str(target.path),
-                image_size=need,
-                device_size=result.usable,
-                hint="use a genuine stick",
-            )
         print(
             f"warning: the image fits in the {human_size(result.usable)} the stick really "
             "holds; nothing beyond it can be used",
