@@ -21,6 +21,7 @@ class Job(enum.Enum):
     PREFLIGHT = "preflight"
     CAPACITY = "capacity"
     WRITE = "write"  # one per stick: the slot is (Job.WRITE, index)
+    EJECT = "eject"
 
 
 Slot = Job | tuple[Job, int]

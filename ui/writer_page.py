@@ -49,14 +49,17 @@ from PySide6.QtWidgets import (
 from app.errors import InputError
 from app.usb.checksums import ChecksumResult
 from app.usb.drives import Drive
+from app.usb.eject import eject
 from app.usb.preflight import ImageFacts, Preflight, check_target
-from app.usb.writer_state import WriterMachine, WriterState
+from app.usb.target import Target, TargetKind
+from app.usb.writer_state import StickEnd, WriterMachine, WriterState
 from ui.drive_model import GONE, DriveListModel, warning_text
 from ui.drive_view import DriveDelegate, DriveFilter, drive_lines
 from ui.errors import show_error
 from ui.question import Question
 from ui.restore_dialog import RestoreDialog, restore_outcome
 from ui.tasks import Job, Tasks
+from ui.worker import BackgroundTask
 from ui.writer_image import ImageChecks
 from ui.writer_run import WriteRun
 from ui.writer_setup import SetupView
@@ -173,6 +176,8 @@ class WriterPage(QWidget):
         self.result_title = self.result_view.title
         self.result_details = self.result_view.details
         self.again_button = self.result_view.again_button
+        self.eject_button = self.result_view.eject_button
+        self.eject_button.clicked.connect(self.eject_written)
         self.run = WriteRun(self.machine, self.tasks, self.progress_view, self._report)
         self.run.phaseChanged.connect(self.phaseChanged)
         self.run.settled.connect(self._on_settled)
@@ -524,6 +529,8 @@ class WriterPage(QWidget):
     def _show_outcome(self, outcome: Outcome) -> None:
         self.outcome = outcome
         self.result_view.present(outcome)
+        self.eject_button.setVisible(bool(self._written_sticks()))
+        self.eject_button.setEnabled(True)
         self.stack.setCurrentIndex(RESULT)
         self.again_button.setFocus()
 
@@ -557,6 +564,28 @@ class WriterPage(QWidget):
         self.run.stop()
 
     # -- after writing --------------------------------------------------------------------
+    def _written_sticks(self) -> list[Target]:
+        """The block devices this run wrote (and, if asked, verified): those to eject."""
+        return [
+            s.preflight.target
+            for s in self.machine.sticks
+            if s.end is StickEnd.WRITTEN and s.preflight.target.kind is TargetKind.BLOCK
+        ]
+
+    @Slot()
+    def eject_written(self) -> BackgroundTask | None:
+        """Power off the written sticks (UDisks2, as "Safely remove"), off the GUI thread."""
+        sticks = self._written_sticks()
+        if not sticks or self.tasks.running(Job.EJECT):
+            return None
+        self.eject_button.setEnabled(False)
+        self.result_view.ejected.setText("Ejecting…")
+        task = self.tasks.new(Job.EJECT, lambda _r: [eject(t) for t in sticks])
+        task.finished.connect(lambda lines: self.result_view.ejected.setText("\n".join(lines)))
+        task.failed.connect(self._report)
+        task.start()
+        return task
+
     @Slot()
     def back_to_setup(self) -> None:
         if self.busy():

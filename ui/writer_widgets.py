@@ -141,7 +141,8 @@ class ProgressView(QWidget):
 
 
 class ResultView(QWidget):
-    """The result: a title in the outcome's colour, what happened, "Write another…"."""
+    """The result: a title in the outcome's colour, what happened, "Eject" (the written
+    sticks) and "Write another…"."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -156,12 +157,21 @@ class ResultView(QWidget):
         line.setFrameShape(QFrame.Shape.HLine)
         self.again_button = QPushButton("&Write another…")
         self.again_button.setAccessibleName("Back to choosing an image and a drive")
+        self.eject_button = QPushButton("&Eject")
+        self.eject_button.setObjectName("ejectButton")
+        self.eject_button.setAccessibleName("Power off the written sticks so they can be unplugged")
+        self.eject_button.setVisible(False)
+        self.ejected = label(name="Eject result", selectable=True)
+        self.ejected.setObjectName("ejectResult")
+        self.ejected.setTextFormat(Qt.TextFormat.PlainText)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
+        buttons.addWidget(self.eject_button)
         buttons.addWidget(self.again_button)
         layout.addWidget(self.title)
         layout.addWidget(line)
         layout.addWidget(self.details)
+        layout.addWidget(self.ejected)
         layout.addLayout(buttons)
         layout.addStretch(2)
 
@@ -171,3 +181,4 @@ class ResultView(QWidget):
             f'<h2 style="color:{color}">{outcome.tone.mark} {html_text(outcome.title)}</h2>'
         )
         self.details.setText(outcome.details)
+        self.ejected.clear()

@@ -184,6 +184,15 @@ def test_write_and_verify_onto_a_loop_device(
         assert "SHA256SUMS: good" in details
         assert page.stack.currentIndex() != SETUP and page.again_button.isEnabled()
         cmp_prefix(image, node, image.stat().st_size)
+        # Eject is offered for the written stick; a loop device cannot be powered off, and
+        # that is said (as a note: the stick was synced), never as a failed write.
+        assert page.eject_button.isVisible() and page.eject_button.isEnabled()
+        qtbot.mouseClick(page.eject_button, Qt.MouseButton.LeftButton)
+        ejected = page.result_view.ejected
+        qtbot.waitUntil(lambda: ejected.text() not in ("", "Ejecting…"), timeout=30_000)
+        assert ejected.text().startswith("not ejected:"), ejected.text()
+        assert "it was synced, so it is safe to unplug" in ejected.text()
+        assert page.outcome.kind is OutcomeKind.VERIFIED
 
 
 @needs_root
@@ -248,6 +257,7 @@ def test_write_onto_an_image_file_by_keyboard(
     assert confirm.splitlines()[0] == f"A new image file {out} will be created."
     assert page.outcome is not None and page.outcome.kind is OutcomeKind.VERIFIED
     assert out.read_bytes() == image.read_bytes()
+    assert not page.eject_button.isVisible()  # a file: nothing to eject
 
     # Back to the form: the image stays, the target must be chosen again.
     qtbot.keyClick(page.again_button, Qt.Key.Key_Space)
