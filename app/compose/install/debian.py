@@ -522,6 +522,10 @@ def download(
         f"--include={','.join(('apt', *root.packages))}",
         '--setup-hook=mkdir -p "$1/var/cache/apt/archives"',
         f"--setup-hook=sync-in {shared} /var/cache/apt/archives",
+        # apt made partial/ folders owned by _apt (a subordinate id for an ordinary user,
+        # who could then not remove them); unpacking the apt package used to make them
+        # root's, which is the user. Now nothing is unpacked: make them root's here.
+        '--extract-hook=chown -R 0:0 "$1/var/cache/apt/archives" "$1/var/lib/apt/lists"',
         f"--extract-hook=sync-out /var/cache/apt/archives {archives}",
         f"--extract-hook=sync-out /var/lib/apt/lists {lists}",
         *_local_args(root),
