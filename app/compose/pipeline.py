@@ -477,20 +477,17 @@ def assemble_stage(ctx: BuildContext) -> None:
     ctx.root.mkdir(parents=True, exist_ok=True)
     if ctx.profile.packages.uses_mmdebstrap:
         folder = debian_dir(ctx)
-        tar = folder / "root.tar"
-        made = debian.install(
+        ctx.manifest = debian.install(
             debian_root(ctx),
             folder / "lists",
             folder / "archives",
-            tar,
+            ctx.root,
             ctx.reporter,
             epoch=ctx.epoch,
             stage="assemble",
         )
         if not ctx.profile.packages.carry:
             shutil.rmtree(folder / "archives")  # copies of the cache, no longer needed
-        ctx.manifest = assemble_root([(made, tar)], ctx.root, ctx.reporter)
-        tar.unlink()
     elif ctx.profile.packages.uses_pacman:
         ctx.manifest = pacman_root(ctx)
     else:

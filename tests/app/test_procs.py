@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.errors import Cancelled, MissingToolError, StageError
-from app.procs import run_tool
+from app.procs import run_tool, tool_output
 from app.reporter import RecordingReporter
 
 WORK_TICKS = 300
@@ -67,3 +67,39 @@ def test_cancel_kills_the_program_and_its_children_early(tmp_path: Path) -> None
     stat = Path(f"/proc/{child}/stat")
     # Gone, or a zombie waiting for init to reap it: either way no longer running.
     assert not stat.exists() or stat.read_text().split(")")[1].split()[0] == "Z"
+
+
+# --- a tool whose output is read as it is made -------------------------------------------
+
+
+def test_a_tools_output_is_read_as_a_stream_and_its_messages_are_logged() -> None:
+    reporter = RecordingReporter()
+    with tool_output(["sh", "-c", "printf 'a\\0b'; echo said >&2"], reporter, stage="s") as out:
+        assert out.read() == b"a\0b"
+    assert [m for _, m in reporter.logs] == ["said"]
+
+
+def test_a_tool_that_fails_after_its_output_still_fails() -> None:
+    with pytest.raises(StageError) as info:
+        with tool_output(["sh", "-c", "echo data; echo broke >&2; exit 4"], RecordingReporter(),
+                         stage="s") as out:  # fmt: skip
+            assert out.read(4) == b"data"  # the rest is read for us
+    assert "sh failed with exit status 4" in str(info.value) and "broke" in str(info.value)
+
+
+def test_a_failing_tool_wins_over_the_truncated_stream_it_left() -> None:
+    # The reader sees its output end too early; what went wrong is the tool's failure.
+    with pytest.raises(StageError) as info:
+        with tool_output(["sh", "-c", "printf part; echo why >&2; exit 2"], RecordingReporter(),
+                         stage="s") as out:  # fmt: skip
+            if len(out.read()) < 10:
+                raise EOFError("truncated")
+    assert "exit status 2" in str(info.value) and "why" in str(info.value)
+
+
+def test_the_readers_own_error_stands_when_the_tool_did_well() -> None:
+    script = "head -c 3000000 /dev/zero"  # more than a pipe holds: the tool must be drained
+    with pytest.raises(ValueError, match="bad member"):
+        with tool_output(["sh", "-c", script], RecordingReporter(), stage="s") as out:
+            out.read(10)
+            raise ValueError("bad member")

@@ -6,11 +6,11 @@ does, and does so in two passes here so that no package code ever has the networ
 
 1. download (network, no package code): `--variant=extract` resolves the same set as the
    real pass (Essential packages, apt, the selection and their dependencies), downloads what
-   the shared package cache lacks and only unpacks; its package lists and .deb files are
-   kept (`sync-out`).
-2. install (no network): with those lists and files synced in and `--skip=update`, apt
-   finds everything it needs locally and dpkg runs every maintainer script in mmdebstrap's
-   chroot.
+   the shared package cache lacks and "unpacks" empty trees (a stand-in dpkg-deb); its
+   package lists and .deb files are kept (`sync-out`).
+2. install (no network): with those .deb files and the lists cut down to them synced in
+   and `--skip=update`, apt finds everything it needs locally and dpkg runs every
+   maintainer script in mmdebstrap's chroot.
 
 Both passes run mmdebstrap in root mode inside new network (install pass only), mount and
 PID namespaces made by util-linux `unshare`. As root that is all; as an ordinary user, a
@@ -19,8 +19,10 @@ new user namespace maps the user to root and their /etc/subuid range to ids 1-65
 they do reaches past the user's own rights, the host's files outside the chroot, or the
 network. (mmdebstrap's own unshare mode would leave them the network.)
 
-The result is a tarball that goes through our own safe extraction and manifest like any
-other package, so the rest of the pipeline does not change. update-initramfs is diverted
+The result is a tar stream that goes straight from mmdebstrap's output through our own safe
+extraction and manifest like any other package, so the rest of the pipeline does not change.
+Memory: the whole build of `desktop` stays under 300 MB, tools included (see
+tests/benchmarks/test_debian_build_bench.py). update-initramfs is diverted
 while packages install (Livesmith makes its own initramfs) and restored afterwards.
 """
 
@@ -31,18 +33,22 @@ import getpass
 import hashlib
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.compose.assemble import assemble_root_stream
 from app.compose.live.services import systemd_name, template_of
+from app.compose.manifest import RootManifest
 from app.errors import Problem, StageError
 from app.packages.deb import parse_stanzas
 from app.packages.model import PackageInfo, SourceKind
-from app.procs import run_tool
+from app.procs import run_tool, tool_output
 from app.reporter import Level, Reporter
 from app.tools import find_tool, missing_tool_problems
 
@@ -62,6 +68,10 @@ FORGET_LOCAL = (
     f'rm -f "$1{LOCAL_PREFERENCES}"'
 )
 VARIANT = "apt"  # Essential packages and apt, then the selection
+# dpkg-deb decodes xz with a thread per core, each with its own buffers, for no gain on
+# packages of one or a few blocks: the kernel package took 128 MB with threads, 64 MB and
+# no more time without (passed through mmdebstrap and its chroot to dpkg's dpkg-deb).
+DPKG_DEB_ENV = {"DPKG_DEB_THREADS_MAX": "1"}
 USERNS_HINT = (
     "allow unprivileged user namespaces (Debian: sysctl kernel.unprivileged_userns_clone=1; "
     "Ubuntu 24.04: sysctl kernel.apparmor_restrict_unprivileged_userns=0), or build as root"
@@ -512,17 +522,43 @@ def download(
         f"--include={','.join(('apt', *root.packages))}",
         '--setup-hook=mkdir -p "$1/var/cache/apt/archives"',
         f"--setup-hook=sync-in {shared} /var/cache/apt/archives",
+        # apt made partial/ folders owned by _apt (a subordinate id for an ordinary user,
+        # who could then not remove them); unpacking the apt package used to make them
+        # root's, which is the user. Now nothing is unpacked: make them root's here.
+        '--extract-hook=chown -R 0:0 "$1/var/cache/apt/archives" "$1/var/lib/apt/lists"',
         f"--extract-hook=sync-out /var/cache/apt/archives {archives}",
         f"--extract-hook=sync-out /var/lib/apt/lists {lists}",
         *_local_args(root),
         *_target_args(root, "/dev/null"),
     ]
+    tools = stand_in_dpkg_deb(lists.parent / "download-tools")
+    env = {**DPKG_DEB_ENV, "PATH": f"{tools}:{os.environ.get('PATH', os.defpath)}"}
     reporter.log(Level.INFO, f"resolving and downloading {root.suite} packages (no scripts run)")
     try:
-        run_tool(args, reporter, stage=stage)
+        run_tool(args, reporter, stage=stage, env=env)
     except StageError as exc:
         raise _download_error(root, exc) from None
     _publish(archives, shared, skip=local_archive_names(root))
+
+
+# The extract variant unpacks every package it downloaded (`dpkg-deb --fsys-tarfile | tar`)
+# into a chroot the download pass then throws away: for a desktop that was most of the
+# pass's time, and the kernel package's dpkg-deb the pass's largest process. The stand-in
+# found first on mmdebstrap's PATH gives an empty tree instead; all else goes to dpkg-deb.
+STAND_IN_DPKG_DEB = """#!/bin/sh
+# Livesmith's download pass: packages are fetched and kept, not unpacked.
+if [ "$1" = --fsys-tarfile ]; then exec head -c 10240 /dev/zero; fi
+exec {dpkg_deb} "$@"
+"""
+
+
+def stand_in_dpkg_deb(folder: Path) -> Path:
+    """A folder whose `dpkg-deb` gives an empty tree for --fsys-tarfile (see above)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "dpkg-deb"
+    script.write_text(STAND_IN_DPKG_DEB.format(dpkg_deb=shlex.quote(find_tool("dpkg-deb"))))
+    script.chmod(0o755)
+    return folder
 
 
 def local_archive_names(root: DebianRoot) -> set[str]:
@@ -531,7 +567,7 @@ def local_archive_names(root: DebianRoot) -> set[str]:
         return set()
     index = Path(root.local_repo, "Packages").read_text()
     return {
-        f"{s['Package']}_{s['Version'].replace(':', '%3a')}_{s['Architecture']}.deb"
+        archive_name(s["Package"], s["Version"], s["Architecture"])
         for s in parse_stanzas(index)
         if {"Package", "Version", "Architecture"} <= s.keys()
     }
@@ -600,14 +636,16 @@ def install(
     root: DebianRoot,
     lists: Path,
     archives: Path,
-    out_tar: Path,
+    target: Path,
     reporter: Reporter,
     *,
     epoch: int,
     stage: str,
-) -> PackageInfo:
-    """Pass 2, offline: install everything with maintainer scripts into `out_tar`; returns
-    the tarball as a package for our own extraction."""
+) -> RootManifest:
+    """Pass 2, offline: install everything with maintainer scripts, and extract the result
+    into the empty (or new) folder `target` with our own safe extraction as it is made:
+    mmdebstrap's tar goes straight from its output into the extraction, never to disk.
+    Returns the root's manifest; on failure `target` is left empty."""
     divert = "; ".join(
         f'chroot "$1" dpkg-divert --quiet --local --rename --add {path}; ln -s /bin/true "$1{path}"'
         for path in DIVERTED
@@ -619,7 +657,7 @@ def install(
     locale_args = []
     if root.locale_line:
         # Uploaded rather than echoed: no profile text ever goes into a hook's shell.
-        gen = out_tar.with_name("locale.gen")
+        gen = lists.parent / "locale.gen"
         gen.write_text(root.locale_line + "\n")
         locale_args = [
             f"--customize-hook=upload {gen} /etc/locale.gen",
@@ -639,33 +677,103 @@ def install(
         f"--customize-hook={FORGET_LOCAL}",
         *locale_args,
         "--format=tar",
-        *_target_args(root, str(out_tar)),
+        *_target_args(root, "-"),  # the tar on standard output
     ]
+    before, after, installed = trim_lists(lists, archives)
+    reporter.log(
+        Level.INFO,
+        f"package lists cut to the downloaded packages: {before // 1024} KiB -> {after // 1024} KiB",
+    )
     reporter.log(
         Level.INFO,
         f"installing {len(root.packages)} packages and their dependencies with mmdebstrap "
         f"(no network); diverted while installing: {', '.join(DIVERTED)}",
     )
-    try:
-        run_tool(args, reporter, stage=stage, env={"SOURCE_DATE_EPOCH": str(epoch)})
-    except BaseException as exc:
-        out_tar.unlink(missing_ok=True)  # mmdebstrap opens it first: never leave half a root
-        if isinstance(exc, StageError):
-            raise failed_script_error(exc) from None
-        raise
-    return PackageInfo(
+    made = PackageInfo(
         name=f"{root.suite}-root",
         version="",
-        size=out_tar.stat().st_size,
+        size=0,
         installed_size=None,
         description=f"{root.suite} root made by mmdebstrap",
         depends=(),
         provides=(),
         conflicts=(),
-        file=out_tar,
+        file=None,
         checksum=None,
         kind=SourceKind.TARBALLS,
     )
+    env = {**DPKG_DEB_ENV, "SOURCE_DATE_EPOCH": str(epoch)}
+    try:
+        with tool_output(args, reporter, stage=stage, env=env) as stream:
+            return assemble_root_stream(made, stream, target, reporter, expected=installed)
+    except BaseException as exc:
+        _empty(target)  # e.g. mmdebstrap failed after the tar: never leave half a root
+        if isinstance(exc, StageError):
+            raise failed_script_error(exc) from None
+        raise
+
+
+def _empty(folder: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        for child in folder.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+
+
+def archive_name(package: str, version: str, architecture: str) -> str:
+    """The file name apt gives a package in its archive cache (the epoch's colon quoted)."""
+    return f"{package}_{version.replace(':', '%3a')}_{architecture}.deb"
+
+
+_FIELD = re.compile(rb"^(Package|Version|Architecture|Installed-Size):[ \t]*(\S+)", re.M)
+_FIELD_KEYS = (b"Package", b"Version", b"Architecture")
+
+
+def trim_lists(lists: Path, archives: Path) -> tuple[int, int, int]:
+    """Keep in the package lists of `lists` only the stanzas of the packages in `archives`.
+
+    The install pass is offline and can only install what the download pass fetched, so
+    the rest of the suite (60,000 stanzas, 50 MB for Debian main) would only make apt-get
+    build and map a cache of it: 57 MB of apt-get's memory for `rescue`, 11 MB with these.
+    Returns the bytes of the lists before and after, and the installed size of the packages
+    kept (bytes, about what the root holds)."""
+    wanted = {deb.name for deb in archives.glob("*.deb")}
+    before = after = installed = 0
+    seen = set()
+    for index in sorted(lists.glob("*_Packages")):
+        kept = []
+        for stanza in _stanzas(index):
+            before += len(stanza) + 2
+            fields = dict(_FIELD.findall(stanza))
+            name = archive_name(
+                *(fields.get(key, b"").decode(errors="replace") for key in _FIELD_KEYS)
+            )
+            if name in wanted:
+                kept.append(stanza.strip(b"\n") + b"\n")
+                if name not in seen:
+                    seen.add(name)
+                    size = fields.get(b"Installed-Size", b"0")
+                    installed += int(size) * 1024 if size.isdigit() else 0
+        trimmed = b"\n".join(kept)
+        after += len(trimmed)
+        index.write_bytes(trimmed)
+    return before, after, installed
+
+
+def _stanzas(index: Path) -> Iterator[bytes]:
+    """The stanzas of a package list one at a time, read in blocks: splitting the whole
+    50 MB at once left Python's heap 40 MB larger for the rest of the build (freed, but too
+    scattered to go back to the system)."""
+    rest = b""
+    with open(index, "rb") as file:
+        while block := file.read(1 << 20):
+            parts = (rest + block).split(b"\n\n")
+            rest = parts.pop()
+            yield from parts
+    if rest.strip():
+        yield rest
 
 
 _SCRIPT_NAMES = {

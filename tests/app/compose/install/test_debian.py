@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import tarfile
 import time
 from pathlib import Path
 
@@ -125,14 +124,18 @@ def test_a_dpkg_failure_is_said_in_the_users_terms() -> None:
 
 
 def make_root(root: DebianRoot, tmp_path: Path, cache: Path) -> Path:
+    """The root folder, extracted by us from mmdebstrap's output."""
     work = tmp_path / "work"
-    tar = work / "root.tar"
+    target = work / "root"
     reporter = RecordingReporter()
     debian.download(root, cache, work / "lists", work / "archives", reporter, stage="gather")
-    debian.install(
-        root, work / "lists", work / "archives", tar, reporter, epoch=1767225600, stage="assemble"
-    )
-    return tar
+    manifest = debian.install(
+        root, work / "lists", work / "archives", target, reporter, epoch=1767225600,
+        stage="assemble",
+    )  # fmt: skip
+    assert manifest.get("var/lib/dpkg/status") is not None
+    assert not list(work.glob("*.tar"))  # streamed into the extraction, not written
+    return target
 
 
 @pytest.mark.slow
@@ -154,7 +157,8 @@ def test_a_failing_postinst_stops_the_build_naming_package_script_and_output(
     message = caught.value.message
     assert "the postinst script of breaks-on-configure failed with exit status 3" in message
     assert "disk quota of the unicorn exceeded" in message
-    assert not (tmp_path / "work" / "root.tar").exists()
+    target = tmp_path / "work" / "root"
+    assert not target.exists() or not any(target.iterdir())  # nothing half-built
 
 
 PROBE = """\
@@ -192,11 +196,7 @@ def test_maintainer_scripts_reach_no_host_file_and_no_network(
         root = DebianRoot(
             debian.host_suite(), ("probe",), extra_sources=(debian.local_repository(repo),)
         )
-        tar = make_root(root, tmp_path, package_cache)
-        with tarfile.open(tar) as archive:
-            member = archive.extractfile("./var/lib/probe/result")
-            assert member is not None
-            result = member.read().decode()
+        result = (make_root(root, tmp_path, package_cache) / "var/lib/probe/result").read_text()
         assert result.splitlines() == [
             "host file: unreadable",  # the chroot has no /tmp/livesmith-host-secret-*
             "write: done",  # ...into the chroot's own /tmp
@@ -257,25 +257,17 @@ def test_a_local_folder_sits_beside_the_suite_and_wins_over_it(
     repo = tmp_path / "local"
     write_flat_repository(sorted(folder.glob("*.deb")), repo)
     root = DebianRoot(debian.host_suite(), ("hello",), local_repo=str(repo))
-    tar = make_root(root, tmp_path, package_cache)
-    with tarfile.open(tar) as archive:
-        names = set(archive.getnames())
-
-        def text(name: str) -> str:
-            member = archive.extractfile(name)
-            assert member is not None
-            return member.read().decode()
-
-        assert text("./var/lib/hello-postinst") == "from-the-folder\n"
-        assert "./usr/bin/column" in names  # bsdextrautils, from the suite
-        status = text("./var/lib/dpkg/status")
-        assert "Package: hello\nStatus: install ok installed" in status
-        assert "Version: 0.1\n" in status
-        apt = [n for n in names if n.startswith("./etc/apt/sources.list")]
-        sources = "".join(text(n) for n in apt if archive.getmember(n).isfile())
-        assert "copy://" not in sources and "deb.debian.org" in sources
-        assert "./etc/apt/sources.list.d/0001main.list" not in names  # emptied: removed
-        assert "." + debian.LOCAL_PREFERENCES not in names
+    made = make_root(root, tmp_path, package_cache)
+    assert (made / "var/lib/hello-postinst").read_text() == "from-the-folder\n"
+    assert (made / "usr/bin/column").is_file()  # bsdextrautils, from the suite
+    status = (made / "var/lib/dpkg/status").read_text()
+    assert "Package: hello\nStatus: install ok installed" in status
+    assert "Version: 0.1\n" in status
+    apt = [made / "etc/apt/sources.list", *(made / "etc/apt/sources.list.d").iterdir()]
+    sources = "".join(p.read_text() for p in apt if p.is_file() and not p.is_symlink())
+    assert "copy://" not in sources and "deb.debian.org" in sources
+    assert not (made / "etc/apt/sources.list.d/0001main.list").exists()  # emptied: removed
+    assert not (made / debian.LOCAL_PREFERENCES.lstrip("/")).exists()
     shared = package_cache / "debian" / root.cache_key
     assert not list(shared.glob("hello_*")) and list(shared.glob("bsdextrautils_*"))
 
@@ -367,3 +359,40 @@ def test_units_no_package_of_the_build_ships_are_problems_before_building(
         "packages (add openssh-server to the packages)",
         "services: no package in bookworm ships the unit nope.service",
     ]
+
+
+def test_the_install_pass_sees_only_the_downloaded_packages_in_its_lists(tmp_path: Path) -> None:
+    lists, archives = tmp_path / "lists", tmp_path / "archives"
+    lists.mkdir()
+    archives.mkdir()
+    for name in ("bash_5.2.15-2+b2_amd64.deb", "bsdutils_1%3a2.38.1-5_amd64.deb"):
+        (archives / name).write_bytes(b"")
+    stanzas = [
+        "Package: bash\nVersion: 5.2.15-2+b2\nArchitecture: amd64\nInstalled-Size: 7000\n"
+        "Description: shell\n with a second line\n",
+        "Package: bash\nVersion: 5.1-1\nArchitecture: amd64\nInstalled-Size: 6000\n",
+        "Package: bsdutils\nVersion: 1:2.38.1-5\nArchitecture: amd64\nInstalled-Size: 300\n",
+        "Package: zsh\nVersion: 5.9-4\nArchitecture: amd64\nInstalled-Size: 9000\n",
+    ]
+    index = lists / "deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages"
+    index.write_text("\n".join(stanzas))
+    (lists / "x_InRelease").write_text("untouched\n")
+    before, after, installed = debian.trim_lists(lists, archives)
+    assert index.read_text() == stanzas[0] + "\n" + stanzas[2]
+    assert before == len("\n".join(stanzas)) + 2 and after == len(index.read_bytes())
+    assert installed == (7000 + 300) * 1024
+    assert (lists / "x_InRelease").read_text() == "untouched\n"
+
+
+def test_the_download_pass_unpacks_nothing_but_dpkg_deb_still_answers(tmp_path: Path) -> None:
+    folder = tmp_path / "deb"
+    script_package(folder, "tool", "true\n", index=False)
+    deb = next(folder.glob("*.deb"))
+    stand_in = debian.stand_in_dpkg_deb(tmp_path / "tools") / "dpkg-deb"
+    tree = subprocess.run([stand_in, "--fsys-tarfile", deb], capture_output=True, check=True)
+    listing = subprocess.run(["tar", "-t"], input=tree.stdout, capture_output=True, check=True)
+    assert listing.stdout == b""  # an empty tree, and a valid tar
+    real = subprocess.run(["dpkg-deb", "--fsys-tarfile", deb], capture_output=True, check=True)
+    assert real.stdout != tree.stdout
+    field = subprocess.run([stand_in, "-f", deb, "Package"], capture_output=True, check=True)
+    assert field.stdout == b"tool\n"
