@@ -875,17 +875,7 @@ def hash_device(
         want = min(len(view), to_read - offset)
         if want <= 0:
             return 0
-        try:
-            n = pread_full(fd, view[:want], offset)
-        except OSError as exc:
-            raise io_error(
-                exc,
-                doing="reading back",
-                offset=failing_offset(exc, offset),
-                where=where,
-                is_block=is_block,
-                devno=devno,
-            ) from exc
+        n = _read_back(fd, view[:want], offset, where, is_block, devno)
         _patch(view[:n], offset, patches)
         offset += n
         return n  # short of the block: the stream ends
@@ -918,6 +908,28 @@ def _patch(view: memoryview, at: int, patches: Sequence[tuple[int, bytes]]) -> N
             view[a - at : b - at] = data[a - offset : b - offset]
 
 
+def _read_back(
+    fd: int,
+    view: memoryview,
+    offset: int,
+    where: str,
+    is_block: bool,
+    devno: tuple[int, int] | None,
+) -> int:
+    """`pread_full` for verification: an OSError becomes the typed error naming the byte."""
+    try:
+        return pread_full(fd, view, offset)
+    except OSError as exc:
+        raise io_error(
+            exc,
+            doing="reading back",
+            offset=failing_offset(exc, offset),
+            where=where,
+            is_block=is_block,
+            devno=devno,
+        ) from exc
+
+
 def _hash_ranges(
     fd: int,
     ranges: list[tuple[int, int]],
@@ -939,17 +951,7 @@ def _hash_ranges(
         while at < b:
             check_cancelled(reporter)
             want = min(VERIFY_BLOCK, round_up(b, sector) - at)
-            try:
-                got = pread_full(fd, buf[:want], at)
-            except OSError as exc:
-                raise io_error(
-                    exc,
-                    doing="reading back",
-                    offset=failing_offset(exc, at),
-                    where=where,
-                    is_block=is_block,
-                    devno=devno,
-                ) from exc
+            got = _read_back(fd, buf[:want], at, where, is_block, devno)
             _patch(buf[:got], at, patches)
             lo, hi = max(a, at), min(b, at + got)
             if hi <= lo:
@@ -1064,17 +1066,7 @@ def first_difference(
                 if n == 0:
                     break
                 want = round_up(n, sector)
-                try:
-                    got = pread_full(fd, device_view[:want], offset)
-                except OSError as exc:
-                    raise io_error(
-                        exc,
-                        doing="reading back",
-                        offset=failing_offset(exc, offset),
-                        where=where,
-                        is_block=is_block,
-                        devno=devno,
-                    ) from exc
+                got = _read_back(fd, device_view[:want], offset, where, is_block, devno)
                 same = min(got, n)
                 for masked in skip:
                     a, b = max(masked.start - offset, 0), min(masked.end - offset, same)
