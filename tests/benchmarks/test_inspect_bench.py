@@ -129,3 +129,9 @@ def test_inspect_json_versus_xorriso_and_isoinfo(tmp_path: Path, count: int) -> 
         seconds = statistics.median(s for s, _ in figures)
         rss = statistics.median(m for _, m in figures)
         print(f"  {tool:10} {seconds:6.2f} s {rss:6.0f} MB")
+    if count == 50_000:  # the goal of issue 15, in the same run as xorriso
+        ours = runs["livesmith"]
+        seconds = statistics.median(s for s, _ in ours)
+        rss = statistics.median(m for _, m in ours)
+        assert seconds <= 0.6, f"inspect --json of 50,000 files took {seconds:.2f} s (goal 0.6 s)"
+        assert rss <= 100, f"inspect --json of 50,000 files peaked at {rss:.0f} MB (goal 100 MB)"
