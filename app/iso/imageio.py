@@ -6,11 +6,15 @@ any object with seek/read; these two keep system calls and open descriptors down
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import stat
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
+
+from pycdlib.pycdlibexception import PyCdlibException
 
 from app.errors import InputError, StageError
 
@@ -194,3 +198,21 @@ class LazySourceFile:
             self._fd = -1
 
     __del__ = close
+
+
+@contextlib.contextmanager
+def image_errors(output: Path, *, stage: str, verb: str) -> Iterator[None]:
+    """pycdlib's errors and I/O errors while writing `output`, as a StageError of `stage`
+    ("pycdlib could not {verb} the image: …")."""
+    try:
+        yield
+    except PyCdlibException as exc:
+        raise StageError(
+            f"pycdlib could not {verb} the image: {exc}", stage=stage, where=str(output)
+        ) from exc
+    except OSError as exc:
+        raise StageError(
+            f"could not write the image: {exc.strerror or exc}",
+            stage=stage,
+            where=str(exc.filename or output),
+        ) from exc

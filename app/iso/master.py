@@ -35,11 +35,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, cast
 
 import pycdlib
-from pycdlib.pycdlibexception import PyCdlibException
 
 from app.errors import Problem, StageError, ValidationError
 from app.iso import sysarea
-from app.iso.imageio import ImageWriter, LazySourceFile
+from app.iso.imageio import ImageWriter, LazySourceFile, image_errors
 from app.iso.labels import validate_label
 from app.iso.names import iso9660_names, joliet_names
 from app.iso.pinning import Meta, pin_tree, pin_volume_descriptors
@@ -889,25 +888,16 @@ def master_iso(spec: MasterSpec, reporter: Reporter | None = None) -> MasterResu
     tmp = output.parent / f".{output.name}.{secrets.token_hex(4)}.part"
     iso = None
     try:
-        reporter.step("Laying out the ISO image")
-        iso, names = _build(spec, root, reporter, epoch, volume_seconds)
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-        try:
-            size = _write(spec, root, iso, names, fd, reporter, epoch, volume_seconds)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, output)
-    except PyCdlibException as exc:
-        raise StageError(
-            f"pycdlib could not master the image: {exc}", stage="mastering", where=str(output)
-        ) from exc
-    except OSError as exc:
-        raise StageError(
-            f"could not write the image: {exc.strerror or exc}",
-            stage="mastering",
-            where=str(exc.filename or output),
-        ) from exc
+        with image_errors(output, stage="mastering", verb="master"):
+            reporter.step("Laying out the ISO image")
+            iso, names = _build(spec, root, reporter, epoch, volume_seconds)
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            try:
+                size = _write(spec, root, iso, names, fd, reporter, epoch, volume_seconds)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, output)
     finally:
         if iso is not None:
             iso.close()

@@ -41,7 +41,7 @@ from pycdlib.pycdlibexception import PyCdlibException
 
 from app.errors import InputError, Problem, StageError, ValidationError
 from app.iso import sysarea
-from app.iso.imageio import LazySourceFile
+from app.iso.imageio import LazySourceFile, image_errors
 from app.iso.inspect import ElToritoEntry, IsoImage
 from app.iso.labels import validate_label
 from app.iso.names import iso9660_names, joliet_names
@@ -865,46 +865,36 @@ def remaster_iso(spec: RemasterSpec, reporter: Reporter | None = None) -> Remast
     tmp = output.parent / f".{output.name}.{secrets.token_hex(4)}.part"
     iso = pycdlib.PyCdlib()
     try:
-        iso.open(str(spec.source))
-        if iso.isohybrid_mbr is not None:
-            iso.rm_isohybrid()  # the system area is replayed below, as it was
-        _detach_appended_images(iso, layout)
-        _even_path_tables(iso)
-        tree = _Tree(iso)
-        reporter.step("Changing the files")
-        for raw in spec.remove:
-            tree.remove(_iso_path(raw) or raw)
-        for raw, local in spec.add:
-            tree.add(_iso_path(raw) or raw, local)
-        if spec.label is not None:
-            _set_label(iso, spec.label)
-        reporter.step("Writing the ISO image")
+        with image_errors(output, stage="remastering", verb="remaster"):
+            iso.open(str(spec.source))
+            if iso.isohybrid_mbr is not None:
+                iso.rm_isohybrid()  # the system area is replayed below, as it was
+            _detach_appended_images(iso, layout)
+            _even_path_tables(iso)
+            tree = _Tree(iso)
+            reporter.step("Changing the files")
+            for raw in spec.remove:
+                tree.remove(_iso_path(raw) or raw)
+            for raw, local in spec.add:
+                tree.add(_iso_path(raw) or raw, local)
+            if spec.label is not None:
+                _set_label(iso, spec.label)
+            reporter.step("Writing the ISO image")
 
-        def progress(done: int, total: int, _opaque: Any) -> None:
-            reporter.progress(done, total)
-            check_cancelled(reporter)
+            def progress(done: int, total: int, _opaque: Any) -> None:
+                reporter.progress(done, total)
+                check_cancelled(reporter)
 
-        with open(tmp, "w+b") as out:
-            iso.write_fp(out, progress_cb=progress)
-            out.flush()
-            new_iso_end = out.tell()
-            out.seek(0, os.SEEK_END)
-            new_iso_end = out.tell()
-            reporter.step("Replaying the boot setup")
-            size, _ = _replay(spec, layout, out, new_iso_end)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, output)
-    except PyCdlibException as exc:
-        raise StageError(
-            f"pycdlib could not remaster the image: {exc}", stage="remastering", where=str(output)
-        ) from exc
-    except OSError as exc:
-        raise StageError(
-            f"could not write the image: {exc.strerror or exc}",
-            stage="remastering",
-            where=str(exc.filename or output),
-        ) from exc
+            with open(tmp, "w+b") as out:
+                iso.write_fp(out, progress_cb=progress)
+                out.flush()
+                out.seek(0, os.SEEK_END)
+                new_iso_end = out.tell()
+                reporter.step("Replaying the boot setup")
+                size, _ = _replay(spec, layout, out, new_iso_end)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, output)
     finally:
         iso.close()
         tmp.unlink(missing_ok=True)
